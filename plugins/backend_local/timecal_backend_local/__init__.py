@@ -1,0 +1,1 @@
+"""The ``local`` execution backend: a Dask ``LocalCluster`` on the machine running BXRun."""

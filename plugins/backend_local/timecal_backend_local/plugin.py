@@ -1,0 +1,55 @@
+"""A Dask LocalCluster sized from timerc ``[local]``.
+
+One thread per worker: tasks are subprocesses (cmsRun, the emulator), so threads would only
+compete for the same core. Scheduler and dashboard bind to localhost on free ports: two
+users on one login node must never collide on a fixed port.
+"""
+
+from __future__ import annotations
+
+import os
+
+from timecal_core.backends import RunningCluster
+from timecal_core.errors import UserError
+from timecal_core.hookspecs import BackendRequest, ExecutionBackend, hookimpl
+
+SETTINGS = ("workers", "memory_limit", "dashboard")
+
+
+def _workers(value: str | None) -> int:
+    if not value:
+        return os.cpu_count() or 1
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise UserError(f"timerc [local] workers = {value!r}: expected a positive integer")
+    return n
+
+
+def start(request: BackendRequest) -> RunningCluster:
+    from distributed import LocalCluster
+
+    settings = dict(request.settings)
+    unknown = sorted(set(settings) - set(SETTINGS))
+    if unknown:
+        raise UserError(f"timerc [local]: unknown setting(s) {', '.join(unknown)}; allowed: "
+                        + ", ".join(SETTINGS))
+    dashboard = settings.get("dashboard", "yes").lower() not in ("no", "false", "0", "off")
+    cluster = LocalCluster(
+        n_workers=_workers(settings.get("workers")),
+        threads_per_worker=1,
+        processes=True,
+        memory_limit=settings.get("memory_limit", "auto"),
+        host="127.0.0.1",
+        scheduler_port=0,
+        dashboard_address="127.0.0.1:0" if dashboard else None,
+    )
+    return RunningCluster(cluster, "local")
+
+
+@hookimpl
+def timecal_backends():
+    yield ExecutionBackend(name="local", start=start,
+                           description="Dask LocalCluster on this machine ([local] workers, memory_limit)")

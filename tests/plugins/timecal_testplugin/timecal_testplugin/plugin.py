@@ -1,0 +1,30 @@
+"""Registers the ``sleeper`` production script."""
+
+import sys
+
+from timecal_core.hookspecs import Parameter, ProductionScript, Step, TaskPlan, hookimpl
+from timecal_core.parameters import as_argv
+
+PARAMETERS = (
+    Parameter("index", "int", 0, "any number, to make grids"),
+    Parameter("seconds", "float", 0.0, "how long the task sleeps"),
+    Parameter("exit_code", "int", 0, "exit code of the step (0 = success)"),
+    Parameter("flaky", "str", "", "marker file: fail (exit 3) if it does not exist yet, creating it",
+              in_dirname=False),
+    Parameter("message", "str", "", "text written to the output and the log", in_dirname=False),
+    Parameter("mode", "str", "sleep", "what to do", choices=("sleep", "spin")),
+)
+
+
+def plan(request):
+    return TaskPlan(
+        steps=(Step("sleep", (sys.executable, "-m", "timecal_testplugin.sleep",
+                              *as_argv(request.params))),),
+        output="out.txt",
+    )
+
+
+@hookimpl
+def timecal_scripts():
+    yield ProductionScript(name="sleeper", parameters=PARAMETERS, plan=plan,
+                           aliases=("Sleeper_cfg.py",), description="sleeps, fails or flakes on demand")

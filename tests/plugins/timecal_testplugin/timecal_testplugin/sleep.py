@@ -1,0 +1,27 @@
+"""The step of the ``sleeper`` script: ``python -m timecal_testplugin.sleep k=v ...``."""
+
+import os
+import sys
+import time
+
+
+def main(argv):
+    params = dict(a.split("=", 1) for a in argv)
+    print(f"sleeper pid={os.getpid()} argv={argv!r}", flush=True)
+    flaky = params.get("flaky", "")
+    if flaky and not os.path.exists(flaky):
+        open(flaky, "w").close()
+        print("flaky: failing this attempt", flush=True)
+        return 3
+    time.sleep(float(params.get("seconds", 0)))
+    code = int(params.get("exit_code", 0))
+    if code:
+        print(f"failing on purpose with exit code {code}: {params.get('message', '')}", flush=True)
+        return code
+    with open("out.txt", "w") as fh:
+        fh.write(repr(params) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

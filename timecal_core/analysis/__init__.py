@@ -1,0 +1,1 @@
+"""Analysis of harvested BX-histogram files: layout, observables, plots, calibration."""

@@ -1,0 +1,62 @@
+"""The core's view of a running Dask cluster, whatever started it.
+
+Backends (plugins) subclass :class:`RunningCluster` when they know more than Dask does,
+typically the batch system's own view of its jobs, which dask-jobqueue does not watch
+(jobs that die before their worker connects are otherwise never noticed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """One batch-system job as the scheduler reports it."""
+
+    job_id: str
+    state: str  # e.g. PENDING, RUNNING, COMPLETED, CANCELLED, idle, held...
+    reason: str = ""  # pending reason, HoldReason, exit reason
+    worker: str = ""  # dask worker name/address when known
+    runtime: str = ""
+
+
+class RunningCluster:
+    """A started Dask cluster plus what the monitor may ask of it.
+
+    ``cluster`` is any ``distributed`` cluster object (``LocalCluster``, ``SLURMCluster``...).
+    """
+
+    #: Extra monitor commands a backend offers: name -> (callable(arg: str) -> str, help).
+    commands: dict[str, tuple[Callable[[str], str], str]] = {}
+
+    def __init__(self, cluster, backend: str):
+        self.cluster = cluster
+        self.backend = backend
+
+    @property
+    def dashboard_link(self) -> str:
+        try:
+            return self.cluster.dashboard_link
+        except Exception:  # no bokeh, or the dashboard is off
+            return ""
+
+    def scale(self, n: int) -> None:
+        self.cluster.scale(n)
+
+    def adapt(self, minimum: int, maximum: int) -> None:
+        self.cluster.adapt(minimum=minimum, maximum=maximum)
+
+    def batch_jobs(self) -> list[BatchJob]:
+        """The batch system's jobs of this cluster (empty for backends without one)."""
+        return []
+
+    def supervise(self) -> list[str]:
+        """Called once per monitor interval: detect and repair what Dask does not see
+        (e.g. replace jobs that ended before their worker connected). Returns one-line
+        notices for the user."""
+        return []
+
+    def close(self) -> None:
+        self.cluster.close()

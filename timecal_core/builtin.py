@@ -1,0 +1,13 @@
+"""The core's own registrations (aggregators, evaluators), loaded through the same
+entry-point group as third-party plugins so that ``BXRun --plugins`` lists them alike."""
+
+from __future__ import annotations
+
+from .hookspecs import hookimpl
+
+
+@hookimpl
+def timecal_aggregators():
+    from .summary import summary_aggregator
+
+    yield summary_aggregator()

@@ -1,0 +1,179 @@
+"""The plugin contract of timecal.
+
+Modelled on conda's ``plugins/hookspec.py``: every hook is a generator that yields small
+frozen dataclasses, each registering one *named* thing. A plugin is a module listed in the
+``timecal`` entry-point group of its distribution that implements some of these hooks with
+``@hookimpl``. The core never imports a plugin; plugins import the core (this module,
+:mod:`timecal_core.backends`, :mod:`timecal_core.analysis.layout`, ...), never each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pluggy
+
+PROJECT = "timecal"
+ENTRY_POINT_GROUP = "timecal"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# --------------------------------------------------------------------------- parameters
+@dataclass(frozen=True)
+class Parameter:
+    """One parameter a production script accepts on its command line and in a grid YAML.
+
+    ``type`` is one of ``int``, ``float``, ``str``, ``bool`` or ``path`` (a file that must
+    exist; its canonical form is the absolute path). ``default=None`` with
+    ``required=True`` means the user must give it.
+    """
+
+    name: str
+    type: str
+    default: Any = None
+    help: str = ""
+    choices: tuple = ()
+    required: bool = False
+    # Shown in task directory names (paths and long free text are better left out).
+    in_dirname: bool = True
+
+
+# --------------------------------------------------------------------------- scripts
+@dataclass(frozen=True)
+class Step:
+    """One command of a task's chain, run in the task's work directory.
+
+    ``argv`` is passed to ``subprocess`` as a list: values never reach a shell. With
+    ``cmssw=True`` the trusted ``[cmssw] init`` snippet of timerc runs first in bash and the
+    command is appended with every argument quoted, and virtualenv variables are removed
+    from the environment (CMSSW brings its own Python).
+    """
+
+    name: str
+    argv: tuple[str, ...]
+    cmssw: bool = False
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    """What one parameter set turns into: the steps, and the file it must leave behind.
+
+    ``finalize(workdir)`` runs in-process after the last step (renames, clean-up); then the
+    core checks that ``output`` exists in ``workdir``, stores the parameters inside it
+    (ROOT files) and writes ``params.json`` last. ``metadata`` holds values derived while
+    planning (e.g. a delay drawn from a seed) that must be recorded with the parameters.
+    """
+
+    steps: tuple[Step, ...]
+    output: str
+    finalize: Callable[[Path], None] | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TaskRequest:
+    """Everything a script may use to plan one task."""
+
+    params: Mapping[str, Any]  # complete and canonical (defaults filled, types coerced)
+    workdir: Path  # where the steps run (a temporary directory, renamed on success)
+    cmssw_dir: Path | None  # timerc [paths] cmssw, where the cfg files live (may be None)
+
+
+@dataclass(frozen=True)
+class ProductionScript:
+    """A production script (a CMSSW cfg chain, the CBC emulator, ...).
+
+    ``aliases`` are other names ``--script`` accepts for it, e.g. the cfg file name
+    ``PUCalibration_cfg.py`` that users of the old tool type.
+    """
+
+    name: str
+    parameters: tuple[Parameter, ...]
+    plan: Callable[[TaskRequest], TaskPlan]
+    aliases: tuple[str, ...] = ()
+    description: str = ""
+
+
+# --------------------------------------------------------------------------- backends
+@dataclass(frozen=True)
+class BackendRequest:
+    """What a backend gets to start its Dask cluster."""
+
+    settings: Mapping[str, str]  # its own timerc section ([local], [slurm], ...), may be empty
+    output_dir: Path  # the production directory (worker logs go under output_dir/"logs")
+    verbose: bool = False
+
+
+@dataclass(frozen=True)
+class ExecutionBackend:
+    """An execution backend. ``start`` returns a :class:`timecal_core.backends.RunningCluster`."""
+
+    name: str
+    start: Callable[[BackendRequest], Any]
+    description: str = ""
+
+
+# --------------------------------------------------------------------------- aggregators
+@dataclass(frozen=True)
+class FinishedTask:
+    """A task whose output is complete on disk, as aggregators see it."""
+
+    task_id: str
+    params: Mapping[str, Any]
+    directory: Path
+    output: Path
+    runtime: float | None  # seconds, None when unknown (e.g. finished by an older run)
+    attempts: int | None
+
+
+@dataclass(frozen=True)
+class AggregationRequest:
+    production_dir: Path
+    script: str
+    tasks: tuple[FinishedTask, ...]
+    timerc: Any  # timecal_core.config.Timerc
+    verbose: bool = False
+
+
+@dataclass(frozen=True)
+class Aggregator:
+    """Runs over the finished tasks at the end of a production; returns the files it wrote."""
+
+    name: str
+    run: Callable[[AggregationRequest], list[Path]]
+    description: str = ""
+
+
+# --------------------------------------------------------------------------- evaluators
+@dataclass(frozen=True)
+class EvaluatorMethod:
+    """A delay-calibration method (physics.md §8). ``build`` turns template BX histograms
+    into an object with a vectorised ``score``; see :mod:`timecal_core.analysis.calibration`."""
+
+    name: str
+    build: Callable[..., Any]
+    description: str = ""
+
+
+# --------------------------------------------------------------------------- hook specs
+class TimecalSpecs:
+    @hookspec
+    def timecal_backends(self) -> Iterable[ExecutionBackend]:
+        """Register execution backends."""
+
+    @hookspec
+    def timecal_scripts(self) -> Iterable[ProductionScript]:
+        """Register production scripts."""
+
+    @hookspec
+    def timecal_aggregators(self) -> Iterable[Aggregator]:
+        """Register aggregators run at the end of a production."""
+
+    @hookspec
+    def timecal_evaluators(self) -> Iterable[EvaluatorMethod]:
+        """Register delay-calibration evaluators."""

@@ -1,0 +1,129 @@
+"""Turning what users type (``k=v`` on the command line, YAML scalars) into one canonical
+parameter set, so that ``5000``, ``5000.0`` and ``"5000"`` for a float are the same point
+and every error names the parameter, the value and what is allowed."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+from .hookspecs import Parameter
+
+TYPES = ("int", "float", "str", "bool", "path")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _describe(param: Parameter) -> str:
+    if param.choices:
+        return "one of " + ", ".join(str(c) for c in param.choices)
+    return {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
+            "path": "an existing file"}[param.type]
+
+
+def coerce(param: Parameter, value: Any, source: str) -> Any:
+    """Canonical form of ``value`` for ``param``; ``UserError`` naming source/param otherwise."""
+    bad = UserError(f"{source}: parameter '{param.name}' expects {_describe(param)}, got {value!r}")
+    if isinstance(value, (list, tuple, dict)):
+        raise bad
+    kind = param.type
+    try:
+        if kind == "float":
+            if isinstance(value, bool):
+                raise ValueError
+            out: Any = float(value)
+            if not math.isfinite(out):
+                raise ValueError
+        elif kind == "int":
+            if isinstance(value, bool):
+                raise ValueError
+            if isinstance(value, float):
+                if not value.is_integer():
+                    raise ValueError
+                out = int(value)
+            else:
+                text = str(value).strip()
+                try:
+                    out = int(text)
+                except ValueError:
+                    f = float(text)
+                    if not f.is_integer():
+                        raise
+                    out = int(f)
+        elif kind == "bool":
+            if isinstance(value, bool):
+                out = value
+            elif str(value).strip().lower() in _TRUE:
+                out = True
+            elif str(value).strip().lower() in _FALSE:
+                out = False
+            else:
+                raise ValueError
+        elif kind == "path":
+            p = Path(str(value)).expanduser()
+            if not p.is_file():
+                raise UserError(f"{source}: parameter '{param.name}': file '{value}' does not exist"
+                                f" (it should list the input files, one per line)")
+            out = str(p.resolve())
+        else:
+            out = str(value)
+    except (TypeError, ValueError):
+        raise bad from None
+    if param.choices and out not in param.choices:
+        raise UserError(f"{source}: parameter '{param.name}' got {value!r}; allowed: "
+                        + ", ".join(str(c) for c in param.choices))
+    return out
+
+
+def by_name(parameters: Iterable[Parameter]) -> dict[str, Parameter]:
+    return {p.name: p for p in parameters}
+
+
+def check_names(parameters: Sequence[Parameter], names: Iterable[str], source: str) -> None:
+    known = by_name(parameters)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UserError(f"{source}: unknown parameter{'s' if len(unknown) > 1 else ''} "
+                        f"{', '.join(map(repr, unknown))}; allowed: {', '.join(known)}")
+
+
+def parse_assignments(items: Sequence[str], source: str = "--run") -> dict[str, str]:
+    """``["threshold=5000", "N=2"]`` -> ``{"threshold": "5000", "N": "2"}``."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"{source}: '{item}' is not of the form key=value")
+        out[key.strip()] = value
+    return out
+
+
+def complete(parameters: Sequence[Parameter], given: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """Full canonical parameter set: unknown names rejected, defaults filled, types coerced."""
+    check_names(parameters, given, source)
+    out: dict[str, Any] = {}
+    for p in parameters:
+        if p.name in given:
+            out[p.name] = coerce(p, given[p.name], source)
+        elif p.required:
+            raise UserError(f"{source}: parameter '{p.name}' is required ({p.help or _describe(p)})")
+        else:
+            out[p.name] = p.default
+    return out
+
+
+def argv_value(value: Any) -> str:
+    """How a canonical value is written as ``k=v`` on a command line."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def as_argv(params: Mapping[str, Any], skip: Iterable[str] = ()) -> list[str]:
+    skip = set(skip)
+    return [f"{k}={argv_value(v)}" for k, v in params.items() if k not in skip and v is not None]

@@ -1,0 +1,231 @@
+"""Running one task on a worker so that it is either complete or absent, never half-done.
+
+The steps run in ``results/.tmp/<dirname>.<nonce>/``; on success the parameters are stored
+in the output, ``params.json`` is written last and the directory is renamed into
+``results/<dirname>``: a rename is atomic, so a task killed half-way never looks done and
+a rerun simply starts it again. Commands are argv lists; parameter values never reach a
+shell, only the trusted ``[cmssw] init`` snippet of timerc does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+from .grid import RESULTS, SEPARATOR, TMP, TaskSpec
+from .hookspecs import FinishedTask, Step, TaskRequest
+
+LOG_NAME = "task.log"
+PARAMS_NAME = "params.json"
+FAILED_LOGS = ".logs"  # results/.logs/<dirname>.log: the log of the last failed attempt
+TAIL_LINES = 50
+# What a virtualenv or conda adds to the environment: CMSSW brings its own Python.
+VENV_VARIABLES = ("VIRTUAL_ENV", "PYTHONHOME", "PYTHONPATH", "CONDA_PREFIX", "CONDA_DEFAULT_ENV",
+                  "CONDA_PYTHON_EXE", "CONDA_SHLVL", "CONDA_EXE", "PYTHONNOUSERSITE")
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    task_id: str
+    output: str  # absolute path of the output file
+    start: float
+    end: float
+    worker: str  # host:pid that ran it
+    reused: bool = False  # the result was already on disk (a resubmitted task that had finished)
+
+
+class TaskFailed(Exception):
+    """A step failed; carries what the user needs to decide: which step, its exit code and
+    the end of the log. Picklable so it crosses the Dask boundary intact."""
+
+    def __init__(self, task_id: str, step: str, exit_code: int | None, log_tail: str):
+        super().__init__(task_id, step, exit_code, log_tail)
+        self.task_id, self.step, self.exit_code, self.log_tail = task_id, step, exit_code, log_tail
+
+    def __str__(self) -> str:
+        code = "" if self.exit_code is None else f" with exit code {self.exit_code}"
+        last = self.log_tail.strip().splitlines()[-1:] or [""]
+        return f"task {self.task_id}: step '{self.step}' failed{code}: {last[0]}"
+
+
+def clean_environment(env: dict[str, str]) -> dict[str, str]:
+    """The environment without what the current virtualenv/conda env injected."""
+    env = dict(env)
+    prefixes = [env[v] for v in ("VIRTUAL_ENV", "CONDA_PREFIX") if env.get(v)]
+    prefixes.append(sys.prefix)
+    for var in VENV_VARIABLES:
+        env.pop(var, None)
+    if "PATH" in env:
+        keep = [p for p in env["PATH"].split(os.pathsep)
+                if not any(p == os.path.join(pre, "bin") for pre in prefixes)]
+        env["PATH"] = os.pathsep.join(keep)
+    return env
+
+
+def command_for(step: Step, cmssw_init: str) -> tuple[list[str], dict[str, str]]:
+    """argv and environment of a step; CMSSW steps get the init snippet and a clean env."""
+    if not step.cmssw:
+        return list(step.argv), dict(os.environ)
+    env = clean_environment(dict(os.environ))
+    if not cmssw_init:
+        return list(step.argv), env
+    script = f"{cmssw_init}\nexec {shlex.join(step.argv)}\n"
+    return ["bash", "-c", script], env
+
+
+def _tail(path: Path, n: int = TAIL_LINES) -> str:
+    try:
+        with open(path, "r", errors="replace") as fh:
+            return "".join(deque(fh, maxlen=n))
+    except FileNotFoundError:
+        return ""
+
+
+def run_step(step: Step, workdir: Path, log_path: Path, cmssw_init: str, task_id: str) -> None:
+    argv, env = command_for(step, cmssw_init)
+    with open(log_path, "ab", buffering=0) as log:
+        log.write(f"\n=== step {step.name}: {shlex.join(step.argv)}\n".encode())
+        try:
+            proc = subprocess.run(argv, cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, env=env)
+        except FileNotFoundError as exc:
+            log.write(f"cannot start {argv[0]!r}: {exc}\n".encode())
+            raise TaskFailed(task_id, step.name, None, _tail(log_path)) from None
+    if proc.returncode != 0:
+        raise TaskFailed(task_id, step.name, proc.returncode, _tail(log_path))
+
+
+def _results(production_dir: str | Path) -> Path:
+    return Path(production_dir) / RESULTS
+
+
+def _worker_label() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def execute_task(spec: TaskSpec, production_dir: str, cmssw_init: str = "",
+                 cmssw_dir: str | None = None) -> TaskResult:
+    """Run ``spec`` to completion (or raise :class:`TaskFailed`). Idempotent: a task whose
+    result is already on disk is not run again."""
+    from .analysis.layout import embed_parameters
+    from .plugins import get_registry
+
+    results = _results(production_dir)
+    final = results / spec.dirname
+    start = time.time()
+    if (final / PARAMS_NAME).is_file():
+        record = json.loads((final / PARAMS_NAME).read_text())
+        return TaskResult(spec.task_id, str(final / record["output"]), start, time.time(),
+                          _worker_label(), reused=True)
+    workdir = results / TMP / f"{spec.dirname}.{uuid.uuid4().hex[:8]}"
+    workdir.mkdir(parents=True)
+    log_path = workdir / LOG_NAME
+    try:
+        script = get_registry().script(spec.script).item
+        plan = script.plan(TaskRequest(dict(spec.params), workdir,
+                                       Path(cmssw_dir) if cmssw_dir else None))
+        for step in plan.steps:
+            run_step(step, workdir, log_path, cmssw_init, spec.task_id)
+        if plan.finalize is not None:
+            try:
+                plan.finalize(workdir)
+            except Exception as exc:
+                with open(log_path, "a") as log:
+                    log.write(f"finalize failed: {type(exc).__name__}: {exc}\n")
+                raise TaskFailed(spec.task_id, "finalize", None, _tail(log_path)) from None
+        output = workdir / plan.output
+        if not output.is_file():
+            with open(log_path, "a") as log:
+                log.write(f"expected output {plan.output} was not produced\n")
+            raise TaskFailed(spec.task_id, "output", None, _tail(log_path))
+        end = time.time()
+        record = {"task_id": spec.task_id, "script": spec.script, "params": dict(spec.params),
+                  "metadata": dict(plan.metadata), "output": plan.output, "start": start,
+                  "end": end, "worker": _worker_label()}
+        if output.suffix == ".root":
+            embed_parameters(output, {"params": record["params"], "metadata": record["metadata"],
+                                      "script": spec.script, "task_id": spec.task_id})
+        tmp_params = workdir / (PARAMS_NAME + ".part")
+        tmp_params.write_text(json.dumps(record, indent=1, sort_keys=True))
+        os.replace(tmp_params, workdir / PARAMS_NAME)  # params.json last
+        try:
+            os.rename(workdir, final)
+        except OSError:
+            if (final / PARAMS_NAME).is_file():  # a concurrent attempt finished first: keep it
+                shutil.rmtree(workdir, ignore_errors=True)
+                return TaskResult(spec.task_id, str(final / plan.output), start, end,
+                                  _worker_label(), reused=True)
+            raise
+        return TaskResult(spec.task_id, str(final / plan.output), start, end, _worker_label())
+    except TaskFailed:
+        _keep_failed_log(results, spec.dirname, log_path)
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    except Exception as exc:
+        with open(log_path, "a") as log:
+            log.write(f"internal error: {type(exc).__name__}: {exc}\n")
+        _keep_failed_log(results, spec.dirname, log_path)
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise TaskFailed(spec.task_id, "setup", None, _tail(log_path)) from exc
+
+
+def _keep_failed_log(results: Path, dirname: str, log_path: Path) -> None:
+    dest = results / FAILED_LOGS
+    dest.mkdir(exist_ok=True)
+    if log_path.is_file():
+        shutil.copyfile(log_path, dest / f"{dirname}.log")
+
+
+def log_path(production_dir: str | Path, dirname: str) -> Path | None:
+    """Where a task's log is: finished, running (newest attempt) or last failed attempt."""
+    results = _results(production_dir)
+    done = results / dirname / LOG_NAME
+    if done.is_file():
+        return done
+    running = sorted((results / TMP).glob(f"{dirname}.*/{LOG_NAME}"), key=lambda p: p.stat().st_mtime)
+    if running:
+        return running[-1]
+    failed = results / FAILED_LOGS / f"{dirname}.log"
+    return failed if failed.is_file() else None
+
+
+def clear_stale_workdirs(production_dir: str | Path) -> int:
+    """Remove work directories left by attempts of a previous (killed) run; call with the
+    production lock held, before submitting."""
+    tmp = _results(production_dir) / TMP
+    if not tmp.is_dir():
+        return 0
+    n = 0
+    for entry in tmp.iterdir():
+        shutil.rmtree(entry, ignore_errors=True)
+        n += 1
+    return n
+
+
+def finished_tasks(production_dir: str | Path) -> list[FinishedTask]:
+    """Every complete result on disk, as aggregators see it."""
+    out = []
+    results = _results(production_dir)
+    if not results.is_dir():
+        return out
+    for entry in sorted(os.scandir(results), key=lambda e: e.name):
+        if entry.name.startswith(".") or SEPARATOR not in entry.name:
+            continue
+        pfile = Path(entry.path) / PARAMS_NAME
+        if not pfile.is_file():
+            continue
+        rec = json.loads(pfile.read_text())
+        runtime = rec["end"] - rec["start"] if "end" in rec and "start" in rec else None
+        out.append(FinishedTask(rec["task_id"], rec["params"], Path(entry.path),
+                                Path(entry.path) / rec["output"], runtime, None))
+    return out
