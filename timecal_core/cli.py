@@ -139,6 +139,8 @@ def cmd_run(args, timerc) -> int:
     if spec.task_id in plan.done:
         print(f"BXRun: already complete: {plan.results_dir / spec.dirname}")
         return 0
+    if script.preflight is not None:
+        script.preflight(timerc)
     cmssw = timerc.optional_path("cmssw")
     with ProductionLock(out):
         print(f"BXRun: running {script.name} {spec.task_id} in the foreground "
@@ -154,9 +156,7 @@ def cmd_run(args, timerc) -> int:
 
 
 def cmd_grid(args, timerc) -> int:
-    from .driver import ProductionOptions, run_production
     from .hookspecs import BackendRequest
-    from .lock import ProductionLock
     from .tasks import clear_stale_workdirs
 
     registry = _registry()
@@ -175,11 +175,16 @@ def cmd_grid(args, timerc) -> int:
     grid = {**grid, **overrides}
     backend = registry.backend(args.dask).item  # unknown backend: error before anything is written
     plan = plan_grid(script, grid, out, source=source)
+    if script.preflight is not None and not args.debug:
+        script.preflight(timerc)
     _print_plan(plan, source)
     if args.debug:
         _debug_shell({"plan": plan, "grid": grid, "script": script, "timerc": timerc,
                       "registry": registry})
         return 0
+    from .driver import ProductionOptions, run_production
+    from .lock import ProductionLock
+
     with ProductionLock(out):
         infiles = out / INFILES
         infiles.mkdir(parents=True, exist_ok=True)

@@ -48,7 +48,9 @@ class Parameter:
 class Step:
     """One command of a task's chain, run in the task's work directory.
 
-    ``argv`` is passed to ``subprocess`` as a list: values never reach a shell. With
+    ``argv`` is passed to ``subprocess`` as a list: values never reach a shell. An item
+    may contain ``{match:PATTERN}``, replaced when the step starts by the one file of the
+    work directory matching PATTERN (for names only known after an earlier step). With
     ``cmssw=True`` the trusted ``[cmssw] init`` snippet of timerc runs first in bash and the
     command is appended with every argument quoted, and virtualenv variables are removed
     from the environment (CMSSW brings its own Python).
@@ -64,7 +66,8 @@ class TaskPlan:
     """What one parameter set turns into: the steps, and the file it must leave behind.
 
     ``finalize(workdir)`` runs in-process after the last step (renames, clean-up); then the
-    core checks that ``output`` exists in ``workdir``, stores the parameters inside it
+    core checks that ``output`` (a name, or a glob matching exactly one file) exists in
+    ``workdir``, stores the parameters inside it
     (ROOT files) and writes ``params.json`` last. ``metadata`` holds values derived while
     planning (e.g. a delay drawn from a seed) that must be recorded with the parameters.
     """
@@ -97,6 +100,9 @@ class ProductionScript:
     plan: Callable[[TaskRequest], TaskPlan]
     aliases: tuple[str, ...] = ()
     description: str = ""
+    #: ``preflight(timerc)`` runs before anything is submitted and raises UserError for a
+    #: set-up that cannot work (e.g. no ``[paths] cmssw`` for a CMSSW script).
+    preflight: Callable[[Any], None] | None = None
 
 
 # --------------------------------------------------------------------------- backends
@@ -152,11 +158,17 @@ class Aggregator:
 # --------------------------------------------------------------------------- evaluators
 @dataclass(frozen=True)
 class EvaluatorMethod:
-    """A delay-calibration method (physics.md §8). ``build`` turns template BX histograms
-    into an object with a vectorised ``score``; see :mod:`timecal_core.analysis.calibration`."""
+    """A delay-calibration method (physics.md §8).
+
+    ``build(templates)`` receives a :class:`timecal_core.analysis.evaluators.HistogramStack`
+    (template BX histograms at known delays) and returns an object following
+    :class:`timecal_core.analysis.evaluators.Evaluator`: a vectorised
+    ``score(tests, delays) -> [n_tests, n_delays]`` (a rise of 1 above the minimum is 1σ),
+    ``illustrate(ax)`` and ``templates``. It must be picklable: runCalibration caches it.
+    """
 
     name: str
-    build: Callable[..., Any]
+    build: Callable[[Any], Any]
     description: str = ""
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import socket
@@ -72,15 +73,36 @@ def clean_environment(env: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def command_for(step: Step, cmssw_init: str) -> tuple[list[str], dict[str, str]]:
+_MATCH = re.compile(r"\{match:([^}]+)\}")
+
+
+def resolve_matches(argv: tuple[str, ...], workdir: Path) -> list[str]:
+    """Replace ``{match:PATTERN}`` by the single file of ``workdir`` matching PATTERN."""
+    def one(m: re.Match) -> str:
+        found = sorted(p.name for p in workdir.glob(m.group(1)))
+        if len(found) != 1:
+            raise FileNotFoundError(f"expected exactly one file matching {m.group(1)!r} in the work "
+                                    f"directory, found {found or 'none'}")
+        return found[0]
+    return [_MATCH.sub(one, a) for a in argv]
+
+
+def command_for(argv: list[str], cmssw: bool, cmssw_init: str) -> tuple[list[str], dict[str, str]]:
     """argv and environment of a step; CMSSW steps get the init snippet and a clean env."""
-    if not step.cmssw:
-        return list(step.argv), dict(os.environ)
+    if not cmssw:
+        return argv, dict(os.environ)
     env = clean_environment(dict(os.environ))
     if not cmssw_init:
-        return list(step.argv), env
-    script = f"{cmssw_init}\nexec {shlex.join(step.argv)}\n"
-    return ["bash", "-c", script], env
+        return argv, env
+    return ["bash", "-c", f"{cmssw_init}\nexec {shlex.join(argv)}\n"], env
+
+
+def find_output(workdir: Path, pattern: str) -> Path | None:
+    """The output file: a plain name, or a glob that must match exactly one file."""
+    if not any(c in pattern for c in "*?["):
+        return workdir / pattern if (workdir / pattern).is_file() else None
+    found = [p for p in workdir.glob(pattern) if p.is_file()]
+    return found[0] if len(found) == 1 else None
 
 
 def _tail(path: Path, n: int = TAIL_LINES) -> str:
@@ -92,9 +114,14 @@ def _tail(path: Path, n: int = TAIL_LINES) -> str:
 
 
 def run_step(step: Step, workdir: Path, log_path: Path, cmssw_init: str, task_id: str) -> None:
-    argv, env = command_for(step, cmssw_init)
     with open(log_path, "ab", buffering=0) as log:
-        log.write(f"\n=== step {step.name}: {shlex.join(step.argv)}\n".encode())
+        try:
+            resolved = resolve_matches(step.argv, workdir)
+        except FileNotFoundError as exc:
+            log.write(f"\n=== step {step.name}: {exc}\n".encode())
+            raise TaskFailed(task_id, step.name, None, _tail(log_path)) from None
+        argv, env = command_for(resolved, step.cmssw, cmssw_init)
+        log.write(f"\n=== step {step.name}: {shlex.join(resolved)}\n".encode())
         try:
             proc = subprocess.run(argv, cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
                                   stdin=subprocess.DEVNULL, env=env)
@@ -143,14 +170,15 @@ def execute_task(spec: TaskSpec, production_dir: str, cmssw_init: str = "",
                 with open(log_path, "a") as log:
                     log.write(f"finalize failed: {type(exc).__name__}: {exc}\n")
                 raise TaskFailed(spec.task_id, "finalize", None, _tail(log_path)) from None
-        output = workdir / plan.output
-        if not output.is_file():
+        output = find_output(workdir, plan.output)
+        if output is None:
             with open(log_path, "a") as log:
-                log.write(f"expected output {plan.output} was not produced\n")
+                log.write(f"expected one output file {plan.output} in {workdir}, found "
+                          f"{sorted(p.name for p in workdir.iterdir())}\n")
             raise TaskFailed(spec.task_id, "output", None, _tail(log_path))
         end = time.time()
         record = {"task_id": spec.task_id, "script": spec.script, "params": dict(spec.params),
-                  "metadata": dict(plan.metadata), "output": plan.output, "start": start,
+                  "metadata": dict(plan.metadata), "output": output.name, "start": start,
                   "end": end, "worker": _worker_label()}
         if output.suffix == ".root":
             embed_parameters(output, {"params": record["params"], "metadata": record["metadata"],
@@ -163,10 +191,10 @@ def execute_task(spec: TaskSpec, production_dir: str, cmssw_init: str = "",
         except OSError:
             if (final / PARAMS_NAME).is_file():  # a concurrent attempt finished first: keep it
                 shutil.rmtree(workdir, ignore_errors=True)
-                return TaskResult(spec.task_id, str(final / plan.output), start, end,
+                return TaskResult(spec.task_id, str(final / output.name), start, end,
                                   _worker_label(), reused=True)
             raise
-        return TaskResult(spec.task_id, str(final / plan.output), start, end, _worker_label())
+        return TaskResult(spec.task_id, str(final / output.name), start, end, _worker_label())
     except TaskFailed:
         _keep_failed_log(results, spec.dirname, log_path)
         shutil.rmtree(workdir, ignore_errors=True)
@@ -174,9 +202,10 @@ def execute_task(spec: TaskSpec, production_dir: str, cmssw_init: str = "",
     except Exception as exc:
         with open(log_path, "a") as log:
             log.write(f"internal error: {type(exc).__name__}: {exc}\n")
+        tail = _tail(log_path)
         _keep_failed_log(results, spec.dirname, log_path)
         shutil.rmtree(workdir, ignore_errors=True)
-        raise TaskFailed(spec.task_id, "setup", None, _tail(log_path)) from exc
+        raise TaskFailed(spec.task_id, "setup", None, tail) from exc
 
 
 def _keep_failed_log(results: Path, dirname: str, log_path: Path) -> None:

@@ -181,8 +181,10 @@ def embed_parameters(path: Path, params: dict[str, Any]) -> None:
     """Store the parameters inside an existing ROOT file (e.g. one CMSSW wrote)."""
     import uproot
 
+    with uproot.open(path) as f:  # uproot 5.7's update mode cannot test membership in files
+        present = PARAMS_KEY in f  # with directories, so look first with a reader
     with uproot.update(path) as f:
-        if PARAMS_KEY in f:
+        if present:
             del f[PARAMS_KEY]
         f[PARAMS_KEY] = json.dumps(params, sort_keys=True)
 

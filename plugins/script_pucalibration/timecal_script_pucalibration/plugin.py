@@ -1,0 +1,95 @@
+"""Registers ``pucalibration`` (alias ``PUCalibration_cfg.py``, the name users type).
+
+The chain: ``cmsRun PUCalibration_cfg.py k=v...`` writes ``BXHist..._raw.root``;
+``cmsRun Harvester_cfg.py input=<raw>`` writes the DQM file, renamed to the raw name with
+``raw`` -> ``harvested``; the raw file is deleted. The core then stores the parameters in
+the harvested file and writes ``params.json``. In emulate mode with ``offset=-1`` cmsRun
+draws the delay itself, so the raw name is only known once it exists: the harvester
+argument and the output are matched by pattern.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from timecal_core.errors import UserError
+from timecal_core.hookspecs import Parameter, ProductionScript, Step, TaskPlan, TaskRequest, hookimpl
+from timecal_core.parameters import as_argv
+
+PRODUCTION_CFG = "PUCalibration_cfg.py"
+HARVESTER_CFG = "Harvester_cfg.py"
+DQM_OUTPUT = "DQM_V0001_R000000001__Global__CMSSW_X_Y_Z__RECO.root"
+SUBDETS = ("ALL", "BLL", "BLH", "BHL", "BHH", "ELL", "ELH", "EHL", "EHH")
+
+PARAMETERS = (
+    Parameter("N", "int", 1, "number of events"),
+    Parameter("pileup", "int", 200, "mean number of pile-up interactions"),
+    Parameter("pt", "float", 2.0, "minimum track pT of the hits (GeV)"),
+    Parameter("threshold", "float", 5800.0, "CBC threshold (electrons)"),
+    Parameter("thresholdsmearing", "float", 0.0, "per-module threshold smearing, uniform +- (electrons)"),
+    Parameter("tofsmearing", "float", 0.0, "per-module time-of-flight smearing, uniform +- (ns)"),
+    Parameter("mode", "str", "scan", "scan the delays, or emulate one delay", choices=("scan", "emulate")),
+    Parameter("subdet", "str", "ALL", "detector region (physics.md section 1)", choices=SUBDETS),
+    Parameter("offset", "float", -1.0, "emulate mode: the delay in ns (-1: drawn at random)"),
+    Parameter("verbose", "int", 0, "CMSSW verbosity"),
+    Parameter("HSfile", "path", None, "text file listing the hard-scattering GEN-SIM files", required=True),
+    Parameter("PUfile", "path", None, "text file listing the pile-up GEN-SIM files", required=True),
+)
+
+
+def _cfg(request: TaskRequest, name: str) -> str:
+    if request.cmssw_dir is None:
+        raise UserError("timerc [paths] cmssw is not set: it must point to the directory holding "
+                        f"{PRODUCTION_CFG} and {HARVESTER_CFG}")
+    return str(Path(request.cmssw_dir) / name)
+
+
+def raw_pattern(params) -> str:
+    from timecal_core.analysis.layout import raw_name
+
+    if params["mode"] == "scan":
+        return raw_name(params)
+    if params["offset"] >= 0:
+        return raw_name(params, params["offset"])
+    return "BXHistEmulateDelay_*_raw.root"
+
+
+def finalize(workdir: Path) -> None:
+    """DQM output -> ``<raw name with raw -> harvested>``; the raw file is removed."""
+    raws = sorted(workdir.glob("BXHist*_raw.root"))
+    dqm = workdir / DQM_OUTPUT
+    if len(raws) != 1 or not dqm.is_file():
+        raise RuntimeError(f"expected one BXHist*_raw.root and {DQM_OUTPUT}, found "
+                           f"{sorted(p.name for p in workdir.iterdir())}")
+    dqm.rename(workdir / raws[0].name.replace("raw", "harvested"))
+    raws[0].unlink()
+
+
+def plan(request: TaskRequest) -> TaskPlan:
+    params = dict(request.params)
+    raw = raw_pattern(params)
+    return TaskPlan(
+        steps=(
+            Step("PUCalibration", ("cmsRun", _cfg(request, PRODUCTION_CFG), *as_argv(params)), cmssw=True),
+            Step("Harvester", ("cmsRun", _cfg(request, HARVESTER_CFG), f"input={{match:{raw}}}"), cmssw=True),
+        ),
+        output=raw.replace("raw", "harvested"),
+        finalize=finalize,
+    )
+
+
+def preflight(timerc) -> None:
+    cmssw = timerc.optional_path("cmssw")
+    if cmssw is None:
+        raise UserError(f"{timerc.path}: [paths] cmssw is not set; it must point to the directory "
+                        f"holding {PRODUCTION_CFG} and {HARVESTER_CFG}")
+    for cfg in (PRODUCTION_CFG, HARVESTER_CFG):
+        if not (cmssw / cfg).is_file():
+            raise UserError(f"{timerc.path}: [paths] cmssw = {cmssw} has no {cfg}")
+
+
+@hookimpl
+def timecal_scripts():
+    yield ProductionScript(name="pucalibration", parameters=PARAMETERS, plan=plan,
+                           aliases=(PRODUCTION_CFG,), preflight=preflight,
+                           description="CMSSW PUCalibration_cfg.py + Harvester_cfg.py")

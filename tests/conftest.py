@@ -1,0 +1,65 @@
+"""Fixtures shared by the test suite: an isolated timerc, the BXRun command, the cmsRun
+stand-in on PATH, and third-party plugin packages installed the way users install them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TESTS = REPO / "tests"
+BIN = Path(sys.executable).parent
+
+
+def bxrun_path() -> str:
+    return str(BIN / "BXRun")
+
+
+def run_bxrun(*args, input: str | None = None, timeout: float = 120, cwd=None, env=None):
+    """Run the installed BXRun console script; returns CompletedProcess (text)."""
+    return subprocess.run([bxrun_path(), *map(str, args)], input=input, capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd, env=env)
+
+
+def write_timerc(directory: Path, extra: str = "", cmssw: Path | None = None, init: str = "") -> Path:
+    data = directory / "data"
+    for key in ("production", "scans", "calibration"):
+        (data / key).mkdir(parents=True, exist_ok=True)
+    cmssw = cmssw or directory / "cmssw"
+    cmssw.mkdir(parents=True, exist_ok=True)
+    path = directory / "timerc"
+    path.write_text(
+        f"[paths]\ncmssw = {cmssw}\nproduction = {data / 'production'}\nscans = {data / 'scans'}\n"
+        f"calibration = {data / 'calibration'}\n\n[cmssw]\ninit = {init}\n\n[local]\nworkers = 2\n{extra}\n")
+    return path
+
+
+@pytest.fixture
+def timerc(tmp_path, monkeypatch) -> Path:
+    """A timerc of this test only, found through TIMECAL_CONFIG (inherited by subprocesses)."""
+    path = write_timerc(tmp_path / "config")
+    monkeypatch.setenv("TIMECAL_CONFIG", str(path))
+    return path
+
+
+@pytest.fixture
+def cmsrun_standin(tmp_path, monkeypatch) -> Path:
+    """Puts the cmsRun stand-in (tests/standins/cmsrun.py; CMSSW cannot be installed here)
+    first on PATH. Returns its bin directory."""
+    bindir = tmp_path / "standin-bin"
+    bindir.mkdir()
+    wrapper = bindir / "cmsRun"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{TESTS / "standins" / "cmsrun.py"}" "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    return bindir
+
+
+def pip_install_target(package_dir: Path, target: Path) -> None:
+    """Install a plugin distribution into ``target`` (a site directory of its own)."""
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    "--target", str(target), str(package_dir)], check=True, capture_output=True)

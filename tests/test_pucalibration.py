@@ -1,0 +1,77 @@
+"""The PUCalibration chain (cmsRun PUCalibration_cfg.py, cmsRun Harvester_cfg.py, rename,
+parameters stored). CMSSW cannot be installed here: ``cmsRun`` is the stand-in of
+tests/standins/cmsrun.py, which honours the same command lines and writes real ROOT files."""
+
+import json
+
+import pytest
+import uproot
+
+from conftest import run_bxrun, write_timerc
+from timecal_core.analysis import layout
+
+
+@pytest.fixture
+def cmssw_setup(tmp_path, monkeypatch, cmsrun_standin):
+    cmssw = tmp_path / "cmssw"
+    cmssw.mkdir()
+    for cfg in ("PUCalibration_cfg.py", "Harvester_cfg.py"):
+        (cmssw / cfg).write_text("# placeholder: the stand-in cmsRun only looks at the name\n")
+    rc = write_timerc(tmp_path / "cfg", cmssw=cmssw, init="export TIMECAL_INIT_MARK=from-timerc")
+    monkeypatch.setenv("TIMECAL_CONFIG", str(rc))
+    hs = tmp_path / "hs; touch PWNED.txt"  # a legal file name that would be a command in a shell
+    hs.write_text("file:/store/hs.root\n")
+    pu = tmp_path / "pu.txt"
+    pu.write_text("file:/store/pu.root\n")
+    return tmp_path, hs, pu
+
+
+def test_scan_chain_produces_the_harvested_file(cmssw_setup, monkeypatch):
+    tmp_path, hs, pu = cmssw_setup
+    monkeypatch.setenv("VIRTUAL_ENV", "/some/venv")
+    res = run_bxrun("--script", "PUCalibration_cfg.py", "--run", "threshold=5000", "N=2",
+                    "--HSFile", hs, "--PUFile", pu, "-o", tmp_path / "prod", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr + res.stdout
+    (task,) = [p for p in (tmp_path / "prod" / "results").iterdir() if not p.name.startswith(".")]
+    params = {"subdet": "ALL", "N": 2, "pileup": 200, "pt": 2.0, "threshold": 5000.0,
+              "thresholdsmearing": 0.0, "tofsmearing": 0.0}
+    harvested = task / layout.harvested_name(params)
+    assert harvested.is_file()
+    assert not list(task.glob("*_raw.root")) and not list(task.glob("DQM_*.root"))
+    stored = layout.read_parameters(harvested)
+    assert stored["params"]["threshold"] == 5000.0 and stored["params"]["HSfile"] == str(hs)
+    record = json.loads((task / "params.json").read_text())
+    assert record["output"] == harvested.name
+    maps = layout.read_maps(harvested)
+    assert maps.offset_scan["Sampled"].shape == (len(layout.scan_delays(0.0, 2.0, 0.5)), 13)
+    with uproot.open(harvested) as f:
+        assert f"{layout.HARVESTED_PREFIX}/Hist1D/BXHistogramSampledOffset0p500000" in f
+    log = (task / "task.log").read_text()
+    calls = [json.loads(line) for line in log.splitlines() if line.startswith('{"argv"')]
+    assert len(calls) == 2
+    assert calls[0]["argv"][0].endswith("PUCalibration_cfg.py") and f"HSfile={hs}" in calls[0]["argv"]
+    assert calls[1]["argv"][1] == "input=" + layout.raw_name(params)
+    assert all(c["TIMECAL_INIT_MARK"] == "from-timerc" for c in calls)  # the init snippet ran
+    assert all(c["VIRTUAL_ENV"] is None for c in calls)  # virtualenv variables removed
+    assert not list(tmp_path.rglob("PWNED.txt"))
+
+
+def test_emulate_with_random_delay(cmssw_setup):
+    tmp_path, hs, pu = cmssw_setup
+    res = run_bxrun("--script", "pucalibration", "--run", "mode=emulate", "--HSFile", hs, "--PUFile", pu,
+                    "-o", tmp_path / "prod")
+    assert res.returncode == 0, res.stderr + res.stdout
+    (out,) = (tmp_path / "prod" / "results").glob("*/BXHistEmulateDelay_*_harvested.root")
+    maps = layout.read_maps(out)
+    assert len(maps.delays) == 1
+    assert out.name.startswith("BXHistEmulateDelay_" + f"{maps.delays[0]:.2f}".replace(".", "p"))
+
+
+def test_missing_cmssw_configuration_is_reported_before_running(cmssw_setup, monkeypatch):
+    tmp_path, hs, pu = cmssw_setup
+    rc = write_timerc(tmp_path / "cfg2", cmssw=tmp_path / "empty")
+    monkeypatch.setenv("TIMECAL_CONFIG", str(rc))
+    res = run_bxrun("--script", "pucalibration", "--run", "N=1", "--HSFile", hs, "--PUFile", pu,
+                    "-o", tmp_path / "prod")
+    assert res.returncode == 2 and "has no PUCalibration_cfg.py" in res.stderr
+    assert not (tmp_path / "prod").exists()

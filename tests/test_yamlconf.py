@@ -1,0 +1,54 @@
+"""YAML configs: safe loading, !include relative to the including file, cycles, {key}
+placeholders from --custom, errors with file and line."""
+
+import pytest
+
+from timecal_core.errors import UserError
+from timecal_core.yamlconf import load_yaml, parse_custom
+
+
+def test_include_is_relative_to_the_including_file(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "hists.yml").write_text("h1: {delay: 1.0, folder: Hist1D}\n")
+    (tmp_path / "sub" / "main.yml").write_text("hists: !include hists.yml\nx: [1, 2]\n")
+    assert load_yaml(tmp_path / "sub" / "main.yml") == {"hists": {"h1": {"delay": 1.0, "folder": "Hist1D"}},
+                                                        "x": [1, 2]}
+
+
+def test_include_cycle_is_detected(tmp_path):
+    (tmp_path / "a.yml").write_text("b: !include b.yml\n")
+    (tmp_path / "b.yml").write_text("a: !include a.yml\n")
+    with pytest.raises(UserError, match="cycle") as err:
+        load_yaml(tmp_path / "a.yml")
+    assert "a.yml -> " in str(err.value)
+
+
+def test_placeholders_filled_from_custom(tmp_path):
+    (tmp_path / "c.yml").write_text('efficiency:\n  name: "OffsetScan{mode}"\n  folder: "Hist2D"\n')
+    data = load_yaml(tmp_path / "c.yml", parse_custom(["mode=Sampled"]))
+    assert data["efficiency"]["name"] == "OffsetScanSampled"
+
+
+def test_missing_placeholder_names_file_line_and_fix(tmp_path):
+    (tmp_path / "c.yml").write_text('a: 1\nname: "Scan{mode}"\n')
+    with pytest.raises(UserError) as err:
+        load_yaml(tmp_path / "c.yml")
+    assert f"{tmp_path / 'c.yml'}:2" in str(err.value) and "--custom mode=" in str(err.value)
+
+
+def test_syntax_error_reports_file_and_line(tmp_path):
+    (tmp_path / "bad.yml").write_text("threshold: [4000, 5000\npt: 2\n")
+    with pytest.raises(UserError, match=r"bad\.yml:\d+:\d+: YAML syntax error"):
+        load_yaml(tmp_path / "bad.yml")
+
+
+def test_unsafe_tags_are_refused(tmp_path):
+    (tmp_path / "evil.yml").write_text("x: !!python/object/apply:os.system ['touch pwned']\n")
+    with pytest.raises(UserError):
+        load_yaml(tmp_path / "evil.yml")
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_custom_needs_key_value():
+    with pytest.raises(UserError, match="key=value"):
+        parse_custom(["mode"])
