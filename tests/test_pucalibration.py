@@ -45,7 +45,7 @@ def test_scan_chain_produces_the_harvested_file(cmssw_setup, monkeypatch):
     maps = layout.read_maps(harvested)
     assert maps.offset_scan["Sampled"].shape == (len(layout.scan_delays(0.0, 2.0, 0.5)), 13)
     with uproot.open(harvested) as f:
-        assert f"{layout.HARVESTED_PREFIX}/Hist1D/BXHistogramSampledOffset0p500000" in f
+        assert f[f"{layout.HARVESTED_PREFIX}/Hist1D/BXHistogramSampledOffset0p500000"].classname == "TH1F"
     log = (task / "task.log").read_text()
     calls = [json.loads(line) for line in log.splitlines() if line.startswith('{"argv"')]
     assert len(calls) == 2

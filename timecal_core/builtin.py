@@ -11,3 +11,10 @@ def timecal_aggregators():
     from .summary import summary_aggregator
 
     yield summary_aggregator()
+
+
+@hookimpl
+def timecal_evaluators():
+    from .analysis.evaluators import builtin_methods
+
+    yield from builtin_methods()
