@@ -17,11 +17,12 @@ import numpy as np
 
 from timecal_core.analysis import layout
 
+STEP = 0.5  # a short toy scan: 0, 0.5, ... (with the delay-loop quirk of physics.md section 4)
 DEFAULTS = {"N": 1, "pileup": 200, "pt": 2.0, "threshold": 5800.0, "thresholdsmearing": 0.0,
             "tofsmearing": 0.0, "mode": "scan", "subdet": "ALL", "offset": -1.0, "verbose": 0}
 
 
-def toy_histograms(delays, n_hits, seed):
+def toy_histograms(delays, n_hits, seed, step):
     rng = np.random.default_rng(seed)
     nd = len(delays)
     sampled = np.zeros((nd, 13), dtype=np.int64)
@@ -30,7 +31,8 @@ def toy_histograms(delays, n_hits, seed):
     latched = sampled.copy()
     attr = np.zeros((nd, 7), dtype=np.int64)
     attr[:, 2] = n_hits
-    return layout.BXHistograms(np.asarray(delays, dtype=float), sampled, latched, attr, attr.copy(), n_hits)
+    return layout.BXHistograms(np.asarray(delays, dtype=float), sampled, latched, attr, attr.copy(), n_hits,
+                               offset_step=step)
 
 
 def production(cfg_args):
@@ -47,11 +49,11 @@ def production(cfg_args):
             print(f"stand-in cmsRun: {key} {params[key]!r} does not exist", file=sys.stderr)
             return 65
     if params["mode"] == "scan":
-        delays, name = layout.scan_delays(0.0, 2.0, 0.5), layout.raw_name(params)
+        delays, name = layout.scan_delays(0.0, 2.0, STEP), layout.raw_name(params)
     else:
         delay = params["offset"] if params["offset"] >= 0 else round(np.random.default_rng().uniform(0, 50), 2)
         delays, name = [delay], layout.raw_name(params, delay)
-    hists = toy_histograms(delays, 100 * params["N"], seed=int(params["threshold"]))
+    hists = toy_histograms(delays, 100 * params["N"], seed=int(params["threshold"]), step=STEP)
     layout.write_histograms(Path(name), hists, harvested=False)
     return 0
 
@@ -64,7 +66,8 @@ def harvester(cfg_args):
     hists = layout.BXHistograms(maps.delays, maps.offset_scan["Sampled"].astype(np.int64),
                                 maps.offset_scan["Latched"].astype(np.int64),
                                 maps.attribution["Sampled"].astype(np.int64),
-                                maps.attribution["Latched"].astype(np.int64), n_hits)
+                                maps.attribution["Latched"].astype(np.int64), n_hits,
+                                offset_step=STEP)
     layout.write_histograms(Path("DQM_V0001_R000000001__Global__CMSSW_X_Y_Z__RECO.root"), hists)
     return 0
 
