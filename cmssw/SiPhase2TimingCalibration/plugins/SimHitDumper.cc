@@ -1,0 +1,88 @@
+// -*- C++ -*-
+//
+// Package:    SimTracker/SiPhase2TimingCalibration
+// Class:      SimHitDumper
+//
+// Writes every Outer Tracker sim hit of the job to a flat TTree, so that threshold, smearing,
+// delay and selection scans can be rerun without CMSSW (the cbcsim production script reads
+// the tree).  No selection here: the reader applies physics.md section 1 with its own cut
+// values.  The per-hit quantities come from OuterTrackerSimHits.h, the code the
+// Phase2TrackerBXHistogram analyzer uses, so a dump reproduces what the analyzer sees.
+//
+// Tree "simhits", one entry per hit:
+//   charge (float, electrons)  toa (float, ns)   module (uint32, DetId raw id)
+//   r, z (float, cm, global)   pt (float, GeV, of the hit's SimTrack; 0 if not found)
+//   bx (int, bunch crossing of the hit's event)   track (int, Geant track id)
+//   dz (float, z_entry - z_exit, cm)              subdet (int, DetId::subdetId(): 5 = TOB,
+//                                                 the OT barrel; 4 = TID, the OT endcap disks)
+
+#include "OuterTrackerSimHits.h"
+
+#include "CommonTools/UtilAlgos/interface/TFileService.h"
+#include "FWCore/Framework/interface/Event.h"
+#include "FWCore/Framework/interface/EventSetup.h"
+#include "FWCore/Framework/interface/MakerMacros.h"
+#include "FWCore/Framework/interface/one/EDAnalyzer.h"
+#include "FWCore/ParameterSet/interface/ParameterSet.h"
+#include "FWCore/ServiceRegistry/interface/Service.h"
+#include "FWCore/Utilities/interface/ESGetToken.h"
+#include "FWCore/Utilities/interface/ESInputTag.h"
+#include "Geometry/Records/interface/TrackerDigiGeometryRecord.h"
+#include "Geometry/TrackerGeometryBuilder/interface/TrackerGeometry.h"
+
+#include "TTree.h"
+
+#include <cstdint>
+#include <string>
+
+class SimHitDumper : public edm::one::EDAnalyzer<edm::one::SharedResources> {
+public:
+  explicit SimHitDumper(const edm::ParameterSet& config);
+  void analyze(const edm::Event& iEvent, const edm::EventSetup& iSetup) override;
+
+private:
+  const ot_simhits::Sources sources_;
+  const edm::ESGetToken<TrackerGeometry, TrackerDigiGeometryRecord> geomToken_;
+
+  TTree* tree_;
+  float charge_ = 0, toa_ = 0, r_ = 0, z_ = 0, pt_ = 0, dz_ = 0;
+  uint32_t module_ = 0;
+  int bx_ = 0, track_ = 0, subdet_ = 0;
+};
+
+SimHitDumper::SimHitDumper(const edm::ParameterSet& config)
+    : sources_(config, consumesCollector()),
+      geomToken_(esConsumes<TrackerGeometry, TrackerDigiGeometryRecord>(
+          edm::ESInputTag("", config.getParameter<std::string>("GeometryType")))) {
+  usesResource(TFileService::kSharedResource);
+  edm::Service<TFileService> fs;
+  tree_ = fs->make<TTree>("simhits", "Outer Tracker sim hits (timecal sim-hit dump)");
+  tree_->Branch("charge", &charge_, "charge/F");
+  tree_->Branch("toa", &toa_, "toa/F");
+  tree_->Branch("module", &module_, "module/i");
+  tree_->Branch("r", &r_, "r/F");
+  tree_->Branch("z", &z_, "z/F");
+  tree_->Branch("pt", &pt_, "pt/F");
+  tree_->Branch("bx", &bx_, "bx/I");
+  tree_->Branch("track", &track_, "track/I");
+  tree_->Branch("dz", &dz_, "dz/F");
+  tree_->Branch("subdet", &subdet_, "subdet/I");
+}
+
+void SimHitDumper::analyze(const edm::Event& iEvent, const edm::EventSetup& iSetup) {
+  sources_.forEachHit(iEvent, iSetup.getData(geomToken_), [this](const ot_simhits::HitInfo& hit) {
+    charge_ = hit.charge;
+    toa_ = hit.toa;
+    module_ = hit.module;
+    r_ = hit.r;
+    z_ = hit.z;
+    pt_ = hit.pt;
+    bx_ = hit.bunchCrossing;
+    track_ = hit.trackId;
+    dz_ = hit.dz;
+    subdet_ = hit.subdet;
+    tree_->Fill();
+  });
+}
+
+DEFINE_FWK_MODULE(SimHitDumper);

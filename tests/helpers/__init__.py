@@ -1,0 +1,9 @@
+"""Test helpers shared by the test suite and the benchmarks (not part of any distribution).
+
+- ``cxx_cbc``: compiles and drives the CMSSW-free CBC header (``run_cxx``), the reference
+  the Python emulator is compared with and the baseline of ``benchmarks/bench_cbcsim.py``.
+- ``cmssw_standin``: a stand-in of CMSSW's Python configuration layer (``cms``,
+  ``VarParsing``), because CMSSW cannot be installed here; it executes our cfg files.
+- ``cmssw_stubs/``: a compile-only stand-in of the CMSSW C++ API the plugins use, for the
+  same reason.
+"""

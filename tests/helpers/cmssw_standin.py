@@ -1,0 +1,449 @@
+"""A stand-in for CMSSW's Python configuration layer, because CMSSW cannot be installed here.
+
+It provides just enough of ``FWCore.ParameterSet.Config`` (``cms``), ``VarParsing`` and the
+CMSSW configuration fragments that our cfg files load to *execute* them: the tests can then
+check what the cfg computes (option defaults, the output file name, the parameters handed to
+the analyzer) instead of only that it compiles. It is not CMSSW: it does not validate module
+parameters against their C++ descriptions, and objects defined by CMSSW fragments (``mix``,
+``RandomNumberGeneratorService``...) are opaque containers that accept any attribute.
+What it does enforce, as CMSSW does: only fragments it knows may be loaded and only the
+objects those fragments define may be used; VarParsing rejects unknown or re-registered
+options and converts values to the registered type.
+
+``run_cfg(path, args) -> dict`` executes a cfg file with ``cmsRun``-like argv and returns its
+globals (``process``, ``options``...). Our own package's fragments
+(``SimTracker.SiPhase2TimingCalibration.X``) are loaded from ``cmssw/.../python/X.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import runpy
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+OUR_PACKAGE = "SimTracker.SiPhase2TimingCalibration"
+OUR_PYTHON_DIR = REPO_ROOT / "cmssw" / "SiPhase2TimingCalibration" / "python"
+
+
+# --------------------------------------------------------------------------- parameters
+class _Parameter:
+    def __init__(self, type_name: str, value: Any, tracked: bool = True):
+        self.type_name, self._value, self.tracked = type_name, value, tracked
+
+    def value(self):
+        return self._value
+
+    def configTypeName(self) -> str:
+        return self.type_name if self.tracked else "untracked " + self.type_name
+
+    def __repr__(self):
+        return f"cms.{self.configTypeName()}({self._value!r})"
+
+
+class _VParameter(_Parameter):
+    def __init__(self, type_name: str, values, tracked: bool = True):
+        super().__init__(type_name, list(values), tracked)
+
+    def extend(self, values):
+        self._value.extend(values)
+
+    def __iter__(self):
+        return iter(self._value)
+
+    def __len__(self):
+        return len(self._value)
+
+    def __getitem__(self, i):
+        return self._value[i]
+
+
+class InputTag:
+    def __init__(self, module: str, instance: str = "", process: str = ""):
+        self.moduleLabel, self.productInstanceLabel, self.processName = module, instance, process
+
+
+class PSet:
+    """Named parameters; reading a name that was never set is an error, as in CMSSW."""
+
+    def __init__(self, **params):
+        for name, value in params.items():
+            setattr(self, name, value)
+
+    def parameterNames_(self) -> list[str]:
+        return [n for n in vars(self) if not n.startswith("_")]
+
+
+def _scalar(type_name: str, convert, tracked: bool):
+    return lambda value: _Parameter(type_name, convert(value), tracked)
+
+
+def _vector(type_name: str, convert, tracked: bool):
+    return lambda *values: _VParameter(type_name, [convert(v) for v in values], tracked)
+
+
+def _string(value):
+    if not isinstance(value, str):
+        raise TypeError(f"cms.string needs a str, got {value!r}")
+    return value
+
+
+def _int(value):
+    if isinstance(value, bool) or int(value) != value:
+        raise TypeError(f"integer parameter needs an int, got {value!r}")
+    return int(value)
+
+
+def _uint(value):
+    value = _int(value)
+    if value < 0:
+        raise ValueError(f"uint32 parameter needs a value >= 0, got {value}")
+    return value
+
+
+def _bool(value):
+    if not isinstance(value, bool):
+        raise TypeError(f"cms.bool needs a bool, got {value!r}")
+    return value
+
+
+def _parameter_namespace(tracked: bool) -> types.SimpleNamespace:
+    return types.SimpleNamespace(
+        double=_scalar("double", float, tracked), int32=_scalar("int32", _int, tracked),
+        uint32=_scalar("uint32", _uint, tracked), int64=_scalar("int64", _int, tracked),
+        string=_scalar("string", _string, tracked), bool=_scalar("bool", _bool, tracked),
+        vdouble=_vector("vdouble", float, tracked), vint32=_vector("vint32", _int, tracked),
+        vstring=_vector("vstring", _string, tracked),
+        InputTag=lambda *a: InputTag(*a),
+        VInputTag=lambda *tags: _VParameter("VInputTag", tags, tracked),
+        PSet=lambda **kw: PSet(**kw),
+    )
+
+
+# --------------------------------------------------------------------------- modules, paths
+class _Module(PSet):
+    """A module: its parameters are fixed at construction (stricter than CMSSW, which would
+    only reject an unknown parameter when the job starts, through the plugin's description)."""
+
+    def __init__(self, kind: str, type_name: str, *args, **params):
+        if not isinstance(type_name, str):
+            raise TypeError(f"cms.{kind} needs the C++ type name first, got {type_name!r}")
+        object.__setattr__(self, "_kind", kind)
+        object.__setattr__(self, "_type", type_name)
+        for name, value in params.items():
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name, value):
+        if name not in vars(self):
+            raise AttributeError(f"{self._type} has no parameter '{name}'")
+        object.__setattr__(self, name, value)
+
+    def type_(self) -> str:
+        return self._type
+
+
+def _module_factory(kind: str):
+    return lambda type_name, *args, **params: _Module(kind, type_name, *args, **params)
+
+
+class Sequence:
+    def __init__(self, *items):
+        for item in items:
+            if not isinstance(item, (_Module, Sequence, _External)):
+                raise TypeError(f"cms.{type(self).__name__} item must be a module or sequence, got {item!r}")
+        self.items = list(items)
+
+    def insert(self, index: int, item):
+        self.items.insert(index, item)
+
+
+class Path(Sequence):
+    pass
+
+
+class EndPath(Sequence):
+    pass
+
+
+class Schedule:
+    def __init__(self, *paths):
+        for path in paths:
+            if not isinstance(path, (Path, EndPath)):
+                raise TypeError(f"cms.Schedule takes paths, got {path!r}")
+        self.paths = list(paths)
+
+
+class Modifier:
+    def __init__(self, name: str):
+        self.name = name
+
+
+class _External:
+    """An object defined by a CMSSW fragment: opaque, accepts any attribute like CMSSW's does."""
+
+    def __init__(self, name: str):
+        object.__setattr__(self, "_name", name)
+
+    def __getattr__(self, attr):
+        if attr.startswith("_"):
+            raise AttributeError(attr)
+        child = _External(f"{self._name}.{attr}")
+        object.__setattr__(self, attr, child)
+        return child
+
+    def extend(self, values):
+        object.__setattr__(self, "_extended", vars(self).get("_extended", []) + list(values))
+
+
+# Objects each CMSSW fragment defines (only those our cfg files use).
+KNOWN_FRAGMENTS: dict[str, tuple[str, ...]] = {
+    "Configuration.StandardSequences.Services_cff": ("RandomNumberGeneratorService", "DQMStore"),
+    "SimGeneral.HepPDTESSource.pythiapdt_cfi": ("HepPDTESSource",),
+    "FWCore.MessageService.MessageLogger_cfi": ("MessageLogger",),
+    "Configuration.EventContent.EventContent_cff": ("DQMEventContent", "FEVTDEBUGEventContent"),
+    "SimGeneral.MixingModule.mix_POISSON_average_cfi": ("mix",),
+    "SimGeneral.MixingModule.mixNoPU_cfi": ("mix",),
+    "Configuration.Geometry.GeometryExtended2026D88Reco_cff": ("trackerGeometry",),
+    "Configuration.Geometry.GeometryExtended2026D88_cff": ("XMLIdealGeometryESSource",),
+    "Configuration.StandardSequences.MagneticField_cff": ("VolumeBasedMagneticFieldESProducer",),
+    "Configuration.StandardSequences.Generator_cff": ("pgen",),
+    "IOMC.EventVertexGenerators.VtxSmearedHLLHC14TeV_cfi": ("VtxSmeared",),
+    "GeneratorInterface.Core.genFilterSummary_cff": ("genFilterSummary",),
+    "Configuration.StandardSequences.SimIdeal_cff": ("psim", "g4SimHits"),
+    "Configuration.StandardSequences.EndOfProcess_cff": ("endOfProcess",),
+    "Configuration.StandardSequences.FrontierConditions_GlobalTag_cff": ("GlobalTag",),
+    "DQMServices.Core.DQMStoreNonLegacy_cff": ("DQMStore",),
+    "Configuration.StandardSequences.DQMSaverAtRunEnd_cff": ("dqmSaver", "DQMSaver"),
+}
+
+
+class Process:
+    def __init__(self, name: str, *modifiers):
+        for modifier in modifiers:
+            if not isinstance(modifier, Modifier):
+                raise TypeError(f"cms.Process modifiers must be eras/modifiers, got {modifier!r}")
+        object.__setattr__(self, "_name", name)
+        object.__setattr__(self, "_loaded", [])
+        object.__setattr__(self, "_paths", {})
+        object.__setattr__(self, "_endpaths", {})
+        self.maxEvents = PSet(input=_Parameter("int32", -1, tracked=False))
+        self.options = PSet()
+
+    def name_(self) -> str:
+        return self._name
+
+    def __setattr__(self, name, value):
+        if isinstance(value, EndPath):
+            self._endpaths[name] = value
+        elif isinstance(value, Path):
+            self._paths[name] = value
+        object.__setattr__(self, name, value)
+
+    @property
+    def paths(self) -> dict:
+        return dict(self._paths)
+
+    @property
+    def endpaths(self) -> dict:
+        return dict(self._endpaths)
+
+    def load(self, fragment: str) -> None:
+        self._loaded.append(fragment)
+        if fragment.startswith(OUR_PACKAGE + "."):
+            path = OUR_PYTHON_DIR / (fragment[len(OUR_PACKAGE) + 1:] + ".py")
+            if not path.is_file():
+                raise ImportError(f"No module named '{fragment}' (no {path})")
+            for name, value in runpy.run_path(str(path)).items():
+                if not name.startswith("_") and isinstance(value, (PSet, Sequence)):
+                    setattr(self, name, value)
+            return
+        if fragment not in KNOWN_FRAGMENTS:
+            raise ImportError(f"stand-in: unknown CMSSW fragment '{fragment}' (add it to KNOWN_FRAGMENTS)")
+        for name in KNOWN_FRAGMENTS[fragment]:
+            if name not in vars(self):
+                object.__setattr__(self, name, _External(name))
+
+
+def _untracked_namespace():
+    ns = _parameter_namespace(tracked=False)
+
+    def untracked(parameter):
+        parameter.tracked = False
+        return parameter
+
+    for name, value in vars(ns).items():
+        setattr(untracked, name, value)
+    return untracked
+
+
+def _config_module() -> types.ModuleType:
+    cms = types.ModuleType("FWCore.ParameterSet.Config")
+    for name, value in vars(_parameter_namespace(tracked=True)).items():
+        setattr(cms, name, value)
+    cms.untracked = _untracked_namespace()
+    for kind in ("EDAnalyzer", "EDProducer", "EDFilter", "OutputModule", "Source", "Service",
+                 "ESSource", "ESProducer"):
+        setattr(cms, kind, _module_factory(kind))
+    cms.Process, cms.Sequence, cms.Path, cms.EndPath, cms.Schedule, cms.Modifier = (
+        Process, Sequence, Path, EndPath, Schedule, Modifier)
+    return cms
+
+
+# --------------------------------------------------------------------------- VarParsing
+class _Enum:
+    def __init__(self, *names):
+        for name in names:
+            setattr(self, name, name)
+
+
+class VarParsing:
+    """Options given as ``name=value`` after the cfg file on the cmsRun command line."""
+
+    multiplicity = _Enum("singleton", "list")
+    varType = _Enum("bool", "int", "float", "string")
+
+    def __init__(self, *setups):
+        object.__setattr__(self, "_register", {})
+        object.__setattr__(self, "_values", {})
+        for setup in setups:
+            if setup != "analysis":
+                raise RuntimeError(f"stand-in VarParsing only knows the 'analysis' setup, got {setup!r}")
+            single, many = self.multiplicity.singleton, self.multiplicity.list
+            self.register("maxEvents", -1, single, self.varType.int, "Number of events to process (-1 for all)")
+            self.register("totalSections", 0, single, self.varType.int, "")
+            self.register("section", 0, single, self.varType.int, "")
+            self.register("inputFiles", "", many, self.varType.string, "Files to process")
+            self.register("secondaryInputFiles", "", many, self.varType.string, "")
+            self.register("filePrepend", "", single, self.varType.string, "")
+            self.register("outputFile", "output.root", single, self.varType.string, "")
+            self.register("secondaryOutputFile", "", single, self.varType.string, "")
+            self.register("tag", "", single, self.varType.string, "")
+            self.register("storePrepend", "", single, self.varType.string, "")
+
+    def register(self, name, default="", mult=None, mytype=None, info=""):
+        if name in self._register:
+            raise RuntimeError(f"VarParsing: option '{name}' is already registered")
+        mult = mult or self.multiplicity.singleton
+        mytype = mytype or self.varType.int
+        self._register[name] = (mult, mytype)
+        if mult == self.multiplicity.list:
+            self._values[name] = [] if default == "" else list(default)
+        else:
+            self._values[name] = default
+
+    def _convert(self, name, text):
+        kind = self._register[name][1]
+        try:
+            if kind == "int":
+                return int(text, 0)
+            if kind == "float":
+                return float(text)
+            if kind == "bool":
+                lowered = text.lower()
+                if lowered in ("1", "true", "t", "yes", "y"):
+                    return True
+                if lowered in ("0", "false", "f", "no", "n"):
+                    return False
+                raise ValueError(text)
+            return text
+        except ValueError:
+            raise RuntimeError(f"VarParsing: option '{name}' expects {kind}, got '{text}'") from None
+
+    def parseArguments(self):
+        found_cfg = False
+        for arg in sys.argv[1:]:
+            if not found_cfg:
+                found_cfg = arg.endswith(".py")
+                continue
+            if "=" not in arg:
+                raise RuntimeError(f"VarParsing: argument '{arg}' is not name=value")
+            name, text = arg.split("=", 1)
+            if name not in self._register:
+                raise RuntimeError(f"VarParsing: unknown option '{name}'")
+            if self._register[name][0] == self.multiplicity.list:
+                self._values[name].extend(self._convert(name, t) for t in text.split(",") if t)
+            else:
+                self._values[name] = self._convert(name, text)
+
+    def __getattr__(self, name):
+        values = object.__getattribute__(self, "_values")
+        if name in values:
+            return values[name]
+        raise AttributeError(f"VarParsing: no option '{name}'")
+
+    def __setattr__(self, name, value):
+        if name not in self._register:
+            raise RuntimeError(f"VarParsing: no option '{name}'")
+        self._values[name] = value
+
+    def defaults(self) -> dict:
+        """Not CMSSW API: the registered names (tests read the defaults through this)."""
+        return dict(self._values)
+
+
+# --------------------------------------------------------------------------- installation
+def _modules() -> dict[str, types.ModuleType]:
+    cms = _config_module()
+    varparsing = types.ModuleType("FWCore.ParameterSet.VarParsing")
+    varparsing.VarParsing = VarParsing
+    dqm = types.ModuleType("DQMServices.Core.DQMEDAnalyzer")
+    dqm.DQMEDAnalyzer = lambda type_name, *a, **kw: _Module("EDProducer", type_name, *a, **kw)
+    era = types.ModuleType("Configuration.Eras.Era_Phase2C17I13M9_cff")
+    era.Phase2C17I13M9 = Modifier("Phase2C17I13M9")
+    globaltag = types.ModuleType("Configuration.AlCa.GlobalTag")
+
+    def GlobalTag(essource, globaltag: str, conditions: str = ""):
+        if not isinstance(essource, _External) or not globaltag:
+            raise TypeError("GlobalTag(process.GlobalTag, 'auto:...', '') expected")
+        essource.globaltag = globaltag
+        return essource
+
+    globaltag.GlobalTag = GlobalTag
+    leaves = {m.__name__: m for m in (cms, varparsing, dqm, era, globaltag)}
+    modules = {}
+    for full_name, leaf in leaves.items():
+        parts = full_name.split(".")
+        for i in range(1, len(parts)):
+            parent = ".".join(parts[:i])
+            modules.setdefault(parent, types.ModuleType(parent))
+            modules[parent].__path__ = []  # a package
+        modules[full_name] = leaf
+    for name, module in modules.items():
+        if "." in name:
+            parent, child = name.rsplit(".", 1)
+            setattr(modules[parent], child, module)
+    return modules
+
+
+@contextlib.contextmanager
+def installed():
+    """The stand-in modules in ``sys.modules`` for the duration of the block."""
+    modules = _modules()
+    clashing = [n for n in modules if n in sys.modules]
+    if clashing:
+        raise RuntimeError(f"real modules already imported, refusing to shadow them: {clashing}")
+    sys.modules.update(modules)
+    try:
+        yield
+    finally:
+        for name in modules:
+            sys.modules.pop(name, None)
+
+
+def run_cfg(path: Path, args: list[str] = (), cwd: Path | None = None) -> dict[str, Any]:
+    """Execute a cfg file as ``cmsRun <path> <args...>`` would parse it; return its globals."""
+    import os
+
+    old_argv, old_cwd = sys.argv, os.getcwd()
+    sys.argv = ["cmsRun", str(path), *args]
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with installed():
+            return runpy.run_path(str(path), run_name="__main__")
+    finally:
+        sys.argv = old_argv
+        os.chdir(old_cwd)

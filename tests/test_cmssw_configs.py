@@ -1,0 +1,156 @@
+"""The CMSSW configuration files of cmssw/SiPhase2TimingCalibration.
+
+CMSSW cannot be installed here, so the cfg/cfi files are executed against the stand-in of
+``FWCore.ParameterSet.Config``/``VarParsing`` in tests/helpers/cmssw_standin.py: what they
+compute (option defaults, output names, the analyzer parameters) is checked, and the
+parameter names the cfi sets are checked against those the C++ plugin reads.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from helpers.cmssw_standin import run_cfg  # tests/ is on sys.path (rootdir, no __init__.py)
+from timecal_core.analysis.layout import raw_name
+
+PACKAGE = Path(__file__).resolve().parents[1] / "cmssw" / "SiPhase2TimingCalibration"
+CFG_DIR = PACKAGE / "test"
+PYTHON_FILES = sorted([*CFG_DIR.glob("*_cfg.py"), *(PACKAGE / "python").glob("*_cfi.py")])
+
+# The seed's PUCalibration_cfg.py options and defaults (what users type today).
+SEED_DEFAULTS = {"N": 1, "pileup": 200, "pt": 2.0, "threshold": 5800.0, "thresholdsmearing": 0.0,
+                 "tofsmearing": 0.0, "mode": "scan", "subdet": "ALL", "offset": -1.0, "verbose": 0,
+                 "HSfile": "", "PUfile": ""}
+
+
+@pytest.fixture
+def file_lists(tmp_path):
+    hs, pu = tmp_path / "hs.txt", tmp_path / "pu.txt"
+    hs.write_text("/data/ttbar_1.root\n\nfile:/data/ttbar_2.root\n")
+    pu.write_text("/data/minbias.root\n")
+    return [f"HSfile={hs}", f"PUfile={pu}"]
+
+
+def test_expected_files_exist():
+    names = {p.name for p in PYTHON_FILES}
+    assert names == {"PUCalibration_cfg.py", "PythiaGunCalibration_cfg.py", "Harvester_cfg.py",
+                     "SimHitDump_cfg.py", "Phase2TrackerBXHistogram_cfi.py"}
+
+
+@pytest.mark.parametrize("path", PYTHON_FILES, ids=lambda p: p.name)
+def test_python_file_compiles(path):
+    compile(path.read_text(), str(path), "exec")
+
+
+def test_pucalibration_defaults_are_the_seed_ones(file_lists, tmp_path):
+    ns = run_cfg(CFG_DIR / "PUCalibration_cfg.py", file_lists, cwd=tmp_path)
+    defaults = ns["options"].defaults()
+    for name, value in SEED_DEFAULTS.items():
+        if name in ("HSfile", "PUfile"):
+            continue
+        assert defaults[name] == value and type(defaults[name]) is type(value), name
+    assert ns["filename"] == raw_name(SEED_DEFAULTS)
+
+
+def test_pucalibration_requires_the_file_lists(tmp_path):
+    """With no file lists the cfg must stop with a message naming the option."""
+    with pytest.raises(RuntimeError, match="HSfile"):
+        run_cfg(CFG_DIR / "PUCalibration_cfg.py", [], cwd=tmp_path)
+
+
+SCAN_POINTS = [
+    {"threshold": 6000.0, "pt": 0.0, "N": 10, "pileup": 0},
+    {"threshold": 5800.7, "thresholdsmearing": 250.0, "tofsmearing": 1.5, "subdet": "BHH"},
+    {"threshold": 4000.0, "pt": 2.5, "subdet": "EHL", "N": 100, "pileup": 140},
+]
+
+
+@pytest.mark.parametrize("point", SCAN_POINTS)
+def test_pucalibration_scan_file_name_follows_the_layout(point, file_lists, tmp_path):
+    args = [f"{k}={v}" for k, v in point.items()]
+    ns = run_cfg(CFG_DIR / "PUCalibration_cfg.py", [*args, *file_lists], cwd=tmp_path)
+    params = {**SEED_DEFAULTS, **point}
+    assert ns["filename"] == raw_name(params)
+    calib = ns["process"].timeCalib
+    assert calib.ThresholdInElectrons_Barrel.value() == calib.ThresholdInElectrons_Endcap.value() == params["threshold"]
+    assert calib.ThresholdSmearing_Barrel.value() == params["thresholdsmearing"]
+    assert calib.TOFSmearing.value() == params["tofsmearing"]
+    assert calib.PTCut.value() == params["pt"]
+    assert calib.Subdetector.value() == params["subdet"]
+    assert calib.UseMixing.value() is True
+    assert ns["process"].DQMoutput.fileName.value() == "file:" + raw_name(params)
+    assert ns["process"].maxEvents.input.value() == params["N"]
+    assert list(ns["process"].source.fileNames) == ["file:/data/ttbar_1.root", "file:/data/ttbar_2.root"]
+
+
+def test_pucalibration_emulate_with_a_given_delay(file_lists, tmp_path):
+    ns = run_cfg(CFG_DIR / "PUCalibration_cfg.py", ["mode=emulate", "offset=12.345", *file_lists], cwd=tmp_path)
+    params = {**SEED_DEFAULTS, "mode": "emulate"}
+    assert ns["filename"] == raw_name(params, 12.35) == raw_name(params, 12.345)
+    assert ns["process"].timeCalib.OffsetEmulate.value() == 12.35
+    assert ns["process"].timeCalib.Mode.value() == "emulate"
+
+
+def test_pucalibration_emulate_draws_and_records_the_delay(file_lists, tmp_path):
+    for _ in range(5):
+        ns = run_cfg(CFG_DIR / "PUCalibration_cfg.py", ["mode=emulate", *file_lists], cwd=tmp_path)
+        delay = ns["process"].timeCalib.OffsetEmulate.value()
+        assert 0.0 <= delay < 50.0 and round(delay, 2) == delay
+        assert ns["filename"] == raw_name({**SEED_DEFAULTS, "mode": "emulate"}, delay)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["mode=fast"], "mode"), (["subdet=XYZ"], "subdet"), (["thresh=5"], "unknown option"),
+    (["N=many"], "expects int"), (["mode=emulate", "offset=-3"], "offset"),
+])
+def test_pucalibration_rejects_bad_options(args, message, file_lists, tmp_path):
+    with pytest.raises(RuntimeError, match=message):
+        run_cfg(CFG_DIR / "PUCalibration_cfg.py", [*args, *file_lists], cwd=tmp_path)
+
+
+def test_pythia_gun_uses_signal_hits_and_the_same_naming(tmp_path):
+    ns = run_cfg(CFG_DIR / "PythiaGunCalibration_cfg.py", ["N=5", "threshold=7000"], cwd=tmp_path)
+    assert ns["filename"] == raw_name({**SEED_DEFAULTS, "N": 5, "pileup": 0, "threshold": 7000.0})
+    process = ns["process"]
+    assert process.timeCalib.UseMixing.value() is False
+    assert process.source.type_() == "EmptySource"
+    for path in process.paths.values():
+        assert path.items[0] is process.ProductionFilterSequence
+
+
+def test_harvester_reads_the_raw_file_and_names_the_dqm_output(tmp_path):
+    ns = run_cfg(CFG_DIR / "Harvester_cfg.py", ["input=BXHistScan_x_raw.root"], cwd=tmp_path)
+    process = ns["process"]
+    assert process.source.type_() == "DQMRootSource"
+    assert list(process.source.fileNames) == ["file:BXHistScan_x_raw.root"]
+    # DQM_V0001_R000000001__Global__CMSSW_X_Y_Z__RECO.root: run 1 and this workflow.
+    assert process.dqmSaver.workflow == "/Global/CMSSW_X_Y_Z/RECO"
+    with pytest.raises(RuntimeError, match="input="):
+        run_cfg(CFG_DIR / "Harvester_cfg.py", [], cwd=tmp_path)
+
+
+def test_simhit_dump_config(file_lists, tmp_path):
+    ns = run_cfg(CFG_DIR / "SimHitDump_cfg.py", ["N=3", "pileup=140", *file_lists], cwd=tmp_path)
+    process = ns["process"]
+    assert process.TFileService.fileName.value() == "SimHitDump_N_3_pileup_140.root"
+    assert process.simHitDumper.type_() == "SimHitDumper"
+    ns = run_cfg(CFG_DIR / "SimHitDump_cfg.py", ["output=dump.root", *file_lists], cwd=tmp_path)
+    assert ns["process"].TFileService.fileName.value() == "dump.root"
+
+
+def _parameters_read_by(*sources: Path) -> set[str]:
+    return {name for source in sources
+            for name in re.findall(r'getParameter<.*?>\("(\w+)"\)', source.read_text())}
+
+
+@pytest.mark.parametrize("plugin, module", [("Phase2TrackerBXHistogram", "timeCalib"),
+                                            ("SimHitDumper", "simHitDumper")])
+def test_cfi_parameters_are_those_the_plugin_reads(plugin, module, file_lists, tmp_path):
+    cfg = "PUCalibration_cfg.py" if module == "timeCalib" else "SimHitDump_cfg.py"
+    ns = run_cfg(CFG_DIR / cfg, file_lists, cwd=tmp_path)
+    configured = set(getattr(ns["process"], module).parameterNames_())
+    plugins = PACKAGE / "plugins"
+    assert configured == _parameters_read_by(plugins / f"{plugin}.cc", plugins / "OuterTrackerSimHits.h")
