@@ -1,0 +1,40 @@
+"""Registers ``cbcsim``, the CMSSW-free emulator of the PUCalibration + Harvester chain.
+
+One step, ``python -m timecal_script_cbcsim k=v...``, writes the harvested file directly. In
+emulate mode with ``offset=-1`` the delay is drawn here, from ``seed``, so that the output
+name is known when planning; the step gets it explicitly and it is recorded in the metadata.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from timecal_core.analysis.layout import harvested_name
+from timecal_core.hookspecs import ProductionScript, Step, TaskPlan, TaskRequest, hookimpl
+from timecal_core.parameters import as_argv
+
+from .params import PARAMETERS, check, draw_delay
+
+
+def plan(request: TaskRequest) -> TaskPlan:
+    params = dict(request.params)
+    check(params)
+    metadata = {}
+    delay = None
+    if params["mode"] == "emulate":
+        if params["offset"] < 0:
+            params["offset"] = draw_delay(params["seed"])
+            metadata["delay_drawn_from_seed"] = True
+        delay = params["offset"]
+        metadata["delay"] = delay
+    return TaskPlan(
+        steps=(Step("cbcsim", (sys.executable, "-m", "timecal_script_cbcsim", *as_argv(params))),),
+        output=harvested_name(params, delay),
+        metadata=metadata,
+    )
+
+
+@hookimpl
+def timecal_scripts():
+    yield ProductionScript(name="cbcsim", parameters=PARAMETERS, plan=plan,
+                           description="CBC emulator (no CMSSW): synthetic hits or a sim-hit dump")
