@@ -1,0 +1,115 @@
+"""The SLURM client commands, called with argument lists and their answers parsed.
+
+dask-jobqueue submits through ``sbatch`` asynchronously, so a rejected job only shows up as
+a log line; these calls let the backend ask SLURM itself before and while it runs.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+from datetime import datetime
+
+from timecal_core.errors import UserError
+
+REQUIRED = ("sbatch", "squeue", "scancel")
+
+#: States after which the job's processes are gone (or going): its worker cannot connect any more.
+ENDED = frozenset({"COMPLETING", "COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL",
+                   "PREEMPTED", "BOOT_FAIL", "DEADLINE", "OUT_OF_MEMORY", "SPECIAL_EXIT",
+                   "REVOKED"})
+
+
+def require_commands() -> None:
+    """UserError unless every client command the backend calls is on PATH."""
+    for command in REQUIRED:
+        if shutil.which(command) is None:
+            raise UserError(f"--dask slurm: '{command}' not found: the slurm backend needs the SLURM "
+                            f"client commands ({', '.join(REQUIRED)}) on PATH; run BXRun on a SLURM "
+                            f"login node (or load its slurm module), or use --dask local")
+
+
+def _run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise UserError(f"'{' '.join(argv[:2])}' did not answer within {timeout:.0f} s: "
+                        f"is the SLURM controller up? (try 'scontrol ping')") from None
+
+
+def _errors(text: str) -> str:
+    """The scheduler's own error lines, joined into one line."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    picked = [ln for ln in lines if "error" in ln.lower() or "fail" in ln.lower()] or lines
+    return "; ".join(picked)
+
+
+def validate_job_script(script_path: str, what: str) -> None:
+    """``sbatch --test-only``: SLURM validates partition, account, memory, time and extra
+    directives of the real job script without queueing it. Its refusal becomes a UserError
+    carrying SLURM's own message."""
+    done = _run(["sbatch", "--test-only", script_path])
+    if done.returncode != 0:
+        raise UserError(f"SLURM rejects the worker job ({what}): {_errors(done.stderr + done.stdout)}")
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    job_id: str
+    state: str
+    reason: str
+    elapsed: str  # as squeue prints it, e.g. 1:02:03
+    seconds: int
+    started: float | None  # epoch seconds the job started running, None while pending
+
+
+def parse_elapsed(text: str) -> int:
+    """squeue's %M ([days-][hours:]minutes:seconds) in seconds; 0 when not running."""
+    text = text.strip()
+    if not text or not text[0].isdigit():
+        return 0
+    days, _, clock = text.rpartition("-")
+    parts = [int(p) for p in clock.split(":")]
+    while len(parts) < 3:
+        parts.insert(0, 0)
+    return int(days or 0) * 86400 + parts[0] * 3600 + parts[1] * 60 + parts[2]
+
+
+SQUEUE_FORMAT = "%i|%T|%r|%M|%S"
+
+
+def parse_squeue(text: str) -> dict[str, QueueRow]:
+    rows = {}
+    for line in text.splitlines():
+        fields = line.strip().split("|")
+        if len(fields) != 5:
+            continue
+        job_id, state, reason, elapsed, start = fields
+        reason = "" if reason == "None" else reason
+        started = None
+        if state != "PENDING":
+            try:
+                started = datetime.fromisoformat(start).timestamp()
+            except ValueError:  # N/A, Unknown
+                started = None
+        rows[job_id] = QueueRow(job_id, state, reason, elapsed, parse_elapsed(elapsed), started)
+    return rows
+
+
+def squeue(job_ids: list[str]) -> dict[str, QueueRow]:
+    """State of the given jobs, including recently ended ones (``--states=all``); a job SLURM
+    has already forgotten is simply absent."""
+    if not job_ids:
+        return {}
+    done = _run(["squeue", "--noheader", "--states=all", "--jobs=" + ",".join(job_ids),
+                 "--format=" + SQUEUE_FORMAT])
+    if done.returncode != 0:
+        if "Invalid job id" in done.stderr:  # every id given is unknown (already purged)
+            return {}
+        raise UserError(f"squeue failed: {_errors(done.stderr)}")
+    return parse_squeue(done.stdout)
+
+
+def scancel(job_id: str) -> None:
+    _run(["scancel", job_id])

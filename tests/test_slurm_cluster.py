@@ -1,0 +1,204 @@
+"""The slurm backend against a real single-node SLURM cluster (tests/slurm/).
+
+Each test reads its settings from a timerc [slurm] section of its own (TIMECAL_CONFIG), so
+the path from the user's file to the job script is the one BXRun takes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import cloudpickle
+import dask
+import pytest
+from distributed import Client
+
+from conftest import write_timerc
+from slurm.fixture import slurm_cluster, squeue_ids  # noqa: F401  (fixture)
+from timecal_backend_slurm.plugin import start
+from timecal_core.config import load_timerc
+from timecal_core.errors import UserError
+from timecal_core.hookspecs import BackendRequest
+
+pytestmark = pytest.mark.slurm
+# Workers in SLURM jobs cannot import this test module: ship its functions by value.
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+SMALL_JOB = "memory = 400MB\nwalltime = 00:10:00\n"
+
+
+def start_from_timerc(tmp_path, monkeypatch, slurm_lines: str, partition: str = "debug"):
+    path = write_timerc(tmp_path / "config", f"[slurm]\npartition = {partition}\n" + SMALL_JOB + slurm_lines)
+    monkeypatch.setenv("TIMECAL_CONFIG", str(path))
+    section = load_timerc().section("slurm")
+    return start(BackendRequest(settings=section, output_dir=tmp_path / "prod"))
+
+
+def job_of_this_process() -> tuple[str, str]:
+    """Run on a worker: the SLURM job it lives in, and a subprocess's view of it."""
+    child = subprocess.run(["sh", "-c", "echo $SLURM_JOB_ID"], capture_output=True, text=True)
+    return os.environ.get("SLURM_JOB_ID", ""), child.stdout.strip()
+
+
+def wait_until(condition, timeout: float, what: str):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def test_dask_computation_runs_in_slurm_jobs(slurm_cluster, tmp_path, monkeypatch):
+    running = start_from_timerc(tmp_path, monkeypatch, "jobs = 2\n")
+    try:
+        with Client(running.cluster) as client:
+            client.wait_for_workers(2, timeout=60)
+            results = client.gather(client.map(lambda i: job_of_this_process(), range(8), pure=False))
+            rows = running.batch_jobs()
+        used = {job for job, _ in results}
+        assert all(job and job == seen for job, seen in results)  # subprocesses see the job too
+        listed = {r.job_id for r in rows}
+        assert used <= listed and len(listed) == 2
+        assert listed <= squeue_ids()  # SLURM itself lists them
+        assert {r.state for r in rows} == {"RUNNING"} and all(r.worker for r in rows)
+        logs = sorted(p.name for p in (tmp_path / "prod" / "logs").iterdir())
+        assert logs == sorted(f"timecal-{j}.{ext}" for j in listed for ext in ("err", "out"))
+    finally:
+        running.close()
+    wait_until(lambda: not (listed & squeue_ids()), 30, "jobs cancelled by close()")
+
+
+def test_nonexistent_partition_shows_slurms_message(slurm_cluster, tmp_path, monkeypatch):
+    before = squeue_ids()
+    with pytest.raises(UserError) as err:
+        start_from_timerc(tmp_path, monkeypatch, "jobs = 1\n", partition="nosuchpartition")
+    message = str(err.value)
+    assert "partition = nosuchpartition" in message
+    assert "invalid partition specified: nosuchpartition" in message  # sbatch's own words
+    assert squeue_ids() == before  # nothing was queued
+
+
+def test_unreachable_scheduler_times_out_naming_the_address(slurm_cluster, tmp_path, monkeypatch):
+    """The scheduler advertises an address nothing listens on (as a wrong interface on a
+    multi-homed login node would): the job runs, its worker never connects, and start()
+    gives up after connect_timeout saying which address was advertised."""
+    t0 = time.monotonic()
+    with pytest.raises(UserError) as err:
+        start_from_timerc(tmp_path, monkeypatch,
+                          "jobs = 1\ncontact_address = tcp://127.0.0.1:9\nconnect_timeout = 3\n")
+    message = str(err.value)
+    assert "never reached the scheduler at tcp://127.0.0.1:9 (advertised from [slurm] contact_address)" in message
+    assert "scheduler_interface" in message and str(tmp_path / "prod" / "logs") in message
+    assert time.monotonic() - t0 < 60
+    job = message.split("slurm job ")[1].split()[0]
+    wait_until(lambda: job not in squeue_ids(), 30, "the job of the failed start to be cancelled")
+
+
+def test_jobs_failing_at_start_stop_the_start_with_their_last_words(slurm_cluster, tmp_path, monkeypatch):
+    """A broken prologue (a typo in the CMSSW set-up, say): every job ends before a worker
+    exists; start() fails in seconds quoting SLURM's state and the job's last stderr line."""
+    with pytest.raises(UserError) as err:
+        start_from_timerc(tmp_path, monkeypatch, "jobs = 1\nprologue = echo 'cmsenv: command not found' >&2; exit 3\n")
+    message = str(err.value)
+    assert "ended (FAILED) before its Dask worker connected: cmsenv: command not found;" in message
+    assert str(tmp_path / "prod" / "logs" / "timecal-") in message
+
+
+def test_job_dying_before_its_worker_connects_is_reported_and_replaced(slurm_cluster, tmp_path, monkeypatch):
+    """dask-jobqueue #643: of two jobs, the prologue makes exactly one exit before its worker
+    starts (mkdir is atomic). supervise() reports it with SLURM's state and submits a
+    replacement, so the cluster gets back to two workers."""
+    marker = tmp_path / "first-job-fails"
+    running = start_from_timerc(tmp_path, monkeypatch,
+                                f"jobs = 2\nprologue = mkdir {marker} 2>/dev/null && exit 3 || true\n")
+    try:
+        first = {j.job_id for j in running.batch_jobs()}
+        notices = wait_until(running.supervise, 30, "a notice about the failed job")
+        assert len(notices) == 1
+        assert "before its Dask worker connected" in notices[0] and "; replaced (1/10);" in notices[0]
+        assert "ended (FAILED" in notices[0] and ".err" in notices[0]
+        with Client(running.cluster) as client:
+            client.wait_for_workers(2, timeout=60)
+        rows = running.batch_jobs()
+        assert len({r.job_id for r in rows} - first) == 1  # one new job
+        assert sum(r.state == "RUNNING" for r in rows) == 2
+        assert running.supervise() == []  # reported once
+    finally:
+        running.close()
+
+
+def test_replacement_limit(slurm_cluster, tmp_path, monkeypatch):
+    marker = tmp_path / "first-job-fails"
+    running = start_from_timerc(tmp_path, monkeypatch, f"jobs = 2\nmax_replacements = 0\n"
+                                f"prologue = mkdir {marker} 2>/dev/null && exit 3 || true\n")
+    try:
+        notices = wait_until(running.supervise, 30, "a notice about the failed job")
+        assert "not replaced: 0 jobs already replaced ([slurm] max_replacements = 0)" in notices[0]
+        time.sleep(3)
+        assert sum(r.state in ("PENDING", "RUNNING") for r in running.batch_jobs()) == 1
+    finally:
+        running.close()
+
+
+def test_cancelled_worker_job_reported_and_refilled(slurm_cluster, tmp_path, monkeypatch):
+    """scancel of a job whose worker runs a task: Dask reruns the task on the other worker,
+    supervise() says what happened, and the fixed-size cluster gets its second job back."""
+    running = start_from_timerc(tmp_path, monkeypatch, "jobs = 2\n")
+    try:
+        with dask.config.set({"distributed.deploy.lost-worker-timeout": "1s"}), \
+                Client(running.cluster) as client:
+            client.wait_for_workers(2, timeout=60)
+            future = client.submit(lambda: (time.sleep(4), job_of_this_process())[1], pure=False)
+            where = wait_until(lambda: [w for w, keys in client.processing().items() if keys], 20,
+                               "the task to start")
+            name = client.scheduler_info()["workers"][where[0]]["name"]
+            victim = next(r.job_id for r in running.batch_jobs() if r.worker == name)
+            subprocess.run(["scancel", victim], check=True)
+            job, _ = future.result(timeout=60)
+            assert job and job != victim
+            notices = wait_until(running.supervise, 30, "a notice about the cancelled job")
+            assert any(f"slurm job {victim}" in n and "CANCELLED" in n and "while its worker was connected" in n
+                       for n in notices)
+
+            def refilled():
+                notices.extend(running.supervise())
+                return len(client.scheduler_info()["workers"]) == 2
+
+            wait_until(refilled, 60, "a replacement worker")
+            assert any("to replace lost worker(s)" in n for n in notices)
+    finally:
+        running.close()
+
+
+def test_scheduler_interface_is_where_workers_connect(slurm_cluster, tmp_path, monkeypatch):
+    """Multi-homed login nodes: the scheduler listens on (and advertises) the interface given."""
+    running = start_from_timerc(tmp_path, monkeypatch, "jobs = 1\nscheduler_interface = lo\n")
+    try:
+        assert running.cluster.scheduler_address.startswith("tcp://127.0.0.1:")
+        assert running.cluster.scheduler_address in running.cluster.job_script()
+        with Client(running.cluster) as client:
+            client.wait_for_workers(1, timeout=60)
+            (worker,) = client.scheduler_info()["workers"]
+        assert worker.startswith("tcp://")
+    finally:
+        running.close()
+
+
+def test_queued_jobs_are_shown_with_slurms_pending_reason(slurm_cluster, tmp_path, monkeypatch):
+    """A job SLURM will not start yet (here: not before 10 minutes from now) is not an error:
+    start() returns after a short grace and batch_jobs() shows why the job waits."""
+    t0 = time.monotonic()
+    running = start_from_timerc(tmp_path, monkeypatch, "jobs = 1\njob_extra_directives = --begin=now+600\n")
+    try:
+        assert time.monotonic() - t0 < 40
+        (row,) = running.batch_jobs()
+        assert (row.state, row.reason, row.worker) == ("PENDING", "BeginTime", "")
+        assert row.job_id in squeue_ids()
+        assert running.supervise() == []  # waiting in the queue is not a failure
+    finally:
+        running.close()

@@ -1,0 +1,104 @@
+"""The slurm backend's reading of timerc [slurm] and of squeue, without a cluster."""
+
+from __future__ import annotations
+
+
+import dask
+import pytest
+
+from conftest import write_timerc
+from timecal_backend_slurm import slurmcli
+from timecal_backend_slurm.plugin import start
+from timecal_backend_slurm.settings import parse_settings
+from timecal_core.config import load_timerc
+from timecal_core.errors import UserError
+from timecal_core.hookspecs import BackendRequest
+from timecal_core.plugins import get_registry
+
+
+def test_registered_through_entry_point():
+    reg = get_registry().backend("slurm")
+    assert reg.distribution == "timecal-backend-slurm"
+    assert reg.item.start is start
+
+
+def test_timerc_section_becomes_cluster_arguments(tmp_path):
+    extra = ("[slurm]\npartition = cp3\naccount = cms\ncores = 4\nprocesses = 2\nmemory = 8GB\n"
+             "walltime = 02:00:00\njob_extra_directives =\n    --qos=normal\n    --exclusive\n"
+             "prologue =\n    source /cvmfs/cms.cern.ch/cmsset_default.sh\n    cd /cmssw && eval `scramv1 runtime -sh`\n"
+             "adapt_min = 2\nadapt_max = 50\n")
+    section = load_timerc(write_timerc(tmp_path, extra)).section("slurm")
+    s = parse_settings(section, tmp_path / "prod")
+    kw = s.cluster_kwargs
+    assert (kw["queue"], kw["account"], kw["cores"], kw["processes"], kw["memory"], kw["walltime"]) == \
+        ("cp3", "cms", 4, 2, "8GB", "02:00:00")
+    assert kw["job_extra_directives"] == ["--qos=normal", "--exclusive"]
+    assert kw["job_script_prologue"] == ["source /cvmfs/cms.cern.ch/cmsset_default.sh",
+                                         "cd /cmssw && eval `scramv1 runtime -sh`"]
+    assert kw["log_directory"] == str(tmp_path / "prod" / "logs")
+    assert s.adapt == (2, 50) and s.jobs is None
+
+
+def test_job_script_carries_the_settings(tmp_path):
+    """The real SLURMCluster renders the #SBATCH header and prologue (no cluster needed)."""
+    from dask_jobqueue import SLURMCluster
+
+    s = parse_settings({"partition": "cp3", "memory": "1GB", "walltime": "00:30:00",
+                        "job_extra_directives": "--qos=short", "prologue": "echo set-up-done"},
+                       tmp_path / "prod")
+    with SLURMCluster(**s.cluster_kwargs) as cluster:
+        script = cluster.job_script()
+    assert "#SBATCH -p cp3" in script and "#SBATCH -t 00:30:00" in script
+    assert "#SBATCH --qos=short" in script
+    assert f"#SBATCH -o {tmp_path / 'prod' / 'logs'}/timecal-%J.out" in script
+    assert script.index("echo set-up-done") < script.index("distributed.cli.dask_worker")
+
+
+def test_jobqueue_yaml_fills_what_timerc_leaves_out(tmp_path):
+    """Users with a working ~/.config/dask/jobqueue.yaml keep it: keys absent from [slurm]
+    come from dask's config, keys present in [slurm] win."""
+    from dask_jobqueue import SLURMCluster
+
+    with dask.config.set({"jobqueue.slurm.walltime": "01:23:00", "jobqueue.slurm.memory": "3GB",
+                          "jobqueue.slurm.account": "fromyaml"}):
+        s = parse_settings({"account": "fromtimerc"}, tmp_path)
+        assert s.cluster_kwargs["memory"] == "3GB"
+        with SLURMCluster(**s.cluster_kwargs) as cluster:
+            script = cluster.job_script()
+    assert "#SBATCH -t 01:23:00" in script
+    assert "#SBATCH -A fromtimerc" in script
+
+
+@pytest.mark.parametrize("section, message", [
+    ({"partiton": "x"}, "unknown setting(s) partiton"),
+    ({"cores": "two"}, "cores = 'two': expected a positive integer"),
+    ({"memory": "lots"}, "memory = 'lots'"),
+    ({"jobs": "3", "adapt_max": "5"}, "either jobs or adapt_min/adapt_max"),
+    ({"adapt_min": "5", "adapt_max": "2"}, "adapt_min = 5 exceeds adapt_max = 2"),
+    ({"cores": "2", "processes": "4"}, "processes = 4 exceeds cores = 2"),
+    ({"interface": "nosuchif0"}, "interface = 'nosuchif0': no such network interface"),
+    ({"contact_address": "login1"}, "expected tcp://HOST:PORT"),
+])
+def test_bad_settings_are_one_line_errors(tmp_path, section, message):
+    with pytest.raises(UserError) as err:
+        parse_settings(section, tmp_path)
+    assert message in str(err.value) and "[slurm]" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_missing_sbatch_says_what_is_needed(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # a PATH without any SLURM command
+    with pytest.raises(UserError, match=r"'sbatch' not found: the slurm backend needs the SLURM "
+                                        r"client commands \(sbatch, squeue, scancel\) on PATH"):
+        start(BackendRequest(settings={}, output_dir=tmp_path / "prod"))
+
+
+def test_squeue_output_parsing():
+    text = ("12|PENDING|Resources|0:00|N/A\n"
+            "13|RUNNING|None|1-02:03:04|2026-11-24T17:00:00\n"
+            "14|CANCELLED|None|0:07|2026-11-24T16:59:00\n")
+    rows = slurmcli.parse_squeue(text)
+    assert rows["12"].reason == "Resources" and rows["12"].started is None
+    assert rows["13"].seconds == 86400 + 2 * 3600 + 3 * 60 + 4 and rows["13"].reason == ""
+    assert rows["14"].state in slurmcli.ENDED and rows["14"].seconds == 7
+    assert slurmcli.parse_elapsed("5:06") == 306 and slurmcli.parse_elapsed("INVALID") == 0
