@@ -1,0 +1,190 @@
+"""plotScan end to end on a small harvested production (tests/scanprod.py): YAML with
+``!include`` and ``{mode}``, plots that are real images, ROOT data that ROOT itself reads
+back, the index, the cache, the Dask path and the one-line errors."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scanprod import make_production
+from timecal_core.analysis.layout import HARVESTED_PREFIX, hist1d_name
+from timecal_core.analysis.plotscan import main
+from timecal_core.tasks import finished_tasks
+
+GRID = {"threshold": [5800.0, 8000.0], "thresholdsmearing": [0.0, 500.0]}
+YAML = """\
+parameters:
+  threshold: [5800, 8000]
+  thresholdsmearing: [0, 500]
+labels:
+  threshold: "Threshold [e]"
+  thresholdsmearing: "Threshold smearing [e]"
+efficiency:
+  folder: "DQMData/Run 1/Ph2TkBXHist/Run summary/Hist2D"
+  fired: "OffsetScan{mode}"
+  hits: "HitsTrueNumberScan{mode}"
+firerate:
+  folder: "DQMData/Run 1/Ph2TkBXHist/Run summary/Hist2D"
+  name: "AttributionScan{mode}"
+hists: !include hists.yml
+"""
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    make_production(root / "production" / "scan1", GRID, every=10)
+    (root / "scans").mkdir()
+    (root / "timerc").write_text(f"[paths]\nproduction = {root / 'production'}\nscans = {root / 'scans'}\n"
+                                 "[local]\nworkers = 1\ndashboard = no\n")
+    delays = np.round(np.arange(0, 51) * 1.0, 6)
+    lines = [f"'BXHistogram{{mode}}Offset{hist1d_name('X', d)[len('BXHistogramXOffset'):]}': "
+             f"{{delay: {d}, folder: '{HARVESTED_PREFIX}/Hist1D'}}" for d in delays]
+    (root / "hists.yml").write_text("\n".join(lines) + "\n")
+    (root / "plot.yml").write_text(YAML)
+    return root
+
+
+@pytest.fixture
+def env(data_dir, monkeypatch):
+    monkeypatch.setenv("TIMECAL_CONFIG", str(data_dir / "timerc"))
+    return data_dir
+
+
+def write_yaml(directory: Path, name: str, text: str) -> str:
+    (directory / name).write_text(text)
+    return str(directory / name)
+
+
+def test_plots_index_and_root_data(env, capsys):
+    import matplotlib.image
+    import ROOT
+
+    code = main(["--yaml", str(env / "plot.yml"), "--custom", "mode=Sampled", "-i", "scan1", "-o", "full",
+                 "--observables", "efficiency", "Out-of-time fraction"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert re.search(r"files 4/4 100%.*ETA", err)
+    out = env / "scans" / "full"
+    table = pd.read_parquet(out / "observables.parquet")
+    assert set(table["mode"]) == {"Sampled", "Latched"}  # the table serves every mode...
+
+    pngs = sorted(out.glob("plots/**/*.png"))
+    pngs = [p for p in pngs if p.parent.name != "thumbs"]
+    # ...the plots only the chosen one: 2 observables x 2 scanned parameters x 2 values of the
+    # other x (curves, map)
+    assert len(pngs) == 16 and all("_Sampled_" in p.name for p in pngs)
+    index = (out / "index.html").read_text()
+    for png in pngs:
+        assert png.with_suffix(".pdf").stat().st_size > 1000
+        assert png.relative_to(out).as_posix() in index
+        thumb = png.parent / "thumbs" / png.name
+        assert thumb.relative_to(out).as_posix() in index
+        pixels = matplotlib.image.imread(png)[..., :3]
+        assert pixels.std() > 0.05, f"{png} looks blank"
+    assert index.index("Efficiency") < index.index("Out-of-time fraction")
+    assert "vs Threshold [e]" in index and "vs Threshold smearing [e]" in index
+
+    # The numbers behind a figure, read back by ROOT itself.
+    table = table[table["mode"] == "Sampled"]
+    rows = table[(table["threshold"] == 5800.0) & (table["thresholdsmearing"] == 0.0)].sort_values("delay")
+    curves = out / "plots/out_of_time/threshold/curves_Sampled_thresholdsmearing_0p0.root"
+    f = ROOT.TFile.Open(str(curves))
+    h = f.Get("threshold_5800")
+    assert h and h.InheritsFrom("TH1D") and h.GetNbinsX() == len(rows)
+    got = [h.GetBinContent(i) for i in range(1, h.GetNbinsX() + 1)]
+    errs = [h.GetBinError(i) for i in range(1, h.GetNbinsX() + 1)]
+    np.testing.assert_allclose(got, np.nan_to_num(rows["out_of_time"]), rtol=1e-12)
+    np.testing.assert_allclose(errs, np.nan_to_num(rows["out_of_time_error"]), rtol=1e-12)
+    assert h.GetXaxis().GetBinCenter(11) == pytest.approx(rows["delay"].iloc[10])
+    f.Close()
+    m = ROOT.TFile.Open(str(out / "plots/efficiency/threshold/map_Sampled_thresholdsmearing_0p0.root"))
+    h2 = m.Get("map")
+    assert h2 and h2.InheritsFrom("TH2D") and h2.GetNbinsY() == 2
+    for iy, threshold in ((1, 5800.0), (2, 8000.0)):
+        sel = table[(table["threshold"] == threshold) & (table["thresholdsmearing"] == 0.0)].sort_values("delay")
+        got = [h2.GetBinContent(ix, iy) for ix in range(1, h2.GetNbinsX() + 1)]
+        np.testing.assert_allclose(got, sel["efficiency"], rtol=1e-12)
+        assert h2.GetYaxis().FindBin(threshold) == iy
+    m.Close()
+
+
+def test_cache_reused_touched_and_forced(env, capsys):
+    yml = write_yaml(env, "point.yml", "parameters: {threshold: 8000, thresholdsmearing: 500}\n")
+    args = ["--yaml", yml, "-i", "scan1", "-o", "cached", "--observables", "fire_rate", "--custom", "mode=Latched"]
+    assert main(args) == 0
+    assert "computed" in capsys.readouterr().err
+    assert main(args) == 0
+    assert "reused" in capsys.readouterr().err
+    assert main(args + ["--cache"]) == 0
+    assert "computed" in capsys.readouterr().err
+    task = finished_tasks(env / "production" / "scan1")[1]
+    st = os.stat(task.output)
+    os.utime(task.output, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert main(args) == 0
+    assert "computed" in capsys.readouterr().err
+
+
+def test_missing_grid_points_listed_then_allowed(env, capsys):
+    yml = write_yaml(env, "missing.yml", "parameters:\n  threshold: [5800, 8000, 9000]\n"
+                                         "  thresholdsmearing: [0]\n")
+    args = ["--yaml", yml, "-i", "scan1", "-o", "missing", "--observables", "efficiency", "--custom",
+            "mode=Sampled"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "threshold=9000, thresholdsmearing=0" in err and "--allow-missing" in err
+    assert main(args + ["--allow-missing"]) == 0
+    assert "threshold=9000" in (env / "scans" / "missing" / "index.html").read_text()
+
+
+@pytest.mark.parametrize("yaml_text, argv, expected", [
+    ("parameters:\n  thresold: [5800]\n", [],
+     r"parameter 'thresold' is not a parameter of the production; it has: .*threshold.*thresholdsmearing"),
+    ("parameters:\n  threshold: [5800, 8000]\n", [],
+     r"parameter 'thresholdsmearing' varies in the production \(0.0, 500.0\)"),
+    ("hists:\n  'BXHistogram{mode}Offset1p000000': {delay: 1.0, folder: Nowhere}\n", [],
+     r"_harvested\.root: no object 'Nowhere/BXHistogramSampledOffset1p000000'"),
+    ("", ["--observables", "efficiency", "fire rate", "purity"],
+     r"unknown observable 'purity'; known: efficiency .*mean"),
+    ("", ["--mode", "nosuchbackend"], r"unknown backend 'nosuchbackend'; installed: .*local"),
+    ("", ["--custom", "mode=Both"], r"--custom mode=Both: allowed modes: Sampled, Latched"),
+    ("efficiency: {fired: OffsetScanSampled}\n", ["--custom", "mode=Latched"],
+     r"'OffsetScanSampled' is not a Latched object \(--custom mode=Latched\); write \{mode\} in it"),
+])
+def test_bad_input_one_line_error(env, capsys, yaml_text, argv, expected):
+    yml = write_yaml(env, "bad.yml", yaml_text or "labels: {}\n")
+    code = main(["--yaml", yml, "-i", "scan1", "-o", "bad", "--custom", "mode=Sampled", *argv])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.startswith("plotScan: error: ") and "\n" not in err and "Traceback" not in err
+    assert re.search(expected, err), err
+
+
+def test_console_script_exit_code(env):
+    """The installed entry point prints the one-line error and exits 2."""
+    exe = Path(sys.executable).with_name("plotScan")
+    done = subprocess.run([str(exe), "-i", "nosuchproduction"], capture_output=True, text=True,
+                          env={**os.environ, "TIMECAL_CONFIG": str(env / "timerc")})
+    assert done.returncode == 2
+    assert "nosuchproduction" in done.stderr and "not a production directory" in done.stderr
+
+
+def test_files_processed_on_a_dask_backend(env, capsys):
+    """--mode local: the files are read by the local backend's Dask workers (a real LocalCluster)."""
+    args = ["-i", "scan1", "--observables", "efficiency", "--custom", "mode=Sampled",
+            "--yaml", write_yaml(env, "one.yml", "parameters:\n  threshold: [5800, 8000]\n"
+                                                 "  thresholdsmearing: [0]\n")]
+    assert main(args + ["-o", "serial"]) == 0
+    assert main(args + ["-o", "dask", "--mode", "local"]) == 0
+    assert "files 4/4" in capsys.readouterr().err
+    serial = pd.read_parquet(env / "scans" / "serial" / "observables.parquet")
+    dask = pd.read_parquet(env / "scans" / "dask" / "observables.parquet")
+    pd.testing.assert_frame_equal(serial, dask)

@@ -1,0 +1,355 @@
+"""``plotScan``: scan observables of a production as a cached table, plots and an index.
+
+The seed's flags (``--yaml --custom -i -o --observables --mode -v --cache``) keep their
+meaning; the YAML is optional (without it every varying parameter is plotted and the
+analyzer's standard objects are read). See docs/plotscan.md for the YAML format.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..config import load_timerc
+from ..errors import UserError
+from ..hookspecs import BackendRequest, FinishedTask
+from ..tasks import finished_tasks
+from ..yamlconf import load_yaml, parse_custom
+from .layout import MODES
+from .observables import (OBSERVABLES, TABLE_NAME, BXHistRef, Sources, load_or_build, observable,
+                          param_column, same_value)
+
+WORKER_MODE = "worker"
+YAML_KEYS = ("parameters", "labels", "efficiency", "firerate", "hists")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="plotScan",
+        description="Scan observables (efficiency, BX contaminations, fire rate, out-of-time "
+                    "fraction, mean) vs delay for a production: Parquet table, PNG/PDF plots, "
+                    "ROOT data and index.html.")
+    p.add_argument("--yaml", help="plot configuration (parameters, labels, efficiency, firerate, hists)")
+    p.add_argument("--custom", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="fill {KEY} placeholders of the YAML, e.g. mode=Sampled (plots that mode only)")
+    p.add_argument("-i", "--input", required=True,
+                   help="production directory (relative: under timerc [paths] production)")
+    p.add_argument("-o", "--output",
+                   help="output directory (relative: under [paths] scans; default: the production's name)")
+    p.add_argument("--observables", nargs="+", metavar="NAME",
+                   help="subset to plot: " + ", ".join(o.key for o in OBSERVABLES))
+    p.add_argument("--mode", default=WORKER_MODE,
+                   help="'worker' processes files serially here; an installed backend name (local, "
+                        "slurm, htcondor...) processes them on that Dask cluster")
+    p.add_argument("--cache", action="store_true", help="rebuild the observables table even if it is up to date")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="plot the grid points that exist instead of stopping on missing ones")
+    p.add_argument("-v", "--verbose", action="store_true", help="tracebacks and details")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        run(args)
+    except UserError as exc:
+        if args.verbose:
+            raise
+        print(f"plotScan: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("plotScan: interrupted; the observables table is only replaced once complete", file=sys.stderr)
+        return 130
+    return 0
+
+
+# --------------------------------------------------------------------------- the run
+def run(args: argparse.Namespace) -> Path:
+    from .html import write_index
+    from .plotting import PlotRequest, plot_scan
+
+    timerc = load_timerc()
+    production = _resolve(args.input, timerc, "production", "-i")
+    if not (production / "results").is_dir():
+        raise UserError(f"-i {args.input}: {production} is not a production directory (no results/ in it)")
+    output = _resolve(args.output or production.name, timerc, "scans", "-o")
+    custom = parse_custom(args.custom)
+    modes = _modes(custom)
+    config = _load_config(args.yaml, custom) if args.yaml else {}
+    source = args.yaml or "plotScan"
+    sources = sources_from_config(config, modes, source)
+    labels = {str(k): str(v) for k, v in (config.get("labels") or {}).items()}
+    observables = [observable(name) for name in args.observables] if args.observables else list(OBSERVABLES)
+
+    tasks = finished_tasks(production)
+    if not tasks:
+        raise UserError(f"{production}: no finished task in results/; wait for the production or check BXRun")
+    grid = resolve_grid(config.get("parameters"), tasks, source)
+    selected, missing = match_grid(grid, tasks)
+    notes = []
+    if missing:
+        listing = "; ".join(", ".join(f"{k}={v}" for k, v in point.items()) for point in missing)
+        message = f"{len(missing)} grid point(s) of {source} have no finished task in {production}: {listing}"
+        if not args.allow_missing:
+            raise UserError(message + " (use --allow-missing to plot what exists)")
+        print(f"plotScan: warning: {message}", file=sys.stderr)
+        notes.append(message)
+    _check_fixed(grid, selected, source)
+
+    runner = _runner(args.mode, timerc, output, args.verbose)
+    output.mkdir(parents=True, exist_ok=True)
+    table, rebuilt = load_or_build(tasks, output / TABLE_NAME, sources, rebuild=args.cache, runner=runner)
+    print(f"plotScan: observables of {len(tasks)} file(s) {'computed' if rebuilt else 'reused from'} "
+          f"{output / TABLE_NAME}", file=sys.stderr)
+    # Parameters named like a table column (cbcsim's 'mode') are 'param_<name>' in the table.
+    labels.update({param_column(n): labels[n] for n in grid if n in labels})
+    request = PlotRequest(
+        table=table,
+        grid={param_column(name): [_table_value(table[param_column(name)], v) for v in values]
+              for name, values in grid.items()},
+        observables=observables, modes=modes, output_dir=output, labels=labels)
+    records = plot_scan(request, progress=Progress("figures"))
+    index = write_index(output, records, f"plotScan: {production.name}", labels, notes)
+    print(f"plotScan: {len(records)} figure(s); open {index}", file=sys.stderr)
+    return index
+
+
+def _resolve(value: str, timerc, key: str, option: str) -> Path:
+    """Absolute as given; relative under timerc [paths] ``key`` (the seed's rule)."""
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return path
+    root = timerc.optional_path(key)
+    if root is None:
+        raise UserError(f"{option} {value}: a relative path needs [paths] {key} in {timerc.path} "
+                        f"(or give an absolute path)")
+    return root / path
+
+
+def _modes(custom: Mapping[str, str]) -> tuple[str, ...]:
+    if "mode" not in custom:
+        return MODES
+    if custom["mode"] not in MODES:
+        raise UserError(f"--custom mode={custom['mode']}: allowed modes: {', '.join(MODES)}")
+    return (custom["mode"],)
+
+
+def _load_config(path: str, custom: Mapping[str, str]) -> dict[str, Any]:
+    """The YAML with ``{mode}`` kept as a template: the table covers every mode the names
+    allow, and --custom mode=... only chooses what is plotted."""
+    config = load_yaml(path, {**custom, "mode": "{mode}"})
+    if config is None:
+        return {}
+    if not isinstance(config, dict):
+        raise UserError(f"{path}: expected a mapping with keys {', '.join(YAML_KEYS)}")
+    unknown = sorted(set(config) - set(YAML_KEYS))
+    if unknown:
+        raise UserError(f"{path}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(YAML_KEYS)}")
+    return config
+
+
+# --------------------------------------------------------------------------- configuration
+def sources_from_config(config: Mapping[str, Any], plot_modes: Sequence[str], source: str) -> Sources:
+    """Where to read each object, from the YAML's ``efficiency``, ``firerate`` and ``hists``.
+
+    Maps named through ``{mode}`` are read for both modes; a name spelt out for one mode
+    (``OffsetScanSampled``) restricts the table to the plotted mode, which it must match.
+    """
+    default = Sources()
+    eff = _section(config, "efficiency", ("folder", "fired", "hits", "in_time_bin"), source)
+    fire = _section(config, "firerate", ("folder", "name"), source)
+    names = [str(eff.get("fired", default.fired)), str(eff.get("hits", default.hits)),
+             str(fire.get("name", default.attribution))]
+    literal = [n for n in names if "{mode}" not in n]
+    modes = tuple(MODES) if not literal else tuple(plot_modes)
+    if literal and len(modes) > 1:
+        raise UserError(f"{source}: '{literal[0]}' is spelt for one mode; write {{mode}} in it, "
+                        f"or choose the mode with --custom mode=...")
+    for name in literal:
+        if modes[0] not in name:
+            raise UserError(f"{source}: '{name}' is not a {modes[0]} object (--custom mode={modes[0]}); "
+                            f"write {{mode}} in it")
+    try:
+        in_time_bin = float(eff.get("in_time_bin", default.in_time_bin))
+    except (TypeError, ValueError):
+        raise UserError(f"{source}: efficiency.in_time_bin must be a number, got {eff['in_time_bin']!r}") from None
+    return Sources(
+        efficiency_folder=str(eff.get("folder", default.efficiency_folder)),
+        fired=str(eff.get("fired", default.fired)),
+        hits=str(eff.get("hits", default.hits)),
+        firerate_folder=str(fire.get("folder", default.firerate_folder)),
+        attribution=str(fire.get("name", default.attribution)),
+        bx_hists=_bx_hists(config.get("hists"), modes, source),
+        modes=tuple(modes),
+        in_time_bin=in_time_bin,
+    )
+
+
+def _section(config: Mapping[str, Any], key: str, allowed: Sequence[str], source: str) -> dict:
+    section = config.get(key) or {}
+    if not isinstance(section, dict):
+        raise UserError(f"{source}: '{key}' must be a mapping with keys {', '.join(allowed)}")
+    unknown = sorted(set(section) - set(allowed))
+    if unknown:
+        raise UserError(f"{source}: {key}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+    return section
+
+
+def _bx_hists(hists: Any, modes: Sequence[str], source: str) -> tuple[BXHistRef, ...]:
+    """``name -> {delay, folder}``; a ``{mode}`` name stands for every mode, a filled one
+    (``--custom mode=...``, or a literal ``Sampled``) for its own mode."""
+    if not hists:
+        return ()
+    if not isinstance(hists, dict):
+        raise UserError(f"{source}: 'hists' must map histogram names to {{delay: ..., folder: ...}}")
+    refs = []
+    for name, spec in hists.items():
+        if not isinstance(spec, dict) or "delay" not in spec or "folder" not in spec:
+            raise UserError(f"{source}: hists: '{name}' needs a delay and a folder, e.g. "
+                            f"{{delay: 12.3, folder: 'DQMData/Run 1/Ph2TkBXHist/Run summary/Hist1D'}}")
+        try:
+            delay = float(spec["delay"])
+        except (TypeError, ValueError):
+            raise UserError(f"{source}: hists: '{name}' delay {spec['delay']!r} is not a number") from None
+        own = [m for m in modes if "{mode}" in str(name) or m in str(name)]
+        for mode in own:
+            refs.append(BXHistRef(mode, delay, str(spec["folder"]).replace("{mode}", mode),
+                                  str(name).replace("{mode}", mode)))
+    return tuple(refs)
+
+
+def resolve_grid(parameters: Any, tasks: Sequence[FinishedTask], source: str) -> dict[str, list[Any]]:
+    """The YAML ``parameters`` checked against the production; without it, every parameter
+    that takes more than one value in the production."""
+    known: dict[str, list[Any]] = {}
+    for task in tasks:
+        for name, value in task.params.items():
+            if value not in known.setdefault(name, []):
+                known[name].append(value)
+    if not parameters:
+        varying = {k: sorted(v, key=_sort_key) for k, v in known.items() if len(v) > 1}
+        return varying or {k: v for k, v in list(known.items())[:1]}
+    if not isinstance(parameters, dict):
+        raise UserError(f"{source}: 'parameters' must map parameter names to a value or a list of values")
+    grid = {}
+    for name, values in parameters.items():
+        if name not in known:
+            raise UserError(f"{source}: parameter '{name}' is not a parameter of the production; "
+                            f"it has: {', '.join(known)}")
+        grid[name] = values if isinstance(values, list) else [values]
+    return grid
+
+
+def _sort_key(value: Any):
+    return (0, value, "") if isinstance(value, (int, float)) and not isinstance(value, bool) else (1, 0, str(value))
+
+
+def match_grid(grid: Mapping[str, Sequence[Any]], tasks: Sequence[FinishedTask]
+               ) -> tuple[list[FinishedTask], list[dict[str, Any]]]:
+    """Tasks on the grid, and the grid points no task covers."""
+    names = list(grid)
+    selected, missing = [], []
+    for point in itertools.product(*(grid[n] for n in names)):
+        hits = [t for t in tasks if all(same_value(t.params.get(n), v) for n, v in zip(names, point))]
+        if hits:
+            selected.extend(hits)
+        else:
+            missing.append(dict(zip(names, point)))
+    return selected, missing
+
+
+def _check_fixed(grid: Mapping[str, Any], tasks: Sequence[FinishedTask], source: str) -> None:
+    """A parameter outside the grid that still varies would mix curves silently."""
+    for name in tasks[0].params if tasks else ():
+        if name in grid:
+            continue
+        values = sorted({str(t.params.get(name)) for t in tasks})
+        if len(values) > 1:
+            raise UserError(f"{source}: parameter '{name}' varies in the production ({', '.join(values)}); "
+                            f"add it to 'parameters' with the value(s) to plot")
+
+
+def _table_value(column, value: Any) -> Any:
+    """The table's own spelling of a grid value (5000 -> 5000.0 when the column is float)."""
+    for candidate in column.unique():
+        if same_value(candidate, value):
+            return candidate
+    return value
+
+
+# --------------------------------------------------------------------------- execution
+class Progress:
+    """``files 12/100  12%  elapsed 0:03  ETA 0:21`` on stderr; redrawn in place on a
+    terminal, one line every few seconds otherwise (batch logs stay short)."""
+
+    def __init__(self, what: str, stream=None, every: float = 5.0):
+        self.what, self.stream, self.every = what, stream or sys.stderr, every
+        self.start = time.monotonic()
+        self.last = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        tty = self.stream.isatty()
+        if done < total and not tty and now - self.last < self.every:
+            return
+        self.last = now
+        elapsed = now - self.start
+        eta = elapsed / done * (total - done) if done else 0.0
+        line = (f"{self.what} {done}/{total} {100 * done // max(total, 1):3d}%  "
+                f"elapsed {_clock(elapsed)}  ETA {_clock(eta)}")
+        self.stream.write(("\r" + line + ("\n" if done >= total else "")) if tty else line + "\n")
+        self.stream.flush()
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 \
+        else f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _runner(mode: str, timerc, output: Path, verbose: bool) -> Callable:
+    if mode == WORKER_MODE:
+        return serial_with_progress
+    from ..plugins import get_registry
+
+    backend = get_registry().backend(mode).item  # unknown -> UserError listing the installed ones
+
+    def on_cluster(func, calls):
+        running = backend.start(BackendRequest(settings=timerc.section(mode), output_dir=output,
+                                               verbose=verbose))
+        try:
+            yield from dask_runner(running, func, calls)
+        finally:
+            running.close()
+
+    return on_cluster
+
+
+def serial_with_progress(func, calls) -> Iterator:
+    progress = Progress("files")
+    for i, args in enumerate(calls):
+        yield func(*args)
+        progress(i + 1, len(calls))
+
+
+def dask_runner(running, func, calls) -> Iterator:
+    """Map ``func`` over ``calls`` on a started cluster, results in completion order."""
+    from distributed import Client, as_completed
+
+    if not running.cluster.workers:  # batch backends start empty
+        running.adapt(1, min(len(calls), 50))
+    progress = Progress("files")
+    with Client(running.cluster) as client:
+        futures = [client.submit(func, *args, pure=False) for args in calls]
+        for i, future in enumerate(as_completed(futures)):
+            yield future.result()
+            progress(i + 1, len(calls))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
