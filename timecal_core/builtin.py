@@ -8,9 +8,11 @@ from .hookspecs import hookimpl
 
 @hookimpl
 def timecal_aggregators():
+    from .analysis.observables import observables_aggregator
     from .summary import summary_aggregator
 
     yield summary_aggregator()
+    yield observables_aggregator()
 
 
 @hookimpl

@@ -1,0 +1,139 @@
+"""Closure study of the delay calibration: does runCalibration give back the delays the
+emulator used, with ±1σ intervals that cover the truth about 68 % of the time?
+
+    .venv/bin/python examples/closure/closure.py [--workdir DIR] [--quick]
+
+1. templates: one emulator scan (501 delays) of 10^6 hits drawn with seed 1;
+2. tests: 81 histograms at 5, 5.5, ... 45 ns, each from its own 10^4 hits (seeds 2, 3, ...:
+   independent of the templates and of each other, like 81 emulate-mode jobs), stored as
+   the rows of one file;
+3. ``runCalibration closure.yml`` with both built-in evaluators;
+4. bias, resolution and coverage per 5 ns of true delay, printed and plotted
+   (``closure_summary.png/pdf`` in the work directory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from timecal_core.analysis import layout, runcalibration
+from timecal_script_cbcsim.detection import emulate
+
+HERE = Path(__file__).resolve().parent
+THRESHOLD = 15000.0
+
+
+def make_hits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Moyal (Landau-like) charges around 22k electrons, 1.2 ns Gaussian arrival times."""
+    rng = np.random.default_rng(seed)
+    charge = 22000.0 + 2500.0 * -np.log(rng.standard_normal(n) ** 2)
+    return charge.astype(np.float32), rng.normal(0.0, 1.2, n).astype(np.float32)
+
+
+def write_scan(path: Path, n_hits: int, seed: int) -> None:
+    if path.exists():
+        print(f"keeping {path}")
+        return
+    delays = layout.scan_delays()
+    hists = emulate(*make_hits(n_hits, seed), THRESHOLD, delays)
+    params = {"threshold": THRESHOLD, "N": n_hits, "seed": seed, "mode": "scan"}
+    layout.write_histograms(path, hists, params, with_1d=False)
+    print(f"wrote {path} ({n_hits} hits, seed {seed})")
+
+
+def write_tests(path: Path, n_hits: int, first_seed: int) -> None:
+    """One emulate job per delay, harvested into one file (a 0.5 ns OffsetScan axis)."""
+    if path.exists():
+        print(f"keeping {path}")
+        return
+    delays = np.arange(5.0, 45.0 + 1e-9, 0.5)
+    jobs = [emulate(*make_hits(n_hits, first_seed + i), THRESHOLD, [d]) for i, d in enumerate(delays)]
+    rows = {key: np.concatenate([getattr(job, key) for job in jobs])
+            for key in ("sampled", "latched", "attribution_sampled", "attribution_latched")}
+    hists = layout.BXHistograms(delays, n_hits=n_hits, offset_step=0.5, **rows)
+    params = {"threshold": THRESHOLD, "N": n_hits, "seeds": f"{first_seed}..{first_seed + len(delays) - 1}"}
+    layout.write_histograms(path, hists, params, with_1d=False)
+    print(f"wrote {path} ({len(delays)} delays, {n_hits} independent hits each)")
+
+
+def summarise(table: pd.DataFrame, width: float = 5.0) -> pd.DataFrame:
+    table = table.assign(residual=table["delay"] - table["true_delay"],
+                         covered=(table["true_delay"] >= table["lower"]) & (table["true_delay"] <= table["upper"]),
+                         # the last bin is closed: 45 ns joins [40, 45]
+                         delay_bin=np.floor(np.minimum(table["true_delay"], 44.999) / width) * width)
+    return (table.groupby(["method", "delay_bin"])
+            .agg(points=("residual", "size"), bias=("residual", "mean"),
+                 resolution=("residual", "std"), coverage=("covered", "mean"))
+            .reset_index())
+
+
+def plot(summary: pd.DataFrame, out: Path, width: float = 5.0) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import mplhep as hep
+
+    plt.style.use(hep.style.CMS)
+    fig, axes = plt.subplots(3, 1, figsize=(10, 12), sharex=True)
+    hep.cms.label(data=False, ax=axes[0], rlabel=f"threshold {THRESHOLD:.0f} e", fontsize=14)
+    for method, group in summary.groupby("method"):
+        x = group["delay_bin"] + width / 2
+        axes[0].plot(x, group["bias"], "o-", label=method)
+        axes[1].plot(x, group["resolution"], "o-", label=method)
+        axes[2].plot(x, 100 * group["coverage"], "o-", label=method)
+    axes[0].axhline(0, color="k", lw=0.8)
+    axes[2].axhspan(55, 80, color="grey", alpha=0.2, label="55-80 %")
+    axes[2].axhline(68.3, color="k", lw=0.8, ls="--")
+    axes[0].set_ylabel("Bias [ns]")
+    axes[1].set_ylabel("Resolution [ns]")
+    axes[2].set_ylabel(r"$\pm1\sigma$ coverage [%]")
+    axes[2].set_xlabel("True delay [ns]")
+    axes[0].legend()
+    axes[2].legend()
+    fig.tight_layout()
+    for suffix in (".png", ".pdf"):
+        fig.savefig(out.with_suffix(suffix))
+    plt.close(fig)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", default="closure-output", help="where inputs and results go")
+    parser.add_argument("--quick", action="store_true", help="10x fewer template hits")
+    args = parser.parse_args()
+    workdir = Path(args.workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    if "TIMECAL_CONFIG" not in os.environ:  # keep the evaluator cache inside the work directory
+        rc = workdir / "timerc"
+        rc.write_text(f"[paths]\ncalibration = {workdir / 'calibration'}\n")
+        os.environ["TIMECAL_CONFIG"] = str(rc)
+
+    write_scan(workdir / "templates_seed1.root", 100_000 if args.quick else 1_000_000, seed=1)
+    write_tests(workdir / "tests_seed2.root", 10_000, first_seed=2)
+    code = runcalibration.main([str(HERE / "closure.yml"), "--custom", f"workdir={workdir}",
+                                "-o", str(workdir / "results")])
+    if code:
+        return code
+    table = pd.read_parquet(workdir / "results" / "results.parquet")
+    summary = summarise(table)
+    with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 120):
+        print(summary.to_string(index=False))
+    for method, group in table.groupby("method"):
+        residual = group["delay"] - group["true_delay"]
+        covered = ((group["true_delay"] >= group["lower"]) & (group["true_delay"] <= group["upper"])).mean()
+        print(f"{method:<20} {len(group)} points: bias {residual.mean():+.3f} ns, mean |residual| "
+              f"{residual.abs().mean():.3f} ns, resolution {residual.std():.3f} ns, coverage {100 * covered:.0f}%")
+    plot(summary, workdir / "closure_summary")
+    print(f"plots: {workdir / 'closure_summary.png'} and {workdir / 'results' / 'index.html'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

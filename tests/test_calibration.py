@@ -1,0 +1,170 @@
+"""The delay scan and the built-in evaluators (physics.md §8), checked against independent
+computations and by a closure on generated histograms with known delays."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from calibration_support import closure_sample, make_hits, stack
+from timecal_core.analysis.calibration import coarse_grid, scan_delay
+from timecal_core.analysis.evaluators import (HistogramStack, LinearInterpolationEvaluator,
+                                              MeanEvaluator)
+from timecal_core.analysis.layout import scan_delays
+
+
+class Parabola:
+    """A score with a known answer: ((d - c) / a)^2 below c, ((d - c) / b)^2 above, so the
+    ±1σ bounds are exactly c - a and c + b. Each test "histogram" carries its (c, a, b)."""
+
+    templates = None
+
+    def score(self, tests, delays):
+        d = np.broadcast_to(np.atleast_2d(delays), (len(tests), np.shape(delays)[-1]))
+        c, a, b = (tests.counts[:, k:k + 1] for k in range(3))
+        return ((d - c) / np.where(d < c, a, b)) ** 2 + 7.0  # the offset must not matter
+
+
+def _tests(centres, below, above):
+    counts = np.zeros((len(centres), 11))
+    counts[:, :3] = np.c_[centres, below, above]
+    return HistogramStack(np.full(len(centres), np.nan), counts, counts)
+
+
+def test_scan_finds_minimum_and_asymmetric_crossings_for_many_tests_at_once():
+    centres, below, above = [23.456, 7.5, 40.01], [0.3, 2.5, 0.05], [0.7, 1.0, 0.05]
+    scan = scan_delay(Parabola(), _tests(centres, below, above))
+    np.testing.assert_allclose(scan.estimate, np.round(centres, 2), atol=1e-9)
+    # Linear interpolation of a parabola between 0.01 ns points: error << 1e-3 ns.
+    np.testing.assert_allclose(scan.lower, np.subtract(centres, below), atol=2e-3)
+    np.testing.assert_allclose(scan.upper, np.add(centres, above), atol=2e-3)
+    # Errors are measured from the estimate, the grid point nearest the true minimum.
+    np.testing.assert_allclose(scan.plus, np.add(centres, above) - np.round(centres, 2), atol=2e-3)
+    np.testing.assert_allclose(scan.minus, np.round(centres, 2) - np.subtract(centres, below), atol=2e-3)
+    assert not scan.at_edge.any()
+    assert np.allclose(scan.coarse_delays, np.arange(50.0))
+    assert np.allclose(np.nanmin(scan.coarse_scores, axis=1), 0)
+
+
+def test_fine_region_is_the_coarse_region_widened_by_one_step():
+    scan = scan_delay(Parabola(), _tests([23.456], [0.3], [0.7]))
+    # Coarse scores: 23 -> 2.31, 24 -> 0.60 (the only one within 1) -> fine scan over [23, 25].
+    fine = scan.fine_delays[0][~np.isnan(scan.fine_delays[0])]
+    assert fine[0] == pytest.approx(23.0) and fine[-1] == pytest.approx(25.0)
+    assert np.allclose(np.diff(fine), 0.01)
+
+
+def test_interval_reaching_the_scan_edge_is_flagged():
+    scan = scan_delay(Parabola(), _tests([0.4, 49.5, 25.0], [2.0, 1.0, 1.0], [1.0, 3.0, 1.0]))
+    assert scan.at_edge.tolist() == [True, True, False]
+    assert scan.lower[0] == 0.0
+    assert scan.upper[1] == pytest.approx(49.99)
+
+
+def test_coarse_grid_is_whole_nanoseconds_on_half_open_range():
+    grid = coarse_grid()
+    assert grid[0] == 0 and grid[-1] == 49 and len(grid) == 50
+
+
+# --------------------------------------------------------------------------- evaluators
+@pytest.fixture(scope="module")
+def templates():
+    return stack(*make_hits(100_000, 11), scan_delays())
+
+
+@pytest.fixture(scope="module")
+def tests_stack():
+    truth = np.array([12.34, 21.07, 33.3])
+    counts = np.concatenate([stack(*make_hits(3000, 20 + i), [d]).counts for i, d in enumerate(truth)])
+    return HistogramStack(truth, counts, np.sqrt(counts))
+
+
+def test_mean_score_matches_a_hand_computation(templates, tests_stack):
+    centres = np.arange(-5.0, 6.0)
+    evaluator = MeanEvaluator(templates)
+    delay = 17.23
+    lo = np.searchsorted(templates.delays, delay) - 1
+    frac = (delay - templates.delays[lo]) / (templates.delays[lo + 1] - templates.delays[lo])
+
+    def mean_and_error(w):
+        return (w @ centres) / w.sum() + 0.5, math.sqrt(((np.sqrt(w) * centres) ** 2).sum()) / w.sum()
+
+    m_lo, s_lo = mean_and_error(templates.counts[lo])
+    m_hi, s_hi = mean_and_error(templates.counts[lo + 1])
+    m_d, s_d = m_lo + frac * (m_hi - m_lo), s_lo + frac * (s_hi - s_lo)
+    for i in range(len(tests_stack)):
+        m_t, s_t = mean_and_error(tests_stack.counts[i])
+        expected = abs(m_t - m_d) / math.sqrt(s_t**2 + s_d**2)
+        got = evaluator.score(tests_stack, np.array([delay]))[i, 0]
+        assert got == pytest.approx(expected, rel=1e-12)
+
+
+def test_deviance_matches_a_hand_computation(templates, tests_stack):
+    evaluator = LinearInterpolationEvaluator(templates)
+    delays = np.array([[5.55, 21.07, 49.0]] * len(tests_stack))
+    got = evaluator.score(tests_stack, delays)
+    for i in range(len(tests_stack)):
+        n = tests_stack.counts[i]
+        for k, d in enumerate(delays[i]):
+            hi = int(np.searchsorted(templates.delays, d))
+            lo = hi - 1
+            w = (d - templates.delays[lo]) / (templates.delays[hi] - templates.delays[lo])
+            t = (1 - w) * templates.counts[lo] + w * templates.counts[hi]
+            f = t / t.sum() * n.sum()
+            expected = 2 * sum(fb - nb + nb * math.log((nb + 1e-9) / (fb + 1e-9)) for fb, nb in zip(f, n))
+            assert got[i, k] == pytest.approx(expected, rel=1e-9, abs=1e-9)
+
+
+@pytest.mark.parametrize("evaluator_class", [MeanEvaluator, LinearInterpolationEvaluator])
+def test_histogram_identical_to_a_template_gives_that_templates_delay(templates, evaluator_class):
+    rows = np.array([73, 123, 210, 388])  # 7.3, 12.3, 21.0, 38.8 ns (accumulated doubles)
+    scan = scan_delay(evaluator_class(templates), templates.select(rows))
+    np.testing.assert_allclose(scan.estimate, templates.delays[rows], atol=1e-9)
+
+
+def test_evaluators_do_not_loop_over_delays(templates, tests_stack):
+    """One score call covers any number of per-test delay rows (what the scan relies on)."""
+    grid = np.linspace(0, 49.99, 4000).reshape(1, -1).repeat(len(tests_stack), axis=0)
+    for evaluator in (MeanEvaluator(templates), LinearInterpolationEvaluator(templates)):
+        full = evaluator.score(tests_stack, grid)
+        assert full.shape == grid.shape
+        one = evaluator.score(tests_stack.select(slice(1, 2)), grid[1:2, ::7])
+        np.testing.assert_allclose(one[0], full[1, ::7])
+
+
+# --------------------------------------------------------------------------- closure
+@pytest.fixture(scope="module")
+def closure():
+    return closure_sample()
+
+
+def _closure_figures(evaluator_class, closure):
+    templates, tests = closure
+    scan = scan_delay(evaluator_class(templates), tests)
+    truth = tests.delays
+    inside = (truth >= scan.lower) & (truth <= scan.upper)
+    return np.abs(scan.estimate - truth).mean(), abs((scan.estimate - truth).mean()), inside.mean()
+
+
+@pytest.mark.parametrize("evaluator_class", [MeanEvaluator, LinearInterpolationEvaluator])
+def test_closure_recovers_known_delays_without_bias(evaluator_class, closure):
+    mean_abs_residual, bias, coverage = _closure_figures(evaluator_class, closure)
+    assert len(closure[1]) >= 40
+    assert mean_abs_residual < 0.2
+    assert bias < 0.2
+
+
+def test_closure_linear_interpolation_coverage_is_one_sigma(closure):
+    *_, coverage = _closure_figures(LinearInterpolationEvaluator, closure)
+    assert 0.55 <= coverage <= 0.80
+
+
+def test_closure_mean_coverage_is_measured_not_below_one_sigma(closure):
+    """The issue asks 55-80 %. The Mean keeps physics.md §7's error sqrt(sum (s c)^2) / sum w,
+    which is sqrt(<c^2> / N) rather than sqrt(var / N): too wide wherever the histogram sits
+    away from the bin centred at 0, so over [5, 45] ns it covers 75-90 % depending on the
+    seed (see docs/calibration.md). Only the lower bound is a property of the method."""
+    *_, coverage = _closure_figures(MeanEvaluator, closure)
+    assert coverage >= 0.55

@@ -1,0 +1,385 @@
+"""``runCalibration``: reconstruct delays from BX histograms with the registered evaluators.
+
+A YAML file lists scenarios (a mapping name -> scenario)::
+
+    closure_threshold5800:
+      labels: {threshold: 5800, pileup: 200}      # shown on the plots, kept as columns
+      test:                                       # the histograms whose delay is wanted
+        file: tests/BXHistScan_..._harvested.root # relative to this YAML file
+        # or: production: my_scan   (relative -> timerc [paths] production)
+        #     task: 3fa2b1c4d5      (task id or results directory name; or params: {k: v})
+        mode: Sampled                             # Sampled (default) or Latched
+        delays: [10.0, 20.5]                      # which histograms: a list, {min: 5, max: 45}
+                                                  # or all (the default)
+        true_delays: from_file                    # or a list, or unknown
+      evaluators:
+        - method: LinearInterpolation             # any registered evaluator (BXRun --plugins)
+          name: li_5800                           # cache name; default <template stem>_<mode>
+          template: {file: scan.root, mode: Sampled}
+
+Everything is checked (files, histograms, methods) before anything is computed, so a typo
+never leaves half an output behind. ``runCalibration --test FILE --template FILE`` runs one
+scenario without a YAML; a single emulate-mode histogram prints ``delay = X +a -b ns``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import load_timerc
+from ..errors import UserError
+from ..yamlconf import load_yaml, parse_custom
+from .calibration import DelayScan, scan_delay
+from .calibration_report import write_report
+from .evaluators import DelayWindow, HistogramStack, build_evaluator, read_stack
+from .layout import MODES
+
+PROG = "runCalibration"
+EMULATE_PREFIX = "BXHistEmulateDelay_"
+SCENARIO_KEYS = {"labels", "test", "evaluators"}
+SOURCE_KEYS = {"file", "production", "task", "params", "mode", "delays"}
+TEST_KEYS = SOURCE_KEYS | {"true_delays"}
+EVALUATOR_KEYS = {"method", "name", "template"}
+
+
+@dataclass(frozen=True)
+class HistogramSource:
+    """Where histograms come from, resolved to a file, and which of them."""
+
+    path: Path
+    mode: str
+    delays: tuple[float, ...] | DelayWindow | None
+    where: str  # "file.yml: scenario 'x': test" for error messages
+
+    def read(self) -> HistogramStack:
+        return read_stack(self.path, self.mode, self.delays, self.where)
+
+
+@dataclass(frozen=True)
+class EvaluatorSpec:
+    method: str
+    name: str
+    template: HistogramSource
+    where: str
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    labels: Mapping[str, Any]
+    test: HistogramSource
+    true_delays: Any  # "from_file", None (unknown) or a tuple of floats
+    evaluators: tuple[EvaluatorSpec, ...]
+
+
+@dataclass
+class EvaluatorResult:
+    spec: EvaluatorSpec
+    evaluator: Any
+    from_cache: bool
+    scan: DelayScan
+
+
+@dataclass
+class ScenarioResult:
+    scenario: Scenario
+    tests: HistogramStack
+    true_delays: np.ndarray  # NaN where unknown
+    evaluations: list[EvaluatorResult] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- parsing
+def _mapping(value: Any, where: str, allowed: set[str], required: tuple[str, ...] = ()) -> dict:
+    if not isinstance(value, Mapping):
+        raise UserError(f"{where}: expected a mapping with keys {', '.join(sorted(allowed))}, "
+                        f"got {type(value).__name__}")
+    unknown = sorted(set(map(str, value)) - allowed)
+    if unknown:
+        raise UserError(f"{where}: unknown key '{unknown[0]}'; allowed: {', '.join(sorted(allowed))}")
+    for key in required:
+        if key not in value:
+            raise UserError(f"{where}: missing key '{key}'")
+    return dict(value)
+
+
+def _delays(value: Any, where: str):
+    if value is None or value == "all":
+        return None
+    if isinstance(value, Mapping):
+        window = _mapping(value, f"{where}: delays", {"min", "max"}, ("min", "max"))
+        try:
+            return DelayWindow(float(window["min"]), float(window["max"]))
+        except (TypeError, ValueError):
+            raise UserError(f"{where}: delays: min and max must be numbers, got {value!r}") from None
+    values = value if isinstance(value, list) else [value]
+    if not values:
+        raise UserError(f"{where}: delays is an empty list; omit it to take every histogram")
+    try:
+        return tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        raise UserError(f"{where}: delays must be a number, a list of numbers, {{min: , max: }} or 'all', "
+                        f"got {value!r}") from None
+
+
+def _task_file(spec: dict, where: str, production_root) -> Path:
+    """The output file of one finished task of a BXRun production."""
+    from ..tasks import finished_tasks
+
+    directory = Path(str(spec["production"])).expanduser()
+    if not directory.is_absolute():
+        root = production_root()
+        if root is None:
+            raise UserError(f"{where}: production '{directory}' is relative but timerc has no "
+                            f"[paths] production; give an absolute path")
+        directory = root / directory
+    if not directory.is_dir():
+        raise UserError(f"{where}: production '{directory}' does not exist")
+    tasks = finished_tasks(directory)
+    if "task" in spec:
+        wanted = str(spec["task"])
+        chosen = [t for t in tasks if wanted in (t.task_id, t.directory.name)]
+        what = f"task '{wanted}'"
+    elif "params" in spec and isinstance(spec["params"], Mapping):
+        wanted_params = spec["params"]
+        chosen = [t for t in tasks if all(k in t.params and t.params[k] == v
+                                          for k, v in wanted_params.items())]
+        what = "params " + ", ".join(f"{k}={v}" for k, v in wanted_params.items())
+    else:
+        raise UserError(f"{where}: with 'production', give 'task: <task id>' or 'params: {{k: v}}'")
+    if len(chosen) != 1:
+        found = "no finished task" if not chosen else f"{len(chosen)} finished tasks"
+        raise UserError(f"{where}: {found} of {directory} match {what} "
+                        f"({len(tasks)} finished; see the results/ directory names)")
+    return chosen[0].output
+
+
+def _source(value: Any, where: str, base: Path, production_root, allowed: set[str]) -> tuple[HistogramSource, dict]:
+    spec = _mapping(value, where, allowed)
+    if ("file" in spec) == ("production" in spec):
+        raise UserError(f"{where}: give exactly one of 'file' or 'production'")
+    if "file" in spec:
+        path = Path(str(spec["file"])).expanduser()
+        path = path if path.is_absolute() else base / path
+        if not path.is_file():
+            raise UserError(f"{where}: file '{path}' does not exist")
+    else:
+        path = _task_file(spec, where, production_root)
+    mode = str(spec.get("mode", "Sampled"))
+    if mode not in MODES:
+        raise UserError(f"{where}: mode '{mode}' is not one of {', '.join(MODES)}")
+    return HistogramSource(path, mode, _delays(spec.get("delays"), where), where), spec
+
+
+def _true_delays(value: Any, where: str):
+    if value == "from_file":
+        return value
+    if value is None or value == "unknown":
+        return None
+    values = value if isinstance(value, list) else [value]
+    try:
+        return tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        raise UserError(f"{where}: true_delays must be 'from_file', 'unknown' or numbers, "
+                        f"got {value!r}") from None
+
+
+def parse_scenarios(data: Any, yaml_path: Path, production_root) -> list[Scenario]:
+    """Scenarios of a loaded YAML; ``production_root()`` gives [paths] production lazily."""
+    if not isinstance(data, Mapping) or not data:
+        raise UserError(f"{yaml_path}: expected a mapping 'scenario name: {{test: ..., "
+                        f"evaluators: [...]}}'")
+    base = yaml_path.parent
+    scenarios = []
+    for name, body in data.items():
+        where = f"{yaml_path.name}: scenario '{name}'"
+        body = _mapping(body, where, SCENARIO_KEYS, ("test", "evaluators"))
+        labels = body.get("labels") or {}
+        if not isinstance(labels, Mapping):
+            raise UserError(f"{where}: labels must be a mapping 'name: value'")
+        test, test_spec = _source(body["test"], f"{where}: test", base, production_root, TEST_KEYS)
+        evaluators = body["evaluators"]
+        if not isinstance(evaluators, list) or not evaluators:
+            raise UserError(f"{where}: evaluators must be a non-empty list of "
+                            f"{{method: ..., template: ...}}")
+        specs = []
+        for i, item in enumerate(evaluators):
+            ewhere = f"{where}: evaluators[{i}]"
+            item = _mapping(item, ewhere, EVALUATOR_KEYS, ("method", "template"))
+            template, _ = _source(item["template"], f"{ewhere}: template", base, production_root,
+                                  SOURCE_KEYS)
+            default_name = f"{template.path.name.removesuffix('.root')}_{template.mode}"
+            specs.append(EvaluatorSpec(str(item["method"]), str(item.get("name", default_name)),
+                                       template, ewhere))
+        pairs = [(s.method, s.name) for s in specs]
+        for method, name_ in pairs:
+            if pairs.count((method, name_)) > 1:  # they would share an output directory
+                raise UserError(f"{where}: two {method} evaluators are both named '{name_}'; "
+                                f"give each a distinct 'name'")
+        scenarios.append(Scenario(str(name), dict(labels), test,
+                                  _true_delays(test_spec.get("true_delays", "from_file"),
+                                               f"{where}: test: true_delays"),
+                                  tuple(specs)))
+    return scenarios
+
+
+# --------------------------------------------------------------------------- running
+def run_scenarios(scenarios: list[Scenario], calibration_root: Path, registry,
+                  log=print) -> list[ScenarioResult]:
+    """Read every input first (so bad input fails before any work), then scan."""
+    methods = {}
+    for sc in scenarios:
+        for spec in sc.evaluators:
+            try:
+                methods[spec.method] = registry.evaluator(spec.method)
+            except UserError:
+                installed = ", ".join(sorted(registry.evaluators)) or "none"
+                raise UserError(f"{spec.where}: unknown method '{spec.method}'; installed: "
+                                f"{installed} (see BXRun --plugins)") from None
+    prepared = []
+    for sc in scenarios:
+        tests = sc.test.read()
+        if sc.true_delays == "from_file":
+            truth = tests.delays.copy()
+        elif sc.true_delays is None:
+            truth = np.full(len(tests), np.nan)
+        else:
+            if len(sc.true_delays) != len(tests):
+                raise UserError(f"{sc.test.where}: true_delays has {len(sc.true_delays)} values "
+                                f"for {len(tests)} histograms")
+            truth = np.asarray(sc.true_delays, dtype=np.float64)
+        prepared.append(ScenarioResult(sc, tests, truth))
+    evaluators = {}
+    for result in prepared:
+        for spec in result.scenario.evaluators:
+            key = (spec.method, spec.name, spec.template)
+            if key not in evaluators:
+                reg = methods[spec.method]
+                evaluators[key] = build_evaluator(reg.item, spec.name, spec.template.path,
+                                                  spec.template.mode, calibration_root,
+                                                  spec.template.delays, spec.template.where,
+                                                  f"{reg.distribution} {reg.version}")
+    for result in prepared:
+        for spec in result.scenario.evaluators:
+            evaluator, cached = evaluators[(spec.method, spec.name, spec.template)]
+            scan = scan_delay(evaluator, result.tests)
+            result.evaluations.append(EvaluatorResult(spec, evaluator, cached, scan))
+            log(summary_line(result, spec, scan, cached))
+    return prepared
+
+
+def summary_line(result: ScenarioResult, spec: EvaluatorSpec, scan: DelayScan, cached: bool) -> str:
+    origin = f"{spec.method}, evaluator {spec.name}{' (cached)' if cached else ''}"
+    if len(result.tests) == 1 and result.scenario.test.path.name.startswith(EMULATE_PREFIX):
+        return f"{delay_line(scan, 0, result.true_delays[0])}  [{origin}]"
+    head = f"{result.scenario.name} / {origin}:"
+    if len(result.tests) == 1:
+        return f"{head} {delay_line(scan, 0, result.true_delays[0])}"
+    truth = result.true_delays
+    known = ~np.isnan(truth)
+    text = f"{head} {len(result.tests)} histograms"
+    if known.any():
+        residual = scan.estimate[known] - truth[known]
+        inside = (truth[known] >= scan.lower[known]) & (truth[known] <= scan.upper[known])
+        text += (f", bias {residual.mean():+.3f} ns, resolution {residual.std():.3f} ns, "
+                 f"±1σ coverage {100 * inside.mean():.0f}%")
+    if scan.at_edge.any():
+        text += f", {int(scan.at_edge.sum())} interval(s) at the scan edge"
+    return text
+
+
+def delay_line(scan: DelayScan, i: int, truth: float = float("nan")) -> str:
+    text = f"delay = {scan.estimate[i]:.2f} +{scan.plus[i]:.2f} -{scan.minus[i]:.2f} ns"
+    if scan.at_edge[i]:
+        text += " (interval reaches the scan edge)"
+    if not np.isnan(truth):
+        text += f" (true {truth:.2f} ns)"
+    return text
+
+
+# --------------------------------------------------------------------------- command line
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description="Reconstruct the sampling delay from BX "
+                                "histograms with template evaluators (physics.md §8).")
+    p.add_argument("yaml", nargs="?", help="YAML of calibration scenarios")
+    p.add_argument("--test", help="without a YAML: the file whose histograms are calibrated "
+                   "(e.g. an emulate-mode BXHistEmulateDelay_... file)")
+    p.add_argument("--template", help="without a YAML: the template scan file")
+    p.add_argument("--method", action="append", help="without a YAML: evaluator(s) to use "
+                   "(default: every installed one)")
+    p.add_argument("--mode", default="Sampled", choices=MODES, help="without a YAML: histograms used")
+    p.add_argument("-o", "--output", help="output directory; relative paths go under timerc "
+                   "[paths] calibration (default: the YAML or test file name)")
+    p.add_argument("--custom", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="fill {KEY} placeholders of the YAML")
+    p.add_argument("--no-plots", action="store_true", help="write the Parquet tables only")
+    p.add_argument("-v", "--verbose", action="store_true", help="tracebacks on errors")
+    return p
+
+
+def _quick_scenario(args, registry) -> list[Scenario]:
+    if not args.test or not args.template:
+        raise UserError("give a scenarios YAML, or both --test FILE and --template FILE")
+    test, template = Path(args.test).expanduser().resolve(), Path(args.template).expanduser().resolve()
+    for flag, path in (("--test", test), ("--template", template)):
+        if not path.is_file():
+            raise UserError(f"{flag}: file '{path}' does not exist")
+    methods = args.method or sorted(registry.evaluators)
+    name = f"{template.name.removesuffix('.root')}_{args.mode}"
+    specs = tuple(EvaluatorSpec(m, name, HistogramSource(template, args.mode, None, "--template"),
+                                "--method") for m in methods)
+    return [Scenario(test.name.removesuffix(".root"), {}, HistogramSource(test, args.mode, None, "--test"),
+                     "from_file", specs)]
+
+
+def _output_dir(args, calibration_root: Path) -> Path:
+    default = Path(args.yaml or args.test).name.rsplit(".", 1)[0]
+    out = Path(args.output or default).expanduser()
+    return out if out.is_absolute() else calibration_root / out
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..plugins import get_registry
+
+    registry = get_registry()
+    timerc = load_timerc()
+    calibration_root = timerc.data_path("calibration")
+    if args.yaml:
+        yaml_path = Path(args.yaml).expanduser().resolve()
+        if not yaml_path.is_file():
+            raise UserError(f"{args.yaml}: no such scenarios file")
+        data = load_yaml(yaml_path, parse_custom(args.custom))
+        scenarios = parse_scenarios(data, yaml_path, lambda: timerc.optional_path("production"))
+    else:
+        scenarios = _quick_scenario(args, registry)
+    results = run_scenarios(scenarios, calibration_root, registry)
+    out = _output_dir(args, calibration_root)
+    written = write_report(out, results, plots=not args.no_plots)
+    print(f"{PROG}: wrote {len(written)} files to {out}" +
+          ("" if args.no_plots else f" (open {out / 'index.html'})"))
+    return 0
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return run(args)
+    except UserError as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
