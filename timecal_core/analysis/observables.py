@@ -409,8 +409,10 @@ def parameter_columns(table: pd.DataFrame) -> list[str]:
 # --------------------------------------------------------------------------- aggregator
 def _aggregate(request: AggregationRequest) -> list[Path]:
     """At the end of a production: the table under ``[paths] scans/<production name>``, which
-    ``plotScan -i <production>`` then finds as its cache."""
-    tasks = list(request.tasks)
+    ``plotScan -i <production>`` then finds as its cache. Productions of scripts that do not
+    write harvested BX-histogram files (physics.md section 6) are not its business."""
+    tasks = [t for t in request.tasks
+             if t.output.name.startswith("BXHist") and t.output.name.endswith("_harvested.root")]
     if not tasks:
         return []
     target = Path(request.timerc.data_path("scans")) / Path(request.production_dir).name / TABLE_NAME
