@@ -1,0 +1,173 @@
+"""Driver overhead: 30,000 trivial tasks through the local backend.
+
+Figures (issue 4): peak RSS of the driver process (goal < 400 MB) and its throughput in
+tasks/s relative to a bare ``client.map`` of the same function on the same backend in the
+same run (goal >= 0.8). Both sides run ``execute_task`` on the same kind of task (a script
+with no step whose finalize writes the output: the task is all timecal bookkeeping, no
+subprocess), each in a fresh child process so that peak RSS is the driver's own. Times run
+from starting the cluster to having shut it down after the last task (the driver's
+end-of-production aggregation is timed separately).
+
+The trivial script is registered the way an installed plugin is (a ``.dist-info`` with a
+``timecal`` entry point), written to a temporary directory put on ``PYTHONPATH`` for the
+Dask workers, so nothing has to be pip-installed.
+
+    .venv/bin/python benchmarks/bench_driver.py [--quick] [--tasks N] [--workers W] [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+PLUGIN_MODULE = '''
+"""A production script with no step: the output is written by finalize (benchmarks only)."""
+from timecal_core.hookspecs import Parameter, ProductionScript, TaskPlan, hookimpl
+
+
+def _finalize(workdir):
+    (workdir / "out.txt").write_text("ok\\n")
+
+
+def _plan(request):
+    return TaskPlan(steps=(), output="out.txt", finalize=_finalize)
+
+
+@hookimpl
+def timecal_scripts():
+    yield ProductionScript(name="benchnoop", parameters=(Parameter("index", "int", 0),), plan=_plan)
+'''
+
+
+def write_plugin(site: Path) -> None:
+    site.mkdir(parents=True, exist_ok=True)
+    (site / "timecal_benchnoop.py").write_text(PLUGIN_MODULE)
+    info = site / "timecal_benchnoop-0.0.dist-info"
+    info.mkdir(exist_ok=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: timecal-benchnoop\nVersion: 0.0\n")
+    (info / "entry_points.txt").write_text("[timecal]\nbenchnoop = timecal_benchnoop\n")
+
+
+def _plan(out: Path, n: int):
+    from timecal_core.grid import plan_grid
+    from timecal_core.plugins import get_registry
+
+    script = get_registry().script("benchnoop").item
+    return plan_grid(script, {"index": list(range(n))}, out)
+
+
+def child_baseline(out: Path, n: int, workers: int) -> dict:
+    from distributed import Client, wait
+
+    from timecal_core.hookspecs import BackendRequest
+    from timecal_core.plugins import get_registry
+    from timecal_core.tasks import execute_task
+
+    plan = _plan(out, n)
+    t0 = time.perf_counter()
+    running = get_registry().backend("local").item.start(
+        BackendRequest({"workers": str(workers), "dashboard": "no"}, out))
+    with Client(running.cluster) as client:
+        futures = client.map(execute_task, plan.tasks, production_dir=str(out), cmssw_init="",
+                             cmssw_dir=None, pure=False)
+        wait(futures)
+        errors = sum(f.status != "finished" for f in futures)
+        del futures
+    running.close()  # the driver's time also includes shutting the cluster down
+    return {"seconds": time.perf_counter() - t0, "errors": errors}
+
+
+def child_driver(out: Path, n: int, workers: int) -> dict:
+    from timecal_core import driver
+    from timecal_core.config import Timerc
+    from timecal_core.hookspecs import BackendRequest
+    from timecal_core.plugins import get_registry
+
+    plan = _plan(out, n)
+    stamps = {}
+    real_finish = driver._finish
+
+    def timed_finish(*args, **kwargs):
+        stamps["executed"] = time.perf_counter()
+        return real_finish(*args, **kwargs)
+
+    driver._finish = timed_finish
+    timerc = Timerc(out / "timerc", {"paths": {"scans": str(out / "scans")}})
+    t0 = time.perf_counter()
+    code = driver.run_production(
+        plan, get_registry().backend("local").item,
+        BackendRequest({"workers": str(workers), "dashboard": "no"}, out),
+        driver.ProductionOptions(interactive=False, interval=10), timerc)
+    end = time.perf_counter()
+    return {"seconds": stamps["executed"] - t0, "aggregation": end - stamps["executed"],
+            "exit_code": code}
+
+
+def run_child(kind: str, out: Path, n: int, workers: int, site: Path) -> dict:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, __file__, "--child", kind, "--dir", str(out),
+                           "--tasks", str(n), "--workers", str(workers)],
+                          env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"{kind} run failed:\n{proc.stdout}\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2,000 tasks instead of 30,000")
+    parser.add_argument("--tasks", type=int)
+    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="alternate N runs of each and keep the best (noisy shared machines)")
+    parser.add_argument("--child", choices=("baseline", "driver"), help=argparse.SUPPRESS)
+    parser.add_argument("--dir", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    n = args.tasks or (2000 if args.quick else 30000)
+
+    if args.child:
+        with open(os.devnull, "w") as quiet:  # keep stdout for the JSON result only
+            saved, sys.stdout = sys.stdout, quiet
+            try:
+                result = (child_baseline if args.child == "baseline" else child_driver)(
+                    Path(args.dir), n, args.workers)
+            finally:
+                sys.stdout = saved
+        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(result))
+        return
+
+    with tempfile.TemporaryDirectory(prefix="bench_driver_") as tmp:
+        tmp = Path(tmp)
+        write_plugin(tmp / "site")
+        print(f"{n} trivial tasks on the local backend, {args.workers} workers"
+              + (f", best of {args.repeat} alternating runs" if args.repeat > 1 else ""))
+        runs: dict[str, list[dict]] = {"baseline": [], "driver": []}
+        for i in range(args.repeat):
+            for kind in ("baseline", "driver"):
+                runs[kind].append(run_child(kind, tmp / f"{kind}{i}", n, args.workers, tmp / "site"))
+        base = min(runs["baseline"], key=lambda r: r["seconds"])
+        drv = min(runs["driver"], key=lambda r: r["seconds"])
+    base_rate = n / base["seconds"]
+    drv_rate = n / drv["seconds"]
+    print(f"bare client.map : {base['seconds']:7.1f} s  {base_rate:7.1f} tasks/s  "
+          f"peak RSS {base['peak_rss_mb']:6.0f} MB  ({base['errors']} errors)")
+    print(f"timecal driver  : {drv['seconds']:7.1f} s  {drv_rate:7.1f} tasks/s  "
+          f"peak RSS {drv['peak_rss_mb']:6.0f} MB  (exit {drv['exit_code']}; "
+          f"end-of-production aggregation {drv['aggregation']:.1f} s more)")
+    print(f"driver peak RSS: {drv['peak_rss_mb']:.0f} MB (goal < 400 MB)")
+    print(f"throughput ratio driver / bare client.map: {drv_rate / base_rate:.2f} (goal >= 0.8)")
+
+
+if __name__ == "__main__":
+    main()

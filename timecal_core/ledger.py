@@ -1,0 +1,430 @@
+"""The production ledger: ``<output>/ledger.sqlite``, the driver's memory of every task.
+
+Results on disk stay the truth for *completion* (a result directory appears only by an
+atomic rename); the ledger adds what disk cannot tell: attempts, workers, times, the error of
+each failure and an append-only history of state changes. Only the driver writes it (the
+production lock guarantees a single driver); readers such as ``BXRun --status`` open it
+read-only while the driver runs, which WAL mode allows without blocking either side.
+
+Writes are grouped in transactions (one per batch of completions) so that a 30,000-task
+production does not pay one fsync per task.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+
+LEDGER_NAME = "ledger.sqlite"
+SCHEMA_VERSION = "1"
+
+PENDING, RUNNING, DONE, FAILED, ERROR, CANCELLED = (
+    "pending", "running", "done", "failed", "error", "cancelled")
+#: Every state, in the order status displays them. ``failed`` is retryable (it is resubmitted
+#: at the next interval), ``error`` is failed for good (attempts exhausted).
+STATES = (PENDING, RUNNING, DONE, FAILED, ERROR, CANCELLED)
+STATE_HELP = {
+    PENDING: "waiting for a worker",
+    RUNNING: "executing on a worker",
+    DONE: "complete on disk",
+    FAILED: "failed, will be retried at the next interval",
+    ERROR: "failed for good (attempts exhausted)",
+    CANCELLED: "cancelled by the user",
+}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks (
+    task_id   TEXT PRIMARY KEY,
+    dirname   TEXT NOT NULL,
+    params    TEXT NOT NULL,
+    state     TEXT NOT NULL,
+    attempts  INTEGER NOT NULL DEFAULT 0,
+    worker    TEXT,
+    start     REAL,
+    end       REAL,
+    exit_code INTEGER,
+    step      TEXT,
+    reason    TEXT,
+    error     TEXT,
+    updated   REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (state);
+CREATE TABLE IF NOT EXISTS events (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    time    REAL NOT NULL,
+    task_id TEXT,
+    state   TEXT,
+    detail  TEXT NOT NULL DEFAULT ''
+);
+"""
+
+_COLUMNS = ("task_id", "dirname", "params", "state", "attempts", "worker", "start", "end",
+            "exit_code", "step", "reason", "error", "updated")
+
+
+class LedgerUnavailable(UserError):
+    """The ledger is missing, corrupt or from an incompatible version; rebuildable from disk."""
+
+
+def rebuild_hint(production_dir: Path) -> str:
+    return f"rebuild it from the results on disk with: BXRun --rebuild-ledger -o {production_dir}"
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    task_id: str
+    dirname: str
+    params: dict
+    state: str
+    attempts: int
+    worker: str | None
+    start: float | None
+    end: float | None
+    exit_code: int | None
+    step: str | None
+    reason: str | None
+    error: str | None
+    updated: float
+
+    @property
+    def runtime(self) -> float | None:
+        if self.start is None or self.end is None:
+            return None
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class Event:
+    time: float
+    task_id: str | None
+    state: str | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What the driver records when an attempt fails."""
+
+    task_id: str
+    worker: str | None
+    step: str | None
+    exit_code: int | None
+    reason: str  # one line, used to group failures
+    error: str  # the last log lines
+
+
+@dataclass(frozen=True)
+class Completion:
+    task_id: str
+    worker: str | None
+    start: float | None
+    end: float | None
+
+
+@dataclass(frozen=True)
+class ReconcileReport:
+    new: int = 0
+    found_done: int = 0  # complete on disk, not (yet) done in the ledger: e.g. driver killed
+    lost: int = 0  # done in the ledger but the result is gone from disk
+    requeued: int = 0  # running/failed/error/cancelled from a previous run, pending again
+    dropped: int = 0  # no longer in the grid
+
+    def describe(self) -> str:
+        parts = [f"{n} {label}" for n, label in (
+            (self.found_done, "found complete on disk"), (self.lost, "lost from disk, rerun"),
+            (self.requeued, "resumed from the previous run"),
+            (self.dropped, "no longer in the grid, dropped")) if n]
+        return ", ".join(parts)
+
+
+class Ledger:
+    """One SQLite connection shared by the driver's threads behind a lock (SQLite
+    serialises writers anyway; the lock keeps each batch one transaction)."""
+
+    def __init__(self, path: Path, connection: sqlite3.Connection):
+        self.path = path
+        self._db = connection
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def create(cls, production_dir: Path) -> Ledger:
+        """Open the ledger for writing, creating it if absent (the driver's side)."""
+        path = Path(production_dir) / LEDGER_NAME
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+            version = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if version is None:
+                db.execute("INSERT INTO meta VALUES ('schema', ?), ('created', ?)",
+                           (SCHEMA_VERSION, str(time.time())))
+            elif version[0] != SCHEMA_VERSION:
+                raise LedgerUnavailable(f"{path}: ledger schema {version[0]} is not the supported "
+                                        f"{SCHEMA_VERSION}; move it away and "
+                                        f"{rebuild_hint(Path(production_dir))}")
+        except sqlite3.OperationalError as exc:
+            raise LedgerUnavailable(f"{path}: cannot open the ledger ({exc}); check the "
+                                    "directory's permissions and free space") from None
+        except sqlite3.DatabaseError as exc:
+            raise LedgerUnavailable(f"{path}: the ledger is corrupt ({exc}); move it away and "
+                                    f"{rebuild_hint(Path(production_dir))}") from None
+        return cls(path, db)
+
+    @classmethod
+    def open_readonly(cls, production_dir: Path) -> Ledger:
+        """Open an existing ledger for reading (``--status``); missing or corrupt ledgers
+        are a :class:`LedgerUnavailable` saying how to rebuild it."""
+        path = Path(production_dir) / LEDGER_NAME
+        if not path.is_file():
+            raise LedgerUnavailable(f"{path}: no ledger in this production; "
+                                    f"{rebuild_hint(Path(production_dir))}")
+        try:
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30,
+                                 isolation_level=None, check_same_thread=False)
+            check = db.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise sqlite3.DatabaseError(check)
+            version = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            db.execute("SELECT task_id, state FROM tasks LIMIT 1").fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise LedgerUnavailable(f"{path}: the ledger is corrupt or unreadable ({exc}); "
+                                    f"{rebuild_hint(Path(production_dir))}") from None
+        if version is None or version[0] != SCHEMA_VERSION:
+            raise LedgerUnavailable(f"{path}: not a ledger of this timecal version; "
+                                    f"{rebuild_hint(Path(production_dir))}")
+        return cls(path, db)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # ------------------------------------------------------------------ writing
+    def reconcile(self, tasks: Iterable[Any], done_on_disk: set[str],
+                  note: str = "") -> ReconcileReport:
+        """Make the ledger agree with the plan and with disk before submitting anything.
+
+        ``tasks`` are TaskSpec-like objects (task_id, dirname, params). A task is done iff
+        its result is on disk; every other task of the plan becomes pending. Tasks failed for
+        good or cancelled get a fresh attempt budget (a new run is the user's decision to try
+        again); interrupted ones keep their count. History stays in the events table. Rows
+        of tasks no longer in the grid are dropped unless done.
+        """
+        now = time.time()
+        new = found_done = lost = requeued = 0
+        with self.transaction() as db:
+            known = dict(db.execute("SELECT task_id, state FROM tasks"))
+            planned: set[str] = set()
+            inserts, to_done, to_pending, to_fresh, events = [], [], [], [], []
+            for spec in tasks:
+                tid = spec.task_id
+                planned.add(tid)
+                state = known.get(tid)
+                on_disk = tid in done_on_disk
+                if state is None:
+                    inserts.append((tid, spec.dirname, json.dumps(dict(spec.params), sort_keys=True),
+                                    DONE if on_disk else PENDING, now))
+                    new += 1
+                elif on_disk and state != DONE:
+                    to_done.append((now, tid))
+                    events.append((now, tid, DONE, "found complete on disk"))
+                    found_done += 1
+                elif not on_disk and state == DONE:
+                    to_fresh.append((now, tid))
+                    events.append((now, tid, PENDING, "result missing on disk: rerun"))
+                    lost += 1
+                elif not on_disk and state != PENDING:
+                    (to_fresh if state in (ERROR, CANCELLED) else to_pending).append((now, tid))
+                    events.append((now, tid, PENDING, f"resumed (was {state})"))
+                    requeued += 1
+            db.executemany("INSERT INTO tasks (task_id, dirname, params, state, updated) "
+                           "VALUES (?, ?, ?, ?, ?)", inserts)
+            db.executemany("UPDATE tasks SET state='done', updated=? WHERE task_id=?", to_done)
+            db.executemany("UPDATE tasks SET state='pending', worker=NULL, start=NULL, end=NULL, "
+                           "updated=? WHERE task_id=?", to_pending)
+            db.executemany("UPDATE tasks SET state='pending', attempts=0, worker=NULL, start=NULL, "
+                           "end=NULL, updated=? WHERE task_id=?", to_fresh)
+            stale = [(tid,) for tid, state in known.items() if tid not in planned and state != DONE]
+            db.executemany("DELETE FROM tasks WHERE task_id=?", stale)
+            events.extend((now, tid, None, "no longer in the grid: dropped") for (tid,) in stale)
+            if new:
+                events.append((now, None, PENDING, f"{new} tasks added to the ledger"))
+            if note:
+                events.append((now, None, None, note))
+            db.executemany("INSERT INTO events (time, task_id, state, detail) VALUES (?, ?, ?, ?)",
+                           events)
+        return ReconcileReport(new, found_done, lost, requeued, len(stale))
+
+    def mark_running(self, running: Iterable[tuple[str, str, float]]) -> int:
+        """(task_id, worker, since) of tasks seen executing; only pending ones change."""
+        now = time.time()
+        changed = 0
+        with self.transaction() as db:
+            for tid, worker, since in running:
+                cur = db.execute("UPDATE tasks SET state='running', worker=?, start=?, updated=? "
+                                 "WHERE task_id=? AND state='pending'", (worker, since, now, tid))
+                if cur.rowcount:
+                    changed += 1
+                    db.execute("INSERT INTO events (time, task_id, state, detail) VALUES (?,?,?,?)",
+                               (now, tid, RUNNING, f"on {worker}"))
+        return changed
+
+    def record_outcomes(self, completions: Iterable[Completion], failures: Iterable[Failure],
+                        max_attempts: int) -> list[str]:
+        """Record one batch of finished attempts in a single transaction.
+
+        Every attempt counts, success or failure. A failure leaves the task ``failed``
+        (retried at the next interval) while attempts < ``max_attempts``, ``error``
+        afterwards. Returns the ids of tasks that just failed for good.
+        """
+        now = time.time()
+        exhausted: list[str] = []
+        with self.transaction() as db:
+            rows = [(c.worker, c.start, c.end, now, c.task_id) for c in completions]
+            db.executemany("UPDATE tasks SET state='done', attempts=attempts+1, worker=?, start=?, "
+                           "end=?, exit_code=0, updated=? WHERE task_id=?", rows)
+            db.executemany("INSERT INTO events (time, task_id, state, detail) VALUES (?,?,'done',?)",
+                           [(now, r[4], f"on {r[0]}") for r in rows])
+            for f in failures:
+                attempts = db.execute("SELECT attempts FROM tasks WHERE task_id=?",
+                                      (f.task_id,)).fetchone()
+                attempts = (attempts[0] if attempts else 0) + 1
+                state = ERROR if attempts >= max_attempts else FAILED
+                if state == ERROR:
+                    exhausted.append(f.task_id)
+                db.execute("UPDATE tasks SET state=?, attempts=?, worker=?, end=?, exit_code=?, "
+                           "step=?, reason=?, error=?, updated=? WHERE task_id=?",
+                           (state, attempts, f.worker, now, f.exit_code, f.step, f.reason, f.error,
+                            now, f.task_id))
+                db.execute("INSERT INTO events (time, task_id, state, detail) VALUES (?,?,?,?)",
+                           (now, f.task_id, state, f"attempt {attempts}: {f.reason}"))
+        return exhausted
+
+    def set_state(self, task_ids: Iterable[str], state: str, detail: str,
+                  only_from: tuple[str, ...] | None = None) -> list[str]:
+        """Move tasks to ``state`` (retry, cancel, exit); returns the ids that changed."""
+        now = time.time()
+        changed = []
+        with self.transaction() as db:
+            for tid in task_ids:
+                if only_from is not None:
+                    row = db.execute("SELECT state FROM tasks WHERE task_id=?", (tid,)).fetchone()
+                    if row is None or row[0] not in only_from:
+                        continue
+                cur = db.execute("UPDATE tasks SET state=?, updated=? WHERE task_id=?",
+                                 (state, now, tid))
+                if cur.rowcount:
+                    changed.append(tid)
+            db.executemany("INSERT INTO events (time, task_id, state, detail) VALUES (?,?,?,?)",
+                           [(now, tid, state, detail) for tid in changed])
+        return changed
+
+    def note(self, detail: str) -> None:
+        """A production-level event (start, exit, interruption)."""
+        with self.transaction() as db:
+            db.execute("INSERT INTO events (time, task_id, state, detail) VALUES (?, NULL, NULL, ?)",
+                       (time.time(), detail))
+
+    # ------------------------------------------------------------------ reading
+    def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(STATES, 0)
+        counts.update(self._query("SELECT state, COUNT(*) FROM tasks GROUP BY state"))
+        return counts
+
+    def ids_in_state(self, *states: str) -> list[str]:
+        marks = ",".join("?" * len(states))
+        return [r[0] for r in self._query(f"SELECT task_id FROM tasks WHERE state IN ({marks}) "
+                                          "ORDER BY task_id", states)]
+
+    def tasks(self, state: str | None = None, limit: int | None = None) -> list[TaskRow]:
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM tasks"
+        args: tuple = ()
+        if state is not None:
+            sql += " WHERE state=?"
+            args = (state,)
+        sql += " ORDER BY updated DESC, task_id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [_row(r) for r in self._query(sql, args)]
+
+    def task(self, task_id: str) -> TaskRow | None:
+        rows = self._query(f"SELECT {', '.join(_COLUMNS)} FROM tasks WHERE task_id=?", (task_id,))
+        return _row(rows[0]) if rows else None
+
+    def find(self, prefix: str, limit: int = 50) -> list[str]:
+        """Task ids starting with ``prefix`` (tab completion, abbreviated ids)."""
+        return [r[0] for r in self._query("SELECT task_id FROM tasks WHERE task_id >= ? AND "
+                                          "task_id < ? ORDER BY task_id LIMIT ?",
+                                          (prefix, prefix + "\uffff", limit))]
+
+    def error_groups(self) -> list[tuple[str, int, str]]:
+        """(reason, count, example task id) of failed and errored tasks, commonest first."""
+        return self._query("SELECT COALESCE(reason, '?'), COUNT(*), MIN(task_id) FROM tasks "
+                           "WHERE state IN ('failed', 'error') GROUP BY reason "
+                           "ORDER BY COUNT(*) DESC, reason")
+
+    def last_events(self, n: int = 10) -> list[Event]:
+        rows = self._query("SELECT time, task_id, state, detail FROM events ORDER BY id DESC "
+                           "LIMIT ?", (n,))
+        return [Event(*r) for r in reversed(rows)]
+
+    def done_since(self, since: float) -> int:
+        return self._query("SELECT COUNT(*) FROM tasks WHERE state='done' AND end >= ?",
+                           (since,))[0][0]
+
+    def runtimes(self) -> dict[str, tuple[float | None, int]]:
+        """task id -> (runtime seconds or None, attempts), for the aggregators."""
+        return {tid: ((end - start) if start is not None and end is not None else None, attempts)
+                for tid, start, end, attempts in self._query(
+                    "SELECT task_id, start, end, attempts FROM tasks")}
+
+
+def _row(r: tuple) -> TaskRow:
+    values: dict[str, Any] = dict(zip(_COLUMNS, r))
+    values["params"] = json.loads(values["params"])
+    return TaskRow(**values)
+
+
+def rebuild(production_dir: Path, tasks: Iterable[Any], done_on_disk: set[str]) -> ReconcileReport:
+    """Replace the ledger by one derived from the plan and the results on disk: done tasks
+    as done, every other one pending. Any old file is moved aside, never deleted."""
+    path = Path(production_dir) / LEDGER_NAME
+    if path.exists():
+        aside = path.with_name(f"{LEDGER_NAME}.bad-{time.strftime('%Y%m%d-%H%M%S')}")
+        path.rename(aside)
+        for suffix in ("-wal", "-shm"):
+            side = path.with_name(LEDGER_NAME + suffix)
+            if side.exists():
+                side.rename(aside.with_name(aside.name + suffix))
+    ledger = Ledger.create(production_dir)
+    try:
+        return ledger.reconcile(tasks, done_on_disk, note="ledger rebuilt from disk")
+    finally:
+        ledger.close()
