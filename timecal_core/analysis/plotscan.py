@@ -2,7 +2,7 @@
 
 The seed's flags (``--yaml --custom -i -o --observables --mode -v --cache``) keep their
 meaning; the YAML is optional (without it every varying parameter is plotted and the
-analyzer's standard objects are read). See docs/plotscan.md for the YAML format.
+analyzer's standard objects are read). See the README, section "Scan plots", for the YAML format.
 """
 
 from __future__ import annotations
