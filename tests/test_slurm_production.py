@@ -96,3 +96,4 @@ def test_scancel_of_a_worker_job_mid_task(slurm_cluster, slurm_timerc, tmp_path)
     assert "1 needed more than one attempt" in output, output
     status = run_bxrun("--status", "-o", out)
     assert status.returncode == 0 and "done 4" in status.stdout, status.stdout
+    assert f"slurm job {victim} " in status.stdout, status.stdout  # the batch event is in the ledger

@@ -96,6 +96,8 @@ def test_bxrun_run_failure_shows_log_tail(timerc, tmp_path):
     (["--run", "index=1", "--yaml", "g.yml"], "not allowed with argument"),
     (["--run", "index=1"], "-o/--output is required"),
     (["--run", "colour=red", "-o", "x"], "unknown parameter 'colour'; allowed: index, seconds"),
+    (["--run", "index=1", "-o", "x", "--interval", "0"], "--interval 0: expected a positive number"),
+    (["--run", "index=1", "-o", "x", "--max-retries", "0"], "--max-retries 0: expected at least 1"),
 ])
 def test_bad_command_lines(timerc, tmp_path, args, message):
     res = run_bxrun("--script", "sleeper", *args, cwd=tmp_path)

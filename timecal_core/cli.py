@@ -245,6 +245,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"BXRun: wrote {target}; data paths under {Path(args.init).expanduser()}. "
                   f"Edit [paths] cmssw and [cmssw] init before running CMSSW scripts.")
             return 0
+        if args.interval <= 0:
+            raise UserError(f"--interval {args.interval:g}: expected a positive number of seconds")
+        if args.max_retries < 1:
+            raise UserError(f"--max-retries {args.max_retries}: expected at least 1 attempt")
         timerc = load_timerc()
         if args.status or args.rebuild_ledger:
             return cmd_status(args, timerc, rebuild=args.rebuild_ledger)

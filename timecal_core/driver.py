@@ -275,6 +275,8 @@ class Engine:
             notices.extend(self.running.supervise())
         except Exception as exc:
             notices.append(f"backend supervision failed: {type(exc).__name__}: {exc}")
+        for notice in notices:  # batch-system events belong in the production's history too
+            self.ledger.note(f"{self.running.backend}: {notice}")
         self.refresh_running()
         retried = self.retry(self.ledger.ids_in_state(FAILED), automatic=True)
         if retried:

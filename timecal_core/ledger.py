@@ -395,6 +395,12 @@ class Ledger:
                            "LIMIT ?", (n,))
         return [Event(*r) for r in reversed(rows)]
 
+    def production_events(self, n: int = 10) -> list[Event]:
+        """The last production-level notes (starts, exits, batch-system events)."""
+        rows = self._query("SELECT time, task_id, state, detail FROM events WHERE task_id IS NULL "
+                           "ORDER BY id DESC LIMIT ?", (n,))
+        return [Event(*r) for r in reversed(rows)]
+
     def done_since(self, since: float) -> int:
         return self._query("SELECT COUNT(*) FROM tasks WHERE state='done' AND end >= ?",
                            (since,))[0][0]

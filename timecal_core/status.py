@@ -163,6 +163,9 @@ def render_ledger_report(ledger: Ledger, production_dir, events: int = 10) -> st
              f"{format_rate(rate)} (last hour)  ETA {format_duration(eta)}"]
     if counts.get(FAILED, 0) or counts.get(ERROR, 0):
         lines += ["", "failures:", render_errors(ledger)]
+    production = ledger.production_events(events)
+    if production:
+        lines += ["", "production events (runs, batch system):"] + ["  " + render_event(e) for e in production]
     last = ledger.last_events(events)
     if last:
         lines += ["", "last events:"] + ["  " + render_event(e) for e in last]
