@@ -51,6 +51,25 @@ class Timerc:
         return Path(os.path.expandvars(value)).expanduser() if value else None
 
 
+def positive_int_setting(section: str, settings: dict[str, str], key: str) -> int | None:
+    """A backend setting that must be a positive integer; None when absent or empty."""
+    value = settings.get(key, "").strip()
+    if not value:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise UserError(f"timerc [{section}] {key} = {value!r}: expected a positive integer")
+    return number
+
+
+def setting_lines(value: str) -> list[str]:
+    """A multi-line setting (INI continuation lines) as its non-empty lines."""
+    return [line.strip() for line in value.splitlines() if line.strip()]
+
+
 def load_timerc(path: Path | None = None) -> Timerc:
     """Read timerc; a missing or malformed file is a UserError saying how to fix it."""
     path = path or timerc_location()

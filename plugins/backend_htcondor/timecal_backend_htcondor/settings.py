@@ -14,6 +14,7 @@ import dask
 import psutil
 from dask.utils import parse_bytes
 
+from timecal_core.config import positive_int_setting, setting_lines
 from timecal_core.errors import UserError
 
 SECTION = "htcondor"
@@ -42,20 +43,7 @@ KEYS = {
 
 
 def _positive_int(settings: dict, key: str) -> int | None:
-    value = settings.get(key, "").strip()
-    if not value:
-        return None
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise UserError(f"timerc [{SECTION}] {key} = {value!r}: expected a positive integer")
-    return number
-
-
-def _lines(value: str) -> list[str]:
-    return [line.strip() for line in value.splitlines() if line.strip()]
+    return positive_int_setting(SECTION, settings, key)
 
 
 def _size(settings: dict, key: str, default: str) -> str:
@@ -71,7 +59,7 @@ def submit_directives(text: str) -> dict[str, str]:
     """``key = value`` lines; ``+Attr`` (the classic spelling) and ``MY.Attr`` are both kept
     as written, condor_submit understands both."""
     directives = {}
-    for line in _lines(text):
+    for line in setting_lines(text):
         key, sep, value = line.partition("=")
         if not sep or not key.strip() or not value.strip():
             raise UserError(f"timerc [{SECTION}] submit_directives: {line!r} is not 'key = value' "
@@ -122,7 +110,7 @@ def parse_settings(raw: dict[str, str], output_dir: Path) -> HTCondorSettings:
     if directives:
         kwargs["job_extra_directives"] = directives
     if settings.get("prologue", "").strip():
-        kwargs["job_script_prologue"] = _lines(settings["prologue"])
+        kwargs["job_script_prologue"] = setting_lines(settings["prologue"])
     if settings.get("death_timeout", "").strip():
         kwargs["death_timeout"] = _positive_int(settings, "death_timeout")
 

@@ -10,22 +10,11 @@ from __future__ import annotations
 import os
 
 from timecal_core.backends import RunningCluster
+from timecal_core.config import positive_int_setting
 from timecal_core.errors import UserError
 from timecal_core.hookspecs import BackendRequest, ExecutionBackend, hookimpl
 
 SETTINGS = ("workers", "memory_limit", "dashboard")
-
-
-def _workers(value: str | None) -> int:
-    if not value:
-        return os.cpu_count() or 1
-    try:
-        n = int(value)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise UserError(f"timerc [local] workers = {value!r}: expected a positive integer")
-    return n
 
 
 def start(request: BackendRequest) -> RunningCluster:
@@ -38,7 +27,7 @@ def start(request: BackendRequest) -> RunningCluster:
                         + ", ".join(SETTINGS))
     dashboard = settings.get("dashboard", "yes").lower() not in ("no", "false", "0", "off")
     cluster = LocalCluster(
-        n_workers=_workers(settings.get("workers")),
+        n_workers=positive_int_setting("local", settings, "workers") or os.cpu_count() or 1,
         threads_per_worker=1,
         processes=True,
         memory_limit=settings.get("memory_limit", "auto"),

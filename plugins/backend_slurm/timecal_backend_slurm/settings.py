@@ -15,6 +15,7 @@ import dask
 import psutil
 from dask.utils import parse_bytes
 
+from timecal_core.config import positive_int_setting, setting_lines
 from timecal_core.errors import UserError
 
 SECTION = "slurm"
@@ -46,20 +47,7 @@ KEYS = {
 
 
 def _positive_int(settings: dict, key: str) -> int | None:
-    value = settings.get(key, "").strip()
-    if not value:
-        return None
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise UserError(f"timerc [{SECTION}] {key} = {value!r}: expected a positive integer")
-    return number
-
-
-def _lines(value: str) -> list[str]:
-    return [line.strip() for line in value.splitlines() if line.strip()]
+    return positive_int_setting(SECTION, settings, key)
 
 
 def _check_interface(key: str, name: str | None) -> None:
@@ -113,11 +101,11 @@ def parse_settings(raw: dict[str, str], output_dir: Path) -> SlurmSettings:
         raise UserError(f"timerc [{SECTION}] memory = {memory!r}: expected a size such as 2GB or 1500MB") from None
     kwargs["memory"] = memory
 
-    directives = _lines(settings.get("job_extra_directives", ""))
+    directives = setting_lines(settings.get("job_extra_directives", ""))
     if directives:
         kwargs["job_extra_directives"] = directives
     if settings.get("prologue", "").strip():
-        kwargs["job_script_prologue"] = _lines(settings["prologue"])
+        kwargs["job_script_prologue"] = setting_lines(settings["prologue"])
     if settings.get("death_timeout", "").strip():
         kwargs["death_timeout"] = _positive_int(settings, "death_timeout")
     kwargs["job_name"] = settings.get("job_name", "").strip() or "timecal"
