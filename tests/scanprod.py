@@ -2,7 +2,7 @@
 
 Files are real ROOT files written by ``layout.write_histograms`` from the CBC emulator
 (``timecal_script_cbcsim.detection.emulate``, the ``compat`` model) run on the 1,000 hits
-of ``../shared/testvectors/cbc/hits_1000.npz``; threshold smearing draws one threshold per
+of ``tests/data/cbc/hits_1000.npz``; threshold smearing draws one threshold per
 hit (as if each hit sat on its own module), so every grid point has its own curves.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 
 from timecal_core.analysis.layout import BXHistograms, harvested_name, scan_delays, write_histograms
 
-TESTVECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "testvectors" / "cbc"
+TESTVECTORS = Path(__file__).resolve().parent / "data" / "cbc"
 BASE_PARAMS = {"subdet": "ALL", "N": 1000, "pileup": 0, "pt": 2.0, "threshold": 5800.0,
                "thresholdsmearing": 0.0, "tofsmearing": 0.0}
 

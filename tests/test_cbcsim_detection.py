@@ -16,7 +16,7 @@ from timecal_script_cbcsim import detection
 from timecal_script_cbcsim.detection import emulate, reference_emulate
 from timecal_script_cbcsim.pulse import DEFAULT_SHAPE, compat_table, pulse_height
 
-VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "testvectors" / "cbc"
+VECTORS = Path(__file__).resolve().parent / "data" / "cbc"
 HISTS = ("sampled", "latched", "attribution_sampled", "attribution_latched")
 
 

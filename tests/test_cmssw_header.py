@@ -15,7 +15,7 @@ import pytest
 
 from helpers.cxx_cbc import run_cxx  # tests/ is on sys.path (rootdir, no __init__.py)
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "testvectors" / "cbc"
+VECTORS = Path(__file__).resolve().parent / "data" / "cbc"
 THRESHOLDS = (5800, 8000)
 
 # physics.md §2
