@@ -20,10 +20,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from calibration_support import make_hits, stack  # noqa: E402
-from timecal_core.analysis.calibration import scan_delay  # noqa: E402
-from timecal_core.analysis.evaluators import (HistogramStack, LinearInterpolationEvaluator,  # noqa: E402
+from timecal_analysis.calibration import scan_delay  # noqa: E402
+from timecal_analysis.evaluators import (HistogramStack, LinearInterpolationEvaluator,  # noqa: E402
                                               MeanEvaluator)
-from timecal_core.analysis.layout import scan_delays  # noqa: E402
+from timecal_core.layout import scan_delays  # noqa: E402
 
 CENTRES = np.arange(-5.0, 6.0)
 

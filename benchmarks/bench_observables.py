@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT_DIR / "tests"))
 import numpy as np  # noqa: E402
 
 from scanprod import BASE_PARAMS, emulated_histograms  # noqa: E402
-from timecal_core.analysis.layout import MODES, harvested_name, hist1d_name, write_histograms  # noqa: E402
-from timecal_core.analysis.observables import build_table  # noqa: E402
+from timecal_core.layout import MODES, harvested_name, hist1d_name, write_histograms  # noqa: E402
+from timecal_analysis.observables import build_table  # noqa: E402
 from timecal_core.hookspecs import FinishedTask  # noqa: E402
 
 CACHE = ROOT_DIR / ".bench" / "observables"

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from timecal_script_cbcsim.detection import emulate
 
-from timecal_core.analysis import layout
-from timecal_core.analysis.evaluators import HistogramStack
+from timecal_core import layout
+from timecal_analysis.evaluators import HistogramStack
 
 THRESHOLD = 15000.0
 
@@ -35,7 +35,7 @@ def histograms(charge, toa, delays, threshold: float = THRESHOLD) -> layout.BXHi
 
 
 def stack(charge, toa, delays, threshold: float = THRESHOLD, mode: str = "Sampled") -> HistogramStack:
-    """What :func:`timecal_core.analysis.evaluators.read_stack` would read from the file."""
+    """What :func:`timecal_analysis.evaluators.read_stack` would read from the file."""
     counts = getattr(histograms(charge, toa, delays, threshold), mode.lower())[:, 1:-1].astype(np.float64)
     return HistogramStack(np.asarray(delays, dtype=np.float64), counts, np.sqrt(counts))
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from timecal_core.analysis.layout import BXHistograms, harvested_name, scan_delays, write_histograms
+from timecal_core.layout import BXHistograms, harvested_name, scan_delays, write_histograms
 
 TESTVECTORS = Path(__file__).resolve().parent / "data" / "cbc"
 BASE_PARAMS = {"subdet": "ALL", "N": 1000, "pileup": 0, "pt": 2.0, "threshold": 5800.0,

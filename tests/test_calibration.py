@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from calibration_support import closure_sample, make_hits, stack
-from timecal_core.analysis.calibration import coarse_grid, scan_delay
-from timecal_core.analysis.evaluators import (HistogramStack, LinearInterpolationEvaluator,
+from timecal_analysis.calibration import coarse_grid, scan_delay
+from timecal_analysis.evaluators import (HistogramStack, LinearInterpolationEvaluator,
                                               MeanEvaluator)
-from timecal_core.analysis.layout import scan_delays
+from timecal_core.layout import scan_delays
 
 
 class Parabola:

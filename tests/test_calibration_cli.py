@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 from calibration_support import make_hits, write_file
-from timecal_core.analysis import runcalibration
-from timecal_core.analysis.evaluators import HistogramStack, build_evaluator, builtin_methods
-from timecal_core.analysis.layout import scan_delays
+from timecal_analysis import runcalibration
+from timecal_analysis.evaluators import HistogramStack, build_evaluator, builtin_methods
+from timecal_core.layout import scan_delays
 from timecal_core.hookspecs import EvaluatorMethod, hookimpl
 from timecal_core.plugins import build_registry, get_registry, make_plugin_manager
 
@@ -165,7 +165,7 @@ def test_evaluator_registered_by_a_plugin_is_used(files, timerc):
     registry = build_registry(pm, {"nearest": ("timecal-nearest", "1.0")})
     assert "Nearest" in registry.evaluators
     builtin = get_registry().evaluators
-    assert builtin["Mean"].distribution == "timecal-core"
+    assert builtin["Mean"].distribution == "timecal-analysis"
     yml = files["dir"] / "plugin.yml"
     yml.write_text("p:\n  test: {file: tests.root, delays: [20.5]}\n"
                    "  evaluators: [{method: Nearest, template: {file: templates.root}}]\n")

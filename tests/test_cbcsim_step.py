@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import uproot
 
-from timecal_core.analysis import layout
+from timecal_core import layout
 from timecal_core.hookspecs import TaskRequest
 from timecal_core.parameters import as_argv, complete
 from timecal_core.plugins import get_registry

@@ -8,7 +8,7 @@ import pandas as pd
 from timecal_core.hookspecs import AggregationRequest, FinishedTask
 from timecal_core.status import (ClusterInfo, StatusSnapshot, format_duration, format_rate,
                                  progress_bar, render_line, render_status, render_table)
-from timecal_core.summary import summary_aggregator
+from timecal_analysis.summary import summary_aggregator
 
 
 def test_durations_rates_and_bar():

@@ -18,8 +18,8 @@ import pytest
 import uproot
 
 from scanprod import BASE_PARAMS, emulated_histograms, make_production
-from timecal_core.analysis import observables as obs
-from timecal_core.analysis.layout import HARVESTED_PREFIX, MODES, hist1d_name, write_histograms
+from timecal_analysis import observables as obs
+from timecal_core.layout import HARVESTED_PREFIX, MODES, hist1d_name, write_histograms
 from timecal_core.config import Timerc
 from timecal_core.errors import UserError
 from timecal_core.hookspecs import AggregationRequest

@@ -8,8 +8,8 @@ import pytest
 import uproot
 
 from scanprod import BASE_PARAMS, emulated_histograms
-from timecal_core.analysis import fastmaps
-from timecal_core.analysis.layout import HARVESTED_PREFIX, MODES, write_histograms
+from timecal_analysis import fastmaps
+from timecal_core.layout import HARVESTED_PREFIX, MODES, write_histograms
 
 FOLDER = f"{HARVESTED_PREFIX}/Hist2D"
 

@@ -8,7 +8,7 @@ import pytest
 import uproot
 
 from conftest import run_bxrun, write_timerc
-from timecal_core.analysis import layout
+from timecal_core import layout
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ Modelled on conda's ``plugins/hookspec.py``: every hook is a generator that yiel
 frozen dataclasses, each registering one *named* thing. A plugin is a module listed in the
 ``timecal`` entry-point group of its distribution that implements some of these hooks with
 ``@hookimpl``. The core never imports a plugin; plugins import the core (this module,
-:mod:`timecal_core.backends`, :mod:`timecal_core.analysis.layout`, ...), never each other.
+:mod:`timecal_core.backends`, :mod:`timecal_core.layout`, ...), never each other.
 """
 
 from __future__ import annotations
@@ -160,9 +160,9 @@ class Aggregator:
 class EvaluatorMethod:
     """A delay-calibration method (physics.md §8).
 
-    ``build(templates)`` receives a :class:`timecal_core.analysis.evaluators.HistogramStack`
+    ``build(templates)`` receives a :class:`timecal_analysis.evaluators.HistogramStack`
     (template BX histograms at known delays) and returns an object following
-    :class:`timecal_core.analysis.evaluators.Evaluator`: a vectorised
+    :class:`timecal_analysis.evaluators.Evaluator`: a vectorised
     ``score(tests, delays) -> [n_tests, n_delays]`` (a rise of 1 above the minimum is 1σ),
     ``illustrate(ax)`` and ``templates``. It must be picklable: runCalibration caches it.
     """

@@ -144,7 +144,7 @@ def execute_task(spec: TaskSpec, production_dir: str, cmssw_init: str = "",
                  cmssw_dir: str | None = None) -> TaskResult:
     """Run ``spec`` to completion (or raise :class:`TaskFailed`). Idempotent: a task whose
     result is already on disk is not run again."""
-    from .analysis.layout import embed_parameters
+    from .layout import embed_parameters
     from .plugins import get_registry
 
     results = _results(production_dir)

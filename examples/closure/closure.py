@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from timecal_core.analysis import layout, runcalibration
+from timecal_analysis import runcalibration
+from timecal_core import layout
 from timecal_script_cbcsim.detection import emulate
 
 HERE = Path(__file__).resolve().parent

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from timecal_core.analysis import layout
+from timecal_core import layout
 
 STEP = 0.5  # a short toy scan: 0, 0.5, ... (with the delay-loop quirk of physics.md section 4)
 DEFAULTS = {"N": 1, "pileup": 200, "pt": 2.0, "threshold": 5800.0, "thresholdsmearing": 0.0,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from timecal_core.analysis.layout import harvested_name
+from timecal_core.layout import harvested_name
 from timecal_core.hookspecs import ProductionScript, Step, TaskPlan, TaskRequest, hookimpl
 from timecal_core.parameters import as_argv
 

@@ -4,9 +4,11 @@ Exactness against the deployed analyzer (and the golden vectors) depends on eval
 with the *same operations in the same order* as its C++ (``cbc3PulsePolarExpansion``):
 the x-independent factors are computed once, ``pow(xx/tau, 2.)`` is ``y*y`` (what g++ folds
 it to; glibc's ``pow`` differs from it by one ulp for ~0.1 % of arguments) and the product is
-``A * ((exp(-xx/tau) * y*y) * polar(xx))``. numpy's ``exp`` agrees with glibc's on this
-platform; :func:`pulse_shape_scalar` uses ``math`` (libm) for the few values whose
-comparison with the threshold is too close to trust a vectorised evaluation.
+``A * ((exp(-xx/tau) * y*y) * polar(xx))``. numpy's SIMD ``exp`` differs from glibc's by
+one ulp for some arguments (numpy >= 2 on AVX-512 machines), so the compat table, which the
+deployed analyzer fills with glibc's ``exp``, takes ``exp`` from libm element by element
+(50,100 values: a few ms); :meth:`PulseShape.scalar` uses ``math`` (libm) for the few values
+whose comparison with the threshold is too close to trust a vectorised evaluation.
 """
 
 from __future__ import annotations
@@ -60,12 +62,14 @@ class PulseShape:
             f_n = f_n + r_term * angular * temporal
         return f_n
 
-    def __call__(self, xx) -> np.ndarray:
-        """Vectorised S(xx), float64; 0 for xx < 0."""
+    def __call__(self, xx, libm_exp: bool = False) -> np.ndarray:
+        """Vectorised S(xx), float64; 0 for xx < 0. ``libm_exp``: glibc's exp, bit for bit
+        (slow: for tables, not for millions of hits)."""
         xx = np.asarray(xx, dtype=np.float64)
         tau = self.params.tau
         y = xx / tau
-        value = self.params.amplitude * (np.exp(-xx / tau) * (y * y) * self._polar(xx, _np_power))
+        exp = _libm_exp(-xx / tau) if libm_exp else np.exp(-xx / tau)
+        value = self.params.amplitude * (exp * (y * y) * self._polar(xx, _np_power))
         return np.where(xx < 0, 0.0, value)
 
     def scalar(self, xx: float) -> float:
@@ -75,6 +79,13 @@ class PulseShape:
         tau = self.params.tau
         y = xx / tau
         return self.params.amplitude * (math.exp(-xx / tau) * (y * y) * self._polar(xx, _math_power))
+
+
+_LIBM_EXP = np.frompyfunc(math.exp, 1, 1)
+
+
+def _libm_exp(x: np.ndarray) -> np.ndarray:
+    return _LIBM_EXP(np.minimum(x, 700.0)).astype(np.float64)
 
 
 def _np_power(x, n: float):
@@ -93,7 +104,7 @@ def compat_table(delays, shape: PulseShape = DEFAULT_SHAPE) -> np.ndarray:
     deployed analyzer tabulates (the integer-division quirk of physics.md §3)."""
     delays = np.asarray(delays, dtype=np.float64)
     k = np.arange(COMPAT_TABLE_LENGTH, dtype=np.float64)
-    return shape(k[None, :] - delays[:, None])
+    return shape(k[None, :] - delays[:, None], libm_exp=True)
 
 
 def pulse_height(x, delay: float, model: str = "compat", shape: PulseShape = DEFAULT_SHAPE) -> np.ndarray:

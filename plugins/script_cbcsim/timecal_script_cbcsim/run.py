@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from timecal_core.analysis import layout
+from timecal_core import layout
 from timecal_core.errors import UserError
 from timecal_core.parameters import complete, parse_assignments
 

@@ -45,7 +45,7 @@ def _cfg(request: TaskRequest, name: str) -> str:
 
 
 def raw_pattern(params) -> str:
-    from timecal_core.analysis.layout import raw_name
+    from timecal_core.layout import raw_name
 
     if params["mode"] == "scan":
         return raw_name(params)

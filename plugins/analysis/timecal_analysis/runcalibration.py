@@ -34,13 +34,13 @@ from typing import Any
 
 import numpy as np
 
-from ..config import load_timerc
-from ..errors import UserError
-from ..yamlconf import load_yaml, parse_custom
+from timecal_core.config import load_timerc
+from timecal_core.errors import UserError
+from timecal_core.yamlconf import load_yaml, parse_custom
 from .calibration import DelayScan, scan_delay
 from .calibration_report import write_report
 from .evaluators import DelayWindow, HistogramStack, build_evaluator, read_stack
-from .layout import MODES
+from timecal_core.layout import MODES
 
 PROG = "runCalibration"
 EMULATE_PREFIX = "BXHistEmulateDelay_"
@@ -131,7 +131,7 @@ def _delays(value: Any, where: str):
 
 def _task_file(spec: dict, where: str, production_root) -> Path:
     """The output file of one finished task of a BXRun production."""
-    from ..tasks import finished_tasks
+    from timecal_core.tasks import finished_tasks
 
     directory = Path(str(spec["production"])).expanduser()
     if not directory.is_absolute():
@@ -346,7 +346,7 @@ def _output_dir(args, calibration_root: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..plugins import get_registry
+    from timecal_core.plugins import get_registry
 
     registry = get_registry()
     timerc = load_timerc()

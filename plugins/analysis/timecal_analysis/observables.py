@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import UserError
-from ..hookspecs import AggregationRequest, Aggregator, FinishedTask
+from timecal_core.errors import UserError
+from timecal_core.hookspecs import AggregationRequest, Aggregator, FinishedTask
 from .fastmaps import read_map
-from .layout import ATTR_LOW, BX_HIGH, BX_LOW, BX_NBINS, HARVESTED_PREFIX, MODES, ScanMaps, hist1d_name
+from timecal_core.layout import ATTR_LOW, BX_HIGH, BX_LOW, BX_NBINS, HARVESTED_PREFIX, MODES, ScanMaps, hist1d_name
 
 TABLE_NAME = "observables.parquet"
 CACHE_FORMAT = 1

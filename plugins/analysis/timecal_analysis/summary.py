@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .hookspecs import AggregationRequest, Aggregator
+from timecal_core.hookspecs import AggregationRequest, Aggregator
 
 SUMMARY_NAME = "summary.parquet"
 FIXED_COLUMNS = ("task_id", "directory", "output", "runtime", "attempts")

@@ -15,12 +15,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..config import load_timerc
-from ..errors import UserError
-from ..hookspecs import BackendRequest, FinishedTask
-from ..tasks import finished_tasks
-from ..yamlconf import load_yaml, parse_custom
-from .layout import MODES
+from timecal_core.config import load_timerc
+from timecal_core.errors import UserError
+from timecal_core.hookspecs import BackendRequest, FinishedTask
+from timecal_core.tasks import finished_tasks
+from timecal_core.yamlconf import load_yaml, parse_custom
+from timecal_core.layout import MODES
 from .observables import (OBSERVABLES, TABLE_NAME, BXHistRef, Sources, load_or_build, observable,
                           param_column, same_value)
 
@@ -315,7 +315,7 @@ def _clock(seconds: float) -> str:
 def _runner(mode: str, timerc, output: Path, verbose: bool) -> Callable:
     if mode == WORKER_MODE:
         return serial_with_progress
-    from ..plugins import get_registry
+    from timecal_core.plugins import get_registry
 
     backend = get_registry().backend(mode).item  # unknown -> UserError listing the installed ones
 

@@ -1,1 +1,0 @@
-"""Analysis of harvested BX-histogram files: layout, observables, plots, calibration."""
