@@ -173,7 +173,7 @@ def cmd_grid(args, timerc) -> int:
         raise UserError(f"{source}: expected a mapping 'parameter: value or [values]'")
     overrides = _file_overrides(args, script)
     grid = {**grid, **overrides}
-    backend = registry.backend(args.dask).item  # unknown backend: error before anything is written
+    registry.backend(args.dask)  # an unknown backend is an error before anything is written
     plan = plan_grid(script, grid, out, source=source)
     if script.preflight is not None and not args.debug:
         script.preflight(timerc)
@@ -182,8 +182,9 @@ def cmd_grid(args, timerc) -> int:
         _debug_shell({"plan": plan, "grid": grid, "script": script, "timerc": timerc,
                       "registry": registry})
         return 0
-    from .driver import ProductionOptions, run_production
+    from .engine import ProductionOptions
     from .lock import ProductionLock
+    from .production import run_production
 
     with ProductionLock(out):
         infiles = out / INFILES
@@ -198,19 +199,26 @@ def cmd_grid(args, timerc) -> int:
         if not plan.pending:
             print("BXRun: every task is already done.")
         request = BackendRequest(settings=timerc.section(args.dask), output_dir=out, verbose=args.verbose)
-        options = ProductionOptions(interactive=sys.stdin.isatty(), interval=args.interval,
+        interactive = sys.stdin.isatty()
+        options = ProductionOptions(interactive=interactive, interval=args.interval,
                                     max_retries=args.max_retries, verbose=args.verbose)
-        return run_production(plan, registry.backend(args.dask).item, request, options, timerc)
+        monitor = None
+        if interactive:
+            from .shell import ShellMonitor
+
+            monitor = ShellMonitor()
+        return run_production(plan, registry.backend(args.dask).item, request, options, timerc,
+                              monitor=monitor)
 
 
 def cmd_status(args, timerc, rebuild: bool) -> int:
-    from . import driver
+    from . import production
 
     out = _resolve_output(args, timerc)
     if not out.is_dir():
         raise UserError(f"-o {args.output}: no production at {out}")
     if not rebuild:
-        return driver.print_status(out)
+        return production.print_status(out)
     record = out / INFILES / PRODUCTION_RECORD
     copy = out / INFILES / GRID_COPY
     if not copy.is_file():
@@ -225,7 +233,7 @@ def cmd_status(args, timerc, rebuild: bool) -> int:
     from .lock import ProductionLock
 
     with ProductionLock(out):
-        return driver.rebuild_ledger(plan_grid(script, grid, out, source=str(copy)))
+        return production.rebuild_ledger(plan_grid(script, grid, out, source=str(copy)))
 
 
 def main(argv: list[str] | None = None) -> int:

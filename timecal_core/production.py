@@ -1,0 +1,266 @@
+"""Running one production: reconcile the ledger, start the backend's cluster, let the
+engine work, keep the driver's heartbeat, and end with aggregation or a list of failures.
+
+The heartbeat (:class:`ProductionLoop`) belongs to the driver, not to the screen: every
+interval it supervises the batch system, resubmits failed tasks and publishes the status on
+the :class:`~timecal_core.control.Bulletin`. Printing those lines (non-interactive runs) or
+showing them above a prompt (the monitor) is the business of whoever reads the bulletin,
+so the same driver can later run without any terminal.
+
+SIGTERM and SIGHUP stop the driver like the monitor's ``exit``: a message, the ledger note
+"driver stopped: signal ...", running tasks back to pending, the lock released; the next
+run resumes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+from .aggregation import run_aggregators
+from .control import Bulletin, Control, LocalChannel, describe_end
+from .driverlog import DaskLogToFile, driver_log_path, quiet_workers
+from .engine import MIN_TICK_GAP, Engine, ProductionOptions
+from .ledger import CANCELLED, DONE, ERROR, PENDING, Ledger, rebuild
+from .status import render_errors, render_table
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+#: A monitor: runs in the main thread until the production completes or the user leaves,
+#: talking to the driver only through the channel. Returns when done.
+Monitor = Callable[[LocalChannel], None]
+
+
+class ProductionLoop:
+    """The driver's heartbeat. ``run()`` blocks until nothing is left to run (or, with
+    ``linger``, until :meth:`stop`: a monitor's user may still retry failed tasks)."""
+
+    def __init__(self, engine: Engine, bulletin: Bulletin, interval: float, linger: bool):
+        self.engine = engine
+        self.bulletin = bulletin
+        self.interval = interval
+        self.linger = linger
+        self.stopped: str | None = None  # why, once stopped
+        self.complete = False
+        self._wake = threading.Event()
+        self._announced_end = False
+
+    def set_interval(self, seconds: float) -> None:
+        self.interval = seconds
+        self._wake.set()
+
+    def rearm(self) -> None:
+        """Something was resubmitted: announce the end again when it comes."""
+        self._announced_end = False
+        self._wake.set()
+
+    def stop(self, reason: str) -> None:
+        if self.stopped is None:
+            self.stopped = reason
+        self._wake.set()
+
+    def run(self) -> bool:
+        """True when the production ended by itself (everything ran), False when stopped."""
+        next_tick = time.monotonic() + self.interval
+        last_tick = 0.0
+        while self.stopped is None:
+            # Wake at the interval, or as soon as nothing is left in flight (but not in a loop).
+            wait = max(0.0, next_tick - time.monotonic())
+            idle = self.engine.wait_idle(min(wait, 0.5))
+            if self._wake.is_set():
+                self._wake.clear()
+                next_tick = min(next_tick, time.monotonic() + self.interval)
+            if self.stopped is not None:
+                break
+            now = time.monotonic()
+            early = idle and not self._announced_end and now - last_tick >= MIN_TICK_GAP
+            if now < next_tick and not early:
+                continue
+            last_tick, next_tick = now, now + self.interval
+            notices = self.engine.tick()
+            for notice in notices:
+                self.bulletin.publish(notice, kind="notice")
+            line, full = self.engine.status_texts()
+            self.bulletin.publish(line, kind="status", full=full)
+            if not self.engine.finished():
+                self._announced_end = False
+                continue
+            if self.engine.all_done():
+                self.complete = True
+                self.bulletin.publish("production complete", kind="complete")
+                return True
+            if not self.linger:
+                return True
+            if not self._announced_end:
+                self._announced_end = True
+                self.bulletin.publish(describe_end({"counts": self.engine.ledger.counts()}),
+                                      kind="end")
+        return False
+
+
+@contextmanager
+def _stop_on_signals(loop: ProductionLoop, on_signal: Callable[[], None]):
+    """SIGTERM/SIGHUP stop the loop (main thread only: elsewhere, e.g. under a test
+    harness's thread, the default handling stays)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, _frame):
+        loop.stop(f"signal {signal.Signals(signum).name}")
+        on_signal()
+
+    saved = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, h in saved.items():
+            signal.signal(s, h)
+
+
+def _print_failures(ledger: Ledger, production_dir: Path, limit: int = 20) -> None:
+    from .tasks import log_path
+
+    rows = [t for t in ledger.tasks(ERROR)] + [t for t in ledger.tasks(CANCELLED)]
+    print(f"BXRun: {len(rows)} task(s) did not succeed:")
+    table = []
+    for t in rows[:limit]:
+        path = log_path(production_dir, t.dirname)
+        table.append((t.task_id, t.state, t.attempts, t.reason or "", path or "-"))
+    print(render_table(("task", "state", "attempts", "error", "log"), table))
+    if len(rows) > limit:
+        print(f"... and {len(rows) - limit} more (BXRun --status -o {production_dir})")
+    print("by error:\n" + render_errors(ledger.error_groups()))
+    print("BXRun: rerun the same command to retry them.")
+
+
+def run_production(plan, backend, request, options: ProductionOptions, timerc,
+                   monitor: Monitor | None = None) -> int:
+    """Run ``plan`` to completion on ``backend``; 0 iff every task succeeded. With a
+    ``monitor`` (the interactive shell) the user watches and steers through a channel."""
+    import dask
+    from distributed import Client
+
+    production_dir = Path(plan.production_dir)
+    ledger = Ledger.create(production_dir)
+    try:
+        report = ledger.reconcile(plan.tasks, plan.done, note=f"driver started (PID {os.getpid()})")
+        if report.describe():
+            print(f"BXRun: ledger: {report.describe()}")
+        if not ledger.ids_in_state(PENDING):
+            return _finish(plan, ledger, timerc, options, engine=None)
+        bulletin = Bulletin()
+        with DaskLogToFile(production_dir), quiet_workers(), \
+                dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+            running = backend.start(request)
+            try:
+                with Client(running.cluster, set_as_default=False) as client:
+                    if running.dashboard_link:
+                        print(f"BXRun: dashboard {running.dashboard_link}")
+                    engine = Engine(plan, ledger, client, running, options, timerc,
+                                    notify=lambda text: bulletin.publish(text, kind="task"),
+                                    driver_log=driver_log_path(production_dir))
+                    loop = ProductionLoop(engine, bulletin, options.interval, linger=monitor is not None)
+                    engine.start()
+                    try:
+                        finished = _drive(engine, loop, bulletin, timerc, options, monitor)
+                    except KeyboardInterrupt:
+                        engine.stop("interrupted")
+                        raise
+                    finally:
+                        engine.close()
+            finally:
+                running.close()
+        if not finished:
+            left = len(ledger.ids_in_state(PENDING))
+            why = loop.stopped or "stopped"
+            print(f"BXRun: {why}; rerun the same command to resume ({left} tasks left)")
+            if why.startswith("signal "):
+                return 128 + signal.Signals[why.split()[1]].value
+            return 1
+        return _finish(plan, ledger, timerc, options, engine)
+    finally:
+        ledger.close()
+
+
+def _drive(engine: Engine, loop: ProductionLoop, bulletin: Bulletin, timerc,
+           options: ProductionOptions, monitor: Monitor | None) -> bool:
+    """Run the heartbeat; without a monitor print what it publishes, with one run the
+    monitor in this (main) thread and the heartbeat beside it. False when stopped."""
+    plan = engine.plan
+    control = Control(engine, loop, bulletin, aggregate=lambda out: run_aggregators(
+        plan.production_dir, plan.script.name, engine.ledger, timerc, engine.verbose, out=out))
+    if monitor is None:
+        bulletin.echo = _print_item
+        with _stop_on_signals(loop, on_signal=lambda: None):
+            finished = loop.run()
+    else:
+        channel = LocalChannel(control)
+        beat = threading.Thread(target=loop.run, daemon=True, name="timecal-heartbeat")
+        beat.start()
+        with _stop_on_signals(loop, on_signal=lambda: getattr(monitor, "close", lambda: None)()):
+            monitor(channel)
+        if not loop.complete:
+            loop.stop(loop.stopped or "stopped by the user")
+        beat.join(timeout=10)
+        finished = loop.complete
+    if not finished:
+        engine.stop(loop.stopped or "stopped")
+    return finished
+
+
+def _print_item(item: dict) -> None:
+    """Non-interactive runs: every published line on stdout, status lines bare."""
+    if item["kind"] != "complete":
+        print(("" if item["kind"] == "status" else "BXRun: ") + item["text"], flush=True)
+
+
+def _finish(plan, ledger: Ledger, timerc, options: ProductionOptions, engine: Engine | None) -> int:
+    """End of production: aggregate if everything succeeded, otherwise list failures.
+    The exit code says whether every task succeeded; an aggregator failing is reported but
+    does not turn a complete production into a failed one (rerunning redoes aggregation)."""
+    production_dir = Path(plan.production_dir)
+    counts = ledger.counts()
+    total = sum(counts.values())
+    if counts[DONE] != total:
+        _print_failures(ledger, production_dir)
+        return 1
+    ledger.note("production complete")
+    ok = run_aggregators(production_dir, plan.script.name, ledger, timerc, options.verbose,
+                         out=lambda line: print(f"BXRun: {line}"))
+    this_run = engine.completed_this_run if engine is not None else 0
+    elapsed = f" in {time.time() - engine.started:.0f} s" if engine is not None else ""
+    retried = sum(1 for _, (_, attempts) in ledger.runtimes().items() if attempts and attempts > 1)
+    print(f"BXRun: production complete: {total} tasks done ({this_run} this run{elapsed}, "
+          f"{retried} needed more than one attempt); results in {production_dir / 'results'}")
+    if not ok:
+        print("BXRun: warning: some aggregators failed (above); the tasks themselves all "
+              "succeeded. Fix the cause and run 'aggregate' in the monitor, or rerun this command.")
+    return 0
+
+
+def print_status(production_dir: Path) -> int:
+    """``BXRun --status -o X``: the ledger's view, no cluster."""
+    from .lock import ProductionLock
+    from .status import render_ledger_report
+
+    ledger = Ledger.open_readonly(Path(production_dir))
+    try:
+        print(render_ledger_report(ledger, production_dir))
+    finally:
+        ledger.close()
+    print(ProductionLock(production_dir).holder_status())
+    return 0
+
+
+def rebuild_ledger(plan) -> int:
+    """``BXRun --rebuild-ledger -o X``: a fresh ledger from the plan and the results on disk."""
+    report = rebuild(Path(plan.production_dir), plan.tasks, plan.done)
+    print(f"BXRun: ledger rebuilt: {len(plan.tasks)} tasks, {len(plan.done)} done on disk, "
+          f"{len(plan.tasks) - len(plan.done)} pending" + (f" ({report.describe()})" if report.describe() else ""))
+    return 0
