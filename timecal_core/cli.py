@@ -15,6 +15,7 @@ from pathlib import Path
 from . import __version__
 from .config import load_timerc, timerc_location, write_default_timerc
 from .errors import UserError
+from .exits import run_cli
 from .grid import Plan, plan_grid, production_dir
 from .parameters import parse_assignments
 from .yamlconf import load_yaml, parse_custom
@@ -125,7 +126,7 @@ def _debug_shell(namespace: dict) -> None:
 
 def cmd_run(args, timerc) -> int:
     from .lock import ProductionLock
-    from .tasks import TaskFailed, execute_task
+    from .tasks import TaskFailed, execute_task, log_path
 
     script = _registry().script(args.script).item
     given = parse_assignments(args.run, source="--run")
@@ -144,12 +145,15 @@ def cmd_run(args, timerc) -> int:
     cmssw = timerc.optional_path("cmssw")
     with ProductionLock(out):
         print(f"BXRun: running {script.name} {spec.task_id} in the foreground "
-              f"(log: {plan.results_dir / spec.dirname / 'task.log'})")
+              f"(log: {plan.results_dir / spec.dirname / 'task.log'} once it succeeds)")
         try:
             result = execute_task(spec, str(out), timerc.cmssw_init, str(cmssw) if cmssw else None)
         except TaskFailed as exc:
             print(f"BXRun: {exc}", file=sys.stderr)
             print("--- last log lines ---\n" + exc.log_tail.rstrip(), file=sys.stderr)
+            where = log_path(out, spec.dirname)
+            if where is not None:
+                print(f"BXRun: the whole log: {where}", file=sys.stderr)
             return 1
     print(f"BXRun: done in {result.end - result.start:.1f} s: {result.output}")
     return 0
@@ -236,46 +240,41 @@ def cmd_status(args, timerc, rebuild: bool) -> int:
         return production.rebuild_ledger(plan_grid(script, grid, out, source=str(copy)))
 
 
+def _dispatch(args) -> int:
+    if args.plugins:
+        from .plugins import describe
+
+        print(describe(_registry()))
+        return 0
+    if args.init is not None:
+        target = timerc_location()
+        write_default_timerc(target, Path(args.init))
+        print(f"BXRun: wrote {target}; data paths under {Path(args.init).expanduser()}. "
+              f"Edit [paths] cmssw and [cmssw] init before running CMSSW scripts.")
+        return 0
+    if args.interval <= 0:
+        raise UserError(f"--interval {args.interval:g}: expected a positive number of seconds")
+    if args.max_retries < 1:
+        raise UserError(f"--max-retries {args.max_retries}: expected at least 1 attempt")
+    timerc = load_timerc()
+    if args.status or args.rebuild_ledger:
+        return cmd_status(args, timerc, rebuild=args.rebuild_ledger)
+    if args.run:
+        if not args.script:
+            raise UserError("--run needs --script (e.g. --script cbcsim); see BXRun --plugins")
+        return cmd_run(args, timerc)
+    if args.yaml or args.output:
+        return cmd_grid(args, timerc)
+    raise UserError("nothing to do: give --run K=V..., --yaml FILE -o DIR, --status -o DIR, "
+                    "--plugins or --init (see BXRun -h)")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not args.verbose:
         warnings.simplefilter("default")
         warnings.formatwarning = lambda msg, cat, *a, **k: f"BXRun: warning: {msg}\n"
-    try:
-        if args.plugins:
-            from .plugins import describe
-
-            print(describe(_registry()))
-            return 0
-        if args.init is not None:
-            target = timerc_location()
-            write_default_timerc(target, Path(args.init))
-            print(f"BXRun: wrote {target}; data paths under {Path(args.init).expanduser()}. "
-                  f"Edit [paths] cmssw and [cmssw] init before running CMSSW scripts.")
-            return 0
-        if args.interval <= 0:
-            raise UserError(f"--interval {args.interval:g}: expected a positive number of seconds")
-        if args.max_retries < 1:
-            raise UserError(f"--max-retries {args.max_retries}: expected at least 1 attempt")
-        timerc = load_timerc()
-        if args.status or args.rebuild_ledger:
-            return cmd_status(args, timerc, rebuild=args.rebuild_ledger)
-        if args.run:
-            if not args.script:
-                raise UserError("--run needs --script (e.g. --script cbcsim); see BXRun --plugins")
-            return cmd_run(args, timerc)
-        if args.yaml or args.output:
-            return cmd_grid(args, timerc)
-        raise UserError("nothing to do: give --run K=V..., --yaml FILE -o DIR, --status -o DIR, "
-                        "--plugins or --init (see BXRun -h)")
-    except UserError as exc:
-        if args.verbose:
-            raise
-        print(f"BXRun: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("BXRun: interrupted", file=sys.stderr)
-        return 130
+    return run_cli("BXRun", lambda: _dispatch(args), verbose=args.verbose)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -169,7 +169,7 @@ def run_production(plan, backend, request, options: ProductionOptions, timerc,
                     engine.start()
                     try:
                         finished = _drive(engine, loop, bulletin, timerc, options, monitor)
-                    except KeyboardInterrupt:
+                    except (KeyboardInterrupt, SystemExit):
                         engine.stop("interrupted")
                         raise
                     finally:

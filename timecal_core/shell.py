@@ -211,6 +211,15 @@ class MonitorShell(cmd2.Cmd):
             app.loop.call_soon_threadsafe(lambda: app.exit(exception=EOFError()) if app.is_running
                                           else None)
 
+    def termination_signal_handler(self, signum: int, _frame) -> None:
+        """SIGTERM/SIGHUP while the prompt is up (cmd2 would ``sys.exit``): stop the
+        production like ``exit`` does, then leave the prompt."""
+        import signal
+
+        self.ask("stop", reason=f"signal {signal.Signals(signum).name}")
+        self.stopped = True
+        self.request_close()
+
     def pre_prompt(self) -> None:
         if self._close_requested:
             from prompt_toolkit.application import get_app
