@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--status", action="store_true", help="print the production's state (needs -o)")
     what.add_argument("--rebuild-ledger", action="store_true",
                       help="rebuild the production ledger from the results on disk (needs -o)")
+    what.add_argument("--attach", action="store_true",
+                      help="open the monitor of the production's running driver (needs -o)")
     what.add_argument("--plugins", action="store_true", help="list installed backends, scripts, "
                                                              "aggregators and evaluators")
     what.add_argument("--init", nargs="?", const=DEFAULT_DATA_DIR, metavar="DIR",
@@ -56,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds between status updates and retries (default 60)")
     p.add_argument("--max-retries", type=int, default=3, metavar="N",
                    help="attempts per task before it is failed for good (default 3)")
+    p.add_argument("--detach", action="store_true",
+                   help="run the driver in the background, on its own: logging out changes "
+                        "nothing (log: OUT/logs/driver.log; come back with BXRun --attach -o OUT)")
     p.add_argument("--debug", action="store_true",
                    help="plan only, submit nothing, open a Python shell holding the plan")
     p.add_argument("-v", "--verbose", action="store_true", help="more output; tracebacks on errors")
@@ -190,6 +195,8 @@ def cmd_grid(args, timerc) -> int:
     from .lock import ProductionLock
     from .production import run_production
 
+    if args.detach:
+        return start_detached(out, args.argv)
     with ProductionLock(out):
         infiles = out / INFILES
         infiles.mkdir(parents=True, exist_ok=True)
@@ -213,6 +220,61 @@ def cmd_grid(args, timerc) -> int:
             monitor = ShellMonitor()
         return run_production(plan, registry.backend(args.dask).item, request, options, timerc,
                               monitor=monitor)
+
+
+DETACHED_WAIT = 120.0  # s a detached driver may take to plan, lock and open its channel
+
+
+def start_detached(out: Path, argv: list[str]) -> int:
+    """Run this same BXRun command as a driver of its own (new session, no terminal,
+    output to OUT/logs/driver.log) and return once it serves its control channel."""
+    import subprocess
+
+    from .controlsocket import driver_alive, read_record
+    from .driverlog import driver_log_path
+
+    log = driver_log_path(out)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    before = (read_record(out) or {}).get("started")
+    child_argv = [a for a in argv if a != "--detach"]
+    with open(log, "ab") as sink:
+        child = subprocess.Popen([sys.executable, "-m", "timecal_core.cli", *child_argv],
+                                 stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
+                                 start_new_session=True, close_fds=True)
+    deadline = time.monotonic() + DETACHED_WAIT
+    while time.monotonic() < deadline:
+        record = read_record(out)
+        if record and record.get("pid") == child.pid and record.get("started") != before \
+                and driver_alive(record):
+            print(f"BXRun: driver running on its own (PID {child.pid}); log {log}")
+            print(f"BXRun: follow it with: timecal attach {out}   (or BXRun --attach -o {out})")
+            return 0
+        code = child.poll()
+        if code is not None:
+            tail = log.read_text(errors="replace").splitlines()[-5:]
+            print("\n".join(tail), file=sys.stderr)
+            if code == 0:
+                return 0  # nothing was left to do: it finished at once
+            raise UserError(f"the detached driver ended at once (exit {code}); its log: {log}")
+        time.sleep(0.2)
+    raise UserError(f"the detached driver (PID {child.pid}) did not open its control channel "
+                    f"within {DETACHED_WAIT:.0f} s; its log: {log}")
+
+
+def cmd_attach(out: Path) -> int:
+    from .controlsocket import SocketChannel, describe_driver, driver_alive, read_record
+    from .shell import ShellMonitor
+
+    record = read_record(out)
+    if not driver_alive(record):
+        raise UserError(f"{out}: {describe_driver(record)}; resume it with: "
+                        f"BXRun -o {out} --detach")
+    channel = SocketChannel(record["socket"])
+    try:
+        ShellMonitor(attached=True)(channel)
+    finally:
+        channel.close()
+    return 0
 
 
 def cmd_status(args, timerc, rebuild: bool) -> int:
@@ -257,6 +319,8 @@ def _dispatch(args) -> int:
     if args.max_retries < 1:
         raise UserError(f"--max-retries {args.max_retries}: expected at least 1 attempt")
     timerc = load_timerc()
+    if args.attach:
+        return cmd_attach(_resolve_output(args, timerc))
     if args.status or args.rebuild_ledger:
         return cmd_status(args, timerc, rebuild=args.rebuild_ledger)
     if args.run:
@@ -271,6 +335,7 @@ def _dispatch(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if not args.verbose:
         warnings.simplefilter("default")
         warnings.formatwarning = lambda msg, cat, *a, **k: f"BXRun: warning: {msg}\n"

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
+from .errors import UserError
 from .ledger import CANCELLED, DONE, ERROR, FAILED, PENDING, RUNNING, STATES
 from .status import render_cluster, render_status
 
@@ -59,8 +60,8 @@ REQUESTS: dict[str, str] = {
 }
 
 
-class ControlError(Exception):
-    """A request the driver refused; the message is one line for the user."""
+class ControlError(UserError):
+    """A request the driver refused, or a driver out of reach; one line for the user."""
 
 
 class Bulletin:

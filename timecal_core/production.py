@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -40,8 +41,10 @@ class ProductionLoop:
     """The driver's heartbeat. ``run()`` blocks until nothing is left to run (or, with
     ``linger``, until :meth:`stop`: a monitor's user may still retry failed tasks)."""
 
-    def __init__(self, engine: Engine, bulletin: Bulletin, interval: float, linger: bool):
+    def __init__(self, engine: Engine, bulletin: Bulletin, interval: float, linger: bool,
+                 on_tick: Callable[[], None] = lambda: None):
         self.engine = engine
+        self.on_tick = on_tick
         self.bulletin = bulletin
         self.interval = interval
         self.linger = linger
@@ -87,6 +90,7 @@ class ProductionLoop:
                 self.bulletin.publish(notice, kind="notice")
             line, full = self.engine.status_texts()
             self.bulletin.publish(line, kind="status", full=full)
+            self.on_tick()
             if not self.engine.finished():
                 self._announced_end = False
                 continue
@@ -195,6 +199,40 @@ def _drive(engine: Engine, loop: ProductionLoop, bulletin: Bulletin, timerc,
     plan = engine.plan
     control = Control(engine, loop, bulletin, aggregate=lambda out: run_aggregators(
         plan.production_dir, plan.script.name, engine.ledger, timerc, engine.verbose, out=out))
+    with _serving(control, loop, Path(plan.production_dir)):
+        return _drive_with(engine, loop, bulletin, control, monitor)
+
+
+@contextmanager
+def _serving(control: Control, loop: ProductionLoop, production_dir: Path):
+    """Any monitor of the owner may attach while the driver runs (timecal attach OUT); the
+    record tells everyone whether the driver lives, refreshed at every heartbeat."""
+    from .controlsocket import ControlServer, write_record
+    from .lock import _process_start
+
+    server = ControlServer(control, production_dir)
+    record = {"pid": os.getpid(), "host": socket.gethostname(),
+              "process_start": _process_start(os.getpid()), "socket": str(server.path),
+              "started": time.time(), "heartbeat": time.time(), "interval": loop.interval,
+              "production": str(production_dir), "stopped": None}
+
+    def beat() -> None:
+        record.update(heartbeat=time.time(), interval=loop.interval)
+        write_record(production_dir, record)
+
+    write_record(production_dir, record)
+    loop.on_tick = beat
+    try:
+        yield
+    finally:
+        server.close()
+        record.update(stopped=loop.stopped if not loop.complete else "production complete")
+        record["stopped"] = record["stopped"] or "ended"
+        beat()
+
+
+def _drive_with(engine: Engine, loop: ProductionLoop, bulletin: Bulletin, control: Control,
+                monitor: Monitor | None) -> bool:
     if monitor is None:
         bulletin.echo = _print_item
         with _stop_on_signals(loop, on_signal=lambda: None):
@@ -208,7 +246,8 @@ def _drive(engine: Engine, loop: ProductionLoop, bulletin: Bulletin, timerc,
         if not loop.complete:
             loop.stop(loop.stopped or "stopped by the user")
         beat.join(timeout=10)
-        finished = loop.complete
+        # Left once nothing was left to run (some tasks failed for good): that is an end too.
+        finished = loop.complete or engine.finished()
     if not finished:
         engine.stop(loop.stopped or "stopped")
     return finished
@@ -255,6 +294,11 @@ def print_status(production_dir: Path) -> int:
     finally:
         ledger.close()
     print(ProductionLock(production_dir).holder_status())
+    from .controlsocket import describe_driver, read_record
+
+    record = read_record(Path(production_dir))
+    if record is not None:
+        print(describe_driver(record))
     return 0
 
 

@@ -154,10 +154,12 @@ class MonitorShell(cmd2.Cmd):
 
     DEFAULT_CATEGORY = "Production monitor"
 
-    def __init__(self, channel, history_file: Path | None = None):
+    def __init__(self, channel, history_file: Path | None = None, attached: bool = False):
         super().__init__(allow_cli_args=False, auto_suggest=False,
                          persistent_history_file=str(history_file or history_path()))
         self.channel = channel
+        #: Attached to a driver running on its own: leaving detaches, ``stop`` stops it.
+        self.attached = attached
         summary = self.ask("summary")
         self.interval = float(summary["interval"])
         self.verbose = bool(summary["verbose"])
@@ -341,11 +343,40 @@ class MonitorShell(cmd2.Cmd):
             self.poutput("back to the monitor")
 
     @with_argparser(_no_args("Leave the monitor. With tasks still running, asks first; they "
-                             "stop and resume on the next run of the same command."))
+                             "stop and resume on the next run of the same command. Attached "
+                             "to a driver running on its own (timecal attach), leaving "
+                             "detaches: the driver goes on ('stop' stops it)."))
     def do_exit(self, _args) -> bool:
+        if self.attached:
+            return self.do_detach("")
         summary = self.ask("summary")
         if self._close_requested or summary["finished"]:
             return True
+        return self._confirm_stop(summary)
+
+    @with_argparser(_no_args("Leave the monitor and let the driver go on (only when attached "
+                             "to a driver running on its own: BXRun --detach, timecal attach)."))
+    def do_detach(self, _args) -> bool:
+        if not self.attached:
+            self.perror("detach: this driver runs in this terminal; start it with BXRun ... "
+                        "--detach to leave it running, or 'exit' to stop it")
+            return False
+        summary = self.ask("summary")
+        self.poutput(f"detached: the driver goes on; 'timecal attach {summary['production']}' "
+                     "comes back")
+        return True
+
+    @with_argparser(_no_args("Stop the driver: running tasks stop and resume on the next run "
+                             "(asks first)."))
+    def do_stop(self, _args) -> bool:
+        summary = self.ask("summary")
+        if summary["finished"]:
+            self.ask("stop", reason="stopped by the user")
+            self.stopped = True
+            return True
+        return self._confirm_stop(summary)
+
+    def _confirm_stop(self, summary: dict) -> bool:
         c = summary["counts"]
         left = c["pending"] + c["running"] + c[FAILED]
         try:
@@ -439,19 +470,23 @@ class MonitorShell(cmd2.Cmd):
 
 
 class ShellMonitor:
-    """The monitor the driver runs on its terminal; ``close()`` (from a signal handler)
-    leaves the prompt."""
+    """The monitor on a terminal, for a driver in this process or (``attached``) in
+    another; ``close()`` (from a signal handler) leaves the prompt."""
 
-    def __init__(self, history_file: Path | None = None):
+    def __init__(self, history_file: Path | None = None, attached: bool = False):
         self.history_file = history_file
+        self.attached = attached
         self.shell: MonitorShell | None = None
 
     def __call__(self, channel) -> None:
-        self.shell = MonitorShell(channel, self.history_file)
+        self.shell = MonitorShell(channel, self.history_file, attached=self.attached)
         self.shell.cmdloop(intro=channel.request("status")["text"] +
                            "\nmonitor: 'help' lists the commands, 'exit' leaves")
         if not self.shell.stopped:
-            print(channel.request("status")["text"])
+            try:
+                print(channel.request("status")["text"])
+            except ControlError as exc:
+                print(f"monitor: {exc}")
 
     def close(self) -> None:
         if self.shell is not None:
