@@ -90,7 +90,7 @@ process.mix.input.fileNames = get_files(options.PUfile, 'PU')
 process.mix.mixObjects.mixSH.crossingFrames.extend([
     'TrackerHitsTIDHighTof', 'TrackerHitsTIDLowTof', 'TrackerHitsTOBHighTof', 'TrackerHitsTOBLowTof',
 ])
-# The pT of pile-up tracks: the analyzer reads the SimTracks of the crossing frame.
+# The pT of pile-up tracks: the dumper reads the SimTracks of the crossing frame.
 process.mix.mixObjects.mixTracks.makeCrossingFrame = cms.untracked.bool(True)
 # Only the crossing frames are used: no digitization.
 process.mix.digitizers = cms.PSet()
