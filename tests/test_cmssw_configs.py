@@ -3,7 +3,9 @@
 CMSSW cannot be installed here, so the cfg/cfi files are executed against the stand-in of
 ``FWCore.ParameterSet.Config``/``VarParsing`` in tests/helpers/cmssw_standin.py: what they
 compute (option defaults, output names, the analyzer parameters) is checked, and the
-parameter names the cfi sets are checked against those the C++ plugin reads.
+parameter names the cfi sets are checked against those the C++ plugin reads. The stand-in
+simulates a CMSSW_12_5 release (``2026`` geometry names, D88) and a current one (``Run4``
+names, no D88), so every cfg is loaded under both naming schemes.
 """
 
 from __future__ import annotations

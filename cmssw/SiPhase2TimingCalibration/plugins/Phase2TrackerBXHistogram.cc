@@ -214,7 +214,10 @@ Phase2TrackerBXHistogram::Phase2TrackerBXHistogram(const edm::ParameterSet& conf
   edm::LogInfo("Phase2TrackerBXHistogram")
       << label_ << ": mode " << mode_ << ", model " << cbc_timing::modelName(scan_.model()) << ", "
       << scan_.delays().size() << " delays, threshold barrel/endcap " << thresholdBarrel_ << "/" << thresholdEndcap_
-      << " e, smearing seed " << smearing_.seed() << " keyed by " << smearingKeyName_
+      << " e, smearing barrel/endcap " << config.getParameter<double>("ThresholdSmearing_Barrel") << "/"
+      << config.getParameter<double>("ThresholdSmearing_Endcap") << " e, ToF smearing "
+      << config.getParameter<double>("TOFSmearing") << " ns, seed " << smearing_.seed() << " keyed by "
+      << smearingKeyName_
       << (only2SModules_ ? ", 2S modules only" : ", all modules");
 }
 
@@ -339,8 +342,9 @@ void Phase2TrackerBXHistogram::analyze(const edm::Event& iEvent, const edm::Even
         const float toa = hit.toa + smearing_.tofShift(key);
         if (verbosity_ > 1)
           edm::LogVerbatim("Phase2TrackerBXHistogram")
-              << std::setprecision(9) << "hit on " << hit.module << " key " << key << " track " << hit.trackId << " pt " << hit.pt << " r "
-              << hit.r << " z " << hit.z << " toa " << toa << " charge " << hit.charge << " threshold " << threshold;
+              << std::setprecision(9) << "hit on " << hit.module << " key " << key << " track " << hit.trackId
+              << " pt " << hit.pt << " r " << hit.r << " z " << hit.z << " toa " << toa << " charge " << hit.charge
+              << " threshold " << threshold;
         scan_.analyzeHit(hit.charge, toa, threshold, sink);
       });
   tally_->outerTracker += counts.outerTracker;

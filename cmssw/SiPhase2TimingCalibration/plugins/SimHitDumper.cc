@@ -88,7 +88,7 @@ void SimHitDumper::fillDescriptions(edm::ConfigurationDescriptions& descriptions
 }
 
 void SimHitDumper::analyze(const edm::Event& iEvent, const edm::EventSetup& iSetup) {
-  const ot_simhits::HitCounts counts = sources_.forEachHit(iEvent, iSetup.getData(geomToken_), [this](const ot_simhits::HitInfo& hit) {
+  const auto fill = [this](const ot_simhits::HitInfo& hit) {
     charge_ = hit.charge;
     toa_ = hit.toa;
     module_ = hit.module;
@@ -100,7 +100,8 @@ void SimHitDumper::analyze(const edm::Event& iEvent, const edm::EventSetup& iSet
     dz_ = hit.dz;
     subdet_ = hit.subdet;
     tree_->Fill();
-  });
+  };
+  const ot_simhits::HitCounts counts = sources_.forEachHit(iEvent, iSetup.getData(geomToken_), fill);
   counts_.outerTracker += counts.outerTracker;
   counts_.noGeometry += counts.noGeometry;
 }
