@@ -245,8 +245,9 @@ RELEASES: dict[str, dict] = {
     "CMSSW_15_0_0": {
         "geometries": ("Run4D104", "Run4D110"),
         "eras": ("Phase2C17I13M9", "Phase2C22I13M9"),
-        "upgradeProperties": {"Run4": {"Run4D104": _upgrade("Run4D104", "Phase2C22I13M9", "auto:phase2_realistic_T33"),
-                                       "Run4D110": _upgrade("Run4D110", "Phase2C17I13M9", "auto:phase2_realistic_T33")}},
+        "upgradeProperties": {"Run4": {
+            "Run4D104": _upgrade("Run4D104", "Phase2C22I13M9", "auto:phase2_realistic_T33"),
+            "Run4D110": _upgrade("Run4D110", "Phase2C17I13M9", "auto:phase2_realistic_T33")}},
     },
 }
 DEFAULT_RELEASE = "CMSSW_12_5_0"  # the release of the users' current tool

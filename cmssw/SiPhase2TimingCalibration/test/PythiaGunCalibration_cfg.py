@@ -53,7 +53,8 @@ import FWCore.ParameterSet.Config as cms
 from SimTracker.SiPhase2TimingCalibration.releaseConditions import choose
 
 # Geometry, era and global tag follow the release unless given (releaseConditions.py).
-geometry, era, era_name, globaltag, geometry_fragments = choose(options.geometry, options.era, options.globaltag, reco_only=False)
+geometry, era, era_name, globaltag, geometry_fragments = choose(options.geometry, options.era, options.globaltag,
+                                                                reco_only=False)
 print("Geometry %s, era %s, global tag %s" % (geometry, era_name, globaltag))
 
 if options.mode not in ('scan', 'emulate'):
