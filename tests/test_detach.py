@@ -108,7 +108,7 @@ def test_two_monitors_attached_see_each_others_orders(tmp_path, env):
         b.expect(r"resubmitted 1 task\(s\)")
         wait_for(lambda: states(prod)[victim][1] in ("pending", "running"), timeout=5,
                  what="the retry to show in the ledger")
-        a.sendline("exit")  # attached: leaving detaches, the driver goes on
+        a.sendline("detach")  # leaving without exit: the driver goes on
         a.expect("detached: the driver goes on")
         a.expect(pexpect.EOF)
         assert pid_alive(record["pid"])

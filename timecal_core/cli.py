@@ -195,8 +195,14 @@ def cmd_grid(args, timerc) -> int:
     from .lock import ProductionLock
     from .production import run_production
 
-    if args.detach:
-        return start_detached(out, args.argv)
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    if args.detach or interactive:
+        # The driver runs on its own (new session, no terminal); in a terminal the monitor
+        # attaches to it at once, and closing the terminal changes nothing.
+        code = start_detached(out, args.argv, quiet=interactive and not args.detach)
+        if code is not None or args.detach:
+            return code or 0
+        return cmd_attach(out)
     with ProductionLock(out):
         infiles = out / INFILES
         infiles.mkdir(parents=True, exist_ok=True)
@@ -210,24 +216,18 @@ def cmd_grid(args, timerc) -> int:
         if not plan.pending:
             print("BXRun: every task is already done.")
         request = BackendRequest(settings=timerc.section(args.dask), output_dir=out, verbose=args.verbose)
-        interactive = sys.stdin.isatty()
-        options = ProductionOptions(interactive=interactive, interval=args.interval,
+        options = ProductionOptions(interactive=False, interval=args.interval,
                                     max_retries=args.max_retries, verbose=args.verbose)
-        monitor = None
-        if interactive:
-            from .shell import ShellMonitor
-
-            monitor = ShellMonitor()
-        return run_production(plan, registry.backend(args.dask).item, request, options, timerc,
-                              monitor=monitor)
+        return run_production(plan, registry.backend(args.dask).item, request, options, timerc)
 
 
 DETACHED_WAIT = 120.0  # s a detached driver may take to plan, lock and open its channel
 
 
-def start_detached(out: Path, argv: list[str]) -> int:
+def start_detached(out: Path, argv: list[str], quiet: bool = False) -> int | None:
     """Run this same BXRun command as a driver of its own (new session, no terminal,
-    output to OUT/logs/driver.log) and return once it serves its control channel."""
+    output to OUT/logs/driver.log). None once it serves its control channel; its exit code
+    if it ended at once (nothing left to do)."""
     import subprocess
 
     from .controlsocket import driver_alive, read_record
@@ -236,6 +236,7 @@ def start_detached(out: Path, argv: list[str]) -> int:
     log = driver_log_path(out)
     log.parent.mkdir(parents=True, exist_ok=True)
     before = (read_record(out) or {}).get("started")
+    offset = log.stat().st_size if log.exists() else 0
     child_argv = [a for a in argv if a != "--detach"]
     with open(log, "ab") as sink:
         child = subprocess.Popen([sys.executable, "-m", "timecal_core.cli", *child_argv],
@@ -246,15 +247,22 @@ def start_detached(out: Path, argv: list[str]) -> int:
         record = read_record(out)
         if record and record.get("pid") == child.pid and record.get("started") != before \
                 and driver_alive(record):
-            print(f"BXRun: driver running on its own (PID {child.pid}); log {log}")
-            print(f"BXRun: follow it with: timecal attach {out}   (or BXRun --attach -o {out})")
-            return 0
+            if quiet:
+                print(f"BXRun: the driver runs on its own (PID {child.pid}, log {log}); "
+                      "'detach' or closing this terminal leaves it running")
+            else:
+                print(f"BXRun: driver running on its own (PID {child.pid}); log {log}")
+                print(f"BXRun: follow it with: timecal attach {out}   (or BXRun --attach -o {out})")
+            return None
         code = child.poll()
         if code is not None:
-            tail = log.read_text(errors="replace").splitlines()[-5:]
-            print("\n".join(tail), file=sys.stderr)
-            if code == 0:
-                return 0  # nothing was left to do: it finished at once
+            with open(log, "rb") as fh:
+                fh.seek(offset)
+                text = fh.read().decode(errors="replace").rstrip()
+            if code == 0:  # nothing was left to do: it finished at once
+                print(text)
+                return 0
+            print("\n".join(text.splitlines()[-8:]), file=sys.stderr)
             raise UserError(f"the detached driver ended at once (exit {code}); its log: {log}")
         time.sleep(0.2)
     raise UserError(f"the detached driver (PID {child.pid}) did not open its control channel "
@@ -271,10 +279,9 @@ def cmd_attach(out: Path) -> int:
                         f"BXRun -o {out} --detach")
     channel = SocketChannel(record["socket"])
     try:
-        ShellMonitor(attached=True)(channel)
+        return ShellMonitor()(channel)
     finally:
         channel.close()
-    return 0
 
 
 def cmd_status(args, timerc, rebuild: bool) -> int:

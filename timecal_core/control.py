@@ -14,9 +14,8 @@ so that every monitor reads what it has not seen yet with the ``updates`` reques
 keeps the driver unaware of how many monitors there are, and a monitor that dies costs
 nothing).
 
-What this module will not do: hand out live objects (client, cluster, ledger). The
-``debug`` console of a monitor running in the driver's own process gets them from
-:meth:`LocalChannel.debug_namespace`, which is deliberately not a request.
+What this module will not do: hand out live objects (client, cluster, ledger). A monitor's
+``debug`` console connects a Dask client of its own to the scheduler (``dask`` request).
 """
 
 from __future__ import annotations
@@ -57,6 +56,9 @@ REQUESTS: dict[str, str] = {
     "backend_commands": "() -> backend: str, commands: [[name, help]]",
     "backend_command": "(name: str, arg: str) -> text",
     "stop": "(reason: str) -> stopped: bool; unfinished tasks resume on the next run",
+    "finish": "() -> finishing: bool; a production with nothing left to run ends (lists "
+              "its failures) instead of waiting for a retry",
+    "dask": "() -> scheduler: the scheduler's address, for a debug console's own client",
 }
 
 
@@ -243,6 +245,13 @@ class Control:
         except Exception as exc:
             raise ControlError(f"{name}: {type(exc).__name__}: {exc}") from None
 
+    def _finish(self) -> dict:
+        self.loop.release()
+        return {"finishing": True}
+
+    def _dask(self) -> dict:
+        return {"scheduler": self.engine.client.scheduler.address}
+
     def _stop(self, reason: str = "stopped by the user") -> dict:
         self.loop.stop(reason)
         return {"stopped": True}
@@ -256,12 +265,6 @@ class LocalChannel:
 
     def request(self, op: str, **args: Any) -> dict:
         return self._control.request(op, **args)
-
-    def debug_namespace(self) -> dict:
-        """Live objects for the ``debug`` console (same process only)."""
-        e = self._control.engine
-        return {"engine": e, "client": e.client, "cluster": e.running.cluster,
-                "running": e.running, "ledger": e.ledger, "plan": e.plan}
 
 
 def describe_end(summary: dict) -> str:

@@ -108,6 +108,15 @@ class _Handler(socketserver.StreamRequestHandler):
         _pid, uid, _gid = struct.unpack("3i", creds)
         if uid != os.getuid():
             return  # not the owner: closed without a word
+        with server.counting:
+            server.connections += 1
+        try:
+            self._serve(server)
+        finally:
+            with server.counting:
+                server.connections -= 1
+
+    def _serve(self, server: ControlServer) -> None:
         for line in self.rfile:
             try:
                 message = json.loads(line)
@@ -143,11 +152,18 @@ class ControlServer:
             os.umask(old)
         os.chmod(self.path, 0o600)
         self._server.owner = self  # type: ignore[attr-defined]
+        self.connections = 0  # monitors attached now
+        self.counting = threading.Lock()
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
                                         name="timecal-control")
         self._thread.start()
 
-    def close(self) -> None:
+    def close(self, linger: float = 0.0) -> None:
+        """Stop serving; with ``linger``, first give attached monitors that long to read
+        what was published last and leave by themselves."""
+        deadline = time.monotonic() + linger
+        while self.connections and time.monotonic() < deadline:
+            time.sleep(0.1)
         self._server.shutdown()
         self._server.server_close()
         try:

@@ -110,7 +110,8 @@ class Engine:
     """
 
     def __init__(self, plan, ledger: Ledger, client, running, options: ProductionOptions,
-                 timerc, notify: Callable[[str], None] = print, driver_log: Path | None = None):
+                 timerc, notify: Callable[[str], None] = print, driver_log: Path | None = None,
+                 on_exhausted: Callable[[str], None] | None = None):
         self.plan = plan
         self.ledger = ledger
         self.client = client
@@ -137,6 +138,7 @@ class Engine:
         self.completed_this_run = 0
         self.verbose = options.verbose
         self.driver_log = driver_log
+        self.on_exhausted = on_exhausted or notify  # a task failed for good
         self._retiring: set[str] = set()  # workers scale() removes: their tasks cost nothing
 
     # ------------------------------------------------------------------ submission
@@ -247,8 +249,9 @@ class Engine:
                 self.notify(f"done {c.task_id} on {c.worker} in {c.end - c.start:.1f} s")
             for f in failures:
                 self.notify(f"failed {f.task_id}: {f.reason}")
+        reasons = {f.task_id: f.reason for f in failures}
         for tid in exhausted:
-            self.notify(f"task {tid} failed for good after {self.options.max_retries} attempt(s)")
+            self.on_exhausted(f"task {tid} failed for good: {reasons.get(tid, '?')}")
 
     def _gather(self, futures: list) -> list:
         """Results of finished futures in one round trip; one by one if that fails."""

@@ -24,24 +24,23 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .aggregation import run_aggregators
-from .control import Bulletin, Control, LocalChannel, describe_end
+from .control import Bulletin, Control, describe_end
 from .driverlog import DaskLogToFile, driver_log_path, quiet_workers
 from .engine import MIN_TICK_GAP, Engine, ProductionOptions
 from .ledger import CANCELLED, DONE, ERROR, PENDING, Ledger, rebuild
+from .notify import SECTION as NOTIFY
+from .notify import Notifier
 from .status import render_errors, render_table
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
-#: A monitor: runs in the main thread until the production completes or the user leaves,
-#: talking to the driver only through the channel. Returns when done.
-Monitor = Callable[[LocalChannel], None]
-
-
 class ProductionLoop:
-    """The driver's heartbeat. ``run()`` blocks until nothing is left to run (or, with
-    ``linger``, until :meth:`stop`: a monitor's user may still retry failed tasks)."""
+    """The driver's heartbeat. ``run()`` blocks until nothing is left to run, or until
+    :meth:`stop`; while ``linger()`` is true (a monitor is attached: its user may still
+    retry failed tasks) a production with failures stays up."""
 
-    def __init__(self, engine: Engine, bulletin: Bulletin, interval: float, linger: bool,
+    def __init__(self, engine: Engine, bulletin: Bulletin, interval: float,
+                 linger: Callable[[], bool] = lambda: False,
                  on_tick: Callable[[], None] = lambda: None):
         self.engine = engine
         self.on_tick = on_tick
@@ -59,6 +58,12 @@ class ProductionLoop:
 
     def rearm(self) -> None:
         """Something was resubmitted: announce the end again when it comes."""
+        self._announced_end = False
+        self._wake.set()
+
+    def release(self) -> None:
+        """Stop lingering: with nothing left to run, end at the next look."""
+        self.linger = lambda: False
         self._announced_end = False
         self._wake.set()
 
@@ -98,7 +103,7 @@ class ProductionLoop:
                 self.complete = True
                 self.bulletin.publish("production complete", kind="complete")
                 return True
-            if not self.linger:
+            if not self.linger():
                 return True
             if not self._announced_end:
                 self._announced_end = True
@@ -108,7 +113,7 @@ class ProductionLoop:
 
 
 @contextmanager
-def _stop_on_signals(loop: ProductionLoop, on_signal: Callable[[], None]):
+def _stop_on_signals(loop: ProductionLoop):
     """SIGTERM/SIGHUP stop the loop (main thread only: elsewhere, e.g. under a test
     harness's thread, the default handling stays)."""
     if threading.current_thread() is not threading.main_thread():
@@ -117,7 +122,6 @@ def _stop_on_signals(loop: ProductionLoop, on_signal: Callable[[], None]):
 
     def handler(signum, _frame):
         loop.stop(f"signal {signal.Signals(signum).name}")
-        on_signal()
 
     saved = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
     try:
@@ -127,26 +131,29 @@ def _stop_on_signals(loop: ProductionLoop, on_signal: Callable[[], None]):
             signal.signal(s, h)
 
 
-def _print_failures(ledger: Ledger, production_dir: Path, limit: int = 20) -> None:
+def _print_failures(ledger: Ledger, production_dir: Path, say: Callable[[str], None],
+                    limit: int = 20) -> None:
     from .tasks import log_path
 
     rows = [t for t in ledger.tasks(ERROR)] + [t for t in ledger.tasks(CANCELLED)]
-    print(f"BXRun: {len(rows)} task(s) did not succeed:")
+    say(f"BXRun: {len(rows)} task(s) did not succeed:")
     table = []
     for t in rows[:limit]:
         path = log_path(production_dir, t.dirname)
         table.append((t.task_id, t.state, t.attempts, t.reason or "", path or "-"))
-    print(render_table(("task", "state", "attempts", "error", "log"), table))
+    say(render_table(("task", "state", "attempts", "error", "log"), table))
     if len(rows) > limit:
-        print(f"... and {len(rows) - limit} more (BXRun --status -o {production_dir})")
-    print("by error:\n" + render_errors(ledger.error_groups()))
-    print("BXRun: rerun the same command to retry them.")
+        say(f"... and {len(rows) - limit} more (BXRun --status -o {production_dir})")
+    say("by error:\n" + render_errors(ledger.error_groups()))
+    say("BXRun: rerun the same command to retry them.")
 
 
-def run_production(plan, backend, request, options: ProductionOptions, timerc,
-                   monitor: Monitor | None = None) -> int:
-    """Run ``plan`` to completion on ``backend``; 0 iff every task succeeded. With a
-    ``monitor`` (the interactive shell) the user watches and steers through a channel."""
+def run_production(plan, backend, request, options: ProductionOptions, timerc) -> int:
+    """Run ``plan`` to completion on ``backend``; 0 iff every task succeeded.
+
+    The driver serves its control channel the whole time (monitors attach with ``timecal
+    attach``) and prints what its heartbeat publishes; its last lines (aggregation, the
+    failures, how to resume) are published too, so that an attached monitor shows them."""
     import dask
     from distributed import Client
 
@@ -157,57 +164,101 @@ def run_production(plan, backend, request, options: ProductionOptions, timerc,
         if report.describe():
             print(f"BXRun: ledger: {report.describe()}")
         if not ledger.ids_in_state(PENDING):
-            return _finish(plan, ledger, timerc, options, engine=None)
+            return _finish(plan, ledger, timerc, options, engine=None, say=print)
         bulletin = Bulletin()
+        bulletin.echo = _print_item
+        notifier = Notifier(timerc.section(NOTIFY) if timerc is not None else {},
+                            production_dir, note=ledger.note)
         with DaskLogToFile(production_dir), quiet_workers(), \
                 dask.config.set({"distributed.scheduler.allowed-failures": 0}):
             running = backend.start(request)
             try:
                 with Client(running.cluster, set_as_default=False) as client:
                     if running.dashboard_link:
-                        print(f"BXRun: dashboard {running.dashboard_link}")
+                        bulletin.publish(f"dashboard {running.dashboard_link}")
                     engine = Engine(plan, ledger, client, running, options, timerc,
                                     notify=lambda text: bulletin.publish(text, kind="task"),
-                                    driver_log=driver_log_path(production_dir))
-                    loop = ProductionLoop(engine, bulletin, options.interval, linger=monitor is not None)
+                                    driver_log=driver_log_path(production_dir),
+                                    on_exhausted=lambda text: (
+                                        bulletin.publish(text, kind="failed"),
+                                        notifier.failed_for_good(text)))
+                    loop = ProductionLoop(engine, bulletin, options.interval)
+                    control = Control(engine, loop, bulletin, aggregate=lambda out: run_aggregators(
+                        production_dir, plan.script.name, ledger, timerc, engine.verbose, out=out))
+                    # The channel outlives the cluster: attached monitors see the last lines.
+                    server = _serve(control, loop, production_dir, every_tick=notifier.flush)
+                    loop.linger = lambda: server.connections > 0
                     engine.start()
                     try:
-                        finished = _drive(engine, loop, bulletin, timerc, options, monitor)
-                    except (KeyboardInterrupt, SystemExit):
+                        with _stop_on_signals(loop):
+                            finished = loop.run()
+                        if not finished:
+                            engine.stop(loop.stopped or "stopped")
+                    except BaseException:
                         engine.stop("interrupted")
+                        server.close()
                         raise
                     finally:
                         engine.close()
             finally:
                 running.close()
-        if not finished:
-            left = len(ledger.ids_in_state(PENDING))
-            why = loop.stopped or "stopped"
-            print(f"BXRun: {why}; rerun the same command to resume ({left} tasks left)")
-            if why.startswith("signal "):
-                return 128 + signal.Signals[why.split()[1]].value
-            return 1
-        return _finish(plan, ledger, timerc, options, engine)
+        final: list[str] = []
+
+        def say(line: str) -> None:
+            final.append(line)
+            bulletin.publish(line, kind="final")
+
+        try:
+            if not finished:
+                left = len(ledger.ids_in_state(PENDING))
+                why = loop.stopped or "stopped"
+                say(f"BXRun: {why}; rerun the same command to resume ({left} tasks left)")
+                code = 128 + signal.Signals[why.split()[1]].value if why.startswith("signal ") else 1
+            else:
+                code = _finish(plan, ledger, timerc, options, engine, say=say)
+            notifier.flush()
+            if loop.complete:
+                notifier.send("complete", f"production complete: {sum(ledger.counts().values())} "
+                              "tasks done", "\n".join(final))
+            else:
+                notifier.send("stopped", f"driver ended ({loop.stopped or 'some tasks failed'}), "
+                              f"exit code {code}", "\n".join(final))
+            bulletin.publish(f"driver ended (exit code {code})", kind="ended", code=code)
+            return code
+        finally:
+            server.close()
     finally:
         ledger.close()
 
 
-def _drive(engine: Engine, loop: ProductionLoop, bulletin: Bulletin, timerc,
-           options: ProductionOptions, monitor: Monitor | None) -> bool:
-    """Run the heartbeat; without a monitor print what it publishes, with one run the
-    monitor in this (main) thread and the heartbeat beside it. False when stopped."""
-    plan = engine.plan
-    control = Control(engine, loop, bulletin, aggregate=lambda out: run_aggregators(
-        plan.production_dir, plan.script.name, engine.ledger, timerc, engine.verbose, out=out))
-    with _serving(control, loop, Path(plan.production_dir)):
-        return _drive_with(engine, loop, bulletin, control, monitor)
+class _Served:
+    """The control server plus the driver's record (OUT/.control/driver.json)."""
+
+    def __init__(self, server, record: dict, production_dir: Path, loop: ProductionLoop):
+        self.server, self.record, self.production_dir, self.loop = server, record, production_dir, loop
+
+    @property
+    def connections(self) -> int:
+        return self.server.connections
+
+    def beat(self) -> None:
+        from .controlsocket import write_record
+
+        self.record.update(heartbeat=time.time(), interval=self.loop.interval)
+        write_record(self.production_dir, self.record)
+
+    def close(self) -> None:
+        self.server.close(linger=3.0)  # let attached monitors read the end
+        self.record["stopped"] = "production complete" if self.loop.complete else \
+            (self.loop.stopped or "ended")
+        self.beat()
 
 
-@contextmanager
-def _serving(control: Control, loop: ProductionLoop, production_dir: Path):
+def _serve(control: Control, loop: ProductionLoop, production_dir: Path,
+           every_tick: Callable[[], None]) -> _Served:
     """Any monitor of the owner may attach while the driver runs (timecal attach OUT); the
     record tells everyone whether the driver lives, refreshed at every heartbeat."""
-    from .controlsocket import ControlServer, write_record
+    from .controlsocket import ControlServer
     from .lock import _process_start
 
     server = ControlServer(control, production_dir)
@@ -215,51 +266,28 @@ def _serving(control: Control, loop: ProductionLoop, production_dir: Path):
               "process_start": _process_start(os.getpid()), "socket": str(server.path),
               "started": time.time(), "heartbeat": time.time(), "interval": loop.interval,
               "production": str(production_dir), "stopped": None}
+    served = _Served(server, record, production_dir, loop)
+    served.beat()
 
-    def beat() -> None:
-        record.update(heartbeat=time.time(), interval=loop.interval)
-        write_record(production_dir, record)
+    def tick() -> None:
+        served.beat()
+        every_tick()
 
-    write_record(production_dir, record)
-    loop.on_tick = beat
-    try:
-        yield
-    finally:
-        server.close()
-        record.update(stopped=loop.stopped if not loop.complete else "production complete")
-        record["stopped"] = record["stopped"] or "ended"
-        beat()
-
-
-def _drive_with(engine: Engine, loop: ProductionLoop, bulletin: Bulletin, control: Control,
-                monitor: Monitor | None) -> bool:
-    if monitor is None:
-        bulletin.echo = _print_item
-        with _stop_on_signals(loop, on_signal=lambda: None):
-            finished = loop.run()
-    else:
-        channel = LocalChannel(control)
-        beat = threading.Thread(target=loop.run, daemon=True, name="timecal-heartbeat")
-        beat.start()
-        with _stop_on_signals(loop, on_signal=lambda: getattr(monitor, "close", lambda: None)()):
-            monitor(channel)
-        if not loop.complete:
-            loop.stop(loop.stopped or "stopped by the user")
-        beat.join(timeout=10)
-        # Left once nothing was left to run (some tasks failed for good): that is an end too.
-        finished = loop.complete or engine.finished()
-    if not finished:
-        engine.stop(loop.stopped or "stopped")
-    return finished
+    loop.on_tick = tick
+    return served
 
 
 def _print_item(item: dict) -> None:
-    """Non-interactive runs: every published line on stdout, status lines bare."""
-    if item["kind"] != "complete":
-        print(("" if item["kind"] == "status" else "BXRun: ") + item["text"], flush=True)
+    """Every published line on the driver's stdout (the terminal, or driver.log when
+    detached): status and final lines as they are, notices after ``BXRun:``."""
+    if item["kind"] in ("complete", "ended"):
+        return
+    prefix = "" if item["kind"] in ("status", "final") else "BXRun: "
+    print(prefix + item["text"], flush=True)
 
 
-def _finish(plan, ledger: Ledger, timerc, options: ProductionOptions, engine: Engine | None) -> int:
+def _finish(plan, ledger: Ledger, timerc, options: ProductionOptions, engine: Engine | None,
+            say: Callable[[str], None]) -> int:
     """End of production: aggregate if everything succeeded, otherwise list failures.
     The exit code says whether every task succeeded; an aggregator failing is reported but
     does not turn a complete production into a failed one (rerunning redoes aggregation)."""
@@ -267,19 +295,19 @@ def _finish(plan, ledger: Ledger, timerc, options: ProductionOptions, engine: En
     counts = ledger.counts()
     total = sum(counts.values())
     if counts[DONE] != total:
-        _print_failures(ledger, production_dir)
+        _print_failures(ledger, production_dir, say)
         return 1
     ledger.note("production complete")
     ok = run_aggregators(production_dir, plan.script.name, ledger, timerc, options.verbose,
-                         out=lambda line: print(f"BXRun: {line}"))
+                         out=lambda line: say(f"BXRun: {line}"))
     this_run = engine.completed_this_run if engine is not None else 0
     elapsed = f" in {time.time() - engine.started:.0f} s" if engine is not None else ""
     retried = sum(1 for _, (_, attempts) in ledger.runtimes().items() if attempts and attempts > 1)
-    print(f"BXRun: production complete: {total} tasks done ({this_run} this run{elapsed}, "
-          f"{retried} needed more than one attempt); results in {production_dir / 'results'}")
+    say(f"BXRun: production complete: {total} tasks done ({this_run} this run{elapsed}, "
+        f"{retried} needed more than one attempt); results in {production_dir / 'results'}")
     if not ok:
-        print("BXRun: warning: some aggregators failed (above); the tasks themselves all "
-              "succeeded. Fix the cause and run 'aggregate' in the monitor, or rerun this command.")
+        say("BXRun: warning: some aggregators failed (above); the tasks themselves all "
+            "succeeded. Fix the cause and run 'aggregate' in the monitor, or rerun this command.")
     return 0
 
 

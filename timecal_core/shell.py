@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 
 import cmd2
@@ -154,12 +155,10 @@ class MonitorShell(cmd2.Cmd):
 
     DEFAULT_CATEGORY = "Production monitor"
 
-    def __init__(self, channel, history_file: Path | None = None, attached: bool = False):
+    def __init__(self, channel, history_file: Path | None = None):
         super().__init__(allow_cli_args=False, auto_suggest=False,
                          persistent_history_file=str(history_file or history_path()))
         self.channel = channel
-        #: Attached to a driver running on its own: leaving detaches, ``stop`` stops it.
-        self.attached = attached
         summary = self.ask("summary")
         self.interval = float(summary["interval"])
         self.verbose = bool(summary["verbose"])
@@ -169,7 +168,9 @@ class MonitorShell(cmd2.Cmd):
                                         "or fails", self, onchange_cb=self._changed))
         self.prompt = self._prompt_text(summary)
         self.hidden_commands.extend(HIDDEN_BUILTINS)
-        self.stopped = False  # left with tasks unfinished
+        self.stopped = False  # the user stopped the driver, or let it end: wait for its end
+        self.detached = False  # left with the driver going on
+        self.ended: int | None = None  # the driver's exit code, once it ended
         self._close_requested = False
         self._closing = threading.Event()
         self._seen = self.ask("updates", after=0)["last"]  # what came before the intro
@@ -195,15 +196,22 @@ class MonitorShell(cmd2.Cmd):
                 self.add_alert(msg=f"monitor: cannot reach the driver: {exc}")
                 self._closing.wait(5)
                 continue
+            if any(item["kind"] == "complete" for item in answer["items"]):
+                # The driver aggregates now: ShellMonitor shows these items and what follows.
+                self.request_close()
+                return
             self._seen = answer["last"]
             texts = []
             for item in answer["items"]:
-                if item["kind"] == "complete":
-                    self.request_close()  # run_shell prints the final status
-                    return
+                if item["kind"] == "ended":
+                    self.ended = int(item.get("code", 1))
+                    self.request_close()
+                    break
                 texts.append(item.get("full", item["text"]))
             if texts:
                 self.add_alert(msg="\n".join(texts), prompt=self._prompt_text(answer["summary"]))
+            if self.ended is not None:
+                return
 
     def request_close(self) -> None:
         """Leave the prompt from another thread (production complete, SIGTERM/SIGHUP)."""
@@ -214,12 +222,9 @@ class MonitorShell(cmd2.Cmd):
                                           else None)
 
     def termination_signal_handler(self, signum: int, _frame) -> None:
-        """SIGTERM/SIGHUP while the prompt is up (cmd2 would ``sys.exit``): stop the
-        production like ``exit`` does, then leave the prompt."""
-        import signal
-
-        self.ask("stop", reason=f"signal {signal.Signals(signum).name}")
-        self.stopped = True
+        """SIGHUP (the terminal went away) or SIGTERM while the prompt is up (cmd2 would
+        ``sys.exit``): detach; the driver runs on its own and goes on."""
+        self.detached = True
         self.request_close()
 
     def pre_prompt(self) -> None:
@@ -325,56 +330,57 @@ class MonitorShell(cmd2.Cmd):
         self.verbose = self.ask("set", verbose=wanted)["verbose"]
         self.poutput(f"verbose {'on' if self.verbose else 'off'}")
 
-    @with_argparser(_no_args("Open a Python console holding engine, client, cluster, ledger "
-                             "and plan (status updates pause; exit() or Ctrl-D returns)."))
+    @with_argparser(_no_args("Open a Python console with a Dask client of its own connected "
+                             "to the production's scheduler (status updates pause; exit() or "
+                             "Ctrl-D returns)."))
     def do_debug(self, _args) -> None:
         import code
 
-        namespace_of = getattr(self.channel, "debug_namespace", None)
-        if namespace_of is None:
-            self.perror("debug: this monitor does not run in the driver's process")
-            return
-        namespace = {**namespace_of(), "exit": _console_exit, "quit": _console_exit}
+        from distributed import Client
+
+        address = self.ask("dask")["scheduler"]
         try:
-            code.interact(banner="debug console: " + ", ".join(sorted(namespace)) +
-                          ". exit() or Ctrl-D returns to the monitor.", local=namespace,
-                          exitmsg="back to the monitor")
+            client = Client(address, timeout=30, set_as_default=False)
+        except Exception as exc:
+            self.perror(f"debug: cannot connect to the scheduler {address}: {exc}")
+            return
+        namespace = {"client": client, "scheduler": address, "ask": self.ask,
+                     "exit": _console_exit, "quit": _console_exit}
+        try:
+            code.interact(banner=f"debug console: client (connected to {address}), ask(op, **args) "
+                                 "(the monitor's requests). exit() or Ctrl-D returns to the monitor.",
+                          local=namespace, exitmsg="back to the monitor")
         except SystemExit:
             self.poutput("back to the monitor")
+        finally:
+            client.close()
 
-    @with_argparser(_no_args("Leave the monitor. With tasks still running, asks first; they "
-                             "stop and resume on the next run of the same command. Attached "
-                             "to a driver running on its own (timecal attach), leaving "
-                             "detaches: the driver goes on ('stop' stops it)."))
+    @with_argparser(_no_args("Leave the monitor and stop the driver. With tasks still "
+                             "running, asks first; they stop and resume on the next run of "
+                             "the same command. 'detach' (or Ctrl-D, or closing the terminal) "
+                             "leaves the driver running."))
     def do_exit(self, _args) -> bool:
-        if self.attached:
-            return self.do_detach("")
         summary = self.ask("summary")
-        if self._close_requested or summary["finished"]:
+        if self._close_requested:
             return True
-        return self._confirm_stop(summary)
-
-    @with_argparser(_no_args("Leave the monitor and let the driver go on (only when attached "
-                             "to a driver running on its own: BXRun --detach, timecal attach)."))
-    def do_detach(self, _args) -> bool:
-        if not self.attached:
-            self.perror("detach: this driver runs in this terminal; start it with BXRun ... "
-                        "--detach to leave it running, or 'exit' to stop it")
-            return False
-        summary = self.ask("summary")
-        self.poutput(f"detached: the driver goes on; 'timecal attach {summary['production']}' "
-                     "comes back")
-        return True
-
-    @with_argparser(_no_args("Stop the driver: running tasks stop and resume on the next run "
-                             "(asks first)."))
-    def do_stop(self, _args) -> bool:
-        summary = self.ask("summary")
-        if summary["finished"]:
-            self.ask("stop", reason="stopped by the user")
+        if summary["finished"]:  # nothing left to run: let the driver end and report
+            self.ask("finish")
             self.stopped = True
             return True
         return self._confirm_stop(summary)
+
+    @with_argparser(_no_args("Leave the monitor and let the driver go on by itself (logging "
+                             "out changes nothing); 'timecal attach OUT' comes back."))
+    def do_detach(self, _args) -> bool:
+        summary = self.ask("summary")
+        self.poutput(f"detached: the driver goes on; 'timecal attach {summary['production']}' "
+                     "comes back")
+        self.detached = True
+        return True
+
+    @with_argparser(_no_args("Stop the driver (same as exit)."))
+    def do_stop(self, _args) -> bool:
+        return self.do_exit("")
 
     def _confirm_stop(self, summary: dict) -> bool:
         c = summary["counts"]
@@ -396,9 +402,11 @@ class MonitorShell(cmd2.Cmd):
         return self.do_exit("")
 
     def do__eof(self, args) -> bool:
-        """Ctrl-D: same as exit."""
+        """Ctrl-D: detach (the driver goes on)."""
         self.poutput("")
-        return self.do_exit("")
+        if self._close_requested:  # the prompt was closed for us (production ended, signal)
+            return True
+        return self.do_detach("")
 
     # ------------------------------------------------------------------ additions
     @with_argparser(_tasks_parser)
@@ -470,24 +478,42 @@ class MonitorShell(cmd2.Cmd):
 
 
 class ShellMonitor:
-    """The monitor on a terminal, for a driver in this process or (``attached``) in
-    another; ``close()`` (from a signal handler) leaves the prompt."""
+    """The monitor on a terminal, attached to a driver (in a process of its own) through a
+    channel; returns the exit code the command should end with."""
 
-    def __init__(self, history_file: Path | None = None, attached: bool = False):
+    END_WAIT = 300.0  # s to wait for a stopping driver's last lines (aggregation included)
+
+    def __init__(self, history_file: Path | None = None):
         self.history_file = history_file
-        self.attached = attached
-        self.shell: MonitorShell | None = None
 
-    def __call__(self, channel) -> None:
-        self.shell = MonitorShell(channel, self.history_file, attached=self.attached)
-        self.shell.cmdloop(intro=channel.request("status")["text"] +
-                           "\nmonitor: 'help' lists the commands, 'exit' leaves")
-        if not self.shell.stopped:
+    def __call__(self, channel) -> int:
+        shell = MonitorShell(channel, self.history_file)
+        shell.cmdloop(intro=channel.request("status")["text"] +
+                      "\nmonitor: 'help' lists the commands, 'exit' stops, 'detach' leaves "
+                      "the driver running")
+        if shell.detached:
+            return 0
+        if shell.ended is None:
+            shell.ended = self._wait_for_end(channel, shell)
+        return shell.ended
+
+    def _wait_for_end(self, channel, shell: MonitorShell) -> int:
+        """Show the driver's last lines (final status, aggregation, failures, how to
+        resume) until it says it ended."""
+        deadline = time.monotonic() + self.END_WAIT
+        while time.monotonic() < deadline:
             try:
-                print(channel.request("status")["text"])
+                answer = channel.request("updates", after=shell._seen)
             except ControlError as exc:
                 print(f"monitor: {exc}")
-
-    def close(self) -> None:
-        if self.shell is not None:
-            self.shell.request_close()
+                return 1
+            shell._seen = answer["last"]
+            for item in answer["items"]:
+                if item["kind"] == "ended":
+                    return int(item.get("code", 1))
+                if item["kind"] in ("final", "status", "notice", "end"):
+                    print(item.get("full", item["text"]), flush=True)
+            time.sleep(POLL)
+        print(f"monitor: the driver did not end within {self.END_WAIT:.0f} s; "
+              "BXRun --status -o OUT tells where it is")
+        return 1
