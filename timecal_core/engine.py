@@ -140,6 +140,7 @@ class Engine:
         self.driver_log = driver_log
         self.on_exhausted = on_exhausted or notify  # a task failed for good
         self._retiring: set[str] = set()  # workers scale() removes: their tasks cost nothing
+        self.last_snapshot: StatusSnapshot | None = None
 
     # ------------------------------------------------------------------ submission
     def start(self) -> None:
@@ -433,8 +434,9 @@ class Engine:
         return render_line(self.snapshot())
 
     def status_texts(self) -> tuple[str, str]:
-        """The one-line and the full status from one snapshot (one look at the cluster)."""
-        snap = self.snapshot()
+        """The one-line and the full status from one snapshot (one look at the cluster),
+        kept as ``last_snapshot`` for the status page."""
+        snap = self.last_snapshot = self.snapshot()
         return render_line(snap), render_status(snap)
 
     @property

@@ -1,6 +1,7 @@
 """``timecal``: the commands that act on productions rather than start them. Today:
-``timecal attach OUT`` (the monitor of a running driver, from any terminal) and
-``timecal stop OUT``; the home shell over every production is still to come."""
+``timecal attach OUT`` (the monitor of a running driver, from any terminal),
+``timecal stop OUT`` and ``timecal serve`` (status pages for an SSH tunnel); the home shell
+over every production is still to come."""
 
 from __future__ import annotations
 
@@ -24,6 +25,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "timerc [paths] production)")
     stop = sub.add_parser("stop", help="stop a production's driver (tasks resume on the next run)")
     stop.add_argument("output", metavar="OUT")
+    serve = sub.add_parser("serve", help="serve the status pages of productions on 127.0.0.1 "
+                                         "(for an SSH tunnel), behind a secret token")
+    serve.add_argument("outputs", nargs="*", metavar="OUT",
+                       help="productions (default: every one under timerc [paths] production)")
+    serve.add_argument("--port", type=int, default=0, help="port (default: any free one)")
     return p
 
 
@@ -53,6 +59,10 @@ def _dispatch(args) -> int:
         return cmd_attach(_out(args.output))
     if args.command == "stop":
         return _stop(_out(args.output))
+    if args.command == "serve":
+        from .serve import serve_forever
+
+        return serve_forever([_out(o) for o in args.outputs] or None, args.port)
     raise UserError("give a command: attach OUT, stop OUT (see timecal -h)")
 
 

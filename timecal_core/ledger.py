@@ -423,6 +423,24 @@ class Ledger:
         return self._query("SELECT COUNT(*) FROM tasks WHERE state='done' AND end >= ?",
                            (since,))[0][0]
 
+    def outcome_timeline(self, points: int = 300) -> list[tuple[float, int, int]]:
+        """(time, tasks done, tasks failed for good) after each outcome, at most ``points``
+        samples (the status page's progress plot)."""
+        rows = self._query("SELECT time, state FROM events WHERE task_id IS NOT NULL AND "
+                           "state IN ('done', 'error') ORDER BY id")
+        out, done, failed = [], 0, 0
+        step = max(1, len(rows) // points)
+        for i, (when, state) in enumerate(rows):
+            done += state == DONE
+            failed += state == ERROR
+            if i % step == 0 or i == len(rows) - 1:
+                out.append((when, done, failed))
+        return out
+
+    def done_runtimes(self) -> list[float]:
+        return [r[0] for r in self._query("SELECT end - start FROM tasks WHERE state='done' AND "
+                                          "start IS NOT NULL AND end IS NOT NULL")]
+
     def runtimes(self) -> dict[str, tuple[float | None, int]]:
         """task id -> (runtime seconds or None, attempts), for the aggregators."""
         return {tid: ((end - start) if start is not None and end is not None else None, attempts)

@@ -14,6 +14,7 @@ run resumes.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -33,6 +34,7 @@ from .notify import Notifier
 from .status import render_errors, render_table
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+log = logging.getLogger("timecal.driver")
 
 class ProductionLoop:
     """The driver's heartbeat. ``run()`` blocks until nothing is left to run, or until
@@ -186,7 +188,9 @@ def run_production(plan, backend, request, options: ProductionOptions, timerc) -
                     control = Control(engine, loop, bulletin, aggregate=lambda out: run_aggregators(
                         production_dir, plan.script.name, ledger, timerc, engine.verbose, out=out))
                     # The channel outlives the cluster: attached monitors see the last lines.
-                    server = _serve(control, loop, production_dir, every_tick=notifier.flush)
+                    page = _StatusPage(engine, loop, production_dir)
+                    server = _serve(control, loop, production_dir,
+                                    every_tick=lambda: (notifier.flush(), page.write()))
                     loop.linger = lambda: server.connections > 0
                     engine.start()
                     try:
@@ -227,8 +231,34 @@ def run_production(plan, backend, request, options: ProductionOptions, timerc) -
             return code
         finally:
             server.close()
+            page.write(final=True)
     finally:
         ledger.close()
+
+
+class _StatusPage:
+    """OUT/status.html, rewritten at every heartbeat from what the heartbeat computed."""
+
+    def __init__(self, engine: Engine, loop: ProductionLoop, production_dir: Path):
+        self.engine, self.loop, self.production_dir = engine, loop, production_dir
+
+    def write(self, final: bool = False) -> None:
+        from .controlsocket import describe_driver, read_record
+        from .status import render_cluster
+        from .statuspage import render, write
+
+        snap = self.engine.last_snapshot
+        if final or snap is None:  # the cluster is gone at the end: the ledger's view only
+            snap = self.engine.snapshot(with_cluster=False)
+        summary = {"counts": snap.counts, "rate": snap.rate, "eta": snap.eta,
+                   "elapsed": snap.elapsed, "cluster": render_cluster(snap.cluster),
+                   "batch": snap.batch_jobs,
+                   "driver": describe_driver(read_record(self.production_dir))}
+        try:
+            write(self.production_dir, render(self.engine.ledger, self.production_dir, summary,
+                                              self.loop.interval))
+        except OSError as exc:  # a full disk must not stop the production
+            log.warning("status page not written: %s", exc)
 
 
 class _Served:
