@@ -1,12 +1,19 @@
-"""``timecal``: the commands that act on productions rather than start them. Today:
-``timecal attach OUT`` (the monitor of a running driver, from any terminal),
-``timecal stop OUT`` and ``timecal serve`` (status pages for an SSH tunnel); the home shell
-over every production is still to come."""
+"""``timecal``: one shell for every production. With no arguments it opens the home
+shell (a cmd2 shell over the productions under timerc's ``[paths] production`` and any
+directory given): list them with their drivers alive or dead, start one (a driver of its
+own, then its monitor), attach, stop, read a script's parameters, and whatever plugins add
+(the analysis plugin's ``plot`` and ``calibrate``). ``timecal attach|stop|serve`` do one
+thing from the command line.
+
+Starting and attaching run the same commands a user would type (``BXRun``, ``timecal
+attach``) as child processes on this terminal: the monitor then is exactly the one of a
+terminal, and a crash in it cannot take the home shell down."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from . import __version__
 from .config import load_timerc
@@ -20,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="tracebacks on errors")
     p.add_argument("--version", action="version", version=f"timecal {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    home = sub.add_parser("shell", help="the home shell (also: timecal with no command)")
+    home.add_argument("directories", nargs="*", metavar="DIR",
+                      help="more production directories or folders of productions")
     attach = sub.add_parser("attach", help="open the monitor of a production's running driver")
     attach.add_argument("output", metavar="OUT", help="production directory (relative: under "
                                                       "timerc [paths] production)")
@@ -63,7 +73,11 @@ def _dispatch(args) -> int:
         from .serve import serve_forever
 
         return serve_forever([_out(o) for o in args.outputs] or None, args.port)
-    raise UserError("give a command: attach OUT, stop OUT (see timecal -h)")
+    from .homeshell import HomeShell
+
+    extra = [Path(d).expanduser().resolve() for d in getattr(args, "directories", [])]
+    HomeShell(extra).cmdloop()
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
