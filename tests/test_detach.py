@@ -126,8 +126,13 @@ def test_two_monitors_attached_see_each_others_orders(tmp_path, env):
     assert "driver stopped (stopped by the user)" in status.stdout
 
 
-def test_kill_9_of_a_detached_driver_is_seen_as_dead(tmp_path, env):
-    _, record = detach(tmp_path, env, "index: [1]\nseconds: 60\n")
+def test_kill_9_of_a_detached_driver_is_seen_as_dead_then_resumed(tmp_path, env):
+    from timecal_core.homeshell import find_productions, production_row
+
+    _, record = detach(tmp_path, env, "index: [1, 2]\nseconds: 4\n")
+    prod = tmp_path / "prod" / "det"
+    wait_for(lambda: any("sleeper pid=" in p.read_text() for p in
+                         (prod / "results" / ".tmp").glob("*/task.log")), what="a task to start")
     os.kill(record["pid"], signal.SIGKILL)
     wait_for(lambda: not pid_alive(record["pid"]), what="the driver to die")
     out = subprocess.run([str(BIN / "timecal"), "attach", "det"], env=env, capture_output=True,
@@ -135,10 +140,15 @@ def test_kill_9_of_a_detached_driver_is_seen_as_dead(tmp_path, env):
     assert out.returncode == 2
     (line,) = out.stderr.strip().splitlines()
     assert "driver dead" in line and "last sign of life" in line
-    assert f"resume it with: BXRun -o {tmp_path / 'prod' / 'det'} --detach" in line
+    assert f"resume it with: BXRun -o {prod} --detach" in line
     status = subprocess.run([str(BIN / "BXRun"), "--status", "-o", "det"], env=env,
                             capture_output=True, text=True, timeout=60)
     assert "driver dead" in status.stdout
+    row = production_row("det", find_productions([tmp_path / "prod"])["det"])
+    assert row[4] == "dead"  # what the home shell's 'productions' shows
+    resumed = subprocess.run([str(BIN / "BXRun"), "-o", "det", "--interval", "1"], env=env,
+                             capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
+    assert "production complete: 2 tasks done" in resumed.stdout, resumed.stdout + resumed.stderr
 
 
 def test_the_control_socket_is_the_owners_only(tmp_path, env):
