@@ -1,12 +1,12 @@
 """The repository stands alone: no file of it refers to a folder beside it.
 
-The developers' machines (and CI) have a ``shared`` folder next to the clone, with the golden
-vectors the tests were first written against; a user who clones the repository does not.
-Everything the tests and benchmarks read lives in the repository (tests/data/cbc/), and this
-test keeps it so: a path into ``../shared`` (or to a ``testvectors`` folder, which the
-repository does not have) in any tracked file fails here, on the developer's machine, instead
-of in a user's fresh clone. DEVELOPERS.md alone may name ``../shared``: it tells developers
-what is there. (`.ci/run` also runs the whole suite from a clone with no ``../shared``.)
+The developers' machines (and CI) have a folder named shared next to the clone, holding the
+golden vectors the tests were first written against; a user who clones the repository does
+not. Everything the tests and benchmarks read lives in the repository (tests/data/cbc/), and
+this test keeps it so: a path into that folder, or to a folder of test vectors that the
+repository does not have, in any tracked file fails here, on the developer's machine, instead
+of in a user's fresh clone. DEVELOPERS.md alone may name it: it tells developers what is
+there. (`.ci/run` also runs the whole suite from a clone that has no such folder beside it.)
 """
 
 from __future__ import annotations
