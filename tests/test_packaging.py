@@ -1,10 +1,16 @@
-"""What the distributions declare: ENV.yml installs the same packages as the pyprojects, every
-requirement has a lower bound (the one `make test-lowest` installs and tests), and the core
-that every worker node installs stays free of the analysis' plotting and table stack.
+"""What the distributions declare, and that it is true.
+
+- Every requirement has a lower bound (the one `make test-lowest` installs and tests), the
+  same in every pyproject that names the package, and a distribution declares every
+  third-party module it imports (else that module's version is nobody's floor).
+- In `make test-lowest` each requirement is installed at exactly its floor.
+- ENV.yml installs the same packages, with the same floors, as the pyprojects.
+- The core that every worker node installs stays free of the analysis' plotting and table
+  stack, declared or pulled in through a dependency.
 
 Read from the files themselves (pyproject.toml, ENV.yml) and from the installed metadata, so
 a requirement added to one pyproject and forgotten in ENV.yml, or a plotting library creeping
-back into the core, fails here rather than on a user's conda environment or a worker node.
+back into the core, fails here rather than in a user's conda environment or on a worker node.
 """
 
 from __future__ import annotations
