@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.timecal-installed
 TEST_STAMP := $(VENV)/.timecal-test-installed
 PYTEST_ARGS ?=
 
-.PHONY: install test demo bench slurm-up slurm-down browser clean
+.PHONY: install test demo bench slurm-up slurm-down browser clean test-lowest
 
 install: $(STAMP)
 
@@ -41,6 +41,27 @@ browser:
 test: $(TEST_STAMP) slurm-up browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; $(MAKE) --no-print-directory slurm-down; exit $$status
 
+# The floors of every pyproject, tried: the lowest versions they allow of each direct
+# dependency (uv's lowest-direct resolution) in a venv of their own, and the part of the suite
+# that exercises each of those packages (the monitor in a pty included), quick enough for CI.
+# TIMECAL_LOWEST_VERSIONS=1: tests/test_packaging.py then checks each floor was installed.
+LOWEST := .venv-lowest
+LOWEST_TESTS := tests/test_shell.py tests/test_plugins.py tests/test_config.py tests/test_yamlconf.py \
+                tests/test_ledger.py tests/test_lock.py tests/test_driver_status.py tests/test_backend_local.py \
+                tests/test_slurm_settings.py tests/test_htcondor_backend.py tests/test_cbcsim_step.py \
+                tests/test_cbcsim_detection.py tests/test_cbcsim_synthetic.py tests/test_cbcsim_dump.py \
+                tests/test_observables.py tests/test_observables_fastmaps.py tests/test_plotscan.py \
+                tests/test_plotscan_data.py tests/test_calibration.py tests/test_packaging.py \
+                tests/test_self_contained.py tests/test_architecture.py tests/test_exits.py
+
+test-lowest: $(STAMP)
+	$(BIN)/python -m pip install -q uv
+	rm -rf $(LOWEST)
+	UV_PYTHON_DOWNLOADS=never $(BIN)/uv venv -q --seed -p $(PYTHON) $(LOWEST)
+	$(BIN)/uv pip install -q -p $(LOWEST)/bin/python --resolution lowest-direct \
+	    -e ".[test]" $(addprefix -e ,$(PLUGINS)) -e tests/plugins/timecal_testplugin
+	TIMECAL_LOWEST_VERSIONS=1 $(LOWEST)/bin/python -m pytest -m "not slurm and not slow" $(PYTEST_ARGS) $(LOWEST_TESTS)
+
 demo: install
 	bash examples/demo/run_demo.sh
 
@@ -48,4 +69,4 @@ bench: $(TEST_STAMP)
 	@for b in benchmarks/bench_*.py; do echo "=== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) demo-output .bench
+	rm -rf $(VENV) $(LOWEST) demo-output .bench
