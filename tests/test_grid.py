@@ -7,7 +7,7 @@ import pytest
 
 from conftest import run_bxrun
 from timecal_core.errors import UserError
-from timecal_core.grid import SEPARATOR, completed_ids, plan_grid
+from timecal_core.grid import SEPARATOR, plan_grid
 from timecal_core.plugins import get_registry
 
 
@@ -79,11 +79,14 @@ def test_done_tasks_are_read_from_disk(pucal, hsfiles, tmp_path):
     plan = plan_grid(pucal, {"threshold": [1, 2, 3], **hsfiles}, tmp_path)
     done = plan.tasks[1]
     (tmp_path / "results" / done.dirname).mkdir(parents=True)
+    (tmp_path / "results" / done.dirname / "out.root").write_bytes(b"root")
+    (tmp_path / "results" / done.dirname / "params.json").write_text(json.dumps(
+        {"task_id": done.task_id, "params": dict(done.params), "output": "out.root"}))
     (tmp_path / "results" / ".tmp" / (plan.tasks[0].dirname + ".abc")).mkdir(parents=True)  # in flight
     again = plan_grid(pucal, {"threshold": [1, 2, 3], **hsfiles}, tmp_path)
     assert again.done == {done.task_id}
     assert [t.task_id for t in again.pending] == [plan.tasks[0].task_id, plan.tasks[2].task_id]
-    assert completed_ids(tmp_path / "nowhere") == set()
+    assert plan_grid(pucal, {"threshold": 1, **hsfiles}, tmp_path / "nowhere").done == set()
 
 
 def test_bxrun_prints_counts_and_writes_nothing_on_bad_grid(timerc, tmp_path):

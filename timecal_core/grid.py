@@ -4,8 +4,11 @@ already complete on disk.
 
 Identity is the full canonical parameter set (defaults included), hashed; it does not
 depend on YAML key order or on how a number was written. Planning 30,000 points must stay
-well under a second, so per-value work (coercion, JSON fragments) is done once per axis and
-completion is read with one directory listing, never by opening result files.
+well under a second, and a single axis of 100,000 values must plan as fast as a square of
+the same size, so per-value work (coercion, checks, JSON fragments) is done once per
+distinct value of an axis, with no search in a list anywhere. Values are refused here,
+before anything is written (types, choices, minima, files, then the script's own
+``check``). Completion is decided by :mod:`timecal_core.results`.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import os
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,11 +25,9 @@ from typing import Any
 from .errors import UserError
 from .hookspecs import ProductionScript
 from .parameters import argv_value, check_names, coerce
+from .results import ID_LENGTH, RESULTS, SEPARATOR, ResultScan, scan_results
 
-ID_LENGTH = 10
-RESULTS = "results"
 TMP = ".tmp"  # in-flight work directories, under results/
-SEPARATOR = "__"  # <readable>__<task id>
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,8 @@ class Plan:
     script: ProductionScript
     tasks: list[TaskSpec]
     done: set[str] = field(default_factory=set)
+    #: what else ``results/`` holds (incomplete results, copies, foreign directories...)
+    found: ResultScan = field(default_factory=ResultScan)
 
     @property
     def pending(self) -> list[TaskSpec]:
@@ -76,28 +78,22 @@ def _axes(script: ProductionScript, grid: Mapping[str, Any], source: str) -> lis
         values = raw if isinstance(raw, list) else [raw]
         if not values:
             raise UserError(f"{source}: parameter '{p.name}' has an empty list; give at least one value")
-        canonical: list[Any] = []
+        canonical: dict[Any, None] = {}  # ordered, and a hash lookup (a list would be quadratic)
         for v in values:
             c = coerce(p, v, source)
             if c in canonical:
                 warnings.warn(f"{source}: parameter '{p.name}': value {v!r} repeats {c!r}; dropped",
                               stacklevel=3)
                 continue
-            canonical.append(c)
-        axes.append(canonical)
+            canonical[c] = None
+        axes.append(list(canonical))
+    if script.check is not None:
+        script.check({p.name: tuple(axis) for p, axis in zip(script.parameters, axes)})
     return axes
 
 
-def completed_ids(production_dir: Path) -> set[str]:
-    """Task ids whose result directory exists (they appear only by an atomic rename)."""
-    results = Path(production_dir) / RESULTS
-    try:
-        entries = os.scandir(results)
-    except FileNotFoundError:
-        return set()
-    with entries:
-        return {e.name.rpartition(SEPARATOR)[2] for e in entries
-                if SEPARATOR in e.name and not e.name.startswith(".")}
+def planned_ids(plan: Plan) -> dict[str, tuple[str, Mapping[str, Any]]]:
+    return {t.task_id: (t.dirname, t.params) for t in plan.tasks}
 
 
 def plan_grid(script: ProductionScript, grid: Mapping[str, Any], production_dir: Path,
@@ -115,9 +111,7 @@ def plan_grid(script: ProductionScript, grid: Mapping[str, Any], production_dir:
                  for i in range(len(names))]
     tok_axes = [[_dir_token(names[i], v) if show[i] and v != defaults[i] else "" for v in axes[i]]
                 for i in range(len(names))]
-    done_on_disk = completed_ids(production_dir)
     tasks: list[TaskSpec] = []
-    done: set[str] = set()
     index_axes = [range(len(a)) for a in axes]
     for idx in itertools.product(*index_axes):
         tid = task_id_of(tuple(frag_axes[i][idx[i]] for i in order))
@@ -125,9 +119,10 @@ def plan_grid(script: ProductionScript, grid: Mapping[str, Any], production_dir:
         dirname = (readable[:120] or "default") + SEPARATOR + tid
         params = {names[i]: axes[i][idx[i]] for i in range(len(names))}
         tasks.append(TaskSpec(tid, dirname, params, script.name))
-        if tid in done_on_disk:
-            done.add(tid)
-    return Plan(Path(production_dir), script, tasks, done)
+    plan = Plan(Path(production_dir), script, tasks)
+    plan.found = scan_results(plan.results_dir, planned_ids(plan))
+    plan.done = set(plan.found.done)
+    return plan
 
 
 def production_dir(output: str, production_root: Path | None) -> Path:

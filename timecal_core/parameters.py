@@ -12,7 +12,6 @@ from typing import Any
 from .errors import UserError
 from .hookspecs import Parameter
 
-TYPES = ("int", "float", "str", "bool", "path")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -63,11 +62,7 @@ def coerce(param: Parameter, value: Any, source: str) -> Any:
             else:
                 raise ValueError
         elif kind == "path":
-            p = Path(str(value)).expanduser()
-            if not p.is_file():
-                raise UserError(f"{source}: parameter '{param.name}': file '{value}' does not exist"
-                                f" (it should list the input files, one per line)")
-            out = str(p.resolve())
+            out = _existing_file(param, value, source)
         else:
             out = str(value)
     except (TypeError, ValueError):
@@ -75,7 +70,26 @@ def coerce(param: Parameter, value: Any, source: str) -> Any:
     if param.choices and out not in param.choices:
         raise UserError(f"{source}: parameter '{param.name}' got {value!r}; allowed: "
                         + ", ".join(str(c) for c in param.choices))
+    if param.minimum is not None and kind in ("int", "float") and out < param.minimum:
+        unit = f" {param.unit}" if param.unit else ""
+        raise UserError(f"{source}: parameter '{param.name}' got {value!r}; allowed: "
+                        f">= {param.minimum:g}{unit}")
     return out
+
+
+def _existing_file(param: Parameter, value: Any, source: str) -> str:
+    """The absolute path of an existing file, resolved against the current directory (where
+    the user typed it), since tasks run in their own work directories. An empty value is
+    allowed when the declared default is empty (an optional file)."""
+    text = str(value).strip()
+    if not text and param.default == "":
+        return ""
+    p = Path(text).expanduser()
+    if not p.is_file():
+        what = f" ({param.help})" if param.help else ""
+        raise UserError(f"{source}: parameter '{param.name}': file '{value}' does not exist"
+                        f" (relative to {Path.cwd()}); allowed: an existing file{what}")
+    return str(p.resolve())
 
 
 def by_name(parameters: Iterable[Parameter]) -> dict[str, Parameter]:
