@@ -64,7 +64,8 @@ def _dir_token(name: str, value: Any) -> str:
     return f"{name}{argv_value(value)}".replace(".", "p").replace("/", "-").replace(" ", "-")
 
 
-def _axes(script: ProductionScript, grid: Mapping[str, Any], source: str) -> list[list[Any]]:
+def _axes(script: ProductionScript, grid: Mapping[str, Any], source: str,
+          base: Path | None = None) -> list[list[Any]]:
     """Per declared parameter, its canonical values (defaults where the grid is silent)."""
     check_names(script.parameters, grid, source)
     axes = []
@@ -80,7 +81,7 @@ def _axes(script: ProductionScript, grid: Mapping[str, Any], source: str) -> lis
             raise UserError(f"{source}: parameter '{p.name}' has an empty list; give at least one value")
         canonical: dict[Any, None] = {}  # ordered, and a hash lookup (a list would be quadratic)
         for v in values:
-            c = coerce(p, v, source)
+            c = coerce(p, v, source, base)
             if c in canonical:
                 warnings.warn(f"{source}: parameter '{p.name}': value {v!r} repeats {c!r}; dropped",
                               stacklevel=3)
@@ -97,12 +98,13 @@ def planned_ids(plan: Plan) -> dict[str, tuple[str, Mapping[str, Any]]]:
 
 
 def plan_grid(script: ProductionScript, grid: Mapping[str, Any], production_dir: Path,
-              source: str = "grid") -> Plan:
-    """Expand ``grid`` for ``script``; nothing is written."""
+              source: str = "grid", base: Path | None = None) -> Plan:
+    """Expand ``grid`` for ``script``; nothing is written. Relative paths in it are relative
+    to ``base`` (default: the current directory)."""
     if not isinstance(grid, Mapping):
         raise UserError(f"{source}: expected a mapping 'parameter: value or [values]', got "
                         f"{type(grid).__name__}")
-    axes = _axes(script, grid, source)
+    axes = _axes(script, grid, source, base)
     names = [p.name for p in script.parameters]
     defaults = [p.default for p in script.parameters]
     show = [p.in_dirname and p.type != "path" for p in script.parameters]

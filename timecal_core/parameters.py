@@ -12,6 +12,9 @@ from typing import Any
 from .errors import UserError
 from .hookspecs import Parameter
 
+# A step argument ``{match:PATTERN}`` is replaced by a file of the work directory
+# (timecal_core.tasks.resolve_matches); a user's value must never be.
+MATCH_MARK = "{match:"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -23,8 +26,9 @@ def _describe(param: Parameter) -> str:
             "path": "an existing file"}[param.type]
 
 
-def coerce(param: Parameter, value: Any, source: str) -> Any:
-    """Canonical form of ``value`` for ``param``; ``UserError`` naming source/param otherwise."""
+def coerce(param: Parameter, value: Any, source: str, base: Path | None = None) -> Any:
+    """Canonical form of ``value`` for ``param``; ``UserError`` naming source/param otherwise.
+    A relative ``path`` is relative to ``base`` (default: the current directory)."""
     bad = UserError(f"{source}: parameter '{param.name}' expects {_describe(param)}, got {value!r}")
     if isinstance(value, (list, tuple, dict)):
         raise bad
@@ -62,9 +66,13 @@ def coerce(param: Parameter, value: Any, source: str) -> Any:
             else:
                 raise ValueError
         elif kind == "path":
-            out = _existing_file(param, value, source)
+            out = _existing_file(param, value, source, base)
         else:
             out = str(value)
+            if MATCH_MARK in out:
+                raise UserError(f"{source}: parameter '{param.name}' got {value!r}; allowed: text "
+                                f"without '{MATCH_MARK}' (it is how a script names a file its own "
+                                f"steps produce, and is never filled in a parameter value)")
     except (TypeError, ValueError):
         raise bad from None
     if param.choices and out not in param.choices:
@@ -77,18 +85,20 @@ def coerce(param: Parameter, value: Any, source: str) -> Any:
     return out
 
 
-def _existing_file(param: Parameter, value: Any, source: str) -> str:
+def _existing_file(param: Parameter, value: Any, source: str, base: Path | None) -> str:
     """The absolute path of an existing file, resolved against the current directory (where
     the user typed it), since tasks run in their own work directories. An empty value is
     allowed when the declared default is empty (an optional file)."""
     text = str(value).strip()
     if not text and param.default == "":
         return ""
-    p = Path(text).expanduser()
+    base = Path(base) if base is not None else Path.cwd()
+    p = base / Path(text).expanduser()  # an absolute path stays as it is
     if not p.is_file():
         what = f" ({param.help})" if param.help else ""
+        where = "" if Path(text).expanduser().is_absolute() else f" (relative to {base})"
         raise UserError(f"{source}: parameter '{param.name}': file '{value}' does not exist"
-                        f" (relative to {Path.cwd()}); allowed: an existing file{what}")
+                        f"{where}; allowed: an existing file{what}")
     return str(p.resolve())
 
 
