@@ -29,15 +29,21 @@ def _describe(param: Parameter) -> str:
 def coerce(param: Parameter, value: Any, source: str, base: Path | None = None) -> Any:
     """Canonical form of ``value`` for ``param``; ``UserError`` naming source/param otherwise.
     A relative ``path`` is relative to ``base`` (default: the current directory)."""
-    bad = UserError(f"{source}: parameter '{param.name}' expects {_describe(param)}, got {value!r}")
+    def bad() -> UserError:  # built only when needed: planning coerces every value of a grid
+        return UserError(f"{source}: parameter '{param.name}' expects {_describe(param)}, got {value!r}")
+
     if isinstance(value, (list, tuple, dict)):
-        raise bad
+        raise bad()
     kind = param.type
     try:
-        if kind == "float":
+        if kind == "float" and type(value) is float and math.isfinite(value):
+            out: Any = value  # the common cases first: a grid of 100,000 values coerces each
+        elif kind == "int" and type(value) is int:
+            out = value
+        elif kind == "float":
             if isinstance(value, bool):
                 raise ValueError
-            out: Any = float(value)
+            out = float(value)
             if not math.isfinite(out):
                 raise ValueError
         elif kind == "int":
@@ -74,7 +80,7 @@ def coerce(param: Parameter, value: Any, source: str, base: Path | None = None) 
                                 f"without '{MATCH_MARK}' (it is how a script names a file its own "
                                 f"steps produce, and is never filled in a parameter value)")
     except (TypeError, ValueError):
-        raise bad from None
+        raise bad() from None
     if param.choices and out not in param.choices:
         raise UserError(f"{source}: parameter '{param.name}' got {value!r}; allowed: "
                         + ", ".join(str(c) for c in param.choices))

@@ -44,10 +44,10 @@ def task_id_of(params: Mapping[str, Any]) -> str:
 
 @dataclass
 class ResultScan:
-    """What ``results/`` holds, sorted into kinds. ``done`` maps task id -> (directory,
+    """What ``results/`` holds, sorted into kinds. ``done`` maps task id -> (directory path,
     params.json record); the lists hold entry names under ``results/``."""
 
-    done: dict[str, tuple[Path, dict]] = field(default_factory=dict)
+    done: dict[str, tuple[str, dict]] = field(default_factory=dict)
     incomplete: list[str] = field(default_factory=list)  # a planned task's directory, not complete
     copies: list[str] = field(default_factory=list)  # another directory claiming a planned task
     foreign: list[str] = field(default_factory=list)  # a directory of no task of this grid
@@ -86,9 +86,15 @@ class ResultScan:
 
 def _record(directory: str) -> dict | None:
     """The params.json of ``directory``, or None when it is missing or unreadable."""
-    try:
-        with open(os.path.join(directory, PARAMS_NAME), "rb") as fh:
-            record = json.loads(fh.read())
+    try:  # os.open/os.read: a third of the cost of open() for 15,000 small files
+        fd = os.open(directory + "/" + PARAMS_NAME, os.O_RDONLY)
+        try:
+            chunks = [os.read(fd, 65536)]
+            while len(chunks[-1]) == 65536:
+                chunks.append(os.read(fd, 65536))
+        finally:
+            os.close(fd)
+        record = json.loads(b"".join(chunks))
     except (OSError, ValueError):
         return None
     return record if isinstance(record, dict) else None
@@ -99,7 +105,7 @@ def _output_ok(directory: str, record: dict) -> bool:
     if not isinstance(output, str) or not output or "/" in output or output.startswith("."):
         return False
     try:
-        st = os.stat(os.path.join(directory, output))
+        st = os.stat(directory + "/" + output)
     except OSError:
         return False
     return st.st_size > 0 and (st.st_mode & 0o170000) == 0o100000  # a non-empty regular file
@@ -117,12 +123,13 @@ def scan_results(results: Path, planned: Mapping[str, tuple[str, Mapping[str, An
     """Sort ``results/`` against a plan: ``planned`` maps task id -> (directory name,
     canonical parameters)."""
     scan = ResultScan()
+    done, get = scan.done, planned.get
     for entry in _entries(results):
         tid = entry.name.rpartition(SEPARATOR)[2]
         if not entry.is_dir(follow_symlinks=False):
             scan.files.append(entry.name)
             continue
-        expected = planned.get(tid)
+        expected = get(tid)
         if expected is None:
             scan.foreign.append(entry.name)
             continue
@@ -135,7 +142,7 @@ def scan_results(results: Path, planned: Mapping[str, tuple[str, Mapping[str, An
                 or not _output_ok(entry.path, record)):
             scan.incomplete.append(entry.name)
             continue
-        scan.done[tid] = (Path(entry.path), record)
+        done[tid] = (entry.path, record)
     for kind in (scan.incomplete, scan.copies, scan.foreign, scan.files):
         kind.sort()
     return scan
@@ -161,7 +168,7 @@ def scan_without_plan(results: Path) -> ResultScan:
         if tid in scan.done:
             scan.copies.append(entry.name)
             continue
-        scan.done[tid] = (Path(entry.path), record)
+        scan.done[tid] = (entry.path, record)
     return scan
 
 

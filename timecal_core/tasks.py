@@ -247,7 +247,8 @@ def finished_tasks(production_dir: str | Path) -> list[FinishedTask]:
     from .results import scan_without_plan
 
     out = []
-    for tid, (directory, rec) in scan_without_plan(_results(production_dir)).done.items():
+    for tid, (path, rec) in scan_without_plan(_results(production_dir)).done.items():
+        directory = Path(path)
         runtime = rec["end"] - rec["start"] if "end" in rec and "start" in rec else None
         out.append(FinishedTask(tid, rec["params"], directory, directory / rec["output"], runtime, None))
     return out
