@@ -110,3 +110,13 @@ def test_debug_shell_holds_the_plan(timerc, tmp_path):
                     input="print('NTASKS', len(plan.tasks), sorted(t.params['index'] for t in plan.tasks))\n")
     assert res.returncode == 0, res.stderr
     assert "NTASKS 2 [1, 2]" in res.stdout
+
+
+def test_task_ids_are_the_hash_of_the_canonical_parameters(pucal, hsfiles, tmp_path):
+    """The planner's fast per-axis fragments give the id results.task_id_of computes from a
+    params.json record (floats, ints, strings, paths)."""
+    from timecal_core.results import task_id_of
+
+    plan = plan_grid(pucal, {"threshold": [4000, 5000.5], "subdet": ["ALL", "BHH"], "N": [1, 7],
+                             **hsfiles}, tmp_path)
+    assert all(t.task_id == task_id_of(json.loads(json.dumps(dict(t.params)))) for t in plan.tasks)

@@ -108,7 +108,7 @@ def test_aggregators_count_a_task_once_and_only_when_complete(tmp_path):
     result(f"b__{good}", {"x": 1})  # a copy of it
     result(f"c__{task_id_of({'x': 2})}", {"x": 2}, output=None)  # output missing
     result(f"d__{task_id_of({'x': 3})}", {"x": 3}, output=b"")  # output empty
-    result(f"e__{task_id_of({'x': 4})}", {"x": 5}, task_id=task_id_of({"x": 4}))  # params edited
+    result(f"e__{task_id_of({'x': 4})}", {"x": 4}, task_id="9999999999")  # another task's record
     (results / "f__0000000000").write_text("")  # a plain file
     assert [(t.task_id, t.directory.name) for t in finished_tasks(tmp_path)] == [(good, f"a__{good}")]
 
@@ -303,6 +303,8 @@ def test_a_huge_grid_needs_a_yes(timerc, tmp_path):
     one_error_line(res, "100,001 tasks (more than 100,000)", "the ledger will take about",
                    "the driver about", "rerun with --yes")
     assert not (tmp_path / "prod").exists()
+    res = run_bxrun(*SLEEPER, "--yaml", grid, "-o", tmp_path / "prod", "--debug", input="")
+    one_error_line(res, "rerun with --yes")  # --debug holds the plan: the same question
     res = run_bxrun(*SLEEPER, "--yaml", grid, "-o", tmp_path / "prod", "--yes", "--debug",
                     input="print('NTASKS', len(plan.tasks))\n", timeout=300)
     assert res.returncode == 0, res.stderr

@@ -329,7 +329,7 @@ def cmd_grid(args, timerc) -> int:
             script.preflight(timerc)
         if script.cmssw:
             _check_cmsrun(timerc)
-        _confirm_size(args, plan)
+    _confirm_size(args, plan)  # --debug too: the plan it holds is what takes the memory
     _print_plan(plan, source)
     _report_found(plan)
     if args.debug:

@@ -149,10 +149,12 @@ def scan_results(results: Path, planned: Mapping[str, tuple[str, Mapping[str, An
 
 
 def scan_without_plan(results: Path) -> ResultScan:
-    """Sort ``results/`` when the plan is not at hand (aggregators, plotScan on a copied
-    production): a result is done when its params.json is consistent with itself (the id in
-    it is the id of its parameters and the suffix of its directory) and its output is there;
-    of two such directories for one task, the first by name counts and the other is a copy."""
+    """Sort ``results/`` when the plan is not at hand (aggregators, plotScan): a result is
+    done when its params.json is readable, holds parameters and the id its directory name
+    ends with, and its output is there and not empty; of two such directories for one task,
+    the first by name counts and the other is a copy. Whether the parameters are the planned
+    ones needs the plan: the planner checks that, and has moved mismatches aside before a
+    production's aggregators run."""
     scan = ResultScan()
     for entry in sorted(_entries(results), key=lambda e: e.name):
         tid = entry.name.rpartition(SEPARATOR)[2]
@@ -162,7 +164,7 @@ def scan_without_plan(results: Path) -> ResultScan:
         record = _record(entry.path)
         params = record.get("params") if record else None
         if (record is None or record.get("task_id") != tid or not isinstance(params, dict)
-                or task_id_of(params) != tid or not _output_ok(entry.path, record)):
+                or not _output_ok(entry.path, record)):
             scan.incomplete.append(entry.name)
             continue
         if tid in scan.done:
