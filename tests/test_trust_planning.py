@@ -113,6 +113,22 @@ def test_aggregators_count_a_task_once_and_only_when_complete(tmp_path):
     assert [(t.task_id, t.directory.name) for t in finished_tasks(tmp_path)] == [(good, f"a__{good}")]
 
 
+def test_run_reruns_an_incomplete_result_and_keeps_it_aside(timerc, tmp_path):
+    prod = tmp_path / "prod"
+    first = run_bxrun(*SLEEPER, "--run", "index=7", "-o", prod)
+    assert first.returncode == 0, first.stdout + first.stderr
+    (task,) = results_of(prod)
+    (task / "out.txt").unlink()
+    again = run_bxrun(*SLEEPER, "--run", "index=7", "-o", prod)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "already complete" not in again.stdout
+    assert "1 result directory is incomplete and will be rerun" in again.stdout
+    assert (task / "out.txt").stat().st_size > 0
+    assert (prod / "results" / ".stale" / task.name / "params.json").is_file()  # kept, not deleted
+    third = run_bxrun(*SLEEPER, "--run", "index=7", "-o", prod)
+    assert "already complete" in third.stdout
+
+
 # --------------------------------------------------------------------------- refused values
 @pytest.mark.parametrize("grid, fragments", [
     ("threshold: -5\n", ["parameter 'threshold' got -5", "allowed: >= 0 electrons"]),
@@ -146,6 +162,7 @@ def cmssw_area(tmp_path):
     ("tofsmearing: -1\n", ["parameter 'tofsmearing' got -1", ">= 0 ns"]),
     ("pileup: -200\n", ["parameter 'pileup' got -200"]),
     ("mode: emulate\noffset: -2\n", ["parameter 'offset' got -2.0"]),
+    ("N: [10, -3]\n", ["parameter 'N' got -3", ">= 1, or -1 (every event of the input files)"]),
     ("HSfile: nothere.txt\n", ["parameter 'HSfile'", "nothere.txt", "does not exist", "allowed: an existing file"]),
 ])
 def test_bad_pucalibration_values_are_refused_before_anything_is_written(

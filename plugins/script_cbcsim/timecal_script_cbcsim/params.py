@@ -49,6 +49,9 @@ def check_values(values: Mapping[str, Sequence]) -> None:
     """The planner's check: ``values`` holds every parameter's distinct values; the grid is
     their cartesian product, so a rule between two parameters is checked on its extremes.
     Types, choices, minima and file existence are the core's (declared above)."""
+    for n in values["N"]:
+        if n < 1:
+            raise UserError(f"parameter 'N' got {n!r}; allowed: a number of events >= 1")
     steps = values["offset_step"]
     for step in steps:
         if step <= 0:

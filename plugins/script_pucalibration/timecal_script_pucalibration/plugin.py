@@ -78,6 +78,10 @@ def preflight(timerc) -> None:
 
 def check(values) -> None:
     """Refused when planning (types, choices and minima are checked by the core)."""
+    for n in values["N"]:
+        if n < 1 and n != -1:
+            raise UserError(f"parameter 'N' got {n!r}; allowed: a number of events >= 1, or -1 "
+                            f"(every event of the input files)")
     check_offset(values["offset"])
 
 
