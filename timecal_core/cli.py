@@ -20,7 +20,7 @@ from . import __version__
 from .config import load_timerc, timerc_location, write_default_timerc
 from .errors import UserError
 from .grid import Plan, plan_grid, production_dir
-from .results import SEPARATOR, move_aside
+from .results import move_aside
 from .parameters import parse_assignments
 from .yamlconf import load_yaml, parse_custom
 
@@ -280,13 +280,14 @@ def cmd_run(args, timerc) -> int:
         script.preflight(timerc)
     if script.cmssw:
         _check_cmsrun(timerc)
+    # other --run tasks may share -o: only what claims this task is reported and moved aside
+    plan.found = plan.found.only(spec.task_id)
     _report_found(plan)
     cmssw = timerc.optional_path("cmssw")
     with ExitStack() as stack:
         with _writing(args, out):
             stack.enter_context(ProductionLock(out))
-            move_aside(plan.results_dir, [n for n in plan.found.to_move
-                                          if n.rpartition(SEPARATOR)[2] == spec.task_id])
+            move_aside(plan.results_dir, plan.found.to_move)
         print(f"BXRun: running {script.name} {spec.task_id} in the foreground "
               f"(log: {plan.results_dir / spec.dirname / 'task.log'})")
         try:

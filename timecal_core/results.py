@@ -58,6 +58,14 @@ class ResultScan:
         """Entries the planner moves aside before rerunning their tasks."""
         return self.incomplete + self.copies
 
+    def only(self, task_id: str) -> ResultScan:
+        """What concerns one task (``BXRun --run`` shares ``-o`` with other runs)."""
+        def mine(names: list[str]) -> list[str]:
+            return [n for n in names if n.rpartition(SEPARATOR)[2] == task_id]
+
+        return ResultScan({k: v for k, v in self.done.items() if k == task_id}, mine(self.incomplete),
+                          mine(self.copies), mine(self.foreign), mine(self.files))
+
     def report(self) -> list[str]:
         """One line per kind found, with counts and a few names."""
         def names(items: list[str]) -> str:
