@@ -60,10 +60,6 @@ class Plan:
         return self.production_dir / RESULTS
 
 
-def task_id_of(fragments: tuple[str, ...]) -> str:
-    return hashlib.sha1(("{" + ",".join(fragments) + "}").encode()).hexdigest()[:ID_LENGTH]
-
-
 def _json_scalar(value: Any) -> str:
     """``json.dumps(value, sort_keys=True)``, character for character (task ids depend on
     it), at a fraction of its cost for the scalars parameters are."""
