@@ -33,6 +33,8 @@ PARAMS_NAME = "params.json"
 STALE = ".stale"  # incomplete results and second copies, moved aside by the planner
 ID_LENGTH = 10
 SHOWN = 3  # names quoted per kind in the planner's report
+READ_SIZE = 1 << 16
+_loads = json.JSONDecoder().decode
 
 
 def task_id_of(params: Mapping[str, Any]) -> str:
@@ -97,13 +99,16 @@ def _record(directory: str) -> dict | None:
     try:  # os.open/os.read: a third of the cost of open() for 15,000 small files
         fd = os.open(directory + "/" + PARAMS_NAME, os.O_RDONLY)
         try:
-            chunks = [os.read(fd, 65536)]
-            while len(chunks[-1]) == 65536:
-                chunks.append(os.read(fd, 65536))
+            data = os.read(fd, READ_SIZE)
+            while len(data) % READ_SIZE == 0 and data:  # a record larger than READ_SIZE
+                more = os.read(fd, READ_SIZE)
+                if not more:
+                    break
+                data += more
         finally:
             os.close(fd)
-        record = json.loads(b"".join(chunks))
-    except (OSError, ValueError):
+        record = _loads(data.decode("utf-8"))  # str: json.loads(bytes) sniffs the encoding first
+    except (OSError, ValueError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         return None
     return record if isinstance(record, dict) else None
 
