@@ -146,13 +146,13 @@ def _write_atomically(path: Path, write) -> None:
         raise
 
 
-def _confirm_size(args, plan: Plan) -> None:
-    """A word before a huge grid: its ledger and driver memory, and a yes."""
-    n = len(plan.tasks)
+def _confirm_size(args, n: int, first: dict) -> None:
+    """A word before a huge grid: its ledger and driver memory, and a yes (asked before the
+    points are expanded, so a refusal costs nothing)."""
     if n <= CONFIRM_TASKS or args.yes:
         return
-    first = plan.tasks[0]
-    row = len(json.dumps(dict(first.params), sort_keys=True)) + len(first.dirname) + LEDGER_OVERHEAD_BYTES
+    params = json.dumps(first, sort_keys=True)
+    row = 2 * len(params) + LEDGER_OVERHEAD_BYTES  # the parameters, the directory name (shorter)
     what = (f"{n:,} tasks (more than {CONFIRM_TASKS:,}): the ledger will take about "
             f"{_size(n * row)} on disk and the driver about {_size(n * DRIVER_BYTES_PER_TASK)} of memory")
     if sys.stdin.isatty() and sys.stdout.isatty():
@@ -324,13 +324,14 @@ def cmd_grid(args, timerc) -> int:
     overrides = _file_overrides(args, script)
     grid = {**grid, **overrides}
     backend = registry.backend(args.dask).item  # unknown backend: error before anything is written
-    plan = plan_grid(script, grid, out, source=source, base=base)
+    # --debug is asked too: the plan it holds is what takes the memory
+    plan = plan_grid(script, grid, out, source=source, base=base,
+                     confirm=lambda n, first: _confirm_size(args, n, first))
     if not args.debug:
         if script.preflight is not None:
             script.preflight(timerc)
         if script.cmssw:
             _check_cmsrun(timerc)
-    _confirm_size(args, plan)  # --debug too: the plan it holds is what takes the memory
     _print_plan(plan, source)
     _report_found(plan)
     if args.debug:

@@ -17,9 +17,10 @@ import gc
 import hashlib
 import itertools
 import json
+import math
 import operator
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,13 +112,19 @@ def _axes(script: ProductionScript, grid: Mapping[str, Any], source: str,
 
 
 def plan_grid(script: ProductionScript, grid: Mapping[str, Any], production_dir: Path,
-              source: str = "grid", base: Path | None = None) -> Plan:
+              source: str = "grid", base: Path | None = None,
+              confirm: Callable[[int, Mapping[str, Any]], None] | None = None) -> Plan:
     """Expand ``grid`` for ``script``; nothing is written. Relative paths in it are relative
-    to ``base`` (default: the current directory)."""
+    to ``base`` (default: the current directory). ``confirm(n, first_point)`` is called once
+    the values are checked and before the ``n`` points are expanded (it may raise UserError:
+    a huge grid is refused before it takes the memory)."""
     if not isinstance(grid, Mapping):
         raise UserError(f"{source}: expected a mapping 'parameter: value or [values]', got "
                         f"{type(grid).__name__}")
     axes = _axes(script, grid, source, base)
+    if confirm is not None:
+        confirm(math.prod(len(a) for a in axes),
+                {p.name: axis[0] for p, axis in zip(script.parameters, axes)})
     names = [p.name for p in script.parameters]
     defaults = [p.default for p in script.parameters]
     show = [p.in_dirname and p.type != "path" for p in script.parameters]
