@@ -7,7 +7,7 @@ import pytest
 
 from conftest import run_bxrun
 from timecal_core.errors import UserError
-from timecal_core.grid import SEPARATOR, completed_ids, plan_grid
+from timecal_core.grid import SEPARATOR, plan_grid
 from timecal_core.plugins import get_registry
 
 
@@ -79,11 +79,14 @@ def test_done_tasks_are_read_from_disk(pucal, hsfiles, tmp_path):
     plan = plan_grid(pucal, {"threshold": [1, 2, 3], **hsfiles}, tmp_path)
     done = plan.tasks[1]
     (tmp_path / "results" / done.dirname).mkdir(parents=True)
+    (tmp_path / "results" / done.dirname / "out.root").write_bytes(b"root")
+    (tmp_path / "results" / done.dirname / "params.json").write_text(json.dumps(
+        {"task_id": done.task_id, "params": dict(done.params), "output": "out.root"}))
     (tmp_path / "results" / ".tmp" / (plan.tasks[0].dirname + ".abc")).mkdir(parents=True)  # in flight
     again = plan_grid(pucal, {"threshold": [1, 2, 3], **hsfiles}, tmp_path)
     assert again.done == {done.task_id}
     assert [t.task_id for t in again.pending] == [plan.tasks[0].task_id, plan.tasks[2].task_id]
-    assert completed_ids(tmp_path / "nowhere") == set()
+    assert plan_grid(pucal, {"threshold": 1, **hsfiles}, tmp_path / "nowhere").done == set()
 
 
 def test_bxrun_prints_counts_and_writes_nothing_on_bad_grid(timerc, tmp_path):
@@ -107,3 +110,13 @@ def test_debug_shell_holds_the_plan(timerc, tmp_path):
                     input="print('NTASKS', len(plan.tasks), sorted(t.params['index'] for t in plan.tasks))\n")
     assert res.returncode == 0, res.stderr
     assert "NTASKS 2 [1, 2]" in res.stdout
+
+
+def test_task_ids_are_the_hash_of_the_canonical_parameters(pucal, hsfiles, tmp_path):
+    """The planner's fast per-axis fragments give the id results.task_id_of computes from a
+    params.json record (floats, ints, strings, paths)."""
+    from timecal_core.results import task_id_of
+
+    plan = plan_grid(pucal, {"threshold": [4000, 5000.5], "subdet": ["ALL", "BHH"], "N": [1, 7],
+                             **hsfiles}, tmp_path)
+    assert all(t.task_id == task_id_of(json.loads(json.dumps(dict(t.params)))) for t in plan.tasks)

@@ -106,3 +106,38 @@ def test_unknown_script_or_backend_lists_what_is_installed(timerc, tmp_path, arg
     assert expected in res.stderr and "Traceback" not in res.stderr
     assert "local" in res.stderr or "pucalibration" in res.stderr
     assert not (timerc.parent / "data" / "production" / "x").exists()
+
+
+def refused_listing(pkg, site) -> str:
+    """Install ``pkg`` and run ``--plugins``: it must fail in one line (exit 2), returned."""
+    pip_install_target(pkg, site)
+    res = subprocess.run([sys.executable, "-m", "timecal_core.cli", "--plugins"],
+                         env=env_with(site), capture_output=True, text=True)
+    assert res.returncode == 2, res.stderr
+    assert "Traceback" not in res.stderr
+    (line,) = res.stderr.strip().splitlines()
+    return line
+
+
+def test_a_parameter_of_unknown_type_is_refused_when_the_plugin_registers(timerc, tmp_path):
+    pkg = make_package(tmp_path / "src", "timecal-badtype", "timecal_badtype", """
+        from timecal_core.hookspecs import Parameter, ProductionScript, hookimpl
+        @hookimpl
+        def timecal_scripts():
+            yield ProductionScript("badtype", (Parameter("x", "integer", 1),), lambda r: None)
+        """, version="0.4.2")
+    line = refused_listing(pkg, tmp_path / "site")
+    assert "timecal_badtype (timecal-badtype 0.4.2)" in line
+    assert "parameter 'x' with type 'integer'" in line and "allowed: int, float, str, bool, path" in line
+
+
+def test_a_misspelled_hook_implementation_is_an_error_naming_the_plugin(timerc, tmp_path):
+    pkg = make_package(tmp_path / "src", "timecal-typo", "timecal_typo", """
+        from timecal_core.hookspecs import ProductionScript, hookimpl
+        @hookimpl
+        def timecal_script():  # should be timecal_scripts: never called without the check
+            yield ProductionScript("typo", (), lambda r: None)
+        """, version="1.0.0")
+    line = refused_listing(pkg, tmp_path / "site")
+    assert "timecal_typo (timecal-typo 1.0.0)" in line and "unknown hook timecal_script" in line
+    assert "timecal_scripts" in line  # what it should have been

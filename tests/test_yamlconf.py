@@ -52,3 +52,25 @@ def test_unsafe_tags_are_refused(tmp_path):
 def test_custom_needs_key_value():
     with pytest.raises(UserError, match="key=value"):
         parse_custom(["mode"])
+
+
+def test_a_key_given_twice_is_an_error_naming_both_lines(tmp_path):
+    (tmp_path / "g.yml").write_text("plots:\n  a: 1\n  b: 2\n\n  a: 3\nother: 1\n")
+    with pytest.raises(UserError) as err:
+        load_yaml(tmp_path / "g.yml")
+    assert str(err.value) == (f"{tmp_path / 'g.yml'}:5: duplicate key 'a' (first given on line 2); "
+                              f"give each key once (a list holds several values)")
+
+
+def test_merge_keys_and_equal_keys_in_different_mappings_are_fine(tmp_path):
+    (tmp_path / "g.yml").write_text("base: &b {x: 1, y: 2}\nother:\n  <<: *b\n  y: 3\nx: 4\n")
+    assert load_yaml(tmp_path / "g.yml") == {"base": {"x": 1, "y": 2}, "other": {"x": 1, "y": 3}, "x": 4}
+
+
+def test_non_utf8_and_absurdly_deep_files_are_one_line_errors(tmp_path):
+    (tmp_path / "latin1.yml").write_bytes("a: 1\nb: café\n".encode("latin-1"))
+    with pytest.raises(UserError, match=r"latin1.yml:2: not UTF-8 text \(byte 0xe9\)"):
+        load_yaml(tmp_path / "latin1.yml")
+    (tmp_path / "deep.yml").write_text("a: " + "{b: " * 5000 + "1" + "}" * 5000 + "\n")
+    with pytest.raises(UserError, match="nested too deeply"):
+        load_yaml(tmp_path / "deep.yml")

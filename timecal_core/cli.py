@@ -5,11 +5,15 @@ backend, with the seed tool's flags and habits (``-o`` under ``[paths] productio
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import shutil
+import subprocess
 import sys
 import time
 import warnings
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from . import __version__
@@ -17,6 +21,7 @@ from .config import load_timerc, timerc_location, write_default_timerc
 from .errors import UserError
 from .exits import run_cli
 from .grid import Plan, plan_grid, production_dir
+from .results import move_aside
 from .parameters import parse_assignments
 from .yamlconf import load_yaml, parse_custom
 
@@ -24,6 +29,12 @@ INFILES = "infiles"
 GRID_COPY = "config.yml"
 PRODUCTION_RECORD = "production.json"
 DEFAULT_DATA_DIR = "~/.local/share/timecal"
+# Above this many tasks BXRun asks before planning a production (a 1,000,000-point grid
+# took a 1.4 GB driver and a 450 MB ledger, with an ETA of 15 days).
+CONFIRM_TASKS = 100_000
+DRIVER_BYTES_PER_TASK = 1_400  # measured: 1.4 GB for 1,000,000 tasks
+LEDGER_OVERHEAD_BYTES = 150  # per row, besides its parameters and directory name
+CMSRUN_CHECK_SECONDS = 120  # [cmssw] init may load modules from a network file system
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detach", action="store_true",
                    help="run the driver in the background, on its own: logging out changes "
                         "nothing (log: OUT/logs/driver.log; come back with BXRun --attach -o OUT)")
+    p.add_argument("--yes", action="store_true",
+                   help=f"plan a grid of more than {CONFIRM_TASKS:,} tasks without asking")
     p.add_argument("--debug", action="store_true",
                    help="plan only, submit nothing, open a Python shell holding the plan")
     p.add_argument("-v", "--verbose", action="store_true", help="more output; tracebacks on errors")
@@ -82,7 +95,119 @@ def _require_output(args) -> None:
 
 def _resolve_output(args, timerc) -> Path:
     _require_output(args)
-    return production_dir(args.output, timerc.optional_path("production"))
+    out = production_dir(args.output, timerc.optional_path("production"))
+    if out.exists() and not out.is_dir():
+        raise UserError(f"-o {args.output}: {out} is a file, not a production directory; "
+                        f"give a directory (new or existing)")
+    return out
+
+
+def _device_of(path: Path) -> str:
+    """The file system holding ``path``, as /proc/self/mounts names it (e.g. /dev/sda1)."""
+    try:
+        target = os.path.realpath(path)
+        best = ("", "?")
+        with open("/proc/self/mounts") as fh:
+            for line in fh:
+                device, mount = line.split()[:2]
+                mount = mount.replace("\\040", " ")
+                if (target == mount or target.startswith(mount.rstrip("/") + "/")) and len(mount) >= len(best[0]):
+                    best = (mount, device)
+        return f"{best[1]} ({best[0]})" if best[0] else "the device"
+    except OSError:
+        return "the device"
+
+
+@contextmanager
+def _writing(args, out: Path):
+    """Turn a file-system failure while setting a production up into one line saying what
+    to do; whatever was done before is kept (results are only ever renamed into place)."""
+    try:
+        yield
+    except OSError as exc:
+        # copyfile names the source first and the file it was writing second
+        written = exc.filename2 or exc.filename
+        path = Path(os.fsdecode(written)) if written else out
+        if exc.errno == errno.ENOSPC or exc.errno == errno.EDQUOT:
+            raise UserError(f"no space left on {_device_of(path.parent if not path.exists() else path)} "
+                            f"writing {path}; free space and rerun: nothing done is lost") from exc
+        if exc.errno == errno.EROFS:
+            raise UserError(f"-o {args.output}: {path} is on a read-only file system; give an -o on a "
+                            f"writable one") from exc
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            raise UserError(f"-o {args.output}: cannot write {path}: permission denied; give an -o "
+                            f"you can write to") from exc
+        raise UserError(f"-o {args.output}: cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def _write_atomically(path: Path, write) -> None:
+    """``write(tmp)`` then rename: a full disk never leaves a half-written grid copy that a
+    rerun would take for the production's grid."""
+    part = path.with_name(path.name + ".part")
+    try:
+        write(part)
+        os.replace(part, path)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+
+
+def _confirm_size(args, n: int, first: dict) -> None:
+    """A word before a huge grid: its ledger and driver memory, and a yes (asked before the
+    points are expanded, so a refusal costs nothing)."""
+    if n <= CONFIRM_TASKS or args.yes:
+        return
+    params = json.dumps(first, sort_keys=True)
+    row = 2 * len(params) + LEDGER_OVERHEAD_BYTES  # the parameters, the directory name (shorter)
+    what = (f"{n:,} tasks (more than {CONFIRM_TASKS:,}): the ledger will take about "
+            f"{_size(n * row)} on disk and the driver about {_size(n * DRIVER_BYTES_PER_TASK)} of memory")
+    if sys.stdin.isatty() and sys.stdout.isatty():
+        try:
+            answer = input(f"BXRun: {what}. Continue? [y/N] ")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() in ("y", "yes"):
+            return
+        raise UserError(f"{what}; not confirmed, nothing written")
+    raise UserError(f"{what}; rerun with --yes to confirm (or split the grid)")
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"  # pragma: no cover
+
+
+def _check_cmsrun(timerc) -> None:
+    """For CMSSW scripts: does timerc's ``[cmssw] init`` give a ``cmsRun``? Checked once when
+    planning, in the environment the steps get, instead of by every task."""
+    from .tasks import clean_environment
+
+    env = clean_environment(dict(os.environ))
+    init = timerc.cmssw_init
+    where = f"{timerc.path}: [cmssw] init"
+    if not init:
+        if shutil.which("cmsRun", path=env.get("PATH", "")) is None:
+            raise UserError(f"{where} is empty and cmsRun is not on PATH; set [cmssw] init to the "
+                            f"snippet that sets up CMSSW (e.g. cd CMSSW_X/src && eval `scramv1 runtime -sh`)")
+        return
+    try:
+        proc = subprocess.run(["bash", "-c", f"{init}\ncommand -v cmsRun"], env=env, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=CMSRUN_CHECK_SECONDS)
+    except subprocess.TimeoutExpired:
+        raise UserError(f"{where} did not finish within {CMSRUN_CHECK_SECONDS} s (checked with "
+                        f"'command -v cmsRun'); fix the snippet") from None
+    if proc.returncode != 0 or not proc.stdout.strip():
+        last = (proc.stderr.strip().splitlines() or [""])[-1]
+        raise UserError(f"{where} does not make cmsRun available ('command -v cmsRun' failed"
+                        + (f": {last}" if last else "") + "); set it to the snippet that sets up CMSSW")
+
+
+def _report_found(plan: Plan) -> None:
+    for line in plan.found.report():
+        print(f"BXRun: {line}")
 
 
 def _file_overrides(args, script) -> dict[str, str]:
@@ -98,21 +223,33 @@ def _file_overrides(args, script) -> dict[str, str]:
     return out
 
 
-def _grid_source(args, out: Path) -> tuple[dict, str, str | None]:
-    """The grid, where it comes from, and the script recorded for this production."""
-    copy = out / INFILES / GRID_COPY
+def _read_record(out: Path) -> dict:
     record = out / INFILES / PRODUCTION_RECORD
-    recorded_script = None
-    if record.is_file():
-        recorded_script = json.loads(record.read_text()).get("script")
+    if not record.is_file():
+        return {}
+    try:
+        data = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{record}: unreadable ({exc}); restore it, or remove it and give --script") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _grid_source(args, out: Path) -> tuple[dict, str, str | None, Path | None]:
+    """The grid, where it comes from, the script recorded for this production, and the
+    directory its relative paths are relative to (where the production was first planned,
+    so that a rerun from elsewhere plans the same tasks)."""
+    copy = out / INFILES / GRID_COPY
+    record = _read_record(out)
+    recorded_script = record.get("script")
     if copy.is_file():
         if args.yaml:
             print(f"BXRun: note: --yaml {args.yaml} is ignored: this production already has its grid "
                   f"in {copy}; edit that file to change the scan", file=sys.stderr)
-        return load_yaml(copy, parse_custom(args.custom)), str(copy), recorded_script
+        base = Path(record["cwd"]) if record.get("cwd") else None
+        return load_yaml(copy, parse_custom(args.custom)), str(copy), recorded_script, base
     if not args.yaml:
         raise UserError(f"{out} has no {INFILES}/{GRID_COPY} yet: give the grid with --yaml FILE")
-    return load_yaml(args.yaml, parse_custom(args.custom)), args.yaml, recorded_script
+    return load_yaml(args.yaml, parse_custom(args.custom)), args.yaml, recorded_script, None
 
 
 def _print_plan(plan: Plan, source: str) -> None:
@@ -147,8 +284,16 @@ def cmd_run(args, timerc) -> int:
         return 0
     if script.preflight is not None:
         script.preflight(timerc)
+    if script.cmssw:
+        _check_cmsrun(timerc)
+    # other --run tasks may share -o: only what claims this task is reported and moved aside
+    plan.found = plan.found.only(spec.task_id)
+    _report_found(plan)
     cmssw = timerc.optional_path("cmssw")
-    with ProductionLock(out):
+    with ExitStack() as stack:
+        with _writing(args, out):
+            stack.enter_context(ProductionLock(out))
+            move_aside(plan.results_dir, plan.found.to_move)
         print(f"BXRun: running {script.name} {spec.task_id} in the foreground "
               f"(log: {plan.results_dir / spec.dirname / 'task.log'} once it succeeds)")
         try:
@@ -165,12 +310,14 @@ def cmd_run(args, timerc) -> int:
 
 
 def cmd_grid(args, timerc) -> int:
+    """Plan, check and ask everything first; only then lock and write (infiles, ledger,
+    cluster). A refused value or set-up leaves no trace."""
     from .hookspecs import BackendRequest
     from .tasks import clear_stale_workdirs
 
     registry = _registry()
     out = _resolve_output(args, timerc)
-    grid, source, recorded_script = _grid_source(args, out)
+    grid, source, recorded_script, base = _grid_source(args, out)
     script_name = args.script or recorded_script
     if not script_name:
         raise UserError("--script is required (e.g. --script cbcsim); see BXRun --plugins")
@@ -182,11 +329,17 @@ def cmd_grid(args, timerc) -> int:
         raise UserError(f"{source}: expected a mapping 'parameter: value or [values]'")
     overrides = _file_overrides(args, script)
     grid = {**grid, **overrides}
-    registry.backend(args.dask)  # an unknown backend is an error before anything is written
-    plan = plan_grid(script, grid, out, source=source)
-    if script.preflight is not None and not args.debug:
-        script.preflight(timerc)
+    backend = registry.backend(args.dask).item  # unknown backend: error before anything is written
+    # --debug is asked too: the plan it holds is what takes the memory
+    plan = plan_grid(script, grid, out, source=source, base=base,
+                     confirm=lambda n, first: _confirm_size(args, n, first))
+    if not args.debug:
+        if script.preflight is not None:
+            script.preflight(timerc)
+        if script.cmssw:
+            _check_cmsrun(timerc)
     _print_plan(plan, source)
+    _report_found(plan)
     if args.debug:
         _debug_shell({"plan": plan, "grid": grid, "script": script, "timerc": timerc,
                       "registry": registry})
@@ -199,26 +352,32 @@ def cmd_grid(args, timerc) -> int:
     if args.detach or interactive:
         # The driver runs on its own (new session, no terminal); in a terminal the monitor
         # attaches to it at once, and closing the terminal changes nothing.
-        code = start_detached(out, args.argv, quiet=interactive and not args.detach)
+        code = start_detached(out, args.argv + ["--yes"], quiet=interactive and not args.detach)
         if code is not None or args.detach:
             return code or 0
         return cmd_attach(out)
-    with ProductionLock(out):
-        infiles = out / INFILES
-        infiles.mkdir(parents=True, exist_ok=True)
-        if not (infiles / GRID_COPY).is_file():
-            shutil.copyfile(args.yaml, infiles / GRID_COPY)
-        if not (infiles / PRODUCTION_RECORD).is_file():
-            (infiles / PRODUCTION_RECORD).write_text(json.dumps(
-                {"script": script.name, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-                 "timecal": __version__, "overrides": overrides}, indent=1))
-        clear_stale_workdirs(out)
+    # the file overrides as planned: absolute paths, so a rerun from elsewhere finds them
+    overrides = {name: plan.tasks[0].params[name] for name in overrides}
+    with ExitStack() as stack:
+        with _writing(args, out):
+            stack.enter_context(ProductionLock(out))
+            infiles = out / INFILES
+            infiles.mkdir(parents=True, exist_ok=True)
+            if not (infiles / GRID_COPY).is_file():
+                _write_atomically(infiles / GRID_COPY, lambda p: shutil.copyfile(args.yaml, p))
+            if not (infiles / PRODUCTION_RECORD).is_file():
+                record = {"script": script.name, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+                          "timecal": __version__, "overrides": overrides, "cwd": os.getcwd()}
+                _write_atomically(infiles / PRODUCTION_RECORD,
+                                  lambda p: p.write_text(json.dumps(record, indent=1)))
+            move_aside(plan.results_dir, plan.found.to_move)
+            clear_stale_workdirs(out)
         if not plan.pending:
             print("BXRun: every task is already done.")
         request = BackendRequest(settings=timerc.section(args.dask), output_dir=out, verbose=args.verbose)
         options = ProductionOptions(interactive=False, interval=args.interval,
                                     max_retries=args.max_retries, verbose=args.verbose)
-        return run_production(plan, registry.backend(args.dask).item, request, options, timerc)
+        return run_production(plan, backend, request, options, timerc)
 
 
 DETACHED_WAIT = 120.0  # s a detached driver may take to plan, lock and open its channel
@@ -292,21 +451,23 @@ def cmd_status(args, timerc, rebuild: bool) -> int:
         raise UserError(f"-o {args.output}: no production at {out}")
     if not rebuild:
         return production.print_status(out)
-    record = out / INFILES / PRODUCTION_RECORD
     copy = out / INFILES / GRID_COPY
     if not copy.is_file():
         raise UserError(f"{out}: no {INFILES}/{GRID_COPY}; cannot know the planned tasks")
-    script_name = args.script or (json.loads(record.read_text()).get("script") if record.is_file() else None)
+    record_data = _read_record(out)
+    script_name = args.script or record_data.get("script")
     if not script_name:
         raise UserError(f"{out}: no {INFILES}/{PRODUCTION_RECORD}; give --script")
     script = _registry().script(script_name).item
     grid = load_yaml(copy, parse_custom(args.custom))
-    if record.is_file():
-        grid = {**grid, **json.loads(record.read_text()).get("overrides", {})}
+    grid = {**grid, **record_data.get("overrides", {})}
     from .lock import ProductionLock
 
+    base = Path(record_data["cwd"]) if record_data.get("cwd") else None
+    plan = plan_grid(script, grid, out, source=str(copy), base=base)
+    _report_found(plan)
     with ProductionLock(out):
-        return production.rebuild_ledger(plan_grid(script, grid, out, source=str(copy)))
+        return production.rebuild_ledger(plan)
 
 
 def _dispatch(args) -> int:

@@ -15,8 +15,6 @@ from pathlib import Path
 
 from .errors import UserError
 
-PATH_KEYS = ("cmssw", "production", "scans", "calibration")
-
 
 def timerc_location() -> Path:
     if os.environ.get("TIMECAL_CONFIG"):

@@ -4,30 +4,35 @@ already complete on disk.
 
 Identity is the full canonical parameter set (defaults included), hashed; it does not
 depend on YAML key order or on how a number was written. Planning 30,000 points must stay
-well under a second, so per-value work (coercion, JSON fragments) is done once per axis and
-completion is read with one directory listing, never by opening result files.
+well under a second, and a single axis of 100,000 values must plan as fast as a square of
+the same size, so per-value work (coercion, checks, JSON fragments) is done once per
+distinct value of an axis, with no search in a list anywhere. Values are refused here,
+before anything is written (types, choices, minima, files, then the script's own
+``check``). Completion is decided by :mod:`timecal_core.results`.
 """
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import itertools
 import json
-import os
+import math
+import operator
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from json.encoder import encode_basestring_ascii as _encode_str
+
 from .errors import UserError
 from .hookspecs import ProductionScript
 from .parameters import argv_value, check_names, coerce
+from .results import ID_LENGTH, RESULTS, SEPARATOR, ResultScan, scan_results
 
-ID_LENGTH = 10
-RESULTS = "results"
 TMP = ".tmp"  # in-flight work directories, under results/
-SEPARATOR = "__"  # <readable>__<task id>
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,8 @@ class Plan:
     script: ProductionScript
     tasks: list[TaskSpec]
     done: set[str] = field(default_factory=set)
+    #: what else ``results/`` holds (incomplete results, copies, foreign directories...)
+    found: ResultScan = field(default_factory=ResultScan)
 
     @property
     def pending(self) -> list[TaskSpec]:
@@ -54,15 +61,29 @@ class Plan:
         return self.production_dir / RESULTS
 
 
-def task_id_of(fragments: tuple[str, ...]) -> str:
-    return hashlib.sha1(("{" + ",".join(fragments) + "}").encode()).hexdigest()[:ID_LENGTH]
+def _json_scalar(value: Any) -> str:
+    """``json.dumps(value, sort_keys=True)``, character for character (task ids depend on
+    it), at a fraction of its cost for the scalars parameters are."""
+    kind = type(value)
+    if kind is float:
+        return float.__repr__(value)  # finite: coerce refuses nan and inf
+    if kind is int:
+        return int.__repr__(value)
+    if kind is str:
+        return _encode_str(value)
+    if kind is bool:
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    return json.dumps(value, sort_keys=True)
 
 
 def _dir_token(name: str, value: Any) -> str:
     return f"{name}{argv_value(value)}".replace(".", "p").replace("/", "-").replace(" ", "-")
 
 
-def _axes(script: ProductionScript, grid: Mapping[str, Any], source: str) -> list[list[Any]]:
+def _axes(script: ProductionScript, grid: Mapping[str, Any], source: str,
+          base: Path | None = None) -> list[list[Any]]:
     """Per declared parameter, its canonical values (defaults where the grid is silent)."""
     check_names(script.parameters, grid, source)
     axes = []
@@ -76,58 +97,70 @@ def _axes(script: ProductionScript, grid: Mapping[str, Any], source: str) -> lis
         values = raw if isinstance(raw, list) else [raw]
         if not values:
             raise UserError(f"{source}: parameter '{p.name}' has an empty list; give at least one value")
-        canonical: list[Any] = []
+        canonical: dict[Any, None] = {}  # ordered, and a hash lookup (a list would be quadratic)
         for v in values:
-            c = coerce(p, v, source)
+            c = coerce(p, v, source, base)
             if c in canonical:
                 warnings.warn(f"{source}: parameter '{p.name}': value {v!r} repeats {c!r}; dropped",
                               stacklevel=3)
                 continue
-            canonical.append(c)
-        axes.append(canonical)
+            canonical[c] = None
+        axes.append(list(canonical))
+    if script.check is not None:
+        script.check({p.name: tuple(axis) for p, axis in zip(script.parameters, axes)})
     return axes
 
 
-def completed_ids(production_dir: Path) -> set[str]:
-    """Task ids whose result directory exists (they appear only by an atomic rename)."""
-    results = Path(production_dir) / RESULTS
-    try:
-        entries = os.scandir(results)
-    except FileNotFoundError:
-        return set()
-    with entries:
-        return {e.name.rpartition(SEPARATOR)[2] for e in entries
-                if SEPARATOR in e.name and not e.name.startswith(".")}
-
-
 def plan_grid(script: ProductionScript, grid: Mapping[str, Any], production_dir: Path,
-              source: str = "grid") -> Plan:
-    """Expand ``grid`` for ``script``; nothing is written."""
+              source: str = "grid", base: Path | None = None,
+              confirm: Callable[[int, Mapping[str, Any]], None] | None = None) -> Plan:
+    """Expand ``grid`` for ``script``; nothing is written. Relative paths in it are relative
+    to ``base`` (default: the current directory). ``confirm(n, first_point)`` is called once
+    the values are checked and before the ``n`` points are expanded (it may raise UserError:
+    a huge grid is refused before it takes the memory)."""
     if not isinstance(grid, Mapping):
         raise UserError(f"{source}: expected a mapping 'parameter: value or [values]', got "
                         f"{type(grid).__name__}")
-    axes = _axes(script, grid, source)
+    axes = _axes(script, grid, source, base)
+    if confirm is not None:
+        confirm(math.prod(len(a) for a in axes),
+                {p.name: axis[0] for p, axis in zip(script.parameters, axes)})
     names = [p.name for p in script.parameters]
     defaults = [p.default for p in script.parameters]
     show = [p.in_dirname and p.type != "path" for p in script.parameters]
     order = sorted(range(len(names)), key=names.__getitem__)  # hash in name order
-    frag_axes = [[json.dumps(names[i]) + ":" + json.dumps(v, sort_keys=True) for v in axes[i]]
+    frag_axes = [[json.dumps(names[i]) + ":" + _json_scalar(v) for v in axes[i]]
                  for i in range(len(names))]
     tok_axes = [[_dir_token(names[i], v) if show[i] and v != defaults[i] else "" for v in axes[i]]
                 for i in range(len(names))]
-    done_on_disk = completed_ids(production_dir)
-    tasks: list[TaskSpec] = []
-    done: set[str] = set()
-    index_axes = [range(len(a)) for a in axes]
-    for idx in itertools.product(*index_axes):
-        tid = task_id_of(tuple(frag_axes[i][idx[i]] for i in order))
-        readable = "_".join(t for t in (tok_axes[i][idx[i]] for i in range(len(names))) if t)
-        dirname = (readable[:120] or "default") + SEPARATOR + tid
-        params = {names[i]: axes[i][idx[i]] for i in range(len(names))}
-        tasks.append(TaskSpec(tid, dirname, params, script.name))
-        if tid in done_on_disk:
-            done.add(tid)
-    return Plan(Path(production_dir), script, tasks, done)
+    # one tuple (value, hash fragment, directory token) per distinct value; each point is then
+    # a few joins and one hash, with no lookup that grows with an axis
+    items = [list(zip(axes[i], frag_axes[i], tok_axes[i])) for i in range(len(names))]
+    if len(order) > 1:
+        in_hash_order = operator.itemgetter(*order)
+    else:
+        in_hash_order = tuple  # zero or one parameter: already in order
+    sha1, name, tasks, planned = hashlib.sha1, script.name, [], {}
+    # The loop allocates only acyclic objects, but so many that the cyclic collector would
+    # run over and over across all of them (most of the planning time at 100,000 points).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for combo in itertools.product(*items):
+            values, frags, toks = zip(*combo) if combo else ((), (), ())
+            tid = sha1(("{" + ",".join(in_hash_order(frags)) + "}").encode()).hexdigest()[:ID_LENGTH]
+            readable = "_".join(filter(None, toks))
+            dirname = (readable[:120] or "default") + SEPARATOR + tid
+            params = dict(zip(names, values))
+            tasks.append(TaskSpec(tid, dirname, params, name))
+            planned[tid] = (dirname, params)
+        plan = Plan(Path(production_dir), script, tasks)
+        plan.found = scan_results(plan.results_dir, planned)  # one params.json dict per result
+    finally:
+        if collecting:
+            gc.enable()
+    plan.done = set(plan.found.done)
+    return plan
 
 
 def production_dir(output: str, production_root: Path | None) -> Path:

@@ -24,13 +24,20 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 # --------------------------------------------------------------------------- parameters
+#: The values ``Parameter.type`` may take; a plugin declaring another one is refused when it
+#: registers (see :mod:`timecal_core.plugins`), not when a user first types a value.
+PARAMETER_TYPES = ("int", "float", "str", "bool", "path")
+
+
 @dataclass(frozen=True)
 class Parameter:
     """One parameter a production script accepts on its command line and in a grid YAML.
 
-    ``type`` is one of ``int``, ``float``, ``str``, ``bool`` or ``path`` (a file that must
-    exist; its canonical form is the absolute path). ``default=None`` with
-    ``required=True`` means the user must give it.
+    ``type`` is one of :data:`PARAMETER_TYPES`: ``path`` is a file that must exist when the
+    plan is made, resolved against the current directory (as users type it) to the absolute
+    path that every task then uses. ``default=None`` with ``required=True`` means the user
+    must give it. ``unit`` is shown in help and errors; ``minimum`` (inclusive, numbers only)
+    is checked for every value when the plan is made.
     """
 
     name: str
@@ -41,6 +48,8 @@ class Parameter:
     required: bool = False
     # Shown in task directory names (paths and long free text are better left out).
     in_dirname: bool = True
+    unit: str = ""
+    minimum: float | None = None
 
 
 # --------------------------------------------------------------------------- scripts
@@ -93,6 +102,14 @@ class ProductionScript:
 
     ``aliases`` are other names ``--script`` accepts for it, e.g. the cfg file name
     ``PUCalibration_cfg.py`` that users of the old tool type.
+
+    ``check(values)`` lets the script refuse bad values when the plan is made, before
+    anything is written or submitted: ``values`` maps every parameter to the tuple of its
+    distinct canonical values in the grid. The plan is a cartesian product, so every
+    combination of those values is a task and a rule between two parameters can be checked
+    on their extremes. It raises :class:`timecal_core.errors.UserError` naming the
+    parameter, the value and what is allowed. ``cmssw=True`` says the steps run cmsRun: the
+    planner then checks once that timerc's ``[cmssw] init`` makes ``cmsRun`` available.
     """
 
     name: str
@@ -103,6 +120,8 @@ class ProductionScript:
     #: ``preflight(timerc)`` runs before anything is submitted and raises UserError for a
     #: set-up that cannot work (e.g. no ``[paths] cmssw`` for a CMSSW script).
     preflight: Callable[[Any], None] | None = None
+    check: Callable[[Mapping[str, tuple]], None] | None = None
+    cmssw: bool = False
 
 
 # --------------------------------------------------------------------------- backends

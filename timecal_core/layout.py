@@ -22,7 +22,7 @@ MODES = ("Sampled", "Latched")
 BX_VALUES = np.arange(-5, 6)  # relative bunch crossings
 FILL_SHIFT = -1.5  # quirk: bx is filled at bx - 1.5
 BX_NBINS, BX_LOW, BX_HIGH = 11, -5.5, 5.5
-ATTR_NBINS, ATTR_LOW, ATTR_HIGH = 5, -0.5, 4.5
+ATTR_LOW, ATTR_HIGH = -0.5, 4.5
 
 
 def scan_delays(offset_min: float = 0.0, offset_max: float = 50.0, step: float = 0.1) -> np.ndarray:

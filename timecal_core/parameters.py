@@ -12,7 +12,9 @@ from typing import Any
 from .errors import UserError
 from .hookspecs import Parameter
 
-TYPES = ("int", "float", "str", "bool", "path")
+# A step argument ``{match:PATTERN}`` is replaced by a file of the work directory
+# (timecal_core.tasks.resolve_matches); a user's value must never be.
+MATCH_MARK = "{match:"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -24,17 +26,24 @@ def _describe(param: Parameter) -> str:
             "path": "an existing file"}[param.type]
 
 
-def coerce(param: Parameter, value: Any, source: str) -> Any:
-    """Canonical form of ``value`` for ``param``; ``UserError`` naming source/param otherwise."""
-    bad = UserError(f"{source}: parameter '{param.name}' expects {_describe(param)}, got {value!r}")
+def coerce(param: Parameter, value: Any, source: str, base: Path | None = None) -> Any:
+    """Canonical form of ``value`` for ``param``; ``UserError`` naming source/param otherwise.
+    A relative ``path`` is relative to ``base`` (default: the current directory)."""
+    def bad() -> UserError:  # built only when needed: planning coerces every value of a grid
+        return UserError(f"{source}: parameter '{param.name}' expects {_describe(param)}, got {value!r}")
+
     if isinstance(value, (list, tuple, dict)):
-        raise bad
+        raise bad()
     kind = param.type
     try:
-        if kind == "float":
+        if kind == "float" and type(value) is float and math.isfinite(value):
+            out: Any = value  # the common cases first: a grid of 100,000 values coerces each
+        elif kind == "int" and type(value) is int:
+            out = value
+        elif kind == "float":
             if isinstance(value, bool):
                 raise ValueError
-            out: Any = float(value)
+            out = float(value)
             if not math.isfinite(out):
                 raise ValueError
         elif kind == "int":
@@ -63,19 +72,40 @@ def coerce(param: Parameter, value: Any, source: str) -> Any:
             else:
                 raise ValueError
         elif kind == "path":
-            p = Path(str(value)).expanduser()
-            if not p.is_file():
-                raise UserError(f"{source}: parameter '{param.name}': file '{value}' does not exist"
-                                f" (it should list the input files, one per line)")
-            out = str(p.resolve())
+            out = _existing_file(param, value, source, base)
         else:
             out = str(value)
+            if MATCH_MARK in out:
+                raise UserError(f"{source}: parameter '{param.name}' got {value!r}; allowed: text "
+                                f"without '{MATCH_MARK}' (it is how a script names a file its own "
+                                f"steps produce, and is never filled in a parameter value)")
     except (TypeError, ValueError):
-        raise bad from None
+        raise bad() from None
     if param.choices and out not in param.choices:
         raise UserError(f"{source}: parameter '{param.name}' got {value!r}; allowed: "
                         + ", ".join(str(c) for c in param.choices))
+    if param.minimum is not None and kind in ("int", "float") and out < param.minimum:
+        unit = f" {param.unit}" if param.unit else ""
+        raise UserError(f"{source}: parameter '{param.name}' got {value!r}; allowed: "
+                        f">= {param.minimum:g}{unit}")
     return out
+
+
+def _existing_file(param: Parameter, value: Any, source: str, base: Path | None) -> str:
+    """The absolute path of an existing file, resolved against the current directory (where
+    the user typed it), since tasks run in their own work directories. An empty value is
+    allowed when the declared default is empty (an optional file)."""
+    text = str(value).strip()
+    if not text and param.default == "":
+        return ""
+    base = Path(base) if base is not None else Path.cwd()
+    p = base / Path(text).expanduser()  # an absolute path stays as it is
+    if not p.is_file():
+        what = f" ({param.help})" if param.help else ""
+        where = "" if Path(text).expanduser().is_absolute() else f" (relative to {base})"
+        raise UserError(f"{source}: parameter '{param.name}': file '{value}' does not exist"
+                        f"{where}; allowed: an existing file{what}")
+    return str(p.resolve())
 
 
 def by_name(parameters: Iterable[Parameter]) -> dict[str, Parameter]:

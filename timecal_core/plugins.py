@@ -54,12 +54,11 @@ class Registry:
                 if name in reg.item.aliases:
                     return reg
         installed = ", ".join(sorted(table)) or "none"
-        hint = ""
         if kind == "scripts":
             aliases = [a for r in table.values() for a in r.item.aliases]
             if aliases:
                 installed += " (or by cfg name: " + ", ".join(sorted(aliases)) + ")"
-        raise UserError(f"{option}: unknown {kind[:-1]} '{name}'; installed: {installed}{hint}"
+        raise UserError(f"{option}: unknown {kind[:-1]} '{name}'; installed: {installed}"
                         f" (see BXRun --plugins)")
 
     def script(self, name: str) -> Registered:
@@ -116,6 +115,8 @@ def build_registry(pm: pluggy.PluginManager, origin: dict[str, tuple[str, str]],
                               f"registering {kind}: {type(exc).__name__}: {exc}", stacklevel=2)
                 continue
             for item in items:
+                if kind == "scripts":
+                    _check_declarations(item, f"{impl.plugin_name} ({dist} {version})")
                 reg = Registered(item, impl.plugin_name, dist, version)
                 names = [item.name] + list(getattr(item, "aliases", ()))
                 for other in table.values():
@@ -129,12 +130,40 @@ def build_registry(pm: pluggy.PluginManager, origin: dict[str, tuple[str, str]],
     return registry
 
 
+def _check_declarations(script: Any, label: str) -> None:
+    """A script's parameter declarations are the plugin author's to fix: refuse them when the
+    plugin registers, naming it, rather than at the first value a user types."""
+    for param in script.parameters:
+        if param.type not in hookspecs.PARAMETER_TYPES:
+            raise PluginError(f"timecal plugin {label}: script '{script.name}' declares parameter "
+                              f"'{param.name}' with type {param.type!r}; allowed: "
+                              f"{', '.join(hookspecs.PARAMETER_TYPES)}")
+
+
+def check_hook_names(pm: pluggy.PluginManager, origin: dict[str, tuple[str, str]]) -> None:
+    """A misspelled ``@hookimpl`` (``timecal_script`` for ``timecal_scripts``) would otherwise
+    be silently never called; pluggy's ``check_pending`` finds it, we name the plugin."""
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        name = pm.get_name(exc.plugin) or "?"
+        dist, version = origin.get(name, (name, "?"))
+        hooks = sorted(n for n in vars(pm.hook) if not n.startswith("_")
+                       and not getattr(pm.hook, n).has_spec()
+                       and any(i.plugin is exc.plugin for i in getattr(pm.hook, n).get_hookimpls()))
+        known = ", ".join(KINDS.values())
+        raise PluginError(f"timecal plugin {name} ({dist} {version}) implements unknown hook"
+                          f"{'s' if len(hooks) > 1 else ''} {', '.join(hooks)}; the hooks are: "
+                          f"{known} (a misspelling?)") from None
+
+
 @functools.lru_cache(maxsize=1)
 def get_registry() -> Registry:
     """The process-wide registry (cached: workers resolve scripts by name on every task)."""
     pm = make_plugin_manager()
     failed: dict[str, str] = {}
     origin = _load_entry_points(pm, failed)
+    check_hook_names(pm, origin)
     return build_registry(pm, origin, failed)
 
 

@@ -242,19 +242,13 @@ def clear_stale_workdirs(production_dir: str | Path) -> int:
 
 
 def finished_tasks(production_dir: str | Path) -> list[FinishedTask]:
-    """Every complete result on disk, as aggregators see it."""
+    """Every complete result on disk, as aggregators see it: the rule of
+    :func:`timecal_core.results.scan_without_plan` (one per task, output present)."""
+    from .results import scan_without_plan
+
     out = []
-    results = _results(production_dir)
-    if not results.is_dir():
-        return out
-    for entry in sorted(os.scandir(results), key=lambda e: e.name):
-        if entry.name.startswith(".") or SEPARATOR not in entry.name:
-            continue
-        pfile = Path(entry.path) / PARAMS_NAME
-        if not pfile.is_file():
-            continue
-        rec = json.loads(pfile.read_text())
+    for tid, (path, rec) in scan_without_plan(_results(production_dir)).done.items():
+        directory = Path(path)
         runtime = rec["end"] - rec["start"] if "end" in rec and "start" in rec else None
-        out.append(FinishedTask(rec["task_id"], rec["params"], Path(entry.path),
-                                Path(entry.path) / rec["output"], runtime, None))
+        out.append(FinishedTask(tid, rec["params"], directory, directory / rec["output"], runtime, None))
     return out

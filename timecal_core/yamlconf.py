@@ -58,7 +58,28 @@ def _construct_include(loader: _Loader, node: yaml.Node) -> Any:
     return _load(target, loader.custom, loader.stack)
 
 
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> dict:
+    """A mapping, refusing a key given twice (YAML's last-wins would silently drop a line of
+    the user's grid)."""
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            first = seen.get(key)
+        except TypeError:  # an unhashable key: SafeLoader says what is wrong
+            break
+        line = key_node.start_mark.line + 1
+        if first is not None:
+            raise UserError(f"{loader.path}:{line}: duplicate key {key!r} (first given on line {first}); "
+                            f"give each key once (a list holds several values)")
+        seen[key] = line
+    return loader.construct_mapping(node, deep=True)
+
+
 _Loader.add_constructor("tag:yaml.org,2002:str", _construct_str)
+_Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
 _Loader.add_constructor("!include", _construct_include)
 
 
@@ -68,6 +89,10 @@ def _load(path: Path, custom: Mapping[str, str], stack: tuple[Path, ...]) -> Any
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise UserError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise UserError(f"{path}:{line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); "
+                        f"save the file as UTF-8") from None
     loader = _Loader(text)
     loader.path, loader.stack, loader.custom = path, (*stack, path), custom
     try:
@@ -79,6 +104,9 @@ def _load(path: Path, custom: Mapping[str, str], stack: tuple[Path, ...]) -> Any
         raise UserError(f"{path}{line}: YAML syntax error: {problem}") from None
     except yaml.YAMLError as exc:
         raise UserError(f"{path}: YAML error: {exc}") from None
+    except RecursionError:
+        raise UserError(f"{path}: nested too deeply to be a configuration (lists or mappings "
+                        f"inside each other hundreds of levels down); flatten it") from None
     finally:
         loader.dispose()
 

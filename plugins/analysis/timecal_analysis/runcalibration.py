@@ -84,7 +84,6 @@ class Scenario:
 class EvaluatorResult:
     spec: EvaluatorSpec
     evaluator: Any
-    from_cache: bool
     scan: DelayScan
 
 
@@ -270,7 +269,7 @@ def run_scenarios(scenarios: list[Scenario], calibration_root: Path, registry,
         for spec in result.scenario.evaluators:
             evaluator, cached = evaluators[(spec.method, spec.name, spec.template)]
             scan = scan_delay(evaluator, result.tests)
-            result.evaluations.append(EvaluatorResult(spec, evaluator, cached, scan))
+            result.evaluations.append(EvaluatorResult(spec, evaluator, scan))
             log(summary_line(result, spec, scan, cached))
     return prepared
 

@@ -3,10 +3,13 @@ step (running), so both coerce ``k=v`` the same way."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from timecal_core.cms_parameters import check_offset, cms_parameters
 from timecal_core.errors import UserError
 from timecal_core.hookspecs import Parameter
 
@@ -15,51 +18,62 @@ from .pulse import MODELS
 
 SUBDETS = tuple(REGION_WINDOWS)
 DELAY_RANGE = (0.0, 50.0)  # emulate mode, offset=-1: drawn uniformly here, rounded to 0.01
+MAX_DELAYS = 100_000
+
+# The PUCalibration_cfg.py options, from the core's one declaration (names, types, defaults,
+# units, limits). The help of N, pileup and verbose says what they mean for the emulator.
+_CMS = {p.name: p for p in cms_parameters("N", "pileup", "pt", "threshold", "thresholdsmearing",
+                                          "tofsmearing", "mode", "subdet", "offset", "verbose")}
+_CMS["N"] = replace(_CMS["N"], help="number of events (synthetic hits: spreads nhits over N events)")
+_CMS["pileup"] = replace(_CMS["pileup"], help="mean number of pile-up interactions (synthetic hits: "
+                                              "sets the signal / pile-up mixture)")
+_CMS["offset"] = replace(_CMS["offset"], help="emulate mode: the delay (-1: drawn from seed)")
+_CMS["verbose"] = replace(_CMS["verbose"], help="progress messages (0: quiet)")
 
 PARAMETERS = (
-    Parameter("N", "int", 1, "number of events (synthetic hits: spreads nhits over N events)"),
-    Parameter("pileup", "int", 200, "mean number of pile-up interactions (synthetic hits: sets the "
-                                    "signal / pile-up mixture)"),
-    Parameter("pt", "float", 2.0, "minimum track pT of the hits (GeV)"),
-    Parameter("threshold", "float", 5800.0, "CBC threshold (electrons)"),
-    Parameter("thresholdsmearing", "float", 0.0, "per-module threshold smearing, uniform +- (electrons)"),
-    Parameter("tofsmearing", "float", 0.0, "per-module time-of-arrival smearing, uniform +- (ns)"),
-    Parameter("mode", "str", "scan", "scan the delays, or emulate one delay", choices=("scan", "emulate")),
-    Parameter("subdet", "str", "ALL", "detector region (physics.md section 1)", choices=SUBDETS),
-    Parameter("offset", "float", -1.0, "emulate mode: the delay in ns (-1: drawn from seed)"),
-    Parameter("verbose", "int", 0, "progress messages (0: quiet)"),
+    *_CMS.values(),
     Parameter("model", "str", "compat", "pulse model: compat (the deployed analyzer, bit for bit) or "
                                         "exact (continuous pulse)", choices=MODELS),
     Parameter("seed", "int", 1, "seed of the synthetic hits, the smearing and the emulate delay"),
-    Parameter("offset_min", "float", 0.0, "first delay of the scan (ns)"),
-    Parameter("offset_max", "float", 50.0, "scan while the delay is <= this (ns)"),
-    Parameter("offset_step", "float", 0.1, "delay step of the scan (ns)"),
-    Parameter("hits", "str", "", "sim-hit dump (ROOT, tree 'simhits'); empty: synthetic hits",
+    Parameter("offset_min", "float", 0.0, "first delay of the scan", unit="ns"),
+    Parameter("offset_max", "float", 50.0, "scan while the delay is <= this", unit="ns"),
+    Parameter("offset_step", "float", 0.1, "delay step of the scan", unit="ns"),
+    Parameter("hits", "path", "", "sim-hit dump (ROOT, tree 'simhits'); empty: synthetic hits",
               in_dirname=False),
     Parameter("nhits", "int", 20_000, "synthetic hits generated before the selection (0: N events at "
-                                      "their natural multiplicity)"),
+                                      "their natural multiplicity)", minimum=0),
 )
 
 
-def check(params) -> None:
-    """Value checks beyond types/choices; one-line UserError naming the parameter."""
-    if params["threshold"] <= 0:
-        raise UserError(f"parameter 'threshold' must be > 0 electrons, got {params['threshold']}")
-    for name in ("thresholdsmearing", "tofsmearing"):
-        if params[name] < 0:
-            raise UserError(f"parameter '{name}' must be >= 0, got {params[name]}")
-    if params["offset_step"] <= 0:
-        raise UserError(f"parameter 'offset_step' must be > 0 ns, got {params['offset_step']}")
-    if params["offset_max"] < params["offset_min"]:
-        raise UserError(f"parameter 'offset_max' ({params['offset_max']}) is below offset_min "
-                        f"({params['offset_min']})")
-    if (params["offset_max"] - params["offset_min"]) / params["offset_step"] > 100_000:
-        raise UserError("offset_min/offset_max/offset_step give more than 100000 delays; use a larger step")
-    if params["mode"] == "emulate" and params["offset"] < 0 and params["offset"] != -1:
-        raise UserError(f"parameter 'offset' must be >= 0 ns, or -1 for a random delay, got {params['offset']}")
-    if params["nhits"] < 0 or params["N"] < 1 or params["pileup"] < 0:
-        raise UserError("parameters 'nhits' and 'pileup' must be >= 0 and 'N' >= 1, got "
-                        f"nhits={params['nhits']} N={params['N']} pileup={params['pileup']}")
+def check_values(values: Mapping[str, Sequence]) -> None:
+    """The planner's check: ``values`` holds every parameter's distinct values; the grid is
+    their cartesian product, so a rule between two parameters is checked on its extremes.
+    Types, choices, minima and file existence are the core's (declared above)."""
+    for n in values["N"]:
+        if n < 1:
+            raise UserError(f"parameter 'N' got {n!r}; allowed: a number of events >= 1")
+    steps = values["offset_step"]
+    for step in steps:
+        if step <= 0:
+            raise UserError(f"parameter 'offset_step' got {step!r}; allowed: > 0 ns")
+    low, high = max(values["offset_min"]), min(values["offset_max"])
+    if high < low:
+        raise UserError(f"parameter 'offset_max' got {high!r}, below offset_min {low!r}; "
+                        f"allowed: offset_max >= offset_min")
+    span = max(values["offset_max"]) - min(values["offset_min"])
+    if span / min(steps) > MAX_DELAYS:
+        raise UserError(f"parameter 'offset_step' got {min(steps)!r}: more than {MAX_DELAYS} delays "
+                        f"between offset_min and offset_max; allowed: a larger step")
+    check_offset(values["offset"])
+
+
+def check(params: Mapping) -> None:
+    """The same rules for one complete parameter set (the step checks what it is given)."""
+    check_values({name: (value,) for name, value in params.items()})
+    for p in PARAMETERS:  # limits the core checks when planning, for direct invocations
+        if p.minimum is not None and params[p.name] < p.minimum:
+            raise UserError(f"parameter '{p.name}' got {params[p.name]!r}; allowed: >= {p.minimum:g}"
+                            + (f" {p.unit}" if p.unit else ""))
     if params["hits"] and not Path(params["hits"]).expanduser().is_file():
         raise UserError(f"parameter 'hits': file '{params['hits']}' does not exist (give a sim-hit dump, "
                         "or leave it empty for synthetic hits)")

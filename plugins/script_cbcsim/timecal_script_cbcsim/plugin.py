@@ -13,7 +13,7 @@ from timecal_core.layout import harvested_name
 from timecal_core.hookspecs import ProductionScript, Step, TaskPlan, TaskRequest, hookimpl
 from timecal_core.parameters import as_argv
 
-from .params import PARAMETERS, check, draw_delay
+from .params import PARAMETERS, check, check_values, draw_delay
 
 
 def plan(request: TaskRequest) -> TaskPlan:
@@ -36,5 +36,5 @@ def plan(request: TaskRequest) -> TaskPlan:
 
 @hookimpl
 def timecal_scripts():
-    yield ProductionScript(name="cbcsim", parameters=PARAMETERS, plan=plan,
+    yield ProductionScript(name="cbcsim", parameters=PARAMETERS, plan=plan, check=check_values,
                            description="CBC emulator (no CMSSW): synthetic hits or a sim-hit dump")

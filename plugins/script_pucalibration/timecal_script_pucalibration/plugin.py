@@ -12,29 +12,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from timecal_core.cms_parameters import CMS_PARAMETERS, check_offset
 from timecal_core.errors import UserError
-from timecal_core.hookspecs import Parameter, ProductionScript, Step, TaskPlan, TaskRequest, hookimpl
+from timecal_core.hookspecs import ProductionScript, Step, TaskPlan, TaskRequest, hookimpl
 from timecal_core.parameters import as_argv
 
 PRODUCTION_CFG = "PUCalibration_cfg.py"
 HARVESTER_CFG = "Harvester_cfg.py"
 DQM_OUTPUT = "DQM_V0001_R000000001__Global__CMSSW_X_Y_Z__RECO.root"
-SUBDETS = ("ALL", "BLL", "BLH", "BHL", "BHH", "ELL", "ELH", "EHL", "EHH")
-
-PARAMETERS = (
-    Parameter("N", "int", 1, "number of events"),
-    Parameter("pileup", "int", 200, "mean number of pile-up interactions"),
-    Parameter("pt", "float", 2.0, "minimum track pT of the hits (GeV)"),
-    Parameter("threshold", "float", 5800.0, "CBC threshold (electrons)"),
-    Parameter("thresholdsmearing", "float", 0.0, "per-module threshold smearing, uniform +- (electrons)"),
-    Parameter("tofsmearing", "float", 0.0, "per-module time-of-flight smearing, uniform +- (ns)"),
-    Parameter("mode", "str", "scan", "scan the delays, or emulate one delay", choices=("scan", "emulate")),
-    Parameter("subdet", "str", "ALL", "detector region (physics.md section 1)", choices=SUBDETS),
-    Parameter("offset", "float", -1.0, "emulate mode: the delay in ns (-1: drawn at random)"),
-    Parameter("verbose", "int", 0, "CMSSW verbosity"),
-    Parameter("HSfile", "path", None, "text file listing the hard-scattering GEN-SIM files", required=True),
-    Parameter("PUfile", "path", None, "text file listing the pile-up GEN-SIM files", required=True),
-)
+# The cfg's VarParsing options, from the core's one declaration (checked against the cfg
+# files by tests/test_cms_parameters.py).
+PARAMETERS = CMS_PARAMETERS
 
 
 def _cfg(request: TaskRequest, name: str) -> str:
@@ -88,8 +76,17 @@ def preflight(timerc) -> None:
             raise UserError(f"{timerc.path}: [paths] cmssw = {cmssw} has no {cfg}")
 
 
+def check(values) -> None:
+    """Refused when planning (types, choices and minima are checked by the core)."""
+    for n in values["N"]:
+        if n < 1 and n != -1:
+            raise UserError(f"parameter 'N' got {n!r}; allowed: a number of events >= 1, or -1 "
+                            f"(every event of the input files)")
+    check_offset(values["offset"])
+
+
 @hookimpl
 def timecal_scripts():
     yield ProductionScript(name="pucalibration", parameters=PARAMETERS, plan=plan,
-                           aliases=(PRODUCTION_CFG,), preflight=preflight,
+                           aliases=(PRODUCTION_CFG,), preflight=preflight, check=check, cmssw=True,
                            description="CMSSW PUCalibration_cfg.py + Harvester_cfg.py")
