@@ -280,6 +280,17 @@ def _template(name: str) -> tuple:
     return cached
 
 
+def prepare_fast_writer() -> None:
+    """Build the TH1F templates of the usual name lengths now (a warm step server calls this
+    once, so that the tasks it forks inherit them)."""
+    for delay in (0.0, 10.0, 100.0):
+        for mode in MODES:
+            try:
+                _template(hist1d_name(mode, delay))
+            except _FastPathUnavailable:
+                pass
+
+
 def _th1f_bytes(name: str, counts: np.ndarray) -> bytes:
     """The serialised TH1F of :func:`_th1f` (title = name, fill shift -0.5), by patching a
     template: identical bytes, without building an uproot model per histogram."""

@@ -10,6 +10,7 @@ selected, smearing summary, delay) and the per-module smearing table (tree ``sme
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ from timecal_core import layout
 from timecal_core.errors import UserError
 from timecal_core.parameters import complete, parse_assignments
 
-from . import __version__
+from . import __version__, hitcache
 from .detection import emulate
 from .dump import iterate_dump, read_modules
 from .hits import SimHits, selection
@@ -29,6 +30,8 @@ from .smearing import ModuleSmearing
 from .synthetic import SyntheticModel, generate_chunks
 
 CHUNK = 1_000_000
+WRITER_ENV = "TIMECAL_CBCSIM_WRITER"  # "uproot": one uproot assignment per object (the
+# pre-issue-17 writer, kept for comparison in benchmarks/bench_production.py)
 
 
 def delays_of(params) -> np.ndarray:
@@ -42,6 +45,12 @@ def _hit_chunks(params):
     for the dump or the synthetic model."""
     if params["hits"]:
         path = Path(params["hits"]).expanduser()
+        cached = hitcache.lookup(path)
+        if cached is not None:  # read once by this worker's step server (hitcache)
+            hits, modules = cached
+            def cached_chunks():
+                return (hits.take(slice(i, i + CHUNK)) for i in range(0, len(hits), CHUNK))
+            return cached_chunks, modules, str(path.resolve())
         modules = read_modules(path)
         return (lambda: iterate_dump(path, step_size=CHUNK)), modules, str(path.resolve())
     model = SyntheticModel(N=params["N"], pileup=params["pileup"], nhits=params["nhits"])
@@ -84,18 +93,33 @@ def run(params) -> Path:
     if source == "synthetic":
         info["synthetic_model"] = SyntheticModel(N=params["N"], pileup=params["pileup"],
                                                  nhits=params["nhits"]).as_dict()
-    layout.write_histograms(out, total, params={"params": dict(params), "metadata": {"delay": delay}})
-    import uproot
 
-    with uproot.update(out) as f:
+    def add_info(f) -> None:
         f["cbcsim_info"] = json.dumps(info, sort_keys=True)
         table = {"module": smearing.modules, "threshold_offset": smearing.threshold_offset,
                  "toa_offset": smearing.toa_offset}
         tree = f.mktree("smearing", {k: v.dtype for k, v in table.items()}, title="per-module smearing")
         tree.extend(table)
+
+    layout.write_histograms(out, total, params={"params": dict(params), "metadata": {"delay": delay}},
+                            fast=os.environ.get(WRITER_ENV, "fast") != "uproot", also=add_info)
     say(f"cbcsim: wrote {out.name} ({n_selected} hits x {delays.size} delays) in "
         f"{time.perf_counter() - start:.1f} s", flush=True)
     return out
+
+
+def timecal_warm_prepare(argv) -> None:
+    """Called by the worker's step server before it forks a task (timecal_core.warm): load
+    what every task of this worker reuses (uproot, the writer's templates, the emulator's
+    tables, the sim-hit dump) into the server, once."""
+    params = complete(PARAMETERS, parse_assignments([a for a in argv if a != "-v"], "cbcsim"), "cbcsim")
+    import uproot  # noqa: F401  (imported here once instead of in every task)
+
+    layout.prepare_fast_writer()
+    emulate(np.zeros(0), np.zeros(0), params["threshold"], delays_of(params)[:1], params["model"],
+            offset_step=params["offset_step"])
+    if params["hits"]:
+        hitcache.load(Path(params["hits"]).expanduser())
 
 
 def main(argv=None) -> int:
