@@ -194,6 +194,9 @@ def serve() -> int:
                 pass  # the worker is gone: handled by the EOF below
 
     def start(request: dict) -> None:
+        if request.get("env") is not None:  # the worker's environment of now, for prepare too
+            os.environ.clear()
+            os.environ.update(request["env"])
         if request.get("python") and request.get("prepare", True):
             try:
                 _prepare(request["python"], request["argv"])

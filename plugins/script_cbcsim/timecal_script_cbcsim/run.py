@@ -63,6 +63,7 @@ def _hit_chunks(params):
 
 def run(params) -> Path:
     delays = delays_of(params)
+    cached = bool(params["hits"]) and hitcache.lookup(Path(params["hits"]).expanduser()) is not None
     chunks, modules, source = _hit_chunks(params)
     smearing = ModuleSmearing.draw(modules, params["thresholdsmearing"], params["tofsmearing"], params["seed"])
     say = print if params["verbose"] else (lambda *a, **k: None)
@@ -89,7 +90,8 @@ def run(params) -> Path:
     out = Path.cwd() / layout.harvested_name(params, delay)
     info = {"version": __version__, "source": source, "hits_read": n_read, "hits_selected": n_selected,
             "delays": int(delays.size), "delay": delay, "model": params["model"],
-            "smearing": smearing.summary(), "seed": params["seed"]}
+            "smearing": smearing.summary(), "seed": params["seed"],
+            "hits_cached": cached}
     if source == "synthetic":
         info["synthetic_model"] = SyntheticModel(N=params["N"], pileup=params["pileup"],
                                                  nhits=params["nhits"]).as_dict()
