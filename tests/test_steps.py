@@ -214,3 +214,28 @@ def test_sigkill_of_the_driver_leaves_no_step_running(tmp_path):
                 os.killpg(p, signal.SIGKILL)
             except OSError:
                 pass
+
+
+def test_a_failing_warm_step_costs_one_attempt_and_the_production_completes(tmp_path):
+    """Real BXRun on the local backend: every warm step fails its first attempt (flaky),
+    the worker survives it, the retry succeeds."""
+    import sqlite3
+
+    timerc = tmp_path / "timerc"
+    timerc.write_text(f"[paths]\nproduction = {tmp_path / 'prod'}\nscans = {tmp_path / 'scans'}\n"
+                      f"[local]\nworkers = 2\ndashboard = no\n")
+    env = {**os.environ, "TIMECAL_CONFIG": str(timerc)}
+    markers = [str(tmp_path / f"flaky{i}") for i in range(3)]
+    (tmp_path / "grid.yml").write_text(f"flaky: {json.dumps(markers)}\nwarm: true\n")
+    res = subprocess.run([BXRUN, "--script", "sleeper", "--yaml", str(tmp_path / "grid.yml"), "-o", "p",
+                          "--interval", "1"], env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                         text=True, timeout=180)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "production complete: 3 tasks done" in res.stdout
+    db = sqlite3.connect(tmp_path / "prod" / "p" / "ledger.sqlite")
+    assert sorted(a for (a,) in db.execute("SELECT attempts FROM tasks")) == [2, 2, 2]
+    results = tmp_path / "prod" / "p" / "results"
+    assert not list((results / ".tmp").iterdir())
+    for params in results.glob("*/params.json"):
+        (step,) = json.loads(params.read_text())["steps"]
+        assert step["warm"] and step["exit_code"] == 0
