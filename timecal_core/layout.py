@@ -20,6 +20,10 @@ TOP_FOLDER = "Ph2TkBXHist"
 HARVESTED_PREFIX = "DQMData/Run 1/Ph2TkBXHist/Run summary"
 RAW_PREFIX = TOP_FOLDER
 PARAMS_KEY = "timecal_params"  # TObjString (JSON) at the top of the file
+# The record the core stores as PARAMS_KEY, given to a task's steps in their environment: a
+# step that writes its ROOT file itself may store it (json.loads of this variable), and the
+# core then finds it in place instead of rewriting the file (embed_parameters).
+TASK_PARAMETERS_ENV = "TIMECAL_TASK_PARAMETERS"
 MODES = ("Sampled", "Latched")
 BX_VALUES = np.arange(-5, 6)  # relative bunch crossings
 FILL_SHIFT = -1.5  # quirk: bx is filled at bx - 1.5
@@ -291,79 +295,121 @@ def prepare_fast_writer() -> None:
                 pass
 
 
-def _th1f_bytes(name: str, counts: np.ndarray) -> bytes:
-    """The serialised TH1F of :func:`_th1f` (title = name, fill shift -0.5), by patching a
-    template: identical bytes, without building an uproot model per histogram."""
-    if len(name.encode()) != len(name) or len(name) >= 255 or counts.shape != (BX_NBINS + 2,):
-        raise _FastPathUnavailable("unusual histogram")
-    data, name_at, stats_at, contents_at, sumw2_at = _template(name)
-    out = bytearray(data)
-    raw = name.encode()
-    for at in name_at:
-        out[at:at + len(raw)] = raw
+def _th1f_payloads(names: list[str], counts: np.ndarray) -> list[bytes]:
+    """The serialised TH1F of :func:`_th1f` (title = name, fill shift -0.5) for each row of
+    ``counts`` [n, 13], by patching a template: identical bytes, without building an uproot
+    model per histogram.
+
+    The statistics are computed for all rows at once; with integer counts and half-integer
+    bin centres every product and partial sum is exact in float64, so the result does not
+    depend on the summation order and equals :func:`_th1f`'s per-row sums bit for bit.
+    """
+    counts = np.asarray(counts)
+    if counts.ndim != 2 or counts.shape[1] != BX_NBINS + 2 or \
+            not np.array_equal(counts, np.round(counts)) or np.abs(counts).max(initial=0) >= 2**24:
+        raise _FastPathUnavailable("unusual histogram contents")
     width = (BX_HIGH - BX_LOW) / BX_NBINS
     centres = BX_LOW + (np.arange(BX_NBINS) + 0.5) * width - 0.5
-    w = counts[1:-1].astype(np.float64)
-    stats = (float(counts.sum()), w.sum(), w.sum(), float((w * centres).sum()),
-             float((w * centres**2).sum()))
-    for at, value in zip(stats_at, stats):
-        out[at:at + 8] = struct.pack(">d", value)
-    out[contents_at:contents_at + 4 * len(counts)] = counts.astype(">f4").tobytes()
-    out[sumw2_at:sumw2_at + 8 * len(counts)] = counts.astype(">f8").tobytes()
-    return bytes(out)
+    w = counts[:, 1:-1].astype(np.float64)
+    sumw = w.sum(axis=1)
+    stats = np.stack([counts.sum(axis=1).astype(np.float64), sumw, sumw, (w * centres).sum(axis=1),
+                      (w * centres**2).sum(axis=1)], axis=1)
+    contents = counts.astype(">f4")
+    sumw2 = counts.astype(">f8")
+    out = []
+    pack = struct.pack_into
+    for i, name in enumerate(names):
+        raw = name.encode()
+        if len(raw) != len(name) or len(name) >= 255:
+            raise _FastPathUnavailable("unusual histogram name")
+        data, name_at, stats_at, contents_at, sumw2_at = _template(name)
+        buf = bytearray(data)
+        for at in name_at:
+            buf[at:at + len(raw)] = raw
+        for at, value in zip(stats_at, stats[i].tolist()):
+            pack(">d", buf, at, value)
+        buf[contents_at:contents_at + 4 * (BX_NBINS + 2)] = contents[i].tobytes()
+        buf[sumw2_at:sumw2_at + 8 * (BX_NBINS + 2)] = sumw2[i].tobytes()
+        out.append(bytes(buf))
+    return out
+
+
+class _Label:
+    __slots__ = ("string",)
+
+    def __init__(self, string: str):
+        self.string = string
+
+
+class _SerialisedKey:
+    """A TKey header already serialised, as the directory's key list holds it (it only
+    needs the name, class, cycle, size and bytes of each key)."""
+
+    __slots__ = ("_bytes", "name", "classname", "cycle")
+
+    def __init__(self, header: bytes, name: str, classname: str, cycle: int):
+        self._bytes, self.name, self.classname, self.cycle = header, _Label(name), _Label(classname), cycle
+
+    @property
+    def allocation(self) -> int:
+        return len(self._bytes)
+
+    num_bytes = allocation
+
+    def serialize(self) -> bytes:
+        return self._bytes
+
+    def copy_to(self, location):  # the bytes do not depend on where the key list sits
+        return self
 
 
 def _write_1d_fast(f, directory: str, items: list[tuple[str, np.ndarray]]) -> None:
     """Add many TH1F to one new directory with a single update of its key list.
 
     uproot's ``f[name] = hist`` rewrites the directory and flushes for every object (~1 ms
-    each, 1 s for a harvested file); here the keys and payloads are laid out in one
-    allocation and the directory is written once. Uses uproot's writing cascade
-    (``uproot.writing._cascade``): a version that changes it makes this raise
+    each, 1 s for a harvested file); here the TKeys (ROOT's small-key format, the one uproot
+    writes below 2 GB) and payloads are laid out in one allocation and the directory is
+    written once. Uses uproot's writing cascade (``uproot.writing._cascade``) for the
+    directory itself: a version that changes it makes this raise
     :class:`_FastPathUnavailable` and the file is written the plain way.
     """
     import datetime
 
     import uproot
-    from uproot.writing import _cascade
+    from uproot.serialization import string as root_string
 
-    payloads = []
-    for name, counts in items:
-        raw = _th1f_bytes(name, np.asarray(counts))
-        payloads.append((name, uproot.compression.compress(raw, f.compression), len(raw)))
+    names = [name for name, _ in items]
+    raws = _th1f_payloads(names, np.array([counts for _, counts in items]))
+    compression = f.compression
+    payloads = [uproot.compression.compress(raw, compression) for raw in raws]
     try:
-        small = uproot.reading._key_format_small.size
-        entry_bytes = [small + len(uproot.serialization.string("TH1F")) + 2 * len(uproot.serialization.string(n))
-                       + len(c) for n, c, _ in payloads]
-        key_bytes = sum(e - len(c) for e, (_, c, _) in zip(entry_bytes, payloads))
-        f.mkdir(directory, initial_directory_bytes=key_bytes + 1024)
+        key_format = uproot.reading._key_format_small
+        classname = root_string("TH1F")
+        strings = [classname + 2 * root_string(name) for name in names]
+        key_lengths = [key_format.size + len(s) for s in strings]
+        f.mkdir(directory, initial_directory_bytes=sum(key_lengths) + 1024)
         target = f[directory]
         casc = target._cascading
         sink = target.file.sink
         parent = casc._key.location
-        total = sum(entry_bytes)
+        total = sum(key_lengths) + sum(len(c) for c in payloads)
         start = casc._freesegments.allocate(total, dry_run=True)
         if start + total >= uproot.const.kStartBigFile or parent >= uproot.const.kStartBigFile:
             raise _FastPathUnavailable("file beyond 2 GB")
         casc._freesegments.allocate(total, dry_run=False)
+        datime = uproot._util.datetime_to_code(datetime.datetime.now())
+        version = uproot.writing._cascade.Key.class_version
         chunks = []
         location = start
-        for (name, compressed, uncompressed), size in zip(payloads, entry_bytes):
-            position = location + small
-            classname = _cascade.String(position, "TH1F")
-            position += classname.num_bytes
-            key_name = _cascade.String(position, name)
-            position += key_name.num_bytes
-            title = _cascade.String(position, name)
-            key = _cascade.Key(location, uncompressed, len(compressed), classname, key_name, title,
-                               casc._data.next_cycle(name), parent, location)
-            header = key.serialize()
-            if len(header) + len(compressed) != size:
-                raise _FastPathUnavailable("key size mismatch")
+        for name, raw, compressed, text, keylen in zip(names, raws, payloads, strings, key_lengths):
+            if casc._data.haskey(name):
+                raise _FastPathUnavailable("name already in the directory")
+            header = key_format.pack(keylen + len(compressed), version, len(raw), datime, keylen, 1,
+                                     location, parent) + text
             chunks.append(header)
             chunks.append(compressed)
-            casc._data.add_key(key.copy_to(casc._data.next_location))
-            location += size
+            casc._data.add_key(_SerialisedKey(header, name, "TH1F", 1))
+            location += keylen + len(compressed)
         if casc._data.num_bytes > casc._data.allocation:  # the key list outgrew its room
             casc._reallocate_data(casc._data.num_bytes + 1024)
         sink.write(start, b"".join(chunks))
@@ -371,7 +417,7 @@ def _write_1d_fast(f, directory: str, items: list[tuple[str, np.ndarray]]) -> No
         casc.write(sink)
         sink.set_file_length(casc._freesegments.fileheader.end)
         sink.flush()
-    except (AttributeError, TypeError) as exc:  # a different uproot: nothing written yet?
+    except (AttributeError, TypeError) as exc:  # another uproot: the caller starts over
         raise _FastPathUnavailable(str(exc)) from exc
 
 
@@ -381,10 +427,19 @@ def embed_parameters(path: Path, params: dict[str, Any]) -> None:
 
     with uproot.open(path) as f:  # uproot 5.7's update mode cannot test membership in files
         present = PARAMS_KEY in f  # with directories, so look first with a reader
+        if present and _same_json(str(f[PARAMS_KEY]), params):
+            return  # the step stored it already (TASK_PARAMETERS_ENV): no rewrite, ~0.2 s saved
     with uproot.update(path) as f:
         if present:
             del f[PARAMS_KEY]
         f[PARAMS_KEY] = json.dumps(params, sort_keys=True)
+
+
+def _same_json(stored: str, params: dict[str, Any]) -> bool:
+    try:
+        return json.loads(stored) == json.loads(json.dumps(params, sort_keys=True))
+    except ValueError:
+        return False
 
 
 def read_parameters(path: Path) -> dict[str, Any] | None:

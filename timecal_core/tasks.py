@@ -150,7 +150,8 @@ def _describe_usage(outcome: StepProcess) -> str:
 
 
 def run_step(step: Step, workdir: Path, log_path: Path, cmssw_init: str, task_id: str,
-             should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+             should_stop: Callable[[], bool] | None = None,
+             extra_env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run one step through this process's step server (:mod:`timecal_core.warm`): in its
     own session, killed with its process group when ``should_stop()`` turns true or the
     worker dies. Returns what params.json records of it; raises :class:`TaskFailed`."""
@@ -178,6 +179,8 @@ def run_step(step: Step, workdir: Path, log_path: Path, cmssw_init: str, task_id
             shown = shlex.join(resolved)
         log.write(f"\n=== step {step.name}: {shown}\n".encode())
     request.update(cwd=str(workdir), log=str(log_path))
+    if extra_env:
+        request["env"] = {**(request["env"] if request["env"] is not None else os.environ), **extra_env}
     try:
         outcome = warm_server().run(request, should_stop)
     except ServerLost as exc:
@@ -224,7 +227,7 @@ def execute_task(spec: TaskSpec, production_dir: str, cmssw_init: str = "",
                  cmssw_dir: str | None = None) -> TaskResult:
     """Run ``spec`` to completion (or raise :class:`TaskFailed`). Idempotent: a task whose
     result is already on disk is not run again."""
-    from .layout import embed_parameters
+    from .layout import TASK_PARAMETERS_ENV, embed_parameters
     from .plugins import get_registry
 
     results = _results(production_dir)
@@ -242,7 +245,10 @@ def execute_task(spec: TaskSpec, production_dir: str, cmssw_init: str = "",
         plan = script.plan(TaskRequest(dict(spec.params), workdir,
                                        Path(cmssw_dir) if cmssw_dir else None))
         should_stop = stop_check()
-        steps = [run_step(step, workdir, log_path, cmssw_init, spec.task_id, should_stop)
+        embedded = {"params": dict(spec.params), "metadata": dict(plan.metadata), "script": spec.script,
+                    "task_id": spec.task_id}
+        extra_env = {TASK_PARAMETERS_ENV: json.dumps(embedded, sort_keys=True)}
+        steps = [run_step(step, workdir, log_path, cmssw_init, spec.task_id, should_stop, extra_env)
                  for step in plan.steps]
         if plan.finalize is not None:
             try:
@@ -262,8 +268,7 @@ def execute_task(spec: TaskSpec, production_dir: str, cmssw_init: str = "",
                   "metadata": dict(plan.metadata), "output": output.name, "start": start,
                   "end": end, "worker": _worker_label(), "steps": steps}
         if output.suffix == ".root":
-            embed_parameters(output, {"params": record["params"], "metadata": record["metadata"],
-                                      "script": spec.script, "task_id": spec.task_id})
+            embed_parameters(output, embedded)
         tmp_params = workdir / (PARAMS_NAME + ".part")
         tmp_params.write_text(json.dumps(record, indent=1, sort_keys=True))
         os.replace(tmp_params, workdir / PARAMS_NAME)  # params.json last
