@@ -104,12 +104,13 @@ def report(label: str, fast: dict, slow: dict) -> float:
               f"write {r['write']:.3f}  bookkeeping {r['bookkeeping']:.3f}  = {r['share']:.3f} s "
               f"(step CPU {r['cpu']:.3f} s)")
     print(f"  ratio fast / slow (tasks/s)  : {ratio:6.1f} x   (goal >= 10 x)")
+    print(f"  ratio of step CPU per task   : {slow['cpu'] / fast['cpu']:6.1f} x   (independent of the "
+          f"machine's load)")
     for name, r in (("fast", fast), ("slow", slow)):
-        # fixed costs once; aggregation scales with the number of tasks
-        total = r["startup"] + FULL_GRID / r["rate"] + r["after"] * FULL_GRID / r["n"]
+        total = r["startup"] + FULL_GRID / r["rate"]  # start-up once, then the measured rate
         goal = "   (goal < 1 h)" if name == "fast" else ""
         print(f"  extrapolated {FULL_GRID} tasks ({name}) : {time.strftime('%H:%M:%S', time.gmtime(total))}"
-              f"{goal}")
+              f"{goal}   (aggregators not included)")
     return ratio
 
 
@@ -134,6 +135,9 @@ def main() -> int:
     print(f"cbcsim grids through BXRun --dask local, {args.workers} workers on {os.cpu_count()} cores; "
           f"synthetic hits nhits=20000, dump {args.dump_hits} hits; 501 delays; "
           f"slow path on the grids' first {n_slow} points")
+    load = os.getloadavg()[0]
+    print(f"load average before the runs: {load:.1f} on {os.cpu_count()} cores"
+          + ("  (a busy machine: rates are lower than on an idle one)" if load > (os.cpu_count() or 1) else ""))
     ratios = []
     for label, source in (("synthetic hits", None), ("one sim-hit dump", dump)):
         fast = run_production(f"fast-{'dump' if source else 'synthetic'}", n_fast, source, base, args.workers, False)
