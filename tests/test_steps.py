@@ -177,9 +177,13 @@ def test_cancelling_the_future_kills_the_step_group_and_removes_its_workdir(tmp_
 
 def test_worker_death_kills_the_step_group(tmp_path, client):
     spec = sleeper_spec(tmp_path, index=9, warm=True, seconds=120, children=1)
-    client.submit(execute_task, spec, str(tmp_path), pure=False)
-    pids = wait_for(lambda: (p := step_pids(tmp_path / "results")) and len(p) == 2 and p, 30,
-                    "the step and its child")
+    future = client.submit(execute_task, spec, str(tmp_path), pure=False)
+    try:
+        pids = wait_for(lambda: (p := step_pids(tmp_path / "results")) and len(p) == 2 and p, 30,
+                        "the step and its child")
+    except BaseException:
+        print(future, [(p, p.read_text()) for p in tmp_path.rglob("*.log")])
+        raise
     (worker_pid,) = client.run(os.getpid).values()
     os.kill(worker_pid, signal.SIGKILL)
     assert wait_gone(pids) == []

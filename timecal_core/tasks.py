@@ -5,6 +5,15 @@ in the output, ``params.json`` is written last and the directory is renamed into
 ``results/<dirname>``: a rename is atomic, so a task killed half-way never looks done and
 a rerun simply starts it again. Commands are argv lists; parameter values never reach a
 shell, only the trusted ``[cmssw] init`` snippet of timerc does.
+
+Every step, a command or a warm python step, is started by the worker's step server
+(:mod:`timecal_core.warm`) in a session of its own and ends with its process group when its
+attempt ends: its own end, a cancelled future or a closing worker (:func:`stop_check`, polled
+every 0.2 s), the worker's death or the driver's (the server's pipe closes, PDEATHSIG). A
+cancelled attempt's work directory is removed at once; one whose worker died is removed
+when the task completes (the driver reads it meanwhile to charge the attempt) or by the
+next run. ``params.json`` records each step's exit code, signal, wall and CPU time and
+peak RSS.
 """
 
 from __future__ import annotations
@@ -293,6 +302,9 @@ def execute_task(spec: TaskSpec, production_dir: str, cmssw_init: str = "",
         _keep_failed_log(results, spec.dirname, log_path)
         shutil.rmtree(workdir, ignore_errors=True)
         raise TaskFailed(spec.task_id, "setup", None, tail) from exc
+    except BaseException:  # interrupted (Ctrl-C in BXRun --run): nothing half-done stays
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
 
 
 def _remove_other_attempts(results: Path, dirname: str) -> None:

@@ -350,6 +350,10 @@ class StepServer:
                     stopped = True
                     if pid is not None:
                         _kill_group(pid)
+        except BaseException:  # e.g. Ctrl-C in ``BXRun --run``: the step ends with its caller
+            if pid is not None:
+                _kill_group(pid)
+            raise
         finally:
             with self._lock:
                 self._waiting.pop(rid, None)
