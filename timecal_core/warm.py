@@ -98,7 +98,7 @@ def _child(request: dict, server_pid: int, keep_out: list[int]) -> None:
     try:
         os.setsid()
         signal.set_wakeup_fd(-1)
-        for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
+        for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_DFL)
         _die_with_parent(server_pid)
         for fd in keep_out:
@@ -119,6 +119,7 @@ def _child(request: dict, server_pid: int, keep_out: list[int]) -> None:
             code = call_step_function(request["python"], request["argv"])
         else:
             argv = request["argv"]
+            signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # as subprocess does for programs
             try:
                 if env is None:
                     os.execvp(argv[0], argv)
