@@ -90,7 +90,7 @@ def summarise(results: Path, t0: float, wall: float, workers: int) -> dict:
     emul, wr, sw = mean(emulate), mean(write), mean(step_wall)
     return {"n": n, "rate": n / span, "span": span, "wall": wall, "startup": min(starts) - t0,
             "after": t0 + wall - max(ends), "emulate": emul, "write": wr, "start": sw - emul - wr,
-            "bookkeeping": share - sw, "share": share, "cpu": mean(step_cpu)}
+            "bookkeeping": share - sw, "share": share, "cpu": mean(step_cpu), "workers": workers}
 
 
 def report(label: str, fast: dict, slow: dict) -> float:
@@ -106,6 +106,9 @@ def report(label: str, fast: dict, slow: dict) -> float:
     print(f"  ratio fast / slow (tasks/s)  : {ratio:6.1f} x   (goal >= 10 x)")
     print(f"  ratio of step CPU per task   : {slow['cpu'] / fast['cpu']:6.1f} x   (independent of the "
           f"machine's load)")
+    bound = fast["startup"] + FULL_GRID * fast["cpu"] / fast["workers"]
+    print(f"  {FULL_GRID} tasks from step CPU alone (fast; a lower bound an idle machine approaches): "
+          f"{time.strftime('%H:%M:%S', time.gmtime(bound))}")
     for name, r in (("fast", fast), ("slow", slow)):
         total = r["startup"] + FULL_GRID / r["rate"]  # start-up once, then the measured rate
         goal = "   (goal < 1 h)" if name == "fast" else ""
