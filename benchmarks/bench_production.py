@@ -93,6 +93,11 @@ def summarise(results: Path, t0: float, wall: float, workers: int) -> dict:
             "bookkeeping": share - sw, "share": share, "cpu": mean(step_cpu), "workers": workers}
 
 
+def hms(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
 def report(label: str, fast: dict, slow: dict) -> float:
     ratio = fast["rate"] / slow["rate"]
     print(f"[{label}]")
@@ -108,11 +113,11 @@ def report(label: str, fast: dict, slow: dict) -> float:
           f"machine's load)")
     bound = fast["startup"] + FULL_GRID * fast["cpu"] / fast["workers"]
     print(f"  {FULL_GRID} tasks from step CPU alone (fast; a lower bound an idle machine approaches): "
-          f"{time.strftime('%H:%M:%S', time.gmtime(bound))}")
+          f"{hms(bound)}")
     for name, r in (("fast", fast), ("slow", slow)):
         total = r["startup"] + FULL_GRID / r["rate"]  # start-up once, then the measured rate
         goal = "   (goal < 1 h)" if name == "fast" else ""
-        print(f"  extrapolated {FULL_GRID} tasks ({name}) : {time.strftime('%H:%M:%S', time.gmtime(total))}"
+        print(f"  extrapolated {FULL_GRID} tasks ({name}) : {hms(total)}"
               f"{goal}   (aggregators not included)")
     return ratio
 

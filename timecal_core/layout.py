@@ -7,6 +7,7 @@ read by the other exactly as a CMSSW-harvested file would be.
 
 from __future__ import annotations
 
+import functools
 import json
 import struct
 from collections.abc import Callable
@@ -46,6 +47,7 @@ def scan_delays(offset_min: float = 0.0, offset_max: float = 50.0, step: float =
     return np.asarray(values, dtype=np.float64)
 
 
+@functools.lru_cache(maxsize=1 << 16)  # 1,002 names per harvested file, the same every task
 def offset_label(delay: float) -> str:
     """C++ ``std::to_string(d)`` (6 decimals) with '.' -> 'p': ``12p300000``."""
     return f"{delay:.6f}".replace(".", "p")

@@ -170,7 +170,7 @@ def run_step(step: Step, workdir: Path, log_path: Path, cmssw_init: str, task_id
         except FileNotFoundError as exc:
             log.write(f"\n=== step {step.name}: {exc}\n".encode())
             raise TaskFailed(task_id, step.name, None, _tail(log_path)) from None
-        python = getattr(step, "python", "")
+        python = step.python
         warm = bool(python) and warm_enabled()
         if python and step.cmssw:
             log.write(f"\n=== step {step.name}: a python step cannot be a CMSSW step\n".encode())
@@ -189,7 +189,7 @@ def run_step(step: Step, workdir: Path, log_path: Path, cmssw_init: str, task_id
         log.write(f"\n=== step {step.name}: {shown}\n".encode())
     request.update(cwd=str(workdir), log=str(log_path))
     if extra_env:
-        request["env"] = {**(request["env"] if request["env"] is not None else os.environ), **extra_env}
+        request["env"] = {**request["env"], **extra_env}
     try:
         outcome = warm_server().run(request, should_stop)
     except ServerLost as exc:
