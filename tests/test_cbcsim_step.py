@@ -1,5 +1,5 @@
-"""The cbcsim production script end to end: the plugin's plan, the step run as a subprocess
-(``python -m timecal_script_cbcsim``), the core's task chain, and the harvested file read
+"""The cbcsim production script end to end: the plugin's plan, the step run warm by the core
+(and cold as ``python -m timecal_script_cbcsim`` for user errors), the core's task chain, and the harvested file read
 back with uproot and with ROOT itself."""
 
 from __future__ import annotations
@@ -34,11 +34,15 @@ def params_of(given):
 
 
 def run_step(tmp_path, given):
+    """The step as the core runs it: warm, forked from this process's step server."""
+    from timecal_core.tasks import run_step as core_run_step
+
     params = params_of(given)
     plan = script().plan(TaskRequest(params, tmp_path, None))
     (step,) = plan.steps
-    proc = subprocess.run(step.argv, cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
+    log = tmp_path.parent / f"{tmp_path.name}.log"
+    record = core_run_step(step, tmp_path, log, "", "test")
+    assert record["exit_code"] == 0 and record["warm"], log.read_text()
     return params, plan
 
 
@@ -158,6 +162,6 @@ def test_root_itself_reads_the_output(tmp_path):
 def test_plan_passes_every_parameter_and_no_shell(tmp_path):
     params = params_of(SMALL)
     plan = script().plan(TaskRequest(params, tmp_path, None))
-    argv = plan.steps[0].argv
-    assert argv[:3] == (sys.executable, "-m", "timecal_script_cbcsim")
-    assert set(argv[3:]) == set(as_argv(params)) and not plan.steps[0].cmssw
+    (step,) = plan.steps
+    assert step.python == "timecal_script_cbcsim.run:main" and not step.cmssw
+    assert set(step.argv) == set(as_argv(params))

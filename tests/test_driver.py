@@ -115,8 +115,10 @@ def test_worker_killed_mid_task_costs_one_attempt(tmp_path, env):
                         sleeper_pid = int(line.split()[1].split("=")[1])
             time.sleep(0.2)
         assert sleeper_pid, "the task never started"
-        with open(f"/proc/{sleeper_pid}/stat") as fh:
-            worker_pid = int(fh.read().rpartition(")")[2].split()[1])  # the sleeper's parent
+        with open(f"/proc/{sleeper_pid}/stat") as fh:  # the sleeper's parent is the step
+            server_pid = int(fh.read().rpartition(")")[2].split()[1])  # server (timecal_core.warm)
+        with open(f"/proc/{server_pid}/stat") as fh:
+            worker_pid = int(fh.read().rpartition(")")[2].split()[1])  # whose parent is the worker
         os.kill(worker_pid, signal.SIGKILL)
         out, err = proc.communicate(timeout=120)
     finally:

@@ -63,11 +63,20 @@ class Step:
     ``cmssw=True`` the trusted ``[cmssw] init`` snippet of timerc runs first in bash and the
     command is appended with every argument quoted, and virtualenv variables are removed
     from the environment (CMSSW brings its own Python).
+
+    ``python="module:function"`` makes it a *warm* step: ``function(list(argv))`` runs in a
+    child forked from a per-worker process that has already imported ``module`` (its return
+    value or ``SystemExit`` is the exit code), instead of a fresh interpreter per task. It
+    keeps what a subprocess guarantees (own process group, killed on cancel or worker death,
+    output in task.log, exit code and resources recorded); ``argv`` then holds only the
+    arguments. See :mod:`timecal_core.warm` (and ``timecal_warm_prepare`` for caches shared by
+    a worker's tasks). Not combinable with ``cmssw``.
     """
 
     name: str
     argv: tuple[str, ...]
     cmssw: bool = False
+    python: str = ""
 
 
 @dataclass(frozen=True)

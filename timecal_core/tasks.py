@@ -5,26 +5,40 @@ in the output, ``params.json`` is written last and the directory is renamed into
 ``results/<dirname>``: a rename is atomic, so a task killed half-way never looks done and
 a rerun simply starts it again. Commands are argv lists; parameter values never reach a
 shell, only the trusted ``[cmssw] init`` snippet of timerc does.
+
+Every step, a command or a warm python step, is started by the worker's step server
+(:mod:`timecal_core.warm`) in a session of its own and ends with its process group when its
+attempt ends: its own end, a cancelled future or a closing worker (:func:`stop_check`, polled
+every 0.2 s), the worker's death or the driver's (the server's pipe closes, PDEATHSIG). A
+cancelled attempt's work directory is removed at once; one whose worker died is removed
+when the task completes (the driver reads it meanwhile to charge the attempt) or by the
+next run. ``params.json`` records each step's exit code, signal, wall and CPU time and
+peak RSS.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
 import shlex
 import shutil
+import signal
 import socket
-import subprocess
 import sys
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .grid import RESULTS, SEPARATOR, TMP, TaskSpec
 from .hookspecs import FinishedTask, Step, TaskRequest
+from .warm import ServerLost, StepProcess, warm_enabled
+from .warm import server as warm_server
 
 LOG_NAME = "task.log"
 PARAMS_NAME = "params.json"
@@ -113,23 +127,101 @@ def _tail(path: Path, n: int = TAIL_LINES) -> str:
         return ""
 
 
-def run_step(step: Step, workdir: Path, log_path: Path, cmssw_init: str, task_id: str) -> None:
+def stop_check() -> Callable[[], bool] | None:
+    """How a running step learns that its attempt is over although its thread still runs.
+
+    Dask cannot stop a task's thread: when the driver cancels the future (``cancel``,
+    ``exit``, the driver stopping) the worker only marks the task ``cancelled`` and waits
+    for the thread. The step loop therefore asks the worker every 0.2 s (one dict look-up)
+    whether its key is still wanted, and whether the worker is closing; if not, it kills
+    the step's process group. Outside a Dask worker (``BXRun --run``, tests) nothing stops
+    a step but its end.
+    """
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+        key = worker.get_current_task()
+    except Exception:
+        return None
+
+    def stopped() -> bool:
+        ts = worker.state.tasks.get(key)
+        if ts is None or ts.state in ("cancelled", "released", "forgotten"):
+            return True
+        return getattr(worker.status, "name", "") in ("closing", "closed", "failed")
+    return stopped
+
+
+def _describe_usage(outcome: StepProcess) -> str:
+    return (f"{outcome.wall:.2f} s (user {outcome.user:.2f} s, sys {outcome.sys:.2f} s, "
+            f"max RSS {outcome.maxrss_kib / 1024:.1f} MiB)")
+
+
+def run_step(step: Step, workdir: Path, log_path: Path, cmssw_init: str, task_id: str,
+             should_stop: Callable[[], bool] | None = None,
+             extra_env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run one step through this process's step server (:mod:`timecal_core.warm`): in its
+    own session, killed with its process group when ``should_stop()`` turns true or the
+    worker dies. Returns what params.json records of it; raises :class:`TaskFailed`."""
     with open(log_path, "ab", buffering=0) as log:
         try:
             resolved = resolve_matches(step.argv, workdir)
         except FileNotFoundError as exc:
             log.write(f"\n=== step {step.name}: {exc}\n".encode())
             raise TaskFailed(task_id, step.name, None, _tail(log_path)) from None
-        argv, env = command_for(resolved, step.cmssw, cmssw_init)
-        log.write(f"\n=== step {step.name}: {shlex.join(resolved)}\n".encode())
+        python = step.python
+        warm = bool(python) and warm_enabled()
+        if python and step.cmssw:
+            log.write(f"\n=== step {step.name}: a python step cannot be a CMSSW step\n".encode())
+            raise TaskFailed(task_id, step.name, None, _tail(log_path))
+        if warm:
+            request = {"python": python, "argv": resolved, "env": dict(os.environ)}
+            shown = f"{python} {shlex.join(resolved)} (warm)"
+        elif python:
+            argv = [sys.executable, "-m", "timecal_core.warm", "run", python, *resolved]
+            request = {"argv": argv, "env": dict(os.environ)}
+            shown = shlex.join(argv)
+        else:
+            argv, env = command_for(resolved, step.cmssw, cmssw_init)
+            request = {"argv": argv, "env": env}
+            shown = shlex.join(resolved)
+        log.write(f"\n=== step {step.name}: {shown}\n".encode())
+    request.update(cwd=str(workdir), log=str(log_path))
+    if extra_env:
+        request["env"] = {**request["env"], **extra_env}
+    try:
+        outcome = warm_server().run(request, should_stop)
+    except ServerLost as exc:
+        with open(log_path, "a") as log:
+            log.write(f"{exc}\n")
+        raise TaskFailed(task_id, step.name, None, _tail(log_path)) from None
+    record = {"name": step.name, "exit_code": outcome.exit_code, "signal": outcome.signal,
+              "warm": warm, "wall": round(outcome.wall, 4), "user": round(outcome.user, 4),
+              "sys": round(outcome.sys, 4), "maxrss_kib": outcome.maxrss_kib}
+    if outcome.stopped:
+        with open(log_path, "a") as log:
+            log.write(f"--- step {step.name} killed with its process group: the attempt was "
+                      "cancelled or its worker is closing\n")
+        raise TaskFailed(task_id, step.name, None, _tail(log_path))
+    if outcome.signal is not None:
         try:
-            proc = subprocess.run(argv, cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL, env=env)
-        except FileNotFoundError as exc:
-            log.write(f"cannot start {argv[0]!r}: {exc}\n".encode())
-            raise TaskFailed(task_id, step.name, None, _tail(log_path)) from None
-    if proc.returncode != 0:
-        raise TaskFailed(task_id, step.name, proc.returncode, _tail(log_path))
+            name = signal.Signals(outcome.signal).name
+        except ValueError:
+            name = "unknown signal"
+        with open(log_path, "a") as log:
+            log.write(f"--- step {step.name} killed by signal {outcome.signal} ({name}) after "
+                      f"{_describe_usage(outcome)}\nkilled by signal {outcome.signal} ({name})\n")
+        raise TaskFailed(task_id, step.name, None, _tail(log_path))
+    if outcome.exit_code != 0:
+        tail = _tail(log_path)  # before the summary: the step's own last words explain it
+        with open(log_path, "a") as log:
+            log.write(f"--- step {step.name} ended: exit code {outcome.exit_code} after "
+                      f"{_describe_usage(outcome)}\n")
+        raise TaskFailed(task_id, step.name, outcome.exit_code, tail)
+    with open(log_path, "a") as log:
+        log.write(f"--- step {step.name} ended: exit code 0 after {_describe_usage(outcome)}\n")
+    return record
 
 
 def _results(production_dir: str | Path) -> Path:
@@ -144,7 +236,7 @@ def execute_task(spec: TaskSpec, production_dir: str, cmssw_init: str = "",
                  cmssw_dir: str | None = None) -> TaskResult:
     """Run ``spec`` to completion (or raise :class:`TaskFailed`). Idempotent: a task whose
     result is already on disk is not run again."""
-    from .layout import embed_parameters
+    from .layout import TASK_PARAMETERS_ENV, embed_parameters
     from .plugins import get_registry
 
     results = _results(production_dir)
@@ -161,8 +253,12 @@ def execute_task(spec: TaskSpec, production_dir: str, cmssw_init: str = "",
         script = get_registry().script(spec.script).item
         plan = script.plan(TaskRequest(dict(spec.params), workdir,
                                        Path(cmssw_dir) if cmssw_dir else None))
-        for step in plan.steps:
-            run_step(step, workdir, log_path, cmssw_init, spec.task_id)
+        should_stop = stop_check()
+        embedded = {"params": dict(spec.params), "metadata": dict(plan.metadata), "script": spec.script,
+                    "task_id": spec.task_id}
+        extra_env = {TASK_PARAMETERS_ENV: json.dumps(embedded, sort_keys=True)}
+        steps = [run_step(step, workdir, log_path, cmssw_init, spec.task_id, should_stop, extra_env)
+                 for step in plan.steps]
         if plan.finalize is not None:
             try:
                 plan.finalize(workdir)
@@ -179,10 +275,9 @@ def execute_task(spec: TaskSpec, production_dir: str, cmssw_init: str = "",
         end = time.time()
         record = {"task_id": spec.task_id, "script": spec.script, "params": dict(spec.params),
                   "metadata": dict(plan.metadata), "output": output.name, "start": start,
-                  "end": end, "worker": _worker_label()}
+                  "end": end, "worker": _worker_label(), "steps": steps}
         if output.suffix == ".root":
-            embed_parameters(output, {"params": record["params"], "metadata": record["metadata"],
-                                      "script": spec.script, "task_id": spec.task_id})
+            embed_parameters(output, embedded)
         tmp_params = workdir / (PARAMS_NAME + ".part")
         tmp_params.write_text(json.dumps(record, indent=1, sort_keys=True))
         os.replace(tmp_params, workdir / PARAMS_NAME)  # params.json last
@@ -194,6 +289,7 @@ def execute_task(spec: TaskSpec, production_dir: str, cmssw_init: str = "",
                 return TaskResult(spec.task_id, str(final / output.name), start, end,
                                   _worker_label(), reused=True)
             raise
+        _remove_other_attempts(results, spec.dirname)
         return TaskResult(spec.task_id, str(final / output.name), start, end, _worker_label())
     except TaskFailed:
         _keep_failed_log(results, spec.dirname, log_path)
@@ -206,6 +302,19 @@ def execute_task(spec: TaskSpec, production_dir: str, cmssw_init: str = "",
         _keep_failed_log(results, spec.dirname, log_path)
         shutil.rmtree(workdir, ignore_errors=True)
         raise TaskFailed(spec.task_id, "setup", None, tail) from exc
+    except BaseException:  # interrupted (Ctrl-C in BXRun --run): nothing half-done stays
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+
+
+def _remove_other_attempts(results: Path, dirname: str) -> None:
+    """Once a task is done, work directories of its earlier attempts (a worker that died,
+    whose server killed the steps but could not clean up) are stale: remove them, so that
+    a complete production leaves nothing under ``results/.tmp``. They are kept until then
+    because the driver reads their presence to tell a started attempt from an unstarted one."""
+    tmp = results / TMP
+    for entry in tmp.glob(glob.escape(dirname) + ".*"):
+        shutil.rmtree(entry, ignore_errors=True)
 
 
 def _keep_failed_log(results: Path, dirname: str, log_path: Path) -> None:

@@ -1,19 +1,22 @@
 """Registers ``cbcsim``, the CMSSW-free emulator of the PUCalibration + Harvester chain.
 
-One step, ``python -m timecal_script_cbcsim k=v...``, writes the harvested file directly. In
+One warm step (``Step(python="timecal_script_cbcsim.run:main")``: forked from the worker's
+step server, which keeps numpy, uproot and this plugin imported and a sim-hit dump read
+once per worker) writes the harvested file directly; ``python -m timecal_script_cbcsim
+k=v...`` runs the same code cold. In
 emulate mode with ``offset=-1`` the delay is drawn here, from ``seed``, so that the output
 name is known when planning; the step gets it explicitly and it is recorded in the metadata.
 """
 
 from __future__ import annotations
 
-import sys
-
 from timecal_core.layout import harvested_name
 from timecal_core.hookspecs import ProductionScript, Step, TaskPlan, TaskRequest, hookimpl
 from timecal_core.parameters import as_argv
 
 from .params import PARAMETERS, check, check_values, draw_delay
+
+STEP_FUNCTION = "timecal_script_cbcsim.run:main"
 
 
 def plan(request: TaskRequest) -> TaskPlan:
@@ -28,7 +31,7 @@ def plan(request: TaskRequest) -> TaskPlan:
         delay = params["offset"]
         metadata["delay"] = delay
     return TaskPlan(
-        steps=(Step("cbcsim", (sys.executable, "-m", "timecal_script_cbcsim", *as_argv(params))),),
+        steps=(Step("cbcsim", tuple(as_argv(params)), python=STEP_FUNCTION),),
         output=harvested_name(params, delay),
         metadata=metadata,
     )

@@ -103,8 +103,19 @@ def compat_table(delays, shape: PulseShape = DEFAULT_SHAPE) -> np.ndarray:
     """T[d, k] = S(k) for whole ns k = 0..99 of a pulse starting at each delay: what the
     deployed analyzer tabulates (the integer-division quirk of physics.md §3)."""
     delays = np.asarray(delays, dtype=np.float64)
-    k = np.arange(COMPAT_TABLE_LENGTH, dtype=np.float64)
-    return shape(k[None, :] - delays[:, None], libm_exp=True)
+    key = (delays.tobytes(), id(shape))
+    table = _TABLES.get(key)
+    if table is None:  # every task of a scan uses the same delays: computed once per process
+        k = np.arange(COMPAT_TABLE_LENGTH, dtype=np.float64)
+        table = shape(k[None, :] - delays[:, None], libm_exp=True)
+        table.flags.writeable = False
+        if len(_TABLES) >= 8:
+            _TABLES.clear()
+        _TABLES[key] = table
+    return table
+
+
+_TABLES: dict[tuple, np.ndarray] = {}  # (delays, shape) -> compat table (read-only), a few
 
 
 def pulse_height(x, delay: float, model: str = "compat", shape: PulseShape = DEFAULT_SHAPE) -> np.ndarray:

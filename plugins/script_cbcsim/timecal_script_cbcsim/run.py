@@ -10,6 +10,7 @@ selected, smearing summary, delay) and the per-module smearing table (tree ``sme
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ from timecal_core import layout
 from timecal_core.errors import UserError
 from timecal_core.parameters import complete, parse_assignments
 
-from . import __version__
+from . import __version__, hitcache
 from .detection import emulate
 from .dump import iterate_dump, read_modules
 from .hits import SimHits, selection
@@ -29,6 +30,8 @@ from .smearing import ModuleSmearing
 from .synthetic import SyntheticModel, generate_chunks
 
 CHUNK = 1_000_000
+WRITER_ENV = "TIMECAL_CBCSIM_WRITER"  # "uproot": one uproot assignment per object (the
+# pre-issue-17 writer, kept for comparison in benchmarks/bench_production.py)
 
 
 def delays_of(params) -> np.ndarray:
@@ -42,6 +45,12 @@ def _hit_chunks(params):
     for the dump or the synthetic model."""
     if params["hits"]:
         path = Path(params["hits"]).expanduser()
+        cached = hitcache.lookup(path)
+        if cached is not None:  # read once by this worker's step server (hitcache)
+            hits, modules = cached
+            def cached_chunks():
+                return (hits.take(slice(i, i + CHUNK)) for i in range(0, len(hits), CHUNK))
+            return cached_chunks, modules, str(path.resolve())
         modules = read_modules(path)
         return (lambda: iterate_dump(path, step_size=CHUNK)), modules, str(path.resolve())
     model = SyntheticModel(N=params["N"], pileup=params["pileup"], nhits=params["nhits"])
@@ -53,7 +62,9 @@ def _hit_chunks(params):
 
 
 def run(params) -> Path:
+    began, began_cpu = time.perf_counter(), time.process_time()
     delays = delays_of(params)
+    cached = bool(params["hits"]) and hitcache.lookup(Path(params["hits"]).expanduser()) is not None
     chunks, modules, source = _hit_chunks(params)
     smearing = ModuleSmearing.draw(modules, params["thresholdsmearing"], params["tofsmearing"], params["seed"])
     say = print if params["verbose"] else (lambda *a, **k: None)
@@ -80,22 +91,61 @@ def run(params) -> Path:
     out = Path.cwd() / layout.harvested_name(params, delay)
     info = {"version": __version__, "source": source, "hits_read": n_read, "hits_selected": n_selected,
             "delays": int(delays.size), "delay": delay, "model": params["model"],
-            "smearing": smearing.summary(), "seed": params["seed"]}
+            "smearing": smearing.summary(), "seed": params["seed"],
+            "hits_cached": cached}
     if source == "synthetic":
         info["synthetic_model"] = SyntheticModel(N=params["N"], pileup=params["pileup"],
                                                  nhits=params["nhits"]).as_dict()
-    layout.write_histograms(out, total, params={"params": dict(params), "metadata": {"delay": delay}})
-    import uproot
 
-    with uproot.update(out) as f:
+    def add_info(f) -> None:
         f["cbcsim_info"] = json.dumps(info, sort_keys=True)
         table = {"module": smearing.modules, "threshold_offset": smearing.threshold_offset,
                  "toa_offset": smearing.toa_offset}
         tree = f.mktree("smearing", {k: v.dtype for k, v in table.items()}, title="per-module smearing")
         tree.extend(table)
-    say(f"cbcsim: wrote {out.name} ({n_selected} hits x {delays.size} delays) in "
-        f"{time.perf_counter() - start:.1f} s", flush=True)
+
+    computed, computed_cpu = time.perf_counter(), time.process_time()
+    given = os.environ.get(layout.TASK_PARAMETERS_ENV)  # the core's record, when run as a task
+    stored = json.loads(given) if given else {"params": dict(params), "metadata": {"delay": delay}}
+    layout.write_histograms(out, total, params=stored,
+                            fast=os.environ.get(WRITER_ENV, "fast") != "uproot", also=add_info)
+    # One line in task.log for every task: where its time went (benchmarks/bench_production.py).
+    print(f"cbcsim: wrote {out.name} ({n_selected} hits x {delays.size} delays): hits and emulation "
+          f"{computed - began:.4f} s, write {time.perf_counter() - computed:.4f} s (CPU "
+          f"{computed_cpu - began_cpu:.4f} s, {time.process_time() - computed_cpu:.4f} s)", flush=True)
     return out
+
+
+_rehearsed: set = set()
+REHEARSAL_HITS = 5000
+
+
+def timecal_warm_prepare(argv) -> None:
+    """Called by the worker's step server before it forks a task (timecal_core.warm): load
+    into the server, once, what every task of this worker reuses: the sim-hit dump, and a
+    rehearsal of the task on a few synthetic hits (imports, lazily built tables, the pulse
+    table of these delays, the writer's templates and histogram names, numpy's first-call
+    paths), which makes each forked task ~25 % cheaper than a first run."""
+    params = complete(PARAMETERS, parse_assignments([a for a in argv if a != "-v"], "cbcsim"), "cbcsim")
+    if params["hits"]:
+        hitcache.load(Path(params["hits"]).expanduser())
+    key = (delays_of(params).tobytes(), params["model"], params["offset_step"], params["mode"])
+    if key in _rehearsed:
+        return
+    import contextlib
+    import io
+    import tempfile
+
+    rehearsal = {**params, "hits": "", "nhits": REHEARSAL_HITS, "verbose": 0}
+    with tempfile.TemporaryDirectory(prefix="cbcsim-rehearsal-") as tmp, \
+            contextlib.redirect_stdout(io.StringIO()):
+        cwd = os.getcwd()
+        os.chdir(tmp)
+        try:
+            run(rehearsal)
+        finally:
+            os.chdir(cwd)
+    _rehearsed.add(key)
 
 
 def main(argv=None) -> int:

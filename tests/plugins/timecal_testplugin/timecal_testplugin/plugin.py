@@ -13,10 +13,17 @@ PARAMETERS = (
               in_dirname=False),
     Parameter("message", "str", "", "text written to the output and the log", in_dirname=False),
     Parameter("mode", "str", "sleep", "what to do", choices=("sleep", "spin")),
+    Parameter("warm", "bool", False, "run the step warm (Step.python) instead of as a subprocess",
+              in_dirname=False),
+    Parameter("children", "int", 0, "processes the step starts in its group (each sleeps too)",
+              in_dirname=False),
 )
 
 
 def plan(request):
+    if request.params.get("warm"):
+        return TaskPlan(steps=(Step("sleep", tuple(as_argv(request.params)),
+                                    python="timecal_testplugin.sleep:main"),), output="out.txt")
     return TaskPlan(
         steps=(Step("sleep", (sys.executable, "-m", "timecal_testplugin.sleep",
                               *as_argv(request.params))),),

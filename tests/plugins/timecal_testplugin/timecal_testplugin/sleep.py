@@ -1,6 +1,7 @@
 """The step of the ``sleeper`` script: ``python -m timecal_testplugin.sleep k=v ...``."""
 
 import os
+import subprocess
 import sys
 import time
 
@@ -13,6 +14,9 @@ def main(argv):
         open(flaky, "w").close()
         print("flaky: failing this attempt", flush=True)
         return 3
+    for _ in range(int(params.get("children", 0) or 0)):
+        child = subprocess.Popen(["sleep", str(max(float(params.get("seconds", 0)), 1))])
+        print(f"sleeper child pid={child.pid}", flush=True)
     time.sleep(float(params.get("seconds", 0)))
     code = int(params.get("exit_code", 0))
     if code:
