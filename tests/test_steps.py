@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from timecal_core import warm
-from timecal_core.driver import describe_failure
+from timecal_core.engine import describe_failure
 from timecal_core.grid import plan_grid
 from timecal_core.plugins import get_registry
 from timecal_core.tasks import TaskFailed, execute_task
