@@ -1,0 +1,253 @@
+"""``--dask htcondor`` against a real single-node HTCondor pool (tests/htcondor/: Debian 13's
+HTCondor 23.9 in a chroot, on 127.0.0.1): jobs are submitted, matched, run, held, removed
+and released by HTCondor itself; the Dask workers in them run this checkout's Python.
+
+The pool's jobs run as its submit user, so each production lives in a directory that user
+may write (``condor_workdir``) and BXRun runs with umask 0, as if BXRun and its jobs shared
+one account, as they do on lxplus.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dask
+import pytest
+from distributed import Client
+
+from conftest import bxrun_path, write_timerc
+from htcondor.fixture import condor, condor_workdir, htcondor_pool, queued_ids  # noqa: F401  (fixtures)
+from timecal_backend_htcondor.plugin import start
+from timecal_core.errors import UserError
+from timecal_core.hookspecs import BackendRequest
+from timecal_core.ledger import Ledger
+
+pytestmark = pytest.mark.htcondor
+
+SMALL_JOB = "memory = 500MB\ndisk = 100MB\n"
+
+
+def bxrun(workdir: Path, htcondor_lines: str, *args, timeout: float = 180, wait: bool = True):
+    """BXRun with a timerc [htcondor] section of this test's own, umask 0 (see above)."""
+    timerc = write_timerc(workdir / "config", "[htcondor]\n" + SMALL_JOB + htcondor_lines)
+    env = {**os.environ, "TIMECAL_CONFIG": str(timerc)}
+    argv = [bxrun_path(), *map(str, args)]
+    if wait:
+        return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env,
+                              umask=0, timeout=timeout)
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=env, umask=0, start_new_session=True)
+
+
+def start_in_process(workdir: Path, settings: dict):
+    logs = workdir / "prod" / "logs"
+    logs.mkdir(parents=True)
+    logs.chmod(0o777)  # written by the jobs' user
+    return start(BackendRequest(settings={"memory": "500MB", "disk": "100MB", **settings},
+                                output_dir=workdir / "prod"))
+
+
+def wait_until(condition, timeout: float, what: str):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def results_of(out: Path) -> list[Path]:
+    return sorted(p for p in (out / "results").iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def notes_of(out: Path) -> list[str]:
+    ledger = Ledger.open_readonly(out)
+    try:
+        return [e.detail for e in ledger.production_events(500)]
+    finally:
+        ledger.close()
+
+
+def condor_job_of(pid: int) -> str:
+    """The HTCondor job a process runs in, from the job ClassAd HTCondor hands it (we are root)."""
+    env = dict(v.split(b"=", 1) for v in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if b"=" in v)
+    ad = (Path(f"/proc/{pid}/root") / env[b"_CONDOR_JOB_AD"].decode().lstrip("/")).read_text()  # in the chroot
+    value = {m[0]: m[1] for m in re.findall(r"^(ClusterId|ProcId) = (\d+)$", ad, re.M)}
+    return f"{value['ClusterId']}.{value['ProcId']}"
+
+
+def test_emulator_grid_runs_in_htcondor_jobs(condor_workdir):
+    """The whole path: timerc [htcondor] -> HTCondorCluster -> condor_submit -> two jobs on
+    the pool -> tasks -> aggregation. The ledger records each job id with its schedd, and
+    which worker process (pid) each job ran: every task's worker is one of them."""
+    grid = condor_workdir / "grid.yml"
+    grid.write_text("threshold: [5000, 6000, 7000]\nnhits: 2000\noffset_step: 1.0\n")
+    out = condor_workdir / "prod"
+    res = bxrun(condor_workdir, "jobs = 2\n", "--script", "cbcsim", "--yaml", grid, "--dask", "htcondor",
+                "-o", out, "--interval", "1")
+    assert res.returncode == 0, res.stdout + res.stderr
+    done = results_of(out)
+    thresholds = sorted(json.loads((p / "params.json").read_text())["params"]["threshold"] for p in done)
+    assert thresholds == [5000.0, 6000.0, 7000.0]
+    assert "aggregat" in res.stdout.lower(), res.stdout
+    notes = notes_of(out)
+    jobs = {m[1]: m[2] for n in notes if (m := re.search(r"htcondor job (\d+\.\d+) on schedd (\S+) runs worker", n))}
+    assert len(jobs) == 2 and set(jobs.values()) == {condor("condor_status", "-schedd", "-af", "Name").strip()}
+    pids = {m[2]: m[1] for n in notes
+            if (m := re.search(r"htcondor job (\d+\.\d+) \(.*\): worker .* connected from tcp://\S+, pid (\d+)", n))}
+    assert set(pids.values()) == set(jobs)
+    ledger = Ledger.open_readonly(out)
+    try:
+        task_pids = {t.worker.rsplit(":", 1)[1] for t in ledger.tasks()}
+    finally:
+        ledger.close()
+    assert task_pids <= set(pids), (task_pids, pids)  # each task ran in a worker of a recorded job
+    assert sorted(p.name for p in (out / "logs").glob("worker-*.err")) == sorted(f"worker-{j}.err" for j in jobs)
+    wait_until(lambda: not set(jobs) & queued_ids(), 30, "the jobs removed by BXRun at its end")
+
+
+def _running_sleeper_pid(out: Path) -> int | None:
+    for log in (out / "results" / ".tmp").glob("*/task.log"):
+        for line in log.read_text().splitlines():
+            if line.startswith("sleeper pid="):
+                return int(line.split()[1].split("=")[1])
+    return None
+
+
+def test_condor_rm_of_a_worker_job_mid_task(condor_workdir):
+    """condor_rm of the job whose worker runs a task: the task reruns on the other worker,
+    the grid completes with each result once, BXRun says which job ended and how, and the
+    ledger keeps it."""
+    grid = condor_workdir / "grid.yml"
+    grid.write_text("index: [1, 2, 3, 4]\nseconds: 3\n")
+    out = condor_workdir / "prod"
+    proc = bxrun(condor_workdir, "jobs = 2\n", "--script", "sleeper", "--yaml", grid, "--dask", "htcondor",
+                 "-o", out, "--interval", "1", wait=False)
+    try:
+        pid = wait_until(lambda: _running_sleeper_pid(out) if (out / "results" / ".tmp").is_dir() else None,
+                         90, "a task to start")
+        victim = condor_job_of(pid)
+        condor("condor_rm", victim)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=30)
+    assert proc.returncode == 0, output
+    indices = sorted(json.loads((p / "params.json").read_text())["params"]["index"] for p in results_of(out))
+    assert indices == [1, 2, 3, 4]  # nothing lost, nothing twice
+    assert f"htcondor job {victim} " in output and "ended (removed" in output, output
+    assert "while its worker was connected; Dask reruns its tasks" in output
+    assert "production complete: 4 tasks done" in output, output
+    status = bxrun(condor_workdir, "", "--status", "-o", out)
+    assert status.returncode == 0 and "done 4" in status.stdout, status.stdout
+    assert any(f"htcondor job {victim} " in n and "ended (removed" in n for n in notes_of(out))
+
+
+def test_job_held_for_a_real_reason_is_replaced_then_given_up(condor_workdir):
+    """An output directory the job cannot write: HTCondor holds the job. BXRun prints the
+    HoldReason, replaces the job once (max_replacements = 1), and when the replacement is
+    held too gives up with exit 2, naming the cause; no job is left in the queue."""
+    logs = condor_workdir / "root-only-logs"
+    logs.mkdir(mode=0o755)
+    out = condor_workdir / "prod"
+    grid = condor_workdir / "grid.yml"
+    grid.write_text("index: [1]\n")
+    before = queued_ids()
+    res = bxrun(condor_workdir, f"jobs = 1\nmax_replacements = 1\nlog_directory = {logs}\n",
+                "--script", "sleeper", "--yaml", grid, "--dask", "htcondor", "-o", out)
+    text = res.stdout + res.stderr
+    assert res.returncode == 2, text
+    held = re.findall(r"^BXRun: htcondor job (\d+\.\d+) \(\S+\) is held: (.*?); (removed, replaced \(1/1\)|left held)",
+                      text, re.M)
+    assert [h[2] for h in held] == ["removed, replaced (1/1)", "left held"], text
+    assert all(re.fullmatch(r"Error from \S+: unable to establish standard output stream", h[1]) for h in held), text
+    assert ("no Dask worker connected and 1 jobs already replaced ([htcondor] max_replacements = 1): giving up; "
+            f"last: htcondor job {held[1][0]} (HTCondorCluster-0) is held: {held[1][1]}\n") in text, text
+    wait_until(lambda: queued_ids() <= before, 30, "the held jobs removed")
+
+
+def test_wrong_python_is_reported_with_its_log_then_given_up(condor_workdir):
+    """A worker that cannot start (a wrong [htcondor] python): the job ends at once; BXRun
+    quotes the job's stderr, replaces it, then gives up naming the cause."""
+    out = condor_workdir / "prod"
+    grid = condor_workdir / "grid.yml"
+    grid.write_text("index: [1]\n")
+    res = bxrun(condor_workdir, "jobs = 1\nmax_replacements = 1\npython = /nonexistent/python3\n",
+                "--script", "sleeper", "--yaml", grid, "--dask", "htcondor", "-o", out)
+    text = res.stdout + res.stderr
+    assert res.returncode == 2, text
+    first, second = re.findall(r"^BXRun: htcondor job (\d+\.\d+) \(\S+\) ended \((.*?)\) before its Dask "
+                               r"worker connected: (.*?); (.*?); see (\S+)$", text, re.M)
+    assert "/nonexistent/python3" in first[2] and "not found" in first[2], text
+    assert first[3] == "replaced (1/1)" and second[3].startswith("not replaced"), text
+    assert first[4] == str(out / "logs" / f"worker-{first[0]}.err")
+    assert "giving up" in text and "/nonexistent/python3" in text.split("giving up")[1], text
+
+
+def test_hold_release_remove_from_the_monitor(condor_workdir):
+    """condor_hold of a job before its worker connects: reported with its HoldReason and
+    replaced (max_replacements = 1); the replacement, held too, is left held; the
+    monitor's jobs table shows it, 'release' lets it run (its worker joins), 'remove'
+    takes it away and a new job replaces the lost worker."""
+    running = start_in_process(condor_workdir, {"jobs": "1", "max_replacements": "1",
+                                                "prologue": "sleep 4"})  # time to hold before it connects
+    try:
+        with dask.config.set({"distributed.deploy.lost-worker-timeout": "1s"}), \
+                Client(running.cluster) as client:
+            first = set(running.live_jobs().values())
+            running.scale_jobs(2)
+
+            def hold_new(known: set[str]) -> str:
+                new = wait_until(lambda: set(running.live_jobs().values()) - known, 30, "a new job")
+                (job,) = new
+                condor("condor_hold", job)
+                return job
+
+            held = hold_new(first)
+            notices = wait_until(lambda: [n for n in running.supervise() if "is held" in n], 30, "the hold")
+            assert notices == [f"htcondor job {held} ({running._job_names[held]}) is held: "
+                               f"via condor_hold (by user tester); removed, replaced (1/1)"]
+            again = hold_new(first | {held})
+            (notice,) = wait_until(lambda: [n for n in running.supervise() if "is held" in n], 30, "the 2nd hold")
+            assert f"htcondor job {again} " in notice and f"left held" in notice and f"'release {again}'" in notice
+            rows = {j.job_id: j for j in running.batch_jobs()}
+            assert (rows[again].state, rows[again].reason) == ("held", "via condor_hold (by user tester)")
+            release, _ = running.commands["release"]
+            remove, _ = running.commands["remove"]
+            assert release(again) == f"released 1 job(s): {again}"
+            client.wait_for_workers(2, timeout=60)
+            assert remove(again).startswith(f"removed 1 job(s): {again}")
+            wait_until(lambda: again not in queued_ids(), 30, "condor_rm")
+            with pytest.raises(UserError, match="99.0 not a job of this production"):
+                release("99.0")
+            seen = []
+            wait_until(lambda: seen.extend(running.supervise()) or len(client.scheduler_info()["workers"]) == 2
+                       and any("to replace lost worker" in n for n in seen), 90, "a replacement worker")
+            assert any(f"htcondor job {again} " in n and "ended (removed" in n for n in seen), seen
+    finally:
+        running.close()
+
+
+def test_job_waiting_for_resources_is_not_a_failure(condor_workdir):
+    """A memory request larger than any slot: HTCondor does not hold the job, it stays idle.
+    start() returns after a short grace (a busy pool is normal) and the jobs table shows
+    the job idle."""
+    t0 = time.monotonic()
+    running = start_in_process(condor_workdir, {"jobs": "1", "memory": "64GB"})
+    try:
+        assert time.monotonic() - t0 < 40
+        (row,) = running.batch_jobs()
+        assert (row.state, row.worker) == ("idle", "")
+        assert row.job_id in queued_ids()
+        assert not [n for n in running.supervise() if "held" in n or "ended" in n]
+    finally:
+        running.close()
