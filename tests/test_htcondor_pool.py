@@ -251,3 +251,53 @@ def test_job_waiting_for_resources_is_not_a_failure(condor_workdir):
         assert not [n for n in running.supervise() if "held" in n or "ended" in n]
     finally:
         running.close()
+
+
+def test_monitor_jobs_release_remove_on_real_jobs(condor_workdir):
+    """The interactive monitor (a real terminal) on real jobs: condor_hold of a running
+    worker's job is reported with its HoldReason (left held: max_replacements = 0); 'jobs'
+    shows it held, 'release' makes HTCondor run it again, 'remove' takes it away."""
+    import pexpect
+
+    timerc = write_timerc(condor_workdir / "config", "[htcondor]\n" + SMALL_JOB + "jobs = 2\nmax_replacements = 0\n")
+    (condor_workdir / "grid.yml").write_text("index: [1, 2, 3, 4]\nseconds: 60\n")
+    env = {**os.environ, "TIMECAL_CONFIG": str(timerc), "TERM": "xterm", "PROMPT_TOOLKIT_NO_CPR": "1",
+           "XDG_STATE_HOME": str(condor_workdir / "state"),
+           # a lost worker's job is removed by dask-jobqueue after this: give 'release' its time
+           "DASK_DISTRIBUTED__DEPLOY__LOST_WORKER_TIMEOUT": "120s"}
+    before = queued_ids()
+    child = pexpect.spawn("/bin/sh", ["-c", 'umask 0; exec "$0" "$@"', bxrun_path(), "--script", "sleeper",
+                                      "--yaml", str(condor_workdir / "grid.yml"), "--dask", "htcondor",
+                                      "-o", str(condor_workdir / "prod"), "--interval", "1"],
+                          env=env, encoding="utf-8", dimensions=(50, 250), timeout=60)
+    prompt = r"timecal \d+/\d+>"
+
+    def command(line, *expected):
+        child.sendline(line)
+        for text in expected:
+            child.expect(text)
+        child.expect(prompt)
+
+    def running_jobs() -> list[str]:
+        rows = [line.split() for line in condor("condor_q", "-af", "ClusterId", "ProcId", "JobStatus").splitlines()]
+        return [f"{c}.{p}" for c, p, status in rows if status == "2" and f"{c}.{p}" not in before]
+
+    try:
+        child.expect(prompt)
+        victim = wait_until(lambda: len(running_jobs()) == 2 and running_jobs(), 60, "two running jobs")[0]
+        command("jobs", re.escape(victim), "running")
+        condor("condor_hold", victim)
+        child.expect(rf"htcondor job {re.escape(victim)} \(\S+\) is held: via condor_hold \(by user tester\); left held")
+        child.expect(prompt)
+        command("jobs", rf"{re.escape(victim)}\s+held\s+via condor_hold")
+        command(f"release {victim}", f"released 1 job\\(s\\): {re.escape(victim)}")
+        wait_until(lambda: condor("condor_q", victim, "-af", "JobStatus").strip() == "2", 60, "the released job to run")
+        command(f"remove {victim}", f"removed 1 job\\(s\\): {re.escape(victim)}")
+        child.expect(rf"htcondor job {re.escape(victim)} \(\S+\) ended \(removed")
+        wait_until(lambda: victim not in queued_ids(), 30, "condor_rm")
+        child.sendline("exit")
+        child.expect(r"not finished; stop them")
+        child.sendline("y")
+        child.expect(pexpect.EOF, timeout=60)
+    finally:
+        child.close(force=True)

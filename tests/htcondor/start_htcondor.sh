@@ -146,6 +146,8 @@ if [ -z "$(ours)" ]; then
     sleep 1
   done
   echo "[htcondor] pool ready in $((SECONDS-t)) s"
+  # a fresh pool for a fresh session: jobs left in the persistent queue by a killed run go
+  CH chroot --userspec="$U:$U" / condor_rm -all >/dev/null 2>&1 || true
 else
   CH condor_reconfig >/dev/null 2>&1 || true
 fi

@@ -11,6 +11,7 @@ set -uo pipefail
 DIR=${1:-${TIMECAL_HTCONDOR_CHROOT:-/var/cache/timecal/htcondor-chroot}}
 BASE=${TIMECAL_HTCONDOR_BASE:-/tmp/timecal-htcondor}
 WAIT=${TIMECAL_HTCONDOR_WAIT:-60}
+U=${TIMECAL_HTCONDOR_USER:-tester}
 DIR=$(realpath -m "$DIR")
 [ -d "$DIR" ] || { echo "[htcondor] no chroot at $DIR: nothing to stop"; exit 0; }
 CH() { env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 /usr/sbin/chroot "$DIR" "$@"; }
@@ -18,6 +19,8 @@ ours() { for p in /proc/[0-9]*; do   # every PID whose root is the chroot (the p
            [ "$(readlink "$p/root" 2>/dev/null)" = "$DIR" ] && echo "${p#/proc/}"; done; true; }
 
 if [ -n "$(ours)" ]; then
+  # remove the test jobs first: the queue persists in the chroot, and would run them again
+  CH chroot --userspec="$U:$U" / condor_rm -all >/dev/null 2>&1
   CH condor_off -master -fast >/dev/null 2>&1   # master stops startd/schedd/jobs, then itself
   t=$SECONDS
   while [ -n "$(ours)" ] && (( SECONDS-t < WAIT )); do sleep 1; done
