@@ -86,13 +86,15 @@ def condor_job_of(pid: int) -> str:
 
 def test_emulator_grid_runs_in_htcondor_jobs(condor_workdir):
     """The whole path: timerc [htcondor] -> HTCondorCluster -> condor_submit -> two jobs on
-    the pool -> tasks -> aggregation. The ledger records each job id with its schedd, and
+    the pool (through a named schedd) -> tasks -> aggregation. The ledger records each job id
+    with its schedd, and
     which worker process (pid) each job ran: every task's worker is one of them."""
     grid = condor_workdir / "grid.yml"
     grid.write_text("threshold: [5000, 6000, 7000]\nnhits: 2000\noffset_step: 1.0\n")
     out = condor_workdir / "prod"
-    res = bxrun(condor_workdir, "jobs = 2\n", "--script", "cbcsim", "--yaml", grid, "--dask", "htcondor",
-                "-o", out, "--interval", "1")
+    schedd = condor("condor_status", "-schedd", "-af", "Name").strip()  # named, as on lxplus
+    res = bxrun(condor_workdir, f"jobs = 2\nschedd = {schedd}\n", "--script", "cbcsim", "--yaml", grid,
+                "--dask", "htcondor", "-o", out, "--interval", "1")
     assert res.returncode == 0, res.stdout + res.stderr
     done = results_of(out)
     thresholds = sorted(json.loads((p / "params.json").read_text())["params"]["threshold"] for p in done)
@@ -100,7 +102,7 @@ def test_emulator_grid_runs_in_htcondor_jobs(condor_workdir):
     assert "aggregat" in res.stdout.lower(), res.stdout
     notes = notes_of(out)
     jobs = {m[1]: m[2] for n in notes if (m := re.search(r"htcondor job (\d+\.\d+) on schedd (\S+) runs worker", n))}
-    assert len(jobs) == 2 and set(jobs.values()) == {condor("condor_status", "-schedd", "-af", "Name").strip()}
+    assert len(jobs) == 2 and set(jobs.values()) == {schedd}
     pids = {m[2]: m[1] for n in notes
             if (m := re.search(r"htcondor job (\d+\.\d+) \(.*\): worker .* connected from tcp://\S+, pid (\d+)", n))}
     assert set(pids.values()) == set(jobs)
@@ -301,3 +303,29 @@ def test_monitor_jobs_release_remove_on_real_jobs(condor_workdir):
         child.expect(pexpect.EOF, timeout=60)
     finally:
         child.close(force=True)
+
+
+def test_unknown_schedd_fails_at_once(condor_workdir):
+    """A mistyped [htcondor] schedd: a one-line error before anything is submitted."""
+    before = queued_ids()
+    with pytest.raises(UserError, match=r"^timerc \[htcondor\] schedd = 'bigbird99.cern.ch': the collector "
+                                        r"knows no such schedd; 'condor_status -schedd' lists them$"):
+        start_in_process(condor_workdir, {"schedd": "bigbird99.cern.ch"})
+    assert queued_ids() == before
+
+
+def test_unreachable_scheduler_times_out_naming_the_address(condor_workdir):
+    """The scheduler advertises an address nothing listens on (a wrong interface on a
+    multi-homed login node): the job runs, its worker never connects, and start() gives up
+    after connect_timeout saying which address was advertised; the job is removed."""
+    before = queued_ids()
+    t0 = time.monotonic()
+    with pytest.raises(UserError) as err:
+        start_in_process(condor_workdir, {"jobs": "1", "contact_address": "tcp://127.0.0.1:9",
+                                          "connect_timeout": "3"})
+    message = str(err.value)
+    assert "but its Dask worker never reached the scheduler at tcp://127.0.0.1:9 (advertised from " \
+           "[htcondor] contact_address); set [htcondor] scheduler_interface (or contact_address)" in message
+    assert str(condor_workdir / "prod" / "logs" / "worker-") in message
+    assert time.monotonic() - t0 < 60
+    wait_until(lambda: queued_ids() <= before, 30, "the job of the failed start to be removed")

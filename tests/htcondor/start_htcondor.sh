@@ -86,7 +86,9 @@ done
 mv "$BASE/binds.all" "$BASE/binds"; rm -f "$BASE/binds.new"   # what stop_htcondor.sh unmounts
 echo "$DIR" > "$BASE/chroot"
 
-# 3. Pool configuration, and a client configuration for the host's Python bindings.
+# 3. Pool configuration, and a client configuration for the host's Python bindings. The host's
+# /etc/hosts, so that the schedd's name (this host's name) resolves inside the chroot too.
+cp /etc/hosts "$DIR/etc/hosts"
 cat > "$DIR/etc/condor/config.d/50-timecal-test.conf" <<CONF
 use ROLE : Personal
 CONDOR_HOST = 127.0.0.1
@@ -97,6 +99,8 @@ BIND_ALL_INTERFACES = False
 # else it also listens on the host's global IPv6 address, with ALLOW_* = * below
 ENABLE_IPV6 = False
 NUM_CPUS = 2
+# a domain, so that the schedd has a full name that condor_submit -name / condor_rm -name accept
+DEFAULT_DOMAIN_NAME = timecal.test
 MEMORY = 4096
 START = TRUE
 SUSPEND = FALSE
@@ -119,7 +123,7 @@ STARTER_UPDATE_INTERVAL = 2
 SHADOW_QUEUE_UPDATE_INTERVAL = 2
 PERIODIC_EXPR_INTERVAL = 2
 CONF
-printf 'COLLECTOR_HOST = 127.0.0.1:%s\nSEC_CLIENT_AUTHENTICATION_METHODS = FS, CLAIMTOBE\n' "$PORT" \
+printf 'COLLECTOR_HOST = 127.0.0.1:%s\nDEFAULT_DOMAIN_NAME = timecal.test\nSEC_CLIENT_AUTHENTICATION_METHODS = FS, CLAIMTOBE\n' "$PORT" \
   > "$BASE/condor_config.host"
 CH id -u "$U" >/dev/null 2>&1 || CH useradd -m "$U"
 

@@ -14,7 +14,7 @@ from timecal_core.errors import UserError
 from timecal_core.hookspecs import BackendRequest, ExecutionBackend, hookimpl
 
 from .cluster import HTCondorRunningCluster
-from .schedd import htcondor, require_commands
+from .schedd import ScheddClient, htcondor, require_commands
 from .settings import SECTION, parse_settings
 
 
@@ -39,4 +39,8 @@ def start(request: BackendRequest) -> HTCondorRunningCluster:
     require_commands()
     from dask_jobqueue import HTCondorCluster
 
-    return start_supervised(HTCondorRunningCluster, HTCondorCluster, settings, check=submit_description)
+    schedd = ScheddClient(settings.own["schedd"])
+    schedd.locate()  # a wrong [htcondor] schedd fails now, not as a background submission error
+
+    return start_supervised(HTCondorRunningCluster, HTCondorCluster, settings, check=submit_description,
+                            schedd=schedd)

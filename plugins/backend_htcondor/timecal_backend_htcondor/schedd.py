@@ -102,14 +102,23 @@ class ScheddClient:
             try:
                 if self.name:
                     ad = htcondor.Collector().locate(htcondor.DaemonType.Schedd, self.name)
+                    if ad is None:  # htcondor2 answers None for a name the collector does not know
+                        raise UserError(f"timerc [htcondor] schedd = {self.name!r}: the collector knows no "
+                                        f"such schedd; 'condor_status -schedd' lists them")
                     self._schedd = htcondor.Schedd(ad)
                 else:
                     self._schedd = htcondor.Schedd()
+            except UserError:
+                raise
             except Exception as exc:  # the bindings raise HTCondorException / RuntimeError / ValueError
                 which = f"schedd {self.name!r}" if self.name else "the HTCondor schedd"
                 raise UserError(f"cannot reach {which} through the Python bindings: {exc}; "
                                 f"is this a submit node (condor_q works)?") from None
         return self._schedd
+
+    def locate(self) -> None:
+        """UserError now unless the schedd can be found."""
+        self.schedd
 
     @property
     def name_option(self) -> list[str]:
