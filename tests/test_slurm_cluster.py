@@ -226,3 +226,18 @@ def test_queued_jobs_are_shown_with_slurms_pending_reason(slurm_cluster, tmp_pat
         assert problems(running.supervise()) == []  # waiting in the queue is not a failure
     finally:
         running.close()
+
+
+def test_held_jobs_are_replaced_then_given_up(slurm_cluster, tmp_path, monkeypatch, capsys):
+    """Jobs SLURM holds (here submitted with --hold, as 'scontrol hold' or an administrator
+    would leave them) never start: each is reported as held with SLURM's reason and replaced
+    up to max_replacements, then start() gives up naming the cause; none is left queued."""
+    before = squeue_ids()
+    with pytest.raises(UserError) as err:
+        start_from_timerc(tmp_path, monkeypatch, "jobs = 1\nmax_replacements = 1\njob_extra_directives = --hold\n")
+    printed = capsys.readouterr().out
+    assert re.search(r"^BXRun: slurm job \d+ \(\S+\) is held: JobHeldUser; removed, replaced \(1/1\)$", printed, re.M), printed
+    assert re.search(r"^BXRun: slurm job \d+ \(\S+\) is held: JobHeldUser; left held", printed, re.M), printed
+    assert re.fullmatch(r"slurm: no Dask worker connected and 1 jobs already replaced \(\[slurm\] max_replacements "
+                        r"= 1\): giving up; last: slurm job \d+ \(\S+\) is held: JobHeldUser", str(err.value))
+    wait_until(lambda: not (squeue_ids() - before), 30, "the held jobs cancelled")
