@@ -7,6 +7,7 @@ the path from the user's file to the job script is the one BXRun takes.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -41,6 +42,20 @@ def job_of_this_process() -> tuple[str, str]:
     """Run on a worker: the SLURM job it lives in, and a subprocess's view of it."""
     child = subprocess.run(["sh", "-c", "echo $SLURM_JOB_ID"], capture_output=True, text=True)
     return os.environ.get("SLURM_JOB_ID", ""), child.stdout.strip()
+
+
+def problems(notices: list[str]) -> list[str]:
+    """The notices that report trouble (the others record which job runs which worker)."""
+    return [n for n in notices if " runs worker " not in n and " connected from " not in n]
+
+
+def reported(running, capsys, seen: list[str]) -> list[str]:
+    """Trouble reported so far: printed while start() waited for the first worker, or
+    returned by supervise() since."""
+    seen.extend(line[len("BXRun: "):] for line in capsys.readouterr().out.splitlines()
+                if line.startswith("BXRun: "))
+    seen.extend(problems(running.supervise()))
+    return seen
 
 
 def wait_until(condition, timeout: float, what: str):
@@ -99,17 +114,25 @@ def test_unreachable_scheduler_times_out_naming_the_address(slurm_cluster, tmp_p
     wait_until(lambda: job not in squeue_ids(), 30, "the job of the failed start to be cancelled")
 
 
-def test_jobs_failing_at_start_stop_the_start_with_their_last_words(slurm_cluster, tmp_path, monkeypatch):
+def test_jobs_failing_at_start_stop_the_start_with_their_last_words(slurm_cluster, tmp_path, monkeypatch, capsys):
     """A broken prologue (a typo in the CMSSW set-up, say): every job ends before a worker
-    exists; start() fails in seconds quoting SLURM's state and the job's last stderr line."""
+    exists; each is reported with its last stderr line and replaced up to max_replacements,
+    then start() gives up quoting SLURM's state and the job's last words."""
     with pytest.raises(UserError) as err:
-        start_from_timerc(tmp_path, monkeypatch, "jobs = 1\nprologue = echo 'cmsenv: command not found' >&2; exit 3\n")
+        start_from_timerc(tmp_path, monkeypatch, "jobs = 1\nmax_replacements = 1\n"
+                          "prologue = echo 'cmsenv: command not found' >&2; exit 3\n")
     message = str(err.value)
-    assert "ended (FAILED) before its Dask worker connected: cmsenv: command not found;" in message
-    assert str(tmp_path / "prod" / "logs" / "timecal-") in message
+    assert message.startswith("slurm: no Dask worker connected and 1 jobs already replaced "
+                              "([slurm] max_replacements = 1): giving up; last: slurm job ")
+    assert re.search(r"ended \(FAILED[^)]*\) before its Dask worker connected: cmsenv: command not found$", message)
+    printed = capsys.readouterr().out
+    assert re.search(r"^BXRun: slurm job \d+ \(\S+\) ended \(FAILED[^)]*\) before its Dask worker connected: "
+                     r"cmsenv: command not found; replaced \(1/1\); see " + re.escape(str(tmp_path / "prod" / "logs")),
+                     printed, re.M), printed
 
 
-def test_job_dying_before_its_worker_connects_is_reported_and_replaced(slurm_cluster, tmp_path, monkeypatch):
+def test_job_dying_before_its_worker_connects_is_reported_and_replaced(slurm_cluster, tmp_path, monkeypatch,
+                                                                       capsys):
     """dask-jobqueue #643: of two jobs, the prologue makes exactly one exit before its worker
     starts (mkdir is atomic). supervise() reports it with SLURM's state and submits a
     replacement, so the cluster gets back to two workers."""
@@ -117,27 +140,26 @@ def test_job_dying_before_its_worker_connects_is_reported_and_replaced(slurm_clu
     running = start_from_timerc(tmp_path, monkeypatch,
                                 f"jobs = 2\nprologue = mkdir {marker} 2>/dev/null && exit 3 || true\n")
     try:
-        first = {j.job_id for j in running.batch_jobs()}
-        notices = wait_until(running.supervise, 30, "a notice about the failed job")
+        notices = wait_until(lambda: reported(running, capsys, []), 30, "a notice about the failed job")
         assert len(notices) == 1
         assert "before its Dask worker connected" in notices[0] and "; replaced (1/10);" in notices[0]
         assert "ended (FAILED" in notices[0] and ".err" in notices[0]
         with Client(running.cluster) as client:
             client.wait_for_workers(2, timeout=60)
         rows = running.batch_jobs()
-        assert len({r.job_id for r in rows} - first) == 1  # one new job
+        assert len({r.job_id for r in rows}) == 3  # the two first jobs and one replacement
         assert sum(r.state == "RUNNING" for r in rows) == 2
-        assert running.supervise() == []  # reported once
+        assert problems(running.supervise()) == []  # reported once
     finally:
         running.close()
 
 
-def test_replacement_limit(slurm_cluster, tmp_path, monkeypatch):
+def test_replacement_limit(slurm_cluster, tmp_path, monkeypatch, capsys):
     marker = tmp_path / "first-job-fails"
     running = start_from_timerc(tmp_path, monkeypatch, f"jobs = 2\nmax_replacements = 0\n"
                                 f"prologue = mkdir {marker} 2>/dev/null && exit 3 || true\n")
     try:
-        notices = wait_until(running.supervise, 30, "a notice about the failed job")
+        notices = wait_until(lambda: reported(running, capsys, []), 30, "a notice about the failed job")
         assert "not replaced: 0 jobs already replaced ([slurm] max_replacements = 0)" in notices[0]
         time.sleep(3)
         assert sum(r.state in ("PENDING", "RUNNING") for r in running.batch_jobs()) == 1
@@ -161,7 +183,9 @@ def test_cancelled_worker_job_reported_and_refilled(slurm_cluster, tmp_path, mon
             subprocess.run(["scancel", victim], check=True)
             job, _ = future.result(timeout=60)
             assert job and job != victim
-            notices = wait_until(running.supervise, 30, "a notice about the cancelled job")
+            notices = []
+            wait_until(lambda: notices.extend(running.supervise()) or any("CANCELLED" in n for n in notices),
+                       30, "a notice about the cancelled job")
             assert any(f"slurm job {victim}" in n and "CANCELLED" in n and "while its worker was connected" in n
                        for n in notices)
 
@@ -199,6 +223,21 @@ def test_queued_jobs_are_shown_with_slurms_pending_reason(slurm_cluster, tmp_pat
         (row,) = running.batch_jobs()
         assert (row.state, row.reason, row.worker) == ("PENDING", "BeginTime", "")
         assert row.job_id in squeue_ids()
-        assert running.supervise() == []  # waiting in the queue is not a failure
+        assert problems(running.supervise()) == []  # waiting in the queue is not a failure
     finally:
         running.close()
+
+
+def test_held_jobs_are_replaced_then_given_up(slurm_cluster, tmp_path, monkeypatch, capsys):
+    """Jobs SLURM holds (here submitted with --hold, as 'scontrol hold' or an administrator
+    would leave them) never start: each is reported as held with SLURM's reason and replaced
+    up to max_replacements, then start() gives up naming the cause; none is left queued."""
+    before = squeue_ids()
+    with pytest.raises(UserError) as err:
+        start_from_timerc(tmp_path, monkeypatch, "jobs = 1\nmax_replacements = 1\njob_extra_directives = --hold\n")
+    printed = capsys.readouterr().out
+    assert re.search(r"^BXRun: slurm job \d+ \(\S+\) is held: JobHeldUser; removed, replaced \(1/1\)$", printed, re.M), printed
+    assert re.search(r"^BXRun: slurm job \d+ \(\S+\) is held: JobHeldUser; left held", printed, re.M), printed
+    assert re.fullmatch(r"slurm: no Dask worker connected and 1 jobs already replaced \(\[slurm\] max_replacements "
+                        r"= 1\): giving up; last: slurm job \d+ \(\S+\) is held: JobHeldUser", str(err.value))
+    wait_until(lambda: not (squeue_ids() - before), 30, "the held jobs cancelled")

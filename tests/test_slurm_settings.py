@@ -102,3 +102,23 @@ def test_squeue_output_parsing():
     assert rows["13"].seconds == 86400 + 2 * 3600 + 3 * 60 + 4 and rows["13"].reason == ""
     assert rows["14"].state in slurmcli.ENDED and rows["14"].seconds == 7
     assert slurmcli.parse_elapsed("5:06") == 306 and slurmcli.parse_elapsed("INVALID") == 0
+
+
+def test_batch_backends_use_only_public_dask_state():
+    """The shared supervision (timecal_core/batch.py) and both batch backends drop jobs with
+    SpecCluster.scale_down and keep the Adaptive object adapt() returns, instead of reaching
+    into dask-jobqueue/distributed private state (which upstream may change at any release), and
+    read the scheduler's workers only on its event loop (a scheduler plugin), never from this thread."""
+    from pathlib import Path
+
+    import timecal_backend_htcondor
+    import timecal_backend_slurm
+    import timecal_core.batch
+
+    sources = [Path(timecal_core.batch.__file__)]
+    for package in (timecal_backend_slurm, timecal_backend_htcondor):
+        sources += sorted(Path(package.__file__).parent.glob("*.py"))
+    for path in sources:
+        text = path.read_text()
+        for private in ("._adaptive", "worker_spec.pop", "workers.pop", "cluster.scheduler.workers"):
+            assert private not in text, f"{path} uses {private}"

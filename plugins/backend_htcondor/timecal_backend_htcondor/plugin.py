@@ -2,17 +2,27 @@
 
 The submit description dask-jobqueue generates is parsed by the HTCondor bindings before
 anything is submitted, so a malformed ``submit_directives`` line fails at once with
-HTCondor's own words instead of as a log line of a background submission.
+HTCondor's own words instead of as a log line of a background submission; then the first
+jobs either connect, wait in the queue, or fail with a message saying why
+(``timecal_core.batch``).
 """
 
 from __future__ import annotations
 
+from timecal_core.batch import start_supervised
 from timecal_core.errors import UserError
 from timecal_core.hookspecs import BackendRequest, ExecutionBackend, hookimpl
 
 from .cluster import HTCondorRunningCluster
-from .schedd import htcondor, require_commands
+from .schedd import ScheddClient, htcondor, require_commands
 from .settings import SECTION, parse_settings
+
+
+@hookimpl
+def timecal_backends():
+    yield ExecutionBackend(
+        name="htcondor", start=start,
+        description="Dask workers in HTCondor jobs ([htcondor] cores, memory, disk, submit_directives...)")
 
 
 def submit_description(cluster):
@@ -29,26 +39,8 @@ def start(request: BackendRequest) -> HTCondorRunningCluster:
     require_commands()
     from dask_jobqueue import HTCondorCluster
 
-    settings.log_directory.mkdir(parents=True, exist_ok=True)
-    try:
-        cluster = HTCondorCluster(**settings.cluster_kwargs)
-    except (ValueError, TypeError) as exc:  # dask-jobqueue's own checks of the merged settings
-        raise UserError(f"timerc [{SECTION}] / jobqueue.yaml: {exc}".replace("\n", " ")) from None
-    try:
-        submit_description(cluster)
-        running = HTCondorRunningCluster(cluster, settings)
-        if settings.adapt:
-            running.adapt_jobs(*settings.adapt)
-        else:
-            cluster.scale(jobs=settings.jobs)
-    except BaseException:
-        cluster.close()
-        raise
-    return running
+    schedd = ScheddClient(settings.own["schedd"])
+    schedd.locate()  # a wrong [htcondor] schedd fails now, not as a background submission error
 
-
-@hookimpl
-def timecal_backends():
-    yield ExecutionBackend(
-        name="htcondor", start=start,
-        description="Dask workers in HTCondor jobs ([htcondor] cores, memory, disk, submit_directives...)")
+    return start_supervised(HTCondorRunningCluster, HTCondorCluster, settings, check=submit_description,
+                            schedd=schedd)

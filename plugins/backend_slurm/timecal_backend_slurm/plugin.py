@@ -3,14 +3,14 @@
 Everything that can be checked before a production waits in the queue is checked here, so
 that a typo in timerc costs seconds, not an afternoon: the client commands exist, SLURM
 accepts the real job script (``sbatch --test-only``), and the first jobs either connect,
-wait in the queue, or fail with a message saying why.
+wait in the queue, or fail with a message saying why (``timecal_core.batch``).
 """
 
 from __future__ import annotations
 
 import tempfile
 
-from timecal_core.errors import UserError
+from timecal_core.batch import start_supervised
 from timecal_core.hookspecs import BackendRequest, ExecutionBackend, hookimpl
 
 from . import slurmcli
@@ -18,10 +18,11 @@ from .cluster import SlurmRunningCluster
 from .settings import SECTION, parse_settings
 
 
-def _describe(settings) -> str:
-    if settings.partition:
-        return f"timerc [{SECTION}] partition = {settings.partition}"
-    return f"timerc [{SECTION}], default partition"
+@hookimpl
+def timecal_backends():
+    yield ExecutionBackend(
+        name="slurm", start=start,
+        description="Dask workers in SLURM jobs ([slurm] partition, cores, memory, walltime, jobs...)")
 
 
 def start(request: BackendRequest) -> SlurmRunningCluster:
@@ -29,30 +30,13 @@ def start(request: BackendRequest) -> SlurmRunningCluster:
     slurmcli.require_commands()
     from dask_jobqueue import SLURMCluster
 
-    settings.log_directory.mkdir(parents=True, exist_ok=True)
-    try:
-        cluster = SLURMCluster(**settings.cluster_kwargs)
-    except (ValueError, TypeError) as exc:  # dask-jobqueue's own checks of the merged settings
-        raise UserError(f"timerc [{SECTION}] / jobqueue.yaml: {exc}".replace("\n", " ")) from None
-    try:
+    partition = settings.own["partition"]
+    where = f"timerc [{SECTION}] partition = {partition}" if partition else f"timerc [{SECTION}], default partition"
+
+    def test_only(cluster) -> None:
         with tempfile.NamedTemporaryFile("w", suffix=".sh", prefix="timecal-slurm-") as script:
             script.write(cluster.job_script())
             script.flush()
-            slurmcli.validate_job_script(script.name, _describe(settings))
-        running = SlurmRunningCluster(cluster, settings)
-        if settings.adapt:
-            running.adapt_jobs(*settings.adapt)
-        else:
-            cluster.scale(jobs=settings.jobs)
-        running.await_first_worker()
-    except BaseException:
-        cluster.close()
-        raise
-    return running
+            slurmcli.validate_job_script(script.name, where)
 
-
-@hookimpl
-def timecal_backends():
-    yield ExecutionBackend(
-        name="slurm", start=start,
-        description="Dask workers in SLURM jobs ([slurm] partition, cores, memory, walltime, jobs...)")
+    return start_supervised(SlurmRunningCluster, SLURMCluster, settings, check=test_only)

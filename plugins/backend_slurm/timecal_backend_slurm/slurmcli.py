@@ -6,11 +6,11 @@ a log line; these calls let the backend ask SLURM itself before and while it run
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from dataclasses import dataclass
 from datetime import datetime
 
+from timecal_core import batch
 from timecal_core.errors import UserError
 
 REQUIRED = ("sbatch", "squeue", "scancel")
@@ -22,12 +22,7 @@ ENDED = frozenset({"COMPLETING", "COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", 
 
 
 def require_commands() -> None:
-    """UserError unless every client command the backend calls is on PATH."""
-    for command in REQUIRED:
-        if shutil.which(command) is None:
-            raise UserError(f"--dask slurm: '{command}' not found: the slurm backend needs the SLURM "
-                            f"client commands ({', '.join(REQUIRED)}) on PATH; run BXRun on a SLURM "
-                            f"login node (or load its slurm module), or use --dask local")
+    batch.require_commands("slurm", "SLURM", REQUIRED, "; run BXRun on a SLURM login node (or load its slurm module)")
 
 
 def _run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
@@ -111,5 +106,12 @@ def squeue(job_ids: list[str]) -> dict[str, QueueRow]:
     return parse_squeue(done.stdout)
 
 
-def scancel(job_id: str) -> None:
-    _run(["scancel", job_id])
+def scancel(job_ids: list[str]) -> None:
+    _run(["scancel", *job_ids])
+
+
+def release(job_ids: list[str]) -> None:
+    """``scontrol release``: held jobs (``scontrol hold``) may run again."""
+    done = _run(["scontrol", "release", ",".join(job_ids)])
+    if done.returncode != 0:
+        raise UserError(f"scontrol release failed: {_errors(done.stderr + done.stdout)}")

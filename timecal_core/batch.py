@@ -1,0 +1,611 @@
+"""Dask workers in batch-system jobs, supervised: what the SLURM and HTCondor backends share.
+
+dask-jobqueue only learns about a job through its Dask worker: a job that dies before its
+worker connects (bad prologue, wrong ``python``, node failure), or is held (HTCondor:
+unwritable output, policy; SLURM: ``scontrol hold``), keeps its slot forever and the
+production silently runs on fewer workers (dask-jobqueue issues #643 and #620).
+:class:`BatchRunningCluster` compares the batch system's own view of every job with which
+workers ever connected, says what went wrong in one line (with the job's last log line or
+HoldReason), and replaces such jobs up to ``max_replacements``.
+
+A backend only says how to ask its batch system (:meth:`BatchRunningCluster.query_jobs`,
+``remove_jobs``, ``release_jobs``), where a job's log is, and which of its states mean
+queued, running, held or ended (:class:`JobStatus.phase`). Everything else, including
+the timerc keys both batch systems understand, lives here once.
+
+Only public distributed / dask-jobqueue API is used: jobs are dropped with
+``SpecCluster.scale_down`` (what ``Adaptive`` itself calls), the ``Adaptive`` object
+``adapt()`` returns is kept to stop it, and scheduler state is read on the event loop
+(a scheduler plugin records connections as they happen).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import inspect
+import shutil
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dask
+import psutil
+from dask.utils import parse_bytes
+from distributed.diagnostics.plugin import SchedulerPlugin
+
+from .backends import BatchJob, RunningCluster
+from .config import positive_int_setting, setting_lines
+from .errors import UserError
+
+# What supervision does with a job, whatever the batch system calls its state.
+QUEUED = "queued"  # waiting for resources: normal, shown with the batch system's reason
+RUNNING = "running"  # its worker should connect within connect_timeout
+HELD = "held"  # will not run until released: replaced (the cause is reported)
+ENDED = "ended"  # its processes are gone: its worker cannot connect any more
+
+#: timerc keys both batch backends understand: key -> help, in the order the READMEs list them.
+COMMON_KEYS = {
+    "cores": "cores per job (default 1)",
+    "processes": "Dask worker processes per job (default: one per core, tasks are subprocesses)",
+    "memory": "memory per job, e.g. 4GB (default 2GB)",
+    "prologue": "shell lines run in the job before the worker starts (e.g. the CMSSW set-up)",
+    "jobs": "number of jobs to start (default 1); or use adapt_min/adapt_max",
+    "adapt_min": "adaptive scaling: minimum number of jobs",
+    "adapt_max": "adaptive scaling: maximum number of jobs",
+    "interface": "network interface of the workers (and of the scheduler unless scheduler_interface)",
+    "scheduler_interface": "interface the scheduler listens on (multi-homed login nodes)",
+    "contact_address": "address advertised to workers, e.g. tcp://login1.example:8786 (NAT, tunnels)",
+    "death_timeout": "seconds a worker waits for the scheduler before exiting",
+    "connect_timeout": "seconds a running job may take to connect its worker (default {connect_timeout})",
+    "max_replacements": "jobs replaced after dying or being held before their worker connected, or "
+                        "hanging, before giving up (default 10)",
+    "python": "Python of the workers (default: the one running BXRun)",
+    "local_directory": "worker scratch directory, e.g. $TMPDIR",
+}
+
+
+# --------------------------------------------------------------------------- settings
+@dataclass
+class BatchSettings:
+    """A timerc batch section, validated. ``cluster_kwargs`` become the dask-jobqueue
+    cluster's arguments (see :func:`job_cluster_kwargs`); ``own`` keeps what only the
+    backend uses (SLURM partition, HTCondor schedd...)."""
+
+    section: str
+    cluster_kwargs: dict
+    jobs: int | None
+    adapt: tuple[int, int] | None
+    connect_timeout: float
+    max_replacements: int
+    scheduler_interface: str | None
+    log_directory: Path
+    own: dict = field(default_factory=dict)
+
+
+def keys_help(own_keys: Mapping[str, str], connect_timeout: int) -> dict[str, str]:
+    """The keys a backend accepts (its own first), with their help texts."""
+    common = {k: v.format(connect_timeout=connect_timeout) for k, v in COMMON_KEYS.items()}
+    return {**own_keys, **common}
+
+
+def size_setting(section: str, settings: Mapping[str, str], key: str, default: str) -> str:
+    """A size such as 2GB: timerc, else the user's jobqueue.yaml, else ``default``."""
+    value = settings.get(key, "").strip() or dask.config.get(f"jobqueue.{section}.{key}", None) or default
+    try:
+        parse_bytes(value)
+    except ValueError:
+        raise UserError(f"timerc [{section}] {key} = {value!r}: expected a size such as 2GB or 1500MB") from None
+    return value
+
+
+def _check_interface(section: str, key: str, name: str | None) -> None:
+    if name and name not in psutil.net_if_addrs():
+        have = ", ".join(sorted(psutil.net_if_addrs()))
+        raise UserError(f"timerc [{section}] {key} = {name!r}: no such network interface on this "
+                        f"host; it has: {have}")
+
+
+def parse_batch_settings(section: str, raw: Mapping[str, str | None], output_dir: Path,
+                         own_keys: Mapping[str, str], *, connect_timeout: int,
+                         log_directory: Path | None = None) -> tuple[BatchSettings, dict[str, str]]:
+    """Validate the keys both batch systems share; return them and the backend's own raw
+    values. Keys the user leaves out are left to dask-jobqueue, which then reads the user's
+    ``~/.config/dask/jobqueue.yaml``; only cores and memory, which it refuses to guess, get
+    defaults. A wrong key or value is a one-line UserError naming it."""
+    settings = {k: v for k, v in raw.items() if v is not None}
+    allowed = keys_help(own_keys, connect_timeout)
+    unknown = sorted(set(settings) - set(allowed))
+    if unknown:
+        raise UserError(f"timerc [{section}]: unknown setting(s) {', '.join(unknown)}; allowed: "
+                        + ", ".join(allowed))
+
+    def positive(key: str) -> int | None:
+        return positive_int_setting(section, settings, key)
+
+    kwargs: dict = {}
+    for key in ("python", "local_directory"):
+        if settings.get(key, "").strip():
+            kwargs[key] = settings[key].strip()
+    cores = positive("cores") or dask.config.get(f"jobqueue.{section}.cores", None) or 1
+    kwargs["cores"] = cores
+    kwargs["processes"] = positive("processes") or dask.config.get(f"jobqueue.{section}.processes", None) or cores
+    if kwargs["processes"] > cores:
+        raise UserError(f"timerc [{section}] processes = {kwargs['processes']} exceeds cores = {cores}: "
+                        f"each worker process needs at least one core")
+    kwargs["memory"] = size_setting(section, settings, "memory", "2GB")
+    if settings.get("prologue", "").strip():
+        kwargs["job_script_prologue"] = setting_lines(settings["prologue"])
+    if settings.get("death_timeout", "").strip():
+        kwargs["death_timeout"] = positive("death_timeout")
+
+    interface = settings.get("interface", "").strip() or None
+    scheduler_interface = settings.get("scheduler_interface", "").strip() or None
+    _check_interface(section, "interface", interface)
+    _check_interface(section, "scheduler_interface", scheduler_interface)
+    if interface:
+        kwargs["interface"] = interface
+    # A fixed dashboard port collides between users of one login node: let the OS choose.
+    scheduler_options: dict = {"dashboard_address": ":0"}
+    if scheduler_interface:
+        scheduler_options["interface"] = scheduler_interface
+    contact = settings.get("contact_address", "").strip()
+    if contact:
+        if "://" not in contact or ":" not in contact.split("://", 1)[1]:
+            raise UserError(f"timerc [{section}] contact_address = {contact!r}: expected tcp://HOST:PORT")
+        scheduler_options["contact_address"] = contact
+    kwargs["scheduler_options"] = scheduler_options
+
+    log_directory = log_directory or output_dir / "logs"
+    kwargs["log_directory"] = str(log_directory)
+
+    jobs = positive("jobs")
+    adapt_min, adapt_max = positive("adapt_min"), positive("adapt_max")
+    adapt = None
+    if adapt_min is not None or adapt_max is not None:
+        if jobs is not None:
+            raise UserError(f"timerc [{section}]: give either jobs or adapt_min/adapt_max, not both")
+        adapt = (adapt_min or 1, adapt_max or adapt_min or 1)
+        if adapt[0] > adapt[1]:
+            raise UserError(f"timerc [{section}] adapt_min = {adapt[0]} exceeds adapt_max = {adapt[1]}")
+    elif jobs is None:
+        jobs = 1
+    replacements = settings.get("max_replacements", "").strip()
+    if replacements and not replacements.isdigit():
+        raise UserError(f"timerc [{section}] max_replacements = {replacements!r}: expected an integer >= 0")
+    shared = BatchSettings(section=section, cluster_kwargs=kwargs, jobs=jobs, adapt=adapt,
+                           connect_timeout=float(positive("connect_timeout") or connect_timeout),
+                           max_replacements=int(replacements or 10),
+                           scheduler_interface=scheduler_interface or interface,
+                           log_directory=log_directory)
+    own = {k: v for k, v in settings.items() if k in own_keys}
+    return shared, own
+
+
+# --------------------------------------------------------------------------- the cluster
+def require_commands(backend: str, system: str, commands: tuple[str, ...], where: str) -> None:
+    """UserError unless every client command the backend (or dask-jobqueue) calls is on PATH;
+    ``where`` says where to run BXRun instead."""
+    for command in commands:
+        if shutil.which(command) is None:
+            raise UserError(f"--dask {backend}: '{command}' not found: the {backend} backend needs the "
+                            f"{system} client commands ({', '.join(commands)}) on PATH{where}, or use "
+                            f"--dask local")
+
+
+def job_cluster_kwargs(settings: BatchSettings) -> dict:
+    """Every argument the dask-jobqueue cluster class gets: built here and only here."""
+    return dict(settings.cluster_kwargs)
+
+
+def start_job_cluster(cluster_class, settings: BatchSettings):
+    """The one place a dask-jobqueue cluster is instantiated (SLURMCluster, HTCondorCluster)."""
+    settings.log_directory.mkdir(parents=True, exist_ok=True)
+    try:
+        return cluster_class(**job_cluster_kwargs(settings))
+    except (ValueError, TypeError) as exc:  # dask-jobqueue's own checks of the merged settings
+        raise UserError(f"timerc [{settings.section}] / jobqueue.yaml: {exc}".replace("\n", " ")) from None
+
+
+def start_supervised(running_class, cluster_class, settings: BatchSettings,
+                     check: Callable[[object], None] | None = None, **running_kwargs):
+    """Start the cluster, ``check`` its job script with the batch system (before anything
+    is queued), submit the jobs and wait for the first worker. The cluster is closed (its
+    jobs removed) if any of that fails."""
+    cluster = start_job_cluster(cluster_class, settings)
+    try:
+        if check is not None:
+            check(cluster)
+        running = running_class(cluster, settings, **running_kwargs)
+        if settings.adapt:
+            running.adapt_jobs(*settings.adapt)
+        else:
+            running.scale_jobs(settings.jobs)
+        running.await_first_worker()
+    except BaseException:
+        cluster.close()
+        raise
+    return running
+
+
+def call_on_loop(cluster, function: Callable, *args, timeout: float = 60):
+    """Run ``function(*args)`` (awaited if it returns an awaitable) on the cluster's event
+    loop, where distributed changes its state, and return its result to this thread."""
+    done: concurrent.futures.Future = concurrent.futures.Future()
+
+    async def run():
+        try:
+            result = function(*args)
+            if inspect.isawaitable(result):
+                result = await result
+            done.set_result(result)
+        except BaseException as exc:  # handed to the waiting thread
+            done.set_exception(exc)
+
+    cluster.loop.add_callback(run)
+    return done.result(timeout)
+
+
+@dataclass(frozen=True)
+class Connection:
+    time: float
+    address: str
+    pid: int | None
+
+
+class ConnectedWorkers(SchedulerPlugin):
+    """When (and from where) each worker name last reached the scheduler, recorded on the
+    scheduler's event loop as it happens: a worker which came and went between two monitor
+    intervals still counts, and a replacement job reusing a name is judged by its own
+    worker (connected after the job started), not by its predecessor's."""
+
+    name = "timecal-connected-workers"
+
+    def __init__(self):
+        self._connected: dict[str, Connection] = {}
+        self._lock = threading.Lock()
+
+    def add_worker(self, scheduler, worker: str) -> None:
+        state = scheduler.workers[worker]
+        with self._lock:
+            self._connected[str(state.name)] = Connection(time.time(), worker, getattr(state, "pid", None))
+
+    def any(self) -> bool:
+        with self._lock:
+            return bool(self._connected)
+
+    def of_job(self, job_name: str, started: float | None) -> list[tuple[str, Connection]]:
+        """Workers of this job that connected (after ``started``, when known). With
+        ``processes > 1`` a job's workers are named ``job-0``, ``job-1``..."""
+        after = (started or 0) - 2  # batch systems give start times to the second
+        with self._lock:
+            return [(n, c) for n, c in self._connected.items()
+                    if (n == job_name or n.startswith(job_name + "-")) and c.time >= after]
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A backend's answer about one job."""
+
+    job_id: str
+    state: str  # the batch system's own word, shown to the user
+    phase: str  # QUEUED, RUNNING, HELD or ENDED: what supervision does with it
+    reason: str = ""  # pending reason, HoldReason, exit status
+    seconds: int = 0  # time running so far (0 unless running)
+    started: float | None = None  # epoch seconds it started running
+    runtime: str = ""  # as shown by the monitor's jobs table
+    location: str = ""  # where the job can be found again, e.g. the HTCondor schedd's name
+
+
+class BatchRunningCluster(RunningCluster):
+    """A dask-jobqueue cluster whose jobs are watched through the batch system.
+
+    Subclasses set ``backend`` (also the timerc section) and implement ``query_jobs``,
+    ``remove_jobs``, ``release_jobs`` and ``log_path``."""
+
+    #: what the batch system calls the nodes that run jobs (for messages)
+    nodes = "worker nodes"
+
+    def __init__(self, cluster, settings: BatchSettings, backend: str,
+                 notify: Callable[[str], None] | None = None):
+        super().__init__(cluster, backend)
+        self.settings = settings
+        self.notify = notify or (lambda text: print(f"BXRun: {text}", flush=True))
+        self.connected = ConnectedWorkers()
+        call_on_loop(cluster, cluster.scheduler.add_plugin, self.connected)
+        self.adaptive = None  # the Adaptive object adapt() returned, while adaptive
+        self._job_names: dict[str, str] = {}  # every job id this cluster submitted -> its worker name
+        self._keys: dict[str, object] = {}  # worker name -> the cluster's own key for it
+        self._handled: set[str] = set()  # job ids whose end (or hold) was already dealt with
+        self._announced: set[str] = set()  # job ids recorded in a notice (ledger) already
+        self._connected_seen: set[tuple[str, str]] = set()  # (job id, worker address) announced
+        self._lost: set[str] = set()  # names of workers whose job ended while they were connected
+        self._unreported: list[str] = []  # notices of the start, for the first supervise()
+        self.replacements = 0
+        self.gave_up = ""  # why no more jobs are replaced, once the budget is spent
+        self.last_cause = ""  # the last job failure, for the message that gives up
+        self.unreachable = ""  # the last report of a worker that could not reach the scheduler
+        self.commands = {
+            "release": (self.release, f"release held {backend} jobs: release JOBID... | all"),
+            "remove": (self.remove, f"remove {backend} jobs (Dask reruns their tasks): remove JOBID... | all"),
+        }
+
+    # ----------------------------------------------------------------- what a backend provides
+    def query_jobs(self, job_ids: list[str]) -> dict[str, JobStatus]:
+        """The batch system's view of these jobs; a job it no longer knows is absent."""
+        raise NotImplementedError
+
+    def remove_jobs(self, job_ids: list[str], reason: str) -> None:
+        raise NotImplementedError
+
+    def release_jobs(self, job_ids: list[str]) -> None:
+        raise NotImplementedError
+
+    def log_path(self, job_id: str) -> Path:
+        """The job's stderr, where a failing prologue or Python leaves its last words."""
+        raise NotImplementedError
+
+    def job_label(self, job_id: str) -> str:
+        return f"{self.backend} job {job_id}"
+
+    # ----------------------------------------------------------------- bookkeeping
+    @property
+    def advertised_address(self) -> str:
+        options = self.settings.cluster_kwargs["scheduler_options"]
+        return options.get("contact_address") or self.cluster.scheduler_address
+
+    def _advertised(self) -> str:
+        """The address workers are told, and where it comes from, for the user to change it."""
+        if self.settings.cluster_kwargs["scheduler_options"].get("contact_address"):
+            source = f"[{self.settings.section}] contact_address"
+        elif self.settings.scheduler_interface:
+            source = f"interface {self.settings.scheduler_interface}"
+        else:
+            source = "this host's default interface"
+        return f"{self.advertised_address} (advertised from {source})"
+
+    def live_jobs(self) -> dict[str, str]:
+        """worker name -> job id of the jobs dask-jobqueue currently holds (submitted ones)."""
+        live = {}
+        for key, job in list(self.cluster.workers.items()):
+            job_id = getattr(job, "job_id", None)
+            if job_id:
+                live[str(key)] = job_id
+                self._keys[str(key)] = key
+                self._job_names[job_id] = str(key)
+        return live
+
+    def _last_log_line(self, job_id: str) -> str:
+        """The last line the job wrote to its stderr (often the failing command)."""
+        try:
+            lines = [ln.strip() for ln in self.log_path(job_id).read_text().splitlines() if ln.strip()]
+        except OSError:
+            return ""
+        return f": {lines[-1][:200]}" if lines else ""
+
+    def _drop(self, name: str, replace: bool) -> None:
+        """Drop a dead or held job from the cluster (``scale_down`` also removes it from the
+        batch system); with ``replace`` submit a new job in its place."""
+        cluster, key = self.cluster, self._keys.get(name, name)
+
+        async def on_loop():
+            target = len(cluster.worker_spec)
+            await cluster.scale_down([key])
+            if replace:
+                cluster.scale(jobs=target)
+
+        call_on_loop(cluster, on_loop)
+
+    def _replace_or_give_up(self, name: str) -> str:
+        """Replace a job that cannot bring its worker; past the limit stop scaling up."""
+        if self.replacements >= self.settings.max_replacements:
+            self._give_up()
+            self._drop(name, replace=False)
+            return f"not replaced: {self._limit_text()}; fix the cause"
+        self.replacements += 1
+        self._drop(name, replace=True)
+        return f"replaced ({self.replacements}/{self.settings.max_replacements})"
+
+    def _limit_text(self) -> str:
+        return (f"{self.replacements} jobs already replaced ([{self.settings.section}] max_replacements = "
+                f"{self.settings.max_replacements})")
+
+    def _give_up(self) -> None:
+        if not self.gave_up:
+            self.gave_up = self._limit_text()
+            if self.adaptive is not None:  # it would resubmit what we just dropped
+                self.adaptive.stop()
+                self.adaptive = None
+
+    def _never_connected(self, job_id: str, name: str, seconds: int) -> str:
+        return (f"{self.job_label(job_id)} ({name}) has run {seconds} s but its Dask worker never reached "
+                f"the scheduler at {self._advertised()}; set [{self.settings.section}] scheduler_interface "
+                f"(or contact_address) to an address the {self.nodes} can reach; worker log: "
+                f"{self.log_path(job_id)}")
+
+    # ----------------------------------------------------------------- supervision
+    def _examine(self) -> tuple[list[str], list[str]]:
+        """One look at every job: (records for the ledger, problems and what was done)."""
+        records: list[str] = []
+        problems: list[str] = []
+        live = self.live_jobs()
+        # Also the jobs distributed already dropped after losing their worker: still to report.
+        watched = {j: n for j, n in self._job_names.items() if j not in self._handled}
+        rows = self.query_jobs(list(watched)) if watched else {}
+        for job_id, name in watched.items():
+            row = rows.get(job_id)
+            label = f"{self.job_label(job_id)} ({name})"
+            if row is not None and job_id not in self._announced:
+                self._announced.add(job_id)
+                where = f" on {row.location}" if row.location else ""
+                records.append(f"{self.job_label(job_id)}{where} runs worker {name}")
+            connections = self.connected.of_job(name, row.started if row else None)
+            for worker, conn in connections:
+                if (job_id, conn.address) not in self._connected_seen:
+                    self._connected_seen.add((job_id, conn.address))
+                    pid = f", pid {conn.pid}" if conn.pid else ""
+                    records.append(f"{label}: worker {worker} connected from {conn.address}{pid}")
+            state = row.state if row else "gone from the queue"
+            reason = f", {row.reason}" if row and row.reason else ""
+            if row is None or row.phase == ENDED:
+                self._handled.add(job_id)
+                if connections:  # Dask saw the worker leave: it reruns the tasks itself
+                    self._lost.add(name)
+                    problems.append(f"{label} ended ({state}{reason}) while its worker was connected; "
+                                    f"Dask reruns its tasks on the other workers")
+                elif live.get(name) == job_id:
+                    self.last_cause = (f"{label} ended ({state}{reason}) before its Dask worker connected"
+                                       f"{self._last_log_line(job_id)}")
+                    outcome = self._replace_or_give_up(name)
+                    problems.append(f"{self.last_cause}; {outcome}; see {self.log_path(job_id)}")
+            elif row.phase == HELD and live.get(name) == job_id:
+                self._handled.add(job_id)
+                if self.replacements < self.settings.max_replacements:
+                    self.replacements += 1
+                    self._drop(name, replace=True)  # scale_down removes the held job
+                    outcome = f"removed, replaced ({self.replacements}/{self.settings.max_replacements})"
+                else:  # the user may fix the cause and release it, or remove it
+                    self._give_up()
+                    outcome = (f"left held ({self._limit_text()}): fix the cause, then 'release {job_id}', "
+                               f"or 'remove {job_id}'")
+                self.last_cause = f"{label} is held: {row.reason or row.state}"
+                problems.append(f"{self.last_cause}; {outcome}")
+            elif (row.phase == RUNNING and not connections and live.get(name) == job_id
+                  and row.seconds > self.settings.connect_timeout):
+                self._handled.add(job_id)
+                self.unreachable = self._never_connected(job_id, name, row.seconds)
+                outcome = self._replace_or_give_up(name)  # scale_down removes the job
+                problems.append(self.unreachable + f"; removed, {outcome}")
+        problems.extend(self._refill_lost())
+        return records, problems
+
+    def _refill_lost(self) -> list[str]:
+        """Distributed drops the job of a lost worker but keeps its slot in ``worker_spec``;
+        only adaptive scaling would fill it again. Fill it for fixed-size clusters too."""
+        cluster = self.cluster
+        lost = [n for n in set(cluster.worker_spec) - set(cluster.workers) if str(n) in self._lost]
+        if not lost or self.gave_up or self.adaptive is not None:
+            return []
+        self._lost.difference_update(map(str, lost))
+        call_on_loop(cluster, lambda: cluster.scale(jobs=len(cluster.worker_spec)))
+        return [f"{self.backend}: submitting {len(lost)} job(s) to replace lost worker(s) "
+                f"{', '.join(sorted(map(str, lost)))}"]
+
+    def supervise(self) -> list[str]:
+        """Called once per monitor interval; every notice also goes into the ledger, so each
+        job id (and, for HTCondor, its schedd) is on record for whoever must find it later."""
+        records, problems = self._examine()
+        notices, self._unreported = self._unreported + records + problems, []
+        return notices
+
+    def await_first_worker(self, queue_grace: float = 10.0, poll: float = 1.0) -> None:
+        """Return once a worker connects, or once every job has waited ``queue_grace`` seconds
+        in the queue (a busy queue is normal: the monitor shows the batch system's reason).
+        Jobs that end or are held before their worker connects are reported and replaced
+        as during the production; once ``max_replacements`` is spent, or when a job runs
+        ``connect_timeout`` without its worker connecting (the advertised address is wrong
+        for every job alike), raise a UserError saying why. A broken set-up thus fails
+        within minutes with its reason, instead of leaving a production waiting forever."""
+        timeout = self.settings.connect_timeout
+        started = time.monotonic()
+        while not self.connected.any():
+            waited = time.monotonic() - started
+            live = self.live_jobs()
+            if not live and not self.gave_up:
+                if waited > timeout:
+                    raise UserError(f"no {self.backend} job was submitted within {timeout:.0f} s (the "
+                                    f"submit command failing in the background?); see the log of this production")
+                time.sleep(poll)
+                continue
+            records, problems = self._examine()
+            self._unreported.extend(records)
+            for problem in problems:
+                self.notify(problem)
+            if self.unreachable:
+                raise UserError(self.unreachable)
+            live = self.live_jobs()
+            rows = self.query_jobs(list(live.values())) if live else {}
+            viable = [r for r in rows.values() if r.phase in (QUEUED, RUNNING)]
+            if self.gave_up and not viable and not self.connected.any():
+                raise UserError(f"{self.backend}: no Dask worker connected and {self.gave_up}: giving up"
+                                + (f"; last: {self.last_cause}" if self.last_cause else ""))
+            # Queued jobs are normal, unless earlier ones already failed: then wait for a
+            # sign that the replacements work (within connect_timeout) before going on.
+            grace = queue_grace if not self.replacements else timeout
+            if waited > grace and rows and all(r.phase == QUEUED for r in rows.values()):
+                return
+            time.sleep(poll)
+
+    # ----------------------------------------------------------------- monitor API
+    def batch_jobs(self) -> list[BatchJob]:
+        self.live_jobs()
+        rows = self.query_jobs(list(self._job_names))
+        current = {str(w.get("name")) for w in self.cluster.scheduler_info.get("workers", {}).values()}
+        jobs = []
+        for job_id, name in self._job_names.items():
+            row = rows.get(job_id)
+            if row is None:
+                continue  # forgotten by the batch system: nothing left to show
+            worker = name if any(n == name or n.startswith(name + "-") for n in current) else ""
+            jobs.append(BatchJob(job_id=job_id, state=row.state, reason=row.reason, worker=worker,
+                                 runtime=row.runtime))
+        return jobs
+
+    def _select(self, arg: str, verb: str) -> list[str]:
+        self.live_jobs()
+        words = arg.split()
+        if not words:
+            raise UserError(f"{verb}: give job ids (e.g. {verb} {next(iter(self._job_names), '1234')}) or 'all'")
+        if words == ["all"]:
+            return sorted(self._job_names)
+        unknown = [w for w in words if w not in self._job_names]
+        if unknown:
+            raise UserError(f"{verb}: {', '.join(unknown)} not a job of this production; its jobs: "
+                            + (", ".join(sorted(self._job_names)) or "none"))
+        return words
+
+    def release(self, arg: str) -> str:
+        rows = self.query_jobs(self._select(arg, "release"))
+        held = sorted(j for j, r in rows.items() if r.phase == HELD)
+        if not held:
+            return "release: none of those jobs is held"
+        self.release_jobs(held)
+        self.gave_up = ""  # the user fixed the cause: lost workers are replaced again
+        self._handled.difference_update(held)  # watched again: they may be held again
+        return f"released {len(held)} job(s): {', '.join(held)}"
+
+    def remove(self, arg: str) -> str:
+        job_ids = self._select(arg, "remove")
+        rows = self.query_jobs(job_ids)
+        present = sorted(j for j, r in rows.items() if r.phase != ENDED)
+        if not present:
+            return "remove: none of those jobs is still queued, running or held"
+        self.remove_jobs(present, "timecal: removed from the monitor")
+        return (f"removed {len(present)} job(s): {', '.join(present)}; Dask reruns their tasks, "
+                f"lost workers are replaced")
+
+    # ----------------------------------------------------------------- scaling
+    def _stop_adapting(self) -> None:
+        if self.adaptive is not None:
+            self.adaptive.stop()
+            self.adaptive = None
+
+    def scale_jobs(self, jobs: int) -> None:
+        self._stop_adapting()
+        self.gave_up = ""
+        self.cluster.scale(jobs=jobs)
+
+    def scale(self, n: int) -> None:
+        """``n`` workers (the monitor's ``scale``): stops adaptive scaling."""
+        self._stop_adapting()
+        self.gave_up = ""
+        self.cluster.scale(n)
+
+    def adapt_jobs(self, minimum_jobs: int, maximum_jobs: int) -> None:
+        self.gave_up = ""
+        self.adaptive = self.cluster.adapt(minimum_jobs=minimum_jobs, maximum_jobs=maximum_jobs)
+
+    def adapt(self, minimum: int, maximum: int) -> None:
+        self.gave_up = ""
+        self.adaptive = self.cluster.adapt(minimum=minimum, maximum=maximum)
