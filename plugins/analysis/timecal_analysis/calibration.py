@@ -20,6 +20,10 @@ SCAN_LOW, SCAN_HIGH = 0.0, 50.0
 COARSE_STEP, FINE_STEP = 1.0, 0.01
 #: Bound on (test, delay) pairs x bins per score call, so thousands of tests fit in memory.
 MAX_CHUNK_ELEMENTS = 4_000_000
+#: A ±1σ interval wider than this (ns) means the BX histogram barely changes with the delay
+#: there: the test sits on a plateau (at ~5800 e most hits fire in the same two BXs over
+#: ~10 ns), and the estimate is any point of it rather than a measurement.
+PLATEAU_WIDTH = 2.0
 
 
 @dataclass
@@ -34,6 +38,11 @@ class DelayScan:
     coarse_scores: np.ndarray  # [n, n_coarse], minus each row's minimum
     fine_delays: np.ndarray  # [n, n_fine]
     fine_scores: np.ndarray  # [n, n_fine], minus each row's minimum
+
+    @property
+    def plateau(self) -> np.ndarray:
+        """[n] bool: the interval is wider than PLATEAU_WIDTH (see there)."""
+        return (self.upper - self.lower) > PLATEAU_WIDTH
 
     @property
     def plus(self) -> np.ndarray:
