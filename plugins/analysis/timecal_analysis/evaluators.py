@@ -241,9 +241,9 @@ class BinomialEvaluator:
     are treated as independent (see docs/physics.md §9 for when that holds). Templates
     must have many more hits than a test: their own fluctuations are neglected.
 
-    A test without a hit count (measured data) gets N estimated at each candidate delay as
-    sum(k) / sum(p(d)), the hits that the fired count implies; that throws away the
-    efficiency information and the intervals are then only as honest as the model of p.
+    A test without a hit count (measured data) cannot be scored binomially: it gets the
+    Poisson deviance of its shape against the normalised p(d), as LinearInterpolation does,
+    with that method's (over-covering) intervals.
     """
 
     def __init__(self, templates: HistogramStack):
@@ -257,24 +257,28 @@ class BinomialEvaluator:
         # always) saw fire stays possible, at the templates' own resolution.
         self.floor = 0.5 / float(self.templates.hits.min())
 
-    def expected_probability(self, delays: np.ndarray) -> np.ndarray:
+    def expected_probability(self, delays: np.ndarray, clip: bool = True) -> np.ndarray:
         """p_b at ``delays`` (any shape): [..., 11], kept inside [floor, 1 - floor]."""
         d = self.templates.delays
         right = np.clip(np.searchsorted(d, delays, side="right"), 1, len(d) - 1)
         left = right - 1
         weight = np.clip((delays - d[left]) / (d[right] - d[left]), 0.0, 1.0)[..., None]
         p = (1.0 - weight) * self.probability[left] + weight * self.probability[right]
-        return np.clip(p, self.floor, 1.0 - self.floor)
+        return np.clip(p, self.floor, 1.0 - self.floor) if clip else p
 
     def score(self, tests: HistogramStack, delays: np.ndarray) -> np.ndarray:
         grid = _as_grid(delays, len(tests))
-        p = self.expected_probability(grid)
         k = tests.counts[:, None, :]
-        if tests.hits is not None and np.all(np.isfinite(tests.hits)):
-            n = np.asarray(tests.hits, dtype=np.float64)[:, None, None]
-        else:  # no hit count recorded: the one the fired entries imply at this delay
-            n = k.sum(axis=-1, keepdims=True) / p.sum(axis=-1, keepdims=True)
-        n = np.maximum(n, k.max(axis=-1, keepdims=True))
+        if tests.hits is None or not np.all(np.isfinite(tests.hits)):
+            # No hit count (measured data): only the shape is known, and the bins of the
+            # shape are Poisson counts given their sum (LinearInterpolation's deviance).
+            p = self.expected_probability(grid, clip=False)
+            p = p / np.where(p.sum(axis=-1, keepdims=True) > 0, p.sum(axis=-1, keepdims=True), 1.0)
+            f = k.sum(axis=-1, keepdims=True) * p
+            eps = DEVIANCE_EPSILON
+            return 2.0 * (f - k + k * np.log((k + eps) / (f + eps))).sum(axis=-1)
+        p = self.expected_probability(grid)
+        n = np.maximum(np.asarray(tests.hits, dtype=np.float64)[:, None, None], k.max(axis=-1, keepdims=True))
         return 2.0 * (_xlogx_over(k, n * p) + _xlogx_over(n - k, n * (1.0 - p))).sum(axis=-1)
 
     def illustrate(self, ax) -> None:
