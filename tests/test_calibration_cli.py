@@ -178,7 +178,7 @@ def test_evaluator_registered_by_a_plugin_is_used(files, timerc):
     ("x:\n  test: {file: tests.root, delays: [51.3]}\n  evaluators: [{method: Mean, template: {file: templates.root}}]",
      "scenario 'x': test: tests.root has no Sampled histogram at delay 51.3 ns"),
     ("x:\n  test: {file: tests.root}\n  evaluators: [{method: Median, template: {file: templates.root}}]",
-     "scenario 'x': evaluators[0]: unknown method 'Median'; installed: LinearInterpolation, Mean"),
+     "scenario 'x': evaluators[0]: unknown method 'Median'; installed: Binomial, LinearInterpolation, Mean"),
     ("x:\n  evaluators: [{method: Mean, template: {file: templates.root}}]",
      "scenario 'x': missing key 'test'"),
     ("x:\n  test: {file: tests.root}\n  evaluators: [{method: Mean}]",
