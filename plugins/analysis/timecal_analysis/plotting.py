@@ -1,11 +1,20 @@
 """Figures of the scan observables: per observable and scanned parameter, the others fixed,
-curves vs delay (one per value) and a delay x parameter map, each saved as PNG and PDF with
-the numbers behind it beside them as ROOT histograms (so a talk's figure can be redrawn in
-ROOT without rerunning anything)."""
+curves vs delay (one per value) and a delay x parameter map, saved as PNG and/or PDF with
+the numbers behind them as ROOT histograms (so a talk's figure can be redrawn in ROOT
+without rerunning anything).
+
+Figures are independent, so they are rendered in parallel (local processes, or the workers
+of a Dask cluster), and each costs one draw per format: the CMS label is packed by an
+offset box at draw time (mplhep's ``cms.label`` draws the whole figure once more to place
+its text), the axes sit at fixed positions (no tight layout, no second layout pass), and
+the thumbnail is scaled from the PNG's own pixels.
+"""
 
 from __future__ import annotations
 
 import itertools
+import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +28,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import mplhep  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 from .observables import ObservableDef  # noqa: E402
 
@@ -26,6 +36,21 @@ COLOUR_MAP = "viridis"
 DELAY_LABEL = "Delay [ns]"
 CMS_LABEL = "Phase-2 Simulation"
 THUMB_SCALE = 0.25
+FORMATS = ("png", "pdf", "root")
+KINDS = ("curves", "map")
+#: Up to this many values of a scanned parameter get a legend (distinct colours and
+#: markers); more get a colour bar. Two curves on a 0-2 colour bar cannot be told apart.
+MAX_DISCRETE_VALUES = 8
+#: Distinct on a projector and in grey print (Petroff's colour-blind safe 10-colour set, as
+#: CMS recommends, and one marker each).
+DISCRETE_COLOURS = ("#3f90da", "#ffa90e", "#bd1f01", "#94a4a2", "#832db6", "#a96b59", "#e76300",
+                    "#b9ac70")
+DISCRETE_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*")
+FIGURE_SIZE = (10.0, 7.5)
+#: Fixed axes rectangle (figure fractions): the right quarter holds legend, colour bar and
+#: the fixed parameters, so nothing overlaps the curves and no layout pass is needed.
+AXES_RECT = (0.11, 0.11, 0.60, 0.80)
+SIDE_X = 0.73
 # Units of the production parameters users scan most; a YAML 'labels' entry overrides them.
 DEFAULT_LABELS = {
     "threshold": "Threshold [e]",
@@ -40,17 +65,17 @@ DEFAULT_LABELS = {
 
 @dataclass(frozen=True)
 class FigureRecord:
-    """One saved figure, as the index lists it."""
+    """One saved figure, as the index lists it (None for a format not drawn)."""
 
     observable: ObservableDef
     parameter: str
     mode: str
     kind: str  # "curves" or "map"
     fixed: Mapping[str, Any]
-    png: Path
-    pdf: Path
-    root: Path
-    thumbnail: Path
+    png: Path | None
+    pdf: Path | None
+    root: Path | None
+    thumbnail: Path | None
 
 
 @dataclass
@@ -61,10 +86,59 @@ class PlotRequest:
     modes: Sequence[str]
     output_dir: Path
     labels: Mapping[str, str] = field(default_factory=dict)
+    kinds: Sequence[str] = KINDS
+    formats: Sequence[str] = FORMATS
+
+
+@dataclass(frozen=True)
+class FigureJob:
+    """Everything one (curves, map) pair needs, small and picklable: the numbers, not the
+    table, travel to the worker."""
+
+    obs: ObservableDef
+    parameter: str
+    mode: str
+    fixed: Mapping[str, Any]
+    values: list
+    delays: np.ndarray
+    matrix: np.ndarray
+    errors: np.ndarray
+    labels: Mapping[str, str]
+    folder: Path
+    stem: str
+    kinds: tuple[str, ...]
+    formats: tuple[str, ...]
+
+    @property
+    def key(self) -> tuple:
+        return (self.obs.key, self.parameter, self.stem)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    key: tuple  # FigureJob.key of the job
+    records: list[FigureRecord]
+    cpu_seconds: float  # process time spent on this job's figures
+    figures: int
 
 
 def label_of(labels: Mapping[str, str], name: str) -> str:
     return labels.get(name) or DEFAULT_LABELS.get(name, name)
+
+
+def split_unit(label: str) -> tuple[str, str]:
+    """"ToF smearing [ns]" -> ("ToF smearing", "ns"); no unit -> (label, "")."""
+    text = label.strip()
+    if text.endswith("]") and "[" in text:
+        name, unit = text[:-1].rsplit("[", 1)
+        return name.strip(), unit.strip()
+    return text, ""
+
+
+def value_with_unit(labels: Mapping[str, str], name: str, value: Any) -> str:
+    """"ToF smearing = 0 ns", as a talk reads it (not "ToF smearing [ns] = 0")."""
+    title, unit = split_unit(label_of(labels, name))
+    return f"{title} = {value_text(value)}" + (f" {unit}" if unit else "")
 
 
 def token(value: Any) -> str:
@@ -78,6 +152,15 @@ def value_text(value: Any) -> str:
     return str(value)
 
 
+def is_numeric(values) -> bool:
+    return all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in values)
+
+
+def discrete(values) -> bool:
+    """A legend rather than a colour bar: few values, or values that are not numbers."""
+    return len(values) <= MAX_DISCRETE_VALUES or not is_numeric(values)
+
+
 def edges_from_centres(centres: np.ndarray) -> np.ndarray:
     """Bin edges halfway between sorted centres, the outer ones mirrored (a single centre
     gets a unit-wide bin)."""
@@ -88,8 +171,8 @@ def edges_from_centres(centres: np.ndarray) -> np.ndarray:
     return np.concatenate([[c[0] - (mid[0] - c[0])], mid, [c[-1] + (c[-1] - mid[-1])]])
 
 
-def plot_scan(request: PlotRequest, progress=None) -> list[FigureRecord]:
-    """Every figure of the request; ``progress(done, total)`` is called after each one."""
+def figure_jobs(request: PlotRequest) -> list[FigureJob]:
+    """One job per observable x scanned parameter x combination of the others x mode."""
     grid = dict(request.grid)
     scanned = [p for p, values in grid.items() if len(values) > 1] or list(grid)[:1]
     jobs = []
@@ -97,18 +180,54 @@ def plot_scan(request: PlotRequest, progress=None) -> list[FigureRecord]:
         for parameter in scanned:
             others = [p for p in grid if p != parameter]
             for combo in itertools.product(*(grid[p] for p in others)):
+                fixed = dict(zip(others, combo))
                 for mode in request.modes:
-                    jobs.append((obs, parameter, dict(zip(others, combo)), mode))
-    records: list[FigureRecord] = []
-    with plt.style.context(mplhep.style.CMS):
-        for i, (obs, parameter, fixed, mode) in enumerate(jobs):
-            rows = _select(request.table, fixed, mode)
-            rows = rows[rows[parameter].isin(grid[parameter])]
-            if not rows.empty:
-                records.extend(_figures(request, obs, parameter, fixed, mode, rows))
-            if progress:
-                progress(i + 1, len(jobs))
-    return records
+                    rows = _select(request.table, fixed, mode)
+                    rows = rows[rows[parameter].isin(grid[parameter])]
+                    if rows.empty:
+                        continue
+                    values, delays, matrix, errors = curve_matrix(rows, obs, parameter)
+                    jobs.append(FigureJob(
+                        obs, parameter, mode, fixed, values, delays, matrix, errors,
+                        dict(request.labels), request.output_dir / "plots" / obs.key / token(parameter),
+                        "_".join([mode] + [f"{token(k)}_{token(v)}" for k, v in fixed.items()]),
+                        tuple(request.kinds), tuple(request.formats)))
+    return jobs
+
+
+def plot_scan(request: PlotRequest, progress=None, runner=None) -> list[FigureRecord]:
+    """Every figure of the request; ``runner(render_job, jobs)`` yields the rendered jobs
+    (default: local processes); ``progress(done, total)`` is called after each job."""
+    jobs = figure_jobs(request)
+    done: dict[tuple, list[FigureRecord]] = {}
+    for i, rendered in enumerate((runner or local_processes)(render_job, jobs)):
+        done[rendered.key] = rendered.records
+        if progress:
+            progress(i + 1, len(jobs))
+    return [record for job in jobs for record in done.get(job.key, [])]  # in the request's order
+
+
+def workers_for(n_jobs: int) -> int:
+    return max(1, min(n_jobs, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                      else (os.cpu_count() or 1)))
+
+
+def local_processes(func, jobs, workers: int | None = None):
+    """``func`` over ``jobs`` in a pool of local processes (forked where the platform
+    allows: the workers start with matplotlib already imported), in completion order."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    workers = workers or workers_for(len(jobs))
+    if workers == 1 or len(jobs) <= 1:
+        yield from (func(job) for job in jobs)
+        return
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = [pool.submit(func, job) for job in jobs]
+        for future in as_completed(futures):
+            yield future.result()
 
 
 def _select(table: pd.DataFrame, fixed: Mapping[str, Any], mode: str) -> pd.DataFrame:
@@ -118,43 +237,78 @@ def _select(table: pd.DataFrame, fixed: Mapping[str, Any], mode: str) -> pd.Data
     return table[mask]
 
 
-def _figures(request: PlotRequest, obs: ObservableDef, parameter: str, fixed: Mapping[str, Any],
-             mode: str, rows: pd.DataFrame) -> list[FigureRecord]:
-    folder = request.output_dir / "plots" / obs.key / token(parameter)
-    folder.mkdir(parents=True, exist_ok=True)
-    stem = "_".join([mode] + [f"{token(k)}_{token(v)}" for k, v in fixed.items()])
-    values, delays, matrix, errors = curve_matrix(rows, obs, parameter)
-    context = _context_text(request.labels, fixed)
+_STYLE: dict | None = None
+
+
+def _style() -> dict:
+    """mplhep's CMS style, resolved once per process."""
+    global _STYLE
+    if _STYLE is None:
+        with plt.style.context(mplhep.style.CMS):
+            _STYLE = dict(matplotlib.rcParams)
+    return _STYLE
+
+
+def render_job(job: FigureJob) -> Rendered:
+    """Draw and save the figures of one job (run in a worker process)."""
+    start = time.process_time()
+    job.folder.mkdir(parents=True, exist_ok=True)
     out = []
-    for kind, draw in (("curves", draw_curves), ("map", draw_map)):
-        base = folder / f"{kind}_{stem}"
-        fig, ax = plt.subplots(figsize=(10, 8))
-        draw(ax, obs, parameter, values, delays, matrix, errors, request.labels)
-        mplhep.cms.label(ax=ax, data=False, llabel=CMS_LABEL, rlabel=mode, loc=0)
-        if context:
-            # curves leave headroom at the top for it; maps fill the frame, any corner will do
-            y, va = (0.98, "top") if kind == "curves" else (0.02, "bottom")
-            ax.text(0.02, y, context, transform=ax.transAxes, fontsize="x-small", va=va,
-                    bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none"})
-        png, pdf = base.with_suffix(".png"), base.with_suffix(".pdf")
-        fig.savefig(png, dpi=100)
-        fig.savefig(pdf)
-        plt.close(fig)
-        thumb = folder / "thumbs" / png.name
+    with matplotlib.rc_context(_style()):
+        for kind in job.kinds:
+            out.append(_render_one(job, kind))
+    return Rendered(job.key, out, time.process_time() - start, len(out))
+
+
+def cms_label(fig, ax, rlabel: str) -> None:
+    """"CMS Phase-2 Simulation" above the top-left corner and ``rlabel`` above the right
+    one, as mplhep's loc=0 places them; packed by an offset box when the figure is drawn
+    (no extra draw to measure the text)."""
+    from matplotlib.offsetbox import AnchoredOffsetbox, HPacker, TextArea
+
+    size = matplotlib.rcParams["font.size"]
+    cms = TextArea("CMS", textprops={"fontweight": "bold", "fontsize": size * 1.3})
+    sub = TextArea(CMS_LABEL, textprops={"fontstyle": "italic", "fontsize": size})
+    box = AnchoredOffsetbox(loc="lower left", child=HPacker(children=[cms, sub], align="baseline",
+                                                            pad=0, sep=size * 0.4),
+                            pad=0, borderpad=0.2, frameon=False, bbox_to_anchor=(0, 1),
+                            bbox_transform=ax.transAxes)
+    ax.add_artist(box)
+    ax.text(1.0, 1.01, rlabel, transform=ax.transAxes, ha="right", va="bottom", fontsize=size)
+
+
+def _render_one(job: FigureJob, kind: str) -> FigureRecord:
+    fig = Figure(figsize=FIGURE_SIZE)
+    ax = fig.add_axes(AXES_RECT)
+    draw = draw_curves if kind == "curves" else draw_map
+    side = draw(fig, ax, job.obs, job.parameter, job.values, job.delays, job.matrix, job.errors, job.labels)
+    cms_label(fig, ax, job.mode)
+    context = "\n".join(value_with_unit(job.labels, k, v) for k, v in job.fixed.items())
+    if context:
+        fig.text(SIDE_X, side, context, ha="left", va="top", fontsize="x-small")
+    base = job.folder / f"{kind}_{job.stem}"
+    png = pdf = root = thumb = None
+    if "png" in job.formats:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from PIL import Image
+
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        image = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
+        png = base.with_suffix(".png")
+        image.save(png, compress_level=1)
+        thumb = job.folder / "thumbs" / png.name
         thumb.parent.mkdir(exist_ok=True)
-        _thumbnail(png, thumb)
+        image.convert("RGB").resize((int(image.width * THUMB_SCALE), int(image.height * THUMB_SCALE)),
+                                    Image.Resampling.LANCZOS).save(thumb, compress_level=1)
+    if "pdf" in job.formats:
+        pdf = base.with_suffix(".pdf")
+        fig.savefig(pdf)
+    if "root" in job.formats:
         root = base.with_suffix(".root")
-        _write_root(root, kind, obs, parameter, values, delays, matrix, errors, request.labels)
-        out.append(FigureRecord(obs, parameter, mode, kind, dict(fixed), png, pdf, root, thumb))
-    return out
-
-
-def _thumbnail(png: Path, thumb: Path) -> None:
-    from PIL import Image  # Pillow comes with matplotlib
-
-    with Image.open(png) as image:
-        image.thumbnail((int(image.width * THUMB_SCALE), int(image.height * THUMB_SCALE)))
-        image.save(thumb)
+        _write_root(root, kind, job.obs, job.parameter, job.values, job.delays, job.matrix, job.errors,
+                    job.labels)
+    return FigureRecord(job.obs, job.parameter, job.mode, kind, dict(job.fixed), png, pdf, root, thumb)
 
 
 def curve_matrix(rows: pd.DataFrame, obs: ObservableDef, parameter: str):
@@ -173,32 +327,45 @@ def curve_matrix(rows: pd.DataFrame, obs: ObservableDef, parameter: str):
     return values, delays, matrix, errors
 
 
-def _context_text(labels: Mapping[str, str], fixed: Mapping[str, Any]) -> str:
-    return "\n".join(f"{label_of(labels, k)} = {value_text(v)}" for k, v in fixed.items())
-
-
-def draw_curves(ax, obs, parameter, values, delays, matrix, errors, labels) -> None:
-    numeric = all(isinstance(v, (int, float, np.number)) for v in values)
-    cmap = plt.get_cmap(COLOUR_MAP)
-    if numeric and len(values) > 1:
-        norm = matplotlib.colors.Normalize(vmin=min(values), vmax=max(values))
+def draw_curves(fig, ax, obs, parameter, values, delays, matrix, errors, labels) -> float:
+    """Curves vs delay: a legend (colour + marker per value) for few values, a colour bar
+    for many. Returns the figure height below which the fixed parameters may be written."""
+    label = label_of(labels, parameter)
+    if discrete(values):
+        title, unit = split_unit(label)
+        step = max(1, len(delays) // 12)
+        for i, value in enumerate(values):
+            colour = DISCRETE_COLOURS[i % len(DISCRETE_COLOURS)]
+            ax.plot(delays, matrix[i], color=colour, lw=2, marker=DISCRETE_MARKERS[i % len(DISCRETE_MARKERS)],
+                    markevery=(i * step // max(len(values), 1), step), ms=8,
+                    label=value_text(value) + (f" {unit}" if unit else ""))
+            if obs.error_key:
+                ax.fill_between(delays, matrix[i] - errors[i], matrix[i] + errors[i], color=colour,
+                                alpha=0.25, lw=0)
+        legend = ax.legend(title=title, loc="upper left", bbox_to_anchor=(SIDE_X, AXES_RECT[1] + AXES_RECT[3]),
+                           bbox_transform=fig.transFigure, borderaxespad=0, frameon=False,
+                           fontsize="small", title_fontsize="small")
+        legend._legend_box.align = "left"
+        side = AXES_RECT[1] + AXES_RECT[3] - 0.075 * (len(values) + 1) - 0.03
     else:
-        norm = matplotlib.colors.Normalize(vmin=0, vmax=max(len(values) - 1, 1))
-    for i, value in enumerate(values):
-        colour = cmap(norm(value if numeric and len(values) > 1 else i))
-        ax.plot(delays, matrix[i], color=colour, lw=1.5)
-        if obs.error_key:
-            ax.fill_between(delays, matrix[i] - errors[i], matrix[i] + errors[i], color=colour,
-                            alpha=0.25, lw=0)
-    bar = plt.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax)
-    bar.set_label(label_of(labels, parameter))
-    if not (numeric and len(values) > 1):
-        bar.set_ticks(range(len(values)), labels=[value_text(v) for v in values])
+        cmap = plt.get_cmap(COLOUR_MAP)
+        norm = matplotlib.colors.Normalize(vmin=min(values), vmax=max(values))
+        for i, value in enumerate(values):
+            colour = cmap(norm(value))
+            ax.plot(delays, matrix[i], color=colour, lw=1.5)
+            if obs.error_key:
+                ax.fill_between(delays, matrix[i] - errors[i], matrix[i] + errors[i], color=colour,
+                                alpha=0.25, lw=0)
+        bar = fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap),
+                           cax=fig.add_axes((SIDE_X, 0.42, 0.03, 0.49)))
+        bar.set_label(label)
+        side = 0.36
     ax.set_xlabel(DELAY_LABEL)
     ax.set_ylabel(obs.axis_label)
     ax.set_xlim(delays[0], delays[-1])
     low, high = _colour_range(obs, matrix)
-    ax.set_ylim(low, high + 0.15 * (high - low))  # headroom for the label
+    ax.set_ylim(low, high + 0.05 * (high - low))
+    return side
 
 
 def _colour_range(obs: ObservableDef, matrix: np.ndarray) -> tuple[float, float]:
@@ -212,18 +379,25 @@ def _colour_range(obs: ObservableDef, matrix: np.ndarray) -> tuple[float, float]
     return float(finite.min() - margin), float(finite.max() + margin)
 
 
-def draw_map(ax, obs, parameter, values, delays, matrix, errors, labels) -> None:
-    numeric = all(isinstance(v, (int, float, np.number)) for v in values)
-    y_centres = np.asarray(values, dtype=np.float64) if numeric else np.arange(len(values), dtype=np.float64)
+def draw_map(fig, ax, obs, parameter, values, delays, matrix, errors, labels) -> float:
+    """Delay x parameter map; discrete values are rows with their own tick labels. The mesh
+    is rasterized in the PDF (thousands of cells as vectors slow every viewer down)."""
+    numeric = is_numeric(values)
+    y_centres = np.asarray(values, dtype=np.float64) if numeric and not discrete(values) \
+        else np.arange(len(values), dtype=np.float64)
     low, high = _colour_range(obs, matrix)
     mesh = ax.pcolormesh(edges_from_centres(delays), edges_from_centres(y_centres),
-                         np.ma.masked_invalid(matrix), cmap=COLOUR_MAP, vmin=low, vmax=high, shading="flat")
-    bar = plt.colorbar(mesh, ax=ax)
+                         np.ma.masked_invalid(matrix), cmap=COLOUR_MAP, vmin=low, vmax=high, shading="flat",
+                         rasterized=True)
+    bar = fig.colorbar(mesh, cax=fig.add_axes((SIDE_X, 0.42, 0.03, 0.49)))
     bar.set_label(obs.axis_label)
-    if not numeric or len(values) <= 12:
+    if discrete(values) or len(values) <= 12:
+        title, unit = split_unit(label_of(labels, parameter))
         ax.set_yticks(y_centres, labels=[value_text(v) for v in values])
+        ax.minorticks_off()
     ax.set_xlabel(DELAY_LABEL)
     ax.set_ylabel(label_of(labels, parameter))
+    return 0.36
 
 
 def _write_root(path: Path, kind, obs, parameter, values, delays, matrix, errors, labels) -> None:
