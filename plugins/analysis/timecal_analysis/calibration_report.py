@@ -34,14 +34,28 @@ CAPTIONS = {"reco_vs_true": "reconstructed vs true delay", "residual": "|true - 
             "score_curves": "all score curves", "scores": "score curves per test",
             "evaluator": "the evaluator", "template_map": "template BX map vs delay"}
 MAX_CURVE_PAGES = 16
+#: Characters per line of the scenario labels beside the CMS label (10 in wide figures).
+RLABEL_WIDTH = 48
 
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]+", "_", name).strip("_") or "unnamed"
 
 
-def _label_text(labels) -> str:
-    return ", ".join(f"{k} = {v}" for k, v in labels.items())
+def _label_text(labels, width: int = 0) -> str:
+    """"k = v, k = v"; with ``width``, wrapped between items so that the text beside the
+    CMS label never runs into it (wider labels stack upwards, above the frame)."""
+    items = [f"{k} = {v}" for k, v in labels.items()]
+    if not width:
+        return ", ".join(items)
+    lines, line = [], ""
+    for item in items:
+        if line and len(line) + 2 + len(item) > width:
+            lines.append(line + ",")
+            line = item
+        else:
+            line = f"{line}, {item}" if line else item
+    return "\n".join(lines + [line] if line else lines)
 
 
 def results_table(results) -> pd.DataFrame:
@@ -109,11 +123,15 @@ class _Plotter:
 
     def figure(self, labels, **kw):
         fig, ax = self.plt.subplots(**kw)
-        self.hep.cms.label(data=False, ax=ax if not isinstance(ax, np.ndarray) else ax.flat[0],
-                           rlabel=_label_text(labels), fontsize=14)
+        fig._timecal_label = (ax if not isinstance(ax, np.ndarray) else ax.flat[0], labels)
         return fig, ax
 
     def save(self, fig, stem: Path) -> list[Path]:
+        # The label last: mplhep places "Simulation" beside "CMS" from the text extents at
+        # the time of the call, so a colour bar added afterwards would make them overlap.
+        if hasattr(fig, "_timecal_label"):
+            ax, labels = fig._timecal_label
+            self.hep.cms.label(data=False, ax=ax, rlabel=_label_text(labels, RLABEL_WIDTH), fontsize=14)
         stem.parent.mkdir(parents=True, exist_ok=True)
         out = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
         for path in out:
@@ -132,11 +150,12 @@ def _reco_plots(p: _Plotter, res, ev, directory: Path) -> list[Path]:
     fig, ax = p.figure(labels)
     if len(truth) == 1:
         # One test is a measurement, not a curve: say it in words instead of a lone dot.
-        text = (f"One test histogram ({res.test_label(0)}):\n"
+        text = (f"A single test histogram: no curve to draw\n{_short(res.test_label(0), 44)}\n\n"
                 f"reconstructed {scan.estimate[0]:.2f} $^{{+{scan.plus[0]:.2f}}}_{{-{scan.minus[0]:.2f}}}$ ns"
                 + (f"\ntrue {truth[0]:.2f} ns" if known[0] else "\ntrue delay unknown")
-                + f"\n({ev.spec.method}, evaluator {ev.spec.name})")
-        ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=20)
+                + f"\n\n{ev.spec.method}, evaluator {_short(ev.spec.name, 30)}")
+        ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=20,
+                linespacing=1.4)
         ax.set_axis_off()
         return written + p.save(fig, directory / "reco_vs_true")
     edge = scan.at_edge
@@ -169,7 +188,7 @@ def _score_overlay(p: _Plotter, res, ev, directory: Path) -> list[Path]:
     scan = ev.scan
     fig, axes = p.plt.subplots(1, 2, figsize=(16, 7))
     p.hep.cms.label(data=False, ax=axes[0], rlabel="", fontsize=14)
-    axes[1].set_title(_label_text(res.scenario.labels), fontsize=14, loc="right")
+    axes[1].set_title(_label_text(res.scenario.labels, RLABEL_WIDTH), fontsize=14, loc="right")
     alpha = max(0.05, min(0.8, 8.0 / len(res.tests)))
     axes[0].plot(scan.coarse_delays, scan.coarse_scores.T, color="tab:blue", lw=1, alpha=alpha)
     axes[1].plot((scan.fine_delays - scan.estimate[:, None]).T, scan.fine_scores.T, color="tab:orange",
@@ -226,7 +245,8 @@ def _score_pages(p: _Plotter, res, ev, directory: Path) -> list[Path]:
                 ax.set_ylabel(r"Score $-$ min")
                 if k == 0:
                     ax.legend(loc="upper right")
-            fig.suptitle(f"{res.scenario.name}: {ev.spec.method} ({ev.spec.name})", fontsize=14)
+            fig.suptitle(_short(f"{res.scenario.name}: {ev.spec.method} ({ev.spec.name})", 52 * columns),
+                         fontsize=13)
             pdf.savefig(fig)
             if page == 0:
                 fig.savefig(png_path, dpi=100)

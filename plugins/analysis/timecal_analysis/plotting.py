@@ -49,7 +49,7 @@ DISCRETE_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*")
 FIGURE_SIZE = (10.0, 7.5)
 #: Fixed axes rectangle (figure fractions): the right quarter holds legend, colour bar and
 #: the fixed parameters, so nothing overlaps the curves and no layout pass is needed.
-AXES_RECT = (0.13, 0.11, 0.58, 0.80)
+AXES_RECT = (0.15, 0.13, 0.56, 0.78)
 SIDE_X = 0.73
 # Units of the production parameters users scan most; a YAML 'labels' entry overrides them.
 DEFAULT_LABELS = {
@@ -262,8 +262,8 @@ def render_job(job: FigureJob) -> Rendered:
 
 
 def cms_label(ax, rlabel: str):
-    """"CMS Phase-2 Simulation" above the top-left corner and ``rlabel`` above the right
-    one, as mplhep's loc=0 places them. The width of "CMS" is measured once, when the
+    """"CMS Phase-2 Simulation" above the top-left corner, as mplhep's loc=0 places it, and
+    ``rlabel`` level with it over the right-hand column. The width of "CMS" is measured once, when the
     template is laid out (mplhep's ``cms.label`` draws the whole figure for that, every
     time). Returns the right-hand text, to be reused."""
     size = matplotlib.rcParams["font.size"]
@@ -274,7 +274,9 @@ def cms_label(ax, rlabel: str):
     gap = 0.4 * size * fig.dpi / 72.0
     ax.text((width + gap) / (fig.bbox.width * AXES_RECT[2]), 1.01, CMS_LABEL, transform=ax.transAxes,
             ha="left", va="bottom", fontstyle="italic", fontsize=size)
-    return ax.text(1.0, 1.01, rlabel, transform=ax.transAxes, ha="right", va="bottom", fontsize=size)
+    # The mode goes in the right-hand column, level with the label: never on top of it.
+    return fig.text(SIDE_X, AXES_RECT[1] + AXES_RECT[3] + 0.01, rlabel, ha="left", va="bottom",
+                    fontsize=size)
 
 
 class FigureTemplate:
@@ -289,9 +291,14 @@ class FigureTemplate:
         self.fig = Figure(figsize=FIGURE_SIZE)
         self.canvas = FigureCanvasAgg(self.fig)
         self.ax = self.fig.add_axes(AXES_RECT)
-        self.cax = self.fig.add_axes((SIDE_X, 0.42, 0.03, 0.49)) if with_bar else None
+        self.cax = self.fig.add_axes((SIDE_X, 0.40, 0.03, 0.45)) if with_bar else None
         self.colorbar = None
         self.mode_text = cms_label(self.ax, "")  # needs the canvas: measures "CMS" once
+        # Axis labels at fixed places (right of the x axis, top of the y axis, as the CMS
+        # style aligns them), clear of the widest tick labels ("-0.25", "8000"): matplotlib
+        # would otherwise measure every tick label at each draw to place them.
+        self.ax.xaxis.set_label_coords(1.0, -0.075)
+        self.ax.yaxis.set_label_coords(-0.15, 1.0)
         self.context = self.fig.text(SIDE_X, 0.36, "", ha="left", va="top", fontsize="x-small")
         self.fixed = set(self.ax.get_children()) | set(self.fig.get_children())
 
@@ -412,7 +419,7 @@ def draw_curves(t: FigureTemplate, obs, parameter, values, delays, matrix, error
                 ax.fill_between(delays, matrix[i] - errors[i], matrix[i] + errors[i], color=colour,
                                 alpha=0.25, lw=0)
         t.bar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), label)
-        side = 0.36
+        side = 0.30
     ax.set_xlabel(DELAY_LABEL)
     ax.set_ylabel(obs.axis_label)
     ax.set_xlim(delays[0], delays[-1])
@@ -450,7 +457,7 @@ def draw_map(t: FigureTemplate, obs, parameter, values, delays, matrix, errors, 
         ax.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.set_xlabel(DELAY_LABEL)
     ax.set_ylabel(label_of(labels, parameter))
-    return 0.36
+    return 0.30
 
 
 def _write_root(path: Path, kind, obs, parameter, values, delays, matrix, errors, labels) -> None:
