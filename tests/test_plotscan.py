@@ -69,7 +69,7 @@ def test_plots_index_and_root_data(env, capsys):
     import ROOT
 
     code = main(["--yaml", str(env / "plot.yml"), "--custom", "mode=Sampled", "-i", "scan1", "-o", "full",
-                 "--observables", "efficiency", "Out-of-time fraction"])
+                 "--observables", "efficiency", "Out-of-time fraction", "--formats", "png,pdf,root"])
     err = capsys.readouterr().err
     assert code == 0, err
     assert re.search(r"files 4/4 100%.*ETA", err)
@@ -242,7 +242,7 @@ def test_annotations_put_the_unit_after_the_value():
 def test_formats_and_only_choose_what_is_drawn(env, capsys):
     args = ["-i", "scan1", "--custom", "mode=Sampled", "--yaml",
             write_yaml(env, "fo.yml", "parameters:\n  threshold: [5800, 8000]\n  thresholdsmearing: [0]\n")]
-    assert main(args + ["-o", "maps", "--only", "maps", "--formats", "png,root"]) == 0
+    assert main(args + ["-o", "maps", "--only", "maps"]) == 0  # default formats: png,root
     out = env / "scans" / "maps"
     drawn = sorted(p.name for p in out.glob("plots/*/*/*.*"))
     assert drawn and all(n.startswith("map_") and n.endswith((".png", ".root")) for n in drawn)
