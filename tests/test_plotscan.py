@@ -277,3 +277,18 @@ def test_figures_on_a_dask_backend_match_local_processes(env, capsys):
         assert a.keys() == b.keys()
         for key in a.keys():
             np.testing.assert_array_equal(a[key].values(), b[key].values())
+
+
+def test_png_writer_is_lossless(tmp_path):
+    """The figures' PNG encoder against Pillow's decoder: every pixel read back."""
+    from PIL import Image
+
+    from timecal_analysis.plotting import write_png
+
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (75, 101, 3), dtype=np.uint8)
+    rgb[20:40] = 255  # flat areas, as plots have
+    write_png(tmp_path / "x.png", rgb)
+    with Image.open(tmp_path / "x.png") as image:
+        assert image.mode == "RGB" and image.size == (101, 75)
+        np.testing.assert_array_equal(np.asarray(image), rgb)

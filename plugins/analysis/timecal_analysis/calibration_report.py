@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .calibration import summarise
+from .calibration import PLATEAU_WIDTH, summarise
 from .evaluators import BIN_CENTRES
 
 #: Score panels per page of scores.pdf: 2 x 2 panels of 6 x 4 inches, readable on a slide.
@@ -159,8 +159,13 @@ def _reco_plots(p: _Plotter, res, ev, directory: Path) -> list[Path]:
         ax.set_axis_off()
         return written + p.save(fig, directory / "reco_vs_true")
     edge = scan.at_edge
-    ax.errorbar(x[~edge], scan.estimate[~edge], yerr=yerr[:, ~edge], fmt="o", ms=4,
+    plateau = scan.plateau & ~edge
+    normal = ~edge & ~plateau
+    ax.errorbar(x[normal], scan.estimate[normal], yerr=yerr[:, normal], fmt="o", ms=4,
                 label=f"{ev.spec.method}")
+    if plateau.any():
+        ax.errorbar(x[plateau], scan.estimate[plateau], yerr=yerr[:, plateau], fmt="o", ms=5, mfc="white",
+                    color="tab:orange", label=f"on a plateau (±1σ > {PLATEAU_WIDTH:g} ns)")
     if edge.any():
         ax.errorbar(x[edge], scan.estimate[edge], yerr=yerr[:, edge], fmt="s", ms=4, color="tab:red",
                     label="interval at scan edge")
