@@ -288,7 +288,9 @@ def test_png_writer_is_lossless(tmp_path):
     rng = np.random.default_rng(3)
     rgb = rng.integers(0, 256, (75, 101, 3), dtype=np.uint8)
     rgb[20:40] = 255  # flat areas, as plots have
-    write_png(tmp_path / "x.png", rgb)
-    with Image.open(tmp_path / "x.png") as image:
-        assert image.mode == "RGB" and image.size == (101, 75)
-        np.testing.assert_array_equal(np.asarray(image), rgb)
+    rgba = np.concatenate([rgb, np.full((75, 101, 1), 255, np.uint8)], axis=2)
+    for pixels, mode in ((rgb, "RGB"), (rgba, "RGBA")):
+        write_png(tmp_path / f"{mode}.png", pixels)
+        with Image.open(tmp_path / f"{mode}.png") as image:
+            assert image.mode == mode and image.size == (101, 75)
+            np.testing.assert_array_equal(np.asarray(image), pixels)
