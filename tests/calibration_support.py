@@ -37,7 +37,8 @@ def histograms(charge, toa, delays, threshold: float = THRESHOLD) -> layout.BXHi
 def stack(charge, toa, delays, threshold: float = THRESHOLD, mode: str = "Sampled") -> HistogramStack:
     """What :func:`timecal_analysis.evaluators.read_stack` would read from the file."""
     counts = getattr(histograms(charge, toa, delays, threshold), mode.lower())[:, 1:-1].astype(np.float64)
-    return HistogramStack(np.asarray(delays, dtype=np.float64), counts, np.sqrt(counts))
+    return HistogramStack(np.asarray(delays, dtype=np.float64), counts, np.sqrt(counts),
+                          np.full(len(counts), float(len(charge))))
 
 
 def write_file(path: Path, charge, toa, delays, params: dict | None = None) -> Path:
@@ -47,12 +48,12 @@ def write_file(path: Path, charge, toa, delays, params: dict | None = None) -> P
 
 
 def closure_sample(n_template: int = 1_000_000, n_test: int = 10_000, n_points: int = 100,
-                   seed: int = 7) -> tuple[HistogramStack, HistogramStack]:
+                   seed: int = 7, threshold: float = THRESHOLD) -> tuple[HistogramStack, HistogramStack]:
     """Templates at every scanned delay from one set of hits, and ``n_points`` test
     histograms at known delays in [5, 45] ns, each from its own independent hits."""
-    templates = stack(*make_hits(n_template, seed), layout.scan_delays())
+    templates = stack(*make_hits(n_template, seed), layout.scan_delays(), threshold)
     rng = np.random.default_rng(seed + 1)
     truth = np.round(rng.uniform(5.0, 45.0, n_points), 2)
-    counts = np.concatenate([stack(*make_hits(n_test, seed + 2 + i), [d]).counts
+    counts = np.concatenate([stack(*make_hits(n_test, seed + 2 + i), [d], threshold).counts
                              for i, d in enumerate(truth)])
-    return templates, HistogramStack(truth, counts, np.sqrt(counts))
+    return templates, HistogramStack(truth, counts, np.sqrt(counts), np.full(n_points, float(n_test)))

@@ -178,7 +178,7 @@ def test_evaluator_registered_by_a_plugin_is_used(files, timerc):
     ("x:\n  test: {file: tests.root, delays: [51.3]}\n  evaluators: [{method: Mean, template: {file: templates.root}}]",
      "scenario 'x': test: tests.root has no Sampled histogram at delay 51.3 ns"),
     ("x:\n  test: {file: tests.root}\n  evaluators: [{method: Median, template: {file: templates.root}}]",
-     "scenario 'x': evaluators[0]: unknown method 'Median'; installed: LinearInterpolation, Mean"),
+     "scenario 'x': evaluators[0]: unknown method 'Median'; installed: Binomial, LinearInterpolation, Mean"),
     ("x:\n  evaluators: [{method: Mean, template: {file: templates.root}}]",
      "scenario 'x': missing key 'test'"),
     ("x:\n  test: {file: tests.root}\n  evaluators: [{method: Mean}]",
@@ -227,3 +227,94 @@ measured:
     assert table["true_delay"].isna().all() and table["abs_residual"].isna().all()
     bad = subprocess.run([str(exe), yml.replace("measured.yml", "nope.yml")], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("runCalibration: error: ") and "nope.yml" in bad.stderr
+
+
+# --------------------------------------------------------------------------- many tests per scenario
+@pytest.fixture(scope="module")
+def emulate_production(tmp_path_factory):
+    """Five emulate-mode tasks of one production (threshold 15000, delays drawn per task) and
+    one of another threshold, as BXRun leaves them."""
+    root = tmp_path_factory.mktemp("prod")
+    delays = [8.25, 14.5, 21.75, 30.0, 38.5]
+    for i, delay in enumerate(delays + [12.0]):
+        threshold = 15000 if i < len(delays) else 9000
+        task = root / "emu" / "results" / f"delay_{delay}__{i:010x}"
+        task.mkdir(parents=True)
+        name = f"BXHistEmulateDelay_{delay:.2f}".replace(".", "p") + "_harvested.root"
+        write_file(task / name, *make_hits(5_000, 40 + i), [delay])
+        (task / "params.json").write_text(json.dumps(
+            {"task_id": f"{i:010x}", "params": {"threshold": threshold, "delay": delay}, "output": name}))
+    return root, delays
+
+
+def test_every_task_matching_params_is_a_test_of_the_scenario(files, timerc, emulate_production, capsys):
+    root, delays = emulate_production
+    yml = _yaml(timerc / "many.yml", f"""
+emulated:
+  test: {{production: {root / 'emu'}, params: {{threshold: 15000}}}}
+  evaluators:
+    - {{method: Binomial, name: b, template: {{file: {files['template']}}}}}
+    - {{method: Mean, name: m, template: {{file: {files['template']}}}}}
+""")
+    assert runcalibration.main([yml, "--no-plots"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    lines = [l for l in out if LINE.match(l)]
+    assert len(lines) == 2 * len(delays)
+    for delay in delays:  # each line names scenario, test (the task directory) and method
+        tagged = [l for l in lines if f"test delay_{delay}__" in l]
+        assert len(tagged) == 2 and all("scenario emulated" in l for l in tagged)
+        assert {("Binomial" in l) for l in tagged} == {True, False}
+    summary = [l for l in out if l.startswith("emulated / Binomial")]
+    assert len(summary) == 1 and re.search(r"5 test\(s\): bias [+-]\d\.\d{3} ± \d\.\d{3} ns, "
+                                            r"resolution \d\.\d{3} ± \d\.\d{3} ns, ±1σ coverage \d+ ± \d+%",
+                                            summary[0]), summary
+    table = pd.read_parquet(timerc / "calibration/many/results.parquet")
+    assert len(table) == 2 * len(delays)
+    assert sorted(table[table["method"] == "Binomial"]["true_delay"]) == delays
+    assert table["test"].str.startswith("delay_").all() and table["test_file"].nunique() == len(delays)
+    summ = pd.read_parquet(timerc / "calibration/many/summary.parquet")
+    assert list(summ["tests"]) == [5, 5] and (summ["reason"] == "").all()
+    assert (summ["coverage_error"] > 0).all() and (summ["resolution"] > 0).all()
+
+
+def test_glob_of_files_makes_one_test_per_file(files, timerc, emulate_production, capsys):
+    root, delays = emulate_production
+    yml = _yaml(timerc / "two.yml", f"""
+pair:
+  test: {{file: "{root}/emu/results/delay_[12]*/*_harvested.root"}}
+  evaluators: [{{method: LinearInterpolation, template: {{file: {files['template']}}}}}]
+""")
+    assert runcalibration.main([yml]) == 0
+    out = capsys.readouterr().out
+    assert len([l for l in out.splitlines() if LINE.match(l)]) == 3  # 14.5, 21.75 and 12.0
+    assert re.search(r"^pair / LinearInterpolation.*: 3 test\(s\): bias .* ± ", out, re.M)
+    index = (timerc / "calibration/two/index.html").read_text()
+    assert "every test" in index
+
+
+def test_two_tests_give_n_a_and_a_template_must_still_be_one_task(files, timerc, emulate_production, capsys):
+    root, _ = emulate_production
+    yml = _yaml(timerc / "pair.yml", f"""
+pair:
+  test: {{file: "{root}/emu/results/delay_3*/*.root"}}
+  evaluators: [{{method: Mean, template: {{file: {files['template']}}}}}]
+""")
+    assert runcalibration.main([yml, "--no-plots"]) == 0
+    out = capsys.readouterr().out
+    assert "2 test(s): bias, resolution, coverage n/a: 2 test(s) with a known delay, 3 needed" in out
+    bad = _yaml(timerc / "badtpl.yml", f"""
+x:
+  test: {{file: {files['emulate']}}}
+  evaluators: [{{method: Mean, template: {{production: {root / 'emu'}, params: {{threshold: 15000}}}}}}]
+""")
+    assert runcalibration.main([bad]) == 2
+    err = capsys.readouterr().err
+    assert "5 finished tasks" in err and "a template must be one task" in err and err.count("\n") == 1
+
+
+def test_quick_use_output_directory_has_a_short_name(files, timerc, capsys):
+    assert runcalibration.main(["--test", str(files["emulate"]), "--template", str(files["template"]),
+                                "--method", "Binomial", "--no-plots"]) == 0
+    assert (timerc / "calibration" / "emulate_23p45" / "results.parquet").is_file()
+    (line,) = [l for l in capsys.readouterr().out.splitlines() if LINE.match(l)]
+    assert "scenario emulate_23p45, test BXHistEmulateDelay_23p45_subdet_ALL_harvested, Binomial" in line

@@ -69,7 +69,7 @@ def test_plots_index_and_root_data(env, capsys):
     import ROOT
 
     code = main(["--yaml", str(env / "plot.yml"), "--custom", "mode=Sampled", "-i", "scan1", "-o", "full",
-                 "--observables", "efficiency", "Out-of-time fraction"])
+                 "--observables", "efficiency", "Out-of-time fraction", "--formats", "png,pdf,root"])
     err = capsys.readouterr().err
     assert code == 0, err
     assert re.search(r"files 4/4 100%.*ETA", err)
@@ -188,3 +188,109 @@ def test_files_processed_on_a_dask_backend(env, capsys):
     serial = pd.read_parquet(env / "scans" / "serial" / "observables.parquet")
     dask = pd.read_parquet(env / "scans" / "dask" / "observables.parquet")
     pd.testing.assert_frame_equal(serial, dask)
+
+
+# --------------------------------------------------------------------------- talk-ready figures
+def _job(values, parameter="tofsmearing", fixed=None, tmp=Path("/nonexistent")):
+    from timecal_analysis.observables import observable
+    from timecal_analysis.plotting import FigureJob
+
+    delays = np.arange(0, 50.1, 0.5)
+    matrix = np.array([np.clip((delays - 10 - v) / 5, 0, 1) for v in range(len(values))])
+    return FigureJob(observable("efficiency"), parameter, "Sampled", fixed or {"threshold": 5800.0},
+                     list(values), delays, matrix, np.zeros_like(matrix), {}, tmp, "stem", ("curves",), ("png",))
+
+
+@pytest.mark.parametrize("values, legend", [
+    ([0.0, 2.0], True),                       # the issue's case: two smearings
+    ([float(v) for v in range(8)], True),     # up to 8 numbers: still a legend
+    ([float(v) for v in range(9)], False),    # 9: a colour bar
+    (["ALL", "BLL", "EHH"], True),            # names are always discrete
+])
+def test_few_values_get_a_legend_with_distinct_colours_and_markers(values, legend):
+    from timecal_analysis.plotting import _template, discrete, draw_curves
+
+    assert discrete(values) is legend
+    job = _job(values)
+    t = _template("curves", not legend)
+    draw_curves(t, job.obs, job.parameter, job.values, job.delays, job.matrix, job.errors, job.labels)
+    box = t.ax.get_legend()
+    if legend:
+        assert box is not None and box.get_title().get_text() == "ToF smearing"
+        texts = [x.get_text() for x in box.get_texts()]
+        unit = " ns" if isinstance(values[0], float) else " ns"
+        assert texts[0] == ("0 ns" if values[0] == 0.0 else f"{values[0]}{unit}")
+        lines = t.ax.get_lines()
+        assert len({l.get_color() for l in lines}) == len(values)
+        assert len({l.get_marker() for l in lines}) == len(values)
+        assert t.colorbar is None
+    else:
+        assert box is None and t.colorbar is not None
+        assert t.colorbar.ax.get_ylabel() == "ToF smearing [ns]"
+
+
+def test_annotations_put_the_unit_after_the_value():
+    from timecal_analysis.plotting import split_unit, value_with_unit
+
+    assert value_with_unit({}, "tofsmearing", 0.0) == "ToF smearing = 0 ns"
+    assert value_with_unit({}, "threshold", 5800.0) == "Threshold = 5800 e"
+    assert value_with_unit({}, "pileup", 200) == "Pile-up = 200"
+    assert value_with_unit({"x": "Bias voltage [V]"}, "x", 2.5) == "Bias voltage = 2.5 V"
+    assert split_unit("$p_T$ [GeV]") == ("$p_T$", "GeV")
+
+
+def test_formats_and_only_choose_what_is_drawn(env, capsys):
+    args = ["-i", "scan1", "--custom", "mode=Sampled", "--yaml",
+            write_yaml(env, "fo.yml", "parameters:\n  threshold: [5800, 8000]\n  thresholdsmearing: [0]\n")]
+    assert main(args + ["-o", "maps", "--only", "maps"]) == 0  # default formats: png,root
+    out = env / "scans" / "maps"
+    drawn = sorted(p.name for p in out.glob("plots/*/*/*.*"))
+    assert drawn and all(n.startswith("map_") and n.endswith((".png", ".root")) for n in drawn)
+    assert len({p.parts[-3] for p in out.glob("plots/*/*/*.png")}) == 6  # every observable
+    index = (out / "index.html").read_text()
+    assert ">PDF<" not in index and ">ROOT<" in index
+    assert main(args + ["-o", "eff", "--only", "efficiency", "--formats", "pdf"]) == 0
+    drawn = sorted(p.relative_to(env / "scans" / "eff" / "plots").as_posix()
+                   for p in (env / "scans" / "eff").glob("plots/**/*.*"))
+    assert drawn == ["efficiency/threshold/curves_Sampled_thresholdsmearing_0p0.pdf",
+                     "efficiency/threshold/map_Sampled_thresholdsmearing_0p0.pdf"]
+    capsys.readouterr()
+    assert main(args + ["-o", "bad", "--formats", "png,svg"]) == 2
+    assert "--formats png,svg: choose from png, pdf, root" in capsys.readouterr().err
+    assert main(args + ["-o", "bad", "--only", "purity"]) == 2
+    err = capsys.readouterr().err
+    assert "--only purity: give curves, maps or an observable" in err and err.count("\n") == 1
+
+
+def test_figures_on_a_dask_backend_match_local_processes(env, capsys):
+    """--dask local: the local backend's Dask workers read the files and draw the figures."""
+    args = ["-i", "scan1", "--custom", "mode=Sampled", "--only", "fire_rate", "--formats", "root", "--yaml",
+            write_yaml(env, "dk.yml", "parameters:\n  threshold: [5800, 8000]\n  thresholdsmearing: [0]\n")]
+    assert main(args + ["-o", "procs"]) == 0
+    assert main(args + ["-o", "onDask", "--dask", "local"]) == 0
+    assert "figures 1/1" in capsys.readouterr().err
+    import uproot
+
+    for name in ("curves_Sampled_thresholdsmearing_0p0.root", "map_Sampled_thresholdsmearing_0p0.root"):
+        a = uproot.open(env / "scans/procs/plots/fire_rate/threshold" / name)
+        b = uproot.open(env / "scans/onDask/plots/fire_rate/threshold" / name)
+        assert a.keys() == b.keys()
+        for key in a.keys():
+            np.testing.assert_array_equal(a[key].values(), b[key].values())
+
+
+def test_png_writer_is_lossless(tmp_path):
+    """The figures' PNG encoder against Pillow's decoder: every pixel read back."""
+    from PIL import Image
+
+    from timecal_analysis.plotting import write_png
+
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (75, 101, 3), dtype=np.uint8)
+    rgb[20:40] = 255  # flat areas, as plots have
+    rgba = np.concatenate([rgb, np.full((75, 101, 1), 255, np.uint8)], axis=2)
+    for pixels, mode in ((rgb, "RGB"), (rgba, "RGBA")):
+        write_png(tmp_path / f"{mode}.png", pixels)
+        with Image.open(tmp_path / f"{mode}.png") as image:
+            assert image.mode == mode and image.size == (101, 75)
+            np.testing.assert_array_equal(np.asarray(image), pixels)

@@ -20,6 +20,12 @@ SCAN_LOW, SCAN_HIGH = 0.0, 50.0
 COARSE_STEP, FINE_STEP = 1.0, 0.01
 #: Bound on (test, delay) pairs x bins per score call, so thousands of tests fit in memory.
 MAX_CHUNK_ELEMENTS = 4_000_000
+#: A ±1σ interval wider than this (ns) means the BX histogram barely changes with the delay
+#: there: the test sits on a plateau (at ~5800 e most hits fire in the same two BXs over
+#: ~10 ns), and the estimate is any point of it rather than a measurement.
+PLATEAU_WIDTH = 2.0
+#: Fewer tests with a known delay than this: bias, resolution and coverage are "n/a".
+MIN_TESTS_FOR_SUMMARY = 3
 
 
 @dataclass
@@ -34,6 +40,11 @@ class DelayScan:
     coarse_scores: np.ndarray  # [n, n_coarse], minus each row's minimum
     fine_delays: np.ndarray  # [n, n_fine]
     fine_scores: np.ndarray  # [n, n_fine], minus each row's minimum
+
+    @property
+    def plateau(self) -> np.ndarray:
+        """[n] bool: the interval is wider than PLATEAU_WIDTH (see there)."""
+        return (self.upper - self.lower) > PLATEAU_WIDTH
 
     @property
     def plus(self) -> np.ndarray:
@@ -118,3 +129,59 @@ def scan_delay(evaluator, tests: HistogramStack, low: float = SCAN_LOW, high: fl
     estimate, lower, upper, at_edge = _crossings(fine, np.nan_to_num(rel, nan=np.inf), valid)
     return DelayScan(estimate, lower, upper, at_edge, coarse, coarse_scores,
                      np.where(valid, fine, np.nan), rel)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Bias, resolution and ±1σ coverage of a scenario's tests with known delays, each with
+    its statistical uncertainty; ``reason`` says why they are missing (too few tests)."""
+
+    tests: int
+    known: int
+    bias: float = float("nan")
+    bias_error: float = float("nan")
+    resolution: float = float("nan")
+    resolution_error: float = float("nan")
+    coverage: float = float("nan")
+    coverage_error: float = float("nan")
+    mean_abs_residual: float = float("nan")
+    at_edge: int = 0
+    plateau: int = 0
+    reason: str = ""
+
+    def text(self) -> str:
+        head = f"{self.tests} test(s)"
+        if self.reason:
+            body = f"bias, resolution, coverage n/a: {self.reason}"
+        else:
+            body = (f"bias {self.bias:+.3f} ± {self.bias_error:.3f} ns, resolution {self.resolution:.3f} "
+                    f"± {self.resolution_error:.3f} ns, ±1σ coverage {100 * self.coverage:.0f} "
+                    f"± {100 * self.coverage_error:.0f}%")
+        tail = ""
+        if self.plateau:
+            tail += f", {self.plateau} on a plateau (interval > {PLATEAU_WIDTH:g} ns)"
+        if self.at_edge:
+            tail += f", {self.at_edge} interval(s) at the scan edge"
+        return f"{head}: {body}{tail}"
+
+
+def summarise(truth: np.ndarray, scan: DelayScan) -> Summary:
+    """Per-scenario figures: bias = mean residual ± std/√n, resolution = std (n - 1) ±
+    std/√(2(n - 1)), coverage = fraction inside ± √(f(1 - f)/n) (binomial)."""
+    truth = np.asarray(truth, dtype=np.float64)
+    estimate, lower, upper, at_edge, plateau = scan.estimate, scan.lower, scan.upper, scan.at_edge, scan.plateau
+    known = ~np.isnan(truth)
+    n = int(known.sum())
+    base = dict(tests=len(truth), known=n, at_edge=int(np.sum(at_edge)), plateau=int(np.sum(plateau)))
+    if n < MIN_TESTS_FOR_SUMMARY:
+        why = ("no test has a known delay" if n == 0 else
+               f"{n} test(s) with a known delay, {MIN_TESTS_FOR_SUMMARY} needed")
+        return Summary(**base, reason=why)
+    residual = estimate[known] - truth[known]
+    inside = (truth[known] >= lower[known]) & (truth[known] <= upper[known])
+    spread = float(residual.std(ddof=1))
+    f = float(inside.mean())
+    return Summary(**base, bias=float(residual.mean()), bias_error=spread / np.sqrt(n),
+                   resolution=spread, resolution_error=spread / np.sqrt(2 * (n - 1)),
+                   coverage=f, coverage_error=float(np.sqrt(f * (1 - f) / n)),
+                   mean_abs_residual=float(np.abs(residual).mean()))

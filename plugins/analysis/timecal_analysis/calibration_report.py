@@ -4,6 +4,7 @@ for a talk (mplhep CMS style) and an ``index.html`` that shows them all at a gla
 Layout of the output directory::
 
     results.parquet    one row per scenario x evaluator x test histogram
+    summary.parquet    one row per scenario x evaluator: bias, resolution, coverage ± errors
     curves.parquet     the coarse and fine score curves, long format
     index.html
     <scenario>/<method>_<evaluator>/{reco_vs_true,residual,score_curves,evaluator,template_map}.{png,pdf}
@@ -14,26 +15,47 @@ from __future__ import annotations
 
 import html
 import re
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .calibration import PLATEAU_WIDTH, summarise
 from .evaluators import BIN_CENTRES
 
-PANELS_PER_PAGE = 16
+#: Score panels per page of scores.pdf: 2 x 2 panels of 6 x 4 inches, readable on a slide.
+PANEL_ROWS, PANEL_COLUMNS = 2, 2
+PANEL_SIZE = (6.0, 4.0)
+PANELS_PER_PAGE = PANEL_ROWS * PANEL_COLUMNS
+#: Up to this many tests get a row each in index.html (all are in results.parquet).
+MAX_INDEX_ROWS = 200
 CAPTIONS = {"reco_vs_true": "reconstructed vs true delay", "residual": "|true - reconstructed|",
             "score_curves": "all score curves", "scores": "score curves per test",
             "evaluator": "the evaluator", "template_map": "template BX map vs delay"}
-MAX_CURVE_PAGES = 8
+MAX_CURVE_PAGES = 16
+#: Characters per line of the scenario labels beside the CMS label (10 in wide figures).
+RLABEL_WIDTH = 48
 
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]+", "_", name).strip("_") or "unnamed"
 
 
-def _label_text(labels) -> str:
-    return ", ".join(f"{k} = {v}" for k, v in labels.items())
+def _label_text(labels, width: int = 0) -> str:
+    """"k = v, k = v"; with ``width``, wrapped between items so that the text beside the
+    CMS label never runs into it (wider labels stack upwards, above the frame)."""
+    items = [f"{k} = {v}" for k, v in labels.items()]
+    if not width:
+        return ", ".join(items)
+    lines, line = [], ""
+    for item in items:
+        if line and len(line) + 2 + len(item) > width:
+            lines.append(line + ",")
+            line = item
+        else:
+            line = f"{line}, {item}" if line else item
+    return "\n".join(lines + [line] if line else lines)
 
 
 def results_table(results) -> pd.DataFrame:
@@ -42,18 +64,30 @@ def results_table(results) -> pd.DataFrame:
         sc = res.scenario
         for ev in res.evaluations:
             scan = ev.scan
+            plateau = scan.plateau
             for i in range(len(res.tests)):
+                source = res.sources[i]
                 row = {"scenario": sc.name, "method": ev.spec.method, "evaluator": ev.spec.name,
-                       "test_file": str(sc.test.path), "mode": sc.test.mode,
+                       "test": res.test_label(i), "test_file": str(source.path), "mode": source.mode,
                        "template_file": str(ev.spec.template.path), "test_index": i,
                        "histogram_delay": res.tests.delays[i], "true_delay": res.true_delays[i],
                        "delay": scan.estimate[i], "minus": scan.minus[i], "plus": scan.plus[i],
                        "lower": scan.lower[i], "upper": scan.upper[i],
-                       "at_edge": bool(scan.at_edge[i]),
+                       "at_edge": bool(scan.at_edge[i]), "plateau": bool(plateau[i]),
                        "abs_residual": abs(res.true_delays[i] - scan.estimate[i]),
                        "entries": res.tests.counts[i].sum()}
                 row.update({f"label_{k}": str(v) for k, v in sc.labels.items()})
                 rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summary_table(results) -> pd.DataFrame:
+    """One row per scenario x evaluator (runcalibration.summarise), "n/a" reasons kept."""
+    rows = []
+    for res in results:
+        for ev in res.evaluations:
+            rows.append({"scenario": res.scenario.name, "method": ev.spec.method,
+                         "evaluator": ev.spec.name, **asdict(summarise(res.true_delays, ev.scan))})
     return pd.DataFrame(rows)
 
 
@@ -89,11 +123,15 @@ class _Plotter:
 
     def figure(self, labels, **kw):
         fig, ax = self.plt.subplots(**kw)
-        self.hep.cms.label(data=False, ax=ax if not isinstance(ax, np.ndarray) else ax.flat[0],
-                           rlabel=_label_text(labels), fontsize=14)
+        fig._timecal_label = (ax if not isinstance(ax, np.ndarray) else ax.flat[0], labels)
         return fig, ax
 
     def save(self, fig, stem: Path) -> list[Path]:
+        # The label last: mplhep places "Simulation" beside "CMS" from the text extents at
+        # the time of the call, so a colour bar added afterwards would make them overlap.
+        if hasattr(fig, "_timecal_label"):
+            ax, labels = fig._timecal_label
+            self.hep.cms.label(data=False, ax=ax, rlabel=_label_text(labels, RLABEL_WIDTH), fontsize=14)
         stem.parent.mkdir(parents=True, exist_ok=True)
         out = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
         for path in out:
@@ -110,9 +148,24 @@ def _reco_plots(p: _Plotter, res, ev, directory: Path) -> list[Path]:
     yerr = np.vstack([scan.minus, scan.plus])
     written = []
     fig, ax = p.figure(labels)
+    if len(truth) == 1:
+        # One test is a measurement, not a curve: say it in words instead of a lone dot.
+        text = (f"A single test histogram: no curve to draw\n{_short(res.test_label(0), 44)}\n\n"
+                f"reconstructed {scan.estimate[0]:.2f} $^{{+{scan.plus[0]:.2f}}}_{{-{scan.minus[0]:.2f}}}$ ns"
+                + (f"\ntrue {truth[0]:.2f} ns" if known[0] else "\ntrue delay unknown")
+                + f"\n\n{ev.spec.method}, evaluator {_short(ev.spec.name, 30)}")
+        ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=20,
+                linespacing=1.4)
+        ax.set_axis_off()
+        return written + p.save(fig, directory / "reco_vs_true")
     edge = scan.at_edge
-    ax.errorbar(x[~edge], scan.estimate[~edge], yerr=yerr[:, ~edge], fmt="o", ms=4,
+    plateau = scan.plateau & ~edge
+    normal = ~edge & ~plateau
+    ax.errorbar(x[normal], scan.estimate[normal], yerr=yerr[:, normal], fmt="o", ms=4,
                 label=f"{ev.spec.method}")
+    if plateau.any():
+        ax.errorbar(x[plateau], scan.estimate[plateau], yerr=yerr[:, plateau], fmt="o", ms=5, mfc="white",
+                    color="tab:orange", label=f"on a plateau (±1σ > {PLATEAU_WIDTH:g} ns)")
     if edge.any():
         ax.errorbar(x[edge], scan.estimate[edge], yerr=yerr[:, edge], fmt="s", ms=4, color="tab:red",
                     label="interval at scan edge")
@@ -140,7 +193,7 @@ def _score_overlay(p: _Plotter, res, ev, directory: Path) -> list[Path]:
     scan = ev.scan
     fig, axes = p.plt.subplots(1, 2, figsize=(16, 7))
     p.hep.cms.label(data=False, ax=axes[0], rlabel="", fontsize=14)
-    axes[1].set_title(_label_text(res.scenario.labels), fontsize=14, loc="right")
+    axes[1].set_title(_label_text(res.scenario.labels, RLABEL_WIDTH), fontsize=14, loc="right")
     alpha = max(0.05, min(0.8, 8.0 / len(res.tests)))
     axes[0].plot(scan.coarse_delays, scan.coarse_scores.T, color="tab:blue", lw=1, alpha=alpha)
     axes[1].plot((scan.fine_delays - scan.estimate[:, None]).T, scan.fine_scores.T, color="tab:orange",
@@ -157,46 +210,57 @@ def _score_overlay(p: _Plotter, res, ev, directory: Path) -> list[Path]:
 
 
 def _score_pages(p: _Plotter, res, ev, directory: Path) -> list[Path]:
-    """One small panel per test (the first MAX_CURVE_PAGES pages; curves.parquet has all).
+    """One 6 x 4 in panel per test, 2 x 2 per page (the first MAX_CURVE_PAGES pages;
+    curves.parquet has all); scores.png is the first page.
 
-    Plain style and fixed spacing: the CMS style and tight_layout cost ~10x the time."""
+    Plain style and constrained layout (titles and labels never overlap); the CMS style
+    with its label per panel costs several times more and adds nothing per test."""
     from matplotlib.backends.backend_pdf import PdfPages
 
     scan = ev.scan
     n = min(len(res.tests), MAX_CURVE_PAGES * PANELS_PER_PAGE)
-    side = int(np.ceil(np.sqrt(min(n, PANELS_PER_PAGE))))
     pdf_path = directory / "scores.pdf"
     png_path = directory / "scores.png"
     directory.mkdir(parents=True, exist_ok=True)
-    with p.plt.style.context("default"), PdfPages(pdf_path) as pdf:
-        for page, start in enumerate(range(0, n, side * side)):
-            fig, axes = p.plt.subplots(side, side, figsize=(3.5 * side, 2.6 * side), squeeze=False)
+    rows = PANEL_ROWS if n > PANEL_COLUMNS else 1
+    columns = PANEL_COLUMNS if n > 1 else 1
+    style = {"font.size": 13, "axes.titlesize": 13, "axes.labelsize": 13, "legend.fontsize": 11,
+             "xtick.labelsize": 11, "ytick.labelsize": 11}
+    with p.plt.style.context("default"), p.plt.rc_context(style), PdfPages(pdf_path) as pdf:
+        for page, start in enumerate(range(0, n, rows * columns)):
+            fig, axes = p.plt.subplots(rows, columns, squeeze=False, layout="constrained",
+                                       figsize=(PANEL_SIZE[0] * columns, PANEL_SIZE[1] * rows))
             for k, ax in enumerate(axes.flat):
                 i = start + k
                 if i >= n:
                     ax.set_axis_off()
                     continue
                 fine = ~np.isnan(scan.fine_delays[i])
-                ax.plot(scan.coarse_delays, scan.coarse_scores[i], "o-", ms=2, lw=1, label="coarse 1 ns")
-                ax.plot(scan.fine_delays[i][fine], scan.fine_scores[i][fine], lw=1.5, label="fine 0.01 ns")
+                ax.plot(scan.coarse_delays, scan.coarse_scores[i], "o-", ms=3, lw=1, label="coarse 1 ns")
+                ax.plot(scan.fine_delays[i][fine], scan.fine_scores[i][fine], lw=2, label="fine 0.01 ns")
                 ax.axhline(1.0, color="grey", lw=0.8, ls=":")
-                ax.axvspan(scan.lower[i], scan.upper[i], color="tab:orange", alpha=0.25)
+                ax.axvspan(scan.lower[i], scan.upper[i], color="tab:orange", alpha=0.25, label=r"$\pm1\sigma$")
                 if not np.isnan(res.true_delays[i]):
-                    ax.axvline(res.true_delays[i], color="k", lw=0.8, ls="--", label="true")
+                    ax.axvline(res.true_delays[i], color="k", lw=1, ls="--", label="true")
                 ax.set_ylim(0, max(4.0, min(25.0, np.nanmax(scan.fine_scores[i][fine]))))
                 ax.set_xlim(scan.fine_delays[i][fine][0] - 2, scan.fine_delays[i][fine][-1] + 2)
-                ax.set_title(f"#{i}: {scan.estimate[i]:.2f} +{scan.plus[i]:.2f} -{scan.minus[i]:.2f} ns",
-                             fontsize=9)
-                ax.tick_params(labelsize=7)
-            axes.flat[0].legend(fontsize=6)
-            fig.supxlabel("Delay [ns]")
-            fig.supylabel(r"Score $-$ min")
-            fig.subplots_adjust(hspace=0.45, wspace=0.3)
+                ax.set_title(f"{_short(res.test_label(i), 34)}\n{scan.estimate[i]:.2f} "
+                             f"+{scan.plus[i]:.2f} −{scan.minus[i]:.2f} ns", loc="left")
+                ax.set_xlabel("Delay [ns]")
+                ax.set_ylabel(r"Score $-$ min")
+                if k == 0:
+                    ax.legend(loc="upper right")
+            fig.suptitle(_short(f"{res.scenario.name}: {ev.spec.method} ({ev.spec.name})", 52 * columns),
+                         fontsize=13)
             pdf.savefig(fig)
             if page == 0:
-                fig.savefig(png_path, dpi=60)
+                fig.savefig(png_path, dpi=100)
             p.plt.close(fig)
     return [pdf_path, png_path]
+
+
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def _evaluator_plots(p: _Plotter, res, ev, directory: Path) -> list[Path]:
@@ -221,28 +285,46 @@ def _evaluator_plots(p: _Plotter, res, ev, directory: Path) -> list[Path]:
     return written
 
 
-def _index(out: Path, results, table: pd.DataFrame) -> Path:
+def _cell(value: float, error: float, fmt: str, scale: float = 1.0, unit: str = "") -> str:
+    return f"{scale * value:{fmt}} ± {scale * error:.{fmt[-2]}f}{unit}"
+
+
+def _index(out: Path, results, table: pd.DataFrame, summary: pd.DataFrame) -> Path:
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>runCalibration</title>",
              "<style>body{font-family:sans-serif;margin:1.5em} .grid{display:flex;flex-wrap:wrap;gap:12px}"
-             "figure{margin:0;width:260px;font-size:0.8em} figure img{width:250px;border:1px solid #ddd}"
+             "figure{margin:0;width:330px;font-size:0.8em} figure img{width:320px;border:1px solid #ddd}"
              "table{border-collapse:collapse} td,th{padding:2px 8px;border-bottom:1px solid #ddd;"
              "text-align:right}</style></head><body>",
-             "<h1>Delay calibration</h1><p>Tables: <a href='results.parquet'>results.parquet</a>, "
+             "<h1>Delay calibration</h1><p>Tables: <a href='results.parquet'>results.parquet</a> (per test), "
+             "<a href='summary.parquet'>summary.parquet</a> (per scenario), "
              "<a href='curves.parquet'>curves.parquet</a></p>",
              "<table><tr><th>scenario</th><th>method</th><th>evaluator</th><th>tests</th>"
-             "<th>bias [ns]</th><th>resolution [ns]</th><th>±1σ coverage</th><th>at edge</th></tr>"]
-    for (scenario, method, evaluator), group in table.groupby(["scenario", "method", "evaluator"], sort=False):
-        known = group.dropna(subset=["true_delay"])
-        residual = known["delay"] - known["true_delay"]
-        inside = (known["true_delay"] >= known["lower"]) & (known["true_delay"] <= known["upper"])
-        stats = [f"{residual.mean():+.3f}", f"{residual.std(ddof=0):.3f}",
-                 f"{100 * inside.mean():.0f}%"] if len(known) else ["", "", ""]
+             "<th>bias [ns]</th><th>resolution [ns]</th><th>±1σ coverage</th><th>on a plateau</th>"
+             "<th>at edge</th></tr>"]
+    for row in summary.itertuples():
+        if row.reason:
+            stats = [f"n/a: {row.reason}", "", ""]
+        else:
+            stats = [_cell(row.bias, row.bias_error, "+.3f"), _cell(row.resolution, row.resolution_error, ".3f"),
+                     _cell(row.coverage, row.coverage_error, ".0f", 100, " %")]
         parts.append("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
-            scenario, method, evaluator, len(group), *stats, int(group["at_edge"].sum()))) + "</tr>")
+            row.scenario, row.method, row.evaluator, row.tests, *stats, row.plateau, row.at_edge)) + "</tr>")
     parts.append("</table>")
     for res in results:
+        files = sorted({str(s.path) for s in res.sources})
+        listing = html.escape(files[0]) if len(files) == 1 else f"{len(files)} files"
         parts.append(f"<h2>{html.escape(res.scenario.name)}</h2><p>{html.escape(_label_text(res.scenario.labels))}"
-                     f" &mdash; test: {html.escape(str(res.scenario.test.path))}</p>")
+                     f" &mdash; test: {listing}</p>")
+        mine = table[table["scenario"] == res.scenario.name]
+        if len(res.tests) > 1 and len(mine) <= MAX_INDEX_ROWS * max(1, len(res.evaluations)):
+            parts.append("<details><summary>every test</summary><table><tr><th>test</th><th>method</th>"
+                         "<th>true [ns]</th><th>reconstructed [ns]</th><th>−σ</th><th>+σ</th><th>flag</th></tr>")
+            for r in mine.itertuples():
+                flag = "scan edge" if r.at_edge else ("plateau" if r.plateau else "")
+                parts.append("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
+                    r.test, r.method, f"{r.true_delay:.2f}", f"{r.delay:.2f}", f"{r.minus:.2f}",
+                    f"{r.plus:.2f}", flag)) + "</tr>")
+            parts.append("</table></details>")
         for ev in res.evaluations:
             sub = Path(_safe(res.scenario.name)) / _safe(f"{ev.spec.method}_{ev.spec.name}")
             parts.append(f"<h3>{html.escape(ev.spec.method)} ({html.escape(ev.spec.name)})</h3>"
@@ -264,9 +346,11 @@ def write_report(out: Path, results, plots: bool = True) -> list[Path]:
     """Write tables, plots and the index; returns every file written."""
     out.mkdir(parents=True, exist_ok=True)
     table = results_table(results)
-    written = [out / "results.parquet", out / "curves.parquet"]
+    summary = summary_table(results)
+    written = [out / "results.parquet", out / "summary.parquet", out / "curves.parquet"]
     table.to_parquet(written[0], index=False)
-    curves_table(results).to_parquet(written[1], index=False)
+    summary.to_parquet(written[1], index=False)
+    curves_table(results).to_parquet(written[2], index=False)
     if plots:
         p = _Plotter()
         for res in results:
@@ -276,5 +360,5 @@ def write_report(out: Path, results, plots: bool = True) -> list[Path]:
                 written += _score_overlay(p, res, ev, directory)
                 written += _score_pages(p, res, ev, directory)
                 written += _evaluator_plots(p, res, ev, directory)
-        written.append(_index(out, results, table))
+        written.append(_index(out, results, table, summary))
     return written

@@ -30,7 +30,7 @@ DEVIANCE_EPSILON = 1e-9
 #: Two delays closer than this are the same histogram (file delays are accumulated doubles).
 DELAY_TOLERANCE = 1e-3
 #: Bump when the pickled evaluators change shape, so that old caches are rebuilt.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -47,18 +47,22 @@ class HistogramStack:
     the analyzer's own mean does).
 
     ``delays`` are the delays the rows were filled at (NaN when unknown, e.g. a measured
-    histogram); ``errors`` are sqrt(sumw2) as stored in the file.
+    histogram); ``errors`` are sqrt(sumw2) as stored in the file; ``hits`` the number of
+    selected hits behind each row (HitsTrueNumberScan, which fills every hit at every bx),
+    None for a histogram that does not record it (measured data).
     """
 
     delays: np.ndarray  # [n]
     counts: np.ndarray  # [n, 11]
     errors: np.ndarray  # [n, 11]
+    hits: np.ndarray | None = None  # [n]
 
     def __len__(self) -> int:
         return len(self.delays)
 
     def select(self, index) -> "HistogramStack":
-        return HistogramStack(self.delays[index], self.counts[index], self.errors[index])
+        return HistogramStack(self.delays[index], self.counts[index], self.errors[index],
+                              None if self.hits is None else self.hits[index])
 
 
 def read_stack(path: Path, mode: str, delays=None, source: str = "") -> HistogramStack:
@@ -102,8 +106,11 @@ def read_stack(path: Path, mode: str, delays=None, source: str = "") -> Histogra
                 f"{where}{path.name} has no {mode} histogram at delay "
                 f"{', '.join(f'{d:g}' for d in missing)} ns; it holds {len(file_delays)} delays "
                 f"from {file_delays.min():g} to {file_delays.max():g} ns")
+    # Every hit is filled once at every bx (bx = -5 in the underflow, the last bin empty),
+    # so any in-range bin holds the hit count; the largest is robust to the empty one.
+    hits = maps.hits_true[mode][:, 1:-1].max(axis=1).astype(np.float64)
     return HistogramStack(file_delays[rows], counts[rows].astype(np.float64),
-                          errors[rows].astype(np.float64))
+                          errors[rows].astype(np.float64), hits[rows])
 
 
 @runtime_checkable
@@ -215,12 +222,83 @@ class LinearInterpolationEvaluator:
         ax.legend(ncol=2, fontsize="small")
 
 
+def _xlogx_over(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """x ln(x / y), 0 where x = 0 (its limit)."""
+    positive = x > 0
+    return np.where(positive, x * np.log(np.where(positive, x, 1.0) / y), 0.0)
+
+
+class BinomialEvaluator:
+    """Each BX bin as a binomial count: of the test's N hits (HitsTrueNumberScan), k_b fired
+    in bin b, with the probability p_b(d) the templates give at delay d (fired / hits of
+    each template row, interpolated linearly between the two nearest template delays).
+
+    Why not the Poisson deviance: a sampled hit fires in one BX or two, so a bin where
+    nearly every hit fires varies far less than its count (N p (1 - p), not N p), and the
+    hits that fire nowhere carry information too; the Poisson deviance, normalised to the
+    test's entries, overstates the uncertainty (closure coverage 77-80 % instead of 68 %).
+    The score is the binomial deviance summed over bins, -2 ln L(d) up to a constant; bins
+    are treated as independent (see docs/physics.md §9 for when that holds). Templates
+    must have many more hits than a test: their own fluctuations are neglected.
+
+    A test without a hit count (measured data) cannot be scored binomially: it gets the
+    Poisson deviance of its shape against the normalised p(d), as LinearInterpolation does,
+    with that method's (over-covering) intervals.
+    """
+
+    def __init__(self, templates: HistogramStack):
+        if templates.hits is None or not np.all(templates.hits > 0):
+            raise UserError("Binomial evaluator: the template histograms carry no hit count "
+                            "(HitsTrueNumberScan); use LinearInterpolation or Mean for them")
+        order = np.argsort(templates.delays)
+        self.templates = templates.select(order)
+        self.probability = self.templates.counts / self.templates.hits[:, None]
+        # p is kept half a template hit away from 0 and 1: a bin the templates never (or
+        # always) saw fire stays possible, at the templates' own resolution.
+        self.floor = 0.5 / float(self.templates.hits.min())
+
+    def expected_probability(self, delays: np.ndarray, clip: bool = True) -> np.ndarray:
+        """p_b at ``delays`` (any shape): [..., 11], kept inside [floor, 1 - floor]."""
+        d = self.templates.delays
+        right = np.clip(np.searchsorted(d, delays, side="right"), 1, len(d) - 1)
+        left = right - 1
+        weight = np.clip((delays - d[left]) / (d[right] - d[left]), 0.0, 1.0)[..., None]
+        p = (1.0 - weight) * self.probability[left] + weight * self.probability[right]
+        return np.clip(p, self.floor, 1.0 - self.floor) if clip else p
+
+    def score(self, tests: HistogramStack, delays: np.ndarray) -> np.ndarray:
+        grid = _as_grid(delays, len(tests))
+        k = tests.counts[:, None, :]
+        if tests.hits is None or not np.all(np.isfinite(tests.hits)):
+            # No hit count (measured data): only the shape is known, and the bins of the
+            # shape are Poisson counts given their sum (LinearInterpolation's deviance).
+            p = self.expected_probability(grid, clip=False)
+            p = p / np.where(p.sum(axis=-1, keepdims=True) > 0, p.sum(axis=-1, keepdims=True), 1.0)
+            f = k.sum(axis=-1, keepdims=True) * p
+            eps = DEVIANCE_EPSILON
+            return 2.0 * (f - k + k * np.log((k + eps) / (f + eps))).sum(axis=-1)
+        p = self.expected_probability(grid)
+        n = np.maximum(np.asarray(tests.hits, dtype=np.float64)[:, None, None], k.max(axis=-1, keepdims=True))
+        return 2.0 * (_xlogx_over(k, n * p) + _xlogx_over(n - k, n * (1.0 - p))).sum(axis=-1)
+
+    def illustrate(self, ax) -> None:
+        d = self.templates.delays
+        for b in np.flatnonzero(self.probability.max(axis=0) > 0.01):
+            ax.plot(d, self.probability[:, b], label=f"BX bin {BIN_CENTRES[b]:+.0f}")
+        ax.set_xlabel("Delay [ns]")
+        ax.set_ylabel("Firing probability per bin")
+        ax.legend(ncol=2, fontsize="small")
+
+
 def builtin_methods() -> list[EvaluatorMethod]:
     return [
         EvaluatorMethod("Mean", MeanEvaluator,
                         "mean BX interpolated vs delay, |difference| over the combined error"),
         EvaluatorMethod("LinearInterpolation", LinearInterpolationEvaluator,
                         "bin-wise interpolated template, Poisson deviance"),
+        EvaluatorMethod("Binomial", BinomialEvaluator,
+                        "firing probability per bin interpolated vs delay, binomial deviance "
+                        "out of the test's hit count"),
     ]
 
 

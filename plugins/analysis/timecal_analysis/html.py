@@ -7,7 +7,7 @@ import html
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .plotting import FigureRecord, label_of, value_text
+from .plotting import FigureRecord, label_of, value_with_unit
 
 STYLE = """
 body { font-family: sans-serif; margin: 1.5em; }
@@ -49,8 +49,10 @@ def _figure(output_dir: Path, record: FigureRecord, labels: Mapping[str, str]) -
     def rel(path: Path) -> str:
         return html.escape(path.relative_to(output_dir).as_posix(), quote=True)
 
-    fixed = ", ".join(f"{label_of(labels, k)} = {value_text(v)}" for k, v in record.fixed.items())
+    fixed = ", ".join(value_with_unit(labels, k, v) for k, v in record.fixed.items())
     caption = html.escape(f"{record.mode}, {record.kind}" + (f"; {fixed}" if fixed else ""))
-    return (f"<figure><a href='{rel(record.png)}'><img src='{rel(record.thumbnail)}' alt='{caption}'></a>"
-            f"<figcaption>{caption}<br><a href='{rel(record.pdf)}'>PDF</a> · "
-            f"<a href='{rel(record.root)}'>ROOT</a></figcaption></figure>")
+    image = (f"<a href='{rel(record.png)}'><img src='{rel(record.thumbnail)}' alt='{caption}'></a>"
+             if record.png and record.thumbnail else "")
+    links = " · ".join(f"<a href='{rel(path)}'>{name}</a>" for name, path in
+                       (("PNG", record.png), ("PDF", record.pdf), ("ROOT", record.root)) if path)
+    return f"<figure>{image}<figcaption>{caption}<br>{links}</figcaption></figure>"

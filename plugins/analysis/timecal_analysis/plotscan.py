@@ -47,6 +47,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", default=WORKER_MODE,
                    help="'worker' processes files serially here; an installed backend name (local, "
                         "slurm, htcondor...) processes them on that Dask cluster")
+    p.add_argument("--dask", metavar="BACKEND",
+                   help="render the figures on that installed backend's Dask cluster (local, slurm, "
+                        "htcondor...), which also reads the files unless --mode says otherwise; "
+                        "default: local processes, one per core")
+    p.add_argument("--formats", default="png,root",
+                   help="comma-separated subset of png,pdf,root to write per figure (default: "
+                        "png,root; add pdf for talks: a PDF is a second full draw of each figure)")
+    p.add_argument("--only", metavar="WHAT",
+                   help="draw only 'curves', only 'maps', or only one observable (as --observables)")
+    p.add_argument("--workers", type=int, help="local processes drawing figures (default: one per core)")
     p.add_argument("--cache", action="store_true", help="rebuild the observables table even if it is up to date")
     p.add_argument("--allow-missing", action="store_true",
                    help="plot the grid points that exist instead of stopping on missing ones")
@@ -63,7 +73,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 # --------------------------------------------------------------------------- the run
 def run(args: argparse.Namespace) -> Path:
     from .html import write_index
-    from .plotting import PlotRequest, plot_scan
 
     timerc = load_timerc()
     production = _resolve(args.input, timerc, "production", "-i")
@@ -77,6 +86,10 @@ def run(args: argparse.Namespace) -> Path:
     sources = sources_from_config(config, modes, source)
     labels = {str(k): str(v) for k, v in (config.get("labels") or {}).items()}
     observables = [observable(name) for name in args.observables] if args.observables else list(OBSERVABLES)
+    formats = parse_formats(args.formats)
+    kinds, observables = apply_only(args.only, observables)
+    if args.workers is not None and args.workers < 1:
+        raise UserError(f"--workers {args.workers}: give a positive number of processes")
 
     tasks = finished_tasks(production)
     if not tasks:
@@ -93,22 +106,69 @@ def run(args: argparse.Namespace) -> Path:
         notes.append(message)
     _check_fixed(grid, selected, source)
 
-    runner = _runner(args.mode, timerc, output, args.verbose)
+    mode = args.mode if args.mode != WORKER_MODE or not args.dask else args.dask
     output.mkdir(parents=True, exist_ok=True)
-    table, rebuilt = load_or_build(tasks, output / TABLE_NAME, sources, rebuild=args.cache, runner=runner)
-    print(f"plotScan: observables of {len(tasks)} file(s) {'computed' if rebuilt else 'reused from'} "
-          f"{output / TABLE_NAME}", file=sys.stderr)
+    cluster = SharedCluster(args.dask, timerc, output, args.verbose) if args.dask else None
+    try:
+        if cluster is not None and mode == args.dask:
+            runner = cluster.runner("files")
+        else:
+            runner = _runner(mode, timerc, output, args.verbose)
+        table, rebuilt = load_or_build(tasks, output / TABLE_NAME, sources, rebuild=args.cache, runner=runner)
+        print(f"plotScan: observables of {len(tasks)} file(s) {'computed' if rebuilt else 'reused from'} "
+              f"{output / TABLE_NAME}", file=sys.stderr)
+        records = _plot(args, table, grid, observables, modes, output, labels, kinds, formats, cluster)
+    finally:
+        if cluster is not None:
+            cluster.close()
+    index = write_index(output, records, f"plotScan: {production.name}", labels, notes)
+    print(f"plotScan: {len(records)} figure(s); open {index}", file=sys.stderr)
+    return index
+
+
+def _plot(args, table, grid, observables, modes, output, labels, kinds, formats, cluster):
+    from .plotting import PlotRequest, local_processes, plot_scan
+
     # Parameters named like a table column (cbcsim's 'mode') are 'param_<name>' in the table.
     labels.update({param_column(n): labels[n] for n in grid if n in labels})
     request = PlotRequest(
         table=table,
         grid={param_column(name): [_table_value(table[param_column(name)], v) for v in values]
               for name, values in grid.items()},
-        observables=observables, modes=modes, output_dir=output, labels=labels)
-    records = plot_scan(request, progress=Progress("figures"))
-    index = write_index(output, records, f"plotScan: {production.name}", labels, notes)
-    print(f"plotScan: {len(records)} figure(s); open {index}", file=sys.stderr)
-    return index
+        observables=observables, modes=modes, output_dir=output, labels=labels,
+        kinds=kinds, formats=formats)
+    if cluster is not None:
+        runner = cluster.runner("figures", progress=False)
+    else:
+        def runner(func, jobs):
+            return local_processes(func, jobs, args.workers)
+    return plot_scan(request, progress=Progress("figures"), runner=runner)
+
+
+def parse_formats(text: str) -> tuple[str, ...]:
+    from .plotting import FORMATS
+
+    wanted = tuple(dict.fromkeys(f.strip().lower() for f in str(text).split(",") if f.strip()))
+    unknown = [f for f in wanted if f not in FORMATS]
+    if unknown or not wanted:
+        raise UserError(f"--formats {text}: choose from {', '.join(FORMATS)} (comma-separated)")
+    return wanted
+
+
+def apply_only(only: str | None, observables):
+    """``--only curves|maps|OBSERVABLE`` -> (figure kinds, observables)."""
+    from .plotting import KINDS
+
+    if not only:
+        return KINDS, observables
+    if only.lower() in ("curves", "curve"):
+        return ("curves",), observables
+    if only.lower() in ("maps", "map"):
+        return ("map",), observables
+    try:
+        return KINDS, [observable(only)]
+    except UserError as exc:
+        raise UserError(f"--only {only}: give curves, maps or an observable; {exc}") from None
 
 
 def _resolve(value: str, timerc, key: str, option: str) -> Path:
@@ -322,6 +382,26 @@ def _runner(mode: str, timerc, output: Path, verbose: bool) -> Callable:
     return on_cluster
 
 
+class SharedCluster:
+    """One cluster of ``--dask BACKEND`` for the whole run: the observables (unless --mode
+    names another backend) and the figures are mapped on the same workers."""
+
+    def __init__(self, backend_name: str, timerc, output: Path, verbose: bool):
+        from timecal_core.plugins import get_registry
+
+        backend = get_registry().backend(backend_name).item  # unknown -> UserError listing them
+        self.running = backend.start(BackendRequest(settings=timerc.section(backend_name),
+                                                    output_dir=output, verbose=verbose))
+
+    def runner(self, what: str, progress: bool = True) -> Callable:
+        def on_cluster(func, calls):
+            yield from dask_runner(self.running, func, calls, what if progress else None)
+        return on_cluster
+
+    def close(self) -> None:
+        self.running.close()
+
+
 def serial_with_progress(func, calls) -> Iterator:
     progress = Progress("files")
     for i, args in enumerate(calls):
@@ -329,18 +409,23 @@ def serial_with_progress(func, calls) -> Iterator:
         progress(i + 1, len(calls))
 
 
-def dask_runner(running, func, calls) -> Iterator:
-    """Map ``func`` over ``calls`` on a started cluster, results in completion order."""
+def dask_runner(running, func, calls, what: str | None = "files") -> Iterator:
+    """Map ``func`` over ``calls`` on a started cluster, results in completion order.
+    ``calls`` are argument tuples (files) or single jobs (figures)."""
     from distributed import Client, as_completed
 
+    if not calls:
+        return
     if not running.cluster.workers:  # batch backends start empty
         running.adapt(1, min(len(calls), 50))
-    progress = Progress("files")
+    progress = Progress(what) if what else None
     with Client(running.cluster) as client:
-        futures = [client.submit(func, *args, pure=False) for args in calls]
+        futures = [client.submit(func, *(args if isinstance(args, tuple) else (args,)), pure=False)
+                   for args in calls]
         for i, future in enumerate(as_completed(futures)):
             yield future.result()
-            progress(i + 1, len(calls))
+            if progress:
+                progress(i + 1, len(calls))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,11 +1,27 @@
 """Figures of the scan observables: per observable and scanned parameter, the others fixed,
-curves vs delay (one per value) and a delay x parameter map, each saved as PNG and PDF with
-the numbers behind it beside them as ROOT histograms (so a talk's figure can be redrawn in
-ROOT without rerunning anything)."""
+curves vs delay (one per value) and a delay x parameter map, saved as PNG and/or PDF with
+the numbers behind them as ROOT histograms (so a talk's figure can be redrawn in ROOT
+without rerunning anything).
+
+Figures are independent, so they are rendered in parallel (local processes, or the workers
+of a Dask cluster), and each costs far less than a plain matplotlib + mplhep figure:
+- a figure layout (axes, colour-bar axes, tick objects, the CMS label whose width is
+  measured once instead of mplhep's ``cms.label`` drawing the whole figure to place its
+  text) is built once per style and process and reused;
+- axes and labels sit at fixed positions: no tight layout, no label placement pass;
+- the PNG is drawn in two layers: the frame (ticks, labels, legend, colour bar), the same
+  for every figure of one observable and parameter, is drawn once and kept; per figure only
+  the data and two texts are drawn and the frame blended on top (ticks stay over the data,
+  as in a full draw); the PNG is written by a small unfiltered encoder, the thumbnail
+  box-filtered from the same pixels;
+- the PDF, a second full draw, is only made when asked for (``--formats``).
+"""
 
 from __future__ import annotations
 
 import itertools
+import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +35,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import mplhep  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 from .observables import ObservableDef  # noqa: E402
 
@@ -26,6 +43,21 @@ COLOUR_MAP = "viridis"
 DELAY_LABEL = "Delay [ns]"
 CMS_LABEL = "Phase-2 Simulation"
 THUMB_SCALE = 0.25
+FORMATS = ("png", "pdf", "root")
+KINDS = ("curves", "map")
+#: Up to this many values of a scanned parameter get a legend (distinct colours and
+#: markers); more get a colour bar. Two curves on a 0-2 colour bar cannot be told apart.
+MAX_DISCRETE_VALUES = 8
+#: Distinct on a projector and in grey print (Petroff's colour-blind safe 10-colour set, as
+#: CMS recommends, and one marker each).
+DISCRETE_COLOURS = ("#3f90da", "#ffa90e", "#bd1f01", "#94a4a2", "#832db6", "#a96b59", "#e76300",
+                    "#b9ac70")
+DISCRETE_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*")
+FIGURE_SIZE = (10.0, 7.5)
+#: Fixed axes rectangle (figure fractions): the right quarter holds legend, colour bar and
+#: the fixed parameters, so nothing overlaps the curves and no layout pass is needed.
+AXES_RECT = (0.15, 0.13, 0.56, 0.78)
+SIDE_X = 0.73
 # Units of the production parameters users scan most; a YAML 'labels' entry overrides them.
 DEFAULT_LABELS = {
     "threshold": "Threshold [e]",
@@ -40,17 +72,17 @@ DEFAULT_LABELS = {
 
 @dataclass(frozen=True)
 class FigureRecord:
-    """One saved figure, as the index lists it."""
+    """One saved figure, as the index lists it (None for a format not drawn)."""
 
     observable: ObservableDef
     parameter: str
     mode: str
     kind: str  # "curves" or "map"
     fixed: Mapping[str, Any]
-    png: Path
-    pdf: Path
-    root: Path
-    thumbnail: Path
+    png: Path | None
+    pdf: Path | None
+    root: Path | None
+    thumbnail: Path | None
 
 
 @dataclass
@@ -61,10 +93,59 @@ class PlotRequest:
     modes: Sequence[str]
     output_dir: Path
     labels: Mapping[str, str] = field(default_factory=dict)
+    kinds: Sequence[str] = KINDS
+    formats: Sequence[str] = FORMATS
+
+
+@dataclass(frozen=True)
+class FigureJob:
+    """Everything one (curves, map) pair needs, small and picklable: the numbers, not the
+    table, travel to the worker."""
+
+    obs: ObservableDef
+    parameter: str
+    mode: str
+    fixed: Mapping[str, Any]
+    values: list
+    delays: np.ndarray
+    matrix: np.ndarray
+    errors: np.ndarray
+    labels: Mapping[str, str]
+    folder: Path
+    stem: str
+    kinds: tuple[str, ...]
+    formats: tuple[str, ...]
+
+    @property
+    def key(self) -> tuple:
+        return (self.obs.key, self.parameter, self.stem)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    key: tuple  # FigureJob.key of the job
+    records: list[FigureRecord]
+    cpu_seconds: float  # process time spent on this job's figures
+    figures: int
 
 
 def label_of(labels: Mapping[str, str], name: str) -> str:
     return labels.get(name) or DEFAULT_LABELS.get(name, name)
+
+
+def split_unit(label: str) -> tuple[str, str]:
+    """"ToF smearing [ns]" -> ("ToF smearing", "ns"); no unit -> (label, "")."""
+    text = label.strip()
+    if text.endswith("]") and "[" in text:
+        name, unit = text[:-1].rsplit("[", 1)
+        return name.strip(), unit.strip()
+    return text, ""
+
+
+def value_with_unit(labels: Mapping[str, str], name: str, value: Any) -> str:
+    """"ToF smearing = 0 ns", as a talk reads it (not "ToF smearing [ns] = 0")."""
+    title, unit = split_unit(label_of(labels, name))
+    return f"{title} = {value_text(value)}" + (f" {unit}" if unit else "")
 
 
 def token(value: Any) -> str:
@@ -78,6 +159,15 @@ def value_text(value: Any) -> str:
     return str(value)
 
 
+def is_numeric(values) -> bool:
+    return all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in values)
+
+
+def discrete(values) -> bool:
+    """A legend rather than a colour bar: few values, or values that are not numbers."""
+    return len(values) <= MAX_DISCRETE_VALUES or not is_numeric(values)
+
+
 def edges_from_centres(centres: np.ndarray) -> np.ndarray:
     """Bin edges halfway between sorted centres, the outer ones mirrored (a single centre
     gets a unit-wide bin)."""
@@ -88,8 +178,8 @@ def edges_from_centres(centres: np.ndarray) -> np.ndarray:
     return np.concatenate([[c[0] - (mid[0] - c[0])], mid, [c[-1] + (c[-1] - mid[-1])]])
 
 
-def plot_scan(request: PlotRequest, progress=None) -> list[FigureRecord]:
-    """Every figure of the request; ``progress(done, total)`` is called after each one."""
+def figure_jobs(request: PlotRequest) -> list[FigureJob]:
+    """One job per observable x scanned parameter x combination of the others x mode."""
     grid = dict(request.grid)
     scanned = [p for p, values in grid.items() if len(values) > 1] or list(grid)[:1]
     jobs = []
@@ -97,18 +187,70 @@ def plot_scan(request: PlotRequest, progress=None) -> list[FigureRecord]:
         for parameter in scanned:
             others = [p for p in grid if p != parameter]
             for combo in itertools.product(*(grid[p] for p in others)):
+                fixed = dict(zip(others, combo))
                 for mode in request.modes:
-                    jobs.append((obs, parameter, dict(zip(others, combo)), mode))
-    records: list[FigureRecord] = []
-    with plt.style.context(mplhep.style.CMS):
-        for i, (obs, parameter, fixed, mode) in enumerate(jobs):
-            rows = _select(request.table, fixed, mode)
-            rows = rows[rows[parameter].isin(grid[parameter])]
-            if not rows.empty:
-                records.extend(_figures(request, obs, parameter, fixed, mode, rows))
-            if progress:
-                progress(i + 1, len(jobs))
-    return records
+                    rows = _select(request.table, fixed, mode)
+                    rows = rows[rows[parameter].isin(grid[parameter])]
+                    if rows.empty:
+                        continue
+                    values, delays, matrix, errors = curve_matrix(rows, obs, parameter)
+                    jobs.append(FigureJob(
+                        obs, parameter, mode, fixed, values, delays, matrix, errors,
+                        dict(request.labels), request.output_dir / "plots" / obs.key / token(parameter),
+                        "_".join([mode] + [f"{token(k)}_{token(v)}" for k, v in fixed.items()]),
+                        tuple(request.kinds), tuple(request.formats)))
+    return jobs
+
+
+def plot_scan(request: PlotRequest, progress=None, runner=None) -> list[FigureRecord]:
+    """Every figure of the request; ``runner(render_job, jobs)`` yields the rendered jobs
+    (default: local processes); ``progress(done, total)`` is called after each job."""
+    jobs = figure_jobs(request)
+    done: dict[tuple, list[FigureRecord]] = {}
+    for i, rendered in enumerate((runner or local_processes)(render_job, jobs)):
+        done[rendered.key] = rendered.records
+        if progress:
+            progress(i + 1, len(jobs))
+    return [record for job in jobs for record in done.get(job.key, [])]  # in the request's order
+
+
+#: Runs of consecutive jobs per local worker process.
+CHUNKS_PER_WORKER = 3
+
+
+def workers_for(n_jobs: int) -> int:
+    return max(1, min(n_jobs, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                      else (os.cpu_count() or 1)))
+
+
+def local_processes(func, jobs, workers: int | None = None):
+    """``func`` over ``jobs`` in a pool of local processes (forked where the platform
+    allows and no thread runs: the workers start with matplotlib already imported), in
+    completion order."""
+    import multiprocessing
+    import threading
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    workers = workers or workers_for(len(jobs))
+    if workers == 1 or len(jobs) <= 1:
+        yield from (func(job) for job in jobs)
+        return
+    methods = multiprocessing.get_all_start_methods()
+    # Forking a process that runs threads (a Dask client left behind) can deadlock a child.
+    fork = "fork" in methods and threading.active_count() == 1
+    context = multiprocessing.get_context("fork" if fork else ("forkserver" if "forkserver" in methods else None))
+    # Consecutive jobs share observable and parameter, hence figure frames: each worker gets
+    # runs of them (a few per worker, so that the load still evens out).
+    size = max(1, -(-len(jobs) // (workers * CHUNKS_PER_WORKER)))
+    chunks = [jobs[i:i + size] for i in range(0, len(jobs), size)]
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = [pool.submit(_apply_all, func, chunk) for chunk in chunks]
+        for future in as_completed(futures):
+            yield from future.result()
+
+
+def _apply_all(func, jobs) -> list:
+    return [func(job) for job in jobs]
 
 
 def _select(table: pd.DataFrame, fixed: Mapping[str, Any], mode: str) -> pd.DataFrame:
@@ -118,43 +260,224 @@ def _select(table: pd.DataFrame, fixed: Mapping[str, Any], mode: str) -> pd.Data
     return table[mask]
 
 
-def _figures(request: PlotRequest, obs: ObservableDef, parameter: str, fixed: Mapping[str, Any],
-             mode: str, rows: pd.DataFrame) -> list[FigureRecord]:
-    folder = request.output_dir / "plots" / obs.key / token(parameter)
-    folder.mkdir(parents=True, exist_ok=True)
-    stem = "_".join([mode] + [f"{token(k)}_{token(v)}" for k, v in fixed.items()])
-    values, delays, matrix, errors = curve_matrix(rows, obs, parameter)
-    context = _context_text(request.labels, fixed)
+_STYLE: dict | None = None
+
+
+def _style() -> dict:
+    """mplhep's CMS style, resolved once per process."""
+    global _STYLE
+    if _STYLE is None:
+        with plt.style.context(mplhep.style.CMS):
+            _STYLE = dict(matplotlib.rcParams)
+        _STYLE["pdf.compression"] = 1  # a fifth of the PDF's CPU; files a little larger
+    return _STYLE
+
+
+def render_job(job: FigureJob) -> Rendered:
+    """Draw and save the figures of one job (run in a worker process)."""
+    start = time.process_time()
+    job.folder.mkdir(parents=True, exist_ok=True)
     out = []
-    for kind, draw in (("curves", draw_curves), ("map", draw_map)):
-        base = folder / f"{kind}_{stem}"
-        fig, ax = plt.subplots(figsize=(10, 8))
-        draw(ax, obs, parameter, values, delays, matrix, errors, request.labels)
-        mplhep.cms.label(ax=ax, data=False, llabel=CMS_LABEL, rlabel=mode, loc=0)
-        if context:
-            # curves leave headroom at the top for it; maps fill the frame, any corner will do
-            y, va = (0.98, "top") if kind == "curves" else (0.02, "bottom")
-            ax.text(0.02, y, context, transform=ax.transAxes, fontsize="x-small", va=va,
-                    bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none"})
-        png, pdf = base.with_suffix(".png"), base.with_suffix(".pdf")
-        fig.savefig(png, dpi=100)
-        fig.savefig(pdf)
-        plt.close(fig)
-        thumb = folder / "thumbs" / png.name
+    with matplotlib.rc_context(_style()):
+        for kind in job.kinds:
+            out.append(_render_one(job, kind))
+    return Rendered(job.key, out, time.process_time() - start, len(out))
+
+
+def write_png(path: Path, pixels: np.ndarray, level: int = 1) -> None:
+    """An 8-bit RGB or RGBA PNG (by the last axis), rows unfiltered, deflated at ``level``:
+    a third of the time of Pillow's encoder (which tries five row filters) for the same
+    size on plots, which are mostly flat colour. Lossless: read back it is ``pixels``."""
+    import struct
+    import zlib
+
+    height, width, channels = pixels.shape
+    raw = np.empty((height, 1 + channels * width), dtype=np.uint8)
+    raw[:, 0] = 0  # filter type None
+    raw[:, 1:] = pixels.reshape(height, -1)
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+    colour_type = {3: 2, 4: 6}[channels]  # RGB, RGBA
+    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
+    Path(path).write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                          + chunk(b"IDAT", zlib.compress(raw.tobytes(), level)) + chunk(b"IEND", b""))
+
+
+def cms_label(ax, rlabel: str):
+    """"CMS Phase-2 Simulation" above the top-left corner, as mplhep's loc=0 places it, and
+    ``rlabel`` level with it over the right-hand column. The width of "CMS" is measured once, when the
+    template is laid out (mplhep's ``cms.label`` draws the whole figure for that, every
+    time). Returns the right-hand text, to be reused."""
+    size = matplotlib.rcParams["font.size"]
+    fig = ax.figure
+    cms = ax.text(0.0, 1.01, "CMS", transform=ax.transAxes, ha="left", va="bottom",
+                  fontweight="bold", fontsize=size * 1.3)
+    width = cms.get_window_extent(fig.canvas.get_renderer()).width  # pixels at the figure's dpi
+    gap = 0.4 * size * fig.dpi / 72.0
+    ax.text((width + gap) / (fig.bbox.width * AXES_RECT[2]), 1.01, CMS_LABEL, transform=ax.transAxes,
+            ha="left", va="bottom", fontstyle="italic", fontsize=size)
+    # The mode goes in the right-hand column, level with the label: never on top of it.
+    return fig.text(SIDE_X, AXES_RECT[1] + AXES_RECT[3] + 0.01, rlabel, ha="left", va="bottom",
+                    fontsize=size)
+
+
+class FigureTemplate:
+    """A figure laid out once per style and process, reused by every figure of that style:
+    frame, CMS label, tick objects and colour-bar axes are built once; each figure only
+    swaps its data artists, labels and limits. Creating the axes and their ~40 tick
+    objects cost about as much as drawing them."""
+
+    def __init__(self, with_bar: bool):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        self.fig = Figure(figsize=FIGURE_SIZE)
+        self.canvas = FigureCanvasAgg(self.fig)
+        self.ax = self.fig.add_axes(AXES_RECT)
+        self.cax = self.fig.add_axes((SIDE_X, 0.40, 0.03, 0.45)) if with_bar else None
+        self.colorbar = None
+        self.mode_text = cms_label(self.ax, "")  # needs the canvas: measures "CMS" once
+        # Axis labels at fixed places (right of the x axis, top of the y axis, as the CMS
+        # style aligns them), clear of the widest tick labels ("-0.25", "8000"): matplotlib
+        # would otherwise measure every tick label at each draw to place them.
+        self.ax.xaxis.set_label_coords(1.0, -0.075)
+        self.ax.yaxis.set_label_coords(-0.15, 1.0)
+        self.context = self.fig.text(SIDE_X, 0.36, "", ha="left", va="top", fontsize="x-small")
+        self.frames: dict[tuple, np.ndarray] = {}
+
+    # ----------------------------------------------------------------- PNG by layers
+    def dynamic_artists(self) -> list:
+        """What changes from one figure to the next: the data and the two texts (the legend
+        depends only on the scanned values: it is part of the frame)."""
+        artists = sorted(list(self.ax.collections) + list(self.ax.lines) + list(self.ax.images),
+                         key=lambda a: a.get_zorder())
+        return artists + [self.mode_text, self.context]
+
+    def frame_key(self) -> tuple:
+        """Everything the static layer shows: equal keys, identical frames."""
+        y = self.ax.yaxis
+        locs = y.get_major_locator()()
+        key = (self.ax.get_xlim(), self.ax.get_ylim(), self.ax.get_xlabel(), self.ax.get_ylabel(),
+               tuple(locs), tuple(y.get_major_formatter().format_ticks(locs)),
+               type(y.get_minor_locator()).__name__)
+        legend = self.ax.get_legend()
+        if legend is not None:
+            key += (legend.get_title().get_text(), tuple(t.get_text() for t in legend.get_texts()))
+        if self.colorbar is not None:
+            norm = self.colorbar.norm
+            key += (norm.vmin, norm.vmax, self.colorbar.cmap.name, self.colorbar.ax.get_ylabel())
+        return key
+
+    def pixels(self) -> np.ndarray:
+        """The figure as RGBA pixels, drawn in two layers: the frame (axes, ticks, labels,
+        CMS label, colour bar) drawn once per distinct frame and kept, then per figure only
+        the data, legend and texts, with the kept frame blended on top (ticks over data,
+        as in a full draw). A full draw spends most of its time on the ~80 tick objects."""
+        dynamic = self.dynamic_artists()
+        key = self.frame_key()
+        frame = self.frames.get(key)
+        if frame is None:
+            if len(self.frames) >= MAX_FRAMES:
+                self.frames.clear()
+            for artist in dynamic:
+                artist.set_visible(False)
+            self.fig.patch.set_alpha(0.0)
+            self.ax.patch.set_alpha(0.0)
+            self.canvas.draw()
+            frame = np.asarray(self.canvas.buffer_rgba())[::-1].copy()  # draw_image: bottom row first
+            for artist in dynamic:
+                artist.set_visible(True)
+            self.fig.patch.set_alpha(1.0)
+            self.ax.patch.set_alpha(1.0)
+            self.frames[key] = frame
+        renderer = self.canvas.get_renderer()
+        renderer.clear()
+        self.fig.patch.draw(renderer)
+        self.ax.patch.draw(renderer)
+        for artist in dynamic:
+            artist.draw(renderer)
+        gc = renderer.new_gc()
+        renderer.draw_image(gc, 0, 0, frame)
+        gc.restore()
+        return np.asarray(self.canvas.buffer_rgba())
+
+    def reset(self) -> None:
+        """Remove the previous figure's data artists and locators."""
+        for artist in list(self.ax.lines) + list(self.ax.collections) + list(self.ax.images):
+            artist.remove()
+        if self.ax.get_legend() is not None:
+            self.ax.get_legend().remove()
+        from matplotlib.ticker import AutoLocator, AutoMinorLocator, ScalarFormatter
+
+        self.ax.yaxis.set_major_locator(AutoLocator())
+        self.ax.yaxis.set_major_formatter(ScalarFormatter())
+        self.ax.yaxis.set_minor_locator(AutoMinorLocator())
+        self.ax.set_prop_cycle(None)
+
+    def bar(self, mappable, label: str):
+        if self.colorbar is None:
+            self.colorbar = self.fig.colorbar(mappable, cax=self.cax)
+        else:
+            self.colorbar.update_normal(mappable)
+        self.colorbar.minorticks_off()  # the major ticks read the scale; minor ones cost a draw each
+        self.colorbar.set_label(label)
+        return self.colorbar
+
+
+_TEMPLATES: dict[tuple, FigureTemplate] = {}
+#: Frames kept per template (each ~3 MB of pixels).
+MAX_FRAMES = 32
+
+
+def _template(kind: str, with_bar: bool) -> FigureTemplate:
+    key = (kind, with_bar)
+    if key not in _TEMPLATES:
+        _TEMPLATES[key] = FigureTemplate(with_bar)
+    template = _TEMPLATES[key]
+    template.reset()
+    return template
+
+
+#: Characters that fit on one line of the right-hand column (x-small text).
+SIDE_WIDTH = 22
+
+
+def _side_line(text: str) -> str:
+    """"Threshold smearing = 500 e" broken before its value when too wide for the column."""
+    return text if len(text) <= SIDE_WIDTH else text.replace(" = ", "\n   = ", 1)
+
+
+def _render_one(job: FigureJob, kind: str) -> FigureRecord:
+    with_bar = kind == "map" or not discrete(job.values)
+    t = _template(kind, with_bar)
+    draw = draw_curves if kind == "curves" else draw_map
+    side = draw(t, job.obs, job.parameter, job.values, job.delays, job.matrix, job.errors, job.labels)
+    t.mode_text.set_text(job.mode)
+    t.context.set_text("\n".join(_side_line(value_with_unit(job.labels, k, v)) for k, v in job.fixed.items()))
+    t.context.set_y(side)
+    base = job.folder / f"{kind}_{job.stem}"
+    png = pdf = root = thumb = None
+    if "png" in job.formats:
+        from PIL import Image
+
+        pixels = t.pixels()
+        # The Agg buffer as it is (RGBA, opaque: dropping alpha costs a strided copy that
+        # takes longer than deflating it); the thumbnail is a box-filtered quarter of it.
+        png = base.with_suffix(".png")
+        write_png(png, pixels)
+        thumb = job.folder / "thumbs" / png.name
         thumb.parent.mkdir(exist_ok=True)
-        _thumbnail(png, thumb)
+        Image.fromarray(pixels).reduce(round(1 / THUMB_SCALE)).convert("RGB").save(thumb, compress_level=1)
+    if "pdf" in job.formats:
+        pdf = base.with_suffix(".pdf")
+        t.fig.savefig(pdf)
+        t.fig.set_canvas(t.canvas)  # savefig swaps in a PDF canvas; the template keeps Agg
+    if "root" in job.formats:
         root = base.with_suffix(".root")
-        _write_root(root, kind, obs, parameter, values, delays, matrix, errors, request.labels)
-        out.append(FigureRecord(obs, parameter, mode, kind, dict(fixed), png, pdf, root, thumb))
-    return out
-
-
-def _thumbnail(png: Path, thumb: Path) -> None:
-    from PIL import Image  # Pillow comes with matplotlib
-
-    with Image.open(png) as image:
-        image.thumbnail((int(image.width * THUMB_SCALE), int(image.height * THUMB_SCALE)))
-        image.save(thumb)
+        _write_root(root, kind, job.obs, job.parameter, job.values, job.delays, job.matrix, job.errors,
+                    job.labels)
+    return FigureRecord(job.obs, job.parameter, job.mode, kind, dict(job.fixed), png, pdf, root, thumb)
 
 
 def curve_matrix(rows: pd.DataFrame, obs: ObservableDef, parameter: str):
@@ -173,32 +496,44 @@ def curve_matrix(rows: pd.DataFrame, obs: ObservableDef, parameter: str):
     return values, delays, matrix, errors
 
 
-def _context_text(labels: Mapping[str, str], fixed: Mapping[str, Any]) -> str:
-    return "\n".join(f"{label_of(labels, k)} = {value_text(v)}" for k, v in fixed.items())
-
-
-def draw_curves(ax, obs, parameter, values, delays, matrix, errors, labels) -> None:
-    numeric = all(isinstance(v, (int, float, np.number)) for v in values)
-    cmap = plt.get_cmap(COLOUR_MAP)
-    if numeric and len(values) > 1:
-        norm = matplotlib.colors.Normalize(vmin=min(values), vmax=max(values))
+def draw_curves(t: FigureTemplate, obs, parameter, values, delays, matrix, errors, labels) -> float:
+    """Curves vs delay: a legend (colour + marker per value) for few values, a colour bar
+    for many. Returns the figure height below which the fixed parameters may be written."""
+    fig, ax = t.fig, t.ax
+    label = label_of(labels, parameter)
+    if discrete(values):
+        title, unit = split_unit(label)
+        step = max(1, len(delays) // 12)
+        for i, value in enumerate(values):
+            colour = DISCRETE_COLOURS[i % len(DISCRETE_COLOURS)]
+            ax.plot(delays, matrix[i], color=colour, lw=2, marker=DISCRETE_MARKERS[i % len(DISCRETE_MARKERS)],
+                    markevery=(i * step // max(len(values), 1), step), ms=8,
+                    label=value_text(value) + (f" {unit}" if unit else ""))
+            if obs.error_key:
+                ax.fill_between(delays, matrix[i] - errors[i], matrix[i] + errors[i], color=colour,
+                                alpha=0.25, lw=0)
+        legend = ax.legend(title=title, loc="upper left", bbox_to_anchor=(SIDE_X, AXES_RECT[1] + AXES_RECT[3]),
+                           bbox_transform=fig.transFigure, borderaxespad=0, frameon=False,
+                           fontsize="small", title_fontsize="small")
+        legend._legend_box.align = "left"
+        side = AXES_RECT[1] + AXES_RECT[3] - 0.075 * (len(values) + 1) - 0.03
     else:
-        norm = matplotlib.colors.Normalize(vmin=0, vmax=max(len(values) - 1, 1))
-    for i, value in enumerate(values):
-        colour = cmap(norm(value if numeric and len(values) > 1 else i))
-        ax.plot(delays, matrix[i], color=colour, lw=1.5)
-        if obs.error_key:
-            ax.fill_between(delays, matrix[i] - errors[i], matrix[i] + errors[i], color=colour,
-                            alpha=0.25, lw=0)
-    bar = plt.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax)
-    bar.set_label(label_of(labels, parameter))
-    if not (numeric and len(values) > 1):
-        bar.set_ticks(range(len(values)), labels=[value_text(v) for v in values])
+        cmap = plt.get_cmap(COLOUR_MAP)
+        norm = matplotlib.colors.Normalize(vmin=min(values), vmax=max(values))
+        for i, value in enumerate(values):
+            colour = cmap(norm(value))
+            ax.plot(delays, matrix[i], color=colour, lw=1.5)
+            if obs.error_key:
+                ax.fill_between(delays, matrix[i] - errors[i], matrix[i] + errors[i], color=colour,
+                                alpha=0.25, lw=0)
+        t.bar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), label)
+        side = 0.30
     ax.set_xlabel(DELAY_LABEL)
     ax.set_ylabel(obs.axis_label)
     ax.set_xlim(delays[0], delays[-1])
     low, high = _colour_range(obs, matrix)
-    ax.set_ylim(low, high + 0.15 * (high - low))  # headroom for the label
+    ax.set_ylim(low, high + 0.05 * (high - low))
+    return side
 
 
 def _colour_range(obs: ObservableDef, matrix: np.ndarray) -> tuple[float, float]:
@@ -212,18 +547,32 @@ def _colour_range(obs: ObservableDef, matrix: np.ndarray) -> tuple[float, float]
     return float(finite.min() - margin), float(finite.max() + margin)
 
 
-def draw_map(ax, obs, parameter, values, delays, matrix, errors, labels) -> None:
-    numeric = all(isinstance(v, (int, float, np.number)) for v in values)
-    y_centres = np.asarray(values, dtype=np.float64) if numeric else np.arange(len(values), dtype=np.float64)
+def draw_map(t: FigureTemplate, obs, parameter, values, delays, matrix, errors, labels) -> float:
+    """Delay x parameter map; discrete values are rows with their own tick labels."""
+    ax = t.ax
+    numeric = is_numeric(values)
+    y_centres = np.asarray(values, dtype=np.float64) if numeric and not discrete(values) \
+        else np.arange(len(values), dtype=np.float64)
     low, high = _colour_range(obs, matrix)
-    mesh = ax.pcolormesh(edges_from_centres(delays), edges_from_centres(y_centres),
-                         np.ma.masked_invalid(matrix), cmap=COLOUR_MAP, vmin=low, vmax=high, shading="flat")
-    bar = plt.colorbar(mesh, ax=ax)
-    bar.set_label(obs.axis_label)
-    if not numeric or len(values) <= 12:
+    x_edges, y_edges = edges_from_centres(delays), edges_from_centres(y_centres)
+    steps = np.diff(x_edges), np.diff(y_edges)
+    if all(np.allclose(d, d[0], rtol=1e-3) for d in steps):
+        # Uniform cells: an image coloured at its own size, then scaled (nearest) by Agg:
+        # far cheaper than thousands of quadrilaterals, and an image in the PDF.
+        mesh = ax.imshow(np.ma.masked_invalid(matrix), cmap=COLOUR_MAP, vmin=low, vmax=high,
+                         origin="lower", aspect="auto", interpolation="nearest", interpolation_stage="rgba",
+                         extent=(x_edges[0], x_edges[-1], y_edges[0], y_edges[-1]))
+    else:
+        mesh = ax.pcolormesh(x_edges, y_edges, np.ma.masked_invalid(matrix), cmap=COLOUR_MAP,
+                             vmin=low, vmax=high, shading="flat", rasterized=True)
+    t.bar(mesh, obs.axis_label)
+    ax.set_ylim(edges_from_centres(y_centres)[[0, -1]])
+    if discrete(values) or len(values) <= 12:
         ax.set_yticks(y_centres, labels=[value_text(v) for v in values])
+        ax.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.set_xlabel(DELAY_LABEL)
     ax.set_ylabel(label_of(labels, parameter))
+    return 0.30
 
 
 def _write_root(path: Path, kind, obs, parameter, values, delays, matrix, errors, labels) -> None:

@@ -5,9 +5,11 @@ A YAML file lists scenarios (a mapping name -> scenario)::
     closure_threshold5800:
       labels: {threshold: 5800, pileup: 200}      # shown on the plots, kept as columns
       test:                                       # the histograms whose delay is wanted
-        file: tests/BXHistScan_..._harvested.root # relative to this YAML file
+        file: tests/BXHistScan_..._harvested.root # relative to this YAML file; a glob
+                                                  # (emulate/*_harvested.root) takes every match
         # or: production: my_scan   (relative -> timerc [paths] production)
-        #     task: 3fa2b1c4d5      (task id or results directory name; or params: {k: v})
+        #     task: 3fa2b1c4d5      (task id or results directory name; or params: {k: v},
+        #                            every finished task that matches is a test)
         mode: Sampled                             # Sampled (default) or Latched
         delays: [10.0, 20.5]                      # which histograms: a list, {min: 5, max: 45}
                                                   # or all (the default)
@@ -18,8 +20,11 @@ A YAML file lists scenarios (a mapping name -> scenario)::
           template: {file: scan.root, mode: Sampled}
 
 Everything is checked (files, histograms, methods) before anything is computed, so a typo
-never leaves half an output behind. ``runCalibration --test FILE --template FILE`` runs one
-scenario without a YAML; a single emulate-mode histogram prints ``delay = X +a -b ns``.
+never leaves half an output behind. Every file (or task) the test selection matches is a
+test of the scenario: reported one by one (a ``delay = X +a -b ns [scenario, test, method]``
+line each when there are few) and summarised per scenario (bias, resolution, coverage with
+their uncertainties). ``runCalibration --test FILE... --template FILE`` runs one scenario
+without a YAML.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from timecal_core.config import load_timerc
 from timecal_core.errors import UserError
 from timecal_core.exits import run_cli
 from timecal_core.yamlconf import load_yaml, parse_custom
-from .calibration import DelayScan, scan_delay
+from .calibration import DelayScan, Summary, scan_delay, summarise
 from .calibration_report import write_report
 from .evaluators import DelayWindow, HistogramStack, build_evaluator, read_stack
 from timecal_core.layout import MODES
@@ -48,6 +53,9 @@ SCENARIO_KEYS = {"labels", "test", "evaluators"}
 SOURCE_KEYS = {"file", "production", "task", "params", "mode", "delays"}
 TEST_KEYS = SOURCE_KEYS | {"true_delays"}
 EVALUATOR_KEYS = {"method", "name", "template"}
+#: Up to this many test histograms per scenario get their own printed ``delay =`` line.
+MAX_PRINTED_TESTS = 20
+GLOB_CHARACTERS = set("*?[")
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,11 @@ class HistogramSource:
     mode: str
     delays: tuple[float, ...] | DelayWindow | None
     where: str  # "file.yml: scenario 'x': test" for error messages
+    name: str = ""  # how reports call this test: the task directory or the file stem
+
+    @property
+    def label(self) -> str:
+        return self.name or self.path.name.removesuffix(".root")
 
     def read(self) -> HistogramStack:
         return read_stack(self.path, self.mode, self.delays, self.where)
@@ -75,7 +88,7 @@ class EvaluatorSpec:
 class Scenario:
     name: str
     labels: Mapping[str, Any]
-    test: HistogramSource
+    tests: tuple[HistogramSource, ...]  # every file/task the test selection matched
     true_delays: Any  # "from_file", None (unknown) or a tuple of floats
     evaluators: tuple[EvaluatorSpec, ...]
 
@@ -90,9 +103,16 @@ class EvaluatorResult:
 @dataclass
 class ScenarioResult:
     scenario: Scenario
-    tests: HistogramStack
+    tests: HistogramStack  # the histograms of every test source, one after the other
     true_delays: np.ndarray  # NaN where unknown
+    sources: list[HistogramSource] = field(default_factory=list)  # [n] where each row came from
     evaluations: list[EvaluatorResult] = field(default_factory=list)
+
+    def test_label(self, i: int) -> str:
+        """The test's name; with the histogram's delay when its file holds several."""
+        source = self.sources[i]
+        several = sum(1 for s in self.sources if s is source) > 1
+        return f"{source.label} @ {self.tests.delays[i]:g} ns" if several else source.label
 
 
 # --------------------------------------------------------------------------- parsing
@@ -128,9 +148,12 @@ def _delays(value: Any, where: str):
                         f"got {value!r}") from None
 
 
-def _task_file(spec: dict, where: str, production_root) -> Path:
-    """The output file of one finished task of a BXRun production."""
+def _task_files(spec: dict, where: str, production_root, many: bool) -> list[tuple[Path, str]]:
+    """(output file, results directory name) of the finished tasks a selection matches:
+    ``task`` names one; ``params`` every task whose parameters match (``many``) or exactly
+    one (a template)."""
     from timecal_core.tasks import finished_tasks
+    from .observables import same_value
 
     directory = Path(str(spec["production"])).expanduser()
     if not directory.is_absolute():
@@ -148,33 +171,59 @@ def _task_file(spec: dict, where: str, production_root) -> Path:
         what = f"task '{wanted}'"
     elif "params" in spec and isinstance(spec["params"], Mapping):
         wanted_params = spec["params"]
-        chosen = [t for t in tasks if all(k in t.params and t.params[k] == v
+        chosen = [t for t in tasks if all(k in t.params and same_value(t.params[k], v)
                                           for k, v in wanted_params.items())]
         what = "params " + ", ".join(f"{k}={v}" for k, v in wanted_params.items())
     else:
         raise UserError(f"{where}: with 'production', give 'task: <task id>' or 'params: {{k: v}}'")
-    if len(chosen) != 1:
-        found = "no finished task" if not chosen else f"{len(chosen)} finished tasks"
-        raise UserError(f"{where}: {found} of {directory} match {what} "
+    if not chosen:
+        raise UserError(f"{where}: no finished task of {directory} matches {what} "
                         f"({len(tasks)} finished; see the results/ directory names)")
-    return chosen[0].output
+    if len(chosen) > 1 and not many:
+        raise UserError(f"{where}: {len(chosen)} finished tasks of {directory} match {what}; "
+                        f"a template must be one task: add parameters or give 'task'")
+    return [(t.output, t.directory.name) for t in sorted(chosen, key=lambda t: t.directory.name)]
 
 
-def _source(value: Any, where: str, base: Path, production_root, allowed: set[str]) -> tuple[HistogramSource, dict]:
+def _files(spec: dict, where: str, base: Path, many: bool) -> list[tuple[Path, str]]:
+    """``file``: one path, or a glob (every match, sorted) where many files are allowed."""
+    text = str(spec["file"])
+    path = Path(text).expanduser()
+    path = path if path.is_absolute() else base / path
+    if GLOB_CHARACTERS & set(text):
+        matches = sorted(p for p in path.parent.glob(path.name) if p.is_file()) \
+            if not GLOB_CHARACTERS & set(str(path.parent)) else \
+            sorted(p for p in Path(path.anchor).glob(str(path.relative_to(path.anchor))) if p.is_file())
+        if not matches:
+            raise UserError(f"{where}: no file matches '{path}'")
+        if len(matches) > 1 and not many:
+            raise UserError(f"{where}: {len(matches)} files match '{path}'; a template must be one file")
+        return [(m, "") for m in matches]
+    if not path.is_file():
+        raise UserError(f"{where}: file '{path}' does not exist")
+    return [(path, "")]
+
+
+def _sources(value: Any, where: str, base: Path, production_root, allowed: set[str],
+             many: bool = False) -> tuple[list[HistogramSource], dict]:
+    """Every histogram source a ``file``/``production`` selection matches (one unless ``many``)."""
     spec = _mapping(value, where, allowed)
     if ("file" in spec) == ("production" in spec):
         raise UserError(f"{where}: give exactly one of 'file' or 'production'")
     if "file" in spec:
-        path = Path(str(spec["file"])).expanduser()
-        path = path if path.is_absolute() else base / path
-        if not path.is_file():
-            raise UserError(f"{where}: file '{path}' does not exist")
+        found = _files(spec, where, base, many)
     else:
-        path = _task_file(spec, where, production_root)
+        found = _task_files(spec, where, production_root, many)
     mode = str(spec.get("mode", "Sampled"))
     if mode not in MODES:
         raise UserError(f"{where}: mode '{mode}' is not one of {', '.join(MODES)}")
-    return HistogramSource(path, mode, _delays(spec.get("delays"), where), where), spec
+    delays = _delays(spec.get("delays"), where)
+    return [HistogramSource(path, mode, delays, where, name) for path, name in found], spec
+
+
+def _source(value: Any, where: str, base: Path, production_root, allowed: set[str]) -> tuple[HistogramSource, dict]:
+    (source,), spec = _sources(value, where, base, production_root, allowed)
+    return source, spec
 
 
 def _true_delays(value: Any, where: str):
@@ -203,7 +252,8 @@ def parse_scenarios(data: Any, yaml_path: Path, production_root) -> list[Scenari
         labels = body.get("labels") or {}
         if not isinstance(labels, Mapping):
             raise UserError(f"{where}: labels must be a mapping 'name: value'")
-        test, test_spec = _source(body["test"], f"{where}: test", base, production_root, TEST_KEYS)
+        tests, test_spec = _sources(body["test"], f"{where}: test", base, production_root, TEST_KEYS,
+                                    many=True)
         evaluators = body["evaluators"]
         if not isinstance(evaluators, list) or not evaluators:
             raise UserError(f"{where}: evaluators must be a non-empty list of "
@@ -222,7 +272,7 @@ def parse_scenarios(data: Any, yaml_path: Path, production_root) -> list[Scenari
             if pairs.count((method, name_)) > 1:  # they would share an output directory
                 raise UserError(f"{where}: two {method} evaluators are both named '{name_}'; "
                                 f"give each a distinct 'name'")
-        scenarios.append(Scenario(str(name), dict(labels), test,
+        scenarios.append(Scenario(str(name), dict(labels), tuple(tests),
                                   _true_delays(test_spec.get("true_delays", "from_file"),
                                                f"{where}: test: true_delays"),
                                   tuple(specs)))
@@ -244,17 +294,19 @@ def run_scenarios(scenarios: list[Scenario], calibration_root: Path, registry,
                                 f"{installed} (see BXRun --plugins)") from None
     prepared = []
     for sc in scenarios:
-        tests = sc.test.read()
+        stacks = [source.read() for source in sc.tests]
+        tests = _concatenate(stacks)
+        sources = [source for source, st in zip(sc.tests, stacks) for _ in range(len(st))]
         if sc.true_delays == "from_file":
             truth = tests.delays.copy()
         elif sc.true_delays is None:
             truth = np.full(len(tests), np.nan)
         else:
             if len(sc.true_delays) != len(tests):
-                raise UserError(f"{sc.test.where}: true_delays has {len(sc.true_delays)} values "
-                                f"for {len(tests)} histograms")
+                raise UserError(f"{sc.tests[0].where}: true_delays has {len(sc.true_delays)} values "
+                                f"for {len(tests)} histograms ({len(sc.tests)} file(s))")
             truth = np.asarray(sc.true_delays, dtype=np.float64)
-        prepared.append(ScenarioResult(sc, tests, truth))
+        prepared.append(ScenarioResult(sc, tests, truth, sources))
     evaluators = {}
     for result in prepared:
         for spec in result.scenario.evaluators:
@@ -270,34 +322,44 @@ def run_scenarios(scenarios: list[Scenario], calibration_root: Path, registry,
             evaluator, cached = evaluators[(spec.method, spec.name, spec.template)]
             scan = scan_delay(evaluator, result.tests)
             result.evaluations.append(EvaluatorResult(spec, evaluator, scan))
-            log(summary_line(result, spec, scan, cached))
+            for line in report_lines(result, spec, scan, cached):
+                log(line)
     return prepared
 
 
-def summary_line(result: ScenarioResult, spec: EvaluatorSpec, scan: DelayScan, cached: bool) -> str:
+def _concatenate(stacks: list[HistogramStack]) -> HistogramStack:
+    hits = None if any(s.hits is None for s in stacks) else np.concatenate([s.hits for s in stacks])
+    return HistogramStack(np.concatenate([s.delays for s in stacks]),
+                          np.concatenate([s.counts for s in stacks]),
+                          np.concatenate([s.errors for s in stacks]), hits)
+
+
+def scan_summary(result: ScenarioResult, scan: DelayScan) -> Summary:
+    return summarise(result.true_delays, scan)
+
+
+def report_lines(result: ScenarioResult, spec: EvaluatorSpec, scan: DelayScan, cached: bool) -> list[str]:
+    """A ``delay = ...`` line per test (when there are few), naming scenario, test and
+    evaluator, then the scenario's summary when it has more than one test."""
     origin = f"{spec.method}, evaluator {spec.name}{' (cached)' if cached else ''}"
-    if len(result.tests) == 1 and result.scenario.test.path.name.startswith(EMULATE_PREFIX):
-        return f"{delay_line(scan, 0, result.true_delays[0])}  [{origin}]"
-    head = f"{result.scenario.name} / {origin}:"
-    if len(result.tests) == 1:
-        return f"{head} {delay_line(scan, 0, result.true_delays[0])}"
-    truth = result.true_delays
-    known = ~np.isnan(truth)
-    text = f"{head} {len(result.tests)} histograms"
-    if known.any():
-        residual = scan.estimate[known] - truth[known]
-        inside = (truth[known] >= scan.lower[known]) & (truth[known] <= scan.upper[known])
-        text += (f", bias {residual.mean():+.3f} ns, resolution {residual.std():.3f} ns, "
-                 f"±1σ coverage {100 * inside.mean():.0f}%")
-    if scan.at_edge.any():
-        text += f", {int(scan.at_edge.sum())} interval(s) at the scan edge"
-    return text
+    name = result.scenario.name
+    lines = []
+    n = len(result.tests)
+    if n <= MAX_PRINTED_TESTS:
+        lines += [f"{delay_line(scan, i, result.true_delays[i])}  "
+                  f"[scenario {name}, test {result.test_label(i)}, {origin}]" for i in range(n)]
+    if n > 1:
+        more = "" if n <= MAX_PRINTED_TESTS else " (each test in results.parquet)"
+        lines.append(f"{name} / {origin}: {scan_summary(result, scan).text()}{more}")
+    return lines
 
 
 def delay_line(scan: DelayScan, i: int, truth: float = float("nan")) -> str:
     text = f"delay = {scan.estimate[i]:.2f} +{scan.plus[i]:.2f} -{scan.minus[i]:.2f} ns"
     if scan.at_edge[i]:
         text += " (interval reaches the scan edge)"
+    elif scan.plateau[i]:
+        text += " (on a plateau: the histogram barely changes over the interval)"
     if not np.isnan(truth):
         text += f" (true {truth:.2f} ns)"
     return text
@@ -308,8 +370,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description="Reconstruct the sampling delay from BX "
                                 "histograms with template evaluators (physics.md §8).")
     p.add_argument("yaml", nargs="?", help="YAML of calibration scenarios")
-    p.add_argument("--test", help="without a YAML: the file whose histograms are calibrated "
-                   "(e.g. an emulate-mode BXHistEmulateDelay_... file)")
+    p.add_argument("--test", nargs="+", help="without a YAML: the file(s) whose histograms are "
+                   "calibrated (e.g. emulate-mode BXHistEmulateDelay_... files; a quoted glob works too)")
     p.add_argument("--template", help="without a YAML: the template scan file")
     p.add_argument("--method", action="append", help="without a YAML: evaluator(s) to use "
                    "(default: every installed one)")
@@ -325,21 +387,34 @@ def _parser() -> argparse.ArgumentParser:
 
 def _quick_scenario(args, registry) -> list[Scenario]:
     if not args.test or not args.template:
-        raise UserError("give a scenarios YAML, or both --test FILE and --template FILE")
-    test, template = Path(args.test).expanduser().resolve(), Path(args.template).expanduser().resolve()
-    for flag, path in (("--test", test), ("--template", template)):
-        if not path.is_file():
-            raise UserError(f"{flag}: file '{path}' does not exist")
+        raise UserError("give a scenarios YAML, or both --test FILE... and --template FILE")
+    template = Path(args.template).expanduser().resolve()
+    if not template.is_file():
+        raise UserError(f"--template: file '{template}' does not exist")
+    tests = []
+    for text in args.test:
+        tests += [path for path, _ in _files({"file": text}, "--test", Path.cwd(), many=True)]
     methods = args.method or sorted(registry.evaluators)
     name = f"{template.name.removesuffix('.root')}_{args.mode}"
     specs = tuple(EvaluatorSpec(m, name, HistogramSource(template, args.mode, None, "--template"),
                                 "--method") for m in methods)
-    return [Scenario(test.name.removesuffix(".root"), {}, HistogramSource(test, args.mode, None, "--test"),
-                     "from_file", specs)]
+    sources = tuple(HistogramSource(path.resolve(), args.mode, None, "--test") for path in tests)
+    return [Scenario(quick_name(sources), {}, sources, "from_file", specs)]
 
 
-def _output_dir(args, calibration_root: Path) -> Path:
-    default = Path(args.yaml or args.test).name.rsplit(".", 1)[0]
+def quick_name(sources) -> str:
+    """A short name for a scenario (and output directory) without a YAML: ``emulate_23p45``
+    for one emulate file, the first fields of another file's name, ``<n>_tests`` for many."""
+    if len(sources) > 1:
+        return f"{len(sources)}_tests"
+    stem = sources[0].path.name.removesuffix(".root").removesuffix("_harvested")
+    if stem.startswith(EMULATE_PREFIX):
+        return "emulate_" + stem[len(EMULATE_PREFIX):].split("_", 1)[0]
+    return "_".join(stem.split("_")[:3])[:40]
+
+
+def _output_dir(args, calibration_root: Path, scenarios) -> Path:
+    default = Path(args.yaml).name.rsplit(".", 1)[0] if args.yaml else scenarios[0].name
     out = Path(args.output or default).expanduser()
     return out if out.is_absolute() else calibration_root / out
 
@@ -359,7 +434,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         scenarios = _quick_scenario(args, registry)
     results = run_scenarios(scenarios, calibration_root, registry)
-    out = _output_dir(args, calibration_root)
+    out = _output_dir(args, calibration_root, scenarios)
     written = write_report(out, results, plots=not args.no_plots)
     print(f"{PROG}: wrote {len(written)} files to {out}" +
           ("" if args.no_plots else f" (open {out / 'index.html'})"))
