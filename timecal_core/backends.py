@@ -26,14 +26,17 @@ class RunningCluster:
     """A started Dask cluster plus what the monitor may ask of it.
 
     ``cluster`` is any ``distributed`` cluster object (``LocalCluster``, ``SLURMCluster``...).
+    ``security`` is the :class:`distributed.security.Security` every client of this cluster
+    must present (:mod:`timecal_core.security`); by default the cluster's own.
     """
 
     #: Extra monitor commands a backend offers: name -> (callable(arg: str) -> str, help).
     commands: dict[str, tuple[Callable[[str], str], str]] = {}
 
-    def __init__(self, cluster, backend: str):
+    def __init__(self, cluster, backend: str, security=None):
         self.cluster = cluster
         self.backend = backend
+        self.security = security if security is not None else getattr(cluster, "security", None)
 
     @property
     def dashboard_link(self) -> str:

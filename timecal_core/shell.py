@@ -22,6 +22,7 @@ from cmd2 import Choices, Cmd2ArgumentParser, Completions, with_argparser
 
 from .driver import MIN_TICK_GAP
 from .ledger import CANCELLED, DONE, ERROR, FAILED, PENDING, RUNNING, STATES, STATE_HELP
+from .security import describe as describe_security
 from .status import format_duration, render_cluster, render_errors, render_table
 
 LOG_LINES = 30
@@ -254,7 +255,8 @@ class MonitorShell(cmd2.Cmd):
     def do_client(self, _args) -> None:
         client = self.engine.client
         self.poutput(f"{client!r}\nscheduler {client.scheduler.address}"
-                     f"\ndashboard {self.engine.running.dashboard_link or '-'}")
+                     f"\ndashboard {self.engine.running.dashboard_link or '-'}"
+                     f"\nsecurity {describe_security(self.engine.running.security)}")
 
     @with_argparser(_no_args("The cluster: workers asked for and connected, threads, memory, "
                              "batch jobs."))
@@ -283,7 +285,8 @@ class MonitorShell(cmd2.Cmd):
 
         e = self.engine
         namespace = {"engine": e, "client": e.client, "cluster": e.running.cluster,
-                     "running": e.running, "ledger": e.ledger, "plan": e.plan}
+                     "running": e.running, "ledger": e.ledger, "plan": e.plan,
+                     "security": e.running.security}  # Client(cluster.scheduler_address, security=security)
         try:
             code.interact(banner="debug console: " + ", ".join(sorted(namespace)), local=namespace,
                           exitmsg="back to the monitor")

@@ -344,7 +344,7 @@ def dask_runner(running, func, calls) -> Iterator:
     if not running.cluster.workers:  # batch backends start empty
         running.adapt(1, min(len(calls), 50))
     progress = Progress("files")
-    with Client(running.cluster) as client:
+    with Client(running.cluster, security=running.security) as client:
         futures = [client.submit(func, *args, pure=False) for args in calls]
         for i, future in enumerate(as_completed(futures)):
             yield future.result()

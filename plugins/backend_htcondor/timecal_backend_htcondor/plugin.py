@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from timecal_core.errors import UserError
 from timecal_core.hookspecs import BackendRequest, ExecutionBackend, hookimpl
+from timecal_core.security import jobqueue_kwargs, without_dashboard
 
 from .cluster import HTCondorRunningCluster
 from .schedd import htcondor, require_commands
@@ -25,13 +26,14 @@ def submit_description(cluster):
 
 
 def start(request: BackendRequest) -> HTCondorRunningCluster:
-    settings = parse_settings(dict(request.settings), request.output_dir)
+    settings = parse_settings(without_dashboard(request.settings), request.output_dir)
     require_commands()
     from dask_jobqueue import HTCondorCluster
 
     settings.log_directory.mkdir(parents=True, exist_ok=True)
     try:
-        cluster = HTCondorCluster(**settings.cluster_kwargs)
+        cluster = HTCondorCluster(**jobqueue_kwargs(SECTION, request.settings, settings.cluster_kwargs,
+                                                   request.output_dir))  # TLS, dashboard
     except (ValueError, TypeError) as exc:  # dask-jobqueue's own checks of the merged settings
         raise UserError(f"timerc [{SECTION}] / jobqueue.yaml: {exc}".replace("\n", " ")) from None
     try:

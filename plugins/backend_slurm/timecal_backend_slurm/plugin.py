@@ -12,6 +12,7 @@ import tempfile
 
 from timecal_core.errors import UserError
 from timecal_core.hookspecs import BackendRequest, ExecutionBackend, hookimpl
+from timecal_core.security import jobqueue_kwargs, without_dashboard
 
 from . import slurmcli
 from .cluster import SlurmRunningCluster
@@ -25,13 +26,14 @@ def _describe(settings) -> str:
 
 
 def start(request: BackendRequest) -> SlurmRunningCluster:
-    settings = parse_settings(dict(request.settings), request.output_dir)
+    settings = parse_settings(without_dashboard(request.settings), request.output_dir)
     slurmcli.require_commands()
     from dask_jobqueue import SLURMCluster
 
     settings.log_directory.mkdir(parents=True, exist_ok=True)
     try:
-        cluster = SLURMCluster(**settings.cluster_kwargs)
+        cluster = SLURMCluster(**jobqueue_kwargs(SECTION, request.settings, settings.cluster_kwargs,
+                                                 request.output_dir))  # TLS, dashboard
     except (ValueError, TypeError) as exc:  # dask-jobqueue's own checks of the merged settings
         raise UserError(f"timerc [{SECTION}] / jobqueue.yaml: {exc}".replace("\n", " ")) from None
     try:
