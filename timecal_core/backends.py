@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 
 @dataclass(frozen=True)
@@ -40,10 +41,23 @@ class RunningCluster:
 
     @property
     def dashboard_link(self) -> str:
+        """Where the dashboard really listens: distributed's own link names the scheduler's
+        host even when the dashboard is bound to 127.0.0.1 only (batch backends' default)."""
         try:
-            return self.cluster.dashboard_link
+            link = self.cluster.dashboard_link
         except Exception:  # no bokeh, or the dashboard is off
             return ""
+        try:
+            from distributed.comm.utils import get_tcp_server_address
+
+            host = get_tcp_server_address(self.cluster.scheduler.http_server)[0]
+        except Exception:  # scheduler in another process: distributed's link is all we know
+            return link
+        if host in ("", "0.0.0.0", "::"):
+            return link
+        parts = urlsplit(link)
+        netloc = f"[{host}]" if ":" in host else host
+        return urlunsplit(parts._replace(netloc=f"{netloc}:{parts.port}"))
 
     def scale(self, n: int) -> None:
         self.cluster.scale(n)
@@ -62,4 +76,17 @@ class RunningCluster:
         return []
 
     def close(self) -> None:
-        self.cluster.close()
+        try:
+            self.cluster.close()
+        finally:
+            forget_worker_credentials(self.cluster)
+
+
+def forget_worker_credentials(cluster) -> None:
+    """Delete the worker certificate and key dask-jobqueue wrote for batch jobs now, not
+    whenever the cluster object is garbage-collected (dask-jobqueue 0.9 holds them as
+    temporary files in ``_job_<key>`` attributes, removed when closed)."""
+    for key in ("key", "cert", "ca_file"):
+        handle = getattr(cluster, f"_job_{key}", None)
+        if handle is not None and hasattr(handle, "close"):
+            handle.close()
