@@ -15,6 +15,8 @@ import shlex
 import stat
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import dask
@@ -118,9 +120,13 @@ def test_htcondor_cluster_gets_the_same_credentials(tmp_path):
         assert "PRIVATE KEY" not in script
         keys = re.findall(r"--tls-key (\S+)", script)
         assert keys and all(Path(k.strip("'\"")).parent == out / sec.CREDENTIALS_DIR for k in keys)
-        assert kwargs["scheduler_options"]["dashboard"] is False  # dashboard = no
-        # distributed still opens its HTTP port (health, JSON): on loopback
-        assert get_tcp_server_address(cluster.scheduler.http_server)[0] == "127.0.0.1"
+        # dashboard = no: distributed still opens its HTTP port, on loopback, health check only
+        host, port = get_tcp_server_address(cluster.scheduler.http_server)[:2]
+        assert host == "127.0.0.1"
+        assert urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5).status == 200
+        for page in ("/status", "/json/identity.json", "/info/main/workers.html"):
+            with pytest.raises(urllib.error.HTTPError, match="404"):
+                urllib.request.urlopen(f"http://127.0.0.1:{port}{page}", timeout=5)
     finally:
         cluster.close()
 

@@ -39,6 +39,8 @@ DEFAULT_DASHBOARD = "127.0.0.1:0"
 _OFF = ("no", "false", "off", "0", "none")
 _ON = ("yes", "true", "on", "1", "")
 _TLS_CONFIG = "distributed.comm.tls"
+#: The scheduler's HTTP routes when the dashboard is off: distributed opens the port anyway.
+HEALTH_ONLY = {"distributed.scheduler.http.routes": ["distributed.http.health"]}
 _ROLES = ("scheduler", "worker", "client")
 
 
@@ -126,9 +128,26 @@ def jobqueue_kwargs(section: str, settings: Mapping[str, str], cluster_kwargs: M
     scheduler_options.update(dashboard=address is not None,
                              dashboard_address=address or DEFAULT_DASHBOARD)
     kwargs.update(security=security, protocol="tls://", scheduler_options=scheduler_options)
+    if address is None:
+        kwargs["scheduler_cls"] = health_only_scheduler()
     if in_memory(security):
         kwargs["shared_temp_directory"] = str(private_directory(Path(production_dir) / CREDENTIALS_DIR))
     return kwargs
+
+
+def health_only_scheduler():
+    """A scheduler whose HTTP port serves the health check only: with the dashboard off, no
+    page listing tasks, workers or logs either (distributed reads the routes from its config
+    while the scheduler starts)."""
+    import dask
+    from distributed import Scheduler
+
+    class HealthOnlyScheduler(Scheduler):
+        def __init__(self, *args, **kwargs):
+            with dask.config.set(HEALTH_ONLY):
+                super().__init__(*args, **kwargs)
+
+    return HealthOnlyScheduler
 
 
 def in_memory(security) -> bool:

@@ -17,11 +17,10 @@ from timecal_core.backends import RunningCluster
 from timecal_core.config import positive_int_setting
 from timecal_core.errors import UserError
 from timecal_core.hookspecs import BackendRequest, ExecutionBackend, hookimpl
-from timecal_core.security import cluster_security
+from timecal_core.security import HEALTH_ONLY, cluster_security
 
 SETTINGS = ("workers", "memory_limit", "dashboard")
 HOST = "127.0.0.1"
-_DASHBOARD_OFF_ROUTES = ["distributed.http.health"]  # no pages showing tasks, logs or workers
 
 
 def _dashboard(settings: dict) -> bool:
@@ -45,7 +44,7 @@ def start(request: BackendRequest) -> RunningCluster:
     n_workers = positive_int_setting("local", settings, "workers") or os.cpu_count() or 1
     security = cluster_security()
     # The scheduler reads its HTTP routes when it starts, inside LocalCluster().
-    routes = {} if dashboard else {"distributed.scheduler.http.routes": _DASHBOARD_OFF_ROUTES}
+    routes = {} if dashboard else HEALTH_ONLY  # no page showing tasks, workers or logs
     with dask.config.set(routes):
         cluster = LocalCluster(
             n_workers=n_workers,
