@@ -194,11 +194,14 @@ def _site_config(files: dict[str, Path]) -> dict:
     return config
 
 
-def test_site_ca_from_dask_config_is_used(tmp_path):
+def test_site_ca_from_dask_config_is_used(tmp_path, monkeypatch):
     files = _write_site_ca(tmp_path)
-    with dask.config.set(_site_config(files)):
+    monkeypatch.setenv("HOME", str(tmp_path))  # paths under ~ work (ssl itself does not expand ~)
+    config = {k: v.replace(str(tmp_path), "~") for k, v in _site_config(files).items()}
+    with dask.config.set(config):
         security = sec.cluster_security()
         assert security.require_encryption and security.tls_ca_file == str(files["ca"])
+        assert security.tls_worker_key == str(files["key"])
         assert "site CA" in sec.describe(security)
         running = get_registry().backend("local").item.start(
             BackendRequest({"workers": "1", "dashboard": "no"}, tmp_path))
@@ -209,6 +212,21 @@ def test_site_ca_from_dask_config_is_used(tmp_path):
                 Client(running.cluster.scheduler_address, security=Security.temporary(), timeout="3s")
         finally:
             running.close()
+
+
+def test_site_ca_batch_jobs_name_the_site_files(tmp_path):
+    """With site certificates nothing is copied: the job uses the user's own files."""
+    files = _write_site_ca(tmp_path)
+    out = tmp_path / "prod"
+    with dask.config.set(_site_config(files)):
+        cluster = slurm_cluster(out)
+    try:
+        argv = worker_command(cluster.job_script())
+        assert argv[argv.index("--tls-key") + 1] == str(files["key"])
+        assert argv[argv.index("--tls-ca-file") + 1] == str(files["ca"])
+        assert not (out / sec.CREDENTIALS_DIR).exists()
+    finally:
+        cluster.close()
 
 
 def test_site_key_readable_by_others_is_refused(tmp_path):

@@ -60,26 +60,34 @@ def cluster_security():
         raise UserError(f"dask config {_TLS_CONFIG}: {', '.join(missing)} not set; give ca-file and the "
                         f"scheduler, worker and client certificates (site CA), or none of them "
                         f"(timecal then makes a self-signed certificate for each production)")
+    # Absolute paths: ssl does not expand ~, and batch jobs get them on their command line.
+    files = {"tls_ca_file": _check_file("ca-file", ca_file)}
     for role, cert in certs.items():
         key = dask.config.get(f"{_TLS_CONFIG}.{role}.key", None)
-        _check_file(f"{role}.cert", cert)
-        _check_private(f"{role}.key" if key else f"{role}.cert (holding the key)", key or cert)
-    _check_file("ca-file", ca_file)
-    return Security(require_encryption=True)
+        files[f"tls_{role}_cert"] = _check_file(f"{role}.cert", cert)
+        if key:
+            files[f"tls_{role}_key"] = _check_private(f"{role}.key", key)
+        else:
+            _check_private(f"{role}.cert (holding the key)", cert)
+    return Security(require_encryption=True, **files)
 
 
-def _check_file(key: str, path: str) -> None:
-    if not os.path.isfile(os.path.expanduser(path)):
+def _check_file(key: str, path: str) -> str:
+    """The file's absolute path; UserError if it does not exist."""
+    full = os.path.abspath(os.path.expanduser(path))
+    if not os.path.isfile(full):
         raise UserError(f"dask config {_TLS_CONFIG}.{key} = {path!r}: no such file")
+    return full
 
 
-def _check_private(key: str, path: str) -> None:
+def _check_private(key: str, path: str) -> str:
     """A private key others can read authenticates them as the user: refuse it, as ssh does."""
-    _check_file(key, path)
-    mode = stat.S_IMODE(os.stat(os.path.expanduser(path)).st_mode)
+    full = _check_file(key, path)
+    mode = stat.S_IMODE(os.stat(full).st_mode)
     if mode & 0o077:
         raise UserError(f"dask config {_TLS_CONFIG}.{key} = {path!r} is readable by others "
-                        f"(mode {mode:04o}); run 'chmod 600 {path}'")
+                        f"(mode {mode:04o}); run 'chmod 600 {full}'")
+    return full
 
 
 def private_directory(path: Path) -> Path:
