@@ -211,7 +211,7 @@ def test_job_leaving_queue_before_worker_connects_is_replaced(condor, tmp_path):
 
 def test_running_job_whose_worker_never_connects(condor, tmp_path):
     running = start(BackendRequest(settings={"jobs": "1", "connect_timeout": "60",
-                                             "contact_address": "tcp://lxplus999.cern.ch:8786"},
+                                             "contact_address": "tls://lxplus999.cern.ch:8786"},
                                    output_dir=tmp_path / "prod"))
     try:
         wait_until(lambda: running._live_jobs())
@@ -220,7 +220,7 @@ def test_running_job_whose_worker_never_connects(condor, tmp_path):
         assert running.supervise() == []  # within connect_timeout: still starting
         condor.ads = [job_ad("1.0", 2, EnteredCurrentStatus=now - 90, JobCurrentStartDate=now - 90)]
         (notice,) = running.supervise()
-        assert "htcondor job 1.0" in notice and "never reached the scheduler at tcp://lxplus999.cern.ch:8786 (advertised from [htcondor] contact_address)" in notice
+        assert "htcondor job 1.0" in notice and "never reached the scheduler at tls://lxplus999.cern.ch:8786 (advertised from [htcondor] contact_address)" in notice
         assert "removed, replaced (1/10)" in notice
         assert condor.actions[-1][:2] == ("Remove", ["1.0"])
         wait_until(lambda: len(submitted(condor.spool)) == 2)

@@ -131,6 +131,13 @@ def test_htcondor_cluster_gets_the_same_credentials(tmp_path):
         cluster.close()
 
 
+def test_plain_tcp_contact_address_is_refused(tmp_path):
+    with pytest.raises(UserError) as err:
+        sec.jobqueue_kwargs("slurm", {}, {"scheduler_options": {"contact_address": "tcp://login1:8786"}}, tmp_path)
+    assert str(err.value) == ("timerc [slurm] contact_address = 'tcp://login1:8786': the scheduler only speaks "
+                              "TLS (README, Security); write tls://login1:8786")
+
+
 @pytest.mark.parametrize("value, expected", [
     (None, "127.0.0.1:0"), ("yes", "127.0.0.1:0"), ("no", None), ("off", None),
     ("0.0.0.0:8787", "0.0.0.0:8787"), ("login1.example:0", "login1.example:0"),

@@ -133,6 +133,10 @@ def jobqueue_kwargs(section: str, settings: Mapping[str, str], cluster_kwargs: M
     address = dashboard_address(section, settings)
     kwargs = dict(cluster_kwargs)
     scheduler_options = dict(kwargs.get("scheduler_options") or {})
+    contact = scheduler_options.get("contact_address") or ""
+    if contact and not contact.startswith("tls://"):
+        raise UserError(f"timerc [{section}] contact_address = {contact!r}: the scheduler only speaks TLS "
+                        f"(README, Security); write tls://{contact.split('://', 1)[-1]}")
     scheduler_options.update(dashboard=address is not None,
                              dashboard_address=address or DEFAULT_DASHBOARD)
     kwargs.update(security=security, protocol="tls://", scheduler_options=scheduler_options)
