@@ -2,7 +2,9 @@
 
 Figures (issue 4): peak RSS of the driver process (goal < 400 MB) and its throughput in
 tasks/s relative to a bare ``client.map`` of the same function on the same backend in the
-same run (goal >= 0.8). Both sides run ``execute_task`` on the same kind of task (a script
+same run (goal >= 0.8). Both use TLS with mutual authentication, as every backend does
+(issue 18); the same pair is also run on a plain ``tcp://`` LocalCluster and printed beside
+them, so the cost of TLS itself is visible. Both sides run ``execute_task`` on the same kind of task (a script
 with no step whose finalize writes the output: the task is all timecal bookkeeping, no
 subprocess), each in a fresh child process so that peak RSS is the driver's own. Times run
 from starting the cluster to having shut it down after the last task (the driver's
@@ -12,7 +14,7 @@ The trivial script is registered the way an installed plugin is (a ``.dist-info`
 ``timecal`` entry point), written to a temporary directory put on ``PYTHONPATH`` for the
 Dask workers, so nothing has to be pip-installed.
 
-    .venv/bin/python benchmarks/bench_driver.py [--quick] [--tasks N] [--workers W] [--repeat N]
+    .venv/bin/python benchmarks/bench_driver.py [--quick] [--tasks N] [--workers W] [--repeat N] [--no-tls-off]
 """
 
 from __future__ import annotations
@@ -66,18 +68,39 @@ def _plan(out: Path, n: int):
     return plan_grid(script, {"index": list(range(n))}, out)
 
 
-def child_baseline(out: Path, n: int, workers: int) -> dict:
+class PlainLocal:
+    """The local backend as it was before TLS (``tcp://``, no authentication): for the
+    TLS-off figures only."""
+
+    @staticmethod
+    def start(request):
+        from distributed import LocalCluster
+
+        from timecal_core.backends import RunningCluster
+
+        cluster = LocalCluster(n_workers=int(request.settings["workers"]), threads_per_worker=1,
+                               processes=True, host="127.0.0.1", protocol="tcp://", scheduler_port=0,
+                               dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
+        return RunningCluster(cluster, "local-plain")
+
+
+def _backend(tls: bool):
+    from timecal_core.plugins import get_registry
+
+    return get_registry().backend("local").item if tls else PlainLocal
+
+
+def child_baseline(out: Path, n: int, workers: int, tls: bool) -> dict:
     from distributed import Client, wait
 
     from timecal_core.hookspecs import BackendRequest
-    from timecal_core.plugins import get_registry
     from timecal_core.tasks import execute_task
 
     plan = _plan(out, n)
     t0 = time.perf_counter()
-    running = get_registry().backend("local").item.start(
-        BackendRequest({"workers": str(workers), "dashboard": "no"}, out))
-    with Client(running.cluster) as client:
+    running = _backend(tls).start(BackendRequest({"workers": str(workers), "dashboard": "no"}, out))
+    assert running.cluster.scheduler_address.startswith("tls://" if tls else "tcp://")
+    with Client(running.cluster, security=running.security) as client:
         futures = client.map(execute_task, plan.tasks, production_dir=str(out), cmssw_init="",
                              cmssw_dir=None, pure=False)
         wait(futures)
@@ -87,12 +110,11 @@ def child_baseline(out: Path, n: int, workers: int) -> dict:
     return {"seconds": time.perf_counter() - t0, "errors": errors}
 
 
-def child_driver(out: Path, n: int, workers: int) -> dict:
+def child_driver(out: Path, n: int, workers: int, tls: bool) -> dict:
     from timecal_core import production as driver
     from timecal_core.config import Timerc
     from timecal_core.engine import ProductionOptions
     from timecal_core.hookspecs import BackendRequest
-    from timecal_core.plugins import get_registry
 
     plan = _plan(out, n)
     stamps = {}
@@ -106,7 +128,7 @@ def child_driver(out: Path, n: int, workers: int) -> dict:
     timerc = Timerc(out / "timerc", {"paths": {"scans": str(out / "scans")}})
     t0 = time.perf_counter()
     code = driver.run_production(
-        plan, get_registry().backend("local").item,
+        plan, _backend(tls),
         BackendRequest({"workers": str(workers), "dashboard": "no"}, out),
         ProductionOptions(interactive=False, interval=10), timerc)
     end = time.perf_counter()
@@ -114,10 +136,10 @@ def child_driver(out: Path, n: int, workers: int) -> dict:
             "exit_code": code}
 
 
-def run_child(kind: str, out: Path, n: int, workers: int, site: Path) -> dict:
+def run_child(kind: str, out: Path, n: int, workers: int, site: Path, tls: bool) -> dict:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
     proc = subprocess.run([sys.executable, __file__, "--child", kind, "--dir", str(out),
-                           "--tasks", str(n), "--workers", str(workers)],
+                           "--tasks", str(n), "--workers", str(workers)] + ([] if tls else ["--tls-off"]),
                           env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         sys.exit(f"{kind} run failed:\n{proc.stdout}\n{proc.stderr}")
@@ -131,6 +153,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--repeat", type=int, default=1,
                         help="alternate N runs of each and keep the best (noisy shared machines)")
+    parser.add_argument("--no-tls-off", action="store_true",
+                        help="skip the two runs without TLS (the figures printed beside)")
+    parser.add_argument("--tls-off", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child", choices=("baseline", "driver"), help=argparse.SUPPRESS)
     parser.add_argument("--dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -141,7 +166,7 @@ def main() -> None:
             saved, sys.stdout = sys.stdout, quiet
             try:
                 result = (child_baseline if args.child == "baseline" else child_driver)(
-                    Path(args.dir), n, args.workers)
+                    Path(args.dir), n, args.workers, tls=not args.tls_off)
             finally:
                 sys.stdout = saved
         result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -153,21 +178,34 @@ def main() -> None:
         write_plugin(tmp / "site")
         print(f"{n} trivial tasks on the local backend, {args.workers} workers"
               + (f", best of {args.repeat} alternating runs" if args.repeat > 1 else ""))
-        runs: dict[str, list[dict]] = {"baseline": [], "driver": []}
+        modes = (True,) if args.no_tls_off else (True, False)
+        runs: dict[tuple[str, bool], list[dict]] = {(k, t): [] for k in ("baseline", "driver") for t in modes}
         for i in range(args.repeat):
-            for kind in ("baseline", "driver"):
-                runs[kind].append(run_child(kind, tmp / f"{kind}{i}", n, args.workers, tmp / "site"))
-        base = min(runs["baseline"], key=lambda r: r["seconds"])
-        drv = min(runs["driver"], key=lambda r: r["seconds"])
-    base_rate = n / base["seconds"]
-    drv_rate = n / drv["seconds"]
-    print(f"bare client.map : {base['seconds']:7.1f} s  {base_rate:7.1f} tasks/s  "
-          f"peak RSS {base['peak_rss_mb']:6.0f} MB  ({base['errors']} errors)")
-    print(f"timecal driver  : {drv['seconds']:7.1f} s  {drv_rate:7.1f} tasks/s  "
+            for kind, tls in runs:
+                runs[kind, tls].append(run_child(kind, tmp / f"{kind}{'' if tls else '-plain'}{i}", n,
+                                                 args.workers, tmp / "site", tls))
+        best = {key: min(results, key=lambda r: r["seconds"]) for key, results in runs.items()}
+    rate = {key: n / r["seconds"] for key, r in best.items()}
+
+    def side(kind: str) -> str:
+        if (kind, False) not in best:
+            return ""
+        return f"   | TLS off: {best[kind, False]['seconds']:7.1f} s  {rate[kind, False]:7.1f} tasks/s"
+
+    base, drv = best["baseline", True], best["driver", True]
+    print(f"bare client.map, TLS : {base['seconds']:7.1f} s  {rate['baseline', True]:7.1f} tasks/s  "
+          f"peak RSS {base['peak_rss_mb']:6.0f} MB  ({base['errors']} errors)" + side("baseline"))
+    print(f"timecal driver, TLS  : {drv['seconds']:7.1f} s  {rate['driver', True]:7.1f} tasks/s  "
           f"peak RSS {drv['peak_rss_mb']:6.0f} MB  (exit {drv['exit_code']}; "
-          f"end-of-production aggregation {drv['aggregation']:.1f} s more)")
+          f"end-of-production aggregation {drv['aggregation']:.1f} s more)" + side("driver"))
     print(f"driver peak RSS: {drv['peak_rss_mb']:.0f} MB (goal < 400 MB)")
-    print(f"throughput ratio driver / bare client.map: {drv_rate / base_rate:.2f} (goal >= 0.8)")
+    print(f"throughput ratio driver / bare client.map, both with TLS: "
+          f"{rate['driver', True] / rate['baseline', True]:.2f} (goal >= 0.8)")
+    if ("driver", False) in rate:
+        print(f"TLS off (plain tcp://, for comparison): ratio driver / bare client.map "
+              f"{rate['driver', False] / rate['baseline', False]:.2f}; TLS costs the bare client.map "
+              f"{100 * (1 - rate['baseline', True] / rate['baseline', False]):.0f}% and the driver "
+              f"{100 * (1 - rate['driver', True] / rate['driver', False]):.0f}% of their throughput")
 
 
 if __name__ == "__main__":

@@ -101,7 +101,7 @@ def test_emulator_grid_runs_in_htcondor_jobs(condor_workdir):
     jobs = {m[1]: m[2] for n in notes if (m := re.search(r"htcondor job (\d+\.\d+) on schedd (\S+) runs worker", n))}
     assert len(jobs) == 2 and set(jobs.values()) == {schedd}
     pids = {m[2]: m[1] for n in notes
-            if (m := re.search(r"htcondor job (\d+\.\d+) \(.*\): worker .* connected from tcp://\S+, pid (\d+)", n))}
+            if (m := re.search(r"htcondor job (\d+\.\d+) \(.*\): worker .* connected from tls://\S+, pid (\d+)", n))}
     assert set(pids.values()) == set(jobs)
     ledger = Ledger.open_readonly(out)
     try:
@@ -306,10 +306,10 @@ def test_unreachable_scheduler_times_out_naming_the_address(condor_workdir):
     before = queued_ids()
     t0 = time.monotonic()
     with pytest.raises(UserError) as err:
-        start_in_process(condor_workdir, {"jobs": "1", "contact_address": "tcp://127.0.0.1:9",
+        start_in_process(condor_workdir, {"jobs": "1", "contact_address": "tls://127.0.0.1:9",
                                           "connect_timeout": "3"})
     message = str(err.value)
-    assert "but its Dask worker never reached the scheduler at tcp://127.0.0.1:9 (advertised from " \
+    assert "but its Dask worker never reached the scheduler at tls://127.0.0.1:9 (advertised from " \
            "[htcondor] contact_address); set [htcondor] scheduler_interface (or contact_address)" in message
     assert str(condor_workdir / "prod" / "logs" / "worker-") in message
     assert time.monotonic() - t0 < 60

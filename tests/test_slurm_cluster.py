@@ -105,9 +105,9 @@ def test_unreachable_scheduler_times_out_naming_the_address(slurm_cluster, tmp_p
     t0 = time.monotonic()
     with pytest.raises(UserError) as err:
         start_from_timerc(tmp_path, monkeypatch,
-                          "jobs = 1\ncontact_address = tcp://127.0.0.1:9\nconnect_timeout = 3\n")
+                          "jobs = 1\ncontact_address = tls://127.0.0.1:9\nconnect_timeout = 3\n")
     message = str(err.value)
-    assert "never reached the scheduler at tcp://127.0.0.1:9 (advertised from [slurm] contact_address)" in message
+    assert "never reached the scheduler at tls://127.0.0.1:9 (advertised from [slurm] contact_address)" in message
     assert "scheduler_interface" in message and str(tmp_path / "prod" / "logs") in message
     assert time.monotonic() - t0 < 60
     job = message.split("slurm job ")[1].split()[0]
@@ -203,12 +203,12 @@ def test_scheduler_interface_is_where_workers_connect(slurm_cluster, tmp_path, m
     """Multi-homed login nodes: the scheduler listens on (and advertises) the interface given."""
     running = start_from_timerc(tmp_path, monkeypatch, "jobs = 1\nscheduler_interface = lo\n")
     try:
-        assert running.cluster.scheduler_address.startswith("tcp://127.0.0.1:")
+        assert running.cluster.scheduler_address.startswith("tls://127.0.0.1:")
         assert running.cluster.scheduler_address in running.cluster.job_script()
         with Client(running.cluster) as client:
             client.wait_for_workers(1, timeout=60)
             (worker,) = client.scheduler_info()["workers"]
-        assert worker.startswith("tcp://")
+        assert worker.startswith("tls://")
     finally:
         running.close()
 

@@ -77,7 +77,7 @@ def test_jobqueue_yaml_fills_what_timerc_leaves_out(tmp_path):
     ({"adapt_min": "5", "adapt_max": "2"}, "adapt_min = 5 exceeds adapt_max = 2"),
     ({"cores": "2", "processes": "4"}, "processes = 4 exceeds cores = 2"),
     ({"interface": "nosuchif0"}, "interface = 'nosuchif0': no such network interface"),
-    ({"contact_address": "login1"}, "expected tcp://HOST:PORT"),
+    ({"contact_address": "login1"}, "expected tls://HOST:PORT"),
 ])
 def test_bad_settings_are_one_line_errors(tmp_path, section, message):
     with pytest.raises(UserError) as err:

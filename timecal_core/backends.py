@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 
 @dataclass(frozen=True)
@@ -26,21 +27,37 @@ class RunningCluster:
     """A started Dask cluster plus what the monitor may ask of it.
 
     ``cluster`` is any ``distributed`` cluster object (``LocalCluster``, ``SLURMCluster``...).
+    ``security`` is the :class:`distributed.security.Security` every client of this cluster
+    must present (:mod:`timecal_core.security`); by default the cluster's own.
     """
 
     #: Extra monitor commands a backend offers: name -> (callable(arg: str) -> str, help).
     commands: dict[str, tuple[Callable[[str], str], str]] = {}
 
-    def __init__(self, cluster, backend: str):
+    def __init__(self, cluster, backend: str, security=None):
         self.cluster = cluster
         self.backend = backend
+        self.security = security if security is not None else getattr(cluster, "security", None)
 
     @property
     def dashboard_link(self) -> str:
+        """Where the dashboard really listens: distributed's own link names the scheduler's
+        host even when the dashboard is bound to 127.0.0.1 only (batch backends' default)."""
         try:
-            return self.cluster.dashboard_link
+            link = self.cluster.dashboard_link
         except Exception:  # no bokeh, or the dashboard is off
             return ""
+        try:
+            from distributed.comm.utils import get_tcp_server_address
+
+            host = get_tcp_server_address(self.cluster.scheduler.http_server)[0]
+        except Exception:  # scheduler in another process: distributed's link is all we know
+            return link
+        if host in ("", "0.0.0.0", "::"):
+            return link
+        parts = urlsplit(link)
+        netloc = f"[{host}]" if ":" in host else host
+        return urlunsplit(parts._replace(netloc=f"{netloc}:{parts.port}"))
 
     def scale(self, n: int) -> None:
         self.cluster.scale(n)
@@ -67,4 +84,17 @@ class RunningCluster:
         return []
 
     def close(self) -> None:
-        self.cluster.close()
+        try:
+            self.cluster.close()
+        finally:
+            forget_worker_credentials(self.cluster)
+
+
+def forget_worker_credentials(cluster) -> None:
+    """Delete the worker certificate and key dask-jobqueue wrote for batch jobs now, not
+    whenever the cluster object is garbage-collected (dask-jobqueue 0.9 holds them as
+    temporary files in ``_job_<key>`` attributes, removed when closed)."""
+    for key in ("key", "cert", "ca_file"):
+        handle = getattr(cluster, f"_job_{key}", None)
+        if handle is not None and hasattr(handle, "close"):
+            handle.close()

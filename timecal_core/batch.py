@@ -153,7 +153,7 @@ def parse_batch_settings(section: str, raw: Mapping[str, str | None], output_dir
     contact = settings.get("contact_address", "").strip()
     if contact:
         if "://" not in contact or ":" not in contact.split("://", 1)[1]:
-            raise UserError(f"timerc [{section}] contact_address = {contact!r}: expected tcp://HOST:PORT")
+            raise UserError(f"timerc [{section}] contact_address = {contact!r}: expected tls://HOST:PORT (the scheduler only speaks TLS)")
         scheduler_options["contact_address"] = contact
     kwargs["scheduler_options"] = scheduler_options
 
@@ -194,26 +194,31 @@ def require_commands(backend: str, system: str, commands: tuple[str, ...], where
                             f"--dask local")
 
 
-def job_cluster_kwargs(settings: BatchSettings) -> dict:
-    """Every argument the dask-jobqueue cluster class gets: built here and only here."""
-    return dict(settings.cluster_kwargs)
+def job_cluster_kwargs(settings: BatchSettings, raw: Mapping[str, str], production_dir: Path) -> dict:
+    """Every argument the dask-jobqueue cluster class gets, built here and only here: the
+    backend's, with TLS and the dashboard where timerc says (:mod:`timecal_core.security`)."""
+    from .security import jobqueue_kwargs
+
+    return jobqueue_kwargs(settings.section, raw, settings.cluster_kwargs, production_dir)
 
 
-def start_job_cluster(cluster_class, settings: BatchSettings):
+def start_job_cluster(cluster_class, settings: BatchSettings, raw: Mapping[str, str],
+                      production_dir: Path):
     """The one place a dask-jobqueue cluster is instantiated (SLURMCluster, HTCondorCluster)."""
     settings.log_directory.mkdir(parents=True, exist_ok=True)
     try:
-        return cluster_class(**job_cluster_kwargs(settings))
+        return cluster_class(**job_cluster_kwargs(settings, raw, production_dir))
     except (ValueError, TypeError) as exc:  # dask-jobqueue's own checks of the merged settings
         raise UserError(f"timerc [{settings.section}] / jobqueue.yaml: {exc}".replace("\n", " ")) from None
 
 
-def start_supervised(running_class, cluster_class, settings: BatchSettings,
-                     check: Callable[[object], None] | None = None, **running_kwargs):
+def start_supervised(running_class, cluster_class, settings: BatchSettings, raw: Mapping[str, str],
+                     production_dir: Path, check: Callable[[object], None] | None = None,
+                     **running_kwargs):
     """Start the cluster, ``check`` its job script with the batch system (before anything
     is queued), submit the jobs and wait for the first worker. The cluster is closed (its
     jobs removed) if any of that fails."""
-    cluster = start_job_cluster(cluster_class, settings)
+    cluster = start_job_cluster(cluster_class, settings, raw, production_dir)
     try:
         if check is not None:
             check(cluster)

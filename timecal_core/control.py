@@ -58,7 +58,8 @@ REQUESTS: dict[str, str] = {
     "stop": "(reason: str) -> stopped: bool; unfinished tasks resume on the next run",
     "finish": "() -> finishing: bool; a production with nothing left to run ends (lists "
               "its failures) instead of waiting for a retry",
-    "dask": "() -> scheduler: the scheduler's address, for a debug console's own client",
+    "dask": "() -> scheduler: the scheduler's address, tls: client credentials or None, for "
+            "a debug console's own client",
 }
 
 
@@ -174,9 +175,12 @@ class Control:
         return {"counts": self.engine.futures_summary()}
 
     def _client(self) -> dict:
+        from .security import describe
+
         client = self.engine.client
         return {"text": f"{client!r}\nscheduler {client.scheduler.address}"
-                        f"\ndashboard {self.engine.running.dashboard_link or '-'}"}
+                        f"\ndashboard {self.engine.running.dashboard_link or '-'}"
+                        f"\nsecurity {describe(getattr(self.engine.running, 'security', None))}"}
 
     def _cluster(self) -> dict:
         running = self.engine.running
@@ -250,7 +254,14 @@ class Control:
         return {"finishing": True}
 
     def _dask(self) -> dict:
-        return {"scheduler": self.engine.client.scheduler.address}
+        """The scheduler's address and, with TLS, the client credentials (PEM text or file
+        names): only the owner can ask, through the owner-only channel."""
+        security = getattr(self.engine.running, "security", None)
+        tls = None
+        if security is not None and getattr(security, "tls_client_cert", None):
+            tls = {"ca": security.tls_ca_file, "cert": security.tls_client_cert,
+                   "key": security.tls_client_key}
+        return {"scheduler": self.engine.client.scheduler.address, "tls": tls}
 
     def _stop(self, reason: str = "stopped by the user") -> dict:
         self.loop.stop(reason)

@@ -175,7 +175,7 @@ def run_production(plan, backend, request, options: ProductionOptions, timerc) -
                 dask.config.set({"distributed.scheduler.allowed-failures": 0}):
             running = backend.start(request)
             try:
-                with Client(running.cluster, set_as_default=False) as client:
+                with Client(running.cluster, security=running.security, set_as_default=False) as client:
                     if running.dashboard_link:
                         bulletin.publish(f"dashboard {running.dashboard_link}")
                     engine = Engine(plan, ledger, client, running, options, timerc,

@@ -338,9 +338,16 @@ class MonitorShell(cmd2.Cmd):
 
         from distributed import Client
 
-        address = self.ask("dask")["scheduler"]
+        answer = self.ask("dask")
+        address, tls = answer["scheduler"], answer.get("tls")
         try:
-            client = Client(address, timeout=30, set_as_default=False)
+            security = None
+            if tls:  # the production's client credentials, over the owner-only channel
+                from distributed.security import Security
+
+                security = Security(tls_ca_file=tls["ca"], tls_client_cert=tls["cert"],
+                                    tls_client_key=tls["key"], require_encryption=True)
+            client = Client(address, timeout=30, set_as_default=False, security=security)
         except Exception as exc:
             self.perror(f"debug: cannot connect to the scheduler {address}: {exc}")
             return

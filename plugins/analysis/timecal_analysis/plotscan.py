@@ -419,7 +419,7 @@ def dask_runner(running, func, calls, what: str | None = "files") -> Iterator:
     if not running.cluster.workers:  # batch backends start empty
         running.adapt(1, min(len(calls), 50))
     progress = Progress(what) if what else None
-    with Client(running.cluster) as client:
+    with Client(running.cluster, security=running.security) as client:
         futures = [client.submit(func, *(args if isinstance(args, tuple) else (args,)), pure=False)
                    for args in calls]
         for i, future in enumerate(as_completed(futures)):

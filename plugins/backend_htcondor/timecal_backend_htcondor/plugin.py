@@ -12,6 +12,7 @@ from __future__ import annotations
 from timecal_core.batch import start_supervised
 from timecal_core.errors import UserError
 from timecal_core.hookspecs import BackendRequest, ExecutionBackend, hookimpl
+from timecal_core.security import without_dashboard
 
 from .cluster import HTCondorRunningCluster
 from .schedd import ScheddClient, htcondor, require_commands
@@ -35,12 +36,13 @@ def submit_description(cluster):
 
 
 def start(request: BackendRequest) -> HTCondorRunningCluster:
-    settings = parse_settings(dict(request.settings), request.output_dir)
+    settings = parse_settings(without_dashboard(request.settings), request.output_dir)
     require_commands()
     from dask_jobqueue import HTCondorCluster
 
     schedd = ScheddClient(settings.own["schedd"])
     schedd.locate()  # a wrong [htcondor] schedd fails now, not as a background submission error
 
-    return start_supervised(HTCondorRunningCluster, HTCondorCluster, settings, check=submit_description,
+    return start_supervised(HTCondorRunningCluster, HTCondorCluster, settings, request.settings,
+                            request.output_dir, check=submit_description,
                             schedd=schedd)

@@ -1,8 +1,12 @@
 """A Dask LocalCluster sized from timerc ``[local]``.
 
 One thread per worker: tasks are subprocesses (cmsRun, the emulator), so threads would only
-compete for the same core. Scheduler and dashboard bind to localhost on free ports: two
-users on one login node must never collide on a fixed port.
+compete for the same core. Scheduler, workers, nannies and dashboard bind to 127.0.0.1 on
+free ports: two users on one login node must never collide on a fixed port. Loopback is
+shared by every user of the node, so every Dask connection is TLS with mutual
+authentication (:mod:`timecal_core.security`): only this production's processes hold the
+key. The dashboard (read-only, no authentication) can be turned off; it then serves only
+the health check.
 """
 
 from __future__ import annotations
@@ -13,11 +17,22 @@ from timecal_core.backends import RunningCluster
 from timecal_core.config import positive_int_setting
 from timecal_core.errors import UserError
 from timecal_core.hookspecs import BackendRequest, ExecutionBackend, hookimpl
+from timecal_core.security import HEALTH_ONLY, cluster_security
 
 SETTINGS = ("workers", "memory_limit", "dashboard")
+HOST = "127.0.0.1"
+
+
+def _dashboard(settings: dict) -> bool:
+    value = settings.get("dashboard", "yes").strip().lower()
+    if value not in ("yes", "true", "on", "1", "", "no", "false", "off", "0"):
+        raise UserError(f"timerc [local] dashboard = {settings['dashboard']!r}: expected yes or no "
+                        f"(the local dashboard always listens on {HOST})")
+    return value in ("yes", "true", "on", "1", "")
 
 
 def start(request: BackendRequest) -> RunningCluster:
+    import dask
     from distributed import LocalCluster
 
     settings = dict(request.settings)
@@ -25,20 +40,30 @@ def start(request: BackendRequest) -> RunningCluster:
     if unknown:
         raise UserError(f"timerc [local]: unknown setting(s) {', '.join(unknown)}; allowed: "
                         + ", ".join(SETTINGS))
-    dashboard = settings.get("dashboard", "yes").lower() not in ("no", "false", "0", "off")
-    cluster = LocalCluster(
-        n_workers=positive_int_setting("local", settings, "workers") or os.cpu_count() or 1,
-        threads_per_worker=1,
-        processes=True,
-        memory_limit=settings.get("memory_limit", "auto"),
-        host="127.0.0.1",
-        scheduler_port=0,
-        dashboard_address="127.0.0.1:0" if dashboard else None,
-    )
-    return RunningCluster(cluster, "local")
+    dashboard = _dashboard(settings)
+    n_workers = positive_int_setting("local", settings, "workers") or os.cpu_count() or 1
+    security = cluster_security()
+    # The scheduler reads its HTTP routes when it starts, inside LocalCluster().
+    routes = {} if dashboard else HEALTH_ONLY  # no page showing tasks, workers or logs
+    with dask.config.set(routes):
+        cluster = LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            memory_limit=settings.get("memory_limit", "auto"),
+            host=HOST,
+            protocol="tls://",
+            security=security,
+            scheduler_port=0,
+            dashboard_address=f"{HOST}:0" if dashboard else None,
+            # Without a dashboard the scheduler still opens its HTTP port: loopback, any port.
+            scheduler_kwargs=None if dashboard else {"dashboard_address": f"{HOST}:0"},
+        )
+    return RunningCluster(cluster, "local", security=security)
 
 
 @hookimpl
 def timecal_backends():
     yield ExecutionBackend(name="local", start=start,
-                           description="Dask LocalCluster on this machine ([local] workers, memory_limit)")
+                           description="Dask LocalCluster on this machine ([local] workers, memory_limit, "
+                                       "dashboard); TLS with mutual authentication")

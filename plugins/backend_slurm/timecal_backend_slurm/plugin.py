@@ -12,6 +12,7 @@ import tempfile
 
 from timecal_core.batch import start_supervised
 from timecal_core.hookspecs import BackendRequest, ExecutionBackend, hookimpl
+from timecal_core.security import without_dashboard
 
 from . import slurmcli
 from .cluster import SlurmRunningCluster
@@ -26,7 +27,7 @@ def timecal_backends():
 
 
 def start(request: BackendRequest) -> SlurmRunningCluster:
-    settings = parse_settings(dict(request.settings), request.output_dir)
+    settings = parse_settings(without_dashboard(request.settings), request.output_dir)
     slurmcli.require_commands()
     from dask_jobqueue import SLURMCluster
 
@@ -39,4 +40,5 @@ def start(request: BackendRequest) -> SlurmRunningCluster:
             script.flush()
             slurmcli.validate_job_script(script.name, where)
 
-    return start_supervised(SlurmRunningCluster, SLURMCluster, settings, check=test_only)
+    return start_supervised(SlurmRunningCluster, SLURMCluster, settings, request.settings,
+                            request.output_dir, check=test_only)
