@@ -67,7 +67,7 @@ def test_plots_on_a_given_axis(scan_dir):
         np.testing.assert_array_equal(line.get_ydata(), raw_rows(scan_dir, "Sampled", threshold=threshold,
                                                                  thresholdsmearing=0.0)["efficiency"])
     eff.plot_map(right, "threshold")
-    mesh = right.collections[0]
+    mesh = (right.collections + right.images)[0]  # uniform cells: an image
     values, delays, matrix, _ = eff.matrix("threshold")
     np.testing.assert_array_equal(np.asarray(mesh.get_array()).reshape(matrix.shape), matrix)
     assert right.get_ylabel() == "Threshold [e]"

@@ -24,7 +24,7 @@ import pandas as pd
 
 from timecal_core.errors import UserError
 from .observables import TABLE_NAME, ObservableDef, observable, parameter_columns, same_value
-from .plotting import DEFAULT_LABELS, curve_matrix, draw_curves, draw_map
+from .plotting import DEFAULT_LABELS, OnAxes, curve_matrix, draw_curves, draw_map
 
 
 def _normalise(name: str) -> str:
@@ -116,14 +116,14 @@ class ObservableData:
         """Curves vs delay on ``ax``, one per value of ``parameter`` (coloured, with a colour bar)."""
         column = self._curve_parameter(parameter)
         values, delays, matrix, errors = curve_matrix(self.rows, self.definition, column)
-        draw_curves(ax, self.definition, column, values, delays, matrix, errors, self.data.labels)
+        draw_curves(OnAxes(ax), self.definition, column, values, delays, matrix, errors, self.data.labels)
         return ax
 
     def plot_map(self, ax, parameter: str | None = None):
         """The delay x ``parameter`` map on ``ax`` with a colour bar."""
         column = self._curve_parameter(parameter)
         values, delays, matrix, errors = curve_matrix(self.rows, self.definition, column)
-        draw_map(ax, self.definition, column, values, delays, matrix, errors, self.data.labels)
+        draw_map(OnAxes(ax), self.definition, column, values, delays, matrix, errors, self.data.labels)
         return ax
 
     def _curve_parameter(self, parameter: str | None) -> str:

@@ -337,6 +337,7 @@ class FigureTemplate:
         self.ax = self.fig.add_axes(AXES_RECT)
         self.cax = self.fig.add_axes((SIDE_X, 0.40, 0.03, 0.45)) if with_bar else None
         self.colorbar = None
+        self.side_column = True
         self.mode_text = cms_label(self.ax, "")  # needs the canvas: measures "CMS" once
         # Axis labels at fixed places (right of the x axis, top of the y axis, as the CMS
         # style aligns them), clear of the widest tick labels ("-0.25", "8000"): matplotlib
@@ -421,6 +422,22 @@ class FigureTemplate:
         else:
             self.colorbar.update_normal(mappable)
         self.colorbar.minorticks_off()  # the major ticks read the scale; minor ones cost a draw each
+        self.colorbar.set_label(label)
+        return self.colorbar
+
+
+class OnAxes:
+    """Draw on someone else's axes (a notebook's): colour bars beside them the usual way,
+    legends inside. The same draw functions as the templates use."""
+
+    side_column = False
+
+    def __init__(self, ax):
+        self.ax, self.fig = ax, ax.figure
+        self.colorbar = None
+
+    def bar(self, mappable, label: str):
+        self.colorbar = self.fig.colorbar(mappable, ax=self.ax)
         self.colorbar.set_label(label)
         return self.colorbar
 
@@ -512,9 +529,12 @@ def draw_curves(t: FigureTemplate, obs, parameter, values, delays, matrix, error
             if obs.error_key:
                 ax.fill_between(delays, matrix[i] - errors[i], matrix[i] + errors[i], color=colour,
                                 alpha=0.25, lw=0)
-        legend = ax.legend(title=title, loc="upper left", bbox_to_anchor=(SIDE_X, AXES_RECT[1] + AXES_RECT[3]),
-                           bbox_transform=fig.transFigure, borderaxespad=0, frameon=False,
-                           fontsize="small", title_fontsize="small")
+        if t.side_column:
+            legend = ax.legend(title=title, loc="upper left", bbox_to_anchor=(SIDE_X, AXES_RECT[1] + AXES_RECT[3]),
+                               bbox_transform=fig.transFigure, borderaxespad=0, frameon=False,
+                               fontsize="small", title_fontsize="small")
+        else:
+            legend = ax.legend(title=title, fontsize="small", title_fontsize="small")
         legend._legend_box.align = "left"
         side = AXES_RECT[1] + AXES_RECT[3] - 0.075 * (len(values) + 1) - 0.03
     else:
