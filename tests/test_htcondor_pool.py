@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from conftest import bxrun_path, write_timerc
-from htcondor.fixture import condor, condor_workdir, htcondor_pool, queued_ids  # noqa: F401  (fixtures)
+from htcondor.fixture import (as_submit_user, condor, condor_site_ca, condor_workdir,  # noqa: F401
+                              htcondor_pool, queued_ids)
 from timecal_backend_htcondor.plugin import start
 from timecal_core.errors import UserError
 from timecal_core.hookspecs import BackendRequest
@@ -31,11 +32,37 @@ pytestmark = pytest.mark.htcondor
 SMALL_JOB = "memory = 500MB\ndisk = 100MB\n"
 
 
-def bxrun(workdir: Path, htcondor_lines: str, *args, timeout: float = 180, wait: bool = True):
-    """BXRun with a timerc [htcondor] section of this test's own, umask 0 (see above)."""
+SITE_CA: dict[str, str] = {}  # the condor_site_ca fixture's Dask configuration, once set
+
+
+@pytest.fixture(autouse=True)
+def _site_ca(condor_site_ca, monkeypatch):
+    """Every test here speaks TLS with the pool's site CA (see condor_site_ca), in this
+    process (dask.config) and in the BXRun it starts (environment)."""
+    import dask
+
+    SITE_CA.update(condor_site_ca)
+    for key, value in condor_site_ca.items():
+        monkeypatch.setenv(key, value)
+    dask.config.refresh()
+    yield
+    for key in condor_site_ca:
+        monkeypatch.delenv(key, raising=False)
+    dask.config.refresh()
+
+
+def bxrun(workdir: Path, htcondor_lines: str, *args, timeout: float = 180, wait: bool = True,
+          own_credentials: bool = False):
+    """BXRun with a timerc [htcondor] section of this test's own, umask 0 (see above).
+    ``own_credentials``: the production's own self-signed credentials (the default path)
+    rather than the site CA, BXRun then running as the jobs' account."""
     timerc = write_timerc(workdir / "config", "[htcondor]\n" + SMALL_JOB + htcondor_lines)
     env = {**os.environ, "TIMECAL_CONFIG": str(timerc)}
     argv = [bxrun_path(), *map(str, args)]
+    if own_credentials:
+        env = {k: v for k, v in env.items() if k not in SITE_CA}
+        env.update(HOME=str(workdir), XDG_STATE_HOME=str(workdir / "state"))
+        argv = as_submit_user(argv)
     if wait:
         return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env,
                               umask=0, timeout=timeout)
@@ -91,7 +118,7 @@ def test_emulator_grid_runs_in_htcondor_jobs(condor_workdir):
     out = condor_workdir / "prod"
     schedd = condor("condor_status", "-schedd", "-af", "Name").strip()  # named, as on lxplus
     res = bxrun(condor_workdir, f"jobs = 2\nschedd = {schedd}\n", "--script", "cbcsim", "--yaml", grid,
-                "--dask", "htcondor", "-o", out, "--interval", "1")
+                "--dask", "htcondor", "-o", out, "--interval", "1", own_credentials=True)
     assert res.returncode == 0, res.stdout + res.stderr
     done = results_of(out)
     thresholds = sorted(json.loads((p / "params.json").read_text())["params"]["threshold"] for p in done)

@@ -77,6 +77,48 @@ def condor_workdir(htcondor_pool) -> Path:
     shutil.rmtree(path, ignore_errors=True)
 
 
+SUBMIT_USER = os.environ.get("TIMECAL_HTCONDOR_USER", "tester")
+
+
+def submit_uid() -> int:
+    """The uid the pool's jobs run as (the submit user of the chroot)."""
+    for line in (CHROOT / "etc" / "passwd").read_text().splitlines():
+        name, _, uid, *_ = line.split(":")
+        if name == SUBMIT_USER:
+            return int(uid)
+    raise RuntimeError(f"no user {SUBMIT_USER} in {CHROOT}/etc/passwd")
+
+
+@pytest.fixture(scope="session")
+def condor_site_ca(htcondor_pool) -> dict[str, str]:
+    """TLS credentials for the pool's tests, as a site CA would issue them, owned by the
+    submit user (key 0600). In this test pool the jobs run as another account than BXRun
+    (root may not submit), so a production's own private credentials (0600 files of root in
+    a 0700 directory) are out of their reach, as they should be; on a real pool BXRun and its
+    jobs share one account (test_emulator_grid_runs_in_htcondor_jobs runs it so). Returned
+    as Dask configuration environment variables."""
+    from helpers.site_ca import _site_config, _write_site_ca
+
+    folder = htcondor_pool / "site-ca"
+    folder.mkdir(exist_ok=True)
+    folder.chmod(0o755)
+    files = _write_site_ca(folder)
+    for path in files.values():
+        os.chown(path, submit_uid(), submit_uid())
+    return {"DASK_" + key.upper().replace(".", "__").replace("-", "_"): value
+            for key, value in _site_config(files).items()}
+
+
+def as_submit_user(argv: list[str]) -> list[str]:
+    """``argv`` run under the submit user's uid, as on a real pool where BXRun and its jobs
+    share one account. It keeps the capabilities the test pool's host-side client commands
+    need (chroot into the pool as that user) and to reach this checkout's interpreter."""
+    caps = "+sys_chroot,+setuid,+setgid,+dac_read_search"
+    uid = str(submit_uid())
+    return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", f"--inh-caps={caps}",
+            f"--ambient-caps={caps}", *argv]
+
+
 def condor(*args: str) -> str:
     """A client command of the pool (the host-side wrapper), its stdout."""
     done = subprocess.run(list(args), capture_output=True, text=True, timeout=60)
