@@ -128,7 +128,9 @@ def main() -> int:
     parser.add_argument("--tasks", type=int, default=None, help="tasks per fast grid (default 1000)")
     parser.add_argument("--slow-tasks", type=int, default=None, help="tasks per slow grid (default 40)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--dump-hits", type=int, default=200_000, help="hits in the sim-hit dump")
+    parser.add_argument("--dump-hits", type=int, default=20_000,
+                        help="hits in the sim-hit dump (default: as many as the synthetic tasks "
+                             "generate, so both grids do the same emulation work per task)")
     args = parser.parse_args()
     n_fast = args.tasks or (300 if args.quick else 1000)
     n_slow = args.slow_tasks or (20 if args.quick else 40)

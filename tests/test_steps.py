@@ -243,3 +243,14 @@ def test_a_failing_warm_step_costs_one_attempt_and_the_production_completes(tmp_
     for params in results.glob("*/params.json"):
         (step,) = json.loads(params.read_text())["steps"]
         assert step["warm"] and step["exit_code"] == 0
+
+
+def test_warm_steps_can_be_run_cold(tmp_path, monkeypatch):
+    """TIMECAL_WARM_STEPS=0: the same python step in a fresh interpreter per task."""
+    monkeypatch.setenv("TIMECAL_WARM_STEPS", "0")
+    result = execute_task(sleeper_spec(tmp_path, index=11, warm=True, message="cold"), str(tmp_path))
+    final = Path(result.output).parent
+    (step,) = json.loads((final / "params.json").read_text())["steps"]
+    assert step["warm"] is False and step["exit_code"] == 0
+    log = (final / "task.log").read_text()
+    assert "-m timecal_core.warm run timecal_testplugin.sleep:main" in log and "(warm)" not in log

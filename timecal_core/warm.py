@@ -241,8 +241,13 @@ def serve() -> int:
             pending += data
             while b"\n" in pending:
                 line, pending = pending.split(b"\n", 1)
-                if line.strip():
-                    start(json.loads(line))
+                if not line.strip():
+                    continue
+                request = json.loads(line)
+                try:
+                    start(request)
+                except Exception as exc:  # e.g. fork failing for lack of memory or PIDs
+                    send({"id": request.get("id"), "event": "failed", "message": f"{type(exc).__name__}: {exc}"})
 
 
 # ---------------------------------------------------------------------- worker side
@@ -295,20 +300,21 @@ class StepServer:
                 message = json.loads(line)
             except ValueError:
                 continue
-            with self._lock:
+            with self._lock:  # the waiting thread swaps the list under the same lock
                 slot = self._waiting.get(message.get("id"))
-            if slot is not None:
-                slot[1].append(message)
-                slot[0].set()
+                if slot is not None:
+                    slot[1].append(message)
+                    slot[0].set()
         with self._lock:  # EOF: the server is gone; kill what it left running
             self.alive = False
             pids = list(self._pids.values())
             slots = list(self._waiting.values())
         for pid in pids:
             _kill_group(pid)
-        for slot in slots:
-            slot[1].append({"event": "lost"})
-            slot[0].set()
+        with self._lock:
+            for slot in slots:
+                slot[1].append({"event": "lost"})
+                slot[0].set()
 
     def run(self, request: dict, should_stop=None, poll: float = 0.2) -> StepProcess:
         """Start a step and wait for it; kill its process group when ``should_stop()``."""
@@ -345,6 +351,8 @@ class StepServer:
                     elif kind == "exited":
                         return StepProcess(message["status"], message["wall"], message["user"],
                                            message["sys"], message["maxrss_kib"], stopped)
+                    elif kind == "failed":
+                        raise ServerLost(f"the step server could not start the step: {message['message']}")
                     elif kind == "lost":
                         if stopped:
                             return StepProcess(None, time.time() - start, stopped=True)
