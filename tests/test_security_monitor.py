@@ -1,6 +1,7 @@
 """The monitor with TLS, as a user drives it (the real BXRun in a pseudo-terminal): ``client``
-says how the cluster is protected, and the ``debug`` console holds the credentials needed
-to open another client, while a client without them is refused."""
+says how the cluster is protected, and the ``debug`` console's own client (the monitor is a
+process of its own: it got the production's client credentials over the owner-only control
+channel) runs code on the workers, while a client without them is refused."""
 
 import os
 import sys
@@ -30,16 +31,15 @@ def test_client_and_debug_commands_use_the_credentials(tmp_path):
         child.expect(">>> ")
         child.sendline("from distributed import Client; from distributed.security import Security")
         child.expect(">>> ")
-        child.sendline("c = Client(cluster.scheduler_address, security=security, set_as_default=False)")
-        child.expect(">>> ")
-        child.sendline("print('answer', *c.run(sum, [20, 22]).values()); c.close()")  # the worker is busy
+        child.sendline("print('answer', *client.run(sum, [20, 22]).values())")  # the worker is busy
         child.expect("answer 42")
         child.expect(">>> ")
-        child.sendline("try:\n    Client(cluster.scheduler_address, security=Security.temporary(), timeout='3s')\n"
+        child.sendline("try:\n    Client(scheduler, security=Security.temporary(), timeout='3s')\n"
                        "except OSError as e:\n    print('refused', type(e).__name__)\n")
         child.expect(r"refused \w+Error", timeout=30)
         child.expect(">>> ")
-        child.sendeof()  # Ctrl-D (exit() closes stdin and with it the monitor: reported)
+        child.sendline("exit()")  # returns to the monitor
+        child.expect("back to the monitor")
         child.expect(PROMPT)
         child.sendline("exit")
         child.expect(r"stop them")
