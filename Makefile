@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.timecal-installed
 TEST_STAMP := $(VENV)/.timecal-test-installed
 PYTEST_ARGS ?=
 
-.PHONY: install test demo bench slurm-up slurm-down clean
+.PHONY: install test demo bench slurm-up slurm-down browser clean
 
 install: $(STAMP)
 
@@ -31,7 +31,14 @@ slurm-up:
 slurm-down:
 	@if [ "$$(id -u)" = 0 ]; then bash tests/slurm/stop_slurm.sh; fi
 
-test: $(TEST_STAMP) slurm-up
+# The status-page tests load the page in a real browser: Debian's chromium (root only;
+# elsewhere those tests say why they skip).
+browser:
+	@if [ "$$(id -u)" = 0 ] && ! command -v chromium >/dev/null; then \
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) >/dev/null \
+		|| echo "make: could not install chromium: the status-page browser tests will skip"; fi
+
+test: $(TEST_STAMP) slurm-up browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; $(MAKE) --no-print-directory slurm-down; exit $$status
 
 demo: install

@@ -88,8 +88,9 @@ def child_baseline(out: Path, n: int, workers: int) -> dict:
 
 
 def child_driver(out: Path, n: int, workers: int) -> dict:
-    from timecal_core import driver
+    from timecal_core import production as driver
     from timecal_core.config import Timerc
+    from timecal_core.engine import ProductionOptions
     from timecal_core.hookspecs import BackendRequest
     from timecal_core.plugins import get_registry
 
@@ -107,7 +108,7 @@ def child_driver(out: Path, n: int, workers: int) -> dict:
     code = driver.run_production(
         plan, get_registry().backend("local").item,
         BackendRequest({"workers": str(workers), "dashboard": "no"}, out),
-        driver.ProductionOptions(interactive=False, interval=10), timerc)
+        ProductionOptions(interactive=False, interval=10), timerc)
     end = time.perf_counter()
     return {"seconds": stamps["executed"] - t0, "aggregation": end - stamps["executed"],
             "exit_code": code}

@@ -3,7 +3,9 @@
 CMSSW cannot be installed here, so the cfg/cfi files are executed against the stand-in of
 ``FWCore.ParameterSet.Config``/``VarParsing`` in tests/helpers/cmssw_standin.py: what they
 compute (option defaults, output names, the analyzer parameters) is checked, and the
-parameter names the cfi sets are checked against those the C++ plugin reads.
+parameter names the cfi sets are checked against those the C++ plugin reads. The stand-in
+simulates a CMSSW_12_5 release (``2026`` geometry names, D88) and a current one (``Run4``
+names, no D88), so every cfg is loaded under both naming schemes.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from timecal_core.layout import raw_name
 
 PACKAGE = Path(__file__).resolve().parents[1] / "cmssw" / "SiPhase2TimingCalibration"
 CFG_DIR = PACKAGE / "test"
-PYTHON_FILES = sorted([*CFG_DIR.glob("*_cfg.py"), *(PACKAGE / "python").glob("*_cfi.py")])
+PYTHON_FILES = sorted([*CFG_DIR.glob("*_cfg.py"), *(PACKAGE / "python").glob("*.py")])
 
 # The seed's PUCalibration_cfg.py options and defaults (what users type today).
 SEED_DEFAULTS = {"N": 1, "pileup": 200, "pt": 2.0, "threshold": 5800.0, "thresholdsmearing": 0.0,
@@ -37,7 +39,7 @@ def file_lists(tmp_path):
 def test_expected_files_exist():
     names = {p.name for p in PYTHON_FILES}
     assert names == {"PUCalibration_cfg.py", "PythiaGunCalibration_cfg.py", "Harvester_cfg.py",
-                     "SimHitDump_cfg.py", "Phase2TrackerBXHistogram_cfi.py"}
+                     "SimHitDump_cfg.py", "Phase2TrackerBXHistogram_cfi.py", "releaseConditions.py"}
 
 
 @pytest.mark.parametrize("path", PYTHON_FILES, ids=lambda p: p.name)
@@ -154,3 +156,94 @@ def test_cfi_parameters_are_those_the_plugin_reads(plugin, module, file_lists, t
     configured = set(getattr(ns["process"], module).parameterNames_())
     plugins = PACKAGE / "plugins"
     assert configured == _parameters_read_by(plugins / f"{plugin}.cc", plugins / "OuterTrackerSimHits.h")
+
+
+# --------------------------------------------------------------------------- releases
+# What each cfg loads, per simulated release (tests/helpers/cmssw_standin.py RELEASES): the
+# 2026 names with D88 (12_5 .. 14_0) and the Run4 names without D88 (>= the 14_1 cycle).
+GEOMETRY_DEFAULTS = {
+    "CMSSW_12_5_0": ("2026D88", "Phase2C17I13M9", "auto:phase2_realistic_T21"),
+    "CMSSW_15_0_0": ("Run4D110", "Phase2C17I13M9", "auto:phase2_realistic_T33"),
+}
+GEOMETRY_CFGS = {"PUCalibration_cfg.py": ("Reco",), "PythiaGunCalibration_cfg.py": ("Reco", ""),
+                 "SimHitDump_cfg.py": ("Reco",)}
+
+
+def input_args(cfg: str, file_lists: list[str]) -> list[str]:
+    """The input options each cfg needs (the gun generates its events)."""
+    return {"Harvester_cfg.py": ["input=BXHistScan_x_raw.root"], "PythiaGunCalibration_cfg.py": []}.get(cfg, file_lists)
+
+
+def geometry_loaded(process) -> list[str]:
+    return [f for f in process._loaded if f.startswith("Configuration.Geometry.")]
+
+
+@pytest.mark.parametrize("release", sorted(GEOMETRY_DEFAULTS))
+@pytest.mark.parametrize("cfg", ["PUCalibration_cfg.py", "PythiaGunCalibration_cfg.py", "SimHitDump_cfg.py",
+                                 "Harvester_cfg.py"])
+def test_every_cfg_loads_in_both_naming_schemes(cfg, release, file_lists, tmp_path):
+    ns = run_cfg(CFG_DIR / cfg, input_args(cfg, file_lists), cwd=tmp_path, release=release)
+    if cfg not in GEOMETRY_CFGS:
+        return  # the harvester reads DQM histograms: no geometry
+    geometry, era, globaltag = GEOMETRY_DEFAULTS[release]
+    process = ns["process"]
+    assert geometry_loaded(process) == [f"Configuration.Geometry.GeometryExtended{geometry}{kind}_cff"
+                                        for kind in GEOMETRY_CFGS[cfg]]
+    assert ns["era_name"] == era and ns["era"].name == era
+    assert process.GlobalTag.globaltag == globaltag
+
+
+@pytest.mark.parametrize("release, geometry, era, globaltag", [
+    ("CMSSW_12_5_0", "2026D86", "Phase2C17I13M9", "auto:phase2_realistic_T21"),
+    ("CMSSW_15_0_0", "Run4D104", "Phase2C22I13M9", "auto:phase2_realistic_T33"),
+])
+def test_explicit_geometry_takes_the_release_era_and_global_tag(release, geometry, era, globaltag, file_lists,
+                                                                tmp_path):
+    ns = run_cfg(CFG_DIR / "PUCalibration_cfg.py", [f"geometry={geometry}", *file_lists], cwd=tmp_path,
+                 release=release)
+    assert geometry_loaded(ns["process"]) == [f"Configuration.Geometry.GeometryExtended{geometry}Reco_cff"]
+    assert ns["era_name"] == era and ns["process"].GlobalTag.globaltag == globaltag
+
+
+def test_era_and_global_tag_can_be_given(file_lists, tmp_path):
+    ns = run_cfg(CFG_DIR / "SimHitDump_cfg.py", ["era=Phase2C22I13M9", "globaltag=141X_mcRun4_realistic_v3",
+                                                 *file_lists], cwd=tmp_path, release="CMSSW_15_0_0")
+    assert ns["era_name"] == "Phase2C22I13M9"
+    assert ns["process"].GlobalTag.globaltag == "141X_mcRun4_realistic_v3"
+
+
+@pytest.mark.parametrize("cfg", sorted(GEOMETRY_CFGS))
+@pytest.mark.parametrize("release, args, words", [
+    ("CMSSW_15_0_0", ["geometry=2026D88"],
+     ["geometry=2026D88", "Configuration/Geometry/python/GeometryExtended2026D88Reco_cff.py", "CMSSW_15_0_0",
+      "default here: Run4D110"]),
+    ("CMSSW_12_5_0", ["geometry=Run4D110"],
+     ["geometry=Run4D110", "GeometryExtendedRun4D110Reco_cff.py", "CMSSW_12_5_0", "default here: 2026D88"]),
+    ("CMSSW_12_5_0", ["geometry=GeometryExtended2026D88Reco_cff"], ["geometry=GeometryExtended2026D88Reco_cff",
+                                                                     "scenario only"]),
+    ("CMSSW_15_0_0", ["era=Phase2C99"], ["era=Phase2C99", "Configuration.Eras.Era_Phase2C99_cff", "CMSSW_15_0_0"]),
+])
+def test_a_missing_geometry_or_era_is_rejected_in_one_line(cfg, release, args, words, file_lists, tmp_path):
+    with pytest.raises(RuntimeError) as error:
+        run_cfg(CFG_DIR / cfg, [*args, *input_args(cfg, file_lists)], cwd=tmp_path, release=release)
+    message = str(error.value)
+    assert "\n" not in message
+    for word in words:
+        assert word in message
+
+
+@pytest.mark.parametrize("cfg", ["PUCalibration_cfg.py", "PythiaGunCalibration_cfg.py"])
+def test_smearing_options(cfg, file_lists, tmp_path):
+    args = input_args(cfg, file_lists)
+    calib = run_cfg(CFG_DIR / cfg, args, cwd=tmp_path)["process"].timeCalib
+    assert 1 <= calib.SmearingSeed.value() < 2**32  # drawn, and recorded by the analyzer
+    assert calib.SmearingKey.value() == "module" and calib.Only2SModules.value() is False
+    calib = run_cfg(CFG_DIR / cfg, ["smearingseed=42", "smearingkey=sensor", "only2s=True", *args],
+                    cwd=tmp_path)["process"].timeCalib
+    assert (calib.SmearingSeed.value(), calib.SmearingKey.value(), calib.Only2SModules.value()) == (42, "sensor", True)
+    process = run_cfg(CFG_DIR / cfg, args, cwd=tmp_path)["process"]
+    assert "timeCalib" not in vars(process.RandomNumberGeneratorService)  # no engine needed any more
+    for bad, word in [("smearingkey=stack", "smearingkey=stack"), ("smearingseed=-1", "smearingseed=-1"),
+                      (f"smearingseed={2**32}", "smearingseed=")]:
+        with pytest.raises(RuntimeError, match=word):
+            run_cfg(CFG_DIR / cfg, [bad, *args], cwd=tmp_path)

@@ -1,9 +1,9 @@
 """The CMSSW plugins are well-formed C++ (against a stand-in of the CMSSW API).
 
-CMSSW cannot be installed here: tests/helpers/cmssw_stubs declares the subset of its C++
+CMSSW cannot be installed here: tests/helpers/cmssw_stubs provides the subset of its C++
 API the plugins use, and g++ -fsyntax-only checks the plugins against it with warnings as
-errors. The header itself is checked the same way with the strictest flags, since it must
-also build inside CMSSW.
+errors and the CXXFLAGS of plugins/BuildFile.xml. The headers are checked the same way with
+the strictest flags, since they must also build inside CMSSW.
 """
 
 from __future__ import annotations
@@ -14,10 +14,17 @@ from pathlib import Path
 
 import pytest
 
+from helpers.cxx_cbc import buildfile_cxxflags  # tests/ is on sys.path (rootdir, no __init__.py)
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "cmssw" / "SiPhase2TimingCalibration"
 STUBS = ROOT / "tests" / "helpers" / "cmssw_stubs"
-STRICT = ["-std=c++17", "-fsyntax-only", "-Wall", "-Wextra", "-Werror"]
+STRICT = ["-std=c++17", "-fsyntax-only", "-Wall", "-Wextra", "-Werror", *buildfile_cxxflags()]
+
+
+def test_build_file_turns_fp_contraction_off():
+    """Bit-exactness of the compat model needs no fused multiply-add: scram must be told."""
+    assert "-ffp-contract=off" in buildfile_cxxflags()
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +43,10 @@ def test_plugin_compiles_against_the_cmssw_stand_in(plugin, include_root):
     assert result.returncode == 0, result.stderr
 
 
-def test_header_is_self_contained_and_pedantic(tmp_path):
+@pytest.mark.parametrize("header", ["CBCTimingModel.h", "ModuleSmearing.h"])
+def test_header_is_self_contained_and_pedantic(header, tmp_path):
     source = tmp_path / "only_header.cc"
-    source.write_text('#include "CBCTimingModel.h"\nint main() { return 0; }\n')
+    source.write_text(f'#include "{header}"\nint main() {{ return 0; }}\n')
     cmd = [shutil.which("g++"), *STRICT, "-pedantic", "-Wshadow", "-Wconversion", "-Wno-sign-conversion",
            "-I", str(PACKAGE / "interface"), str(source)]
     result = subprocess.run(cmd, capture_output=True, text=True)

@@ -58,7 +58,48 @@ def test_error_groups_count_and_give_an_example(tmp_path):
     ledger = Ledger.create(tmp_path)
     ledger.reconcile(SPECS, set())
     ledger.record_outcomes([], [fail(IDS[0], "A"), fail(IDS[1], "B"), fail(IDS[2], "B")], 3)
-    assert ledger.error_groups() == [("B", 2, IDS[1]), ("A", 1, IDS[0])]
+    assert ledger.error_groups() == [("B", 2, IDS[1], 2), ("A", 1, IDS[0], 1)]
+    # a failure stays visible once its task is resubmitted and waits for its next attempt
+    ledger.set_state([IDS[0], IDS[1]], PENDING, "resubmitted")
+    assert ledger.error_groups() == [("B", 2, IDS[1], 2), ("A", 1, IDS[0], 1)]
+    ledger.record_outcomes([], [fail(IDS[3], "B")], 1)  # exhausted: failed for good
+    assert ledger.error_groups()[0] == ("B", 3, IDS[1], 2)
+
+
+def test_a_user_error_in_a_task_is_final_at_once(tmp_path):
+    from timecal_core.engine import describe_failure
+    from timecal_core.errors import UserError
+
+    ledger = Ledger.create(tmp_path)
+    ledger.reconcile(SPECS, set())
+    failure = describe_failure(IDS[0], UserError("hits: /x.root does not exist"))
+    assert failure.final and failure.reason == "user error: hits: /x.root does not exist"
+    assert ledger.record_outcomes([], [failure], max_attempts=3) == [IDS[0]]
+    assert (ledger.task(IDS[0]).state, ledger.task(IDS[0]).attempts) == (ERROR, 1)
+
+
+def test_a_step_killed_by_a_signal_says_so():
+    from timecal_core.engine import describe_failure
+    from timecal_core.tasks import TaskFailed
+
+    failure = describe_failure("t1", TaskFailed("t1", "emulate", -9, "python -m x a=1 b=2\n"))
+    assert failure.reason == "step emulate killed by signal 9 (SIGKILL)"
+
+
+def test_status_rate_is_measured_since_the_driver_started(tmp_path):
+    """45 s into a run at 5 tasks/min, --status must not divide by a whole hour."""
+    import time
+
+    from timecal_core.status import render_ledger_report
+
+    ledger = Ledger.create(tmp_path)
+    ledger.reconcile(SPECS, set(), note="driver started (PID 1)")
+    with ledger.transaction() as db:
+        db.execute("UPDATE events SET time=time-60 WHERE detail LIKE 'driver started%'")
+    now = time.time()
+    ledger.record_outcomes([Completion(t, "w", now - 30, now - 1) for t in IDS[:4]], [], 3)
+    report = render_ledger_report(ledger, tmp_path)
+    assert "4.0 tasks/min (since the driver started 0:01:00 ago)" in report, report
 
 
 def test_mark_running_only_moves_pending_tasks(tmp_path):

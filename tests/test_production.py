@@ -80,3 +80,13 @@ def test_resume_after_a_task_process_is_killed(timerc, tmp_path):
     assert len(done) == 4 and len({p.name.rpartition("__")[2] for p in done}) == 4
     assert all((p / "params.json").is_file() and (p / "out.txt").is_file() for p in done)
     assert not list((out / "results" / ".tmp").iterdir())
+
+
+def test_a_failed_foreground_run_names_a_log_that_exists(timerc, tmp_path):
+    res = run_bxrun("--script", "sleeper", "--run", "exit_code=4", "message=boom", "-o",
+                    tmp_path / "one")
+    assert res.returncode == 1
+    assert "failing on purpose with exit code 4" in res.stderr
+    (line,) = [l for l in res.stderr.splitlines() if l.startswith("BXRun: the whole log: ")]
+    log = Path(line.split(": ", 2)[2])
+    assert log.is_file() and "boom" in log.read_text()

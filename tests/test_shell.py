@@ -76,7 +76,7 @@ def test_monitor_session_while_tasks_run(tmp_path, env):
         command(child, "retry", r"resubmitted 1 task\(s\)")
         wait_for_state(tmp_path, lambda p, s: p["exit_code"] == 5 and p["seconds"] == 0
                        and s == "error")
-        command(child, "errors", r"count\s+example\s+error", failing, "exited with code 5")
+        command(child, "errors", r"count\s+to retry\s+example\s+error", failing, "exited with code 5")
         command(child, "interval 1", "interval set to 1 s")
         # the periodic status now arrives by itself, above the prompt
         child.expect(r"\[#+-+\] 1/4 25\.0%", timeout=10)
@@ -130,20 +130,27 @@ def test_monitor_closes_itself_when_every_task_succeeded(tmp_path, env):
 
 def test_backend_commands_become_monitor_commands(tmp_path, capsys):
     """Batch backends offer commands (jobs/release/remove...) through RunningCluster.commands;
-    the monitor lists them under the backend's name and runs them with their argument. The
-    engine here is a stand-in: only the wiring between the two is under test."""
+    the driver's Control advertises them and the monitor turns them into a cmd2 CommandSet
+    under the backend's name, run with their argument. The engine here is a stand-in: only
+    the wiring from the backend through the control seam to the shell is under test."""
     from types import SimpleNamespace
 
+    from timecal_core.control import Bulletin, Control, LocalChannel
     from timecal_core.shell import MonitorShell
+    from timecal_core.status import StatusSnapshot
 
     calls = []
     running = SimpleNamespace(backend="batchy", commands={
         "release": (lambda arg: calls.append(arg) or f"released {arg}", "Release held jobs."),
         "status": (lambda arg: "backend status", "Would hide the monitor's own status.")})
-    ledger = SimpleNamespace(counts=lambda: {"done": 0, "pending": 1})
-    engine = SimpleNamespace(options=SimpleNamespace(interval=5), ledger=ledger, running=running,
-                             notify=None, status_text=lambda: "monitor status")
-    shell = MonitorShell(engine, history_file=tmp_path / "history")
+    counts = {"pending": 1, "running": 0, "done": 0, "failed": 0, "error": 0, "cancelled": 0}
+    engine = SimpleNamespace(running=running, verbose=False, finished=lambda: False,
+                             ledger=SimpleNamespace(counts=lambda: counts),
+                             plan=SimpleNamespace(production_dir=tmp_path),
+                             snapshot=lambda: StatusSnapshot(counts=counts))
+    loop = SimpleNamespace(stopped=None, interval=5.0)
+    channel = LocalChannel(Control(engine, loop, Bulletin(), aggregate=lambda out: None))
+    shell = MonitorShell(channel, history_file=tmp_path / "history")
     shell.onecmd("release 12 13")
     shell.onecmd("help release")
     shell.onecmd("help")
@@ -151,4 +158,4 @@ def test_backend_commands_become_monitor_commands(tmp_path, capsys):
     out = capsys.readouterr().out
     assert calls == ["12 13"] and "released 12 13" in out and "Release held jobs." in out
     assert "batchy backend" in out
-    assert "monitor status" in out and "backend status" not in out
+    assert "tasks: 1" in out and "backend status" not in out

@@ -45,6 +45,14 @@ class RunningCluster:
     def scale(self, n: int) -> None:
         self.cluster.scale(n)
 
+    def retire(self, addresses: list[str]) -> None:
+        """Remove exactly these workers (scheduler addresses) and lower the cluster's size
+        accordingly; ``scale`` alone would pick the workers itself, busy or not."""
+        info = self.cluster.scheduler_info.get("workers", {})
+        names = [info[a]["name"] for a in addresses if a in info]
+        if names:
+            self.cluster.sync(self.cluster.scale_down, names)
+
     def adapt(self, minimum: int, maximum: int) -> None:
         self.cluster.adapt(minimum=minimum, maximum=maximum)
 

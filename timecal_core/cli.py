@@ -19,6 +19,7 @@ from pathlib import Path
 from . import __version__
 from .config import load_timerc, timerc_location, write_default_timerc
 from .errors import UserError
+from .exits import run_cli
 from .grid import Plan, plan_grid, production_dir
 from .results import move_aside
 from .parameters import parse_assignments
@@ -53,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--status", action="store_true", help="print the production's state (needs -o)")
     what.add_argument("--rebuild-ledger", action="store_true",
                       help="rebuild the production ledger from the results on disk (needs -o)")
+    what.add_argument("--attach", action="store_true",
+                      help="open the monitor of the production's running driver (needs -o)")
     what.add_argument("--plugins", action="store_true", help="list installed backends, scripts, "
                                                              "aggregators and evaluators")
     what.add_argument("--init", nargs="?", const=DEFAULT_DATA_DIR, metavar="DIR",
@@ -68,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="attempts per task before it is failed for good (default 3)")
     p.add_argument("--yes", action="store_true",
                    help=f"plan a grid of more than {CONFIRM_TASKS:,} tasks without asking")
+    p.add_argument("--detach", action="store_true",
+                   help="run the driver in the background, on its own: logging out changes "
+                        "nothing (log: OUT/logs/driver.log; come back with BXRun --attach -o OUT)")
     p.add_argument("--debug", action="store_true",
                    help="plan only, submit nothing, open a Python shell holding the plan")
     p.add_argument("-v", "--verbose", action="store_true", help="more output; tracebacks on errors")
@@ -289,15 +295,15 @@ def cmd_run(args, timerc) -> int:
             stack.enter_context(ProductionLock(out))
             move_aside(plan.results_dir, plan.found.to_move)
         print(f"BXRun: running {script.name} {spec.task_id} in the foreground "
-              f"(log: {plan.results_dir / spec.dirname / 'task.log'})")
+              f"(log: {plan.results_dir / spec.dirname / 'task.log'} once it succeeds)")
         try:
             result = execute_task(spec, str(out), timerc.cmssw_init, str(cmssw) if cmssw else None)
         except TaskFailed as exc:
             print(f"BXRun: {exc}", file=sys.stderr)
             print("--- last log lines ---\n" + exc.log_tail.rstrip(), file=sys.stderr)
-            failed_log = log_path(out, spec.dirname)
-            if failed_log is not None:
-                print(f"BXRun: full log: {failed_log}", file=sys.stderr)
+            where = log_path(out, spec.dirname)
+            if where is not None:
+                print(f"BXRun: the whole log: {where}", file=sys.stderr)
             return 1
     print(f"BXRun: done in {result.end - result.start:.1f} s: {result.output}")
     return 0
@@ -338,9 +344,21 @@ def cmd_grid(args, timerc) -> int:
         _debug_shell({"plan": plan, "grid": grid, "script": script, "timerc": timerc,
                       "registry": registry})
         return 0
-    from .driver import ProductionOptions, run_production
+    from .engine import ProductionOptions
     from .lock import ProductionLock
+    from .production import run_production
 
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    if args.detach or interactive:
+        # The driver runs on its own (new session, no terminal); in a terminal the monitor
+        # attaches to it at once, and closing the terminal changes nothing. Everything was
+        # checked and asked above: the driver replans without asking again (--yes).
+        child_argv = args.argv + ([] if "--yes" in args.argv else ["--yes"])
+        with _writing(args, out):
+            code = start_detached(out, child_argv, quiet=interactive and not args.detach)
+        if code is not None or args.detach:
+            return code or 0
+        return cmd_attach(out)
     # the file overrides as planned: absolute paths, so a rerun from elsewhere finds them
     overrides = {name: plan.tasks[0].params[name] for name in overrides}
     with ExitStack() as stack:
@@ -360,19 +378,82 @@ def cmd_grid(args, timerc) -> int:
         if not plan.pending:
             print("BXRun: every task is already done.")
         request = BackendRequest(settings=timerc.section(args.dask), output_dir=out, verbose=args.verbose)
-        options = ProductionOptions(interactive=sys.stdin.isatty(), interval=args.interval,
+        options = ProductionOptions(interactive=False, interval=args.interval,
                                     max_retries=args.max_retries, verbose=args.verbose)
         return run_production(plan, backend, request, options, timerc)
 
 
+DETACHED_WAIT = 120.0  # s a detached driver may take to plan, lock and open its channel
+
+
+def start_detached(out: Path, argv: list[str], quiet: bool = False) -> int | None:
+    """Run this same BXRun command as a driver of its own (new session, no terminal,
+    output to OUT/logs/driver.log). None once it serves its control channel; its exit code
+    if it ended at once (nothing left to do)."""
+    import subprocess
+
+    from .controlsocket import driver_alive, read_record
+    from .driverlog import driver_log_path
+
+    log = driver_log_path(out)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    before = (read_record(out) or {}).get("started")
+    offset = log.stat().st_size if log.exists() else 0
+    child_argv = [a for a in argv if a != "--detach"]
+    with open(log, "ab") as sink:
+        child = subprocess.Popen([sys.executable, "-m", "timecal_core.cli", *child_argv],
+                                 stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
+                                 start_new_session=True, close_fds=True)
+    deadline = time.monotonic() + DETACHED_WAIT
+    while time.monotonic() < deadline:
+        record = read_record(out)
+        if record and record.get("pid") == child.pid and record.get("started") != before \
+                and driver_alive(record):
+            if quiet:
+                print(f"BXRun: the driver runs on its own (PID {child.pid}, log {log}); "
+                      "'detach' or closing this terminal leaves it running")
+            else:
+                print(f"BXRun: driver running on its own (PID {child.pid}); log {log}")
+                print(f"BXRun: follow it with: timecal attach {out}   (or BXRun --attach -o {out})")
+            return None
+        code = child.poll()
+        if code is not None:
+            with open(log, "rb") as fh:
+                fh.seek(offset)
+                text = fh.read().decode(errors="replace").rstrip()
+            if code == 0:  # nothing was left to do: it finished at once
+                print(text)
+                return 0
+            print("\n".join(text.splitlines()[-8:]), file=sys.stderr)
+            raise UserError(f"the detached driver ended at once (exit {code}); its log: {log}")
+        time.sleep(0.2)
+    raise UserError(f"the detached driver (PID {child.pid}) did not open its control channel "
+                    f"within {DETACHED_WAIT:.0f} s; its log: {log}")
+
+
+def cmd_attach(out: Path) -> int:
+    from .controlsocket import SocketChannel, describe_driver, driver_alive, read_record
+    from .shell import ShellMonitor
+
+    record = read_record(out)
+    if not driver_alive(record):
+        raise UserError(f"{out}: {describe_driver(record)}; resume it with: "
+                        f"BXRun -o {out} --detach")
+    channel = SocketChannel(record["socket"])
+    try:
+        return ShellMonitor()(channel)
+    finally:
+        channel.close()
+
+
 def cmd_status(args, timerc, rebuild: bool) -> int:
-    from . import driver
+    from . import production
 
     out = _resolve_output(args, timerc)
     if not out.is_dir():
         raise UserError(f"-o {args.output}: no production at {out}")
     if not rebuild:
-        return driver.print_status(out)
+        return production.print_status(out)
     copy = out / INFILES / GRID_COPY
     if not copy.is_file():
         raise UserError(f"{out}: no {INFILES}/{GRID_COPY}; cannot know the planned tasks")
@@ -389,49 +470,47 @@ def cmd_status(args, timerc, rebuild: bool) -> int:
     plan = plan_grid(script, grid, out, source=str(copy), base=base)
     _report_found(plan)
     with ProductionLock(out):
-        return driver.rebuild_ledger(plan)
+        return production.rebuild_ledger(plan)
+
+
+def _dispatch(args) -> int:
+    if args.plugins:
+        from .plugins import describe
+
+        print(describe(_registry()))
+        return 0
+    if args.init is not None:
+        target = timerc_location()
+        write_default_timerc(target, Path(args.init))
+        print(f"BXRun: wrote {target}; data paths under {Path(args.init).expanduser()}. "
+              f"Edit [paths] cmssw and [cmssw] init before running CMSSW scripts.")
+        return 0
+    if args.interval <= 0:
+        raise UserError(f"--interval {args.interval:g}: expected a positive number of seconds")
+    if args.max_retries < 1:
+        raise UserError(f"--max-retries {args.max_retries}: expected at least 1 attempt")
+    timerc = load_timerc()
+    if args.attach:
+        return cmd_attach(_resolve_output(args, timerc))
+    if args.status or args.rebuild_ledger:
+        return cmd_status(args, timerc, rebuild=args.rebuild_ledger)
+    if args.run:
+        if not args.script:
+            raise UserError("--run needs --script (e.g. --script cbcsim); see BXRun --plugins")
+        return cmd_run(args, timerc)
+    if args.yaml or args.output:
+        return cmd_grid(args, timerc)
+    raise UserError("nothing to do: give --run K=V..., --yaml FILE -o DIR, --status -o DIR, "
+                    "--plugins or --init (see BXRun -h)")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if not args.verbose:
         warnings.simplefilter("default")
         warnings.formatwarning = lambda msg, cat, *a, **k: f"BXRun: warning: {msg}\n"
-    try:
-        if args.plugins:
-            from .plugins import describe
-
-            print(describe(_registry()))
-            return 0
-        if args.init is not None:
-            target = timerc_location()
-            write_default_timerc(target, Path(args.init))
-            print(f"BXRun: wrote {target}; data paths under {Path(args.init).expanduser()}. "
-                  f"Edit [paths] cmssw and [cmssw] init before running CMSSW scripts.")
-            return 0
-        if args.interval <= 0:
-            raise UserError(f"--interval {args.interval:g}: expected a positive number of seconds")
-        if args.max_retries < 1:
-            raise UserError(f"--max-retries {args.max_retries}: expected at least 1 attempt")
-        timerc = load_timerc()
-        if args.status or args.rebuild_ledger:
-            return cmd_status(args, timerc, rebuild=args.rebuild_ledger)
-        if args.run:
-            if not args.script:
-                raise UserError("--run needs --script (e.g. --script cbcsim); see BXRun --plugins")
-            return cmd_run(args, timerc)
-        if args.yaml or args.output:
-            return cmd_grid(args, timerc)
-        raise UserError("nothing to do: give --run K=V..., --yaml FILE -o DIR, --status -o DIR, "
-                        "--plugins or --init (see BXRun -h)")
-    except UserError as exc:
-        if args.verbose:
-            raise
-        print(f"BXRun: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("BXRun: interrupted", file=sys.stderr)
-        return 130
+    return run_cli("BXRun", lambda: _dispatch(args), verbose=args.verbose)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -191,6 +191,28 @@ class EvaluatorMethod:
     description: str = ""
 
 
+# --------------------------------------------------------------------------- shell commands
+@dataclass(frozen=True)
+class ShellCommands:
+    """Commands a plugin adds to the ``timecal`` home shell: a cmd2 ``CommandSet``
+    subclass (instantiated by the shell; its ``DEFAULT_CATEGORY`` groups them in ``help``).
+
+    Example (the analysis plugin)::
+
+        class AnalysisCommands(cmd2.CommandSet):
+            DEFAULT_CATEGORY = "analysis"
+            def do_plot(self, statement): ...
+
+        @hookimpl
+        def timecal_commands():
+            yield ShellCommands("analysis", AnalysisCommands, "plot, calibrate")
+    """
+
+    name: str
+    command_set: type
+    description: str = ""
+
+
 # --------------------------------------------------------------------------- hook specs
 class TimecalSpecs:
     @hookspec
@@ -208,3 +230,7 @@ class TimecalSpecs:
     @hookspec
     def timecal_evaluators(self) -> Iterable[EvaluatorMethod]:
         """Register delay-calibration evaluators."""
+
+    @hookspec
+    def timecal_commands(self) -> Iterable[ShellCommands]:
+        """Register command sets of the ``timecal`` home shell."""

@@ -121,6 +121,8 @@ class Failure:
     exit_code: int | None
     reason: str  # one line, used to group failures
     error: str  # the last log lines
+    #: Retrying cannot help (a user error raised by the task): failed for good at once.
+    final: bool = False
 
 
 @dataclass(frozen=True)
@@ -312,7 +314,7 @@ class Ledger:
                 attempts = db.execute("SELECT attempts FROM tasks WHERE task_id=?",
                                       (f.task_id,)).fetchone()
                 attempts = (attempts[0] if attempts else 0) + 1
-                state = ERROR if attempts >= max_attempts else FAILED
+                state = ERROR if attempts >= max_attempts or f.final else FAILED
                 if state == ERROR:
                     exhausted.append(f.task_id)
                 db.execute("UPDATE tasks SET state=?, attempts=?, worker=?, end=?, exit_code=?, "
@@ -341,6 +343,12 @@ class Ledger:
             db.executemany("INSERT INTO events (time, task_id, state, detail) VALUES (?,?,?,?)",
                            [(now, tid, state, detail) for tid in changed])
         return changed
+
+    def grant_one_more_attempt(self, task_ids: Iterable[str], max_attempts: int) -> None:
+        """A user's retry of tasks failed for good: each gets one more attempt."""
+        with self.transaction() as db:
+            db.executemany("UPDATE tasks SET attempts=MIN(attempts, ?) WHERE task_id=? "
+                           "AND state='error'", [(max_attempts - 1, t) for t in task_ids])
 
     def note(self, detail: str) -> None:
         """A production-level event (start, exit, interruption)."""
@@ -384,10 +392,14 @@ class Ledger:
                                           "task_id < ? ORDER BY task_id LIMIT ?",
                                           (prefix, prefix + "\uffff", limit))]
 
-    def error_groups(self) -> list[tuple[str, int, str]]:
-        """(reason, count, example task id) of failed and errored tasks, commonest first."""
-        return self._query("SELECT COALESCE(reason, '?'), COUNT(*), MIN(task_id) FROM tasks "
-                           "WHERE state IN ('failed', 'error') GROUP BY reason "
+    def error_groups(self) -> list[tuple[str, int, str, int]]:
+        """(reason, count, example task id, of which waiting for a retry) of every task whose
+        last attempt failed: failed for good, failed, and those already resubmitted (pending
+        or running again), commonest first."""
+        return self._query("SELECT COALESCE(reason, '?'), COUNT(*), MIN(task_id), "
+                           "SUM(state != 'error') FROM tasks "
+                           "WHERE state IN ('failed', 'error') OR (state IN ('pending', 'running') "
+                           "AND reason IS NOT NULL) GROUP BY reason "
                            "ORDER BY COUNT(*) DESC, reason")
 
     def last_events(self, n: int = 10) -> list[Event]:
@@ -401,9 +413,33 @@ class Ledger:
                            "ORDER BY id DESC LIMIT ?", (n,))
         return [Event(*r) for r in reversed(rows)]
 
+    def last_start(self) -> float | None:
+        """When the latest driver started (the rate of ``--status`` is measured from it)."""
+        rows = self._query("SELECT MAX(time) FROM events WHERE task_id IS NULL AND "
+                           "detail LIKE 'driver started%'")
+        return rows[0][0] if rows else None
+
     def done_since(self, since: float) -> int:
         return self._query("SELECT COUNT(*) FROM tasks WHERE state='done' AND end >= ?",
                            (since,))[0][0]
+
+    def outcome_timeline(self, points: int = 300) -> list[tuple[float, int, int]]:
+        """(time, tasks done, tasks failed for good) after each outcome, at most ``points``
+        samples (the status page's progress plot)."""
+        rows = self._query("SELECT time, state FROM events WHERE task_id IS NOT NULL AND "
+                           "state IN ('done', 'error') ORDER BY id")
+        out, done, failed = [], 0, 0
+        step = max(1, len(rows) // points)
+        for i, (when, state) in enumerate(rows):
+            done += state == DONE
+            failed += state == ERROR
+            if i % step == 0 or i == len(rows) - 1:
+                out.append((when, done, failed))
+        return out
+
+    def done_runtimes(self) -> list[float]:
+        return [r[0] for r in self._query("SELECT end - start FROM tasks WHERE state='done' AND "
+                                          "start IS NOT NULL AND end IS NOT NULL")]
 
     def runtimes(self) -> dict[str, tuple[float | None, int]]:
         """task id -> (runtime seconds or None, attempts), for the aggregators."""

@@ -33,6 +33,15 @@ def _process_start(pid: int) -> str | None:
     return stat.rpartition(")")[2].split()[19]
 
 
+def _zombie(pid: int) -> bool:
+    """Dead but not yet reaped (a detached driver's parent may never wait for it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rpartition(")")[2].split()[0] == "Z"
+    except OSError:
+        return False
+
+
 def _alive(pid: int, started: str | None) -> bool:
     try:
         os.kill(pid, 0)
@@ -40,6 +49,8 @@ def _alive(pid: int, started: str | None) -> bool:
         return False
     except PermissionError:
         pass  # exists, owned by someone else
+    if _zombie(pid):
+        return False
     now_started = _process_start(pid)
     return started is None or now_started is None or now_started == started
 

@@ -24,6 +24,7 @@ KINDS = {
     "scripts": "timecal_scripts",
     "aggregators": "timecal_aggregators",
     "evaluators": "timecal_evaluators",
+    "commands": "timecal_commands",
 }
 
 
@@ -41,6 +42,7 @@ class Registry:
     scripts: dict[str, Registered] = field(default_factory=dict)
     aggregators: dict[str, Registered] = field(default_factory=dict)
     evaluators: dict[str, Registered] = field(default_factory=dict)
+    commands: dict[str, Registered] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)  # plugin -> error
 
     def _lookup(self, kind: str, name: str, option: str) -> Registered:

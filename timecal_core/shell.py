@@ -1,13 +1,16 @@
-"""The interactive production monitor: a cmd2 shell running while the cluster computes.
+"""The interactive production monitor: a cmd2 shell beside a running production.
 
-It keeps the seed tool's loop (every interval: retry failed tasks, release finished ones,
-print task and cluster status, prompt) and its twelve commands, and adds what a physicist
-following a 30,000-task production reaches for: task tables, logs one command away, failures
-grouped by error, scaling, aggregation. The periodic status arrives as cmd2 asynchronous
-alerts, printed above the prompt without clobbering what the user is typing.
+It keeps the seed tool's loop (every interval the status appears, failed tasks are retried)
+and its commands, and adds what a physicist following a 30,000-task production reaches
+for: task tables, logs one command away, failures grouped by error, scaling, aggregation.
 
-The shell only talks to :class:`timecal_core.driver.Engine`; it holds no production state
-of its own, so leaving it (``exit``) leaves a consistent ledger behind.
+The shell is a thin client: it holds no production state and talks to the driver only
+through a channel (``request(op, **args) -> dict``, see :mod:`timecal_core.control`), so
+it works the same whether the driver is in this process or, later, in another one. The
+driver's heartbeat publishes the status; the shell polls for what it has not shown yet and
+prints it as cmd2 asynchronous alerts above the prompt, without clobbering what the user
+is typing. Backend commands arrive as a cmd2 ``CommandSet``; ``interval`` and ``verbose``
+are cmd2 settables (``set interval 10``) as well as the seed's commands.
 """
 
 from __future__ import annotations
@@ -18,14 +21,15 @@ import time
 from pathlib import Path
 
 import cmd2
-from cmd2 import Choices, Cmd2ArgumentParser, Completions, with_argparser
+from cmd2 import Choices, Cmd2ArgumentParser, CommandSet, Completions, with_argparser
 
-from .driver import MIN_TICK_GAP
-from .ledger import CANCELLED, DONE, ERROR, FAILED, PENDING, RUNNING, STATES, STATE_HELP
-from .status import format_duration, render_cluster, render_errors, render_table
+from .control import ControlError
+from .ledger import ERROR, FAILED, STATE_HELP, STATES
+from .status import format_duration, render_errors, render_table
 
 LOG_LINES = 30
 TABLE_LIMIT = 50
+POLL = 0.25  # seconds between two looks at what the driver published
 HIDDEN_BUILTINS = ("alias", "macro", "edit", "run_pyscript", "run_script", "shell", "shortcuts")
 
 
@@ -42,7 +46,10 @@ def _state_choices(_app=None) -> Choices:
 
 
 def _task_completer(app: MonitorShell, text: str, line: str, begidx: int, endidx: int) -> Completions:
-    return Completions.from_values(app.engine.ledger.find(text, limit=200))
+    try:
+        return Completions.from_values(app.ask("find", prefix=text, limit=200)["ids"])
+    except ControlError:
+        return Completions.from_values([])
 
 
 def _task_parser(description: str, nargs: str = "*") -> Cmd2ArgumentParser:
@@ -72,20 +79,23 @@ def _log_parser() -> Cmd2ArgumentParser:
 
 def _interval_parser() -> Cmd2ArgumentParser:
     parser = Cmd2ArgumentParser(description="Show or set the seconds between status updates and "
-                                            "automatic retries.")
+                                            "automatic retries (also: set interval N).")
     parser.add_argument("seconds", nargs="?", type=float, help="new interval in seconds")
     return parser
 
 
 def _verbose_parser() -> Cmd2ArgumentParser:
     parser = Cmd2ArgumentParser(description="Toggle (or set) a line for every task that "
-                                            "finishes or fails.")
+                                            "finishes or fails (also: set verbose true).")
     parser.add_argument("switch", nargs="?", choices=("on", "off"))
     return parser
 
 
 def _scale_parser() -> Cmd2ArgumentParser:
-    parser = Cmd2ArgumentParser(description="Ask the cluster for N workers (stops adaptive scaling).")
+    parser = Cmd2ArgumentParser(description="Ask the cluster for N workers (stops adaptive "
+                                            "scaling). Going down, idle workers go first; a "
+                                            "busy one hands its task back without costing "
+                                            "it an attempt.")
     parser.add_argument("workers", type=int, help="number of workers")
     return parser
 
@@ -102,73 +112,120 @@ def _no_args(description: str):
     return lambda: Cmd2ArgumentParser(description=description)
 
 
+def _positive(value) -> float:
+    seconds = float(value)
+    if not seconds > 0:
+        raise ValueError("give a positive number of seconds")
+    return seconds
+
+
+def _console_exit(*_args) -> None:
+    """``exit()``/``quit()`` of the debug console: leave it, and only it. The builtins of
+    the same name close standard input first, which would take the monitor down too."""
+    raise SystemExit
+
+
+def backend_command_set(backend: str, commands: list[list[str]], taken: set[str],
+                        ask) -> CommandSet | None:
+    """The backend's own commands (``jobs`` details, ``release``, ``remove``...) as a
+    CommandSet of their own category; one that would hide a monitor command is left out."""
+    methods = {}
+    for name, help_text in commands:
+        if name in taken:
+            continue
+
+        def command(self, statement, _name=name):
+            try:
+                self._cmd.poutput(ask("backend_command", name=_name, arg=statement.args)["text"])
+            except ControlError as exc:
+                self._cmd.perror(str(exc))
+
+        command.__doc__ = help_text
+        command.__name__ = f"do_{name}"
+        methods[f"do_{name}"] = command
+    if not methods:
+        return None
+    cls = type(f"{backend.title()}BackendCommands", (CommandSet,),
+               {"DEFAULT_CATEGORY": f"{backend} backend", **methods})
+    return cls()
+
+
 class MonitorShell(cmd2.Cmd):
     """``help`` lists the commands, ``help CMD`` explains one."""
 
     DEFAULT_CATEGORY = "Production monitor"
 
-    def __init__(self, engine, history_file: Path | None = None):
+    def __init__(self, channel, history_file: Path | None = None):
         super().__init__(allow_cli_args=False, auto_suggest=False,
                          persistent_history_file=str(history_file or history_path()))
-        self.engine = engine
-        self.interval = float(engine.options.interval)
-        self.prompt = self._prompt_text()
+        self.channel = channel
+        summary = self.ask("summary")
+        self.interval = float(summary["interval"])
+        self.verbose = bool(summary["verbose"])
+        self.add_settable(cmd2.Settable("interval", _positive, "seconds between status updates "
+                                        "and automatic retries", self, onchange_cb=self._changed))
+        self.add_settable(cmd2.Settable("verbose", bool, "a line for every task that finishes "
+                                        "or fails", self, onchange_cb=self._changed))
+        self.prompt = self._prompt_text(summary)
         self.hidden_commands.extend(HIDDEN_BUILTINS)
-        self.stopped = False  # left with tasks unfinished
+        self.stopped = False  # the user stopped the driver, or let it end: wait for its end
+        self.detached = False  # left with the driver going on
+        self.ended: int | None = None  # the driver's exit code, once it ended
         self._close_requested = False
         self._closing = threading.Event()
-        self._next_tick = time.monotonic() + self.interval
-        self._last_tick = 0.0
-        self._announced_end = False
-        self._backend_commands()
-        engine.notify = lambda text: self.add_alert(msg=text)
+        self._seen = self.ask("updates", after=0)["last"]  # what came before the intro
+        self._register_backend_commands()
+
+    def ask(self, op: str, **args) -> dict:
+        return self.channel.request(op, **args)
 
     # ------------------------------------------------------------------ loop machinery
-    def _prompt_text(self) -> str:
-        counts = self.engine.ledger.counts()
-        return f"timecal {counts[DONE]}/{sum(counts.values())}> "
+    @staticmethod
+    def _prompt_text(summary: dict) -> str:
+        return f"timecal {summary['done']}/{summary['total']}> "
 
-    def _ticker(self) -> None:
-        """The seed's monitoring loop, in the background: every interval (or as soon as
-        nothing is left in flight) retry, supervise, and print the status."""
-        while not self._closing.is_set():
-            idle = self.engine.wait_idle(min(1.0, max(0.05, self._next_tick - time.monotonic())))
-            if self._closing.is_set():
-                return
-            now = time.monotonic()
-            due = now >= self._next_tick
-            early = idle and not self._announced_end and now - self._last_tick >= MIN_TICK_GAP
-            if not (due or early):
-                continue
-            self._last_tick = now
-            self._next_tick = now + self.interval
+    def _changed(self, name: str, _old, new) -> None:
+        self.ask("set", **{name: new})
+
+    def _poller(self) -> None:
+        """Show what the driver publishes (status every interval, notices, the end)."""
+        while not self._closing.wait(POLL):
             try:
-                notices = self.engine.tick()
-                text = "\n".join(notices + [self.engine.status_text()])
-            except Exception as exc:  # the cluster went away, the scheduler is busy...
-                self.add_alert(msg=f"monitor: {type(exc).__name__}: {exc}")
+                answer = self.ask("updates", after=self._seen)
+            except Exception as exc:  # the driver went away: say so once, keep the prompt
+                self.add_alert(msg=f"monitor: cannot reach the driver: {exc}")
+                self._closing.wait(5)
                 continue
-            if self.engine.finished():
-                if self.engine.all_done():
-                    self.request_close()  # run_shell prints the final status
-                    return
-                if not self._announced_end:
-                    counts = self.engine.ledger.counts()
-                    text += (f"\nnothing left to run: {counts[ERROR]} failed for good, "
-                             f"{counts[CANCELLED]} cancelled. 'errors' and 'log TASK' show why, "
-                             "'retry' tries again, 'exit' leaves.")
-                    self._announced_end = True
-            else:
-                self._announced_end = False
-            self.add_alert(msg=text, prompt=self._prompt_text())
+            if any(item["kind"] == "complete" for item in answer["items"]):
+                # The driver aggregates now: ShellMonitor shows these items and what follows.
+                self.request_close()
+                return
+            self._seen = answer["last"]
+            texts = []
+            for item in answer["items"]:
+                if item["kind"] == "ended":
+                    self.ended = int(item.get("code", 1))
+                    self.request_close()
+                    break
+                texts.append(item.get("full", item["text"]))
+            if texts:
+                self.add_alert(msg="\n".join(texts), prompt=self._prompt_text(answer["summary"]))
+            if self.ended is not None:
+                return
 
     def request_close(self) -> None:
-        """Leave the prompt from the ticker thread once the production is complete."""
+        """Leave the prompt from another thread (production complete, SIGTERM/SIGHUP)."""
         self._close_requested = True
         app = getattr(self.main_session, "app", None)
         if app is not None and app.is_running and getattr(app, "loop", None) is not None:
             app.loop.call_soon_threadsafe(lambda: app.exit(exception=EOFError()) if app.is_running
                                           else None)
+
+    def termination_signal_handler(self, signum: int, _frame) -> None:
+        """SIGHUP (the terminal went away) or SIGTERM while the prompt is up (cmd2 would
+        ``sys.exit``): detach; the driver runs on its own and goes on."""
+        self.detached = True
+        self.request_close()
 
     def pre_prompt(self) -> None:
         if self._close_requested:
@@ -180,7 +237,7 @@ class MonitorShell(cmd2.Cmd):
         return stop or self._close_requested
 
     def preloop(self) -> None:
-        self._thread = threading.Thread(target=self._ticker, name="timecal-monitor", daemon=True)
+        self._thread = threading.Thread(target=self._poller, name="timecal-monitor", daemon=True)
         self._thread.start()
 
     def postloop(self) -> None:
@@ -191,7 +248,7 @@ class MonitorShell(cmd2.Cmd):
         """Full task ids from ids or unique prefixes; prints what is wrong and returns None."""
         out = []
         for prefix in given:
-            matches = self.engine.ledger.find(prefix, limit=2)
+            matches = self.ask("find", prefix=prefix, limit=2)["ids"]
             if len(matches) != 1:
                 what = "no task" if not matches else "several tasks"
                 self.perror(f"{prefix}: {what} with this id; 'tasks' lists them")
@@ -199,11 +256,19 @@ class MonitorShell(cmd2.Cmd):
             out.append(matches[0])
         return out
 
+    def onecmd(self, statement, *args, **kwargs):
+        """A request the driver refuses is one line, never a traceback."""
+        try:
+            return super().onecmd(statement, *args, **kwargs)
+        except ControlError as exc:
+            self.perror(str(exc))
+            return False
+
     # ------------------------------------------------------------------ the seed's commands
     @with_argparser(_no_args("Print the status: tasks per state, progress with rate and ETA, "
                              "cluster, batch jobs."))
     def do_status(self, _args) -> None:
-        self.poutput(self.engine.status_text())
+        self.poutput(self.ask("status")["text"])
 
     @with_argparser(_interval_parser)
     def do_interval(self, args) -> None:
@@ -213,22 +278,20 @@ class MonitorShell(cmd2.Cmd):
         if args.seconds <= 0:
             self.perror("interval: give a positive number of seconds")
             return
-        self.interval = args.seconds
-        self._next_tick = time.monotonic() + self.interval
+        self.interval = self.ask("set", interval=args.seconds)["interval"]
         self.poutput(f"interval set to {self.interval:g} s")
 
     @with_argparser(_task_parser("Resubmit failed tasks now (automatic at every interval). "
                                  "Without TASK: every failed task, including those failed for "
                                  "good, which get one more attempt."))
     def do_retry(self, args) -> None:
-        ids = self._resolve(args.tasks) if args.tasks else \
-            self.engine.ledger.ids_in_state(FAILED, ERROR)
-        if ids is None:
+        ids = self._resolve(args.tasks) if args.tasks else None
+        if args.tasks and ids is None:
             return
-        changed = self.engine.retry(ids)
-        self._announced_end = False
-        self.poutput(f"resubmitted {len(changed)} task(s)" +
-                     ("" if changed or not ids else " (the others are not failed or cancelled)"))
+        answer = self.ask("retry", tasks=ids)
+        self.poutput(f"resubmitted {answer['changed']} task(s)" +
+                     ("" if answer["changed"] or not answer["asked"]
+                      else " (the others are not failed or cancelled)"))
 
     @with_argparser(_task_parser("Cancel tasks (pending, running or failed); 'cancel all' "
                                  "cancels everything not finished. Cancelled tasks run again "
@@ -237,66 +300,91 @@ class MonitorShell(cmd2.Cmd):
         if not args.tasks:
             self.perror("cancel: give task ids, or 'all'")
             return
-        if args.tasks == ["all"]:
-            ids = self.engine.ledger.ids_in_state(PENDING, RUNNING, FAILED)
-        else:
-            ids = self._resolve(args.tasks)
-            if ids is None:
-                return
-        self.poutput(f"cancelled {len(self.engine.cancel(ids))} task(s)")
+        ids = "all" if args.tasks == ["all"] else self._resolve(args.tasks)
+        if ids is None:
+            return
+        self.poutput(f"cancelled {self.ask('cancel', tasks=ids)['changed']} task(s)")
 
     @with_argparser(_no_args("Release finished futures and collect garbage; reports what the "
                              "driver holds."))
     def do_clean(self, _args) -> None:
-        self.poutput(self.engine.clean())
+        self.poutput(self.ask("clean")["text"])
 
     @with_argparser(_no_args("The Dask client: scheduler address, dashboard, workers."))
     def do_client(self, _args) -> None:
-        client = self.engine.client
-        self.poutput(f"{client!r}\nscheduler {client.scheduler.address}"
-                     f"\ndashboard {self.engine.running.dashboard_link or '-'}")
+        self.poutput(self.ask("client")["text"])
 
     @with_argparser(_no_args("The cluster: workers asked for and connected, threads, memory, "
                              "batch jobs."))
     def do_cluster(self, _args) -> None:
-        self.poutput(f"{self.engine.running.cluster!r} ({self.engine.running.backend} backend)")
-        self.poutput(render_cluster(self.engine.cluster_info()))
-        jobs = self.engine.running.batch_jobs()
-        if jobs:
-            self.poutput(f"{len(jobs)} batch jobs ('jobs' lists them)")
+        self.poutput(self.ask("cluster")["text"])
 
     @with_argparser(_no_args("Futures the driver holds, by Dask status, and tasks queued in "
                              "the driver."))
     def do_futures(self, _args) -> None:
-        summary = self.engine.futures_summary()
-        self.poutput(render_table(("futures", "count"), sorted(summary.items())))
+        self.poutput(render_table(("futures", "count"), sorted(self.ask("futures")["counts"].items())))
 
     @with_argparser(_verbose_parser)
     def do_verbose(self, args) -> None:
-        self.engine.verbose = (not self.engine.verbose) if args.switch is None else args.switch == "on"
-        self.poutput(f"verbose {'on' if self.engine.verbose else 'off'}")
+        wanted = (not self.verbose) if args.switch is None else args.switch == "on"
+        self.verbose = self.ask("set", verbose=wanted)["verbose"]
+        self.poutput(f"verbose {'on' if self.verbose else 'off'}")
 
-    @with_argparser(_no_args("Open a Python console holding engine, client, cluster, ledger "
-                             "and plan (status updates pause; exit() or Ctrl-D returns)."))
+    @with_argparser(_no_args("Open a Python console with a Dask client of its own connected "
+                             "to the production's scheduler (status updates pause; exit() or "
+                             "Ctrl-D returns)."))
     def do_debug(self, _args) -> None:
         import code
 
-        e = self.engine
-        namespace = {"engine": e, "client": e.client, "cluster": e.running.cluster,
-                     "running": e.running, "ledger": e.ledger, "plan": e.plan}
-        try:
-            code.interact(banner="debug console: " + ", ".join(sorted(namespace)), local=namespace,
-                          exitmsg="back to the monitor")
-        except SystemExit:
-            pass
+        from distributed import Client
 
-    @with_argparser(_no_args("Leave the monitor. With tasks still running, asks first; they "
-                             "stop and resume on the next run of the same command."))
+        address = self.ask("dask")["scheduler"]
+        try:
+            client = Client(address, timeout=30, set_as_default=False)
+        except Exception as exc:
+            self.perror(f"debug: cannot connect to the scheduler {address}: {exc}")
+            return
+        namespace = {"client": client, "scheduler": address, "ask": self.ask,
+                     "exit": _console_exit, "quit": _console_exit}
+        try:
+            code.interact(banner=f"debug console: client (connected to {address}), ask(op, **args) "
+                                 "(the monitor's requests). exit() or Ctrl-D returns to the monitor.",
+                          local=namespace, exitmsg="back to the monitor")
+        except SystemExit:
+            self.poutput("back to the monitor")
+        finally:
+            client.close()
+
+    @with_argparser(_no_args("Leave the monitor and stop the driver. With tasks still "
+                             "running, asks first; they stop and resume on the next run of "
+                             "the same command. 'detach' (or Ctrl-D, or closing the terminal) "
+                             "leaves the driver running."))
     def do_exit(self, _args) -> bool:
-        if self._close_requested or self.engine.finished():
+        summary = self.ask("summary")
+        if self._close_requested:
             return True
-        counts = self.engine.ledger.counts()
-        left = counts[PENDING] + counts[RUNNING] + counts[FAILED]
+        if summary["finished"]:  # nothing left to run: let the driver end and report
+            self.ask("finish")
+            self.stopped = True
+            return True
+        return self._confirm_stop(summary)
+
+    @with_argparser(_no_args("Leave the monitor and let the driver go on by itself (logging "
+                             "out changes nothing); 'timecal attach OUT' comes back."))
+    def do_detach(self, _args) -> bool:
+        summary = self.ask("summary")
+        self.poutput(f"detached: the driver goes on; 'timecal attach {summary['production']}' "
+                     "comes back")
+        self.detached = True
+        return True
+
+    @with_argparser(_no_args("Stop the driver (same as exit)."))
+    def do_stop(self, _args) -> bool:
+        return self.do_exit("")
+
+    def _confirm_stop(self, summary: dict) -> bool:
+        c = summary["counts"]
+        left = c["pending"] + c["running"] + c[FAILED]
         try:
             answer = self.read_input(f"{left} task(s) not finished; stop them (they resume on the "
                                      "next run)? [y/N] ")
@@ -305,7 +393,7 @@ class MonitorShell(cmd2.Cmd):
         if answer.strip().lower() not in ("y", "yes"):
             self.poutput("continuing")
             return False
-        self.engine.stop("stopped by the user")
+        self.ask("stop", reason="stopped by the user")
         self.stopped = True
         return True
 
@@ -314,113 +402,118 @@ class MonitorShell(cmd2.Cmd):
         return self.do_exit("")
 
     def do__eof(self, args) -> bool:
-        """Ctrl-D: same as exit."""
+        """Ctrl-D: detach (the driver goes on)."""
         self.poutput("")
-        return self.do_exit("")
+        if self._close_requested:  # the prompt was closed for us (production ended, signal)
+            return True
+        return self.do_detach("")
 
     # ------------------------------------------------------------------ additions
     @with_argparser(_tasks_parser)
     def do_tasks(self, args) -> None:
-        rows = self.engine.ledger.tasks(args.state, limit=None if args.limit == 0 else args.limit + 1)
-        more = args.limit and len(rows) > args.limit
-        rows = rows[:args.limit] if args.limit else rows
-        table = [(t.task_id, t.state, t.attempts, t.worker or "",
-                  format_duration(t.runtime) if t.runtime is not None else "",
-                  (t.reason or "") if t.state in (FAILED, ERROR) else t.dirname) for t in rows]
+        answer = self.ask("tasks", state=args.state, limit=args.limit)
+        table = [(t["task_id"], t["state"], t["attempts"], t["worker"] or "",
+                  format_duration(t["runtime"]) if t["runtime"] is not None else "",
+                  (t["reason"] or "") if t["state"] in (FAILED, ERROR) else t["dirname"])
+                 for t in answer["rows"]]
         if not table:
             self.poutput(f"no {args.state + ' ' if args.state else ''}tasks")
             return
         self.poutput(render_table(("task", "state", "attempts", "worker", "runtime",
                                    "error / directory"), table))
-        if more:
+        if answer["more"]:
             self.poutput(f"(first {args.limit}; 'tasks {args.state or ''} -n 0' shows all)")
 
     @with_argparser(_log_parser)
     def do_log(self, args) -> None:
-        from .tasks import log_path
-
         ids = self._resolve(args.tasks)
         if ids is None:
             return
-        task = self.engine.ledger.task(ids[0])
-        path = log_path(self.engine.plan.production_dir, task.dirname)
-        self.poutput(f"task {task.task_id} ({task.state}, {task.attempts} attempt(s)) "
-                     f"{task.dirname}")
-        if path is None:
+        answer = self.ask("log", task=ids[0], lines=args.lines)
+        task = answer["task"]
+        self.poutput(f"task {task['task_id']} ({task['state']}, {task['attempts']} attempt(s)) "
+                     f"{task['dirname']}")
+        if answer["path"] is None:
             self.poutput("no log yet: the task has not started")
-            if task.error:
-                self.poutput(task.error.rstrip())
+            if task["error"]:
+                self.poutput(task["error"].rstrip())
             return
-        with open(path, errors="replace") as fh:
-            lines = fh.readlines()[-args.lines:]
-        self.poutput(f"--- {path} (last {len(lines)} lines)")
-        self.poutput("".join(lines).rstrip())
+        self.poutput(f"--- {answer['path']} (last {len(answer['lines'])} lines)")
+        self.poutput("".join(answer["lines"]).rstrip())
 
     @with_argparser(_no_args("Failed tasks grouped by error, with counts and one example each "
-                             "('log EXAMPLE' shows its log)."))
+                             "('log EXAMPLE' shows its log); 'to retry' counts those that "
+                             "failed and wait for (or run) their next attempt."))
     def do_errors(self, _args) -> None:
-        self.poutput(render_errors(self.engine.ledger))
+        self.poutput(render_errors(self.ask("errors")["groups"]))
 
     @with_argparser(_scale_parser)
     def do_scale(self, args) -> None:
-        if args.workers < 0:
-            self.perror("scale: the number of workers cannot be negative")
-            return
-        self.engine.running.scale(args.workers)
-        self.poutput(f"asked for {args.workers} workers")
+        self.poutput(self.ask("scale", workers=args.workers)["text"])
 
     @with_argparser(_adapt_parser)
     def do_adapt(self, args) -> None:
-        if not 0 <= args.minimum <= args.maximum:
-            self.perror("adapt: need 0 <= MIN <= MAX")
-            return
-        self.engine.running.adapt(args.minimum, args.maximum)
-        self.poutput(f"adaptive scaling between {args.minimum} and {args.maximum} workers")
+        self.poutput(self.ask("adapt", minimum=args.minimum, maximum=args.maximum)["text"])
 
     @with_argparser(_no_args("Run the aggregators now over the tasks finished so far (they run "
                              "by themselves once every task is done)."))
     def do_aggregate(self, _args) -> None:
-        from .driver import run_aggregators
-
-        e = self.engine
-        run_aggregators(e.plan.production_dir, e.plan.script.name, e.ledger, e.timerc,
-                        e.verbose, out=self.poutput)
+        for line in self.ask("aggregate")["lines"]:
+            self.poutput(line)
 
     @with_argparser(_no_args("The batch system's jobs of this cluster (none for local)."))
     def do_jobs(self, _args) -> None:
-        jobs = self.engine.running.batch_jobs()
-        if not jobs:
-            self.poutput(f"no batch jobs ({self.engine.running.backend} backend)")
+        answer = self.ask("jobs")
+        if not answer["jobs"]:
+            self.poutput(f"no batch jobs ({answer['backend']} backend)")
             return
-        self.poutput(render_table(("job", "state", "reason", "worker", "runtime"),
-                                  [(j.job_id, j.state, j.reason, j.worker, j.runtime) for j in jobs]))
+        self.poutput(render_table(("job", "state", "reason", "worker", "runtime"), answer["jobs"]))
 
-    def _backend_commands(self) -> None:
-        """Commands a backend offers (``RunningCluster.commands``), unless they would hide
-        one of the monitor's own."""
-        for name, (function, help_text) in dict(getattr(self.engine.running, "commands", {})).items():
-            if hasattr(self, f"do_{name}"):
-                continue
-
-            def command(_self, statement, _function=function):
-                try:
-                    self.poutput(_function(statement.args if hasattr(statement, "args") else
-                                           str(statement)))
-                except Exception as exc:
-                    self.perror(f"{type(exc).__name__}: {exc}")
-
-            command.__doc__ = help_text
-            cmd2.categorize(command, f"{self.engine.running.backend} backend")
-            setattr(self, f"do_{name}", command.__get__(self))
+    def _register_backend_commands(self) -> None:
+        answer = self.ask("backend_commands")
+        taken = {name[3:] for name in self.get_names() if name.startswith("do_")}
+        command_set = backend_command_set(answer["backend"], answer["commands"], taken, self.ask)
+        if command_set is not None:
+            self.register_command_set(command_set)
 
 
-def run_shell(engine) -> bool:
-    """Run the monitor until the production completes or the user leaves. Returns False
-    when the user stopped it with tasks unfinished."""
-    shell = MonitorShell(engine)
-    shell.cmdloop(intro=engine.status_text() + "\nmonitor: 'help' lists the commands, "
-                                              "'exit' leaves")
-    if shell.stopped:
-        return False
-    print(engine.status_text())
-    return True
+class ShellMonitor:
+    """The monitor on a terminal, attached to a driver (in a process of its own) through a
+    channel; returns the exit code the command should end with."""
+
+    END_WAIT = 300.0  # s to wait for a stopping driver's last lines (aggregation included)
+
+    def __init__(self, history_file: Path | None = None):
+        self.history_file = history_file
+
+    def __call__(self, channel) -> int:
+        shell = MonitorShell(channel, self.history_file)
+        shell.cmdloop(intro=channel.request("status")["text"] +
+                      "\nmonitor: 'help' lists the commands, 'exit' stops, 'detach' leaves "
+                      "the driver running")
+        if shell.detached:
+            return 0
+        if shell.ended is None:
+            shell.ended = self._wait_for_end(channel, shell)
+        return shell.ended
+
+    def _wait_for_end(self, channel, shell: MonitorShell) -> int:
+        """Show the driver's last lines (final status, aggregation, failures, how to
+        resume) until it says it ended."""
+        deadline = time.monotonic() + self.END_WAIT
+        while time.monotonic() < deadline:
+            try:
+                answer = channel.request("updates", after=shell._seen)
+            except ControlError as exc:
+                print(f"monitor: {exc}")
+                return 1
+            shell._seen = answer["last"]
+            for item in answer["items"]:
+                if item["kind"] == "ended":
+                    return int(item.get("code", 1))
+                if item["kind"] in ("final", "status", "notice", "end"):
+                    print(item.get("full", item["text"]), flush=True)
+            time.sleep(POLL)
+        print(f"monitor: the driver did not end within {self.END_WAIT:.0f} s; "
+              "BXRun --status -o OUT tells where it is")
+        return 1

@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .ledger import DONE, ERROR, FAILED, PENDING, RUNNING, STATES, Event, Ledger
+from .ledger import DONE, ERROR, PENDING, RUNNING, STATES, Event, Ledger
 
 BAR_WIDTH = 30
 
@@ -139,12 +139,14 @@ def render_event(event: Event) -> str:
     return f"{when}  {who}{state}{event.detail}"
 
 
-def render_errors(ledger: Ledger) -> str:
-    groups = ledger.error_groups()
+def render_errors(groups: Sequence[Sequence]) -> str:
+    """``Ledger.error_groups()`` as a table; tasks already resubmitted are counted apart so
+    that a failure is visible from its first attempt, not only once it is final."""
     if not groups:
         return "no failed tasks"
-    rows = [(n, example, reason) for reason, n, example in groups]
-    return render_table(("count", "example", "error"), rows)
+    rows = [(n, f"{waiting}" if waiting else "", example, reason)
+            for reason, n, example, waiting in groups]
+    return render_table(("count", "to retry", "example", "error"), rows)
 
 
 def render_ledger_report(ledger: Ledger, production_dir, events: int = 10) -> str:
@@ -152,17 +154,23 @@ def render_ledger_report(ledger: Ledger, production_dir, events: int = 10) -> st
     counts = ledger.counts()
     total = sum(counts.values())
     done = counts.get(DONE, 0)
-    window = 3600.0
-    recent = ledger.done_since(time.time() - window)
+    # The rate is measured over the last hour, or since the latest driver started if that
+    # is more recent (45 s into a run, an hour-long window would report a tenth of the rate).
+    now = time.time()
+    started = ledger.last_start()
+    window = min(3600.0, now - started) if started is not None else 3600.0
+    recent = ledger.done_since(now - window) if window > 0 else 0
     rate = recent / window if recent else None
+    label = "last hour" if window >= 3600.0 else f"since the driver started {format_duration(window)} ago"
     remaining = total - done - counts.get(ERROR, 0)
     eta = 0.0 if not remaining else (remaining / rate if rate else None)
     lines = [f"production {production_dir}",
              f"tasks: {total}  " + render_counts(counts),
              f"{progress_bar(done, total)} {done}/{total} {percent(done, total)}  "
-             f"{format_rate(rate)} (last hour)  ETA {format_duration(eta)}"]
-    if counts.get(FAILED, 0) or counts.get(ERROR, 0):
-        lines += ["", "failures:", render_errors(ledger)]
+             f"{format_rate(rate)} ({label})  ETA {format_duration(eta)}"]
+    groups = ledger.error_groups()
+    if groups:
+        lines += ["", "failures:", render_errors(groups)]
     production = ledger.production_events(events)
     if production:
         lines += ["", "production events (runs, batch system):"] + ["  " + render_event(e) for e in production]

@@ -4,6 +4,7 @@
   the Python emulator is compared with and the baseline of ``benchmarks/bench_cbcsim.py``.
 - ``cmssw_standin``: a stand-in of CMSSW's Python configuration layer (``cms``,
   ``VarParsing``), because CMSSW cannot be installed here; it executes our cfg files.
-- ``cmssw_stubs/``: a compile-only stand-in of the CMSSW C++ API the plugins use, for the
-  same reason.
+- ``cmssw_stubs/``: a stand-in of the CMSSW C++ API the plugins use, for the same reason:
+  enough to compile them and to run the analyzer with several stream copies
+  (``cmssw_stubs/drivers``).
 """

@@ -10,14 +10,24 @@ What it does enforce, as CMSSW does: only fragments it knows may be loaded and o
 objects those fragments define may be used; VarParsing rejects unknown or re-registered
 options and converts values to the registered type.
 
-``run_cfg(path, args) -> dict`` executes a cfg file with ``cmsRun``-like argv and returns its
-globals (``process``, ``options``...). Our own package's fragments
+``run_cfg(path, args, release=...) -> dict`` executes a cfg file with ``cmsRun``-like argv and
+returns its globals (``process``, ``options``...). Our own package's modules and fragments
 (``SimTracker.SiPhase2TimingCalibration.X``) are loaded from ``cmssw/.../python/X.py``.
+
+``release`` picks one of ``RELEASES``: which geometry scenarios (``Configuration.Geometry.
+GeometryExtended<scenario>[Reco]_cff``), eras and upgrade-workflow properties the simulated
+release has, so that the cfgs are executed under both geometry naming schemes. Their content
+is copied from cms-sw/cmssw (CMSSW_12_5: the ``2026`` names with D88; the ``Run4`` names of
+the current master, where D88 is gone), limited to what the cfgs look up; the release names
+stand for the scheme, not for a verified list of every file of that release.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.machinery
+import importlib.util
+import os
 import runpy
 import sys
 import types
@@ -206,8 +216,6 @@ KNOWN_FRAGMENTS: dict[str, tuple[str, ...]] = {
     "Configuration.EventContent.EventContent_cff": ("DQMEventContent", "FEVTDEBUGEventContent"),
     "SimGeneral.MixingModule.mix_POISSON_average_cfi": ("mix",),
     "SimGeneral.MixingModule.mixNoPU_cfi": ("mix",),
-    "Configuration.Geometry.GeometryExtended2026D88Reco_cff": ("trackerGeometry",),
-    "Configuration.Geometry.GeometryExtended2026D88_cff": ("XMLIdealGeometryESSource",),
     "Configuration.StandardSequences.MagneticField_cff": ("VolumeBasedMagneticFieldESProducer",),
     "Configuration.StandardSequences.Generator_cff": ("pgen",),
     "IOMC.EventVertexGenerators.VtxSmearedHLLHC14TeV_cfi": ("VtxSmeared",),
@@ -218,6 +226,40 @@ KNOWN_FRAGMENTS: dict[str, tuple[str, ...]] = {
     "DQMServices.Core.DQMStoreNonLegacy_cff": ("DQMStore",),
     "Configuration.StandardSequences.DQMSaverAtRunEnd_cff": ("dqmSaver", "DQMSaver"),
 }
+
+
+def _upgrade(geometry: str, era: str, globaltag: str) -> dict:
+    return {"Geom": "Extended" + geometry, "GT": globaltag, "Era": era}
+
+
+# What a simulated release provides: geometry scenarios, eras, and the upgradeProperties of
+# Configuration/PyReleaseValidation/python/upgradeWorkflowComponents.py (keyed by 2026 in the
+# 12_x releases, by 'Run4' after the rename).
+RELEASES: dict[str, dict] = {
+    "CMSSW_12_5_0": {
+        "geometries": ("2026D86", "2026D88"),
+        "eras": ("Phase2C17I13M9",),
+        "upgradeProperties": {2026: {"2026D86": _upgrade("2026D86", "Phase2C17I13M9", "auto:phase2_realistic_T21"),
+                                     "2026D88": _upgrade("2026D88", "Phase2C17I13M9", "auto:phase2_realistic_T21")}},
+    },
+    "CMSSW_15_0_0": {
+        "geometries": ("Run4D104", "Run4D110"),
+        "eras": ("Phase2C17I13M9", "Phase2C22I13M9"),
+        "upgradeProperties": {"Run4": {
+            "Run4D104": _upgrade("Run4D104", "Phase2C22I13M9", "auto:phase2_realistic_T33"),
+            "Run4D110": _upgrade("Run4D110", "Phase2C17I13M9", "auto:phase2_realistic_T33")}},
+    },
+}
+DEFAULT_RELEASE = "CMSSW_12_5_0"  # the release of the users' current tool
+_current_release = {"name": DEFAULT_RELEASE}
+
+
+def _geometry_fragments(release: str) -> dict[str, tuple[str, ...]]:
+    fragments = {}
+    for geometry in RELEASES[release]["geometries"]:
+        fragments[f"Configuration.Geometry.GeometryExtended{geometry}Reco_cff"] = ("trackerGeometry", "trackerTopology")
+        fragments[f"Configuration.Geometry.GeometryExtended{geometry}_cff"] = ("XMLIdealGeometryESSource",)
+    return fragments
 
 
 class Process:
@@ -260,9 +302,12 @@ class Process:
                 if not name.startswith("_") and isinstance(value, (PSet, Sequence)):
                     setattr(self, name, value)
             return
-        if fragment not in KNOWN_FRAGMENTS:
+        known = {**KNOWN_FRAGMENTS, **_geometry_fragments(_current_release["name"])}
+        if fragment.startswith("Configuration.Geometry.") and fragment not in known:
+            raise ImportError(f"No module named '{fragment}'")  # as in a release without it
+        if fragment not in known:
             raise ImportError(f"stand-in: unknown CMSSW fragment '{fragment}' (add it to KNOWN_FRAGMENTS)")
-        for name in KNOWN_FRAGMENTS[fragment]:
+        for name in known[fragment]:
             if name not in vars(self):
                 object.__setattr__(self, name, _External(name))
 
@@ -385,14 +430,38 @@ class VarParsing:
 
 
 # --------------------------------------------------------------------------- installation
-def _modules() -> dict[str, types.ModuleType]:
+def _existing(name: str) -> types.ModuleType:
+    """A module that importlib.util.find_spec() reports as present."""
+    module = types.ModuleType(name)
+    module.__spec__ = importlib.machinery.ModuleSpec(name, None)
+    return module
+
+
+def _our_module(name: str) -> types.ModuleType:
+    """SimTracker.SiPhase2TimingCalibration.X from cmssw/SiPhase2TimingCalibration/python/X.py."""
+    path = OUR_PYTHON_DIR / (name[len(OUR_PACKAGE) + 1:] + ".py")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _modules(release: str = DEFAULT_RELEASE) -> dict[str, types.ModuleType]:
+    if release not in RELEASES:
+        raise ValueError(f"stand-in: unknown release {release!r} (known: {', '.join(RELEASES)})")
     cms = _config_module()
     varparsing = types.ModuleType("FWCore.ParameterSet.VarParsing")
     varparsing.VarParsing = VarParsing
     dqm = types.ModuleType("DQMServices.Core.DQMEDAnalyzer")
     dqm.DQMEDAnalyzer = lambda type_name, *a, **kw: _Module("EDProducer", type_name, *a, **kw)
-    era = types.ModuleType("Configuration.Eras.Era_Phase2C17I13M9_cff")
-    era.Phase2C17I13M9 = Modifier("Phase2C17I13M9")
+    eras = []
+    for name in RELEASES[release]["eras"]:
+        era = _existing(f"Configuration.Eras.Era_{name}_cff")
+        setattr(era, name, Modifier(name))
+        eras.append(era)
+    geometries = [_existing(name) for name in _geometry_fragments(release)]
+    workflows = _existing("Configuration.PyReleaseValidation.upgradeWorkflowComponents")
+    workflows.upgradeProperties = RELEASES[release]["upgradeProperties"]
     globaltag = types.ModuleType("Configuration.AlCa.GlobalTag")
 
     def GlobalTag(essource, globaltag: str, conditions: str = ""):
@@ -402,7 +471,7 @@ def _modules() -> dict[str, types.ModuleType]:
         return essource
 
     globaltag.GlobalTag = GlobalTag
-    leaves = {m.__name__: m for m in (cms, varparsing, dqm, era, globaltag)}
+    leaves = {m.__name__: m for m in (cms, varparsing, dqm, globaltag, workflows, *eras, *geometries)}
     modules = {}
     for full_name, leaf in leaves.items():
         parts = full_name.split(".")
@@ -411,6 +480,8 @@ def _modules() -> dict[str, types.ModuleType]:
             modules.setdefault(parent, types.ModuleType(parent))
             modules[parent].__path__ = []  # a package
         modules[full_name] = leaf
+    for name in ("SimTracker", OUR_PACKAGE):  # our package: its plain modules are added by installed()
+        modules.setdefault(name, types.ModuleType(name)).__path__ = []
     for name, module in modules.items():
         if "." in name:
             parent, child = name.rsplit(".", 1)
@@ -419,30 +490,46 @@ def _modules() -> dict[str, types.ModuleType]:
 
 
 @contextlib.contextmanager
-def installed():
-    """The stand-in modules in ``sys.modules`` for the duration of the block."""
-    modules = _modules()
+def installed(release: str = DEFAULT_RELEASE):
+    """The stand-in modules of `release` in ``sys.modules`` (and ``CMSSW_VERSION`` in the
+    environment, as cmsenv sets it) for the duration of the block."""
+    modules = _modules(release)
     clashing = [n for n in modules if n in sys.modules]
     if clashing:
         raise RuntimeError(f"real modules already imported, refusing to shadow them: {clashing}")
+    old_version = os.environ.get("CMSSW_VERSION")
     sys.modules.update(modules)
+    _current_release["name"] = release
+    os.environ["CMSSW_VERSION"] = release
+    ours = []
     try:
+        for path in sorted(OUR_PYTHON_DIR.glob("*.py")):
+            name = f"{OUR_PACKAGE}.{path.stem}"
+            if not path.stem.endswith(("_cfi", "_cff")):  # plain modules the cfgs import
+                sys.modules[name] = _our_module(name)
+                setattr(sys.modules[OUR_PACKAGE], path.stem, sys.modules[name])
+                ours.append(name)
         yield
     finally:
-        for name in modules:
+        for name in [*modules, *ours]:
             sys.modules.pop(name, None)
+        _current_release["name"] = DEFAULT_RELEASE
+        if old_version is None:
+            os.environ.pop("CMSSW_VERSION", None)
+        else:
+            os.environ["CMSSW_VERSION"] = old_version
 
 
-def run_cfg(path: Path, args: list[str] = (), cwd: Path | None = None) -> dict[str, Any]:
-    """Execute a cfg file as ``cmsRun <path> <args...>`` would parse it; return its globals."""
-    import os
-
+def run_cfg(path: Path, args: list[str] = (), cwd: Path | None = None,
+            release: str = DEFAULT_RELEASE) -> dict[str, Any]:
+    """Execute a cfg file as ``cmsRun <path> <args...>`` would parse it in `release`; return
+    its globals."""
     old_argv, old_cwd = sys.argv, os.getcwd()
     sys.argv = ["cmsRun", str(path), *args]
     try:
         if cwd is not None:
             os.chdir(cwd)
-        with installed():
+        with installed(release):
             return runpy.run_path(str(path), run_name="__main__")
     finally:
         sys.argv = old_argv

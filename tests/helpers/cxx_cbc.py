@@ -16,8 +16,10 @@ pulse_table=False) -> dict``
   accumulated delay list (physics.md §4); any other sequence/array is taken as the explicit
   float64 delays.
 - ``model``: ``"compat"`` or ``"exact"``; ``opt``: optimisation flags for g++ (a string,
-  split on spaces). ``-std=c++17 -ffp-contract=off`` are always added: a fused
-  multiply-add could flip a threshold comparison and break exactness.
+  split on spaces). ``-std=c++17`` and the CXXFLAGS of the package's
+  ``plugins/BuildFile.xml`` (``-ffp-contract=off``: a fused multiply-add could flip a
+  threshold comparison and break exactness) are always added, so the goldens are checked
+  with the flags the plugins are built with in CMSSW.
 - ``pulse_table=True`` also returns the compat table S(k), k = 0..99, per delay.
 
 Returns ``{"delays": float64[D], "sampled", "latched": int64[D, 13] (ROOT bins incl.
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -49,7 +52,16 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = REPO_ROOT / "cmssw" / "SiPhase2TimingCalibration"
 HEADER = PACKAGE / "interface" / "CBCTimingModel.h"
 DRIVER = PACKAGE / "test" / "standalone" / "cbc_standalone.cc"
-BASE_FLAGS = ("-std=c++17", "-ffp-contract=off")
+BUILD_FILE = PACKAGE / "plugins" / "BuildFile.xml"
+
+
+def buildfile_cxxflags() -> tuple[str, ...]:
+    """The CXXFLAGS that plugins/BuildFile.xml gives scram for the plugins."""
+    text = re.sub(r"<!--.*?-->", "", BUILD_FILE.read_text(), flags=re.S)
+    return tuple(flag for value in re.findall(r'<flags\s+CXXFLAGS="([^"]*)"\s*/>', text) for flag in value.split())
+
+
+BASE_FLAGS = ("-std=c++17", *buildfile_cxxflags())
 N_BX_BINS = 13
 N_ATTR_BINS = 7
 TABLE_LENGTH = 100

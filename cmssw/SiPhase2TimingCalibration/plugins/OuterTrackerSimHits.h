@@ -13,6 +13,7 @@
 #include "FWCore/Framework/interface/ConsumesCollector.h"
 #include "FWCore/Framework/interface/Event.h"
 #include "FWCore/ParameterSet/interface/ParameterSet.h"
+#include "FWCore/ParameterSet/interface/ParameterSetDescription.h"
 #include "FWCore/Utilities/interface/InputTag.h"
 #include "Geometry/CommonDetUnit/interface/GeomDet.h"
 #include "Geometry/TrackerGeometryBuilder/interface/TrackerGeometry.h"
@@ -27,6 +28,7 @@
 #include <cmath>
 #include <cstdint>
 #include <map>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -37,6 +39,7 @@ namespace ot_simhits {
     uint32_t module;    // DetId raw id
     int subdet;         // DetId::subdetId(): 5 = TOB (OT barrel), 4 = TID (OT endcap disks)
     bool barrel;        // subdet == TOB: selects the barrel threshold and smearing
+    bool twoS;          // TrackerGeometry::getDetectorType() == Ph2SS: a 2S module (CBC readout)
     int bunchCrossing;  // EncodedEventId::bunchCrossing()
     int trackId;
     float pt;      // GeV, of the SimTrack of the same (event, track id); 0 if not found
@@ -47,9 +50,32 @@ namespace ot_simhits {
     float charge;  // electrons: energy loss / 3.61e-9 GeV
   };
 
+  // What forEachHit() saw: Outer Tracker hits, and those dropped because the job's tracker
+  // geometry has no module for their DetId (the geometry does not match the GEN-SIM input).
+  struct HitCounts {
+    unsigned long long outerTracker = 0;
+    unsigned long long noGeometry = 0;
+  };
+
   // The hit and track collections: signal only (g4SimHits) or mixed with pile-up (mix).
   class Sources {
   public:
+    // The parameters read by the constructor, with the defaults of the cfi.
+    static void fillDescription(edm::ParameterSetDescription& desc) {
+      const std::vector<std::string> collections = {
+          "TrackerHitsTOBLowTof", "TrackerHitsTOBHighTof", "TrackerHitsTIDLowTof", "TrackerHitsTIDHighTof"};
+      std::vector<edm::InputTag> signal, mixed;
+      for (const auto& collection : collections) {
+        signal.emplace_back("g4SimHits", collection);
+        mixed.emplace_back("mix", "g4SimHits" + collection);
+      }
+      desc.add<edm::InputTag>("SimTrackSource", edm::InputTag("g4SimHits"));
+      desc.add<bool>("UseMixing", false)
+          ->setComment("read the mixing module's crossing frames (pile-up) instead of the signal-only hits");
+      desc.add<std::vector<edm::InputTag>>("PSimHitSource", signal);
+      desc.add<std::vector<edm::InputTag>>("MixPSimHitSource", mixed);
+    }
+
     Sources(const edm::ParameterSet& config, edm::ConsumesCollector iC)
         : useMixing_(config.getParameter<bool>("UseMixing")) {
       const edm::InputTag simTrackTag = config.getParameter<edm::InputTag>("SimTrackSource");
@@ -66,14 +92,26 @@ namespace ot_simhits {
       }
     }
 
-    // Calls f(const HitInfo&) for every Outer Tracker hit of the event.
+    // Calls f(const HitInfo&) for every Outer Tracker hit of the event that has a geometry;
+    // returns how many Outer Tracker hits there were and how many had no geometry.
     template <class F>
-    void forEachHit(const edm::Event& iEvent, const TrackerGeometry& geometry, F&& f) const {
+    HitCounts forEachHit(const edm::Event& iEvent, const TrackerGeometry& geometry, F&& f) const {
       const std::map<TrackKey, float> pts = trackPts(iEvent);
+      HitCounts counts;
       auto visit = [&](const PSimHit& hit) {
         HitInfo info;
-        if (describe(hit, geometry, pts, info))
-          f(info);
+        switch (describe(hit, geometry, pts, info)) {
+          case Described::Hit:
+            counts.outerTracker++;
+            f(info);
+            break;
+          case Described::NoGeometry:
+            counts.outerTracker++;
+            counts.noGeometry++;
+            break;
+          case Described::NotOuterTracker:
+            break;
+        }
       };
       if (useMixing_) {
         for (const auto& token : mixSimHitTokens_) {
@@ -93,9 +131,12 @@ namespace ot_simhits {
             visit(hit);
         }
       }
+      return counts;
     }
 
   private:
+    enum class Described { Hit, NoGeometry, NotOuterTracker };
+
     using TrackKey = std::pair<uint32_t, unsigned int>;  // (EncodedEventId raw, track id)
 
     std::map<TrackKey, float> trackPts(const edm::Event& iEvent) const {
@@ -119,23 +160,24 @@ namespace ot_simhits {
       return pts;
     }
 
-    static bool describe(const PSimHit& hit, const TrackerGeometry& geometry, const std::map<TrackKey, float>& pts,
+    static Described describe(const PSimHit& hit, const TrackerGeometry& geometry, const std::map<TrackKey, float>& pts,
                          HitInfo& info) {
       constexpr double kLightSpeedCmPerNs = CLHEP::c_light * CLHEP::ns / CLHEP::cm;
       const DetId detId(hit.detUnitId());
       // Outer Tracker modules: barrel (TOB) and endcap disks (TID) in the Phase-2 numbering.
       if (detId.det() != DetId::Tracker ||
           (detId.subdetId() != StripSubdetector::TOB && detId.subdetId() != StripSubdetector::TID))
-        return false;
+        return Described::NotOuterTracker;
       const GeomDet* geomDet = geometry.idToDet(detId);
       if (geomDet == nullptr)
-        return false;
+        return Described::NoGeometry;
       const GlobalPoint position = geomDet->surface().toGlobal(hit.localPosition());
       const auto pt = pts.find(TrackKey(hit.eventId().rawId(), hit.trackId()));
 
       info.module = detId.rawId();
       info.subdet = detId.subdetId();
       info.barrel = detId.subdetId() == StripSubdetector::TOB;
+      info.twoS = geometry.getDetectorType(detId) == TrackerGeometry::ModuleType::Ph2SS;
       info.bunchCrossing = hit.eventId().bunchCrossing();
       info.trackId = hit.trackId();
       info.pt = pt == pts.end() ? 0.f : pt->second;
@@ -145,7 +187,7 @@ namespace ot_simhits {
       const float timeToModule = position.mag() / kLightSpeedCmPerNs;
       info.toa = hit.timeOfFlight() - timeToModule;
       info.charge = hit.energyLoss() / cbc_timing::kGeVPerElectron;
-      return true;
+      return Described::Hit;
     }
 
     const bool useMixing_;

@@ -15,6 +15,10 @@
 //   bx (int, bunch crossing of the hit's event)   track (int, Geant track id)
 //   dz (float, z_entry - z_exit, cm)              subdet (int, DetId::subdetId(): 5 = TOB,
 //                                                 the OT barrel; 4 = TID, the OT endcap disks)
+//
+// Hits whose DetId has no module in the job's geometry cannot be placed (r, z) and are not
+// written; their number is reported at the end of the job (LogWarning), and the job fails
+// when that was every hit (a geometry that does not match the GEN-SIM input).
 
 #include "OuterTrackerSimHits.h"
 
@@ -23,10 +27,14 @@
 #include "FWCore/Framework/interface/EventSetup.h"
 #include "FWCore/Framework/interface/MakerMacros.h"
 #include "FWCore/Framework/interface/one/EDAnalyzer.h"
+#include "FWCore/MessageLogger/interface/MessageLogger.h"
+#include "FWCore/ParameterSet/interface/ConfigurationDescriptions.h"
 #include "FWCore/ParameterSet/interface/ParameterSet.h"
+#include "FWCore/ParameterSet/interface/ParameterSetDescription.h"
 #include "FWCore/ServiceRegistry/interface/Service.h"
 #include "FWCore/Utilities/interface/ESGetToken.h"
 #include "FWCore/Utilities/interface/ESInputTag.h"
+#include "FWCore/Utilities/interface/Exception.h"
 #include "Geometry/Records/interface/TrackerDigiGeometryRecord.h"
 #include "Geometry/TrackerGeometryBuilder/interface/TrackerGeometry.h"
 
@@ -38,9 +46,12 @@
 class SimHitDumper : public edm::one::EDAnalyzer<edm::one::SharedResources> {
 public:
   explicit SimHitDumper(const edm::ParameterSet& config);
+  static void fillDescriptions(edm::ConfigurationDescriptions& descriptions);
   void analyze(const edm::Event& iEvent, const edm::EventSetup& iSetup) override;
+  void endJob() override;
 
 private:
+  ot_simhits::HitCounts counts_;  // a one-module: no other copy to share them with
   const ot_simhits::Sources sources_;
   const edm::ESGetToken<TrackerGeometry, TrackerDigiGeometryRecord> geomToken_;
 
@@ -69,8 +80,15 @@ SimHitDumper::SimHitDumper(const edm::ParameterSet& config)
   tree_->Branch("subdet", &subdet_, "subdet/I");
 }
 
+void SimHitDumper::fillDescriptions(edm::ConfigurationDescriptions& descriptions) {
+  edm::ParameterSetDescription desc;
+  desc.add<std::string>("GeometryType", "idealForDigi");
+  ot_simhits::Sources::fillDescription(desc);
+  descriptions.addWithDefaultLabel(desc);
+}
+
 void SimHitDumper::analyze(const edm::Event& iEvent, const edm::EventSetup& iSetup) {
-  sources_.forEachHit(iEvent, iSetup.getData(geomToken_), [this](const ot_simhits::HitInfo& hit) {
+  const auto fill = [this](const ot_simhits::HitInfo& hit) {
     charge_ = hit.charge;
     toa_ = hit.toa;
     module_ = hit.module;
@@ -82,7 +100,23 @@ void SimHitDumper::analyze(const edm::Event& iEvent, const edm::EventSetup& iSet
     dz_ = hit.dz;
     subdet_ = hit.subdet;
     tree_->Fill();
-  });
+  };
+  const ot_simhits::HitCounts counts = sources_.forEachHit(iEvent, iSetup.getData(geomToken_), fill);
+  counts_.outerTracker += counts.outerTracker;
+  counts_.noGeometry += counts.noGeometry;
+}
+
+void SimHitDumper::endJob() {
+  if (counts_.noGeometry == 0)
+    return;
+  edm::LogWarning("SimHitDumper") << counts_.noGeometry << " of " << counts_.outerTracker
+                                  << " Outer Tracker sim hits were not written: the tracker geometry of this job "
+                                     "has no module for their DetId (cfg option geometry=)";
+  if (counts_.noGeometry == counts_.outerTracker)
+    throw cms::Exception("Configuration")
+        << "all " << counts_.outerTracker
+        << " Outer Tracker sim hits have no module in the tracker geometry of this job, the dump is empty; run with "
+           "the geometry of the GEN-SIM input (cfg option geometry=)";
 }
 
 DEFINE_FWK_MODULE(SimHitDumper);

@@ -1,7 +1,8 @@
 """Default configuration of the Phase2TrackerBXHistogram DQM analyzer (module label timeCalib).
 
 The running configurations (test/PUCalibration_cfg.py, test/PythiaGunCalibration_cfg.py)
-overwrite the parameters users scan; the rest are the physics.md defaults.
+overwrite the parameters users scan; the rest are the physics.md defaults. The names and
+defaults are those of the plugin's fillDescriptions() (tests/test_cmssw_streams.py checks it).
 """
 import FWCore.ParameterSet.Config as cms
 from DQMServices.Core.DQMEDAnalyzer import DQMEDAnalyzer
@@ -29,6 +30,14 @@ timeCalib = DQMEDAnalyzer('Phase2TrackerBXHistogram',
     ThresholdSmearing_Barrel = cms.double(0.),
     ThresholdSmearing_Endcap = cms.double(0.),
     TOFSmearing = cms.double(0.),
+    # The per-module offsets are a function of (seed, module): the same in every stream, so
+    # the histograms do not depend on the number of threads; recorded in Info/SmearingSeed.
+    SmearingSeed = cms.uint32(1),
+    # 'module': one offset per module (TrackerTopology::stack, both sensors share it);
+    # 'sensor': one per sensor DetId, as the deployed analyzer drew them.
+    SmearingKey = cms.string('module'),
+    # Apply the CBC model to 2S modules only (PS modules are read out by the SSA/MPA).
+    Only2SModules = cms.bool(False),
     OffsetMin = cms.double(0.),
     OffsetMax = cms.double(50.),
     OffsetStep = cms.double(0.1),

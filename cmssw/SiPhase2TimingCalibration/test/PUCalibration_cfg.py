@@ -31,6 +31,19 @@ options.register('offset', -1., VarParsing.multiplicity.singleton, VarParsing.va
                  "Delay in emulate mode (ns); -1 draws it uniformly in [0, 50) to 0.01 ns")
 options.register('verbose', 0, VarParsing.multiplicity.singleton, VarParsing.varType.int,
                  "0 (nothing) | 1 (job) | 2 (hits) | 3 (BX firing) | 4 (everything)")
+options.register('smearingseed', 0, VarParsing.multiplicity.singleton, VarParsing.varType.int,
+                 "Seed of the per-module smearing, 1..2^32-1 (0: drawn at random; recorded in the output)")
+options.register('smearingkey', 'module', VarParsing.multiplicity.singleton, VarParsing.varType.string,
+                 "module (one offset per module) | sensor (one per sensor, as the deployed analyzer)")
+options.register('only2s', False, VarParsing.multiplicity.singleton, VarParsing.varType.bool,
+                 "Apply the CBC model to 2S modules only (PS modules are read out by the SSA/MPA)")
+options.register('geometry', '', VarParsing.multiplicity.singleton, VarParsing.varType.string,
+                 "Phase-2 geometry scenario of the GEN-SIM input, e.g. 2026D88 or Run4D110 "
+                 "(default: D88 where the release has it, i.e. 12_5-14_0, else D110)")
+options.register('era', '', VarParsing.multiplicity.singleton, VarParsing.varType.string,
+                 "Era (default: the one the release's upgrade workflows use with the geometry)")
+options.register('globaltag', '', VarParsing.multiplicity.singleton, VarParsing.varType.string,
+                 "Global tag (default: the one the release's upgrade workflows use with the geometry)")
 options.register('HSfile', '', VarParsing.multiplicity.singleton, VarParsing.varType.string,
                  "Text file listing the hard-scattering GEN-SIM files")
 options.register('PUfile', '', VarParsing.multiplicity.singleton, VarParsing.varType.string,
@@ -38,13 +51,24 @@ options.register('PUfile', '', VarParsing.multiplicity.singleton, VarParsing.var
 options.parseArguments()
 
 import FWCore.ParameterSet.Config as cms
-from Configuration.Eras.Era_Phase2C17I13M9_cff import Phase2C17I13M9
+from SimTracker.SiPhase2TimingCalibration.releaseConditions import choose
+
+# Geometry, era and global tag follow the release unless given (releaseConditions.py).
+geometry, era, era_name, globaltag, geometry_fragments = choose(options.geometry, options.era, options.globaltag)
+print("Geometry %s, era %s, global tag %s" % (geometry, era_name, globaltag))
 
 SUBDETS = ('ALL', 'BLL', 'BLH', 'BHL', 'BHH', 'ELL', 'ELH', 'EHL', 'EHH')
 if options.mode not in ('scan', 'emulate'):
     raise RuntimeError("mode=%s not understood (allowed: scan, emulate)" % options.mode)
 if options.subdet not in SUBDETS:
     raise RuntimeError("subdet=%s not understood (allowed: %s)" % (options.subdet, ' '.join(SUBDETS)))
+if options.smearingkey not in ('module', 'sensor'):
+    raise RuntimeError("smearingkey=%s not understood (allowed: module, sensor)" % options.smearingkey)
+if not 0 <= options.smearingseed < 2**32:
+    raise RuntimeError("smearingseed=%s: give 1..4294967295, or 0 to draw one" % options.smearingseed)
+# The offsets are a function of (seed, module): the same in every stream and thread.
+smearing_seed = options.smearingseed or random.randrange(1, 2**32)
+print("Smearing seed %d" % smearing_seed)
 
 
 def output_name(opts, delay=None):
@@ -81,21 +105,22 @@ if options.mode == 'emulate':
 filename = output_name(options, offset_emulate)
 print("Producing file %s" % filename)
 
-process = cms.Process('BXHIST', Phase2C17I13M9)
+process = cms.Process('BXHIST', era)
 
 process.load('Configuration.StandardSequences.Services_cff')
 process.load('SimGeneral.HepPDTESSource.pythiapdt_cfi')
 process.load('FWCore.MessageService.MessageLogger_cfi')
 process.load('Configuration.EventContent.EventContent_cff')
 process.load('SimGeneral.MixingModule.mix_POISSON_average_cfi')
-process.load('Configuration.Geometry.GeometryExtended2026D88Reco_cff')
+for fragment in geometry_fragments:
+    process.load(fragment)
 process.load('Configuration.StandardSequences.MagneticField_cff')
 process.load('Configuration.StandardSequences.EndOfProcess_cff')
 process.load('Configuration.StandardSequences.FrontierConditions_GlobalTag_cff')
 process.load('DQMServices.Core.DQMStoreNonLegacy_cff')
 
 from Configuration.AlCa.GlobalTag import GlobalTag
-process.GlobalTag = GlobalTag(process.GlobalTag, 'auto:phase2_realistic_T21', '')
+process.GlobalTag = GlobalTag(process.GlobalTag, globaltag, '')
 
 process.maxEvents = cms.untracked.PSet(input=cms.untracked.int32(options.N))
 
@@ -107,7 +132,9 @@ process.source = cms.Source("PoolSource",
     secondaryFileNames=cms.untracked.vstring(),
 )
 
-# Pile-up mixed into the in-time bunch crossing only: the analyzer shifts hits by bx itself.
+# Pile-up mixed into the in-time bunch crossing only: the analyzer discards hits of other
+# crossings (bx = 0 selection, physics.md section 1) and evaluates the BX windows -5..+5 of
+# each in-time hit itself.
 process.mix.input.nbPileupEvents.averageNumber = cms.double(options.pileup)
 process.mix.bunchspace = cms.int32(25)
 process.mix.minBunch = cms.int32(0)
@@ -132,14 +159,12 @@ process.timeCalib.TOFSmearing = cms.double(options.tofsmearing)
 process.timeCalib.Mode = cms.string(options.mode)
 process.timeCalib.Subdetector = cms.string(options.subdet)
 process.timeCalib.VerbosityLevel = cms.int32(options.verbose)
+process.timeCalib.SmearingSeed = cms.uint32(smearing_seed)
+process.timeCalib.SmearingKey = cms.string(options.smearingkey)
+process.timeCalib.Only2SModules = cms.bool(options.only2s)
 if offset_emulate is not None:
     process.timeCalib.OffsetEmulate = cms.double(offset_emulate)
 
-# The per-module smearing draws come from this engine (once per job, per module).
-process.RandomNumberGeneratorService.timeCalib = cms.PSet(
-    initialSeed=cms.untracked.uint32(random.randrange(1, 10**8)),
-    engineName=cms.untracked.string('TRandom3'),
-)
 process.RandomNumberGeneratorService.mix.initialSeed = cms.untracked.uint32(random.randrange(1, 10**8))
 
 process.DQMoutput = cms.OutputModule("DQMRootOutputModule",

@@ -30,6 +30,19 @@ options.register('subdet', 'ALL', VarParsing.multiplicity.singleton, VarParsing.
                  "Region of the Outer Tracker: ALL | BLL | BLH | BHL | BHH | ELL | ELH | EHL | EHH")
 options.register('offset', -1., VarParsing.multiplicity.singleton, VarParsing.varType.float,
                  "Delay in emulate mode (ns); -1 draws it uniformly in [0, 50) to 0.01 ns")
+options.register('smearingseed', 0, VarParsing.multiplicity.singleton, VarParsing.varType.int,
+                 "Seed of the per-module smearing, 1..2^32-1 (0: drawn at random; recorded in the output)")
+options.register('smearingkey', 'module', VarParsing.multiplicity.singleton, VarParsing.varType.string,
+                 "module (one offset per module) | sensor (one per sensor, as the deployed analyzer)")
+options.register('only2s', False, VarParsing.multiplicity.singleton, VarParsing.varType.bool,
+                 "Apply the CBC model to 2S modules only (PS modules are read out by the SSA/MPA)")
+options.register('geometry', '', VarParsing.multiplicity.singleton, VarParsing.varType.string,
+                 "Phase-2 geometry scenario of the GEN-SIM input, e.g. 2026D88 or Run4D110 "
+                 "(default: D88 where the release has it, i.e. 12_5-14_0, else D110)")
+options.register('era', '', VarParsing.multiplicity.singleton, VarParsing.varType.string,
+                 "Era (default: the one the release's upgrade workflows use with the geometry)")
+options.register('globaltag', '', VarParsing.multiplicity.singleton, VarParsing.varType.string,
+                 "Global tag (default: the one the release's upgrade workflows use with the geometry)")
 options.register('verbose', 0, VarParsing.multiplicity.singleton, VarParsing.varType.int,
                  "0 (nothing) | 1 (job) | 2 (hits) | 3 (BX firing) | 4 (everything)")
 options.parseArguments()
@@ -37,10 +50,22 @@ options.parseArguments()
 import math
 
 import FWCore.ParameterSet.Config as cms
-from Configuration.Eras.Era_Phase2C17I13M9_cff import Phase2C17I13M9
+from SimTracker.SiPhase2TimingCalibration.releaseConditions import choose
+
+# Geometry, era and global tag follow the release unless given (releaseConditions.py).
+geometry, era, era_name, globaltag, geometry_fragments = choose(options.geometry, options.era, options.globaltag,
+                                                                reco_only=False)
+print("Geometry %s, era %s, global tag %s" % (geometry, era_name, globaltag))
 
 if options.mode not in ('scan', 'emulate'):
     raise RuntimeError("mode=%s not understood (allowed: scan, emulate)" % options.mode)
+if options.smearingkey not in ('module', 'sensor'):
+    raise RuntimeError("smearingkey=%s not understood (allowed: module, sensor)" % options.smearingkey)
+if not 0 <= options.smearingseed < 2**32:
+    raise RuntimeError("smearingseed=%s: give 1..4294967295, or 0 to draw one" % options.smearingseed)
+# The offsets are a function of (seed, module): the same in every stream and thread.
+smearing_seed = options.smearingseed or random.randrange(1, 2**32)
+print("Smearing seed %d" % smearing_seed)
 
 offset_emulate = None
 if options.mode == 'emulate':
@@ -54,15 +79,15 @@ head = 'BXHistScan_' if offset_emulate is None else 'BXHistEmulateDelay_{:.2f}_'
 filename = (head + stem).replace('.', 'p') + '_raw.root'
 print("Producing file %s" % filename)
 
-process = cms.Process('BXHISTGUN', Phase2C17I13M9)
+process = cms.Process('BXHISTGUN', era)
 
 process.load('Configuration.StandardSequences.Services_cff')
 process.load('SimGeneral.HepPDTESSource.pythiapdt_cfi')
 process.load('FWCore.MessageService.MessageLogger_cfi')
 process.load('Configuration.EventContent.EventContent_cff')
 process.load('SimGeneral.MixingModule.mixNoPU_cfi')
-process.load('Configuration.Geometry.GeometryExtended2026D88Reco_cff')
-process.load('Configuration.Geometry.GeometryExtended2026D88_cff')
+for fragment in geometry_fragments:
+    process.load(fragment)
 process.load('Configuration.StandardSequences.MagneticField_cff')
 process.load('Configuration.StandardSequences.Generator_cff')
 process.load('IOMC.EventVertexGenerators.VtxSmearedHLLHC14TeV_cfi')
@@ -73,7 +98,7 @@ process.load('Configuration.StandardSequences.FrontierConditions_GlobalTag_cff')
 process.load('DQMServices.Core.DQMStoreNonLegacy_cff')
 
 from Configuration.AlCa.GlobalTag import GlobalTag
-process.GlobalTag = GlobalTag(process.GlobalTag, 'auto:phase2_realistic_T21', '')
+process.GlobalTag = GlobalTag(process.GlobalTag, globaltag, '')
 
 process.maxEvents = cms.untracked.PSet(input=cms.untracked.int32(options.N))
 process.source = cms.Source("EmptySource")
@@ -107,15 +132,14 @@ process.timeCalib.TOFSmearing = cms.double(options.tofsmearing)
 process.timeCalib.Mode = cms.string(options.mode)
 process.timeCalib.Subdetector = cms.string(options.subdet)
 process.timeCalib.VerbosityLevel = cms.int32(options.verbose)
+process.timeCalib.SmearingSeed = cms.uint32(smearing_seed)
+process.timeCalib.SmearingKey = cms.string(options.smearingkey)
+process.timeCalib.Only2SModules = cms.bool(options.only2s)
 if offset_emulate is not None:
     process.timeCalib.OffsetEmulate = cms.double(offset_emulate)
 
 for engine in ('generator', 'VtxSmeared', 'g4SimHits'):
     getattr(process.RandomNumberGeneratorService, engine).initialSeed = random.randrange(1, 10**8)
-process.RandomNumberGeneratorService.timeCalib = cms.PSet(
-    initialSeed=cms.untracked.uint32(random.randrange(1, 10**8)),
-    engineName=cms.untracked.string('TRandom3'),
-)
 
 process.DQMoutput = cms.OutputModule("DQMRootOutputModule",
     dataset=cms.untracked.PSet(dataTier=cms.untracked.string('DQMIO'), filterName=cms.untracked.string('')),

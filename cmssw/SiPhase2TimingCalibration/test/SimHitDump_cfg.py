@@ -20,12 +20,23 @@ options.register('HSfile', '', VarParsing.multiplicity.singleton, VarParsing.var
                  "Text file listing the hard-scattering GEN-SIM files")
 options.register('PUfile', '', VarParsing.multiplicity.singleton, VarParsing.varType.string,
                  "Text file listing the pile-up (minimum-bias) GEN-SIM files")
+options.register('geometry', '', VarParsing.multiplicity.singleton, VarParsing.varType.string,
+                 "Phase-2 geometry scenario of the GEN-SIM input, e.g. 2026D88 or Run4D110 "
+                 "(default: D88 where the release has it, i.e. 12_5-14_0, else D110)")
+options.register('era', '', VarParsing.multiplicity.singleton, VarParsing.varType.string,
+                 "Era (default: the one the release's upgrade workflows use with the geometry)")
+options.register('globaltag', '', VarParsing.multiplicity.singleton, VarParsing.varType.string,
+                 "Global tag (default: the one the release's upgrade workflows use with the geometry)")
 options.register('output', '', VarParsing.multiplicity.singleton, VarParsing.varType.string,
                  "Output ROOT file (default SimHitDump_N_<N>_pileup_<pileup>.root)")
 options.parseArguments()
 
 import FWCore.ParameterSet.Config as cms
-from Configuration.Eras.Era_Phase2C17I13M9_cff import Phase2C17I13M9
+from SimTracker.SiPhase2TimingCalibration.releaseConditions import choose
+
+# Geometry, era and global tag follow the release unless given (releaseConditions.py).
+geometry, era, era_name, globaltag, geometry_fragments = choose(options.geometry, options.era, options.globaltag)
+print("Geometry %s, era %s, global tag %s" % (geometry, era_name, globaltag))
 
 
 def get_files(path, label):
@@ -48,19 +59,20 @@ def get_files(path, label):
 output = options.output or 'SimHitDump_N_{}_pileup_{}.root'.format(options.N, options.pileup)
 print("Producing file %s" % output)
 
-process = cms.Process('SIMHITDUMP', Phase2C17I13M9)
+process = cms.Process('SIMHITDUMP', era)
 
 process.load('Configuration.StandardSequences.Services_cff')
 process.load('SimGeneral.HepPDTESSource.pythiapdt_cfi')
 process.load('FWCore.MessageService.MessageLogger_cfi')
 process.load('SimGeneral.MixingModule.mix_POISSON_average_cfi')
-process.load('Configuration.Geometry.GeometryExtended2026D88Reco_cff')
+for fragment in geometry_fragments:
+    process.load(fragment)
 process.load('Configuration.StandardSequences.MagneticField_cff')
 process.load('Configuration.StandardSequences.EndOfProcess_cff')
 process.load('Configuration.StandardSequences.FrontierConditions_GlobalTag_cff')
 
 from Configuration.AlCa.GlobalTag import GlobalTag
-process.GlobalTag = GlobalTag(process.GlobalTag, 'auto:phase2_realistic_T21', '')
+process.GlobalTag = GlobalTag(process.GlobalTag, globaltag, '')
 
 process.maxEvents = cms.untracked.PSet(input=cms.untracked.int32(options.N))
 process.source = cms.Source("PoolSource",
@@ -78,7 +90,7 @@ process.mix.input.fileNames = get_files(options.PUfile, 'PU')
 process.mix.mixObjects.mixSH.crossingFrames.extend([
     'TrackerHitsTIDHighTof', 'TrackerHitsTIDLowTof', 'TrackerHitsTOBHighTof', 'TrackerHitsTOBLowTof',
 ])
-# The pT of pile-up tracks: the analyzer reads the SimTracks of the crossing frame.
+# The pT of pile-up tracks: the dumper reads the SimTracks of the crossing frame.
 process.mix.mixObjects.mixTracks.makeCrossingFrame = cms.untracked.bool(True)
 # Only the crossing frames are used: no digitization.
 process.mix.digitizers = cms.PSet()

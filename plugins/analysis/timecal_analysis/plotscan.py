@@ -17,6 +17,7 @@ from typing import Any
 
 from timecal_core.config import load_timerc
 from timecal_core.errors import UserError
+from timecal_core.exits import run_cli
 from timecal_core.hookspecs import BackendRequest, FinishedTask
 from timecal_core.tasks import finished_tasks
 from timecal_core.yamlconf import load_yaml, parse_custom
@@ -55,17 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        run(args)
-    except UserError as exc:
-        if args.verbose:
-            raise
-        print(f"plotScan: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("plotScan: interrupted; the observables table is only replaced once complete", file=sys.stderr)
-        return 130
-    return 0
+    return run_cli("plotScan", lambda: run(args) and 0, verbose=args.verbose,
+                   interrupted="interrupted; the observables table is only replaced once complete")
 
 
 # --------------------------------------------------------------------------- the run

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ import numpy as np
 
 from timecal_core.config import load_timerc
 from timecal_core.errors import UserError
+from timecal_core.exits import run_cli
 from timecal_core.yamlconf import load_yaml, parse_custom
 from .calibration import DelayScan, scan_delay
 from .calibration_report import write_report
@@ -368,16 +368,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        return run(args)
-    except UserError as exc:
-        if args.verbose:
-            traceback.print_exc()
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+    return run_cli(PROG, lambda: run(args), verbose=args.verbose)
 
 
 if __name__ == "__main__":

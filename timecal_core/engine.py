@@ -1,6 +1,7 @@
-"""The production engine: submits a plan's tasks to a Dask cluster, follows them to
-completion, retries failures and keeps the ledger, for productions of up to ~30,000 tasks
-that run for days.
+"""The engine of a production run: hands a plan's tasks to a Dask cluster, records what
+finishes in the ledger, retries failures. It knows nothing of screens or terminals: the
+production loop (:mod:`timecal_core.production`) drives it and the monitor reaches it only
+through :mod:`timecal_core.control`.
 
 Design choices that keep the driver light and trustworthy:
 
@@ -14,9 +15,9 @@ Design choices that keep the driver light and trustworthy:
   finished in one ledger transaction and drops those futures at once (nothing finished is
   kept).
 - The scheduler is told not to retry tasks whose worker died (``allowed-failures = 0``):
-  the driver does it, so a dead worker costs the task one attempt, recorded in the ledger.
-- The monitor (shell or one-line reports) ticks every interval: batch-system supervision,
-  which tasks execute where, resubmission of failed tasks, status.
+  the engine does it, so a dead worker costs the task one attempt, recorded in the ledger;
+  a worker the engine retires itself (``scale`` down) costs nothing.
+- The SQL lives in :mod:`timecal_core.ledger`; the engine only calls its methods.
 """
 
 from __future__ import annotations
@@ -25,29 +26,25 @@ import gc
 import glob
 import itertools
 import logging
-import os
 import resource
+import signal
 import threading
 import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterable
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .ledger import (CANCELLED, DONE, ERROR, FAILED, PENDING, RUNNING, Completion, Failure,
-                     Ledger, rebuild)
+from .errors import UserError
+from .ledger import CANCELLED, DONE, ERROR, FAILED, PENDING, RUNNING, Completion, Failure, Ledger
 from .status import ClusterInfo, StatusSnapshot, count_batch_states, render_line, render_status
 
 KEY_PREFIX = "bxtask"
 MIN_TICK_GAP = 1.0  # seconds between two monitor ticks, however eager
 COLLECT_DELAY = 0.25  # seconds between two looks at the futures in flight
 RATE_WINDOW = 600.0  # seconds of completions the rate and ETA are computed from
-LOG_DIR = "logs"
-DRIVER_LOG = "driver.log"
-WORKER_LOG_ENV = "DASK_LOGGING__DISTRIBUTED"  # read by worker processes when they start
 
 log = logging.getLogger("timecal.driver")
 
@@ -70,22 +67,35 @@ def _last_line(text: str) -> str:
     return next((line.strip() for line in reversed(text.splitlines()) if line.strip()), "")
 
 
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
 def describe_failure(task_id: str, exc: BaseException) -> Failure:
     """Turn what a future raised into a ledger failure; ``reason`` is the one line that
-    groups similar failures in ``errors``."""
+    groups similar failures in ``errors``. A user error raised inside a task (a value the
+    plan could not check) would fail the same way again: it is final, not retried."""
     from distributed.scheduler import KilledWorker
 
     if isinstance(exc, KilledWorker):
         worker = getattr(getattr(exc, "last_worker", None), "address", None)
         return Failure(task_id, worker, "worker", None,
                        "the worker running the task died (killed, out of memory or lost)", str(exc))
+    if isinstance(exc, UserError):
+        return Failure(task_id, None, "user", None, f"user error: {exc}"[:200], str(exc), final=True)
     if hasattr(exc, "step") and hasattr(exc, "log_tail"):
         tail = exc.log_tail or ""
         code = getattr(exc, "exit_code", None)
-        reason = f"step {exc.step} " + (f"exited with code {code}" if code is not None else "failed")
-        last = _last_line(tail)
-        if last:
-            reason += f": {last[:160]}"
+        if code is not None and code < 0:
+            reason = f"step {exc.step} killed by signal {-code} ({_signal_name(-code)})"
+        else:
+            reason = f"step {exc.step} " + (f"exited with code {code}" if code is not None else "failed")
+            last = _last_line(tail)
+            if last:
+                reason += f": {last[:160]}"
         return Failure(task_id, None, exc.step, code, reason, tail)
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     return Failure(task_id, None, None, None, f"{type(exc).__name__}: {exc}"[:200], text[-4000:])
@@ -100,7 +110,8 @@ class Engine:
     """
 
     def __init__(self, plan, ledger: Ledger, client, running, options: ProductionOptions,
-                 timerc, notify: Callable[[str], None] = print):
+                 timerc, notify: Callable[[str], None] = print, driver_log: Path | None = None,
+                 on_exhausted: Callable[[str], None] | None = None):
         self.plan = plan
         self.ledger = ledger
         self.client = client
@@ -126,6 +137,10 @@ class Engine:
         self.started = time.time()
         self.completed_this_run = 0
         self.verbose = options.verbose
+        self.driver_log = driver_log
+        self.on_exhausted = on_exhausted or notify  # a task failed for good
+        self._retiring: set[str] = set()  # workers scale() removes: their tasks cost nothing
+        self.last_snapshot: StatusSnapshot | None = None
 
     # ------------------------------------------------------------------ submission
     def start(self) -> None:
@@ -183,7 +198,7 @@ class Engine:
             except Exception:  # keep collecting: one bad batch must not stall a production
                 log.exception("recording completions failed")
                 self.notify("internal error while recording completions; see "
-                            f"{self.plan.production_dir / LOG_DIR / DRIVER_LOG}")
+                            f"{self.driver_log or 'the driver log'}")
             self._update_idle()
 
     def _record(self, batch: list) -> None:
@@ -213,7 +228,8 @@ class Engine:
         for tid, future in current:
             if future.status == "error":
                 failure = describe_failure(tid, future.exception())
-                if failure.step == "worker" and self._never_started(tid):
+                if failure.step == "worker" and (self._never_started(tid) or
+                                                 failure.worker in self._retiring):
                     unstarted.append(tid)
                 else:
                     failures.append(failure)
@@ -222,8 +238,8 @@ class Engine:
             # "cancelled": whoever cancelled it already updated the ledger.
         exhausted = self.ledger.record_outcomes(completions, failures, self.options.max_retries)
         if unstarted:
-            self.ledger.set_state(unstarted, PENDING, "its worker died before it started: "
-                                  "resubmitted without counting an attempt")
+            self.ledger.set_state(unstarted, PENDING, "its worker died before it started or was "
+                                  "retired: resubmitted without counting an attempt")
             self._submit(unstarted)
         now = time.time()
         with self._lock:
@@ -234,8 +250,9 @@ class Engine:
                 self.notify(f"done {c.task_id} on {c.worker} in {c.end - c.start:.1f} s")
             for f in failures:
                 self.notify(f"failed {f.task_id}: {f.reason}")
+        reasons = {f.task_id: f.reason for f in failures}
         for tid in exhausted:
-            self.notify(f"task {tid} failed for good after {self.options.max_retries} attempt(s)")
+            self.on_exhausted(f"task {tid} failed for good: {reasons.get(tid, '?')}")
 
     def _gather(self, futures: list) -> list:
         """Results of finished futures in one round trip; one by one if that fails."""
@@ -323,10 +340,7 @@ class Engine:
         with self._lock:
             ids = [t for t in task_ids if t not in self._futures]
         if not automatic:
-            # A user retry of an exhausted task gives it one more attempt.
-            with self.ledger.transaction() as db:
-                db.executemany("UPDATE tasks SET attempts=MIN(attempts, ?) WHERE task_id=? "
-                               "AND state='error'", [(self.options.max_retries - 1, t) for t in ids])
+            self.ledger.grant_one_more_attempt(ids, self.options.max_retries)
         changed = self.ledger.set_state(ids, PENDING, "resubmitted" + ("" if automatic else " by the user"),
                                         only_from=allowed)
         with self._lock:
@@ -347,6 +361,33 @@ class Engine:
             self.client.cancel(futures)
         self._update_idle()
         return changed
+
+    def executing(self) -> dict[str, list[str]]:
+        """Worker address -> task ids it executes now (empty when the scheduler is busy)."""
+        try:
+            executing = self.client.run_on_scheduler(_executing_on_scheduler)
+        except Exception:
+            return {}
+        return {w: [str(k).split("-")[1] for k in keys if str(k).startswith(KEY_PREFIX + "-")]
+                for w, keys in executing.items()}
+
+    def scale(self, n: int) -> str:
+        """Ask for ``n`` workers. Going down, idle workers are retired first; a busy one that
+        must go hands its task back without charging it an attempt (the worker's steps are
+        killed with it)."""
+        executing = self.executing()
+        retire = len(executing) - n
+        if retire <= 0 or not hasattr(self.running, "retire"):
+            self.running.scale(n)
+            return f"asked for {n} workers"
+        chosen = sorted(executing, key=lambda w: len(executing[w]))[:retire]
+        handed_back = sum(len(executing[w]) for w in chosen)
+        with self._lock:
+            self._retiring.update(chosen)
+        self.running.retire(chosen)
+        return (f"asked for {n} workers: retiring {len(chosen)}" +
+                (f"; {handed_back} running task(s) handed back without costing an attempt"
+                 if handed_back else " idle worker(s)"))
 
     def rate(self) -> float | None:
         now = time.time()
@@ -391,6 +432,12 @@ class Engine:
 
     def status_line(self) -> str:
         return render_line(self.snapshot())
+
+    def status_texts(self) -> tuple[str, str]:
+        """The one-line and the full status from one snapshot (one look at the cluster),
+        kept as ``last_snapshot`` for the status page."""
+        snap = self.last_snapshot = self.snapshot()
+        return render_line(snap), render_status(snap)
 
     @property
     def idle(self) -> bool:
@@ -457,209 +504,3 @@ class Engine:
 
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-# ---------------------------------------------------------------------- aggregation
-def finished_for_aggregation(production_dir: Path, ledger: Ledger | None) -> list:
-    """Finished tasks from disk, with runtime and attempts from the ledger where known."""
-    from .tasks import finished_tasks
-
-    known = ledger.runtimes() if ledger is not None else {}
-    out = []
-    for task in finished_tasks(production_dir):
-        runtime, attempts = known.get(task.task_id, (None, None))
-        out.append(replace(task, runtime=runtime if runtime is not None else task.runtime,
-                           attempts=attempts if attempts else task.attempts))
-    return out
-
-
-def run_aggregators(production_dir: Path, script_name: str, ledger: Ledger | None, timerc,
-                    verbose: bool = False, out=print) -> bool:
-    """Run every registered aggregator; one failing does not stop the others."""
-    from .hookspecs import AggregationRequest
-    from .plugins import get_registry
-
-    tasks = tuple(finished_for_aggregation(production_dir, ledger))
-    request = AggregationRequest(Path(production_dir), script_name, tasks, timerc, verbose)
-    ok = True
-    for name, reg in sorted(get_registry().aggregators.items()):
-        try:
-            written = reg.item.run(request)
-        except Exception as exc:
-            ok = False
-            out(f"aggregator {name} ({reg.distribution}) failed: {type(exc).__name__}: {exc}")
-            if verbose:
-                out(traceback.format_exc())
-            continue
-        files = ", ".join(str(p) for p in written) or "nothing"
-        out(f"aggregator {name}: {len(tasks)} tasks -> {files}")
-    return ok
-
-
-# ---------------------------------------------------------------------- entry points
-class _DaskLogToFile:
-    """Dask's own log lines would clobber the shell and the status lines: while the driver
-    runs they go to ``<output>/logs/driver.log`` instead."""
-
-    def __init__(self, production_dir: Path):
-        self.path = production_dir / LOG_DIR / DRIVER_LOG
-        self._saved: list = []
-
-    def __enter__(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.handler = logging.FileHandler(self.path)
-        self.handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-        for name in ("distributed", "timecal"):
-            logger = logging.getLogger(name)
-            self._saved.append((logger, logger.handlers[:], logger.propagate))
-            logger.handlers = [self.handler]
-            logger.propagate = False
-        return self
-
-    def __exit__(self, *exc):
-        for logger, handlers, propagate in self._saved:
-            logger.handlers = handlers
-            logger.propagate = propagate
-        self.handler.close()
-
-
-@contextmanager
-def _quiet_workers():
-    """Worker processes started by the backend (now or when a dead one is replaced) log
-    every failed task to their stderr, which on a local cluster is the user's terminal;
-    the ledger already records failures with their logs, so keep workers quiet."""
-    saved = os.environ.get(WORKER_LOG_ENV)
-    os.environ[WORKER_LOG_ENV] = "critical"
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop(WORKER_LOG_ENV, None)
-        else:
-            os.environ[WORKER_LOG_ENV] = saved
-
-
-def _print_failures(ledger: Ledger, production_dir: Path, limit: int = 20) -> None:
-    from .status import render_errors, render_table
-    from .tasks import log_path
-
-    rows = [t for t in ledger.tasks(ERROR)] + [t for t in ledger.tasks(CANCELLED)]
-    print(f"BXRun: {len(rows)} task(s) did not succeed:")
-    table = []
-    for t in rows[:limit]:
-        path = log_path(production_dir, t.dirname)
-        table.append((t.task_id, t.state, t.attempts, t.reason or "", path or "-"))
-    print(render_table(("task", "state", "attempts", "error", "log"), table))
-    if len(rows) > limit:
-        print(f"... and {len(rows) - limit} more (BXRun --status -o {production_dir})")
-    print("by error:\n" + render_errors(ledger))
-    print("BXRun: rerun the same command to retry them.")
-
-
-def run_production(plan, backend, request, options: ProductionOptions, timerc) -> int:
-    """Run ``plan`` to completion on ``backend``; 0 iff every task succeeded."""
-    import dask
-    from distributed import Client
-
-    production_dir = Path(plan.production_dir)
-    ledger = Ledger.create(production_dir)
-    try:
-        report = ledger.reconcile(plan.tasks, plan.done, note=f"driver started (PID {os.getpid()})")
-        if report.describe():
-            print(f"BXRun: ledger: {report.describe()}")
-        if not ledger.ids_in_state(PENDING):
-            return _finish(plan, ledger, timerc, options, engine=None)
-        with _DaskLogToFile(production_dir), _quiet_workers(), \
-                dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-            running = backend.start(request)
-            try:
-                with Client(running.cluster, set_as_default=False) as client:
-                    if running.dashboard_link:
-                        print(f"BXRun: dashboard {running.dashboard_link}")
-                    engine = Engine(plan, ledger, client, running, options, timerc)
-                    engine.start()
-                    try:
-                        if options.interactive:
-                            from .shell import run_shell
-
-                            finished = run_shell(engine)
-                        else:
-                            finished = _monitor_batch(engine, options)
-                    finally:
-                        engine.close()
-            finally:
-                running.close()
-        if not finished:
-            print(f"BXRun: stopped; rerun the same command to resume "
-                  f"({len(ledger.ids_in_state(PENDING))} tasks left)")
-            return 1
-        return _finish(plan, ledger, timerc, options, engine)
-    finally:
-        ledger.close()
-
-
-def _monitor_batch(engine: Engine, options: ProductionOptions) -> bool:
-    """Non-interactive monitor: one status line per interval until nothing is left."""
-    last_tick = 0.0
-    try:
-        while True:
-            engine.wait_idle(options.interval)
-            # When everything left is waiting for a retry, tick at once, but not in a loop.
-            time.sleep(max(0.0, last_tick + MIN_TICK_GAP - time.monotonic()))
-            last_tick = time.monotonic()
-            for notice in engine.tick():
-                print(f"BXRun: {notice}", flush=True)
-            print(engine.status_line(), flush=True)
-            if engine.finished():
-                return True
-    except KeyboardInterrupt:
-        engine.stop("interrupted")
-        raise
-
-
-def _finish(plan, ledger: Ledger, timerc, options: ProductionOptions, engine: Engine | None) -> int:
-    """End of production: aggregate if everything succeeded, otherwise list failures.
-    The exit code says whether every task succeeded; an aggregator failing is reported but
-    does not turn a complete production into a failed one (rerunning redoes aggregation)."""
-    production_dir = Path(plan.production_dir)
-    counts = ledger.counts()
-    total = sum(counts.values())
-    if counts[DONE] != total:
-        _print_failures(ledger, production_dir)
-        return 1
-    ledger.note("production complete")
-    ok = run_aggregators(production_dir, plan.script.name, ledger, timerc, options.verbose,
-                         out=lambda line: print(f"BXRun: {line}"))
-    this_run = engine.completed_this_run if engine is not None else 0
-    elapsed = f" in {time.time() - engine.started:.0f} s" if engine is not None else ""
-    retried = sum(1 for _, (_, attempts) in ledger.runtimes().items() if attempts and attempts > 1)
-    print(f"BXRun: production complete: {total} tasks done ({this_run} this run{elapsed}, "
-          f"{retried} needed more than one attempt); results in {production_dir / 'results'}")
-    if not ok:
-        print("BXRun: warning: some aggregators failed (above); the tasks themselves all "
-              "succeeded. Fix the cause and run 'aggregate' in the monitor, or rerun this command.")
-    return 0
-
-
-def print_status(production_dir: Path) -> int:
-    """``BXRun --status -o X``: the ledger's view, no cluster."""
-    from .lock import ProductionLock
-    from .status import render_ledger_report
-
-    ledger = Ledger.open_readonly(Path(production_dir))
-    try:
-        print(render_ledger_report(ledger, production_dir))
-    finally:
-        ledger.close()
-    print(ProductionLock(production_dir).holder_status())
-    return 0
-
-
-def rebuild_ledger(plan) -> int:
-    """``BXRun --rebuild-ledger -o X``: a fresh ledger from the plan and the results on disk."""
-    report = rebuild(Path(plan.production_dir), plan.tasks, plan.done)
-    print(f"BXRun: ledger rebuilt: {len(plan.tasks)} tasks, {len(plan.done)} done on disk, "
-          f"{len(plan.tasks) - len(plan.done)} pending" + (f" ({report.describe()})" if report.describe() else ""))
-    return 0
-
-
