@@ -21,21 +21,23 @@ from timecal_core.plugins import get_registry
 CFG_DIR = Path(__file__).resolve().parents[1] / "cmssw" / "SiPhase2TimingCalibration" / "test"
 CFG_FILES = sorted(CFG_DIR.glob("*_cfg.py"))
 
-#: Options of the cfg files that are not scan parameters: the release's geometry, era and
-#: global tag, and how the analyzer draws its per-module smearing (seed, keying, 2S only).
-RELEASE = {"geometry", "era", "globaltag"}
-SMEARING = {"smearingseed", "smearingkey", "only2s"}
+#: Options of the cfg files that are not scan parameters (the lead extends this list when
+#: cfg-only options such as geometry/era/globaltag/seed are merged).
+# smearingseed, smearingkey and only2s change the physics: declaring them (so grids can scan
+# them and task ids include them) is the lead's decision; until then cmsRun uses their defaults.
+_SETUP = {"geometry", "era", "globaltag"}
+_SMEARING = {"smearingseed", "smearingkey", "only2s"}
 CFG_ONLY = {
     "Harvester_cfg.py": {"input"},
-    "PUCalibration_cfg.py": RELEASE | SMEARING,
-    "PythiaGunCalibration_cfg.py": {"gunptmin", "gunptmax"} | RELEASE | SMEARING,
-    "SimHitDump_cfg.py": {"output"} | RELEASE,
+    "PUCalibration_cfg.py": _SETUP | _SMEARING,
+    "PythiaGunCalibration_cfg.py": {"gunptmin", "gunptmax"} | _SETUP | _SMEARING,
+    "SimHitDump_cfg.py": {"output"} | _SETUP,
 }
 #: A cfg whose default or help differs on purpose: (file, option) -> what it says.
 CFG_OWN = {
     ("PythiaGunCalibration_cfg.py", "N"): {"default": 100, "help": "Number of gun events"},
 }
-VARTYPES = {"int": "int", "float": "float", "string": "str"}
+VARTYPES = {"int": "int", "float": "float", "string": "str", "bool": "bool"}
 
 
 def registered_options(path: Path) -> dict[str, dict]:
@@ -58,8 +60,8 @@ def expected_help(param) -> str:
 
 def test_the_cfg_files_are_found_and_parsed():
     assert {p.name for p in CFG_FILES} >= {"PUCalibration_cfg.py", "Harvester_cfg.py"}
-    assert set(registered_options(CFG_DIR / "PUCalibration_cfg.py")) - \
-        CFG_ONLY["PUCalibration_cfg.py"] == set(BY_NAME)
+    assert set(registered_options(CFG_DIR / "PUCalibration_cfg.py")) - CFG_ONLY["PUCalibration_cfg.py"] \
+        == set(BY_NAME)
 
 
 @pytest.mark.parametrize("cfg", CFG_FILES, ids=lambda p: p.name)

@@ -69,11 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds between status updates and retries (default 60)")
     p.add_argument("--max-retries", type=int, default=3, metavar="N",
                    help="attempts per task before it is failed for good (default 3)")
+    p.add_argument("--yes", action="store_true",
+                   help=f"plan a grid of more than {CONFIRM_TASKS:,} tasks without asking")
     p.add_argument("--detach", action="store_true",
                    help="run the driver in the background, on its own: logging out changes "
                         "nothing (log: OUT/logs/driver.log; come back with BXRun --attach -o OUT)")
-    p.add_argument("--yes", action="store_true",
-                   help=f"plan a grid of more than {CONFIRM_TASKS:,} tasks without asking")
     p.add_argument("--debug", action="store_true",
                    help="plan only, submit nothing, open a Python shell holding the plan")
     p.add_argument("-v", "--verbose", action="store_true", help="more output; tracebacks on errors")
@@ -351,8 +351,11 @@ def cmd_grid(args, timerc) -> int:
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     if args.detach or interactive:
         # The driver runs on its own (new session, no terminal); in a terminal the monitor
-        # attaches to it at once, and closing the terminal changes nothing.
-        code = start_detached(out, args.argv + ["--yes"], quiet=interactive and not args.detach)
+        # attaches to it at once, and closing the terminal changes nothing. Everything was
+        # checked and asked above: the driver replans without asking again (--yes).
+        child_argv = args.argv + ([] if "--yes" in args.argv else ["--yes"])
+        with _writing(args, out):
+            code = start_detached(out, child_argv, quiet=interactive and not args.detach)
         if code is not None or args.detach:
             return code or 0
         return cmd_attach(out)

@@ -94,10 +94,11 @@ class ResultScan:
         return lines
 
 
-def _record(directory: str) -> dict | None:
-    """The params.json of ``directory``, or None when it is missing or unreadable."""
+def _record(directory: str, dir_fd: int | None = None) -> dict | None:
+    """The params.json of ``directory`` (relative to ``dir_fd`` if given), or None when it is
+    missing or unreadable."""
     try:  # os.open/os.read: a third of the cost of open() for 15,000 small files
-        fd = os.open(directory + "/" + PARAMS_NAME, os.O_RDONLY)
+        fd = os.open(directory + "/" + PARAMS_NAME, os.O_RDONLY, dir_fd=dir_fd)
         try:
             data = os.read(fd, READ_SIZE)
             while len(data) % READ_SIZE == 0 and data:  # a record larger than READ_SIZE
@@ -113,12 +114,12 @@ def _record(directory: str) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
-def _output_ok(directory: str, record: dict) -> bool:
+def _output_ok(directory: str, record: dict, dir_fd: int | None = None) -> bool:
     output = record.get("output")
     if not isinstance(output, str) or not output or "/" in output or output.startswith("."):
         return False
     try:
-        st = os.stat(directory + "/" + output)
+        st = os.stat(directory + "/" + output, dir_fd=dir_fd)
     except OSError:
         return False
     return st.st_size > 0 and (st.st_mode & 0o170000) == 0o100000  # a non-empty regular file
@@ -136,26 +137,36 @@ def scan_results(results: Path, planned: Mapping[str, tuple[str, Mapping[str, An
     """Sort ``results/`` against a plan: ``planned`` maps task id -> (directory name,
     canonical parameters)."""
     scan = ResultScan()
+    try:  # names resolved from results/ itself, not from / for each of 15,000 files
+        dir_fd = os.open(results, os.O_RDONLY | os.O_DIRECTORY)
+    except (FileNotFoundError, NotADirectoryError):
+        return scan
     done, get = scan.done, planned.get
-    for entry in _entries(results):
-        tid = entry.name.rpartition(SEPARATOR)[2]
-        if not entry.is_dir(follow_symlinks=False):
-            scan.files.append(entry.name)
-            continue
-        expected = get(tid)
-        if expected is None:
-            scan.foreign.append(entry.name)
-            continue
-        dirname, params = expected
-        if entry.name != dirname:
-            scan.copies.append(entry.name)
-            continue
-        record = _record(entry.path)
-        if (record is None or record.get("task_id") != tid or record.get("params") != params
-                or not _output_ok(entry.path, record)):
-            scan.incomplete.append(entry.name)
-            continue
-        done[tid] = (entry.path, record)
+    try:
+        with os.scandir(dir_fd) as it:
+            entries = [e for e in it if SEPARATOR in e.name and not e.name.startswith(".")]
+        for entry in entries:
+            name = entry.name
+            tid = name.rpartition(SEPARATOR)[2]
+            if not entry.is_dir(follow_symlinks=False):
+                scan.files.append(name)
+                continue
+            expected = get(tid)
+            if expected is None:
+                scan.foreign.append(name)
+                continue
+            dirname, params = expected
+            if name != dirname:
+                scan.copies.append(name)
+                continue
+            record = _record(name, dir_fd)
+            if (record is None or record.get("task_id") != tid or record.get("params") != params
+                    or not _output_ok(name, record, dir_fd)):
+                scan.incomplete.append(name)
+                continue
+            done[tid] = (os.path.join(results, name), record)
+    finally:
+        os.close(dir_fd)
     for kind in (scan.incomplete, scan.copies, scan.foreign, scan.files):
         kind.sort()
     return scan
