@@ -1,4 +1,5 @@
 # make demo | make test | make bench -- each builds .venv from scratch when it is absent.
+# make test-lowest -- the pyprojects' floors, tried in .venv-lowest (below).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
