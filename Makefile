@@ -73,7 +73,7 @@ test-lowest: $(STAMP)
 	UV_PYTHON_DOWNLOADS=never $(BIN)/uv venv -q --seed -p $(PYTHON) $(LOWEST)
 	$(BIN)/uv pip install -q -p $(LOWEST)/bin/python --resolution lowest-direct \
 	    -e ".[test]" $(addprefix -e ,$(PLUGINS)) -e tests/plugins/timecal_testplugin
-	TIMECAL_LOWEST_VERSIONS=1 $(LOWEST)/bin/python -m pytest -m "not slurm and not slow" $(PYTEST_ARGS) $(LOWEST_TESTS)
+	TIMECAL_LOWEST_VERSIONS=1 $(LOWEST)/bin/python -m pytest -m "not slurm and not htcondor and not slow" $(PYTEST_ARGS) $(LOWEST_TESTS)
 
 demo: install
 	bash examples/demo/run_demo.sh
