@@ -63,3 +63,15 @@ def pip_install_target(package_dir: Path, target: Path) -> None:
     """Install a plugin distribution into ``target`` (a site directory of its own)."""
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
                     "--target", str(target), str(package_dir)], check=True, capture_output=True)
+
+
+@pytest.fixture
+def env(tmp_path) -> dict[str, str]:
+    """The environment of a test that drives BXRun/timecal as a user would: a timerc of its
+    own (production and scans under tmp_path, two local workers), its own history/state
+    directory, and a terminal prompt_toolkit can drive without cursor-position queries."""
+    timerc = tmp_path / "timerc"
+    timerc.write_text(f"[paths]\nproduction = {tmp_path / 'prod'}\nscans = {tmp_path / 'scans'}\n"
+                      f"[local]\nworkers = 2\n")
+    return {**os.environ, "TIMECAL_CONFIG": str(timerc), "XDG_STATE_HOME": str(tmp_path / "state"),
+            "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm"}

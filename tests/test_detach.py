@@ -19,15 +19,6 @@ BIN = Path(sys.executable).parent
 PROMPT = r"timecal \d+/\d+>"
 
 
-@pytest.fixture
-def env(tmp_path):
-    timerc = tmp_path / "timerc"
-    timerc.write_text(f"[paths]\nproduction = {tmp_path / 'prod'}\nscans = {tmp_path / 'scans'}\n"
-                      f"[local]\nworkers = 2\n")
-    return {**os.environ, "TIMECAL_CONFIG": str(timerc), "XDG_STATE_HOME": str(tmp_path / "state"),
-            "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm"}
-
-
 def detach(tmp_path, env, grid, name="det", *extra):
     (tmp_path / "grid.yml").write_text(grid)
     out = subprocess.run([str(BIN / "BXRun"), "--script", "sleeper", "--yaml",

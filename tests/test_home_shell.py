@@ -3,24 +3,13 @@ with its driver alive or dead, a script's parameters, the plugins' commands (the
 plugin's plot/calibrate arrive as a cmd2 CommandSet through the timecal_commands hook),
 starting a production from it and coming back with 'detach'."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pexpect
-import pytest
 
 BIN = Path(sys.executable).parent
-
-
-@pytest.fixture
-def env(tmp_path):
-    timerc = tmp_path / "timerc"
-    timerc.write_text(f"[paths]\nproduction = {tmp_path / 'prod'}\nscans = {tmp_path / 'scans'}\n"
-                      f"[local]\nworkers = 2\n")
-    return {**os.environ, "TIMECAL_CONFIG": str(timerc), "XDG_STATE_HOME": str(tmp_path / "state"),
-            "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm"}
 
 
 def test_the_home_shell_over_every_production(tmp_path, env):

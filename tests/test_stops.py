@@ -20,15 +20,6 @@ BXRUN = str(Path(sys.executable).with_name("BXRun"))
 PROMPT = r"timecal \d+/\d+>"
 
 
-@pytest.fixture
-def env(tmp_path):
-    timerc = tmp_path / "timerc"
-    timerc.write_text(f"[paths]\nproduction = {tmp_path / 'prod'}\nscans = {tmp_path / 'scans'}\n"
-                      f"[local]\nworkers = 2\n")
-    return {**os.environ, "TIMECAL_CONFIG": str(timerc), "XDG_STATE_HOME": str(tmp_path / "state"),
-            "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm"}
-
-
 def rows(prod):
     db = sqlite3.connect(f"file:{prod / 'ledger.sqlite'}?mode=ro", uri=True)
     return dict(db.execute("SELECT task_id, state FROM tasks")), \

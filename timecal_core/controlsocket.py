@@ -108,13 +108,11 @@ class _Handler(socketserver.StreamRequestHandler):
         _pid, uid, _gid = struct.unpack("3i", creds)
         if uid != os.getuid():
             return  # not the owner: closed without a word
-        with server.counting:
-            server.connections += 1
+        server.handlers.add(self)  # set operations are atomic: no lock needed
         try:
             self._serve(server)
         finally:
-            with server.counting:
-                server.connections -= 1
+            server.handlers.discard(self)
 
     def _serve(self, server: ControlServer) -> None:
         for line in self.rfile:
@@ -152,11 +150,14 @@ class ControlServer:
             os.umask(old)
         os.chmod(self.path, 0o600)
         self._server.owner = self  # type: ignore[attr-defined]
-        self.connections = 0  # monitors attached now
-        self.counting = threading.Lock()
+        self.handlers: set = set()  # one per monitor attached now
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
                                         name="timecal-control")
         self._thread.start()
+
+    @property
+    def connections(self) -> int:
+        return len(self.handlers)
 
     def close(self, linger: float = 0.0) -> None:
         """Stop serving; with ``linger``, first give attached monitors that long to read
