@@ -58,6 +58,12 @@ class ProductionOptions:
     max_in_flight: int = 5000  # tasks handed to Dask at once; the rest wait in the driver
 
 
+def _processing_on_scheduler(dask_scheduler=None) -> dict[str, list[str]]:
+    """Runs on the scheduler: the keys assigned to each worker (executing or about to): at
+    once, where ``executing`` waits for the worker's next heartbeat."""
+    return {ws.address: [ts.key for ts in ws.processing] for ws in dask_scheduler.workers.values()}
+
+
 def _executing_on_scheduler(dask_scheduler=None) -> dict[str, list[str]]:
     """Runs on the scheduler: the keys each worker reports executing (heartbeats)."""
     return {ws.address: [ts.key for ts in ws.executing] for ws in dask_scheduler.workers.values()}
@@ -362,10 +368,11 @@ class Engine:
         self._update_idle()
         return changed
 
-    def executing(self) -> dict[str, list[str]]:
-        """Worker address -> task ids it executes now (empty when the scheduler is busy)."""
+    def assigned(self) -> dict[str, list[str]]:
+        """Worker address -> task ids it executes or is about to (empty when the scheduler
+        cannot be asked)."""
         try:
-            executing = self.client.run_on_scheduler(_executing_on_scheduler)
+            executing = self.client.run_on_scheduler(_processing_on_scheduler)
         except Exception:
             return {}
         return {w: [str(k).split("-")[1] for k in keys if str(k).startswith(KEY_PREFIX + "-")]
@@ -375,7 +382,7 @@ class Engine:
         """Ask for ``n`` workers. Going down, idle workers are retired first; a busy one that
         must go hands its task back without charging it an attempt (the worker's steps are
         killed with it)."""
-        executing = self.executing()
+        executing = self.assigned()
         retire = len(executing) - n
         if retire <= 0 or not hasattr(self.running, "retire"):
             self.running.scale(n)
@@ -384,10 +391,20 @@ class Engine:
         handed_back = sum(len(executing[w]) for w in chosen)
         with self._lock:
             self._retiring.update(chosen)
-        self.running.retire(chosen)
+        # Retiring waits for the workers to close (and their steps to be killed): the answer
+        # must not wait for it.
+        threading.Thread(target=self._retire, args=(chosen,), daemon=True,
+                         name="timecal-retire").start()
         return (f"asked for {n} workers: retiring {len(chosen)}" +
                 (f"; {handed_back} running task(s) handed back without costing an attempt"
                  if handed_back else " idle worker(s)"))
+
+    def _retire(self, workers: list[str]) -> None:
+        try:
+            self.running.retire(workers)
+        except Exception:
+            log.exception("retiring %s failed", workers)
+            self.notify(f"scale: retiring {len(workers)} worker(s) failed; see {self.driver_log}")
 
     def rate(self) -> float | None:
         now = time.time()
