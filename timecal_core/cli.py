@@ -440,10 +440,16 @@ def cmd_attach(out: Path) -> int:
         raise UserError(f"{out}: {describe_driver(record)}; resume it with: "
                         f"BXRun -o {out} --detach")
     channel = SocketChannel(record["socket"])
+    monitor = ShellMonitor()
     try:
-        return ShellMonitor()(channel)
+        code = monitor(channel)
     finally:
         channel.close()
+    if not monitor.detached:  # the driver ended: return once it let go of the production
+        deadline = time.monotonic() + 30
+        while driver_alive(record) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    return code
 
 
 def cmd_status(args, timerc, rebuild: bool) -> int:

@@ -492,12 +492,14 @@ class ShellMonitor:
 
     def __init__(self, history_file: Path | None = None):
         self.history_file = history_file
+        self.detached = False
 
     def __call__(self, channel) -> int:
         shell = MonitorShell(channel, self.history_file)
         shell.cmdloop(intro=channel.request("status")["text"] +
                       "\nmonitor: 'help' lists the commands, 'exit' stops, 'detach' leaves "
                       "the driver running")
+        self.detached = shell.detached
         if shell.detached:
             return 0
         if shell.ended is None:
