@@ -130,7 +130,7 @@ def child_driver(out: Path, n: int, workers: int, tls: bool) -> dict:
     code = driver.run_production(
         plan, _backend(tls),
         BackendRequest({"workers": str(workers), "dashboard": "no"}, out),
-        ProductionOptions(interactive=False, interval=10), timerc)
+        ProductionOptions(interval=10), timerc)
     end = time.perf_counter()
     return {"seconds": stamps["executed"] - t0, "aggregation": end - stamps["executed"],
             "exit_code": code}

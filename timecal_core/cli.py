@@ -378,7 +378,7 @@ def cmd_grid(args, timerc) -> int:
         if not plan.pending:
             print("BXRun: every task is already done.")
         request = BackendRequest(settings=timerc.section(args.dask), output_dir=out, verbose=args.verbose)
-        options = ProductionOptions(interactive=False, interval=args.interval,
+        options = ProductionOptions(interval=args.interval,
                                     max_retries=args.max_retries, verbose=args.verbose)
         return run_production(plan, backend, request, options, timerc)
 

@@ -51,7 +51,6 @@ log = logging.getLogger("timecal.driver")
 
 @dataclass
 class ProductionOptions:
-    interactive: bool
     interval: float = 60.0
     max_retries: int = 3  # attempts per task before it is failed for good
     verbose: bool = False
@@ -443,12 +442,6 @@ class Engine:
                 batch = {}
         return StatusSnapshot(counts=counts, rate=rate, eta=eta, elapsed=time.time() - self.started,
                               cluster=self.cluster_info() if with_cluster else None, batch_jobs=batch)
-
-    def status_text(self) -> str:
-        return render_status(self.snapshot())
-
-    def status_line(self) -> str:
-        return render_line(self.snapshot())
 
     def status_texts(self) -> tuple[str, str]:
         """The one-line and the full status from one snapshot (one look at the cluster),
