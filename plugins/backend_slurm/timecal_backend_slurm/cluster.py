@@ -1,6 +1,10 @@
 """A ``SLURMCluster`` watched through ``squeue``: SLURM's side of the supervision that
 ``timecal_core.batch`` shares between batch systems (which states are queued, held,
-running or ended; how to cancel and release; where a job's stderr goes)."""
+running or ended; which of them mean out of memory, out of time or a lost node; how to
+cancel and release; where a job's stderr goes).
+
+squeue keeps an ended job for ``MinJobAge`` (300 s by default); after that only SLURM's
+accounting (``sacct``) knows how it ended, on sites that have accounting."""
 
 from __future__ import annotations
 
@@ -12,6 +16,38 @@ from . import slurmcli
 
 #: Pending reasons of a job someone put on hold (``scontrol hold``, an administrator).
 HELD_REASONS = frozenset({"JobHeldUser", "JobHeldAdmin"})
+
+
+#: SLURM job states that say why a job's worker died, as the failure causes of
+#: ``timecal_core.causes`` (the rest, CANCELLED, FAILED, COMPLETED, add nothing to "lost").
+STATE_CAUSES = {
+    "OUT_OF_MEMORY": "oom",
+    "TIMEOUT": "walltime",
+    "DEADLINE": "walltime",
+    "NODE_FAIL": "node",
+    "BOOT_FAIL": "node",
+    "PREEMPTED": "node",
+}
+#: The reasons squeue gives an ended job while it is still COMPLETING, as its final state.
+REASON_STATES = {"OutOfMemory": "OUT_OF_MEMORY", "TimeLimit": "TIMEOUT", "DeadLine": "DEADLINE",
+                 "NodeDown": "NODE_FAIL"}
+
+
+def cause_of_row(job_id: str, state: str, reason: str, elapsed: str, limit: str) -> tuple[str, str] | None:
+    """``(cause, detail)`` for a job whose state (or, while COMPLETING, whose reason) says
+    it ran out of memory or time or lost its node; None otherwise."""
+    final = state if state in STATE_CAUSES else REASON_STATES.get(reason, "")
+    cause = STATE_CAUSES.get(final)
+    if cause is None:
+        return None
+    detail = f"SLURM job {job_id} {final}"
+    if elapsed and elapsed[0].isdigit():
+        detail += f" after {elapsed}"
+    if final == "TIMEOUT" and limit and limit[0].isdigit():
+        detail += f" (time limit {limit}: raise [slurm] walltime)"
+    elif cause == "oom":
+        detail += " (over the job's memory: raise [slurm] memory)"
+    return cause, detail
 
 
 def phase_of(row: slurmcli.QueueRow) -> str:
@@ -31,9 +67,23 @@ class SlurmRunningCluster(BatchRunningCluster):
         super().__init__(cluster, settings, "slurm", **kwargs)
 
     def query_jobs(self, job_ids: list[str]) -> dict[str, JobStatus]:
+        """squeue, then sacct for the jobs squeue has forgotten (where there is accounting)."""
+        rows = slurmcli.squeue(job_ids)
+        forgotten = [j for j in job_ids if j not in rows]
+        if forgotten:
+            rows.update({j: r for j, r in slurmcli.sacct(forgotten).items() if j in forgotten})
         return {job_id: JobStatus(job_id, row.state, phase_of(row), row.reason,
-                                  row.seconds if row.state == "RUNNING" else 0, row.started, row.elapsed)
-                for job_id, row in slurmcli.squeue(job_ids).items()}
+                                  row.seconds if row.state == "RUNNING" else 0, row.started, row.elapsed,
+                                  facts={"limit": row.limit})
+                for job_id, row in rows.items()}
+
+    def cause_of(self, status: JobStatus) -> tuple[str, str] | None:
+        return cause_of_row(status.job_id, status.state, status.reason, status.runtime,
+                            str(status.facts.get("limit", "")))
+
+    def settled(self, status: JobStatus) -> bool:
+        """COMPLETING comes before the final state (OUT_OF_MEMORY, TIMEOUT...): not yet."""
+        return status.phase == ENDED and status.state != "COMPLETING"
 
     def remove_jobs(self, job_ids: list[str], reason: str) -> None:
         slurmcli.scancel(job_ids)
