@@ -137,19 +137,20 @@ CAUSES = [  # squeue/sacct state, reason -> cause
 @pytest.mark.parametrize("state, reason, cause", CAUSES)
 def test_slurm_states_as_failure_causes(state, reason, cause):
     """The states (or, while COMPLETING, the reasons) that say why a job's worker died, as
-    the failure causes the ledger records; the others add nothing to "worker lost"."""
+    the failure causes the ledger records, in words without job id or duration (``errors``
+    groups identical words); the other states add nothing to "worker lost"."""
     from timecal_backend_slurm.cluster import cause_of_row
 
-    fate = cause_of_row("123", state, reason, "1:27", "1:00")
+    fate = cause_of_row(state, reason, "1:00:00")
     assert (fate[0] if fate else None) == cause, fate
     if cause == "walltime" and state != "DEADLINE":
-        assert fate[1] == "SLURM job 123 TIMEOUT after 1:27 (time limit 1:00: raise [slurm] walltime)", fate
-    elif state == "DEADLINE":
-        assert fate[1] == "SLURM job 123 DEADLINE after 1:27", fate
+        assert fate[1] == "the SLURM job reached its time limit of 1:00:00 (TIMEOUT): raise [slurm] walltime"
     elif cause == "oom":
-        assert fate[1] == "SLURM job 123 OUT_OF_MEMORY after 1:27 (over the job's memory: raise [slurm] memory)"
-    elif cause == "node":
-        assert fate[1] == f"SLURM job 123 {state} after 1:27"
+        assert fate[1] == "the SLURM job ran out of memory (OUT_OF_MEMORY): raise [slurm] memory"
+    elif cause:
+        assert fate[1].startswith("the SLURM job") and fate[1].endswith(f"({state})"), fate
+    assert cause_of_row("TIMEOUT", "TimeLimit", "UNLIMITED")[1] == \
+        "the SLURM job reached its time limit (TIMEOUT): raise [slurm] walltime"
 
 
 def test_batch_backends_use_only_public_dask_state():

@@ -374,8 +374,10 @@ class BatchRunningCluster(RunningCluster):
 
     def cause_of(self, status: JobStatus) -> tuple[str, str] | None:
         """``(cause, detail)`` when the batch system's answer about a job says more than
-        "lost": ``oom``, ``walltime``, or ``node`` for a failed node, with a one-line detail
-        naming the job. None: nothing to add, or not yet (the job still ends)."""
+        "lost": ``oom``, ``walltime``, or ``node`` for a failed node, with one line in the
+        batch system's words. The line names no job id or duration: ``errors`` groups
+        failures by identical words (the job ids are in the supervision's notes). None:
+        nothing to add, or not yet (the job still ends)."""
         return None
 
     def settled(self, status: JobStatus) -> bool:
@@ -530,8 +532,8 @@ class BatchRunningCluster(RunningCluster):
 
     def fate_of_worker(self, address: str) -> tuple[str, str] | None:
         """What became of the job of the worker at ``address`` (a scheduler address), as
-        ``(cause, detail)``, e.g. ``("walltime", "SLURM job 123 TIMEOUT after 1:27 (time limit
-        1:00: ...)")``; None while there is nothing (yet) to say. The engine asks at
+        ``(cause, detail)``, e.g. ``("walltime", "the SLURM job reached its time limit of 1:00:00
+        (TIMEOUT): raise [slurm] walltime")``; None while there is nothing (yet) to say. The engine asks at
         every monitor interval after the worker died with a task, because the batch system
         often learns the reason after Dask lost the worker. Jobs that ended are asked too
         (SLURM's accounting, HTCondor's history). Each supervision pass (:meth:`supervise`,

@@ -60,28 +60,38 @@ def _by_words(text: str) -> str | None:
     return None
 
 
-def cause_of_job(job_id: str, state: str, facts: dict, ran: str = "") -> tuple[str, str] | None:
+#: The words the ledger records for holds known by their code. Details name no job id, slot
+#: or duration, so that ``errors`` shows the 300 tasks held for the same reason as one group
+#: (the job ids and HTCondor's full HoldReason are in the production's notes).
+CODE_WORDS = {
+    34: "HTCondor held the job: over its memory request (code 34): raise [htcondor] memory",
+    46: "HTCondor held the job: its allowed_job_duration was exceeded (code 46)",
+    47: "HTCondor held the job: its allowed_execute_duration was exceeded (code 47)",
+}
+SLOT_PREFIX = re.compile(r"^Error from [^:]*: ")  # "Error from slot1@node17.cern.ch: ..."
+
+
+def cause_of_job(state: str, facts: dict) -> tuple[str, str] | None:
     """``(cause, detail)`` for a job that HTCondor held or removed for its memory or its run
     time (``facts``: the ad's HoldReasonCode, HoldReason, RemoveReason...); None otherwise.
     A job removed while held (as supervision does) is judged by that hold: condor_rm moves
     HoldReason* to LastHoldReason*; a hold that was released (ReleaseReason) is not read."""
-    after = f" after {ran}" if ran else ""
     for prefix in ("", "Last"):
         if prefix == "Last" and (state != "removed" or "ReleaseReason" in facts):
             break  # a released hold is history: the job ran again since
         code = _code(facts.get(prefix + "HoldReasonCode"))
-        reason = " ".join(str(facts.get(prefix + "HoldReason", "")).split())
+        reason = SLOT_PREFIX.sub("", " ".join(str(facts.get(prefix + "HoldReason", "")).split()))
         cause = ("oom" if code in MEMORY_HOLD_CODES else "walltime" if code in TIME_HOLD_CODES
                  else _by_words(reason) if code in POLICY_HOLD_CODES else None)
         if cause:
-            return cause, f"HTCondor job {job_id} held{after}: {reason[:200]} (code {code})"
+            return cause, CODE_WORDS.get(code) or f"HTCondor held the job: {reason[:200]} (code {code})"
         if code is not None and state == "held":
             return None  # held for another reason (a file, the user)
     removal = " ".join(str(facts.get("RemoveReason", "")).split())
     if state == "removed" and POLICY_REMOVAL.search(removal):
         cause = _by_words(removal)
         if cause:
-            return cause, f"HTCondor job {job_id} removed{after}: {removal[:200]}"
+            return cause, f"HTCondor removed the job: {removal[:200]}"
     return None
 
 
@@ -99,13 +109,11 @@ class HTCondorRunningCluster(BatchRunningCluster):
             statuses[job_id] = JobStatus(job_id, row.state, phase, row.reason,
                                          row.seconds if phase == RUNNING else 0, row.started,
                                          format_seconds(row.seconds), f"schedd {row.schedd}" if row.schedd else "",
-                                         facts={**row.facts, "wallclock": row.wallclock})
+                                         facts=row.facts)
         return statuses
 
     def cause_of(self, status: JobStatus) -> tuple[str, str] | None:
-        wallclock = int(status.facts.get("wallclock") or 0)
-        return cause_of_job(status.job_id, status.state, dict(status.facts),
-                            format_seconds(wallclock) if wallclock else "")
+        return cause_of_job(status.state, dict(status.facts))
 
     def remove_jobs(self, job_ids: list[str], reason: str) -> None:
         self.schedd.remove(job_ids, reason)

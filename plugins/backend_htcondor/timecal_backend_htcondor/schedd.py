@@ -32,7 +32,7 @@ FACTS = ("HoldReasonCode", "HoldReasonSubCode", "HoldReason", "LastHoldReasonCod
 PROJECTION = ["ClusterId", "ProcId", "JobStatus", "HoldReason", "JobCurrentStartDate",
               "EnteredCurrentStatus", "ServerTime", "GlobalJobId", "ExitCode", "ExitBySignal",
               "ExitSignal", "RemoveReason", "LastRejMatchReason", "HoldReasonCode", "HoldReasonSubCode",
-              "LastHoldReason", "LastHoldReasonCode", "ReleaseReason", "RemoteWallClockTime"]
+              "LastHoldReason", "LastHoldReasonCode", "ReleaseReason"]
 
 
 def require_commands() -> None:
@@ -50,7 +50,6 @@ class QueueRow:
     seconds: int  # time in the current state
     schedd: str  # the schedd's name (from GlobalJobId): where the job can be found again
     facts: dict = field(default_factory=dict, compare=False)  # FACTS the ad has
-    wallclock: int = 0  # RemoteWallClockTime: seconds the job ran, over all its runs
 
 
 def job_constraint(job_ids: list[str]) -> str:
@@ -87,9 +86,7 @@ def rows_from_ads(ads, now: float) -> dict[str, QueueRow]:
         seconds = int(now - entered) if isinstance(entered, (int, float)) else 0
         schedd = str(ad.get("GlobalJobId", "")).split("#")[0]
         facts = {key: ad[key] for key in FACTS if key in ad}
-        wallclock = ad.get("RemoteWallClockTime")
-        rows[job_id] = QueueRow(job_id, state, _reason(ad, state), started, max(seconds, 0), schedd, facts,
-                                int(wallclock) if isinstance(wallclock, (int, float)) else 0)
+        rows[job_id] = QueueRow(job_id, state, _reason(ad, state), started, max(seconds, 0), schedd, facts)
     return rows
 
 

@@ -18,36 +18,31 @@ from . import slurmcli
 HELD_REASONS = frozenset({"JobHeldUser", "JobHeldAdmin"})
 
 
-#: SLURM job states that say why a job's worker died, as the failure causes of
-#: ``timecal_core.causes`` (the rest, CANCELLED, FAILED, COMPLETED, add nothing to "lost").
+#: SLURM job states that say why a job's worker died: the failure cause of
+#: ``timecal_core.causes`` and the words the ledger records. The words name no job id and no
+#: duration, so that ``errors`` shows the 300 tasks that ran out of time as one group (the
+#: job ids are in the production's notes). CANCELLED, FAILED, COMPLETED add nothing to "lost".
 STATE_CAUSES = {
-    "OUT_OF_MEMORY": "oom",
-    "TIMEOUT": "walltime",
-    "DEADLINE": "walltime",
-    "NODE_FAIL": "node",
-    "BOOT_FAIL": "node",
-    "PREEMPTED": "node",
+    "OUT_OF_MEMORY": ("oom", "the SLURM job ran out of memory (OUT_OF_MEMORY): raise [slurm] memory"),
+    "TIMEOUT": ("walltime", "the SLURM job reached its time limit{limit} (TIMEOUT): raise [slurm] walltime"),
+    "DEADLINE": ("walltime", "the SLURM job reached its deadline (DEADLINE)"),
+    "NODE_FAIL": ("node", "the SLURM job's node failed (NODE_FAIL)"),
+    "BOOT_FAIL": ("node", "the SLURM job's node failed to boot (BOOT_FAIL)"),
+    "PREEMPTED": ("node", "the SLURM job was preempted (PREEMPTED)"),
 }
 #: The reasons squeue gives an ended job while it is still COMPLETING, as its final state.
 REASON_STATES = {"OutOfMemory": "OUT_OF_MEMORY", "TimeLimit": "TIMEOUT", "DeadLine": "DEADLINE",
                  "NodeDown": "NODE_FAIL"}
 
 
-def cause_of_row(job_id: str, state: str, reason: str, elapsed: str, limit: str) -> tuple[str, str] | None:
+def cause_of_row(state: str, reason: str, limit: str = "") -> tuple[str, str] | None:
     """``(cause, detail)`` for a job whose state (or, while COMPLETING, whose reason) says
     it ran out of memory or time or lost its node; None otherwise."""
     final = state if state in STATE_CAUSES else REASON_STATES.get(reason, "")
-    cause = STATE_CAUSES.get(final)
-    if cause is None:
+    if final not in STATE_CAUSES:
         return None
-    detail = f"SLURM job {job_id} {final}"
-    if elapsed and elapsed[0].isdigit():
-        detail += f" after {elapsed}"
-    if final == "TIMEOUT" and limit and limit[0].isdigit():
-        detail += f" (time limit {limit}: raise [slurm] walltime)"
-    elif cause == "oom":
-        detail += " (over the job's memory: raise [slurm] memory)"
-    return cause, detail
+    cause, words = STATE_CAUSES[final]
+    return cause, words.format(limit=f" of {limit}" if limit[:1].isdigit() else "")
 
 
 def phase_of(row: slurmcli.QueueRow) -> str:
@@ -78,8 +73,7 @@ class SlurmRunningCluster(BatchRunningCluster):
                 for job_id, row in rows.items()}
 
     def cause_of(self, status: JobStatus) -> tuple[str, str] | None:
-        return cause_of_row(status.job_id, status.state, status.reason, status.runtime,
-                            str(status.facts.get("limit", "")))
+        return cause_of_row(status.state, status.reason, str(status.facts.get("limit", "")))
 
     def settled(self, status: JobStatus) -> bool:
         """COMPLETING comes before the final state (OUT_OF_MEMORY, TIMEOUT...): not yet."""
