@@ -188,9 +188,13 @@ def choose_pilot(tasks: Sequence, parameters: Sequence[Parameter], n: int) -> Pi
             chosen.append(t)
             roles[t.task_id] = role
 
+    spanned: set[tuple] = set()
     for point, role in targets:
         if len(chosen) >= n:
             break
+        if point in spanned:  # the same work again (a corner that is also the largest...)
+            continue
+        spanned.add(point)
         j = len(chosen)
         key_values = dict(zip(work_axes, point))
         for name in others:
@@ -442,7 +446,7 @@ def render_report(choice: PilotChoice, measured: Sequence[Measured], total_tasks
     lines += [
         f"BXRun: extrapolated to the whole grid ({total_tasks} tasks, {remaining} still to run; "
         f"mean of the pilot tasks, bound: every task like the pilot's largest):",
-        f"  CPU time     {_hours(ex.cpu_hours)} (at most {_hours(ex.cpu_max * total_tasks / 3600)})",
+        f"  CPU time     {_hours(ex.cpu_mean * total_tasks)} (at most {_hours(ex.cpu_max * total_tasks)})",
         f"  wall time    {format_duration(ex.wall_time)} for the {remaining} remaining tasks on "
         f"{ex.size.slots} slot{'s' if ex.size.slots != 1 else ''}: {ex.size.text}",
         f"  disk         {format_bytes(ex.disk_mean * total_tasks)} for all outputs "
