@@ -307,3 +307,14 @@ def test_pilot_misuse_is_a_one_line_error(env, argv):
     out = bxrun(env, "--script", "sleeper", *argv, "-o", "x")
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
     assert "--pilot" in out.stderr
+
+
+def test_a_pilot_as_large_as_the_grid_is_the_production(tmp_path, env):
+    (tmp_path / "grid.yml").write_text("N: [1, 2]\nnhits: 100\noffset_step: 2.0\n")
+    out = bxrun(env, "--script", "cbcsim", "--yaml", "grid.yml", "-o", "all", "--interval", "1",
+                "--pilot", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "pilot: 2 of 2 tasks" in out.stdout
+    assert "production complete: 2 tasks done" in out.stdout  # aggregated like any production
+    assert (tmp_path / "prod" / "all" / "results" / "summary.parquet").is_file()
+    assert "the pilot covered the whole grid: nothing left to launch" in out.stdout

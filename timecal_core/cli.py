@@ -487,7 +487,9 @@ def cmd_pilot(args, timerc, plan: Plan, backend, overrides: dict) -> int:
           + (f" ({len(chosen) - left} already done)" if left < len(chosen) else "")
           + f" on --dask {args.dask}: " + ", ".join(f"{t.task_id} ({choice.roles[t.task_id]})"
                                                    for t in choice.tasks), flush=True)
-    code = _run_here(args, timerc, pilot_plan, backend, overrides, pilot=True)
+    # a pilot as large as the grid is the production itself: it ends with the aggregators
+    whole = len(chosen | plan.done) == len(plan.tasks)
+    code = _run_here(args, timerc, pilot_plan, backend, overrides, pilot=not whole)
     rest = shlex.join(["BXRun", *rest_argv(args.argv)])
     if code > 1:  # stopped (a signal): run_production said how to resume
         return code

@@ -359,7 +359,7 @@ def _hours(seconds: float) -> str:
         return f"{hours:,.0f} CPU-hours"
     if hours >= 1:
         return f"{hours:.1f} CPU-hours"
-    return f"{hours:.2g} CPU-hours ({duration(seconds)})"
+    return f"{hours:.2f} CPU-hours ({duration(seconds)})"
 
 
 def duration(seconds: float | None) -> str:
