@@ -318,3 +318,21 @@ def test_a_pilot_as_large_as_the_grid_is_the_production(tmp_path, env):
     assert "production complete: 2 tasks done" in out.stdout  # aggregated like any production
     assert (tmp_path / "prod" / "all" / "results" / "summary.parquet").is_file()
     assert "the pilot covered the whole grid: nothing left to launch" in out.stdout
+
+
+def test_the_grid_average_is_fitted_over_the_work_axes_not_the_pilots_mean(tmp_path):
+    """A log-spaced event scan times pile-up: the pilot's corners over-represent the big
+    tasks (its plain mean is 8028); a multilinear fit at the grid's mean gives the grid's
+    true mean per task, 2777.5 x 2."""
+    from timecal_core.pilot import grid_average
+
+    plan = _plan(tmp_path, "cbcsim", {"N": [10, 100, 1000, 10000], "pileup": [0, 200]})
+    choice = choose_pilot(plan.tasks, plan.script.parameters, 5)
+    cost = {t.task_id: t.params["N"] * (1 + t.params["pileup"] / 100) for t in choice.tasks}
+    assert sum(cost.values()) / 5 == pytest.approx(8028)
+    value, fitted = grid_average(choice, cost)
+    truth = sum(t.params["N"] * (1 + t.params["pileup"] / 100) for t in plan.tasks) / len(plan.tasks)
+    assert fitted and value == pytest.approx(truth) and truth == pytest.approx(5555)
+    # a single pilot task: its value, nothing fitted
+    one = choose_pilot(plan.tasks, plan.script.parameters, 1)
+    assert grid_average(one, {one.largest: 7.0}) == (7.0, False)

@@ -14,6 +14,7 @@ Nothing here talks to Dask or writes: the running is :func:`timecal_core.product
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -132,6 +133,10 @@ class PilotChoice:
     declared: bool  # True when the script declared them (work=True), False when guessed
     largest: str  # the task id with the largest work
     varying: list[str] = field(default_factory=list)  # every parameter with more than one value
+    #: per work axis, each value's place between its smallest (0) and largest (1) value, and
+    #: the mean place over the grid (a cartesian product: every value equally often)
+    positions: dict[str, dict] = field(default_factory=dict)
+    grid_mean: dict[str, float] = field(default_factory=dict)
 
 
 def choose_pilot(tasks: Sequence, parameters: Sequence[Parameter], n: int) -> PilotChoice:
@@ -144,7 +149,7 @@ def choose_pilot(tasks: Sequence, parameters: Sequence[Parameter], n: int) -> Pi
     next, their first, last, middle... values, so the pilot also tries them."""
     tasks = list(tasks)
     if not tasks or n < 1:
-        return PilotChoice([], {}, [], False, "", [])
+        return PilotChoice([], {}, [], False, "", [], {}, {})
     names = [p.name for p in parameters]
     values: dict[str, list[Any]] = {}
     for name in names:
@@ -211,7 +216,50 @@ def choose_pilot(tasks: Sequence, parameters: Sequence[Parameter], n: int) -> Pi
     if chosen:
         largest = max(chosen, key=ranks).task_id if work_axes else chosen[0].task_id
         roles[largest] = LARGEST
-    return PilotChoice(chosen, roles, work_axes, bool(declared), largest, varying)
+    positions = {a: _positions(values[a]) for a in work_axes}
+    grid_mean = {a: sum(positions[a].values()) / len(positions[a]) for a in work_axes}
+    return PilotChoice(chosen, roles, work_axes, bool(declared), largest, varying, positions, grid_mean)
+
+
+def _positions(values: list[Any]) -> dict[Any, float]:
+    """Numbers by value (a log-spaced N scan has its mean near its small end), anything else
+    by rank."""
+    if all(_is_number(v) for v in values):
+        low, high = float(values[0]), float(values[-1])
+        return {v: (float(v) - low) / (high - low) if high > low else 0.0 for v in values}
+    return {v: i / (len(values) - 1) if len(values) > 1 else 0.0 for i, v in enumerate(values)}
+
+
+MAX_FIT_AXES = 6  # 64 terms at most; beyond, the pilot's mean
+
+
+def grid_average(choice: PilotChoice, measured: dict[str, float]) -> tuple[float, bool]:
+    """The grid's mean per task of a quantity measured on the pilot tasks (task id ->
+    value): a multilinear model of the work axes (intercept, each axis, then their
+    products, as many terms as the pilot has distinct points) fitted to the pilot and taken
+    at the grid's mean, which for a cartesian grid is exact for a multilinear cost (events x
+    pile-up, say) once the corners are measured. Kept between the smallest and largest
+    measurement. Returns (value, fitted); the plain mean when there is nothing to fit."""
+    tasks = [t for t in choice.tasks if t.task_id in measured]
+    ys = [measured[t.task_id] for t in tasks]
+    if not ys:
+        return 0.0, False
+    mean = sum(ys) / len(ys)
+    axes = choice.work_axes
+    if not axes or len(axes) > MAX_FIT_AXES or len(ys) < 2:
+        return mean, False
+    import numpy as np
+
+    points = [tuple(choice.positions[a][t.params[a]] for a in axes) for t in tasks]
+    subsets = [s for r in range(len(axes) + 1) for s in itertools.combinations(range(len(axes)), r)]
+    subsets = subsets[:len(set(points))]
+    if len(subsets) < 2:
+        return mean, False
+    design = np.array([[math.prod(p[i] for i in s) for s in subsets] for p in points])
+    coef = np.linalg.lstsq(design, np.array(ys, dtype=float), rcond=None)[0]
+    at = [choice.grid_mean[a] for a in axes]
+    value = float(sum(c * math.prod(at[i] for i in s) for c, s in zip(coef, subsets)))
+    return min(max(value, min(ys)), max(ys)), True
 
 
 # --------------------------------------------------------------------------- measuring
@@ -386,33 +434,38 @@ class Extrapolation:
     peak: int
     longest: float
     size: BackendSize
-
-    @property
-    def cpu_hours(self) -> float:
-        return self.cpu_mean * self.total_tasks / 3600
+    fitted: bool = False  # per-task means from the fit over the work axes, not a plain mean
 
     @property
     def wall_time(self) -> float:
-        """Seconds for the remaining tasks on the backend: waves of ``slots`` tasks."""
+        """Seconds for the remaining tasks on the backend's slots (never less than its
+        longest task)."""
         if not self.remaining:
             return 0.0
-        waves = math.ceil(self.remaining / self.size.slots)
-        return max(self.wall_mean * self.remaining / self.size.slots, self.longest if waves else 0.0)
+        return max(self.wall_mean * self.remaining / self.size.slots, self.longest)
 
 
-def extrapolate(measured: Sequence[Measured], total_tasks: int, remaining: int,
-                size: BackendSize) -> Extrapolation | None:
-    """From the pilot tasks to the grid: the pilot's mean per task (it spans the grid's
-    range of work) and, as a bound, every task like the pilot's most expensive one."""
-    runtimes = [m.runtime for m in measured if m.runtime is not None]
-    if not runtimes:
+def extrapolate(choice: PilotChoice, measured: Sequence[Measured], total_tasks: int,
+                remaining: int, size: BackendSize) -> Extrapolation | None:
+    """From the pilot tasks to the grid: per task, the grid's mean from a fit over the work
+    axes (:func:`grid_average`) and, as a bound, every task like the pilot's most expensive."""
+    ran = [m for m in measured if m.runtime is not None]
+    if not ran:
         return None
-    cpus = [m.cpu for m in measured if m.cpu is not None] or [0.0]
-    disks = [m.disk for m in measured if m.disk is not None] or [0]
-    peaks = [m.peak_rss for m in measured if m.peak_rss is not None] or [0]
-    return Extrapolation(total_tasks, remaining, sum(cpus) / len(cpus), max(cpus),
-                         sum(runtimes) / len(runtimes), max(runtimes), sum(disks) / len(disks),
-                         max(disks), max(peaks), max(runtimes), size)
+
+    def average(attr: str) -> tuple[float, float, bool]:
+        got = {m.task_id: float(getattr(m, attr)) for m in ran if getattr(m, attr) is not None}
+        if not got:
+            return 0.0, 0.0, False
+        value, fitted = grid_average(choice, got)
+        return value, max(got.values()), fitted
+
+    cpu, cpu_max, fitted = average("cpu")
+    wall, wall_max, _ = average("runtime")
+    disk, disk_max, _ = average("disk")
+    peak = max((m.peak_rss for m in ran if m.peak_rss is not None), default=0)
+    return Extrapolation(total_tasks, remaining, cpu, cpu_max, wall, wall_max, disk, disk_max,
+                         peak, wall_max, size, fitted)
 
 
 def render_report(choice: PilotChoice, measured: Sequence[Measured], total_tasks: int,
@@ -439,13 +492,15 @@ def render_report(choice: PilotChoice, measured: Sequence[Measured], total_tasks
             if m and m.runtime is not None else ""
         lines.append(f"BXRun: the largest work: {largest.task_id} "
                      f"({_varying_text(largest.params, choice.work_axes) or 'the only task'}){took}")
-    ex = extrapolate(measured, total_tasks, remaining, size)
+    ex = extrapolate(choice, measured, total_tasks, remaining, size)
     if ex is None:
         lines.append("BXRun: no pilot task recorded its resources: nothing to extrapolate")
         return "\n".join(lines)
     lines += [
         f"BXRun: extrapolated to the whole grid ({total_tasks} tasks, {remaining} still to run; "
-        f"mean of the pilot tasks, bound: every task like the pilot's largest):",
+        + (f"per task: the pilot fitted over {', '.join(choice.work_axes)} at the grid's mean"
+           if ex.fitted else "per task: the pilot's mean")
+        + "; at most: every task like the pilot's costliest):",
         f"  CPU time     {_hours(ex.cpu_mean * total_tasks)} (at most {_hours(ex.cpu_max * total_tasks)})",
         f"  wall time    {format_duration(ex.wall_time)} for the {remaining} remaining tasks on "
         f"{ex.size.slots} slot{'s' if ex.size.slots != 1 else ''}: {ex.size.text}",
