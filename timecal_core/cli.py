@@ -501,7 +501,7 @@ def cmd_pilot(args, timerc, plan: Plan, backend, overrides: dict) -> int:
                 failed = [t for t in ledger.tasks() if t.task_id in chosen and t.state != DONE]
             finally:
                 ledger.close()
-        except Exception:  # the report below still says what to do
+        except (UserError, OSError):  # no readable ledger: the lines below still say what to do
             pass
         print(f"BXRun: the pilot failed: {len(failed) or 'some'} of its {len(chosen)} tasks did not "
               "succeed; the rest is not launched.", file=sys.stderr)
