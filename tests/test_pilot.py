@@ -179,6 +179,7 @@ def test_measure_reads_what_params_json_has_and_survives_what_it_lacks(tmp_path)
                   {"wall": 7, "user": 6.0, "sys": 1.0, "maxrss_kib": 4096, "cpu_extra": 1}]}))
     m = measure(tmp_path, "1", "t__1")
     assert (m.runtime, m.cpu, m.peak_rss, m.output) == (12.5, 11.5, 4096 * 1024, 3000)
+    assert m.steps_wall == 12.0  # the wall time the production's estimate uses
     assert m.disk >= 3000 + (d / "params.json").stat().st_size
     (d / "params.json").write_text(json.dumps({"steps": [{"wall": 2.0}, "junk"], "output": 7}))
     m = measure(tmp_path, "1", "t__1")

@@ -270,6 +270,9 @@ class Measured:
     task_id: str
     dirname: str
     runtime: float | None = None  # s, start to end of the attempt that succeeded
+    #: s, the steps' own wall time: without a worker's one-off start-up (e.g. the warm step
+    #: server's imports on its first task), so the production's wall time is not inflated
+    steps_wall: float | None = None
     cpu: float | None = None  # s, user + sys of its steps
     peak_rss: int | None = None  # bytes, the largest step's peak
     output: int | None = None  # bytes, the output file
@@ -304,10 +307,11 @@ def measure(production_dir: Path, task_id: str, dirname: str) -> Measured:
     rss = [r for r in rss if r is not None]
     if rss:
         m.peak_rss = int(max(rss) * 1024)
-    if m.runtime is None:
-        walls = [_number(s.get("wall")) for s in steps]
-        if walls and all(w is not None for w in walls):
-            m.runtime = sum(walls)
+    walls = [_number(s.get("wall")) for s in steps]
+    if walls and all(w is not None for w in walls):
+        m.steps_wall = sum(walls)
+        if m.runtime is None:
+            m.runtime = m.steps_wall
     output = record.get("output")
     if isinstance(output, str) and output:
         try:
@@ -461,11 +465,12 @@ def extrapolate(choice: PilotChoice, measured: Sequence[Measured], total_tasks: 
         return value, max(got.values()), fitted
 
     cpu, cpu_max, fitted = average("cpu")
-    wall, wall_max, _ = average("runtime")
+    wall, wall_max, _ = average("steps_wall" if all(m.steps_wall is not None for m in ran) else "runtime")
     disk, disk_max, _ = average("disk")
     peak = max((m.peak_rss for m in ran if m.peak_rss is not None), default=0)
+    longest = max(m.runtime for m in ran)  # the attempt's, start-up included: for requests
     return Extrapolation(total_tasks, remaining, cpu, cpu_max, wall, wall_max, disk, disk_max,
-                         peak, wall_max, size, fitted)
+                         peak, longest, size, fitted)
 
 
 def render_report(choice: PilotChoice, measured: Sequence[Measured], total_tasks: int,
