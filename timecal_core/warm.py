@@ -281,8 +281,50 @@ def serve() -> int:
                     send({"id": request.get("id"), "event": "failed", "message": f"{type(exc).__name__}: {exc}"})
 
 
+def _children(pid: int) -> list[int] | None:
+    """Direct children from /proc (Linux >= 3.5); None where the kernel does not say."""
+    out: list[int] = []
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out  # gone
+    for tid in threads:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as fh:
+                out.extend(int(c) for c in fh.read().split())
+        except FileNotFoundError:
+            if not os.path.exists(f"/proc/{pid}/task/{tid}"):
+                continue  # the thread ended meanwhile
+            return None
+        except OSError:
+            continue
+    return out
+
+
 def _group_rss(pid: int) -> int:
-    """Bytes resident of a step (a session leader) and every process it started."""
+    """Bytes resident of a step (a session leader) and every process it started: read
+    from /proc (a fraction of a millisecond; psutil's scan of every process costs ~10 ms,
+    too much four times a second per running step), psutil elsewhere."""
+    todo, seen, total = [pid], set(), 0
+    page = os.sysconf("SC_PAGE_SIZE")
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        children = _children(current)
+        if children is None:
+            return _group_rss_psutil(pid)
+        todo.extend(children)
+        try:
+            with open(f"/proc/{current}/statm") as fh:
+                total += int(fh.read().split()[1]) * page
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def _group_rss_psutil(pid: int) -> int:
     import psutil
 
     try:
