@@ -185,6 +185,11 @@ def test_measure_reads_what_params_json_has_and_survives_what_it_lacks(tmp_path)
     m = measure(tmp_path, "1", "t__1")
     assert (m.runtime, m.cpu, m.peak_rss, m.output) == (2.0, None, None, None)
     assert measure(tmp_path, "2", "absent").runtime is None
+    # the attempt's totals at the top level (provenance) when the steps do not say
+    (d / "params.json").write_text(json.dumps({"steps": [], "cpu": 3.5, "maxrss_kib": 1024,
+                                               "output_bytes": 99}))
+    m = measure(tmp_path, "1", "t__1")
+    assert (m.cpu, m.peak_rss, m.output) == (3.5, 1024 * 1024, 99)
 
 
 def test_report_extrapolates_from_the_pilot(tmp_path):

@@ -312,8 +312,15 @@ def measure(production_dir: Path, task_id: str, dirname: str) -> Measured:
         m.steps_wall = sum(walls)
         if m.runtime is None:
             m.runtime = m.steps_wall
+    # the attempt's totals, where the record has them (timecal_core.provenance)
+    if m.cpu is None and _number(record.get("cpu")) is not None:
+        m.cpu = _number(record.get("cpu"))
+    if m.peak_rss is None and _number(record.get("maxrss_kib")) is not None:
+        m.peak_rss = int(_number(record.get("maxrss_kib")) * 1024)
+    if _number(record.get("output_bytes")) is not None:
+        m.output = int(_number(record.get("output_bytes")))
     output = record.get("output")
-    if isinstance(output, str) and output:
+    if m.output is None and isinstance(output, str) and output:
         try:
             m.output = (directory / output).stat().st_size
         except OSError:
