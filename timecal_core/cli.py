@@ -514,8 +514,9 @@ def cmd_pilot(args, timerc, plan: Plan, backend, overrides: dict) -> int:
               "succeed; the rest is not launched.", file=sys.stderr)
         for t in failed:
             where = log_path(out, t.dirname)
-            print(f"BXRun:   {t.task_id} {t.state}" + (f": {t.reason}" if t.reason else ""),
-                  file=sys.stderr)
+            cause = getattr(t, "cause", None)
+            print(f"BXRun:   {t.task_id} {t.state}" + (f" ({cause})" if cause else "")
+                  + (f": {t.reason}" if t.reason else ""), file=sys.stderr)
             print(f"BXRun:     log: {where or '(none kept)'}", file=sys.stderr)
         print(f"BXRun: see them with: BXRun --status -o {out}; fix the cause and rerun the pilot: "
               f"{shlex.join(['BXRun', *args.argv])}", file=sys.stderr)
