@@ -37,7 +37,9 @@ class Parameter:
     plan is made, resolved against the current directory (as users type it) to the absolute
     path that every task then uses. ``default=None`` with ``required=True`` means the user
     must give it. ``unit`` is shown in help and errors; ``minimum`` (inclusive, numbers only)
-    is checked for every value when the plan is made.
+    is checked for every value when the plan is made. ``work=True`` says that a larger value
+    means more work for a task (events, hits, pile-up): ``BXRun --pilot`` spans these axes
+    (their corners, centre and the largest) to measure what the whole grid will cost.
     """
 
     name: str
@@ -50,6 +52,7 @@ class Parameter:
     in_dirname: bool = True
     unit: str = ""
     minimum: float | None = None
+    work: bool = False
 
 
 # --------------------------------------------------------------------------- scripts
@@ -163,6 +166,10 @@ class FinishedTask:
     output: Path
     runtime: float | None  # seconds, None when unknown (e.g. finished by an older run)
     attempts: int | None
+    #: Where and with what it ran: host, worker, job_id, start, end, wall, cpu, maxrss_kib,
+    #: output_bytes, timecal_version, python_version, cmssw_release, cfg_sha256, plugins
+    #: (timecal_core.provenance.flat of its params.json); empty for results of older versions.
+    provenance: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -144,9 +144,9 @@ def render_errors(groups: Sequence[Sequence]) -> str:
     that a failure is visible from its first attempt, not only once it is final."""
     if not groups:
         return "no failed tasks"
-    rows = [(n, f"{waiting}" if waiting else "", example, reason)
-            for reason, n, example, waiting in groups]
-    return render_table(("count", "to retry", "example", "error"), rows)
+    rows = [(n, f"{waiting}" if waiting else "", cause, example, reason)
+            for cause, reason, n, example, waiting in groups]
+    return render_table(("count", "to retry", "cause", "example", "error"), rows)
 
 
 def render_ledger_report(ledger: Ledger, production_dir, events: int = 10) -> str:

@@ -17,6 +17,8 @@ PARAMETERS = (
               in_dirname=False),
     Parameter("children", "int", 0, "processes the step starts in its group (each sleeps too)",
               in_dirname=False),
+    Parameter("allocate", "int", 0, "MiB the step fills in memory, held while it sleeps",
+              in_dirname=False),
 )
 
 
