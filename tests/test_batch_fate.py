@@ -29,8 +29,11 @@ class TableBatchSystem(BatchRunningCluster):
         super().__init__(cluster, settings, "table", notify=lambda text: None)
 
     def query_jobs(self, job_ids):
-        self.queries.append(sorted(job_ids))
         return {j: self.table[j] for j in job_ids if j in self.table}
+
+    def query_ended_jobs(self, job_ids):
+        self.queries.append(sorted(job_ids))
+        return self.query_jobs(job_ids)
 
     def _refill_lost(self):
         return []  # no jobs to submit in place of the "ended" ones: the workers are not gone

@@ -372,6 +372,11 @@ class BatchRunningCluster(RunningCluster):
     def job_label(self, job_id: str) -> str:
         return f"{self.backend} job {job_id}"
 
+    def query_ended_jobs(self, job_ids: list[str]) -> dict[str, JobStatus]:
+        """Like ``query_jobs``, also asking where the batch system keeps jobs that left its
+        queue long ago (SLURM's accounting), which only the fate of a lost worker needs."""
+        return self.query_jobs(job_ids)
+
     def cause_of(self, status: JobStatus) -> tuple[str, str] | None:
         """``(cause, detail)`` when the batch system's answer about a job says more than
         "lost": ``oom``, ``walltime``, or ``node`` for a failed node, with one line in the
@@ -566,7 +571,7 @@ class BatchRunningCluster(RunningCluster):
             for stale in [j for j, t in self._asked.items() if now - t > ASK_HORIZON]:
                 del self._asked[stale]  # the engine asked no more than ASK_HORIZON ago
             wanted = sorted(set(self._asked) - set(answers) | {job_id})
-            found = self.query_jobs(wanted)
+            found = self.query_ended_jobs(wanted)
             answers.update({j: found.get(j) for j in wanted})
         return answers[job_id]
 

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from timecal_core.batch import ENDED, HELD, QUEUED, RUNNING, BatchRunningCluster, BatchSettings, JobStatus
+from timecal_core.causes import OOM, WALLTIME
 
 from .schedd import ScheddClient, format_seconds
 
@@ -54,9 +55,9 @@ def _code(value) -> int | None:
 
 def _by_words(text: str) -> str | None:
     if MEMORY_WORDS.search(text):
-        return "oom"
+        return OOM
     if TIME_WORDS.search(text):
-        return "walltime"
+        return WALLTIME
     return None
 
 
@@ -81,7 +82,7 @@ def cause_of_job(state: str, facts: dict) -> tuple[str, str] | None:
             break  # a released hold is history: the job ran again since
         code = _code(facts.get(prefix + "HoldReasonCode"))
         reason = SLOT_PREFIX.sub("", " ".join(str(facts.get(prefix + "HoldReason", "")).split()))
-        cause = ("oom" if code in MEMORY_HOLD_CODES else "walltime" if code in TIME_HOLD_CODES
+        cause = (OOM if code in MEMORY_HOLD_CODES else WALLTIME if code in TIME_HOLD_CODES
                  else _by_words(reason) if code in POLICY_HOLD_CODES else None)
         if cause:
             return cause, CODE_WORDS.get(code) or f"HTCondor held the job: {reason[:200]} (code {code})"

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from timecal_core.batch import ENDED, HELD, QUEUED, RUNNING, BatchRunningCluster, BatchSettings, JobStatus
+from timecal_core.causes import NODE, OOM, WALLTIME
 
 from . import slurmcli
 
@@ -23,12 +24,12 @@ HELD_REASONS = frozenset({"JobHeldUser", "JobHeldAdmin"})
 #: duration, so that ``errors`` shows the 300 tasks that ran out of time as one group (the
 #: job ids are in the production's notes). CANCELLED, FAILED, COMPLETED add nothing to "lost".
 STATE_CAUSES = {
-    "OUT_OF_MEMORY": ("oom", "the SLURM job ran out of memory (OUT_OF_MEMORY): raise [slurm] memory"),
-    "TIMEOUT": ("walltime", "the SLURM job reached its time limit{limit} (TIMEOUT): raise [slurm] walltime"),
-    "DEADLINE": ("walltime", "the SLURM job reached its deadline (DEADLINE)"),
-    "NODE_FAIL": ("node", "the SLURM job's node failed (NODE_FAIL)"),
-    "BOOT_FAIL": ("node", "the SLURM job's node failed to boot (BOOT_FAIL)"),
-    "PREEMPTED": ("node", "the SLURM job was preempted (PREEMPTED)"),
+    "OUT_OF_MEMORY": (OOM, "the SLURM job ran out of memory (OUT_OF_MEMORY): raise [slurm] memory"),
+    "TIMEOUT": (WALLTIME, "the SLURM job reached its time limit{limit} (TIMEOUT): raise [slurm] walltime"),
+    "DEADLINE": (WALLTIME, "the SLURM job reached its deadline (DEADLINE)"),
+    "NODE_FAIL": (NODE, "the SLURM job's node failed (NODE_FAIL)"),
+    "BOOT_FAIL": (NODE, "the SLURM job's node failed to boot (BOOT_FAIL)"),
+    "PREEMPTED": (NODE, "the SLURM job was preempted (PREEMPTED)"),
 }
 #: The reasons squeue gives an ended job while it is still COMPLETING, as its final state.
 REASON_STATES = {"OutOfMemory": "OUT_OF_MEMORY", "TimeLimit": "TIMEOUT", "DeadLine": "DEADLINE",
@@ -62,11 +63,20 @@ class SlurmRunningCluster(BatchRunningCluster):
         super().__init__(cluster, settings, "slurm", **kwargs)
 
     def query_jobs(self, job_ids: list[str]) -> dict[str, JobStatus]:
-        """squeue, then sacct for the jobs squeue has forgotten (where there is accounting)."""
+        return self._statuses(slurmcli.squeue(job_ids))
+
+    def query_ended_jobs(self, job_ids: list[str]) -> dict[str, JobStatus]:
+        """squeue, then sacct for the jobs squeue has forgotten (where there is accounting).
+        Only for lost workers' jobs: sacct loads the site's accounting database, it is not
+        for every monitor interval."""
         rows = slurmcli.squeue(job_ids)
         forgotten = [j for j in job_ids if j not in rows]
         if forgotten:
             rows.update({j: r for j, r in slurmcli.sacct(forgotten).items() if j in forgotten})
+        return self._statuses(rows)
+
+    @staticmethod
+    def _statuses(rows: dict[str, slurmcli.QueueRow]) -> dict[str, JobStatus]:
         return {job_id: JobStatus(job_id, row.state, phase_of(row), row.reason,
                                   row.seconds if row.state == "RUNNING" else 0, row.started, row.elapsed,
                                   facts={"limit": row.limit})
