@@ -323,6 +323,193 @@ def cms_label(ax, rlabel: str):
                     fontsize=size)
 
 
+def _pdf_renderer(fig, file, dpi):
+    """The renderer ``print_pdf`` draws with (vector, rasterising the artists that ask)."""
+    from matplotlib.backends.backend_mixed import MixedModeRenderer
+    from matplotlib.backends.backend_pdf import RendererPdf
+
+    width, height = fig.get_size_inches()
+    return MixedModeRenderer(fig, width, height, dpi, RendererPdf(file, dpi, height, width))
+
+
+#: The PdfFile methods that hand out resource names (fonts, transparency states, images,
+#: markers...) and the character tracker's: what a recorded frame must replay in a new file.
+_PDF_RESOURCE_METHODS = ("fontName", "dviFontName", "alphaState", "_soft_mask_state", "hatchPattern",
+                         "addGouraudTriangles", "imageObject", "markerObject", "pathCollectionObject")
+_PDF_TRACKER_METHODS = ("track", "track_glyph")
+
+
+@dataclass
+class PdfFrame:
+    """The frame of a figure (axes, ticks, labels, legend, colour bar, CMS label) as PDF
+    content-stream bytes, cut where the figure's own artists (patches, data, texts) go,
+    plus the resource calls that drawing made, in order.
+
+    A PDF file names its resources in the order they are first asked for (F1, F2... for
+    fonts, A1... for transparency, I1... for images; character codes of a Type 3 font in
+    the order characters are first used). Replaying the calls first, in a new file, gives
+    them the same names and codes as in the recording, so the recorded bytes can be copied
+    as they are; what the figure draws in the gaps reuses or adds names. Every segment
+    and every gap starts from the page's initial graphics state (saved and restored
+    around it), so the draw order, hence the page, is that of a full ``savefig`` (the
+    error bands under the ticks, the curves over them, the frame's spines over the curves).
+    Each file still embeds its fonts and images itself: each PDF stands alone."""
+
+    segments: list  # bytes, one more than gaps
+    gaps: list  # index into the figure's dynamic artists drawn between two segments
+    calls: list  # (owner "file"/"tracker", method, args, kwargs, result)
+
+    @classmethod
+    def record(cls, fig, dynamic: list, dpi: float) -> "PdfFrame":
+        import io
+
+        from matplotlib.backends.backend_pdf import Op, PdfFile
+
+        file = PdfFile(io.BytesIO())
+        width, height = fig.get_size_inches()
+        file.newPage(width, height)
+        calls: list = []
+
+        def recorder(owner, target, name):
+            method = getattr(target, name)
+
+            def call(*args, **kwargs):
+                result = method(*args, **kwargs)
+                calls.append((owner, name, args, kwargs, result))
+                return result
+            return call
+
+        for name in _PDF_RESOURCE_METHODS:
+            if hasattr(file, name):
+                setattr(file, name, recorder("file", file, name))
+        tracker = file._character_tracker
+        for name in _PDF_TRACKER_METHODS:
+            if hasattr(tracker, name):
+                setattr(tracker, name, recorder("tracker", tracker, name))
+        chunks: list[bytes] = []
+        file.write = chunks.append  # the page's content stream, uncompressed
+        renderer = _pdf_renderer(fig, file, dpi)
+        vector = renderer._vector_renderer
+        segments, gaps = [], []
+
+        def gap(index):
+            def draw(_renderer):
+                file.output(*vector.gc.finalize())
+                file.output(Op.grestore)
+                segments.append(b"".join(chunks))
+                chunks.clear()
+                gaps.append(index)
+                file.output(Op.gsave)
+                vector.gc = vector.new_gc()  # the page's initial state again
+            return draw
+
+        for i, artist in enumerate(dynamic):
+            artist.draw = gap(i)
+        try:
+            file.output(Op.gsave)
+            fig.draw(renderer)
+            file.output(*vector.gc.finalize())
+            file.output(Op.grestore)
+        finally:
+            for artist in dynamic:
+                del artist.draw
+        segments.append(b"".join(chunks))
+        return cls(segments, gaps, calls)
+
+    def replay_resources(self, file) -> bool:
+        """Ask ``file`` (a new page, nothing drawn yet) for the recorded resources; False
+        if any name or code came out different (the recorded bytes would not fit)."""
+        tracker = file._character_tracker
+        for owner, name, args, kwargs, result in self.calls:
+            if getattr(file if owner == "file" else tracker, name)(*args, **kwargs) != result:
+                return False
+        return True
+
+
+def _pdf_file(path):
+    """A PdfFile that embeds each font subset from a per-process cache: turning glyph
+    outlines into Type 3 procedures is most of the cost of a small PDF, and every figure
+    of a scan uses the same few subsets."""
+    from matplotlib.backends.backend_pdf import PdfFile
+
+    global _PdfFileCached
+    if _PdfFileCached is None:
+        class _PdfFileCached(PdfFile):  # noqa: N801 (defined on first use: matplotlib is heavy)
+            def embedTTF(self, filename, subset_index, charmap):
+                tracker = self._character_tracker
+                key = (filename, subset_index, matplotlib.rcParams["pdf.fonttype"],
+                       tuple(sorted((code, glyph, tracker.subset_to_unicode(filename, subset_index, code))
+                                    for code, glyph in charmap.items())))
+                ops = _EMBEDDED_FONTS.get(key)
+                if ops is None:
+                    ops, result = _record_objects(self, lambda: super(_PdfFileCached, self).embedTTF(
+                        filename, subset_index, charmap))
+                    if len(_EMBEDDED_FONTS) > 256:
+                        _EMBEDDED_FONTS.clear()
+                    _EMBEDDED_FONTS[key] = (ops, result)
+                    return result
+                ops, result = ops
+                return _replay_objects(self, ops, result)
+    return _PdfFileCached(path)
+
+
+_PdfFileCached = None
+_EMBEDDED_FONTS: dict = {}
+
+
+def _record_objects(file, make):
+    """Run ``make()`` (which reserves and writes objects of ``file``) and return what it
+    wrote, as ("reserve", id, name) / ("object", id, contents) / ("stream", id, data,
+    extra) steps, and its result."""
+    ops = []
+    reserve, write_object, output_stream = file.reserveObject, file.writeObject, file.outputStream
+
+    def reserve_(name=""):
+        ref = reserve(name)
+        ops.append(("reserve", ref.id, name))
+        return ref
+
+    def write_object_(ref, contents):
+        ops.append(("object", ref.id, contents))
+        write_object(ref, contents)
+
+    def output_stream_(ref, data, *, extra=None):
+        ops.append(("stream", ref.id, data, extra))
+        output_stream(ref, data, extra=extra)
+
+    file.reserveObject, file.writeObject, file.outputStream = reserve_, write_object_, output_stream_
+    try:
+        result = make()
+    finally:
+        del file.reserveObject, file.writeObject, file.outputStream
+    return ops, result
+
+
+def _replay_objects(file, ops, result):
+    """Write the recorded objects again under new ids (references renumbered)."""
+    from matplotlib.backends.backend_pdf import Reference
+
+    ids: dict[int, Reference] = {}
+
+    def renumber(value):
+        if isinstance(value, Reference):
+            return ids.get(value.id, value)
+        if isinstance(value, dict):
+            return {k: renumber(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(renumber(v) for v in value)
+        return value
+
+    for op in ops:
+        if op[0] == "reserve":
+            ids[op[1]] = file.reserveObject(op[2])
+        elif op[0] == "object":
+            file.writeObject(ids[op[1]], renumber(op[2]))
+        else:
+            file.outputStream(ids[op[1]], op[2], extra=renumber(op[3]))
+    return renumber(result)
+
+
 class FigureTemplate:
     """A figure laid out once per style and process, reused by every figure of that style:
     frame, CMS label, tick objects and colour-bar axes are built once; each figure only
@@ -346,6 +533,7 @@ class FigureTemplate:
         self.ax.yaxis.set_label_coords(-0.15, 1.0)
         self.context = self.fig.text(SIDE_X, 0.36, "", ha="left", va="top", fontsize="x-small")
         self.frames: dict[tuple, np.ndarray] = {}
+        self.pdf_frames: dict[tuple, PdfFrame] = {}
 
     # ----------------------------------------------------------------- PNG by layers
     def dynamic_artists(self) -> list:
@@ -402,6 +590,48 @@ class FigureTemplate:
         renderer.draw_image(gc, 0, 0, frame)
         gc.restore()
         return np.asarray(self.canvas.buffer_rgba())
+
+    # ----------------------------------------------------------------- PDF by layers
+    def write_pdf(self, path: Path) -> None:
+        """The figure as a PDF, in layers as the PNG: the frame's drawing operators (and
+        the fonts, images and transparency states they use) are recorded once per distinct
+        frame and copied into each file (see PdfFrame); per figure only the patches, the
+        data and the two texts are drawn, in their places in the draw order."""
+        from matplotlib.backends.backend_pdf import Op
+
+        dynamic = [self.fig.patch, self.ax.patch] + self.dynamic_artists()
+        key = self.frame_key() + tuple((type(a).__name__, a.get_zorder()) for a in dynamic)
+        dpi = self.fig.dpi
+        self.fig.dpi = 72  # PDF units are points, as print_pdf draws
+        try:
+            frame = self.pdf_frames.get(key)
+            if frame is None:
+                if len(self.pdf_frames) >= MAX_FRAMES:
+                    self.pdf_frames.clear()
+                frame = self.pdf_frames[key] = PdfFrame.record(self.fig, dynamic, dpi)
+            file = _pdf_file(path)
+            try:
+                width, height = self.fig.get_size_inches()
+                file.newPage(width, height)
+                renderer = _pdf_renderer(self.fig, file, dpi)
+                if frame.replay_resources(file):
+                    vector = renderer._vector_renderer
+                    file.write(frame.segments[0])
+                    for index, segment in zip(frame.gaps, frame.segments[1:]):
+                        file.output(Op.gsave)
+                        vector.gc = vector.new_gc()
+                        dynamic[index].draw(renderer)
+                        file.output(*vector.gc.finalize())
+                        file.output(Op.grestore)
+                        file.write(segment)
+                else:  # never expected: the file's resource names differ from the recording's
+                    self.fig.draw(renderer)
+                    renderer.finalize()
+                file.finalize()
+            finally:
+                file.close()
+        finally:
+            self.fig.dpi = dpi
 
     def reset(self) -> None:
         """Remove the previous figure's data artists and locators."""
@@ -488,8 +718,7 @@ def _render_one(job: FigureJob, kind: str) -> FigureRecord:
         Image.fromarray(pixels).reduce(round(1 / THUMB_SCALE)).convert("RGB").save(thumb, compress_level=1)
     if "pdf" in job.formats:
         pdf = base.with_suffix(".pdf")
-        t.fig.savefig(pdf)
-        t.fig.set_canvas(t.canvas)  # savefig swaps in a PDF canvas; the template keeps Agg
+        t.write_pdf(pdf)
     if "root" in job.formats:
         root = base.with_suffix(".root")
         _write_root(root, kind, job.obs, job.parameter, job.values, job.delays, job.matrix, job.errors,
