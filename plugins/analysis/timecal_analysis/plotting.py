@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -428,8 +429,8 @@ class PdfFrame:
 
 def _pdf_file(path):
     """A PdfFile that embeds each font subset from a per-process cache: turning glyph
-    outlines into Type 3 procedures is most of the cost of a small PDF, and every figure
-    of a scan uses the same few subsets."""
+    outlines into Type 3 procedures (and serialising them) is most of the cost of a small
+    PDF once the frame is replayed, and the figures of a scan use the same few subsets."""
     from matplotlib.backends.backend_pdf import PdfFile
 
     global _PdfFileCached
@@ -438,18 +439,17 @@ def _pdf_file(path):
             def embedTTF(self, filename, subset_index, charmap):
                 tracker = self._character_tracker
                 key = (filename, subset_index, matplotlib.rcParams["pdf.fonttype"],
+                       matplotlib.rcParams["pdf.compression"],
                        tuple(sorted((code, glyph, tracker.subset_to_unicode(filename, subset_index, code))
                                     for code, glyph in charmap.items())))
-                ops = _EMBEDDED_FONTS.get(key)
-                if ops is None:
-                    ops, result = _record_objects(self, lambda: super(_PdfFileCached, self).embedTTF(
-                        filename, subset_index, charmap))
-                    if len(_EMBEDDED_FONTS) > 256:
+                objects = _EMBEDDED_FONTS.get(key)
+                if objects is None:
+                    if len(_EMBEDDED_FONTS) >= 256:
                         _EMBEDDED_FONTS.clear()
-                    _EMBEDDED_FONTS[key] = (ops, result)
-                    return result
-                ops, result = ops
-                return _replay_objects(self, ops, result)
+                    objects = _EMBEDDED_FONTS[key] = PdfObjects.record(
+                        self, lambda: super(_PdfFileCached, self).embedTTF(filename, subset_index, charmap))
+                    return objects.result
+                return objects.write(self)
     return _PdfFileCached(path)
 
 
@@ -457,57 +457,59 @@ _PdfFileCached = None
 _EMBEDDED_FONTS: dict = {}
 
 
-def _record_objects(file, make):
-    """Run ``make()`` (which reserves and writes objects of ``file``) and return what it
-    wrote, as ("reserve", id, name) / ("object", id, contents) / ("stream", id, data,
-    extra) steps, and its result."""
-    ops = []
-    reserve, write_object, output_stream = file.reserveObject, file.writeObject, file.outputStream
+@dataclass
+class PdfObjects:
+    """PDF objects as written, to be written again in another file under new numbers:
+    each object's bytes after its ``N 0 obj`` line, references ``N 0 R`` renumbered in
+    dictionaries and arrays (a stream's data, which may hold any bytes, is copied as is)."""
 
-    def reserve_(name=""):
-        ref = reserve(name)
-        ops.append(("reserve", ref.id, name))
-        return ref
+    ids: list  # the recorded numbers, in reservation order
+    bodies: list  # (id, dictionary or whole body, stream data and end or b"")
+    result: Any  # what the writer returned (a Reference)
 
-    def write_object_(ref, contents):
-        ops.append(("object", ref.id, contents))
-        write_object(ref, contents)
+    @classmethod
+    def record(cls, file, make) -> "PdfObjects":
+        """Run ``make()``, which reserves and writes whole objects of ``file``; keep them."""
+        import io
 
-    def output_stream_(ref, data, *, extra=None):
-        ops.append(("stream", ref.id, data, extra))
-        output_stream(ref, data, extra=extra)
+        fh, base = file.fh, file.tell_base
+        start = fh.tell()
+        first = len(file.xrefTable)
+        buffer = io.BytesIO()
+        file.fh, file.tell_base = buffer, base - start  # offsets stay those of the real file
+        try:
+            result = make()
+        finally:
+            file.fh, file.tell_base = fh, base
+        blob = buffer.getvalue()
+        fh.write(blob)
+        ids = list(range(first, len(file.xrefTable)))
+        starts = sorted((file.xrefTable[i][0] - (start - base), i) for i in ids)
+        bodies = []
+        for (offset, i), (end, _) in zip(starts, starts[1:] + [(len(blob), None)]):
+            body = blob[offset:end]
+            head = b"%d 0 obj\n" % i
+            assert body.startswith(head), (i, body[:20])
+            body = body[len(head):]
+            cut = body.find(b"\nstream\n")
+            bodies.append((i, body, b"") if cut < 0 else (i, body[:cut], body[cut:]))
+        return cls(ids, bodies, result)
 
-    file.reserveObject, file.writeObject, file.outputStream = reserve_, write_object_, output_stream_
-    try:
-        result = make()
-    finally:
-        del file.reserveObject, file.writeObject, file.outputStream
-    return ops, result
+    def write(self, file):
+        from matplotlib.backends.backend_pdf import Reference
+
+        new = {i: file.reserveObject("copied").id for i in self.ids}
+
+        def renumber(match):
+            return b"%d 0 R" % new.get(int(match.group(1)), int(match.group(1)))
+
+        for i, text, data in self.bodies:
+            file.recordXref(new[i])
+            file.fh.write(b"%d 0 obj\n" % new[i] + _REFERENCE.sub(renumber, text) + data)
+        return Reference(new[self.result.id]) if isinstance(self.result, Reference) else self.result
 
 
-def _replay_objects(file, ops, result):
-    """Write the recorded objects again under new ids (references renumbered)."""
-    from matplotlib.backends.backend_pdf import Reference
-
-    ids: dict[int, Reference] = {}
-
-    def renumber(value):
-        if isinstance(value, Reference):
-            return ids.get(value.id, value)
-        if isinstance(value, dict):
-            return {k: renumber(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return type(value)(renumber(v) for v in value)
-        return value
-
-    for op in ops:
-        if op[0] == "reserve":
-            ids[op[1]] = file.reserveObject(op[2])
-        elif op[0] == "object":
-            file.writeObject(ids[op[1]], renumber(op[2]))
-        else:
-            file.outputStream(ids[op[1]], op[2], extra=renumber(op[3]))
-    return renumber(result)
+_REFERENCE = re.compile(rb"(?<![\w.])(\d+) 0 R\b")
 
 
 class FigureTemplate:
