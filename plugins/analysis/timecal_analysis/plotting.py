@@ -324,13 +324,26 @@ def cms_label(ax, rlabel: str):
                     fontsize=size)
 
 
+_PDF_RENDERERS: dict = {}
+
+
 def _pdf_renderer(fig, file, dpi):
-    """The renderer ``print_pdf`` draws with (vector, rasterising the artists that ask)."""
+    """The renderer ``print_pdf`` draws with (vector, rasterising the artists that ask),
+    one per figure and dpi, pointed at each new file: matplotlib caches text measurements
+    per renderer, and measuring a text (shaping it) costs about a millisecond."""
     from matplotlib.backends.backend_mixed import MixedModeRenderer
     from matplotlib.backends.backend_pdf import RendererPdf
 
     width, height = fig.get_size_inches()
-    return MixedModeRenderer(fig, width, height, dpi, RendererPdf(file, dpi, height, width))
+    key = (id(fig), dpi, width, height)
+    renderer = _PDF_RENDERERS.get(key)
+    if renderer is None or renderer.figure is not fig:
+        renderer = _PDF_RENDERERS[key] = MixedModeRenderer(fig, width, height, dpi,
+                                                           RendererPdf(file, dpi, height, width))
+    vector = renderer._vector_renderer
+    vector.file = file
+    vector.gc = vector.new_gc()  # the page's initial graphics state
+    return renderer
 
 
 #: The PdfFile methods that hand out resource names (fonts, transparency states, images,
@@ -436,18 +449,18 @@ def _pdf_file(path):
     global _PdfFileCached
     if _PdfFileCached is None:
         class _PdfFileCached(PdfFile):  # noqa: N801 (defined on first use: matplotlib is heavy)
-            def embedTTF(self, filename, subset_index, charmap):
+            def embedTTF(self, filename, *subset):  # (subset_index, charmap); (characters) before 3.10
+                key = (filename, matplotlib.rcParams["pdf.fonttype"], matplotlib.rcParams["pdf.compression"],
+                       _frozen(subset))
                 tracker = self._character_tracker
-                key = (filename, subset_index, matplotlib.rcParams["pdf.fonttype"],
-                       matplotlib.rcParams["pdf.compression"],
-                       tuple(sorted((code, glyph, tracker.subset_to_unicode(filename, subset_index, code))
-                                    for code, glyph in charmap.items())))
+                if len(subset) == 2 and isinstance(subset[1], dict) and hasattr(tracker, "subset_to_unicode"):
+                    key += tuple(tracker.subset_to_unicode(filename, subset[0], code) for code in sorted(subset[1]))
                 objects = _EMBEDDED_FONTS.get(key)
                 if objects is None:
                     if len(_EMBEDDED_FONTS) >= 256:
                         _EMBEDDED_FONTS.clear()
                     objects = _EMBEDDED_FONTS[key] = PdfObjects.record(
-                        self, lambda: super(_PdfFileCached, self).embedTTF(filename, subset_index, charmap))
+                        self, lambda: super(_PdfFileCached, self).embedTTF(filename, *subset))
                     return objects.result
                 return objects.write(self)
     return _PdfFileCached(path)
@@ -455,6 +468,17 @@ def _pdf_file(path):
 
 _PdfFileCached = None
 _EMBEDDED_FONTS: dict = {}
+
+
+def _frozen(value):
+    """A hashable copy of nested dicts, sets and sequences."""
+    if isinstance(value, dict):
+        return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
+    if isinstance(value, (set, frozenset)):
+        return tuple(sorted(value))
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    return value
 
 
 @dataclass
@@ -675,6 +699,8 @@ class OnAxes:
 
 
 _TEMPLATES: dict[tuple, FigureTemplate] = {}
+#: Smallest side, in pixels, of a map's image (cells repeated): see draw_map.
+MIN_IMAGE_SIDE = 200
 #: Frames kept per template (each ~3 MB of pixels).
 MAX_FRAMES = 32
 
@@ -808,10 +834,15 @@ def draw_map(t: FigureTemplate, obs, parameter, values, delays, matrix, errors, 
     x_edges, y_edges = edges_from_centres(delays), edges_from_centres(y_centres)
     steps = np.diff(x_edges), np.diff(y_edges)
     if all(np.allclose(d, d[0], rtol=1e-3) for d in steps):
-        # Uniform cells: an image coloured at its own size, then scaled (nearest) by Agg:
-        # far cheaper than thousands of quadrilaterals, and an image in the PDF.
-        mesh = ax.imshow(np.ma.masked_invalid(matrix), cmap=COLOUR_MAP, vmin=low, vmax=high,
-                         origin="lower", aspect="auto", interpolation="nearest", interpolation_stage="rgba",
+        # Uniform cells: an image, far cheaper than thousands of quadrilaterals. Interpolation
+        # "none": Agg scales it (nearest, as "nearest" does), a PDF embeds it as it is
+        # instead of resampled at the figure's dpi (which cost a third of a map's PDF). Cells
+        # are repeated to at least MIN_IMAGE_SIDE pixels a side, so that viewers which smooth
+        # embedded images (macOS Preview) blur only the edge of a cell, not whole rows.
+        repeat = [-(-MIN_IMAGE_SIDE // n) for n in matrix.shape]
+        cells = np.repeat(np.repeat(matrix, repeat[0], axis=0), repeat[1], axis=1)
+        mesh = ax.imshow(np.ma.masked_invalid(cells), cmap=COLOUR_MAP, vmin=low, vmax=high,
+                         origin="lower", aspect="auto", interpolation="none", interpolation_stage="rgba",
                          extent=(x_edges[0], x_edges[-1], y_edges[0], y_edges[-1]))
     else:
         mesh = ax.pcolormesh(x_edges, y_edges, np.ma.masked_invalid(matrix), cmap=COLOUR_MAP,
