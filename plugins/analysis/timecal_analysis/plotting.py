@@ -27,6 +27,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -337,18 +338,63 @@ def _pdf_renderer(fig, file, dpi):
     one per figure and dpi, pointed at each new file: matplotlib caches text measurements
     per renderer, and measuring a text (shaping it) costs about a millisecond."""
     from matplotlib.backends.backend_mixed import MixedModeRenderer
-    from matplotlib.backends.backend_pdf import RendererPdf
 
     width, height = fig.get_size_inches()
     key = (id(fig), dpi, width, height)
     renderer = _PDF_RENDERERS.get(key)
     if renderer is None or renderer.figure is not fig:
         renderer = _PDF_RENDERERS[key] = MixedModeRenderer(fig, width, height, dpi,
-                                                           RendererPdf(file, dpi, height, width))
+                                                           _renderer_pdf_class()(file, dpi, height, width))
     vector = renderer._vector_renderer
     vector.file = file
     vector.gc = vector.new_gc()  # the page's initial graphics state
     return renderer
+
+
+class _Shaping(threading.local):
+    size = None  # the font size of the text our PDF renderer is drawing, else None
+
+
+_SHAPING = _Shaping()
+_SHAPED: dict = {}
+_RendererPdfCached = None
+
+
+def _renderer_pdf_class():
+    """matplotlib's PDF renderer whose texts are shaped once per process: shaping a string
+    (libraqm, in ``_text_helpers.layout``) costs about a millisecond and the figures of a
+    scan draw the same few strings (tick labels, the mode, the fixed parameters) again and
+    again. Only texts this renderer draws use the cache (keyed by font file, size, string
+    and options); any other caller of ``layout`` goes straight through."""
+    global _RendererPdfCached
+    if _RendererPdfCached is None:
+        from matplotlib import _text_helpers
+        from matplotlib.backends.backend_pdf import RendererPdf
+
+        shape = _text_helpers.layout
+
+        def layout(string, font, **options):
+            size = _SHAPING.size
+            if size is None:
+                return shape(string, font, **options)
+            key = (font.fname, getattr(font, "face_index", 0), size, string, tuple(sorted(options.items())))
+            items = _SHAPED.get(key)
+            if items is None:
+                if len(_SHAPED) >= 4096:
+                    _SHAPED.clear()
+                items = _SHAPED[key] = list(shape(string, font, **options))
+            return iter(items)
+
+        _text_helpers.layout = layout
+
+        class _RendererPdfCached(RendererPdf):  # noqa: N801 (defined on first use)
+            def draw_text(self, gc, x, y, s, prop, angle, ismath=False, mtext=None):
+                _SHAPING.size = prop.get_size_in_points()
+                try:
+                    return super().draw_text(gc, x, y, s, prop, angle, ismath=ismath, mtext=mtext)
+                finally:
+                    _SHAPING.size = None
+    return _RendererPdfCached
 
 
 #: The PdfFile methods that hand out resource names (fonts, transparency states, images,
@@ -705,7 +751,7 @@ class OnAxes:
 
 _TEMPLATES: dict[tuple, FigureTemplate] = {}
 #: Smallest side, in pixels, of a map's image (cells repeated): see draw_map.
-MIN_IMAGE_SIDE = 200
+MIN_IMAGE_SIDE = 64
 #: Frames kept per template (each ~3 MB of pixels).
 MAX_FRAMES = 32
 
