@@ -434,12 +434,20 @@ class PdfFrame:
         width, height = fig.get_size_inches()
         file.newPage(width, height)
         calls: list = []
+        seen: set = set()
 
         def recorder(owner, target, name):
             method = getattr(target, name)
 
             def call(*args, **kwargs):
                 result = method(*args, **kwargs)
+                try:  # a call repeated with the same arguments changes nothing: replayed once
+                    key = (owner, name, args, tuple(kwargs.items()), result)
+                    if key in seen:
+                        return result
+                    seen.add(key)
+                except TypeError:  # unhashable arguments (paths, transforms): always replayed
+                    pass
                 calls.append((owner, name, args, kwargs, result))
                 return result
             return call
