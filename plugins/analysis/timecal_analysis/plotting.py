@@ -19,7 +19,8 @@ of a Dask cluster), and each costs far less than a plain matplotlib + mplhep fig
   each file, split where the data and texts go, which are drawn per figure in their places
   in the draw order (the page is the one ``savefig`` draws); font subsets are embedded from
   a cache; a map is an image embedded at its own size rather than resampled at the
-  figure's dpi. A PDF costs about a fifth of ``savefig`` (PdfFrame, _pdf_file).
+  figure's dpi. A PDF costs about a third of ``savefig``, the frame recordings (one per
+  distinct frame) included (PdfFrame, _pdf_file).
 """
 
 from __future__ import annotations
