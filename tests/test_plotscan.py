@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -294,3 +295,54 @@ def test_png_writer_is_lossless(tmp_path):
         with Image.open(tmp_path / f"{mode}.png") as image:
             assert image.mode == mode and image.size == (101, 75)
             np.testing.assert_array_equal(np.asarray(image), pixels)
+
+
+@pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="rasterising a PDF needs poppler's pdftoppm")
+def test_pdf_in_layers_is_what_a_full_draw_gives(tmp_path, monkeypatch):
+    """A figure's PDF is drawn in layers: the frame (axes, ticks, labels, legend, colour bar,
+    CMS label) recorded once and copied into each file, the data and texts drawn per figure
+    in their places, the fonts embedded from a cache. Rasterised, each PDF (the first of a
+    frame and those reusing it; curves with a legend, error bands, negative tick labels
+    with the minus sign a font subset of its own holds, maps) is pixel for pixel what
+    matplotlib's own savefig of the same figure gives."""
+    import dataclasses
+
+    import matplotlib
+    from PIL import Image
+
+    from timecal_analysis import plotting
+    from timecal_analysis.observables import observable
+
+    recorded, replayed = [], []
+    record, replay = plotting.PdfFrame.record.__func__, plotting.PdfFrame.replay_resources
+    monkeypatch.setattr(plotting.PdfFrame, "record",
+                        classmethod(lambda cls, *a: recorded.append(1) or record(cls, *a)))
+    monkeypatch.setattr(plotting.PdfFrame, "replay_resources",
+                        lambda self, file: replayed.append(replay(self, file)) or replayed[-1])
+
+    def pixels(pdf: Path) -> np.ndarray:
+        subprocess.run(["pdftoppm", "-r", "50", "-png", "-singlefile", str(pdf), str(tmp_path / "page")],
+                       check=True)
+        with Image.open(tmp_path / "page.png") as image:
+            return np.asarray(image.convert("RGB"))
+
+    base = dataclasses.replace(_job([4000.0, 5800.0, 8000.0], "threshold", {"tofsmearing": 0.0}, tmp_path),
+                               kinds=("curves", "map"), formats=("pdf",))
+    mean = observable("mean")
+    signed = base.matrix * 4 - 2  # -2..2: tick labels with a minus sign
+    jobs = [base,  # records both frames
+            dataclasses.replace(base, mode="Latched", fixed={"tofsmearing": 2.0}, matrix=base.matrix[::-1].copy(),
+                                stem="again"),  # same frames, other data and texts
+            dataclasses.replace(base, obs=mean, matrix=signed, errors=np.full_like(signed, 0.2), stem="mean"),
+            dataclasses.replace(base, obs=mean, matrix=signed[::-1].copy(), errors=np.full_like(signed, 0.1),
+                                mode="Latched", stem="mean2")]
+    with matplotlib.rc_context(plotting._style()):
+        for job in jobs:
+            for kind in job.kinds:
+                record_ = plotting._render_one(job, kind)
+                template = plotting._TEMPLATES[(kind, kind == "map")]
+                template.fig.savefig(tmp_path / "full.pdf")
+                template.fig.set_canvas(template.canvas)
+                np.testing.assert_array_equal(pixels(record_.pdf), pixels(tmp_path / "full.pdf"),
+                                              err_msg=record_.pdf.name)
+    assert len(recorded) == 4 and replayed == [True] * 8  # two frames per observable, each reused

@@ -69,6 +69,8 @@ def test_plots_on_a_given_axis(scan_dir):
     eff.plot_map(right, "threshold")
     mesh = (right.collections + right.images)[0]  # uniform cells: an image
     values, delays, matrix, _ = eff.matrix("threshold")
-    np.testing.assert_array_equal(np.asarray(mesh.get_array()).reshape(matrix.shape), matrix)
+    cells = np.asarray(mesh.get_array())  # each value repeated into a block of pixels (draw_map)
+    rows, columns = cells.shape[0] // matrix.shape[0], cells.shape[1] // matrix.shape[1]
+    np.testing.assert_array_equal(cells, np.repeat(np.repeat(matrix, rows, axis=0), columns, axis=1))
     assert right.get_ylabel() == "Threshold [e]"
     plt.close(fig)

@@ -14,13 +14,21 @@ of a Dask cluster), and each costs far less than a plain matplotlib + mplhep fig
   the data and two texts are drawn and the frame blended on top (ticks stay over the data,
   as in a full draw); the PNG is written by a small unfiltered encoder, the thumbnail
   box-filtered from the same pixels;
-- the PDF, a second full draw, is only made when asked for (``--formats``).
+- the PDF is drawn in layers too, exactly: the frame's PDF operators, and the fonts,
+  transparency states and images they use, are recorded once per frame and copied into
+  each file, split where the data and texts go, which are drawn per figure in their places
+  in the draw order (the page is the one ``savefig`` draws); font subsets are embedded from
+  a cache; a map is an image embedded at its own size rather than resampled at the
+  figure's dpi. A PDF costs about a third of ``savefig``, the frame recordings (one per
+  distinct frame) included (PdfFrame, _pdf_file).
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import re
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -323,6 +331,271 @@ def cms_label(ax, rlabel: str):
                     fontsize=size)
 
 
+_PDF_RENDERERS: dict = {}
+
+
+def _pdf_renderer(fig, file, dpi):
+    """The renderer ``print_pdf`` draws with (vector, rasterising the artists that ask),
+    one per figure and dpi, pointed at each new file: matplotlib caches text measurements
+    per renderer, and measuring a text (shaping it) costs about a millisecond."""
+    from matplotlib.backends.backend_mixed import MixedModeRenderer
+
+    width, height = fig.get_size_inches()
+    key = (id(fig), dpi, width, height)
+    renderer = _PDF_RENDERERS.get(key)
+    if renderer is None or renderer.figure is not fig:
+        renderer = _PDF_RENDERERS[key] = MixedModeRenderer(fig, width, height, dpi,
+                                                           _renderer_pdf_class()(file, dpi, height, width))
+    vector = renderer._vector_renderer
+    vector.file = file
+    vector.gc = vector.new_gc()  # the page's initial graphics state
+    return renderer
+
+
+class _Shaping(threading.local):
+    size = None  # the font size of the text our PDF renderer is drawing, else None
+
+
+_SHAPING = _Shaping()
+_SHAPED: dict = {}
+_RendererPdfCached = None
+
+
+def _renderer_pdf_class():
+    """matplotlib's PDF renderer whose texts are shaped once per process: shaping a string
+    (libraqm, in ``_text_helpers.layout``) costs about a millisecond and the figures of a
+    scan draw the same few strings (tick labels, the mode, the fixed parameters) again and
+    again. Only texts this renderer draws use the cache (keyed by font file, size, string
+    and options); any other caller of ``layout`` goes straight through."""
+    global _RendererPdfCached
+    if _RendererPdfCached is None:
+        from matplotlib import _text_helpers
+        from matplotlib.backends.backend_pdf import RendererPdf
+
+        shape = _text_helpers.layout
+
+        def layout(string, font, **options):
+            size = _SHAPING.size
+            if size is None:
+                return shape(string, font, **options)
+            key = (font.fname, getattr(font, "face_index", 0), size, string, tuple(sorted(options.items())))
+            items = _SHAPED.get(key)
+            if items is None:
+                if len(_SHAPED) >= 4096:
+                    _SHAPED.clear()
+                items = _SHAPED[key] = list(shape(string, font, **options))
+            return iter(items)
+
+        _text_helpers.layout = layout
+
+        class _RendererPdfCached(RendererPdf):  # noqa: N801 (defined on first use)
+            def draw_text(self, gc, x, y, s, prop, angle, ismath=False, mtext=None):
+                _SHAPING.size = prop.get_size_in_points()
+                try:
+                    return super().draw_text(gc, x, y, s, prop, angle, ismath=ismath, mtext=mtext)
+                finally:
+                    _SHAPING.size = None
+    return _RendererPdfCached
+
+
+#: The PdfFile methods that hand out resource names (fonts, transparency states, images,
+#: markers...) and the character tracker's: what a recorded frame must replay in a new file.
+_PDF_RESOURCE_METHODS = ("fontName", "dviFontName", "alphaState", "_soft_mask_state", "hatchPattern",
+                         "addGouraudTriangles", "imageObject", "markerObject", "pathCollectionObject")
+_PDF_TRACKER_METHODS = ("track", "track_glyph")
+
+
+@dataclass
+class PdfFrame:
+    """The frame of a figure (axes, ticks, labels, legend, colour bar, CMS label) as PDF
+    content-stream bytes, cut where the figure's own artists (patches, data, texts) go,
+    plus the resource calls that drawing made, in order.
+
+    A PDF file names its resources in the order they are first asked for (F1, F2... for
+    fonts, A1... for transparency, I1... for images; character codes of a Type 3 font in
+    the order characters are first used). Replaying the calls first, in a new file, gives
+    them the same names and codes as in the recording, so the recorded bytes can be copied
+    as they are; what the figure draws in the gaps reuses or adds names. Every segment
+    and every gap starts from the page's initial graphics state (saved and restored
+    around it), so the draw order, hence the page, is that of a full ``savefig`` (the
+    error bands under the ticks, the curves over them, the frame's spines over the curves).
+    Each file still embeds its fonts and images itself: each PDF stands alone."""
+
+    segments: list  # bytes, one more than gaps
+    gaps: list  # index into the figure's dynamic artists drawn between two segments
+    calls: list  # (owner "file"/"tracker", method, args, kwargs, result)
+
+    @classmethod
+    def record(cls, fig, dynamic: list, dpi: float) -> "PdfFrame":
+        import io
+
+        from matplotlib.backends.backend_pdf import Op, PdfFile
+
+        file = PdfFile(io.BytesIO())
+        width, height = fig.get_size_inches()
+        file.newPage(width, height)
+        calls: list = []
+        seen: set = set()
+
+        def recorder(owner, target, name):
+            method = getattr(target, name)
+
+            def call(*args, **kwargs):
+                result = method(*args, **kwargs)
+                try:  # a call repeated with the same arguments changes nothing: replayed once
+                    key = (owner, name, args, tuple(kwargs.items()), result)
+                    if key in seen:
+                        return result
+                    seen.add(key)
+                except TypeError:  # unhashable arguments (paths, transforms): always replayed
+                    pass
+                calls.append((owner, name, args, kwargs, result))
+                return result
+            return call
+
+        for name in _PDF_RESOURCE_METHODS:
+            if hasattr(file, name):
+                setattr(file, name, recorder("file", file, name))
+        tracker = file._character_tracker
+        for name in _PDF_TRACKER_METHODS:
+            if hasattr(tracker, name):
+                setattr(tracker, name, recorder("tracker", tracker, name))
+        chunks: list[bytes] = []
+        file.write = chunks.append  # the page's content stream, uncompressed
+        renderer = _pdf_renderer(fig, file, dpi)
+        vector = renderer._vector_renderer
+        segments, gaps = [], []
+
+        def gap(index):
+            def draw(_renderer):
+                file.output(*vector.gc.finalize())
+                file.output(Op.grestore)
+                segments.append(b"".join(chunks))
+                chunks.clear()
+                gaps.append(index)
+                file.output(Op.gsave)
+                vector.gc = vector.new_gc()  # the page's initial state again
+            return draw
+
+        for i, artist in enumerate(dynamic):
+            artist.draw = gap(i)
+        try:
+            file.output(Op.gsave)
+            fig.draw(renderer)
+            file.output(*vector.gc.finalize())
+            file.output(Op.grestore)
+        finally:
+            for artist in dynamic:
+                del artist.draw
+        segments.append(b"".join(chunks))
+        return cls(segments, gaps, calls)
+
+    def replay_resources(self, file) -> bool:
+        """Ask ``file`` (a new page, nothing drawn yet) for the recorded resources; False
+        if any name or code came out different (the recorded bytes would not fit)."""
+        tracker = file._character_tracker
+        for owner, name, args, kwargs, result in self.calls:
+            if getattr(file if owner == "file" else tracker, name)(*args, **kwargs) != result:
+                return False
+        return True
+
+
+def _pdf_file(path):
+    """A PdfFile that embeds each font subset from a per-process cache: turning glyph
+    outlines into Type 3 procedures (and serialising them) is most of the cost of a small
+    PDF once the frame is replayed, and the figures of a scan use the same few subsets."""
+    from matplotlib.backends.backend_pdf import PdfFile
+
+    global _PdfFileCached
+    if _PdfFileCached is None:
+        class _PdfFileCached(PdfFile):  # noqa: N801 (defined on first use: matplotlib is heavy)
+            def embedTTF(self, filename, *subset):  # (subset_index, charmap); (characters) before 3.10
+                key = (filename, matplotlib.rcParams["pdf.fonttype"], matplotlib.rcParams["pdf.compression"],
+                       _frozen(subset))
+                tracker = self._character_tracker
+                if len(subset) == 2 and isinstance(subset[1], dict) and hasattr(tracker, "subset_to_unicode"):
+                    key += tuple(tracker.subset_to_unicode(filename, subset[0], code) for code in sorted(subset[1]))
+                objects = _EMBEDDED_FONTS.get(key)
+                if objects is None:
+                    if len(_EMBEDDED_FONTS) >= 256:
+                        _EMBEDDED_FONTS.clear()
+                    objects = _EMBEDDED_FONTS[key] = PdfObjects.record(
+                        self, lambda: super(_PdfFileCached, self).embedTTF(filename, *subset))
+                    return objects.result
+                return objects.write(self)
+    return _PdfFileCached(path)
+
+
+_PdfFileCached = None
+_EMBEDDED_FONTS: dict = {}
+
+
+def _frozen(value):
+    """A hashable copy of nested dicts, sets and sequences."""
+    if isinstance(value, dict):
+        return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
+    if isinstance(value, (set, frozenset)):
+        return tuple(sorted(value))
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+@dataclass
+class PdfObjects:
+    """PDF objects as written, to be written again in another file under new numbers:
+    each object's bytes after its ``N 0 obj`` line, references ``N 0 R`` renumbered in
+    dictionaries and arrays (a stream's data, which may hold any bytes, is copied as is)."""
+
+    ids: list  # the recorded numbers, in reservation order
+    bodies: list  # (id, dictionary or whole body, stream data and end or b"")
+    result: Any  # what the writer returned (a Reference)
+
+    @classmethod
+    def record(cls, file, make) -> "PdfObjects":
+        """Run ``make()``, which reserves and writes whole objects of ``file``; keep them."""
+        import io
+
+        fh, base = file.fh, file.tell_base
+        start = fh.tell()
+        first = len(file.xrefTable)
+        buffer = io.BytesIO()
+        file.fh, file.tell_base = buffer, base - start  # offsets stay those of the real file
+        try:
+            result = make()
+        finally:
+            file.fh, file.tell_base = fh, base
+        blob = buffer.getvalue()
+        fh.write(blob)
+        ids = list(range(first, len(file.xrefTable)))
+        starts = sorted((file.xrefTable[i][0] - (start - base), i) for i in ids)
+        bodies = []
+        for (offset, i), (end, _) in zip(starts, starts[1:] + [(len(blob), None)]):
+            body = blob[offset:end]
+            head = b"%d 0 obj\n" % i
+            assert body.startswith(head), (i, body[:20])
+            body = body[len(head):]
+            cut = body.find(b"\nstream\n")
+            bodies.append((i, body, b"") if cut < 0 else (i, body[:cut], body[cut:]))
+        return cls(ids, bodies, result)
+
+    def write(self, file):
+        from matplotlib.backends.backend_pdf import Reference
+
+        new = {i: file.reserveObject("copied").id for i in self.ids}
+
+        def renumber(match):
+            return b"%d 0 R" % new.get(int(match.group(1)), int(match.group(1)))
+
+        for i, text, data in self.bodies:
+            file.recordXref(new[i])
+            file.fh.write(b"%d 0 obj\n" % new[i] + _REFERENCE.sub(renumber, text) + data)
+        return Reference(new[self.result.id]) if isinstance(self.result, Reference) else self.result
+
+
+_REFERENCE = re.compile(rb"(?<![\w.])(\d+) 0 R\b")
+
+
 class FigureTemplate:
     """A figure laid out once per style and process, reused by every figure of that style:
     frame, CMS label, tick objects and colour-bar axes are built once; each figure only
@@ -346,6 +619,7 @@ class FigureTemplate:
         self.ax.yaxis.set_label_coords(-0.15, 1.0)
         self.context = self.fig.text(SIDE_X, 0.36, "", ha="left", va="top", fontsize="x-small")
         self.frames: dict[tuple, np.ndarray] = {}
+        self.pdf_frames: dict[tuple, PdfFrame] = {}
 
     # ----------------------------------------------------------------- PNG by layers
     def dynamic_artists(self) -> list:
@@ -403,6 +677,48 @@ class FigureTemplate:
         gc.restore()
         return np.asarray(self.canvas.buffer_rgba())
 
+    # ----------------------------------------------------------------- PDF by layers
+    def write_pdf(self, path: Path) -> None:
+        """The figure as a PDF, in layers as the PNG: the frame's drawing operators (and
+        the fonts, images and transparency states they use) are recorded once per distinct
+        frame and copied into each file (see PdfFrame); per figure only the patches, the
+        data and the two texts are drawn, in their places in the draw order."""
+        from matplotlib.backends.backend_pdf import Op
+
+        dynamic = [self.fig.patch, self.ax.patch] + self.dynamic_artists()
+        key = self.frame_key() + tuple((type(a).__name__, a.get_zorder()) for a in dynamic)
+        dpi = self.fig.dpi
+        self.fig.dpi = 72  # PDF units are points, as print_pdf draws
+        try:
+            frame = self.pdf_frames.get(key)
+            if frame is None:
+                if len(self.pdf_frames) >= MAX_FRAMES:
+                    self.pdf_frames.clear()
+                frame = self.pdf_frames[key] = PdfFrame.record(self.fig, dynamic, dpi)
+            file = _pdf_file(path)
+            try:
+                width, height = self.fig.get_size_inches()
+                file.newPage(width, height)
+                renderer = _pdf_renderer(self.fig, file, dpi)
+                if frame.replay_resources(file):
+                    vector = renderer._vector_renderer
+                    file.write(frame.segments[0])
+                    for index, segment in zip(frame.gaps, frame.segments[1:]):
+                        file.output(Op.gsave)
+                        vector.gc = vector.new_gc()
+                        dynamic[index].draw(renderer)
+                        file.output(*vector.gc.finalize())
+                        file.output(Op.grestore)
+                        file.write(segment)
+                else:  # never expected: the file's resource names differ from the recording's
+                    self.fig.draw(renderer)
+                    renderer.finalize()
+                file.finalize()
+            finally:
+                file.close()
+        finally:
+            self.fig.dpi = dpi
+
     def reset(self) -> None:
         """Remove the previous figure's data artists and locators."""
         for artist in list(self.ax.lines) + list(self.ax.collections) + list(self.ax.images):
@@ -443,6 +759,8 @@ class OnAxes:
 
 
 _TEMPLATES: dict[tuple, FigureTemplate] = {}
+#: Smallest side, in pixels, of a map's image (cells repeated): see draw_map.
+MIN_IMAGE_SIDE = 64
 #: Frames kept per template (each ~3 MB of pixels).
 MAX_FRAMES = 32
 
@@ -488,8 +806,7 @@ def _render_one(job: FigureJob, kind: str) -> FigureRecord:
         Image.fromarray(pixels).reduce(round(1 / THUMB_SCALE)).convert("RGB").save(thumb, compress_level=1)
     if "pdf" in job.formats:
         pdf = base.with_suffix(".pdf")
-        t.fig.savefig(pdf)
-        t.fig.set_canvas(t.canvas)  # savefig swaps in a PDF canvas; the template keeps Agg
+        t.write_pdf(pdf)
     if "root" in job.formats:
         root = base.with_suffix(".root")
         _write_root(root, kind, job.obs, job.parameter, job.values, job.delays, job.matrix, job.errors,
@@ -577,10 +894,15 @@ def draw_map(t: FigureTemplate, obs, parameter, values, delays, matrix, errors, 
     x_edges, y_edges = edges_from_centres(delays), edges_from_centres(y_centres)
     steps = np.diff(x_edges), np.diff(y_edges)
     if all(np.allclose(d, d[0], rtol=1e-3) for d in steps):
-        # Uniform cells: an image coloured at its own size, then scaled (nearest) by Agg:
-        # far cheaper than thousands of quadrilaterals, and an image in the PDF.
-        mesh = ax.imshow(np.ma.masked_invalid(matrix), cmap=COLOUR_MAP, vmin=low, vmax=high,
-                         origin="lower", aspect="auto", interpolation="nearest", interpolation_stage="rgba",
+        # Uniform cells: an image, far cheaper than thousands of quadrilaterals. Interpolation
+        # "none": Agg scales it (nearest, as "nearest" does), a PDF embeds it as it is
+        # instead of resampled at the figure's dpi (which cost a third of a map's PDF). Cells
+        # are repeated to at least MIN_IMAGE_SIDE pixels a side, so that viewers which smooth
+        # embedded images (macOS Preview) blur only the edge of a cell, not whole rows.
+        repeat = [-(-MIN_IMAGE_SIDE // n) for n in matrix.shape]
+        cells = np.repeat(np.repeat(matrix, repeat[0], axis=0), repeat[1], axis=1)
+        mesh = ax.imshow(np.ma.masked_invalid(cells), cmap=COLOUR_MAP, vmin=low, vmax=high,
+                         origin="lower", aspect="auto", interpolation="none", interpolation_stage="rgba",
                          extent=(x_edges[0], x_edges[-1], y_edges[0], y_edges[-1]))
     else:
         mesh = ax.pcolormesh(x_edges, y_edges, np.ma.masked_invalid(matrix), cmap=COLOUR_MAP,
