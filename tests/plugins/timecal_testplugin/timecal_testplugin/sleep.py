@@ -18,6 +18,12 @@ def main(argv):
         child = subprocess.Popen(["sleep", str(max(float(params.get("seconds", 0)), 1))])
         print(f"sleeper child pid={child.pid}", flush=True)
     time.sleep(float(params.get("seconds", 0)))
+    region = int(params.get("fail_index_min", -1))
+    if 0 <= region <= int(params.get("index", 0)) and \
+            int(params.get("level", 0)) >= int(params.get("fail_level_min", 0)):
+        print(f"planted failure: index {params.get('index')} level {params.get('level')} is in "
+              "the failing region", flush=True)
+        return 4
     code = int(params.get("exit_code", 0))
     if code:
         print(f"failing on purpose with exit code {code}: {params.get('message', '')}", flush=True)
