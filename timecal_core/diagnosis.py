@@ -174,7 +174,8 @@ def rank_parameters(failing: Sequence[str], space: ParameterSpace,
         subset = [v for v in axis_values if fails.get(v, 0)]
         out.append(Dependence(name, score, per_value,
                               subset if len(subset) < len(axis_values) else []))
-    out.sort(key=lambda d: (-d.score, d.name))
+    order = {name: k for k, name in enumerate(space.varying)}
+    out.sort(key=lambda d: (-round(d.score, 9), order[d.name]))
     return out
 
 
@@ -231,7 +232,8 @@ def render_ranking(rows: Iterable[Any], space: ParameterSpace, population: Seque
     namew = max(len(n) for n in space.varying)
     for cause, failing in causes:
         ranking = rank_parameters(failing, space, population)
-        lines += ["", f"{cause}: {len(failing)} task{'s' if len(failing) != 1 else ''}",
+        title = "failures (no cause recorded)" if cause == UNCLASSIFIED else cause
+        lines += ["", f"{title}: {len(failing)} task{'s' if len(failing) != 1 else ''}",
                   "  " + headline(cause, len(failing), ranking, space)]
         for dep in ranking[:top]:
             head = f"  {dep.name.ljust(namew)} {dep.score:4.2f} "

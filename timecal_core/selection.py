@@ -289,6 +289,8 @@ class ParameterSpace:
         if axis is None:
             return [], True
         head, _, last = typed.rpartition(",")
+        if head and op in ("<", "<=", ">", ">="):
+            return [], True  # one value only
         prefix = f"{name}{op}{head + ',' if head else ''}"
         values = [format_value(v) for v in axis.values]
         return [prefix + v for v in values if v.startswith(last)], True

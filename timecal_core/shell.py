@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import cmd2
-from cmd2 import Choices, Cmd2ArgumentParser, CommandSet, Completions, with_argparser
+from cmd2 import Choices, Cmd2ArgumentParser, CommandSet, CompletionItem, Completions, with_argparser
 from cmd2 import rich_utils
 from cmd2.parsing import StatementParser
 
@@ -73,32 +73,42 @@ class SelectionStatementParser(StatementParser):
         return out
 
 
-def _complete_selection(app: MonitorShell, text: str, extra: tuple = ()) -> Completions:
-    """Task ids, parameter names (``name=``), then the values of ``name OP``."""
+def _complete_selection(app: MonitorShell, text: str, line: str, endidx: int,
+                        extra: tuple = ()) -> Completions:
+    """Task ids, parameter names (``name=``), then the values of ``name OP``. The terminal
+    side breaks words at ``<``/``>`` (redirection characters), so ``text`` may be only the
+    end of the term being typed: the whole word is taken from the line, and the candidates
+    are given back without the part before ``text``."""
+    word = re.split(r"\s", line[:endidx])[-1]
+    head = word[:len(word) - len(text)] if word.endswith(text) else ""
     try:
-        answer = app.ask("complete", text=text)
+        answer = app.ask("complete", text=word)
         candidates = list(answer["candidates"])
-        if not is_term(text):
-            candidates += [e for e in extra if e.startswith(text)]
-            if text:  # task ids only once something is typed: 30,000 of them help nobody
-                candidates += app.ask("find", prefix=text, limit=200)["ids"]
+        if not is_term(word):
+            candidates += [e for e in extra if e.startswith(word)]
+            if word:  # task ids only once something is typed: 30,000 of them help nobody
+                candidates += app.ask("find", prefix=word, limit=200)["ids"]
     except ControlError:
         return Completions.from_values([])
-    final = not (len(candidates) == 1 and candidates[0].endswith(("=", ",")))
-    items = Completions.from_values(candidates)
-    return Completions(items=items.items, is_sorted=True, allow_finalization=final)
+    items = [CompletionItem(c[len(head):], display=c) for c in candidates if c.startswith(head)]
+    final = not (len(items) == 1 and candidates[0].endswith(("=", ",")))
+    return Completions(items=items, is_sorted=True, allow_finalization=final)
 
 
 def _selection_completer(app: MonitorShell, text: str, line: str, begidx: int, endidx: int) -> Completions:
-    return _complete_selection(app, text)
+    return _complete_selection(app, text, line, endidx)
 
 
 def _tasks_completer(app: MonitorShell, text: str, line: str, begidx: int, endidx: int) -> Completions:
-    return _complete_selection(app, text, STATES)
+    return _complete_selection(app, text, line, endidx, STATES)
 
 
 def _cancel_completer(app: MonitorShell, text: str, line: str, begidx: int, endidx: int) -> Completions:
-    return _complete_selection(app, text, ("all",))
+    return _complete_selection(app, text, line, endidx, ("all",))
+
+
+def _errors_completer(app: MonitorShell, text: str, line: str, begidx: int, endidx: int) -> Completions:
+    return _complete_selection(app, text, line, endidx, ("by",))
 
 
 def _axis_completer(app: MonitorShell, text: str, line: str, begidx: int, endidx: int) -> Completions:
@@ -153,7 +163,7 @@ def _errors_parser() -> Cmd2ArgumentParser:
                                 "by' ranks the parameters by how strongly failures depend on "
                                 "them, per cause.")
     parser.add_argument("words", nargs="*", metavar="by|TASK|FILTER",
-                        completer=lambda app, text, *a: _complete_selection(app, text, ("by",)),
+                        completer=_errors_completer,
                         help="'by' for the ranking; " + SELECTION_HELP)
     return parser
 

@@ -21,8 +21,8 @@ def main(argv):
     region = int(params.get("fail_index_min", -1))
     if 0 <= region <= int(params.get("index", 0)) and \
             int(params.get("level", 0)) >= int(params.get("fail_level_min", 0)):
-        print(f"planted failure: index {params.get('index')} level {params.get('level')} is in "
-              "the failing region", flush=True)
+        print(f"index {params.get('index')} level {params.get('level')}", flush=True)
+        print("planted failure: this task is in the failing region", flush=True)
         return 4
     code = int(params.get("exit_code", 0))
     if code:
