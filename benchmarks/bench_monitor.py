@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import io
 import os
 import random
@@ -46,13 +45,6 @@ GOAL = 0.200  # seconds
 PARAMETERS = (Parameter("threshold", "int", 5000, unit="e"), Parameter("delay", "float", 0.0, unit="ns"),
               Parameter("tofsmearing", "float", 0.0, unit="ns"), Parameter("pileup", "int", 0),
               Parameter("subdet", "str", "EHH", choices=("EHH", "PS")))
-
-
-def _make(cls, **values):
-    """A ledger record with the fields this version of the ledger has (resources and causes
-    are recorded where the dataclass knows them)."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in values.items() if k in names})
 
 
 def grid(n: int) -> list[SimpleNamespace]:
@@ -94,12 +86,12 @@ def build_ledger(directory: Path, specs) -> Ledger:
     completions = []
     for spec in done:
         start = now - rng.uniform(100, 5000)
-        completions.append(_make(Completion, task_id=spec.task_id, worker=rng.choice(workers),
-                                 start=start, end=start + 30 + spec.params["pileup"] / 4 + rng.random() * 20,
-                                 host=f"node{rng.randrange(40):02d}", job_id=str(rng.randrange(10**6)),
-                                 cpu=25 + rng.random() * 10, maxrss_kib=int(400_000 + spec.params["pileup"] * 4_000),
-                                 output_bytes=2_000_000))
-    ledger.record_outcomes(completions, [], max_attempts=3)
+        completions.append(Completion(spec.task_id, rng.choice(workers), start,
+                                      start + 30 + spec.params["pileup"] / 4 + rng.random() * 20, resources={
+                                          "host": f"node{rng.randrange(40):02d}", "job_id": str(rng.randrange(10**6)),
+                                          "cpu": 25 + rng.random() * 10, "output_bytes": 2_000_000,
+                                          "maxrss_kib": int(400_000 + spec.params["pileup"] * 4_000)}))
+    ledger.record_outcomes(completions, [], 3)
     for attempt in range(2):  # failures over two attempts: some failed for good, some waiting
         failures = []
         for spec, cause in failed:
@@ -107,11 +99,11 @@ def build_ledger(directory: Path, specs) -> Ledger:
                 continue
             reason = ("step cmsRun killed by signal 9 (SIGKILL)" if cause == "oom" else
                       "step cmsRun exited with code 3: Fatal Exception: missing product")
-            failures.append(_make(Failure, task_id=spec.task_id, worker=rng.choice(workers), step="cmsRun",
-                                  exit_code=-9 if cause == "oom" else 3, reason=reason,
-                                  error="...\n" + reason, cause=cause, host="node07",
-                                  maxrss_kib=3_900_000 if cause == "oom" else 500_000, cpu=12.0))
-        ledger.record_outcomes([], failures, max_attempts=2)
+            failures.append(Failure(spec.task_id, rng.choice(workers), "cmsRun", -9 if cause == "oom" else 3,
+                                    reason, "...\n" + reason, cause=cause, resources={
+                                        "host": "node07", "cpu": 12.0,
+                                        "maxrss_kib": 3_900_000 if cause == "oom" else 500_000}))
+        ledger.record_outcomes([], failures, 2)
     ledger.mark_running([(s.task_id, rng.choice(workers), now - 30) for s in running])
     return ledger
 

@@ -133,8 +133,10 @@ def test_emulator_grid_runs_in_htcondor_jobs(condor_workdir):
     ledger = Ledger.open_readonly(out)
     try:
         task_pids = {t.worker.rsplit(":", 1)[1] for t in ledger.tasks()}
+        task_jobs = {t.job_id for t in ledger.tasks()}  # ClusterId.ProcId, from the job's ad
     finally:
         ledger.close()
+    assert task_jobs and task_jobs <= set(jobs), (task_jobs, jobs)
     assert task_pids <= set(pids), (task_pids, pids)  # each task ran in a worker of a recorded job
     assert sorted(p.name for p in (out / "logs").glob("worker-*.err")) == sorted(f"worker-{j}.err" for j in jobs)
     wait_until(lambda: not set(jobs) & queued_ids(), 30, "the jobs removed by BXRun at its end")

@@ -40,14 +40,14 @@ def test_new_ledger_takes_done_from_disk(tmp_path):
 def test_failures_are_retryable_until_the_attempts_are_exhausted(tmp_path):
     ledger = Ledger.create(tmp_path)
     ledger.reconcile(SPECS, set())
-    assert ledger.record_outcomes([], [fail(IDS[0])], max_attempts=2) == []
+    assert ledger.record_outcomes([], [fail(IDS[0])], policy=2) == []
     assert ledger.task(IDS[0]).state == FAILED and ledger.task(IDS[0]).attempts == 1
     ledger.set_state([IDS[0]], PENDING, "resubmitted")
-    assert ledger.record_outcomes([], [fail(IDS[0])], max_attempts=2) == [IDS[0]]
+    assert ledger.record_outcomes([], [fail(IDS[0])], policy=2) == [IDS[0]]
     row = ledger.task(IDS[0])
     assert (row.state, row.attempts, row.exit_code, row.step) == (ERROR, 2, 4, "sleep")
     assert row.error == "line 1\nline 2\n"
-    ledger.record_outcomes([Completion(IDS[1], "w2", 10.0, 14.5)], [], max_attempts=2)
+    ledger.record_outcomes([Completion(IDS[1], "w2", 10.0, 14.5)], [], policy=2)
     done = ledger.task(IDS[1])
     assert (done.state, done.attempts, done.runtime, done.worker) == (DONE, 1, 4.5, "w2")
     history = [(e.task_id, e.state) for e in ledger.last_events(20) if e.task_id == IDS[0]]
@@ -58,12 +58,12 @@ def test_error_groups_count_and_give_an_example(tmp_path):
     ledger = Ledger.create(tmp_path)
     ledger.reconcile(SPECS, set())
     ledger.record_outcomes([], [fail(IDS[0], "A"), fail(IDS[1], "B"), fail(IDS[2], "B")], 3)
-    assert ledger.error_groups() == [("B", 2, IDS[1], 2), ("A", 1, IDS[0], 1)]
+    assert ledger.error_groups() == [("exit 4", "B", 2, IDS[1], 2), ("exit 4", "A", 1, IDS[0], 1)]
     # a failure stays visible once its task is resubmitted and waits for its next attempt
     ledger.set_state([IDS[0], IDS[1]], PENDING, "resubmitted")
-    assert ledger.error_groups() == [("B", 2, IDS[1], 2), ("A", 1, IDS[0], 1)]
+    assert ledger.error_groups() == [("exit 4", "B", 2, IDS[1], 2), ("exit 4", "A", 1, IDS[0], 1)]
     ledger.record_outcomes([], [fail(IDS[3], "B")], 1)  # exhausted: failed for good
-    assert ledger.error_groups()[0] == ("B", 3, IDS[1], 2)
+    assert ledger.error_groups()[0] == ("exit 4", "B", 3, IDS[1], 2)
 
 
 def test_a_user_error_in_a_task_is_final_at_once(tmp_path):
@@ -74,7 +74,7 @@ def test_a_user_error_in_a_task_is_final_at_once(tmp_path):
     ledger.reconcile(SPECS, set())
     failure = describe_failure(IDS[0], UserError("hits: /x.root does not exist"))
     assert failure.final and failure.reason == "user error: hits: /x.root does not exist"
-    assert ledger.record_outcomes([], [failure], max_attempts=3) == [IDS[0]]
+    assert ledger.record_outcomes([], [failure], policy=3) == [IDS[0]]
     assert (ledger.task(IDS[0]).state, ledger.task(IDS[0]).attempts) == (ERROR, 1)
 
 
@@ -114,7 +114,7 @@ def test_reconcile_after_a_killed_driver(tmp_path):
     ledger = Ledger.create(tmp_path)
     ledger.reconcile(SPECS, set())
     ledger.mark_running([(IDS[0], "w", 1.0), (IDS[1], "w", 1.0)])
-    ledger.record_outcomes([], [fail(IDS[2])], max_attempts=1)  # error, attempts exhausted
+    ledger.record_outcomes([], [fail(IDS[2])], policy=1)  # error, attempts exhausted
     ledger.record_outcomes([Completion(IDS[3], "w", 1.0, 2.0)], [], 3)
     ledger.set_state([IDS[4]], CANCELLED, "cancelled by the user")
     ledger.close()
@@ -127,8 +127,11 @@ def test_reconcile_after_a_killed_driver(tmp_path):
     states = {t.task_id: t.state for t in ledger.tasks()}
     assert states == {IDS[0]: DONE, IDS[1]: PENDING, IDS[2]: PENDING, IDS[3]: PENDING,
                       "ffffffffff": PENDING}
-    assert ledger.task(IDS[2]).attempts == 0  # failed for good: a new run gives a new budget
+    # Failed for good: a new run gives a new budget; the attempts go on counting.
+    assert ledger.task(IDS[2]).attempts == 1
     assert ledger.task(IDS[1]).worker is None
+    assert ledger.record_outcomes([], [fail(IDS[2], "other")], policy=2) == []  # 1 of 2 in this budget
+    assert (ledger.task(IDS[2]).state, ledger.task(IDS[2]).attempts) == (FAILED, 2)
 
 
 def test_readonly_access_while_a_write_transaction_is_open(tmp_path):

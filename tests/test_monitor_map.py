@@ -98,8 +98,8 @@ def test_the_failing_region_shows_on_the_map_and_selections_act_on_it(tmp_path, 
 
         text = screen(child, "errors", r"in the failing region")
         # one group (same cause, same message); its tasks share no single index or level
-        assert re.search(r"\s6\s+[0-9a-f]{10}\s+step sleep exited with code 4: planted failure: this "
-                         r"task is in the failing region", text), text
+        assert re.search(r"^6\s+(exit 4\s+)?[0-9a-f]{10}\s+step sleep exited with code 4: planted failure: this "
+                         r"task is in the failing region", text, re.M), text
         assert "all 6 have" not in text
 
         text = screen(child, "tasks level>=2 index>=3", r"task\(s\) match.*")

@@ -2,6 +2,7 @@
 parameters stored). CMSSW cannot be installed here: ``cmsRun`` is the stand-in of
 tests/standins/cmsrun.py, which honours the same command lines and writes real ROOT files."""
 
+import hashlib
 import json
 
 import pytest
@@ -17,7 +18,8 @@ def cmssw_setup(tmp_path, monkeypatch, cmsrun_standin):
     cmssw.mkdir()
     for cfg in ("PUCalibration_cfg.py", "Harvester_cfg.py"):
         (cmssw / cfg).write_text("# placeholder: the stand-in cmsRun only looks at the name\n")
-    rc = write_timerc(tmp_path / "cfg", cmssw=cmssw, init="export TIMECAL_INIT_MARK=from-timerc")
+    rc = write_timerc(tmp_path / "cfg", cmssw=cmssw, init="export TIMECAL_INIT_MARK=from-timerc "
+                      "CMSSW_VERSION=CMSSW_15_1_0_pre3")
     monkeypatch.setenv("TIMECAL_CONFIG", str(rc))
     hs = tmp_path / "hs; touch PWNED.txt"  # a legal file name that would be a command in a shell
     hs.write_text("file:/store/hs.root\n")
@@ -42,6 +44,13 @@ def test_scan_chain_produces_the_harvested_file(cmssw_setup, monkeypatch):
     assert stored["params"]["threshold"] == 5000.0 and stored["params"]["HSfile"] == str(hs)
     record = json.loads((task / "params.json").read_text())
     assert record["output"] == harvested.name
+    # Provenance: the release init gave the steps, the hashes of the cfg files that ran.
+    cmssw = tmp_path / "cmssw"
+    assert record["software"]["cmssw"] == "CMSSW_15_1_0_pre3"
+    assert record["software"]["cfg_sha256"] == {
+        cfg: hashlib.sha256((cmssw / cfg).read_bytes()).hexdigest()
+        for cfg in ("PUCalibration_cfg.py", "Harvester_cfg.py")}
+    assert record["output_bytes"] == harvested.stat().st_size and record["cpu"] > 0
     maps = layout.read_maps(harvested)
     assert maps.offset_scan["Sampled"].shape == (len(layout.scan_delays(0.0, 2.0, 0.5)), 13)
     with uproot.open(harvested) as f:

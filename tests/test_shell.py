@@ -76,7 +76,7 @@ def test_monitor_session_while_tasks_run(tmp_path, env):
         command(child, "retry", r"resubmitted 1 task\(s\)")
         wait_for_state(tmp_path, lambda p, s: p["exit_code"] == 5 and p["seconds"] == 0
                        and s == "error")
-        command(child, "errors", r"count\s+to retry\s+example\s+error", failing, "exited with code 5")
+        command(child, "errors", r"count\s+to retry\s+cause\s+example\s+error", failing, "exited with code 5")
         command(child, "interval 1", "interval set to 1 s")
         # the periodic status now arrives by itself, above the prompt
         child.expect(r"\[#+-+\] 1/4 25\.0%", timeout=10)

@@ -50,6 +50,9 @@ def test_grid_of_the_emulator_runs_through_slurm_jobs(slurm_cluster, slurm_timer
     worker_logs = sorted((out / "logs").glob("timecal-*.err"))
     assert len(worker_logs) == 2  # the two SLURM jobs' worker logs, under <output>/logs
     jobs = {p.stem.split("-")[1] for p in worker_logs}
+    # Each result names the SLURM job that ran it (params.json and the ledger).
+    ran_in = {json.loads((p / "params.json").read_text())["job_id"] for p in done}
+    assert ran_in and ran_in <= jobs, (ran_in, jobs)
     for job in jobs:  # slurmstepd's own words: the job lived until BXRun closed the cluster
         assert f"JOB {job} ON localhost CANCELLED" in (out / "logs" / f"timecal-{job}.err").read_text()
     deadline = time.time() + 30

@@ -61,7 +61,7 @@ def test_the_page_in_headless_chromium(production, tmp_path):
     dom = browse((prod / "status.html").as_uri(), tmp_path, screenshot=shot)
     headline = re.search(r'<p id="headline">(.*?)</p>', dom, re.S).group(1)
     assert "<b>5/10</b> tasks done (50.0%)" in headline
-    assert re.search(r"<b>5</b> × step sleep exited with code 6", dom)
+    assert re.search(r"<b>5</b> × <b>exit 6</b> step sleep exited with code 6", dom)
     assert "<svg" in dom and "tasks done and failed over time" in dom
     assert shot.is_file() and shot.stat().st_size > 10_000  # a real rendering, not a blank
     keep = os.environ.get("TIMECAL_KEEP_SCREENSHOT")

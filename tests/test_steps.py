@@ -121,7 +121,8 @@ def test_a_sigkilled_step_fails_as_killed_by_signal_9_and_the_server_goes_on(tmp
     thread.join(20)
     error = box["error"]
     assert "killed by signal 9 (SIGKILL)" in str(error)
-    assert describe_failure(spec.task_id, error).reason == "step sleep failed: killed by signal 9 (SIGKILL)"
+    described = describe_failure(spec.task_id, error)
+    assert (described.reason, described.cause) == ("step sleep killed by signal 9 (SIGKILL)", "signal 9")
     assert not list((tmp_path / "results" / ".tmp").iterdir())
     # The crash cost this attempt only: the same server runs the next task.
     again = execute_task(sleeper_spec(tmp_path, index=4, warm=warm_step), str(tmp_path))

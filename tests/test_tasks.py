@@ -63,7 +63,7 @@ def test_cmssw_steps_get_the_init_snippet_with_quoted_arguments(tmp_path, monkey
     assert argv[:2] == ["bash", "-c"] and argv[2].startswith("export MARK=1\n")
     import subprocess
 
-    out = subprocess.run(argv, env=env, capture_output=True, text=True).stdout
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=tmp_path).stdout
     assert out == f"{evil}|$HOME|"
     assert not (tmp_path / "pwned").exists()
     assert "VIRTUAL_ENV" not in env

@@ -17,6 +17,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from . import __version__
+from .causes import retry_policy
 from .config import load_timerc, timerc_location, write_default_timerc
 from .errors import UserError
 from .exits import run_cli
@@ -73,7 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interval", type=float, default=60.0, metavar="SECONDS",
                    help="seconds between status updates and retries (default 60)")
     p.add_argument("--max-retries", type=int, default=3, metavar="N",
-                   help="attempts per task before it is failed for good (default 3)")
+                   help="attempts per task before it is failed for good (default 3); timerc "
+                        "[retry] may set them per failure cause: oom, walltime, node, signal, "
+                        "exit, task, and same_exit (identical failures in a row that stop "
+                        "retrying, default 2)")
     p.add_argument("--yes", action="store_true",
                    help=f"plan a grid of more than {CONFIRM_TASKS:,} tasks without asking")
     p.add_argument("--detach", action="store_true",
@@ -335,6 +339,7 @@ def cmd_grid(args, timerc) -> int:
     overrides = _file_overrides(args, script)
     grid = {**grid, **overrides}
     backend = registry.backend(args.dask).item  # unknown backend: error before anything is written
+    policy = retry_policy(timerc.section("retry"), args.max_retries, where=str(timerc.path))
     # --debug is asked too: the plan it holds is what takes the memory
     plan = plan_grid(script, grid, out, source=source, base=base,
                      confirm=lambda n, first: _confirm_size(args, n, first))
@@ -383,8 +388,8 @@ def cmd_grid(args, timerc) -> int:
         if not plan.pending:
             print("BXRun: every task is already done.")
         request = BackendRequest(settings=timerc.section(args.dask), output_dir=out, verbose=args.verbose)
-        options = ProductionOptions(interval=args.interval,
-                                    max_retries=args.max_retries, verbose=args.verbose)
+        options = ProductionOptions(interval=args.interval, max_retries=args.max_retries,
+                                    verbose=args.verbose, retry_policy=policy)
         return run_production(plan, backend, request, options, timerc)
 
 

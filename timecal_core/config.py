@@ -109,6 +109,14 @@ init =
 # memory_limit = 2GB
 
 # [slurm] and [htcondor]: see the README of each backend plugin.
+
+[retry]
+# Attempts per task by failure cause (default: BXRun --max-retries, 3); user errors are
+# never retried. same_exit: identical 'exit N' failures in a row that stop retrying (0: off).
+# oom = 2
+# walltime = 1
+# node = 5
+# same_exit = 2
 """
 
 

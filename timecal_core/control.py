@@ -116,6 +116,7 @@ def _task_dict(row) -> dict:
     if runtime is None and row.state == RUNNING and row.start is not None:
         runtime = max(0.0, time.time() - row.start)  # while running: so far
     out["runtime"] = runtime
+    out["attempt"] = getattr(row, "attempt", row.attempts)  # a running task counts its current one
     return out
 
 

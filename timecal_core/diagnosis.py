@@ -136,8 +136,8 @@ def render_failure_groups(groups: Sequence[Mapping]) -> str:
     """``errors``: one row per (cause, message), then the values its tasks share."""
     if not groups:
         return "no failed tasks"
-    rows = [(g["cause"], g["count"], g["waiting"] or "", g["example"], g["reason"]) for g in groups]
-    lines = render_table(("cause", "count", "to retry", "example", "error"), rows).split("\n")
+    rows = [(g["count"], g["waiting"] or "", g["cause"], g["example"], g["reason"]) for g in groups]
+    lines = render_table(("count", "to retry", "cause", "example", "error"), rows).split("\n")
     out = lines[:2]
     for line, group in zip(lines[2:], groups):
         out.append(line)

@@ -26,6 +26,7 @@ import gc
 import glob
 import itertools
 import logging
+import re
 import resource
 import signal
 import threading
@@ -37,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import causes
 from .errors import UserError
 from .ledger import CANCELLED, DONE, ERROR, FAILED, PENDING, RUNNING, Completion, Failure, Ledger
 from .status import ClusterInfo, StatusSnapshot, count_batch_states, render_line, render_status
@@ -53,6 +55,8 @@ log = logging.getLogger("timecal.driver")
 class ProductionOptions:
     interval: float = 60.0
     max_retries: int = 3  # attempts per task before it is failed for good
+    #: attempts per failure cause (timerc [retry]); None: max_retries for every cause
+    retry_policy: causes.RetryPolicy | None = None
     verbose: bool = False
     max_in_flight: int = 5000  # tasks handed to Dask at once; the rest wait in the driver
 
@@ -79,31 +83,57 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
+def _host_of(address: str | None) -> str | None:
+    """``tls://10.0.0.5:40123`` -> ``10.0.0.5`` (a lost worker's host, as Dask knew it)."""
+    if not address:
+        return None
+    return address.split("://", 1)[-1].rsplit(":", 1)[0] or None
+
+
 def describe_failure(task_id: str, exc: BaseException) -> Failure:
-    """Turn what a future raised into a ledger failure; ``reason`` is the one line that
-    groups similar failures in ``errors``. A user error raised inside a task (a value the
-    plan could not check) would fail the same way again: it is final, not retried."""
+    """Turn what a future raised into a ledger failure with its cause
+    (:mod:`timecal_core.causes`); ``reason`` is the one line that groups similar failures
+    in ``errors``. A user error raised inside a task (a value the plan could not check)
+    would fail the same way again: it is final, not retried."""
     from distributed.scheduler import KilledWorker
 
     if isinstance(exc, KilledWorker):
         worker = getattr(getattr(exc, "last_worker", None), "address", None)
         return Failure(task_id, worker, "worker", None,
-                       "the worker running the task died (killed, out of memory or lost)", str(exc))
+                       "the worker running the task died (killed, out of memory or lost)", str(exc),
+                       cause=causes.NODE, resources={"worker": worker, "host": _host_of(worker)})
     if isinstance(exc, UserError):
-        return Failure(task_id, None, "user", None, f"user error: {exc}"[:200], str(exc), final=True)
+        return Failure(task_id, None, "user", None, f"user error: {exc}"[:200], str(exc), final=True,
+                       cause=causes.USER)
     if hasattr(exc, "step") and hasattr(exc, "log_tail"):
         tail = exc.log_tail or ""
         code = getattr(exc, "exit_code", None)
-        if code is not None and code < 0:
+        resources = dict(getattr(exc, "resources", None) or {})
+        cause = getattr(exc, "cause", None) or causes.step_cause(code, None)
+        last = _last_line(tail)
+        if cause == causes.USER:
+            return Failure(task_id, resources.get("worker"), exc.step, None,
+                           f"{last}"[:200] or "user error", tail, final=True, cause=cause,
+                           resources=resources)
+        if cause == causes.OOM:
+            limit = re.search(r"> limit (\d+ MiB)", tail)
+            reason = (f"step {exc.step} out of memory" +
+                      (f" (the worker's limit is {limit.group(1)})" if limit else ""))
+        elif causes.kind(cause) == "signal":
+            number = int(cause.split()[1])
+            resources["signal"] = number
+            reason = f"step {exc.step} killed by signal {number} ({_signal_name(number)})"
+        elif code is not None and code < 0:  # a TaskFailed from an older worker
             reason = f"step {exc.step} killed by signal {-code} ({_signal_name(-code)})"
         else:
             reason = f"step {exc.step} " + (f"exited with code {code}" if code is not None else "failed")
-            last = _last_line(tail)
             if last:
                 reason += f": {last[:160]}"
-        return Failure(task_id, None, exc.step, code, reason, tail)
+        return Failure(task_id, resources.get("worker"), exc.step, code, reason, tail, cause=cause,
+                       resources=resources)
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    return Failure(task_id, None, None, None, f"{type(exc).__name__}: {exc}"[:200], text[-4000:])
+    return Failure(task_id, None, None, None, f"{type(exc).__name__}: {exc}"[:200], text[-4000:],
+                   cause=causes.TASK)
 
 
 class Engine:
@@ -145,6 +175,10 @@ class Engine:
         self.driver_log = driver_log
         self.on_exhausted = on_exhausted or notify  # a task failed for good
         self._retiring: set[str] = set()  # workers scale() removes: their tasks cost nothing
+        self.policy = options.retry_policy or causes.RetryPolicy(default=options.max_retries)
+        #: (task id, attempt, worker, when) of attempts lost with their worker: the batch
+        #: system may tell later that the job ran out of memory or time
+        self._lost: list[tuple[str, int, str, float]] = []
         self.last_snapshot: StatusSnapshot | None = None
 
     # ------------------------------------------------------------------ submission
@@ -229,7 +263,8 @@ class Engine:
                 failures.append(Failure(tid, None, "result", None,
                                         f"result lost before it was collected: {result}", ""))
             else:
-                completions.append(Completion(tid, result.worker, result.start, result.end))
+                completions.append(Completion(tid, result.worker, result.start, result.end,
+                                              dict(getattr(result, "resources", None) or {})))
         for tid, future in current:
             if future.status == "error":
                 failure = describe_failure(tid, future.exception())
@@ -239,9 +274,18 @@ class Engine:
                 else:
                     failures.append(failure)
             elif future.status == "lost":
-                failures.append(Failure(tid, None, "scheduler", None, "result lost by the scheduler", ""))
+                failures.append(Failure(tid, None, "scheduler", None, "result lost by the scheduler",
+                                        "", cause=causes.NODE))
             # "cancelled": whoever cancelled it already updated the ledger.
-        exhausted = self.ledger.record_outcomes(completions, failures, self.options.max_retries)
+        exhausted = self.ledger.record_outcomes(completions, failures, self.policy)
+        lost = [(f.task_id, f.worker) for f in failures if f.step == "worker" and f.worker]
+        if lost and hasattr(self.running, "fate_of_worker"):
+            now = time.time()
+            with self._lock:
+                for tid, worker in lost:
+                    row = self.ledger.task(tid)
+                    if row is not None:
+                        self._lost.append((tid, row.attempts, worker, now))
         if unstarted:
             self.ledger.set_state(unstarted, PENDING, "its worker died before it started or was "
                                   "retired: resubmitted without counting an attempt")
@@ -300,6 +344,7 @@ class Engine:
         for notice in notices:  # batch-system events belong in the production's history too
             self.ledger.note(f"{self.running.backend}: {notice}")
         self.refresh_running()
+        self._refine_lost()
         retried = self.retry(self.ledger.ids_in_state(FAILED), automatic=True)
         if retried:
             notices.append(f"resubmitted {len(retried)} failed task(s)")
@@ -310,6 +355,28 @@ class Engine:
         self._refill()
         self._update_idle()
         return notices
+
+    def _refine_lost(self, patience: float = 600.0) -> None:
+        """Ask the batch system what became of the jobs of lost workers (out of memory, out
+        of time), for up to ``patience`` seconds: accounting lags behind the loss."""
+        with self._lock:
+            lost, self._lost = self._lost, []
+        keep = []
+        now = time.time()
+        for tid, attempt, worker, when in lost:
+            try:
+                fate = self.running.fate_of_worker(worker)
+            except Exception:
+                log.exception("asking the fate of worker %s failed", worker)
+                fate = None
+            if fate:
+                cause, detail = fate
+                if self.ledger.refine_cause(tid, attempt, cause, detail, self.policy):
+                    self.ledger.note(f"{self.running.backend}: task {tid} attempt {attempt}: {detail}")
+            elif now - when < patience:
+                keep.append((tid, attempt, worker, when))
+        with self._lock:
+            self._lost.extend(keep)
 
     def _orphans(self) -> list[str]:
         """Tasks the ledger calls pending or running while the driver holds no future for
@@ -345,7 +412,7 @@ class Engine:
         with self._lock:
             ids = [t for t in task_ids if t not in self._futures]
         if not automatic:
-            self.ledger.grant_one_more_attempt(ids, self.options.max_retries)
+            self.ledger.fresh_budget(ids)
         changed = self.ledger.set_state(ids, PENDING, "resubmitted" + ("" if automatic else " by the user"),
                                         only_from=allowed)
         with self._lock:

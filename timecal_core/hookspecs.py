@@ -163,6 +163,10 @@ class FinishedTask:
     output: Path
     runtime: float | None  # seconds, None when unknown (e.g. finished by an older run)
     attempts: int | None
+    #: Where and with what it ran: host, worker, job_id, start, end, wall, cpu, maxrss_kib,
+    #: output_bytes, timecal_version, python_version, cmssw_release, cfg_sha256, plugins
+    #: (timecal_core.provenance.flat of its params.json); empty for results of older versions.
+    provenance: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -18,14 +18,16 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .causes import USER, RetryPolicy, kind, step_cause
 from .errors import UserError
 
 LEDGER_NAME = "ledger.sqlite"
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+READABLE_VERSIONS = ("1", "2")  # --status reads a schema 1 ledger (a driver upgrades it)
 
 PENDING, RUNNING, DONE, FAILED, ERROR, CANCELLED = (
     "pending", "running", "done", "failed", "error", "cancelled")
@@ -67,9 +69,58 @@ CREATE TABLE IF NOT EXISTS events (
     detail  TEXT NOT NULL DEFAULT ''
 );
 """
+#: Schema 2: what the last attempt used and why it failed (on ``tasks``), every attempt
+#: (``attempts``) and the software that ran it (``software``, one row per distinct set).
+_V2_COLUMNS = (("host", "TEXT"), ("job_id", "TEXT"), ("cpu", "REAL"), ("maxrss_kib", "INTEGER"),
+               ("output_bytes", "INTEGER"), ("signal", "INTEGER"), ("cause", "TEXT"),
+               # attempts before the current budget: a new run or a user's retry of a task
+               # failed for good grants a fresh one without rewinding the count
+               ("base", "INTEGER NOT NULL DEFAULT 0"))
+_V2_TABLES = """
+CREATE TABLE IF NOT EXISTS software (id INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS attempts (
+    task_id      TEXT NOT NULL,
+    attempt      INTEGER NOT NULL,
+    outcome      TEXT NOT NULL,
+    worker       TEXT,
+    host         TEXT,
+    job_id       TEXT,
+    start        REAL,
+    end          REAL,
+    cpu          REAL,
+    maxrss_kib   INTEGER,
+    output_bytes INTEGER,
+    exit_code    INTEGER,
+    signal       INTEGER,
+    cause        TEXT,
+    reason       TEXT,
+    software     INTEGER REFERENCES software (id)
+);
+CREATE INDEX IF NOT EXISTS attempts_by_task ON attempts (task_id, attempt);
+"""
 
 _COLUMNS = ("task_id", "dirname", "params", "state", "attempts", "worker", "start", "end",
-            "exit_code", "step", "reason", "error", "updated")
+            "exit_code", "step", "reason", "error", "updated", "host", "job_id", "cpu",
+            "maxrss_kib", "output_bytes", "signal", "cause")
+#: What an attempt records of the resources it used and where it ran (the keys of
+#: ``Completion.resources``/``Failure.resources``, the provenance in params.json).
+RESOURCE_KEYS = ("worker", "host", "job_id", "start", "end", "cpu", "maxrss_kib", "output_bytes",
+                 "signal")
+
+
+def _migrate(db: sqlite3.Connection, version: str | None) -> None:
+    """Bring a ledger to schema 2 (a driver opening a schema 1 ledger adds the columns and
+    tables; nothing is rewritten)."""
+    db.executescript(_V2_TABLES)
+    have = {r[1] for r in db.execute("PRAGMA table_info(tasks)")}
+    for name, sqltype in _V2_COLUMNS:
+        if name not in have:
+            db.execute(f"ALTER TABLE tasks ADD COLUMN {name} {sqltype}")
+    if version is None:
+        db.execute("INSERT INTO meta VALUES ('schema', ?), ('created', ?)",
+                   (SCHEMA_VERSION, str(time.time())))
+    else:
+        db.execute("UPDATE meta SET value=? WHERE key='schema'", (SCHEMA_VERSION,))
 
 
 class LedgerUnavailable(UserError):
@@ -95,12 +146,29 @@ class TaskRow:
     reason: str | None
     error: str | None
     updated: float
+    host: str | None = None
+    job_id: str | None = None
+    cpu: float | None = None  # seconds of CPU (user+sys) of the steps of the last attempt
+    maxrss_kib: int | None = None  # peak RSS of the steps of the last attempt
+    output_bytes: int | None = None
+    signal: int | None = None
+    cause: str | None = None  # of the last failure (timecal_core.causes)
 
     @property
     def runtime(self) -> float | None:
-        if self.start is None or self.end is None:
+        """Of the last attempt; a running task's so far."""
+        if self.start is None:
+            return None
+        if self.state == RUNNING:
+            return max(0.0, time.time() - self.start)
+        if self.end is None or self.end < self.start:
             return None
         return self.end - self.start
+
+    @property
+    def attempt(self) -> int:
+        """The attempt shown to the user: a running task runs its next one."""
+        return self.attempts + (1 if self.state == RUNNING else 0)
 
 
 @dataclass(frozen=True)
@@ -123,6 +191,9 @@ class Failure:
     error: str  # the last log lines
     #: Retrying cannot help (a user error raised by the task): failed for good at once.
     final: bool = False
+    cause: str | None = None  # timecal_core.causes vocabulary; None: derived from the rest
+    #: RESOURCE_KEYS known of the attempt, and "software" (a dict)
+    resources: dict = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -131,6 +202,7 @@ class Completion:
     worker: str | None
     start: float | None
     end: float | None
+    resources: dict = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -157,6 +229,8 @@ class Ledger:
         self.path = path
         self._db = connection
         self._lock = threading.RLock()
+        self._v1 = False  # a schema 1 ledger read by --status: no resource columns
+        self._software_ids: dict[str, int] = {}  # software text -> row id (few distinct)
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -170,10 +244,10 @@ class Ledger:
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(_SCHEMA)
             version = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-            if version is None:
-                db.execute("INSERT INTO meta VALUES ('schema', ?), ('created', ?)",
-                           (SCHEMA_VERSION, str(time.time())))
-            elif version[0] != SCHEMA_VERSION:
+            if version is None or version[0] in READABLE_VERSIONS:
+                if version is None or version[0] != SCHEMA_VERSION:
+                    _migrate(db, version[0] if version else None)
+            else:
                 raise LedgerUnavailable(f"{path}: ledger schema {version[0]} is not the supported "
                                         f"{SCHEMA_VERSION}; move it away and "
                                         f"{rebuild_hint(Path(production_dir))}")
@@ -204,10 +278,12 @@ class Ledger:
         except sqlite3.DatabaseError as exc:
             raise LedgerUnavailable(f"{path}: the ledger is corrupt or unreadable ({exc}); "
                                     f"{rebuild_hint(Path(production_dir))}") from None
-        if version is None or version[0] != SCHEMA_VERSION:
+        if version is None or version[0] not in READABLE_VERSIONS:
             raise LedgerUnavailable(f"{path}: not a ledger of this timecal version; "
                                     f"{rebuild_hint(Path(production_dir))}")
-        return cls(path, db)
+        ledger = cls(path, db)
+        ledger._v1 = version[0] == "1"
+        return ledger
 
     def close(self) -> None:
         with self._lock:
@@ -267,8 +343,8 @@ class Ledger:
             db.executemany("UPDATE tasks SET state='done', updated=? WHERE task_id=?", to_done)
             db.executemany("UPDATE tasks SET state='pending', worker=NULL, start=NULL, end=NULL, "
                            "updated=? WHERE task_id=?", to_pending)
-            db.executemany("UPDATE tasks SET state='pending', attempts=0, worker=NULL, start=NULL, "
-                           "end=NULL, updated=? WHERE task_id=?", to_fresh)
+            db.executemany("UPDATE tasks SET state='pending', base=attempts, worker=NULL, "
+                           "start=NULL, end=NULL, updated=? WHERE task_id=?", to_fresh)
             stale = [(tid,) for tid, state in known.items() if tid not in planned and state != DONE]
             db.executemany("DELETE FROM tasks WHERE task_id=?", stale)
             events.extend((now, tid, None, "no longer in the grid: dropped") for (tid,) in stale)
@@ -286,8 +362,9 @@ class Ledger:
         changed = 0
         with self.transaction() as db:
             for tid, worker, since in running:
-                cur = db.execute("UPDATE tasks SET state='running', worker=?, start=?, updated=? "
-                                 "WHERE task_id=? AND state='pending'", (worker, since, now, tid))
+                cur = db.execute("UPDATE tasks SET state='running', worker=?, start=?, end=NULL, "
+                                 "updated=? WHERE task_id=? AND state='pending'",
+                                 (worker, since, now, tid))
                 if cur.rowcount:
                     changed += 1
                     db.execute("INSERT INTO events (time, task_id, state, detail) VALUES (?,?,?,?)",
@@ -295,35 +372,129 @@ class Ledger:
         return changed
 
     def record_outcomes(self, completions: Iterable[Completion], failures: Iterable[Failure],
-                        max_attempts: int) -> list[str]:
+                        policy: RetryPolicy | int) -> list[str]:
         """Record one batch of finished attempts in a single transaction.
 
-        Every attempt counts, success or failure. A failure leaves the task ``failed``
-        (retried at the next interval) while attempts < ``max_attempts``, ``error``
-        afterwards. Returns the ids of tasks that just failed for good.
+        Every attempt counts, success or failure, and is kept in ``attempts`` with what it
+        used. A failure leaves the task ``failed`` (retried at the next interval) while the
+        retry policy allows another attempt for its cause (:mod:`timecal_core.causes`),
+        ``error`` afterwards. ``policy`` may be a plain number of attempts. Returns the ids
+        of tasks that just failed for good.
         """
+        if not isinstance(policy, RetryPolicy):
+            policy = RetryPolicy(default=int(policy))
         now = time.time()
         exhausted: list[str] = []
         with self.transaction() as db:
-            rows = [(c.worker, c.start, c.end, now, c.task_id) for c in completions]
-            db.executemany("UPDATE tasks SET state='done', attempts=attempts+1, worker=?, start=?, "
-                           "end=?, exit_code=0, updated=? WHERE task_id=?", rows)
-            db.executemany("INSERT INTO events (time, task_id, state, detail) VALUES (?,?,'done',?)",
-                           [(now, r[4], f"on {r[0]}") for r in rows])
+            for c in completions:
+                r = c.resources
+                attempts = self._attempts_so_far(db, c.task_id) + 1
+                db.execute("UPDATE tasks SET state='done', attempts=?, worker=?, start=?, end=?, "
+                           "exit_code=0, host=?, job_id=?, cpu=?, maxrss_kib=?, output_bytes=?, "
+                           "signal=NULL, updated=? WHERE task_id=?",
+                           (attempts, c.worker, c.start, c.end, r.get("host"), r.get("job_id"),
+                            r.get("cpu"), r.get("maxrss_kib"), r.get("output_bytes"), now,
+                            c.task_id))
+                self._add_attempt(db, c.task_id, attempts, "done", {
+                    **r, "worker": c.worker, "start": c.start, "end": c.end}, 0, None, None)
+                db.execute("INSERT INTO events (time, task_id, state, detail) VALUES (?,?,'done',?)",
+                           (now, c.task_id, f"on {c.worker}"))
             for f in failures:
-                attempts = db.execute("SELECT attempts FROM tasks WHERE task_id=?",
-                                      (f.task_id,)).fetchone()
-                attempts = (attempts[0] if attempts else 0) + 1
-                state = ERROR if attempts >= max_attempts or f.final else FAILED
+                r = f.resources
+                cause = f.cause or (USER if f.final else step_cause(f.exit_code, None))
+                attempts = self._attempts_so_far(db, f.task_id) + 1
+                why = self._final_because(db, f, cause, attempts, policy)
+                state = ERROR if why else FAILED
                 if state == ERROR:
                     exhausted.append(f.task_id)
-                db.execute("UPDATE tasks SET state=?, attempts=?, worker=?, end=?, exit_code=?, "
-                           "step=?, reason=?, error=?, updated=? WHERE task_id=?",
-                           (state, attempts, f.worker, now, f.exit_code, f.step, f.reason, f.error,
-                            now, f.task_id))
+                start = r.get("start")
+                if start is None:
+                    row = db.execute("SELECT start FROM tasks WHERE task_id=? AND state='running'",
+                                     (f.task_id,)).fetchone()
+                    start = row[0] if row else None
+                end = r.get("end") or now
+                db.execute("UPDATE tasks SET state=?, attempts=?, worker=?, start=?, end=?, "
+                           "exit_code=?, step=?, reason=?, error=?, host=?, job_id=?, cpu=?, "
+                           "maxrss_kib=?, output_bytes=NULL, signal=?, cause=?, updated=? "
+                           "WHERE task_id=?",
+                           (state, attempts, f.worker or r.get("worker"), start, end, f.exit_code,
+                            f.step, f.reason, f.error, r.get("host"), r.get("job_id"), r.get("cpu"),
+                            r.get("maxrss_kib"), r.get("signal"), cause, now, f.task_id))
+                self._add_attempt(db, f.task_id, attempts, "failed",
+                                  {**r, "worker": f.worker or r.get("worker"), "start": start,
+                                   "end": end}, f.exit_code, cause, f.reason)
+                detail = f"attempt {attempts}: [{cause or '?'}] {f.reason}"
+                if why:
+                    detail += f" ({why})"
                 db.execute("INSERT INTO events (time, task_id, state, detail) VALUES (?,?,?,?)",
-                           (now, f.task_id, state, f"attempt {attempts}: {f.reason}"))
+                           (now, f.task_id, state, detail))
         return exhausted
+
+    @staticmethod
+    def _attempts_so_far(db: sqlite3.Connection, task_id: str) -> int:
+        row = db.execute("SELECT attempts FROM tasks WHERE task_id=?", (task_id,)).fetchone()
+        return row[0] if row else 0
+
+    @staticmethod
+    def _final_because(db: sqlite3.Connection, f: Failure, cause: str | None, attempts: int,
+                       policy: RetryPolicy) -> str:
+        """Why this failure ends the task's retries ('' if it does not)."""
+        if f.final or kind(cause) == USER:
+            return "a user error: not retried"
+        base = db.execute("SELECT base FROM tasks WHERE task_id=?", (f.task_id,)).fetchone()
+        used = attempts - (base[0] if base else 0)
+        if kind(cause) == "exit" and policy.same_exit:
+            previous = db.execute("SELECT cause, reason, outcome FROM attempts WHERE task_id=? "
+                                  "ORDER BY attempt DESC LIMIT ?",
+                                  (f.task_id, policy.same_exit - 1)).fetchall()
+            if len(previous) == policy.same_exit - 1 and all(
+                    o == "failed" and c == cause and r == f.reason for c, r, o in previous):
+                return f"the same {cause} {policy.same_exit} times in a row: not retried"
+        limit = policy.limit(cause)
+        if used >= limit:
+            return f"{used} attempt(s), {kind(cause)} allows {limit}"
+        return ""
+
+    def _add_attempt(self, db: sqlite3.Connection, task_id: str, attempt: int, outcome: str,
+                     r: dict, exit_code: int | None, cause: str | None, reason: str | None) -> None:
+        software = None
+        if r.get("software"):
+            text = json.dumps(r["software"], sort_keys=True)
+            software = self._software_ids.get(text)
+            if software is None:
+                db.execute("INSERT OR IGNORE INTO software (text) VALUES (?)", (text,))
+                software = db.execute("SELECT id FROM software WHERE text=?", (text,)).fetchone()[0]
+                self._software_ids[text] = software
+        db.execute("INSERT INTO attempts (task_id, attempt, outcome, worker, host, job_id, start, "
+                   "end, cpu, maxrss_kib, output_bytes, exit_code, signal, cause, reason, software) "
+                   "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                   (task_id, attempt, outcome, r.get("worker"), r.get("host"), r.get("job_id"),
+                    r.get("start"), r.get("end"), r.get("cpu"), r.get("maxrss_kib"),
+                    r.get("output_bytes"), exit_code, r.get("signal"), cause, reason, software))
+
+    def refine_cause(self, task_id: str, attempt: int, cause: str, detail: str,
+                     policy: RetryPolicy | int) -> bool:
+        """A later, better cause of a failed attempt (the batch system says a lost job ran
+        out of memory or time). The task fails for good if its new cause allows no more
+        attempts and it was not resubmitted yet. True when something changed."""
+        if not isinstance(policy, RetryPolicy):
+            policy = RetryPolicy(default=int(policy))
+        now = time.time()
+        with self.transaction() as db:
+            cur = db.execute("UPDATE attempts SET cause=?, reason=? WHERE task_id=? AND attempt=? "
+                             "AND outcome='failed'", (cause, detail, task_id, attempt))
+            if not cur.rowcount:
+                return False
+            db.execute("UPDATE tasks SET cause=?, reason=?, updated=? WHERE task_id=? AND attempts=?",
+                       (cause, detail, now, task_id, attempt))
+            base = db.execute("SELECT base FROM tasks WHERE task_id=?", (task_id,)).fetchone()
+            state = ERROR if attempt - (base[0] if base else 0) >= policy.limit(cause) else None
+            if state is not None:
+                db.execute("UPDATE tasks SET state='error' WHERE task_id=? AND state='failed' "
+                           "AND attempts=?", (task_id, attempt))
+            db.execute("INSERT INTO events (time, task_id, state, detail) VALUES (?,?,?,?)",
+                       (now, task_id, None, f"attempt {attempt}: cause {cause}: {detail}"))
+        return True
 
     def set_state(self, task_ids: Iterable[str], state: str, detail: str,
                   only_from: tuple[str, ...] | None = None) -> list[str]:
@@ -344,11 +515,12 @@ class Ledger:
                            [(now, tid, state, detail) for tid in changed])
         return changed
 
-    def grant_one_more_attempt(self, task_ids: Iterable[str], max_attempts: int) -> None:
-        """A user's retry of tasks failed for good: each gets one more attempt."""
+    def fresh_budget(self, task_ids: Iterable[str]) -> None:
+        """A user's retry of tasks failed for good or cancelled: the retry policy starts
+        again from their next attempt (the attempt count goes on)."""
         with self.transaction() as db:
-            db.executemany("UPDATE tasks SET attempts=MIN(attempts, ?) WHERE task_id=? "
-                           "AND state='error'", [(max_attempts - 1, t) for t in task_ids])
+            db.executemany("UPDATE tasks SET base=attempts WHERE task_id=? AND state IN "
+                           "('error', 'cancelled')", [(t,) for t in task_ids])
 
     def note(self, detail: str) -> None:
         """A production-level event (start, exit, interruption)."""
@@ -371,8 +543,14 @@ class Ledger:
         return [r[0] for r in self._query(f"SELECT task_id FROM tasks WHERE state IN ({marks}) "
                                           "ORDER BY task_id", states)]
 
+    def _columns(self) -> str:
+        if not self._v1:
+            return ", ".join(_COLUMNS)
+        added = {name for name, _ in _V2_COLUMNS}
+        return ", ".join(f"NULL AS {c}" if c in added else c for c in _COLUMNS)
+
     def tasks(self, state: str | None = None, limit: int | None = None) -> list[TaskRow]:
-        sql = f"SELECT {', '.join(_COLUMNS)} FROM tasks"
+        sql = f"SELECT {self._columns()} FROM tasks"
         args: tuple = ()
         if state is not None:
             sql += " WHERE state=?"
@@ -383,7 +561,7 @@ class Ledger:
         return [_row(r) for r in self._query(sql, args)]
 
     def task(self, task_id: str) -> TaskRow | None:
-        rows = self._query(f"SELECT {', '.join(_COLUMNS)} FROM tasks WHERE task_id=?", (task_id,))
+        rows = self._query(f"SELECT {self._columns()} FROM tasks WHERE task_id=?", (task_id,))
         return _row(rows[0]) if rows else None
 
     def find(self, prefix: str, limit: int = 50) -> list[str]:
@@ -392,15 +570,28 @@ class Ledger:
                                           "task_id < ? ORDER BY task_id LIMIT ?",
                                           (prefix, prefix + "\uffff", limit))]
 
-    def error_groups(self) -> list[tuple[str, int, str, int]]:
-        """(reason, count, example task id, of which waiting for a retry) of every task whose
-        last attempt failed: failed for good, failed, and those already resubmitted (pending
-        or running again), commonest first."""
-        return self._query("SELECT COALESCE(reason, '?'), COUNT(*), MIN(task_id), "
-                           "SUM(state != 'error') FROM tasks "
+    def error_groups(self) -> list[tuple[str, str, int, str, int]]:
+        """(cause, reason, count, example task id, of which waiting for a retry) of every
+        task whose last attempt failed: failed for good, failed, and those already
+        resubmitted (pending or running again), commonest first."""
+        cause = "NULL" if self._v1 else "cause"
+        return self._query(f"SELECT COALESCE({cause}, '?'), COALESCE(reason, '?'), COUNT(*), "
+                           "MIN(task_id), SUM(state != 'error') FROM tasks "
                            "WHERE state IN ('failed', 'error') OR (state IN ('pending', 'running') "
-                           "AND reason IS NOT NULL) GROUP BY reason "
+                           f"AND reason IS NOT NULL) GROUP BY {cause}, reason "
                            "ORDER BY COUNT(*) DESC, reason")
+
+    def attempts(self, task_id: str) -> list[dict]:
+        """Every recorded attempt of a task, oldest first, with its resources and software."""
+        if self._v1:
+            return []
+        names = ("attempt", "outcome", "worker", "host", "job_id", "start", "end", "cpu",
+                 "maxrss_kib", "output_bytes", "exit_code", "signal", "cause", "reason")
+        rows = self._query(f"SELECT {', '.join('a.' + n for n in names)}, s.text FROM attempts a "
+                           "LEFT JOIN software s ON s.id = a.software WHERE a.task_id=? "
+                           "ORDER BY a.attempt", (task_id,))
+        return [{**dict(zip(names, r[:-1])), "software": json.loads(r[-1]) if r[-1] else None}
+                for r in rows]
 
     def last_events(self, n: int = 10) -> list[Event]:
         rows = self._query("SELECT time, task_id, state, detail FROM events ORDER BY id DESC "

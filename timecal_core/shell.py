@@ -514,7 +514,7 @@ class MonitorShell(cmd2.Cmd):
         state = states[0] if states else None
         select = [w for w in args.words if w not in STATES] or None
         answer = self.ask("tasks", state=state, limit=args.limit, select=select)
-        table = [(t["task_id"], t["state"], t["attempts"], t.get("host") or t["worker"] or "",
+        table = [(t["task_id"], t["state"], t.get("attempt", t["attempts"]), t.get("host") or t["worker"] or "",
                   format_duration(t["runtime"]) if t["runtime"] is not None else "",
                   format_bytes(t["maxrss_kib"] * 1024) if t.get("maxrss_kib") else "",
                   ((t.get("cause") or "") + ": " if t.get("cause") else "") + (t["reason"] or "")
@@ -524,7 +524,7 @@ class MonitorShell(cmd2.Cmd):
         if not table:
             self.poutput(f"no tasks{' (' + what + ')' if what else ''}")
             return
-        self.poutput(render_table(("task", "state", "attempts", "host", "runtime", "peak RSS",
+        self.poutput(render_table(("task", "state", "attempt", "host", "runtime", "peak RSS",
                                    "error / directory"), table))
         if answer.get("matched") is not None and select:
             self.poutput(f"{answer['matched']} task(s) match {' '.join(select)}")

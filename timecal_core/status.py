@@ -117,18 +117,12 @@ def render_event(event: Event) -> str:
 
 def render_errors(groups: Sequence[Sequence]) -> str:
     """``Ledger.error_groups()`` as a table; tasks already resubmitted are counted apart so
-    that a failure is visible from its first attempt, not only once it is final. Takes the
-    groups by reason (reason, count, example, waiting) or by cause and reason (cause, reason,
-    count, example, waiting)."""
+    that a failure is visible from its first attempt, not only once it is final."""
     if not groups:
         return "no failed tasks"
-    if len(groups[0]) >= 5:
-        rows = [(cause or "", n, f"{waiting}" if waiting else "", example, reason)
-                for cause, reason, n, example, waiting, *_ in groups]
-        return render_table(("cause", "count", "to retry", "example", "error"), rows)
-    rows = [(n, f"{waiting}" if waiting else "", example, reason)
-            for reason, n, example, waiting in groups]
-    return render_table(("count", "to retry", "example", "error"), rows)
+    rows = [(n, f"{waiting}" if waiting else "", cause, example, reason)
+            for cause, reason, n, example, waiting in groups]
+    return render_table(("count", "to retry", "cause", "example", "error"), rows)
 
 
 def ledger_space(ledger: Ledger, only: Sequence[str] | None = None) -> ParameterSpace:

@@ -91,10 +91,10 @@ def render(ledger: Ledger, production: Path, summary: dict, interval: float) -> 
                          f"<td>{counts.get(s, 0)}</td><td>{percent(counts.get(s, 0), total)}</td></tr>"
                          for s in STATES)
     failures = "".join(
-        f"<details><summary><b>{n}</b> &times; {_e(reason)}"
+        f"<details><summary><b>{n}</b> &times; <b>{_e(cause)}</b> {_e(reason)}"
         + (f" <span class='dim'>({waiting} waiting for a retry)</span>" if waiting else "")
         + f" &mdash; e.g. <code>{_e(example)}</code></summary><pre>{_e(ledger.task(example).error or '')[-3000:]}</pre>"
-        "</details>" for reason, n, example, waiting in groups) or "<p>no failures</p>"
+        "</details>" for cause, reason, n, example, waiting in groups) or "<p>no failures</p>"
     batch = ", ".join(f"{_e(s)} {n}" for s, n in sorted(summary.get("batch", {}).items())) or "none"
     updated = time.strftime("%Y-%m-%d %H:%M:%S")
     return f"""<!DOCTYPE html>

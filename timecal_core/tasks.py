@@ -13,7 +13,8 @@ every 0.2 s), the worker's death or the driver's (the server's pipe closes, PDEA
 cancelled attempt's work directory is removed at once; one whose worker died is removed
 when the task completes (the driver reads it meanwhile to charge the attempt) or by the
 next run. ``params.json`` records each step's exit code, signal, wall and CPU time and
-peak RSS.
+peak RSS, and the attempt's provenance (:mod:`timecal_core.provenance`); a failed attempt
+carries the same to the driver, with its cause (:mod:`timecal_core.causes`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import causes, provenance
+from .errors import UserError
 from .grid import RESULTS, SEPARATOR, TMP, TaskSpec
 from .hookspecs import FinishedTask, Step, TaskRequest
 from .warm import ServerLost, StepProcess, warm_enabled
@@ -57,15 +60,19 @@ class TaskResult:
     end: float
     worker: str  # host:pid that ran it
     reused: bool = False  # the result was already on disk (a resubmitted task that had finished)
+    resources: dict | None = None  # provenance.RESOURCE_KEYS + software, as in params.json
 
 
 class TaskFailed(Exception):
     """A step failed; carries what the user needs to decide: which step, its exit code and
     the end of the log. Picklable so it crosses the Dask boundary intact."""
 
-    def __init__(self, task_id: str, step: str, exit_code: int | None, log_tail: str):
+    def __init__(self, task_id: str, step: str, exit_code: int | None, log_tail: str,
+                 cause: str | None = None):
         super().__init__(task_id, step, exit_code, log_tail)
         self.task_id, self.step, self.exit_code, self.log_tail = task_id, step, exit_code, log_tail
+        self.cause = cause or causes.step_cause(exit_code, None)
+        self.resources: dict = {}  # filled by execute_task: what the attempt used, where
 
     def __str__(self) -> str:
         code = "" if self.exit_code is None else f" with exit code {self.exit_code}"
@@ -108,7 +115,9 @@ def command_for(argv: list[str], cmssw: bool, cmssw_init: str) -> tuple[list[str
     env = clean_environment(dict(os.environ))
     if not cmssw_init:
         return argv, env
-    return ["bash", "-c", f"{cmssw_init}\nexec {shlex.join(argv)}\n"], env
+    # The release the step really runs (provenance), written after init; a constant line.
+    release = f"printf '%s\\n' \"${{CMSSW_VERSION:-}}\" > {provenance.CMSSW_RELEASE_FILE}"
+    return ["bash", "-c", f"{cmssw_init}\n{release}\nexec {shlex.join(argv)}\n"], env
 
 
 def find_output(workdir: Path, pattern: str) -> Path | None:
@@ -160,21 +169,23 @@ def _describe_usage(outcome: StepProcess) -> str:
 
 def run_step(step: Step, workdir: Path, log_path: Path, cmssw_init: str, task_id: str,
              should_stop: Callable[[], bool] | None = None,
-             extra_env: dict[str, str] | None = None) -> dict[str, Any]:
+             extra_env: dict[str, str] | None = None, memory_limit: int | None = None,
+             records: list | None = None) -> dict[str, Any]:
     """Run one step through this process's step server (:mod:`timecal_core.warm`): in its
-    own session, killed with its process group when ``should_stop()`` turns true or the
-    worker dies. Returns what params.json records of it; raises :class:`TaskFailed`."""
+    own session, killed with its process group when ``should_stop()`` turns true, the
+    worker dies or the group exceeds ``memory_limit`` bytes. Returns what params.json
+    records of it (also appended to ``records``, failed or not); raises :class:`TaskFailed`."""
     with open(log_path, "ab", buffering=0) as log:
         try:
             resolved = resolve_matches(step.argv, workdir)
         except FileNotFoundError as exc:
             log.write(f"\n=== step {step.name}: {exc}\n".encode())
-            raise TaskFailed(task_id, step.name, None, _tail(log_path)) from None
+            raise TaskFailed(task_id, step.name, None, _tail(log_path), causes.TASK) from None
         python = step.python
         warm = bool(python) and warm_enabled()
         if python and step.cmssw:
             log.write(f"\n=== step {step.name}: a python step cannot be a CMSSW step\n".encode())
-            raise TaskFailed(task_id, step.name, None, _tail(log_path))
+            raise TaskFailed(task_id, step.name, None, _tail(log_path), causes.TASK)
         if warm:
             request = {"python": python, "argv": resolved, "env": dict(os.environ)}
             shown = f"{python} {shlex.join(resolved)} (warm)"
@@ -187,7 +198,7 @@ def run_step(step: Step, workdir: Path, log_path: Path, cmssw_init: str, task_id
             request = {"argv": argv, "env": env}
             shown = shlex.join(resolved)
         log.write(f"\n=== step {step.name}: {shown}\n".encode())
-    request.update(cwd=str(workdir), log=str(log_path))
+    request.update(cwd=str(workdir), log=str(log_path), memory_limit=memory_limit)
     if extra_env:
         request["env"] = {**request["env"], **extra_env}
     try:
@@ -195,15 +206,26 @@ def run_step(step: Step, workdir: Path, log_path: Path, cmssw_init: str, task_id
     except ServerLost as exc:
         with open(log_path, "a") as log:
             log.write(f"{exc}\n")
-        raise TaskFailed(task_id, step.name, None, _tail(log_path)) from None
+        raise TaskFailed(task_id, step.name, None, _tail(log_path), causes.NODE) from None
     record = {"name": step.name, "exit_code": outcome.exit_code, "signal": outcome.signal,
               "warm": warm, "wall": round(outcome.wall, 4), "user": round(outcome.user, 4),
               "sys": round(outcome.sys, 4), "maxrss_kib": outcome.maxrss_kib}
+    if records is not None:
+        records.append(record)
     if outcome.stopped:
         with open(log_path, "a") as log:
             log.write(f"--- step {step.name} killed with its process group: the attempt was "
                       "cancelled or its worker is closing\n")
-        raise TaskFailed(task_id, step.name, None, _tail(log_path))
+        raise TaskFailed(task_id, step.name, None, _tail(log_path), causes.NODE)
+    if outcome.oom is not None:
+        record["oom"] = True
+        with open(log_path, "a") as log:
+            log.write(f"--- step {step.name} killed: its processes used "
+                      f"{outcome.oom['rss'] / 2**20:.0f} MiB, above the worker's memory limit of "
+                      f"{outcome.oom['limit'] / 2**20:.0f} MiB, after {_describe_usage(outcome)}\n"
+                      f"out of memory: {outcome.oom['rss'] / 2**20:.0f} MiB > limit "
+                      f"{outcome.oom['limit'] / 2**20:.0f} MiB\n")
+        raise TaskFailed(task_id, step.name, None, _tail(log_path), causes.OOM)
     if outcome.signal is not None:
         try:
             name = signal.Signals(outcome.signal).name
@@ -212,7 +234,9 @@ def run_step(step: Step, workdir: Path, log_path: Path, cmssw_init: str, task_id
         with open(log_path, "a") as log:
             log.write(f"--- step {step.name} killed by signal {outcome.signal} ({name}) after "
                       f"{_describe_usage(outcome)}\nkilled by signal {outcome.signal} ({name})\n")
-        raise TaskFailed(task_id, step.name, None, _tail(log_path))
+        raise TaskFailed(task_id, step.name, None, _tail(log_path),
+                         causes.step_cause(None, outcome.signal, False, outcome.maxrss_kib,
+                                           memory_limit))
     if outcome.exit_code != 0:
         tail = _tail(log_path)  # before the summary: the step's own last words explain it
         with open(log_path, "a") as log:
@@ -232,6 +256,47 @@ def _worker_label() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def worker_memory_limit() -> int | None:
+    """The memory limit of the Dask worker running this task (bytes), None outside one."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except Exception:
+        return None
+    manager = getattr(worker, "memory_manager", None)
+    limit = getattr(manager, "memory_limit", None) or getattr(worker, "memory_limit", None)
+    return int(limit) if limit else None
+
+
+def _resources(start: float, end: float, steps: list[dict], workdir: Path | None,
+               cfg_files: list[Path], output: Path | None = None) -> dict[str, Any]:
+    """What params.json and the ledger record of an attempt (see provenance)."""
+    software = dict(provenance.software_versions())
+    if workdir is not None:
+        software.update(provenance.cmssw_software(workdir, cfg_files))
+    if "cmssw" not in software and cfg_files and os.environ.get("CMSSW_VERSION"):
+        software["cmssw"] = os.environ["CMSSW_VERSION"]
+    out: dict[str, Any] = {"host": provenance.host(), "worker": _worker_label(),
+                           "job_id": provenance.batch_job_id(), "start": start, "end": end,
+                           **provenance.usage(steps), "software": software}
+    if output is not None:
+        try:
+            out["output_bytes"] = output.stat().st_size
+        except OSError:
+            pass
+    return out
+
+
+def _cfg_files(steps) -> list[Path]:
+    """The cfg file of each CMSSW step (``cmsRun CFG ...``), for its hash."""
+    out = []
+    for step in steps:
+        if step.cmssw and len(step.argv) >= 2 and Path(step.argv[0]).name == "cmsRun":
+            out.append(Path(step.argv[1]))
+    return out
+
+
 def execute_task(spec: TaskSpec, production_dir: str, cmssw_init: str = "",
                  cmssw_dir: str | None = None) -> TaskResult:
     """Run ``spec`` to completion (or raise :class:`TaskFailed`). Idempotent: a task whose
@@ -249,35 +314,41 @@ def execute_task(spec: TaskSpec, production_dir: str, cmssw_init: str = "",
     workdir = results / TMP / f"{spec.dirname}.{uuid.uuid4().hex[:8]}"
     workdir.mkdir(parents=True)
     log_path = workdir / LOG_NAME
+    steps: list[dict] = []
+    cfg_files: list[Path] = []
     try:
         script = get_registry().script(spec.script).item
         plan = script.plan(TaskRequest(dict(spec.params), workdir,
                                        Path(cmssw_dir) if cmssw_dir else None))
         should_stop = stop_check()
+        memory_limit = worker_memory_limit()
+        cfg_files = _cfg_files(plan.steps)
         embedded = {"params": dict(spec.params), "metadata": dict(plan.metadata), "script": spec.script,
                     "task_id": spec.task_id}
         extra_env = {TASK_PARAMETERS_ENV: json.dumps(embedded, sort_keys=True)}
-        steps = [run_step(step, workdir, log_path, cmssw_init, spec.task_id, should_stop, extra_env)
-                 for step in plan.steps]
+        for step in plan.steps:
+            run_step(step, workdir, log_path, cmssw_init, spec.task_id, should_stop, extra_env,
+                     memory_limit, steps)
         if plan.finalize is not None:
             try:
                 plan.finalize(workdir)
             except Exception as exc:
                 with open(log_path, "a") as log:
                     log.write(f"finalize failed: {type(exc).__name__}: {exc}\n")
-                raise TaskFailed(spec.task_id, "finalize", None, _tail(log_path)) from None
+                raise TaskFailed(spec.task_id, "finalize", None, _tail(log_path), causes.TASK) from None
         output = find_output(workdir, plan.output)
         if output is None:
             with open(log_path, "a") as log:
                 log.write(f"expected one output file {plan.output} in {workdir}, found "
                           f"{sorted(p.name for p in workdir.iterdir())}\n")
-            raise TaskFailed(spec.task_id, "output", None, _tail(log_path))
-        end = time.time()
-        record = {"task_id": spec.task_id, "script": spec.script, "params": dict(spec.params),
-                  "metadata": dict(plan.metadata), "output": output.name, "start": start,
-                  "end": end, "worker": _worker_label(), "steps": steps}
+            raise TaskFailed(spec.task_id, "output", None, _tail(log_path), causes.TASK)
         if output.suffix == ".root":
             embed_parameters(output, embedded)
+        end = time.time()
+        resources = _resources(start, end, steps, workdir, cfg_files, output)
+        record = {"task_id": spec.task_id, "script": spec.script, "params": dict(spec.params),
+                  "metadata": dict(plan.metadata), "output": output.name, "steps": steps,
+                  **resources}
         tmp_params = workdir / (PARAMS_NAME + ".part")
         tmp_params.write_text(json.dumps(record, indent=1, sort_keys=True))
         os.replace(tmp_params, workdir / PARAMS_NAME)  # params.json last
@@ -290,18 +361,24 @@ def execute_task(spec: TaskSpec, production_dir: str, cmssw_init: str = "",
                                   _worker_label(), reused=True)
             raise
         _remove_other_attempts(results, spec.dirname)
-        return TaskResult(spec.task_id, str(final / output.name), start, end, _worker_label())
-    except TaskFailed:
+        return TaskResult(spec.task_id, str(final / output.name), start, end, _worker_label(),
+                          resources=resources)
+    except TaskFailed as exc:
+        exc.resources = _resources(start, time.time(), steps, workdir, cfg_files)
         _keep_failed_log(results, spec.dirname, log_path)
         shutil.rmtree(workdir, ignore_errors=True)
         raise
     except Exception as exc:
+        user = isinstance(exc, UserError)  # a value the plan could not check: final
         with open(log_path, "a") as log:
-            log.write(f"internal error: {type(exc).__name__}: {exc}\n")
+            log.write(f"user error: {exc}\n" if user else
+                      f"internal error: {type(exc).__name__}: {exc}\n")
         tail = _tail(log_path)
         _keep_failed_log(results, spec.dirname, log_path)
+        failed = TaskFailed(spec.task_id, "setup", None, tail, causes.USER if user else causes.TASK)
+        failed.resources = _resources(start, time.time(), steps, workdir, cfg_files)
         shutil.rmtree(workdir, ignore_errors=True)
-        raise TaskFailed(spec.task_id, "setup", None, tail) from exc
+        raise failed from exc
     except BaseException:  # interrupted (Ctrl-C in BXRun --run): nothing half-done stays
         shutil.rmtree(workdir, ignore_errors=True)
         raise
@@ -353,11 +430,13 @@ def clear_stale_workdirs(production_dir: str | Path) -> int:
 def finished_tasks(production_dir: str | Path) -> list[FinishedTask]:
     """Every complete result on disk, as aggregators see it: the rule of
     :func:`timecal_core.results.scan_without_plan` (one per task, output present)."""
+    from .provenance import flat
     from .results import scan_without_plan
 
     out = []
     for tid, (path, rec) in scan_without_plan(_results(production_dir)).done.items():
         directory = Path(path)
         runtime = rec["end"] - rec["start"] if "end" in rec and "start" in rec else None
-        out.append(FinishedTask(tid, rec["params"], directory, directory / rec["output"], runtime, None))
+        out.append(FinishedTask(tid, rec["params"], directory, directory / rec["output"], runtime,
+                                None, flat(rec)))
     return out

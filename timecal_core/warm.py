@@ -16,11 +16,14 @@ Why a server rather than ``subprocess`` from the task's thread:
   reaches EOF and the server kills the process group of every running step before exiting.
   Plain commands (cmsRun, ``bash -c``) are exec'd from a forked child the same way.
 - **Resources.** The server reaps its children with ``wait4`` and reports the exit status,
-  CPU times and peak RSS of each step.
+  CPU times and peak RSS of each step. It also samples the RSS of each step's whole
+  process group a few times a second: the peak of a step that forks is the group's, and a
+  step whose group exceeds the ``memory_limit`` of its request (the worker's: Dask's own
+  limit only sees the worker process) is killed there and then and reported ``oom``.
 
-Protocol: JSON lines. Worker -> server ``{"id", "cwd", "log", "argv", "python", "env"}``;
-server -> worker ``{"id", "event": "started", "pid"}`` then ``{"id", "event": "exited",
-"status", "user", "sys", "maxrss_kib", "wall"}``. The worker kills a step by its process
+Protocol: JSON lines. Worker -> server ``{"id", "cwd", "log", "argv", "python", "env",
+"memory_limit"}``; server -> worker ``{"id", "event": "started", "pid"}`` then ``{"id",
+"event": "exited", "status", "user", "sys", "maxrss_kib", "wall", "oom"}``. The worker kills a step by its process
 group (the child's pid: it is a session leader).
 
 ``python -m timecal_core.warm serve`` is the server; ``python -m timecal_core.warm run
@@ -46,6 +49,7 @@ from dataclasses import dataclass
 WARM_ENV = "TIMECAL_WARM_STEPS"  # "0": run python steps cold, in a fresh interpreter
 PREPARE_HOOK = "timecal_warm_prepare"
 PR_SET_PDEATHSIG = 1
+SAMPLE_EVERY = 0.25  # seconds between two looks at the RSS of the running steps
 
 
 def warm_enabled() -> bool:
@@ -167,6 +171,9 @@ def serve() -> int:
     signal.set_wakeup_fd(wake_w)
     me = os.getpid()
     running: dict[int, tuple[int, float]] = {}  # pid -> (request id, start)
+    limits: dict[int, int] = {}  # pid -> memory limit of its process group, bytes
+    peaks: dict[int, int] = {}  # pid -> largest RSS of its group seen, bytes
+    killed: dict[int, tuple[int, int]] = {}  # pid -> (rss, limit) when killed for memory
     pending = b""
 
     def send(message: dict) -> None:
@@ -183,6 +190,9 @@ def serve() -> int:
             if pid == 0:
                 return
             rid, start = running.pop(pid, (None, 0.0))
+            limits.pop(pid, None)
+            peak = peaks.pop(pid, 0) // 1024
+            oom = killed.pop(pid, None)
             try:  # whatever the step left behind in its group ends with it
                 os.killpg(pid, signal.SIGKILL)
             except OSError:
@@ -191,9 +201,25 @@ def serve() -> int:
                 continue
             try:
                 send({"id": rid, "event": "exited", "status": status, "wall": time.time() - start,
-                      "user": usage.ru_utime, "sys": usage.ru_stime, "maxrss_kib": usage.ru_maxrss})
+                      "user": usage.ru_utime, "sys": usage.ru_stime,
+                      "maxrss_kib": max(usage.ru_maxrss, peak),
+                      "oom": None if oom is None else {"rss": oom[0], "limit": oom[1]}})
             except OSError:
                 pass  # the worker is gone: handled by the EOF below
+
+    def sample() -> None:
+        """The RSS of every running step's group; kill a group above its limit."""
+        for pid in list(running):
+            rss = _group_rss(pid)
+            if rss > peaks.get(pid, 0):
+                peaks[pid] = rss
+            limit = limits.get(pid)
+            if limit and rss > limit and pid not in killed:
+                killed[pid] = (rss, limit)
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except OSError:
+                    pass
 
     def start(request: dict) -> None:
         if request.get("env") is not None:  # the worker's environment of now, for prepare too
@@ -211,13 +237,18 @@ def serve() -> int:
         if pid == 0:
             _child(request, me, [chan_in, chan_out, wake_r, wake_w])
         running[pid] = (request["id"], time.time())
+        if request.get("memory_limit"):
+            limits[pid] = int(request["memory_limit"])
         send({"id": request["id"], "event": "started", "pid": pid})
 
     while True:
         try:
-            ready, _, _ = select.select([chan_in, wake_r], [], [])
+            ready, _, _ = select.select([chan_in, wake_r], [], [],
+                                        SAMPLE_EVERY if running else None)
         except InterruptedError:
             continue
+        if running:
+            sample()
         if wake_r in ready:
             try:
                 while os.read(wake_r, 4096):
@@ -250,6 +281,66 @@ def serve() -> int:
                     send({"id": request.get("id"), "event": "failed", "message": f"{type(exc).__name__}: {exc}"})
 
 
+def _children(pid: int) -> list[int] | None:
+    """Direct children from /proc (Linux >= 3.5); None where the kernel does not say."""
+    out: list[int] = []
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out  # gone
+    for tid in threads:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as fh:
+                out.extend(int(c) for c in fh.read().split())
+        except FileNotFoundError:
+            if not os.path.exists(f"/proc/{pid}/task/{tid}"):
+                continue  # the thread ended meanwhile
+            return None
+        except OSError:
+            continue
+    return out
+
+
+def _group_rss(pid: int) -> int:
+    """Bytes resident of a step (a session leader) and every process it started: read
+    from /proc (a fraction of a millisecond; psutil's scan of every process costs ~10 ms,
+    too much four times a second per running step), psutil elsewhere."""
+    todo, seen, total = [pid], set(), 0
+    page = os.sysconf("SC_PAGE_SIZE")
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        children = _children(current)
+        if children is None:
+            return _group_rss_psutil(pid)
+        todo.extend(children)
+        try:
+            with open(f"/proc/{current}/statm") as fh:
+                total += int(fh.read().split()[1]) * page
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def _group_rss_psutil(pid: int) -> int:
+    import psutil
+
+    try:
+        leader = psutil.Process(pid)
+        procs = [leader, *leader.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    total = 0
+    for proc in procs:
+        try:
+            total += proc.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
 # ---------------------------------------------------------------------- worker side
 @dataclass
 class StepProcess:
@@ -261,6 +352,7 @@ class StepProcess:
     sys: float = 0.0
     maxrss_kib: int = 0
     stopped: bool = False  # killed because its attempt ended (cancel, worker closing)
+    oom: dict | None = None  # {"rss", "limit"} bytes: killed for exceeding its memory limit
 
     @property
     def exit_code(self) -> int | None:
@@ -350,7 +442,8 @@ class StepServer:
                             _kill_group(pid)
                     elif kind == "exited":
                         return StepProcess(message["status"], message["wall"], message["user"],
-                                           message["sys"], message["maxrss_kib"], stopped)
+                                           message["sys"], message["maxrss_kib"], stopped,
+                                           message.get("oom"))
                     elif kind == "failed":
                         raise ServerLost(f"the step server could not start the step: {message['message']}")
                     elif kind == "lost":

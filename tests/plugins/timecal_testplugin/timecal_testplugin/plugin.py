@@ -22,6 +22,8 @@ PARAMETERS = (
               "exits 4 where index >= this (and level >= fail_level_min); -1: never",
               in_dirname=False),
     Parameter("fail_level_min", "int", 0, "see fail_index_min", in_dirname=False),
+    Parameter("allocate", "int", 0, "MiB the step fills in memory, held while it sleeps",
+              in_dirname=False),
 )
 
 

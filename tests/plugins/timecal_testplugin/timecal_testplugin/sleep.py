@@ -17,6 +17,11 @@ def main(argv):
     for _ in range(int(params.get("children", 0) or 0)):
         child = subprocess.Popen(["sleep", str(max(float(params.get("seconds", 0)), 1))])
         print(f"sleeper child pid={child.pid}", flush=True)
+    held = []
+    for _ in range(int(params.get("allocate", 0) or 0) // 16):  # 16 MiB at a time, resident
+        held.append(b"x" * (16 << 20))
+    if held:
+        print(f"sleeper holds {16 * len(held)} MiB", flush=True)
     time.sleep(float(params.get("seconds", 0)))
     region = int(params.get("fail_index_min", -1))
     if 0 <= region <= int(params.get("index", 0)) and \
