@@ -27,10 +27,10 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from .errors import UserError
-from .ledger import CANCELLED, DONE, ERROR, FAILED, PENDING, RUNNING, STATES
 from .diagnosis import FACTS_FOR, failure_groups, render_ranking, task_facts
+from .errors import UserError
 from .gridmap import render_grid
+from .ledger import CANCELLED, DONE, ERROR, FAILED, PENDING, RUNNING, STATES
 from .selection import ParameterSpace, SelectionError, format_value, is_term
 from .status import render_cluster, render_status
 
@@ -197,12 +197,12 @@ class Control:
             rows = self.engine.ledger.tasks(state, limit=None if not limit else int(limit) + 1)
         else:  # the selection's tasks, most recently changed first, read in full only if shown
             wanted = set(chosen)
-            facts = [f for f in task_facts(self.engine.ledger, use="order") if f.task_id in wanted
-                     and (state is None or f.state == state)]
-            facts.sort(key=lambda f: (-(f.updated or 0), f.task_id))
+            facts = [f for f in task_facts(self.engine.ledger, use="order") if f[0] in wanted
+                     and (state is None or f[1] == state)]  # (task_id, state, updated)
+            facts.sort(key=lambda f: (-(f[2] or 0), f[0]))
             matched = len(facts)
             shown = facts[:int(limit) + 1] if limit else facts
-            rows = [r for r in (self.engine.ledger.task(f.task_id) for f in shown) if r is not None]
+            rows = [r for r in (self.engine.ledger.task(f[0]) for f in shown) if r is not None]
         more = bool(limit) and len(rows) > int(limit)
         rows = rows[:int(limit)] if limit else rows
         return {"rows": [_task_dict(r) for r in rows], "more": more, "matched": matched}
@@ -238,7 +238,7 @@ class Control:
 
     def _facts(self, select: list[str] | None, failures_only: bool = False) -> tuple[list, list[str] | None]:
         """Light rows of the tasks (of the selection, if any), and the selected ids."""
-        facts = task_facts(self.engine.ledger, failures_only=failures_only, use="failures")
+        facts = task_facts(self.engine.ledger, failures_only=failures_only)
         chosen = self._selected(select)
         if chosen is not None:
             wanted = set(chosen)

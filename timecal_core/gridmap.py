@@ -41,7 +41,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .ledger import CANCELLED, DONE, ERROR, FAILED, PENDING, RUNNING
-from .diagnosis import is_failure
 from .selection import Filter, ParameterSpace, SelectionError, format_value
 from .textformat import format_bytes
 
@@ -104,8 +103,8 @@ def render_grid(space: ParameterSpace, rows: Iterable[Any], x: str, y: str,
                 selection: Filter | None = None, metric: str | None = None,
                 colour: bool = False, width: int = 80, task_ids: Iterable[str] | None = None,
                 label: str = "") -> str:
-    """The map of ``rows`` (:class:`~timecal_core.diagnosis.TaskFacts`: task id, state and
-    reason first, then runtime, cpu, maxrss_kib) over parameters ``x`` and ``y``, their
+    """The map of ``rows`` (tuples as :data:`~timecal_core.diagnosis.FACTS_FOR` reads them
+    for ``metric``, or for ``states``) over parameters ``x`` and ``y``, their
     parameters taken from ``space``; ``selection`` narrows the tasks, ``task_ids`` too;
     ``label`` names the selection in the title (default: the filter's words)."""
     label = label or (selection.describe() if selection is not None else "")
@@ -144,14 +143,17 @@ def render_grid(space: ParameterSpace, rows: Iterable[Any], x: str, y: str,
         failed = state in failing_states or (row[2] is not None and state in again)
         if failed and state in again:
             failed_before[key] = failed_before.get(key, 0) + 1
-        if metric is not None:
+        if metric is not None:  # rows as diagnosis.FACTS_FOR[metric] reads them
             if metric == "failed":
                 value = float(failed)
             elif metric == "rss":
-                value = getattr(row, "maxrss_kib", None)
+                value = row[3]
+            elif state != DONE:
+                value = None
+            elif metric == "cpu":
+                value = row[3]
             else:
-                value = (row.runtime if metric == "runtime" else getattr(row, "cpu", None)) \
-                    if state == DONE else None
+                value = row[4] - row[3] if row[3] is not None and row[4] is not None else None
             if value is not None:
                 values.setdefault(key, []).append(value)
     # drop values no selected task has: a filter on an axis narrows the map

@@ -131,7 +131,7 @@ class ParameterSpace:
         for k, name in enumerate(names, start=1):
             counts[name] = dict(Counter(columns[k]))
             distinct[name] = set(counts[name])
-        space = cls._from_distinct(distinct, _RowParams(names, rows), declared)
+        space = cls._from_distinct(distinct, _RowParams(names, rows, columns), declared)
         space.__dict__["_counts"] = counts
         return space
 
@@ -326,10 +326,11 @@ class _RowParams(Mapping):
     """task id -> parameters, over rows (task id, values...) without a dict per task until
     one is asked for."""
 
-    def __init__(self, names: Sequence[str], rows: Sequence[tuple]):
+    def __init__(self, names: Sequence[str], rows: Sequence[tuple], columns: Sequence[tuple] = ()):
         self._names = tuple(names)
         self._rows = rows
-        self._index = {r[0]: i for i, r in enumerate(rows)}
+        self._columns = columns or list(zip(*rows))  # column 0: the task ids
+        self._index = dict(zip(self._columns[0], range(len(rows)))) if rows else {}
 
     def __getitem__(self, task_id: str) -> dict:
         return dict(zip(self._names, self._rows[self._index[task_id]][1:]))
@@ -341,8 +342,7 @@ class _RowParams(Mapping):
     def column(self, name: str) -> dict[str, Any]:
         if name not in self._names:
             return {}
-        k = self._names.index(name) + 1
-        return {r[0]: r[k] for r in self._rows}
+        return dict(zip(self._columns[0], self._columns[self._names.index(name) + 1]))
 
     def __iter__(self):
         return iter(self._index)

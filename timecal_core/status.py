@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .ledger import DONE, ERROR, PENDING, RUNNING, STATES, Event, Ledger
-from .diagnosis import failure_groups, headline, rank_parameters, render_failure_groups, task_facts, FACTS_FOR
+from .diagnosis import FACTS_FOR, failure_groups, headline, rank_parameters, render_failure_groups, task_facts
 from .gridmap import render_grid
 from .selection import ParameterSpace, SelectionError
 from .textformat import format_bytes, format_duration, render_table  # noqa: F401 (re-exported)
