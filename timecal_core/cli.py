@@ -8,6 +8,7 @@ import argparse
 import errno
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from .config import load_timerc, timerc_location, write_default_timerc
 from .errors import UserError
 from .exits import run_cli
 from .grid import Plan, plan_grid, production_dir
+from .pilot import DEFAULT_PILOT_TASKS
 from .results import move_aside
 from .parameters import parse_assignments
 from .yamlconf import load_yaml, parse_custom
@@ -38,17 +40,60 @@ LEDGER_OVERHEAD_BYTES = 150  # per row, besides its parameters and directory nam
 CMSRUN_CHECK_SECONDS = 120  # [cmssw] init may load modules from a network file system
 
 
+class _HelpWithParameters(argparse.Action):
+    """``-h``: the usual help; with ``--script NAME`` (before or after it) also that script's
+    parameters, so that what a grid may contain is one command away."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        name = _script_in(getattr(parser, "given_argv", None) or [])
+        if name is None:
+            parser.print_help()
+            parser.exit()
+
+        def show() -> int:
+            from .pilot import parameter_table
+
+            script = _registry().script(name).item  # unknown: the one-line error, exit 2
+            parser.print_help()
+            print("\n" + parameter_table(script))
+            return 0
+
+        parser.exit(run_cli("BXRun", show))
+
+
+def _script_in(argv: list[str]) -> str | None:
+    """The value of ``--script`` in ``argv`` (``--script X``, ``--script=X``, abbreviated)."""
+    for i, a in enumerate(argv):
+        flag, eq, value = a.partition("=")
+        if len(flag) >= 4 and "--script".startswith(flag):
+            if eq:
+                return value
+            if i + 1 < len(argv):
+                return argv[i + 1]
+    return None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="BXRun",
         description="Run a timecal production script once (--run) or over a YAML grid (--yaml) "
                     "on a Dask backend (--dask).",
-        epilog="Examples: BXRun --script cbcsim --run threshold=5000 -o test1 | "
-               "BXRun --script cbcsim --yaml scan.yml --dask local -o scan1 | "
+        epilog="Examples: BXRun --script cbcsim --help (its parameters) | "
+               "BXRun --script cbcsim --run threshold=5000 -o test1 | "
+               "BXRun --script cbcsim --yaml scan.yml --dask local -o scan1 --pilot (measure 5 "
+               "tasks, extrapolate, ask before the rest) | "
                "BXRun --status -o scan1",
+        add_help=False,
     )
+    p.add_argument("-h", "--help", action=_HelpWithParameters,
+                   help="show this help and exit; with --script NAME also the script's parameters "
+                        "(type, default, unit, allowed values)")
     p.add_argument("--script", help="production script: plugin name or cfg file name "
-                                    "(e.g. cbcsim, PUCalibration_cfg.py); see --plugins")
+                                    "(e.g. cbcsim, PUCalibration_cfg.py); see --plugins, and "
+                                    "--script NAME --help for its parameters")
     what = p.add_mutually_exclusive_group()
     what.add_argument("--run", nargs="+", metavar="K=V", help="run one parameter set in the foreground")
     what.add_argument("--yaml", help="grid YAML: parameter -> value or list (cartesian product)")
@@ -78,8 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "[retry] may set them per failure cause: oom, walltime, node, signal, "
                         "exit, task, and same_exit (identical failures in a row that stop "
                         "retrying, default 2)")
+    p.add_argument("--pilot", nargs="?", type=int, const=DEFAULT_PILOT_TASKS, metavar="N",
+                   help=f"first run N tasks (default {DEFAULT_PILOT_TASKS}) spanning the grid (the "
+                        "corners and centre of the parameters that change the work, always the "
+                        "largest) on --dask, print what each took and extrapolate CPU-hours, wall "
+                        "time, disk, memory and walltime requests; then ask whether to launch the "
+                        "rest (their results count as done)")
     p.add_argument("--yes", action="store_true",
-                   help=f"plan a grid of more than {CONFIRM_TASKS:,} tasks without asking")
+                   help=f"plan a grid of more than {CONFIRM_TASKS:,} tasks without asking; after "
+                        "--pilot, launch the rest without asking")
     p.add_argument("--detach", action="store_true",
                    help="run the driver in the background, on its own: logging out changes "
                         "nothing (log: OUT/logs/driver.log; come back with BXRun --attach -o OUT)")
@@ -321,9 +373,6 @@ def cmd_run(args, timerc) -> int:
 def cmd_grid(args, timerc) -> int:
     """Plan, check and ask everything first; only then lock and write (infiles, ledger,
     cluster). A refused value or set-up leaves no trace."""
-    from .hookspecs import BackendRequest
-    from .tasks import clear_stale_workdirs
-
     registry = _registry()
     out = _resolve_output(args, timerc)
     grid, source, recorded_script, base = _grid_source(args, out)
@@ -339,7 +388,8 @@ def cmd_grid(args, timerc) -> int:
     overrides = _file_overrides(args, script)
     grid = {**grid, **overrides}
     backend = registry.backend(args.dask).item  # unknown backend: error before anything is written
-    policy = retry_policy(timerc.section("retry"), args.max_retries, where=str(timerc.path))
+    # a wrong timerc [retry] is refused before anything is written (the driver reads it again)
+    retry_policy(timerc.section("retry"), args.max_retries, where=str(timerc.path))
     # --debug is asked too: the plan it holds is what takes the memory
     plan = plan_grid(script, grid, out, source=source, base=base,
                      confirm=lambda n, first: _confirm_size(args, n, first))
@@ -354,10 +404,8 @@ def cmd_grid(args, timerc) -> int:
         _debug_shell({"plan": plan, "grid": grid, "script": script, "timerc": timerc,
                       "registry": registry})
         return 0
-    from .engine import ProductionOptions
-    from .lock import ProductionLock
-    from .production import run_production
-
+    if args.pilot is not None:
+        return cmd_pilot(args, timerc, plan, backend, overrides)
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     if args.detach or interactive:
         # The driver runs on its own (new session, no terminal); in a terminal the monitor
@@ -369,6 +417,21 @@ def cmd_grid(args, timerc) -> int:
         if code is not None or args.detach:
             return code or 0
         return cmd_attach(out)
+    return _run_here(args, timerc, plan, backend, overrides)
+
+
+def _run_here(args, timerc, plan: Plan, backend, overrides: dict, pilot: bool = False) -> int:
+    """The driver in this process: lock, write infiles, reconcile, run ``plan`` (the whole
+    grid, or the pilot's tasks only) to its end."""
+    from .engine import ProductionOptions
+    from .hookspecs import BackendRequest
+    from .lock import ProductionLock
+    from .production import run_production
+    from .tasks import clear_stale_workdirs
+
+    out = plan.production_dir
+    script = plan.script
+    policy = retry_policy(timerc.section("retry"), args.max_retries, where=str(timerc.path))
     # the file overrides as planned: absolute paths, so a rerun from elsewhere finds them
     overrides = {name: plan.tasks[0].params[name] for name in overrides}
     with ExitStack() as stack:
@@ -390,7 +453,102 @@ def cmd_grid(args, timerc) -> int:
         request = BackendRequest(settings=timerc.section(args.dask), output_dir=out, verbose=args.verbose)
         options = ProductionOptions(interval=args.interval, max_retries=args.max_retries,
                                     verbose=args.verbose, retry_policy=policy)
+        if pilot:
+            return run_production(plan, backend, request, options, timerc, pilot=True)
         return run_production(plan, backend, request, options, timerc)
+
+
+def _without(argv: list[str], option: str, takes_value: str) -> list[str]:
+    """``argv`` without ``option`` (also ``--opt=V`` and argparse's abbreviations) and its
+    value: ``takes_value`` is "yes", "no" or "optional" (a following non-option word)."""
+    out, skip = [], False
+    for i, a in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        flag, eq, _ = a.partition("=")
+        if len(flag) >= 4 and flag.startswith("--") and option.startswith(flag):
+            if not eq and i + 1 < len(argv) and (
+                    takes_value == "yes" or (takes_value == "optional" and not argv[i + 1].startswith("-"))):
+                skip = True
+            continue
+        out.append(a)
+    return out
+
+
+def rest_argv(argv: list[str]) -> list[str]:
+    """The command that launches the rest after a pilot: the same, without --pilot, and
+    without --yaml (the production holds its grid since the pilot: infiles/config.yml)."""
+    return _without(_without(argv, "--pilot", "optional"), "--yaml", "yes")
+
+
+def cmd_pilot(args, timerc, plan: Plan, backend, overrides: dict) -> int:
+    """Run the pilot's tasks as a production of their own in this process, report what they
+    took and what the grid will take, and launch the rest the usual way if the user says so
+    (the ledger then finds the pilot's results done on disk)."""
+    from .ledger import DONE, Ledger
+    from .pilot import backend_size, choose_pilot, measure, render_report
+    from .tasks import log_path
+
+    out = plan.production_dir
+    choice = choose_pilot(plan.tasks, plan.script.parameters, args.pilot)
+    chosen = {t.task_id for t in choice.tasks}
+    pilot_plan = Plan(out, plan.script, list(choice.tasks), done=plan.done & chosen, found=plan.found)
+    left = len(chosen - plan.done)
+    print(f"BXRun: pilot: {len(chosen)} of {len(plan.tasks)} tasks"
+          + (f" ({len(chosen) - left} already done)" if left < len(chosen) else "")
+          + f" on --dask {args.dask}: " + ", ".join(f"{t.task_id} ({choice.roles[t.task_id]})"
+                                                   for t in choice.tasks), flush=True)
+    # a pilot as large as the grid is the production itself: it ends with the aggregators
+    whole = len(chosen | plan.done) == len(plan.tasks)
+    code = _run_here(args, timerc, pilot_plan, backend, overrides, pilot=not whole)
+    rest = shlex.join(["BXRun", *rest_argv(args.argv)])
+    if code > 1:  # stopped (a signal): run_production said how to resume
+        return code
+    if code != 0:
+        failed = []
+        try:
+            ledger = Ledger.open_readonly(out)
+            try:
+                failed = [t for t in ledger.tasks() if t.task_id in chosen and t.state != DONE]
+            finally:
+                ledger.close()
+        except (UserError, OSError):  # no readable ledger: the lines below still say what to do
+            pass
+        print(f"BXRun: the pilot failed: {len(failed) or 'some'} of its {len(chosen)} tasks did not "
+              "succeed; the rest is not launched.", file=sys.stderr)
+        for t in failed:
+            where = log_path(out, t.dirname)
+            cause = getattr(t, "cause", None)
+            print(f"BXRun:   {t.task_id} {t.state}" + (f" ({cause})" if cause else "")
+                  + (f": {t.reason}" if t.reason else ""), file=sys.stderr)
+            print(f"BXRun:     log: {where or '(none kept)'}", file=sys.stderr)
+        print(f"BXRun: see them with: BXRun --status -o {out}; fix the cause and rerun the pilot: "
+              f"{shlex.join(['BXRun', *args.argv])}", file=sys.stderr)
+        return 1
+    measured = [measure(out, t.task_id, t.dirname) for t in choice.tasks]
+    remaining = len(plan.tasks) - len(plan.done | chosen)
+    size = backend_size(args.dask, timerc.section(args.dask))
+    print(render_report(choice, measured, len(plan.tasks), remaining, size), flush=True)
+    if not remaining:
+        print("BXRun: the pilot covered the whole grid: nothing left to launch.")
+        return 0
+    launch = args.yes
+    if not launch and sys.stdin.isatty() and sys.stdout.isatty():
+        try:
+            answer = input(f"BXRun: launch the remaining {remaining} tasks? [y/N] ")
+        except EOFError:
+            answer = ""
+        launch = answer.strip().lower() in ("y", "yes")
+    if not launch:
+        print(f"BXRun: not launched; the pilot's {len(chosen)} tasks count as done. Launch the "
+              f"rest with: {rest}")
+        return 0
+    argv = rest_argv(args.argv) + ([] if args.yes else ["--yes"])
+    again = build_parser().parse_args(argv)
+    again.argv = argv
+    print(f"BXRun: launching the remaining {remaining} tasks: {shlex.join(['BXRun', *argv])}", flush=True)
+    return cmd_grid(again, timerc)
 
 
 DETACHED_WAIT = 120.0  # s a detached driver may take to plan, lock and open its channel
@@ -511,6 +669,12 @@ def _dispatch(args) -> int:
         raise UserError(f"--interval {args.interval:g}: expected a positive number of seconds")
     if args.max_retries < 1:
         raise UserError(f"--max-retries {args.max_retries}: expected at least 1 attempt")
+    if args.pilot is not None:
+        if args.pilot < 1:
+            raise UserError(f"--pilot {args.pilot}: expected a number of tasks >= 1")
+        if args.run or args.status or args.rebuild_ledger or args.attach:
+            raise UserError("--pilot goes with a grid (--yaml FILE -o DIR, or -o DIR of a planned "
+                            "production), not with --run, --status, --rebuild-ledger or --attach")
     timerc = load_timerc()
     if args.attach:
         return cmd_attach(_resolve_output(args, timerc))
@@ -527,11 +691,16 @@ def _dispatch(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    parser.given_argv = given  # for -h with --script NAME
+    args = parser.parse_args(given)
+    args.argv = given
     if not args.verbose:
         warnings.simplefilter("default")
         warnings.formatwarning = lambda msg, cat, *a, **k: f"BXRun: warning: {msg}\n"
+        # the detached driver outlives BXRun on purpose (start_detached): not a leak
+        warnings.filterwarnings("ignore", r"subprocess \d+ is still running", ResourceWarning)
     return run_cli("BXRun", lambda: _dispatch(args), verbose=args.verbose)
 
 

@@ -18,12 +18,14 @@ SUBDETS = ("ALL", "BLL", "BLH", "BHL", "BHH", "ELL", "ELH", "EHL", "EHH")
 MODES = ("scan", "emulate")
 
 # ``help`` is the cfg's help text, word for word (its unit included); ``unit`` is the same unit
-# for programs (error messages, plot labels).
+# for programs (error messages, plot labels). ``work=True``: more of it is more work per task
+# (what ``BXRun --pilot`` spans to measure the cost of a grid).
 CMS_PARAMETERS: tuple[Parameter, ...] = (
     # no minimum: -1 is cmsRun's "every event of the input" (maxEvents), which the emulator
     # cannot do; each script's check says what it allows
-    Parameter("N", "int", 1, "Number of events to be processed"),
-    Parameter("pileup", "int", 200, "Mean number of minimum-bias events mixed in as pile-up", minimum=0),
+    Parameter("N", "int", 1, "Number of events to be processed", work=True),
+    Parameter("pileup", "int", 200, "Mean number of minimum-bias events mixed in as pile-up", minimum=0,
+              work=True),
     Parameter("pt", "float", 2.0, "Minimum pT of the track of a hit (GeV)", unit="GeV", minimum=0),
     Parameter("threshold", "float", 5800.0, "CBC threshold in electrons (barrel and endcap)",
               unit="electrons", minimum=0),

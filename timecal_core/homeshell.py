@@ -19,6 +19,7 @@ from cmd2 import Cmd2ArgumentParser, Completions, with_argparser
 from .config import load_timerc
 from .controlsocket import driver_alive, read_record
 from .ledger import DONE, ERROR, FAILED, LEDGER_NAME, RUNNING, Ledger, LedgerUnavailable
+from .pilot import parameter_table
 from .plugins import describe, get_registry
 from .shell import HIDDEN_BUILTINS, history_path
 from .status import render_table
@@ -92,7 +93,8 @@ def _one_production(description: str):
 
 def _params_parser() -> Cmd2ArgumentParser:
     parser = Cmd2ArgumentParser(description="The parameters of a production script: type, "
-                                            "default, allowed values, help.")
+                                            "default, unit, allowed values, help (the table "
+                                            "of BXRun --script NAME --help).")
     parser.add_argument("script", completer=_scripts_completer)
     return parser
 
@@ -172,10 +174,7 @@ class HomeShell(cmd2.Cmd):
         except Exception as exc:
             self.perror(str(exc))
             return
-        rows = [(p.name, p.type, "" if p.default is None else p.default, getattr(p, "unit", ""),
-                 ", ".join(map(str, p.choices)), p.help) for p in script.parameters]
-        self.poutput(f"{script.name}: {script.description}")
-        self.poutput(render_table(("parameter", "type", "default", "unit", "allowed", "help"), rows))
+        self.poutput(parameter_table(script))  # the table of BXRun --script NAME --help
 
     @with_argparser(lambda: Cmd2ArgumentParser(description="Installed plugins and what they register."))
     def do_plugins(self, _args) -> None:

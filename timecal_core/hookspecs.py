@@ -37,7 +37,9 @@ class Parameter:
     plan is made, resolved against the current directory (as users type it) to the absolute
     path that every task then uses. ``default=None`` with ``required=True`` means the user
     must give it. ``unit`` is shown in help and errors; ``minimum`` (inclusive, numbers only)
-    is checked for every value when the plan is made.
+    is checked for every value when the plan is made. ``work=True`` says that a larger value
+    means more work for a task (events, hits, pile-up): ``BXRun --pilot`` spans these axes
+    (their corners, centre and the largest) to measure what the whole grid will cost.
     """
 
     name: str
@@ -50,6 +52,7 @@ class Parameter:
     in_dirname: bool = True
     unit: str = ""
     minimum: float | None = None
+    work: bool = False
 
 
 # --------------------------------------------------------------------------- scripts

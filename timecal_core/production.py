@@ -150,8 +150,11 @@ def _print_failures(ledger: Ledger, production_dir: Path, say: Callable[[str], N
     say("BXRun: rerun the same command to retry them.")
 
 
-def run_production(plan, backend, request, options: ProductionOptions, timerc) -> int:
-    """Run ``plan`` to completion on ``backend``; 0 iff every task succeeded.
+def run_production(plan, backend, request, options: ProductionOptions, timerc,
+                   pilot: bool = False) -> int:
+    """Run ``plan`` to completion on ``backend``; 0 iff every task succeeded. A ``pilot``
+    (``BXRun --pilot``: a few tasks of the grid) ends without aggregating or announcing a
+    complete production: the production is what follows it.
 
     The driver serves its control channel the whole time (monitors attach with ``timecal
     attach``) and prints what its heartbeat publishes; its last lines (aggregation, the
@@ -166,7 +169,7 @@ def run_production(plan, backend, request, options: ProductionOptions, timerc) -
         if report.describe():
             print(f"BXRun: ledger: {report.describe()}")
         if not ledger.ids_in_state(PENDING):
-            return _finish(plan, ledger, timerc, options, engine=None, say=print)
+            return _finish(plan, ledger, timerc, options, engine=None, say=print, pilot=pilot)
         bulletin = Bulletin()
         bulletin.echo = _print_item
         notifier = Notifier(timerc.section(NOTIFY) if timerc is not None else {},
@@ -219,9 +222,11 @@ def run_production(plan, backend, request, options: ProductionOptions, timerc) -
                 say(f"BXRun: {why}; rerun the same command to resume ({left} tasks left)")
                 code = 128 + signal.Signals[why.split()[1]].value if why.startswith("signal ") else 1
             else:
-                code = _finish(plan, ledger, timerc, options, engine, say=say)
+                code = _finish(plan, ledger, timerc, options, engine, say=say, pilot=pilot)
             notifier.flush()
-            if loop.complete:
+            if loop.complete and pilot:
+                pass  # the pilot's report follows on the terminal; the production is to come
+            elif loop.complete:
                 notifier.send("complete", f"production complete: {sum(ledger.counts().values())} "
                               "tasks done", "\n".join(final))
             else:
@@ -317,7 +322,7 @@ def _print_item(item: dict) -> None:
 
 
 def _finish(plan, ledger: Ledger, timerc, options: ProductionOptions, engine: Engine | None,
-            say: Callable[[str], None]) -> int:
+            say: Callable[[str], None], pilot: bool = False) -> int:
     """End of production: aggregate if everything succeeded, otherwise list failures.
     The exit code says whether every task succeeded; an aggregator failing is reported but
     does not turn a complete production into a failed one (rerunning redoes aggregation)."""
@@ -327,6 +332,10 @@ def _finish(plan, ledger: Ledger, timerc, options: ProductionOptions, engine: En
     if counts[DONE] != total:
         _print_failures(ledger, production_dir, say)
         return 1
+    if pilot:
+        ledger.note(f"pilot complete: {total} tasks done")
+        say(f"BXRun: pilot complete: {total} tasks done")
+        return 0
     ledger.note("production complete")
     ok = run_aggregators(production_dir, plan.script.name, ledger, timerc, options.verbose,
                          out=lambda line: say(f"BXRun: {line}"))

@@ -41,7 +41,7 @@ PARAMETERS = (
     Parameter("hits", "path", "", "sim-hit dump (ROOT, tree 'simhits'); empty: synthetic hits",
               in_dirname=False),
     Parameter("nhits", "int", 20_000, "synthetic hits generated before the selection (0: N events at "
-                                      "their natural multiplicity)", minimum=0),
+                                      "their natural multiplicity)", minimum=0, work=True),
 )
 
 
