@@ -199,3 +199,14 @@ def test_status_report_and_status_grid_read_the_ledger_alone(tmp_path):
     with pytest.raises(SelectionError, match="'thr': not a parameter of this production; parameters: "
                                              "delay, pileup, subdet, threshold"):
         render_ledger_grid(ledger, "thr", "delay")
+
+
+def test_the_status_page_draws_the_map_of_the_first_two_varying_parameters(tmp_path):
+    from timecal_core.statuspage import render
+
+    ledger, specs, failing = planted_ledger(tmp_path)
+    page = render(ledger, tmp_path, {"counts": ledger.counts()}, 60)
+    grid = re.search(r"<pre id='gridmap'>(.*?)</pre>", page, re.S).group(1)
+    assert "grid delay (across) x pileup (down)" in grid  # ledger order: delay, pileup, ...
+    row400 = next(line for line in grid.splitlines() if line.strip().startswith("400 |"))
+    assert "<span style='color:#d63a3a'>X</span>" in row400  # some pile-up 400 tasks failed
