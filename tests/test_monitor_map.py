@@ -5,6 +5,7 @@ grid map, ``errors by``, selections in ``tasks``/``log``/``retry``, tab completi
 parameter names and values, then ``BXRun --status --grid`` in a pipe (no colour)."""
 
 import json
+import socket
 import re
 import sqlite3
 import sys
@@ -106,7 +107,11 @@ def test_the_failing_region_shows_on_the_map_and_selections_act_on_it(tmp_path, 
         assert len(re.findall(r"^[0-9a-f]{10}\s+error\s+1\s", text, re.M)) == 6, text
         assert "6 task(s) match level>=2 index>=3" in text
         text = screen(child, "tasks done level=3", r"task\(s\) match.*")
-        assert len(re.findall(r"^[0-9a-f]{10}\s+done\s+1\s.*level3__", text, re.M)) == 3, text
+        assert "attempt  host" in text and "runtime  peak RSS" in text
+        # attempt, host, runtime, peak RSS of each done task, then its directory
+        done = re.findall(r"^[0-9a-f]{10}\s+done\s+1\s+(\S+)\s+\d+:\d\d:\d\d\s+([\d.]+) (KiB|MiB)\s+\S*level3__",
+                          text, re.M)
+        assert len(done) == 3 and all(host == socket.gethostname() for host, _, _ in done), text
         assert "3 task(s) match level=3" in text
 
         text = screen(child, "tasks lvl=3", r"parameters: [a-z, _]+")

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from timecal_core.diagnosis import failure_groups, render_ranking, task_facts
+from timecal_core.diagnosis import failure_groups, ran, render_ranking, task_facts
 from timecal_core.gridmap import CELL_STATES, SHADES, cell_glyph, render_grid
 from timecal_core.hookspecs import Parameter
 from timecal_core.ledger import Completion, Failure, Ledger
@@ -177,12 +177,15 @@ def test_long_labels_get_keys_listed_below(tmp_path):
 def test_errors_by_names_the_region_and_groups_share_its_values(tmp_path):
     ledger, specs, failing = planted_ledger(tmp_path)
     space = ParameterSpace.build({s.task_id: s.params for s in specs}, PARAMS)
-    text = render_ranking(task_facts(ledger, failures_only=True, use="failures"), space)
+    text = render_ranking(task_facts(ledger, failures_only=True, use="failures"), space,
+                          population=ran(task_facts(ledger, use="states")))
     assert "all 360 oom failures have threshold >= 12000 and pileup = 400" in text
-    # 40% of the tasks hold every failure along threshold, 50% along pileup; none along delay
+    # compared with the 1680 tasks that ran (not the 60 pending, nor the 60 running): the
+    # 12 failing thresholds have 720 of them (score 1 - 720/1680), pile-up 400 half (0.5)
+    assert "360 of 1680 tasks that ran failed" in text
     ranked = [line.split()[:2] for line in text.splitlines()[6:9]]
-    assert ranked == [["threshold", "0.60"], ["pileup", "0.50"], ["delay", "0.00"]]
-    assert "400: 360/900 40%" in text
+    assert ranked == [["threshold", "0.57"], ["pileup", "0.50"], ["delay", "0.00"]]
+    assert "400: 360/840 43%" in text
     (group,) = failure_groups(task_facts(ledger, failures_only=True, use="failures"), space)
     assert group.count == 360 and group.shared == {"pileup": 400}
 

@@ -23,11 +23,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from .ledger import ERROR, FAILED, PENDING, RUNNING
+from .ledger import DONE, ERROR, FAILED, PENDING, RUNNING
 from .selection import ParameterSpace, format_value
 from .textformat import render_table
 
 UNCLASSIFIED = "failed"  # the cause shown for an attempt recorded without one
+CONFINED = 2  # failures per value, at least, for a subset of values to be called a region
 
 
 class TaskFacts(NamedTuple):
@@ -171,8 +172,10 @@ def rank_parameters(failing: Sequence[str], space: ParameterSpace,
                            key=lambda r: (-r[1] / r[2], -r[1]))
         axis_values = [v for v in space.axes[name].values if v in tasks]
         subset = [v for v in axis_values if fails.get(v, 0)]
-        out.append(Dependence(name, score, per_value,
-                              subset if len(subset) < len(axis_values) else []))
+        # a region, not chance: fewer values than all, and on average at least CONFINED
+        # failures each (20 scattered failures also miss some of 30 thresholds)
+        region = len(subset) < len(axis_values) and len(failing) >= CONFINED * len(subset)
+        out.append(Dependence(name, score, per_value, subset if region else []))
     order = {name: k for k, name in enumerate(space.varying)}
     out.sort(key=lambda d: (-round(d.score, 9), order[d.name]))
     return out
@@ -201,15 +204,24 @@ def headline(cause: str, count: int, ranking: Sequence[Dependence], space: Param
     label = "" if cause == UNCLASSIFIED else f"{cause} "
     what = f"{count} {label}failure{'s' if count != 1 else ''}"
     if not confined:
-        return (f"the {what} are spread: every value of every parameter has some"
+        return (f"the {what} are scattered: no region of the grid holds them all"
                 if count > 1 else f"1 {label}failure")
     where = " and ".join(describe_subset(d.name, d.subset, space) for d in confined[:3])
     return f"all {what} have {where}" if count > 1 else f"the {what} has {where}"
 
 
+def ran(states: Iterable[tuple]) -> list[str]:
+    """The tasks that ran an attempt to its end (done, or last attempt failed), from
+    (task id, state, reason) rows: the population failures are compared with (a task not
+    run yet can neither fail nor succeed)."""
+    return [r[0] for r in states if r[1] == DONE or r[1] in (FAILED, ERROR)
+            or (r[2] is not None and r[1] in (PENDING, RUNNING))]
+
+
 def render_ranking(rows: Iterable[Any], space: ParameterSpace, population: Sequence[str] | None = None,
                    width: int = 80, top: int = 6) -> str:
-    """``errors by``: per cause, the headline and the parameters ranked by score."""
+    """``errors by``: per cause, the headline and the parameters ranked by score.
+    ``population``: the tasks compared with (see :func:`ran`; default every task)."""
     rows = list(rows)
     population = list(population) if population is not None else None
     by_cause: dict[str, list[str]] = defaultdict(list)
@@ -222,7 +234,7 @@ def render_ranking(rows: Iterable[Any], space: ParameterSpace, population: Seque
         return "no parameter varies in this production: nothing to rank"
     total = sum(len(v) for v in by_cause.values())
     n_all = len(population) if population is not None else len(space.params)
-    lines = [f"{total} of {n_all} tasks failed (last attempt). score: how unevenly a",
+    lines = [f"{total} of {n_all} tasks that ran failed (last attempt). score: how unevenly a",
              "cause's failures spread over a parameter's values (0: like all tasks, 1: all at",
              "values few tasks have); per value: failed/tasks, worst first"]
     causes = sorted(by_cause.items(), key=lambda kv: (-len(kv[1]), kv[0]))
@@ -232,8 +244,9 @@ def render_ranking(rows: Iterable[Any], space: ParameterSpace, population: Seque
     for cause, failing in causes:
         ranking = rank_parameters(failing, space, population)
         title = "failures (no cause recorded)" if cause == UNCLASSIFIED else cause
-        lines += ["", f"{title}: {len(failing)} task{'s' if len(failing) != 1 else ''}",
-                  "  " + headline(cause, len(failing), ranking, space)]
+        lines += ["", f"{title}: {len(failing)} task{'s' if len(failing) != 1 else ''}"]
+        if cause != "any cause":  # the causes' own sentences say where; their sum would blur it
+            lines.append("  " + headline(cause, len(failing), ranking, space))
         for dep in ranking[:top]:
             head = f"  {dep.name.ljust(namew)} {dep.score:4.2f} "
             parts, used = [], len(head)
