@@ -81,7 +81,7 @@ def test_the_failing_region_shows_on_the_map_and_selections_act_on_it(tmp_path, 
     prod = tmp_path / "prod" / "map"
     child = pexpect.spawn(BXRUN, ["--script", "sleeper", "--yaml", str(tmp_path / "grid.yml"), "-o", "map",
                                   "--interval", "3600", "--max-retries", "1"],
-                          env=env, encoding="utf-8", dimensions=(60, 80), timeout=60, cwd=str(tmp_path))
+                          env=env, encoding="utf-8", dimensions=(60, 80), timeout=120, cwd=str(tmp_path))
     try:
         child.expect(PROMPT)
         wait_for(lambda rows: sum(s in ("done", "error") for _, s, _ in rows.values()) == 24, prod)
