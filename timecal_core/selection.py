@@ -357,23 +357,11 @@ class _RowParams(Mapping):
 @dataclass(frozen=True)
 class Filter:
     """Allowed values per constrained parameter (every term resolved against the values that
-    exist); a task matches when each of its constrained values is allowed."""
+    exist); a task matches when each of its constrained values is allowed (:meth:`matching`
+    gives the ids of all of them at once)."""
 
     allowed: Mapping[str, set]
     words: tuple = ()
-
-    def matches(self, params: Mapping[str, Any]) -> bool:
-        for name, values in self.allowed.items():
-            try:
-                if params.get(name) not in values:
-                    return False
-            except TypeError:
-                return False
-        return True
-
-    def matcher(self, space: ParameterSpace):
-        """task id -> does it match (the matching ids computed once, per parameter)."""
-        return self.matching(space).__contains__
 
     def matching(self, space: ParameterSpace) -> set[str]:
         """The ids of the tasks of ``space`` that match."""
