@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from .diagnosis import FACTS_FOR, failure_groups, ran, render_ranking, task_facts
+from .diagnosis import FACTS_FOR, failure_groups, not_run, render_ranking, task_facts
 from .errors import UserError
 from .gridmap import render_grid
 from .ledger import CANCELLED, DONE, ERROR, FAILED, PENDING, RUNNING, STATES
@@ -251,11 +251,13 @@ class Control:
 
     def _errors_by(self, select: list[str] | None = None, width: int = 80) -> dict:
         facts, chosen = self._facts(select, failures_only=True)
-        population = ran(task_facts(self.engine.ledger, use="states"))
+        excluded = not_run(task_facts(self.engine.ledger, use="states"))
+        population = None
         if chosen is not None:
-            wanted = set(chosen)
-            population = [t for t in population if t in wanted]
-        return {"text": render_ranking(facts, self.space, population=population, width=int(width))}
+            skip = set(excluded)
+            population, excluded = [t for t in chosen if t not in skip], []
+        return {"text": render_ranking(facts, self.space, population=population, width=int(width),
+                                       excluded=excluded)}
 
     def _grid(self, x: str, y: str, select: list[str] | None = None, metric: str | None = None,
               colour: bool = False, width: int = 80) -> dict:

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from .ledger import DONE, ERROR, FAILED, PENDING, RUNNING
+from .ledger import CANCELLED, ERROR, FAILED, PENDING, RUNNING
 from .selection import ParameterSpace, format_value
 from .textformat import render_table
 
@@ -157,15 +157,33 @@ class Dependence:
     subset: list[Any]  # the values every failure has, when fewer than all values
 
 
+def population_counts(space: ParameterSpace, population: Sequence[str] | None,
+                      excluded: Sequence[str] = ()) -> dict:
+    """Parameter -> value -> tasks of ``population`` (default: every task but ``excluded``),
+    counted once for every cause; every task's counts are cached, so leaving out the few
+    not run yet costs a count of those few only."""
+    if population is not None:
+        return {name: space.value_counts(name, population) for name in space.varying}
+    out = {}
+    for name in space.varying:
+        counts = dict(space.value_counts(name))
+        for value, n in space.value_counts(name, excluded).items():
+            counts[value] = counts.get(value, 0) - n
+        out[name] = {v: n for v, n in counts.items() if n > 0}
+    return out
+
+
 def rank_parameters(failing: Sequence[str], space: ParameterSpace,
-                    population: Sequence[str] | None = None) -> list[Dependence]:
+                    population: Sequence[str] | None = None,
+                    counts: Mapping[str, Mapping[Any, int]] | None = None) -> list[Dependence]:
     """The varying parameters, those failures depend on most first; ``population``: the
-    tasks considered (default: all of them)."""
+    tasks considered (default: all of them), ``counts`` their :func:`population_counts`."""
     out = []
-    n_all = (len(population) if population is not None else len(space.params)) or 1
+    counts = counts if counts is not None else population_counts(space, population)
+    n_all = sum(next(iter(counts.values()), {}).values()) or 1
     n_fail = len(failing) or 1
     for name in space.varying:
-        tasks = space.value_counts(name, population)
+        tasks = counts[name]
         fails = space.value_counts(name, failing)
         score = 0.5 * sum(abs(fails.get(v, 0) / n_fail - n / n_all) for v, n in tasks.items())
         per_value = sorted(((v, fails.get(v, 0), n) for v, n in tasks.items()),
@@ -210,18 +228,19 @@ def headline(cause: str, count: int, ranking: Sequence[Dependence], space: Param
     return f"all {what} have {where}" if count > 1 else f"the {what} has {where}"
 
 
-def ran(states: Iterable[tuple]) -> list[str]:
-    """The tasks that ran an attempt to its end (done, or last attempt failed), from
-    (task id, state, reason) rows: the population failures are compared with (a task not
-    run yet can neither fail nor succeed)."""
-    return [r[0] for r in states if r[1] == DONE or r[1] in (FAILED, ERROR)
-            or (r[2] is not None and r[1] in (PENDING, RUNNING))]
+def not_run(states: Iterable[tuple]) -> list[str]:
+    """The tasks with no attempt run to its end yet (pending or running, never failed), from
+    (task id, state, reason) rows: left out of the population failures are compared with (a
+    task not run yet can neither fail nor succeed)."""
+    waiting = (PENDING, RUNNING, CANCELLED)
+    return [tid for tid, state, reason in states if state in waiting and reason is None]
 
 
 def render_ranking(rows: Iterable[Any], space: ParameterSpace, population: Sequence[str] | None = None,
-                   width: int = 80, top: int = 6) -> str:
+                   width: int = 80, top: int = 6, excluded: Sequence[str] = ()) -> str:
     """``errors by``: per cause, the headline and the parameters ranked by score.
-    ``population``: the tasks compared with (see :func:`ran`; default every task)."""
+    ``population``: the tasks compared with (default every task but ``excluded``, e.g.
+    :func:`not_run`)."""
     rows = list(rows)
     population = list(population) if population is not None else None
     by_cause: dict[str, list[str]] = defaultdict(list)
@@ -233,7 +252,7 @@ def render_ranking(rows: Iterable[Any], space: ParameterSpace, population: Seque
     if not space.varying:
         return "no parameter varies in this production: nothing to rank"
     total = sum(len(v) for v in by_cause.values())
-    n_all = len(population) if population is not None else len(space.params)
+    n_all = len(population) if population is not None else len(space.params) - len(excluded)
     lines = [f"{total} of {n_all} tasks that ran failed (last attempt). score: how unevenly a",
              "cause's failures spread over a parameter's values (0: like all tasks, 1: all at",
              "values few tasks have); per value: failed/tasks, worst first"]
@@ -241,8 +260,9 @@ def render_ranking(rows: Iterable[Any], space: ParameterSpace, population: Seque
     if len(causes) > 1:
         causes.append(("any cause", [t for _, ids in causes for t in ids]))
     namew = max(len(n) for n in space.varying)
+    counts = population_counts(space, population, excluded)
     for cause, failing in causes:
-        ranking = rank_parameters(failing, space, population)
+        ranking = rank_parameters(failing, space, population, counts)
         title = "failures (no cause recorded)" if cause == UNCLASSIFIED else cause
         lines += ["", f"{title}: {len(failing)} task{'s' if len(failing) != 1 else ''}"]
         if cause != "any cause":  # the causes' own sentences say where; their sum would blur it

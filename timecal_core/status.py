@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .ledger import DONE, ERROR, PENDING, RUNNING, STATES, Event, Ledger
-from .diagnosis import (FACTS_FOR, failure_groups, headline, ran, rank_parameters,
-                        render_failure_groups, task_facts)
+from .diagnosis import (FACTS_FOR, failure_groups, headline, population_counts, not_run,
+                        rank_parameters, render_failure_groups, task_facts)
 from .gridmap import render_grid
 from .selection import ParameterSpace, SelectionError
 from .textformat import format_bytes, format_duration, render_table  # noqa: F401 (re-exported)
@@ -211,9 +211,10 @@ def render_ledger_report(ledger: Ledger, production_dir, events: int = 10) -> st
         by_cause: dict[str, list[str]] = {}
         for g in groups:
             by_cause.setdefault(g.cause, []).extend(g.task_ids)
-        population = ran(task_facts(ledger, use="states"))
+        counts = population_counts(space, None, not_run(task_facts(ledger, use="states")))
         for cause, ids in by_cause.items():
-            lines.append("  " + headline(cause, len(ids), rank_parameters(ids, space, population), space))
+            ranking = rank_parameters(ids, space, None, counts)
+            lines.append("  " + headline(cause, len(ids), ranking, space))
     production = ledger.production_events(events)
     if production:
         lines += ["", "production events (runs, batch system):"] + ["  " + render_event(e) for e in production]
