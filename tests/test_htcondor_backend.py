@@ -91,3 +91,68 @@ def test_schedd_setting_submits_and_removes_there(tmp_path):
     assert settings.cluster_kwargs["submit_command_extra"] == ["-name", "bigbird17.cern.ch"]
     assert settings.cluster_kwargs["cancel_command_extra"] == ["-name", "bigbird17.cern.ch"]
     assert settings.own["schedd"] == "bigbird17.cern.ch"
+
+
+PERIODIC_HOLD = "The job attribute PeriodicHold expression '{}' evaluated to TRUE"
+PERIODIC_REMOVE = "The job attribute PeriodicRemove expression '{}' evaluated to TRUE"
+CAUSE_CASES = {  # job ad attributes -> cause
+    "memory hold (cgroup)": (5, {"HoldReasonCode": 34, "HoldReasonSubCode": 0, "HoldReason":
+                                 "Error from slot1@node: Job has gone over cgroup memory limit of 2048 "
+                                 "megabytes. Peak usage: 2300 megabytes."}, "oom"),
+    "allowed_execute_duration": (5, {"HoldReasonCode": 47, "HoldReason":
+                                     "The job exceeded allowed execute duration of 0+01:00:00"}, "walltime"),
+    "allowed_job_duration": (5, {"HoldReasonCode": 46, "HoldReason":
+                                 "The job exceeded allowed job duration of 0+02:00:00"}, "walltime"),
+    "periodic_hold on run time": (5, {"HoldReasonCode": 3, "HoldReason": PERIODIC_HOLD.format(
+        "(time() - JobCurrentStartDate) > 3600")}, "walltime"),
+    "site hold on MaxRuntime": (5, {"HoldReasonCode": 26, "HoldReason":
+                                    "The system macro SYSTEM_PERIODIC_HOLD expression "
+                                    "'RemoteWallClockTime > MaxRuntime' evaluated to TRUE"}, "walltime"),
+    "site hold on memory": (5, {"HoldReasonCode": 26, "HoldReason": "Error from slot1@node17.cern.ch: "
+                                "Memory usage exceeded request (MemoryUsage > RequestMemory)"}, "oom"),
+    "periodic_hold on restarts": (5, {"HoldReasonCode": 3, "HoldReason": PERIODIC_HOLD.format("NumJobStarts > 3")},
+                                  None),
+    "output stream": (5, {"HoldReasonCode": 13, "HoldReason":
+                          "Error from slot1@node: unable to establish standard output stream"}, None),
+    "condor_hold": (5, {"HoldReasonCode": 1, "HoldReason": "via condor_hold (by user tester)"}, None),
+    "periodic_remove on run time": (3, {"RemoveReason": PERIODIC_REMOVE.format(
+        "(time() - JobCurrentStartDate) > 60")}, "walltime"),
+    "site remove on MaxRuntime": (3, {"RemoveReason": "The system macro SYSTEM_PERIODIC_REMOVE expression "
+                                                      "'(JobStatus == 2) && (time() - JobCurrentStartDate > "
+                                                      "MaxRuntime)' evaluated to TRUE"}, "walltime"),
+    "condor_rm": (3, {"RemoveReason": "via condor_rm (by user tester)"}, None),
+    "condor_rm of a memory-held job": (3, {"LastHoldReasonCode": 34, "LastHoldReason": "Job has gone over cgroup "
+                                           "memory limit", "RemoveReason": "via condor_rm (by user tester)"}, "oom"),
+    "hold released, then condor_rm": (3, {"LastHoldReasonCode": 34, "LastHoldReason": "over memory",
+                                          "ReleaseReason": "via condor_release (by user tester)",
+                                          "RemoveReason": "via condor_rm (by user tester)"}, None),
+    "worker exited": (4, {"ExitCode": 1}, None),
+    "running": (2, {"JobCurrentStartDate": 1000}, None),
+}
+
+
+@pytest.mark.parametrize("case", CAUSE_CASES)
+def test_holds_and_removals_for_memory_or_run_time_are_failure_causes(case):
+    """What a lost worker's job ClassAd says, as a failure cause (the schedd's real
+    attributes through the real classad2 module): codes 34/46/47 by number, policies
+    (code 3, 26, PeriodicRemove) by what their expression tests; anything else adds nothing.
+    The words recorded name no job, slot or duration: ``errors`` groups identical words."""
+    from timecal_backend_htcondor.cluster import cause_of_job
+
+    status, attributes, expected = CAUSE_CASES[case]
+    (row,) = schedd_module.rows_from_ads([job_ad("45.0", status, **attributes)], now=time.time()).values()
+    fate = cause_of_job(row.state, row.facts)
+    assert (fate[0] if fate else None) == expected, fate
+    if not fate:
+        return
+    assert "45.0" not in fate[1] and "slot1@" not in fate[1] and "\n" not in fate[1], fate
+    code = attributes.get("HoldReasonCode", attributes.get("LastHoldReasonCode"))
+    if code == 34:
+        assert fate[1] == "HTCondor held the job: over its memory request (code 34): raise [htcondor] memory"
+    elif code in (46, 47):
+        assert fate[1].startswith("HTCondor held the job: its allowed_") and \
+            fate[1].endswith(f"_duration was exceeded (code {code})"), fate
+    elif code:  # HTCondor's words, without the slot that wrote them
+        assert fate[1] == f"HTCondor held the job: {attributes['HoldReason'].split(': ', 1)[-1]} (code {code})", fate
+    else:
+        assert fate[1] == f"HTCondor removed the job: {attributes['RemoveReason']}", fate

@@ -343,3 +343,35 @@ def test_unreachable_scheduler_times_out_naming_the_address(condor_workdir):
     assert str(condor_workdir / "prod" / "logs" / "worker-") in message
     assert time.monotonic() - t0 < 60
     wait_until(lambda: queued_ids() <= before, 30, "the job of the failed start to be removed")
+
+
+def attempts_of(out: Path) -> list[tuple]:
+    """(task, attempt, cause, reason) of every failed attempt, read from the ledger's SQLite."""
+    import sqlite3
+
+    with sqlite3.connect(f"file:{out / 'ledger.sqlite'}?mode=ro", uri=True) as db:
+        return db.execute("SELECT task_id, attempt, cause, reason FROM attempts WHERE outcome = 'failed' "
+                          "ORDER BY task_id, attempt").fetchall()
+
+
+def test_job_held_by_a_run_time_policy_fails_its_task_as_walltime(condor_workdir):
+    """The job's own periodic_hold on its run time (submit_directives, as a site's MaxRuntime
+    policy would) holds the worker's job while its task runs: HTCondor kills the worker, and
+    the failed attempt is recorded with cause ``walltime`` and HTCondor's words (not just
+    "worker lost"); with [retry] walltime = 1 the task is not run again."""
+    grid = condor_workdir / "grid.yml"
+    grid.write_text("index: [1]\nseconds: 300\n")
+    out = condor_workdir / "prod"
+    # 30 s: time for the worker to connect on a loaded machine (held before, it is only replaced)
+    res = bxrun(condor_workdir, "jobs = 1\nsubmit_directives =\n    periodic_hold = (time() - JobCurrentStartDate) > 30\n"
+                "\n[retry]\nwalltime = 1\n", "--script", "sleeper", "--yaml", grid, "--dask", "htcondor",
+                "-o", out, "--interval", "1", timeout=150)
+    text = res.stdout + res.stderr
+    assert res.returncode == 1, text  # a task failed
+    held = re.search(r"htcondor job (\d+\.\d+) \(\S+\) is held: The job attribute PeriodicHold expression", text)
+    assert held, text
+    (attempt,) = attempts_of(out)
+    assert attempt[1:3] == (1, "walltime"), attempt
+    assert attempt[3] == ("HTCondor held the job: The job attribute PeriodicHold expression "
+                          "'(time() - JobCurrentStartDate) > 30' evaluated to TRUE (code 3)"), attempt
+    assert re.search(r"\b1\s+walltime\s+\w+\s+HTCondor held the job", text), text  # the errors table at the end

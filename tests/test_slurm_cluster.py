@@ -188,6 +188,9 @@ def test_cancelled_worker_job_reported_and_refilled(slurm_cluster, tmp_path, mon
                        30, "a notice about the cancelled job")
             assert any(f"slurm job {victim}" in n and "CANCELLED" in n and "while its worker was connected" in n
                        for n in notices)
+            # the engine would ask why the worker died: SLURM's CANCELLED adds nothing to "lost"
+            assert running._job_of_address[where[0]] == victim
+            assert running.fate_of_worker(where[0]) is None and running.fate_of_worker("tls://10.9.9.9:1") is None
 
             def refilled():
                 notices.extend(running.supervise())
@@ -241,3 +244,14 @@ def test_held_jobs_are_replaced_then_given_up(slurm_cluster, tmp_path, monkeypat
     assert re.fullmatch(r"slurm: no Dask worker connected and 1 jobs already replaced \(\[slurm\] max_replacements "
                         r"= 1\): giving up; last: slurm job \d+ \(\S+\) is held: JobHeldUser", str(err.value))
     wait_until(lambda: not (squeue_ids() - before), 30, "the held jobs cancelled")
+
+
+def test_sacct_without_accounting_answers_nothing(slurm_cluster):
+    """This cluster has no accounting (AccountingStorageType=accounting_storage/none, as many
+    small sites): sacct refuses ("Slurm accounting storage is disabled"), and the backend
+    then knows nothing more of a job squeue forgot, instead of failing its supervision."""
+    done = subprocess.run(["sacct", "--jobs=1"], capture_output=True, text=True)
+    assert done.returncode != 0 and "accounting storage is disabled" in done.stderr.lower()
+    from timecal_backend_slurm import slurmcli
+
+    assert slurmcli.sacct(["1", "2"]) == {}

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import time
@@ -100,3 +101,32 @@ def test_scancel_of_a_worker_job_mid_task(slurm_cluster, slurm_timerc, tmp_path)
     status = run_bxrun("--status", "-o", out)
     assert status.returncode == 0 and "done 4" in status.stdout, status.stdout
     assert f"slurm job {victim} " in status.stdout, status.stdout  # the batch event is in the ledger
+
+
+def test_job_out_of_its_time_limit_fails_its_task_as_walltime(slurm_cluster, tmp_path, monkeypatch):
+    """A task longer than the job's time limit ([slurm] walltime = 1 minute, SLURM's
+    smallest): SLURM ends the job (TIMEOUT) and its worker with it; the failed attempt is
+    recorded with cause ``walltime`` and SLURM's words, not as a lost worker, and with
+    [retry] walltime = 1 the task is not run again (another attempt would time out too)."""
+    import sqlite3
+
+    timerc = write_timerc(tmp_path / "config", "[slurm]\npartition = debug\nmemory = 500MB\n"
+                          "walltime = 00:01:00\njobs = 1\n\n[retry]\nwalltime = 1\n")
+    monkeypatch.setenv("TIMECAL_CONFIG", str(timerc))
+    grid = tmp_path / "grid.yml"
+    grid.write_text("index: [1]\nseconds: 600\n")
+    out = tmp_path / "prod"
+    res = run_bxrun("--script", "sleeper", "--yaml", grid, "--dask", "slurm", "-o", out, "--interval", "1",
+                    input="", timeout=170)  # SLURM checks time limits every 30 s: 60-90 s + start-up
+    text = res.stdout + res.stderr
+    assert res.returncode == 1, text  # a task failed
+    job = re.search(r"slurm job (\d+) \(\S+\) ended \(TIMEOUT, TimeLimit\) while its worker was connected", text)
+    assert job, text
+    with sqlite3.connect(f"file:{out / 'ledger.sqlite'}?mode=ro", uri=True) as db:
+        rows = db.execute("SELECT attempt, cause, reason FROM attempts").fetchall()
+    (attempt, cause, reason), = rows
+    assert (attempt, cause) == (1, "walltime"), rows
+    assert reason == "the SLURM job reached its time limit of 1:00 (TIMEOUT): raise [slurm] walltime", reason
+    status = run_bxrun("--status", "-o", out)
+    assert re.search(r"\b1\s+walltime\s+\w+\s+the SLURM job reached", status.stdout), status.stdout  # errors
+    assert f"slurm job {job[1]} " in status.stdout  # which job it was: in the production's notes

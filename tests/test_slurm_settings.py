@@ -102,6 +102,55 @@ def test_squeue_output_parsing():
     assert rows["13"].seconds == 86400 + 2 * 3600 + 3 * 60 + 4 and rows["13"].reason == ""
     assert rows["14"].state in slurmcli.ENDED and rows["14"].seconds == 7
     assert slurmcli.parse_elapsed("5:06") == 306 and slurmcli.parse_elapsed("INVALID") == 0
+    (row,) = slurmcli.parse_squeue("15|TIMEOUT|TimeLimit|1:27|2026-11-24T16:59:00|1:00\n").values()
+    assert (row.state, row.reason, row.elapsed, row.limit) == ("TIMEOUT", "TimeLimit", "1:27", "1:00")
+
+
+def test_sacct_output_parsing():
+    """sacct --parsable2 --allocations: whole jobs only; 'CANCELLED by 0' is state + reason."""
+    text = ("21|OUT_OF_MEMORY|00:03:10|2026-11-24T16:59:00|01:00:00\n"
+            "22|CANCELLED by 0|00:00:07|2026-11-24T16:59:00|01:00:00\n"
+            "23|PENDING|00:00:00|Unknown|01:00:00\n")
+    rows = slurmcli.parse_sacct(text)
+    assert (rows["21"].state, rows["21"].seconds, rows["21"].limit) == ("OUT_OF_MEMORY", 190, "01:00:00")
+    assert (rows["22"].state, rows["22"].reason) == ("CANCELLED", "by 0")
+    assert rows["23"].started is None and rows["21"].started is not None
+
+
+CAUSES = [  # squeue/sacct state, reason -> cause
+    ("TIMEOUT", "TimeLimit", "walltime"),
+    ("DEADLINE", "DeadLine", "walltime"),
+    ("OUT_OF_MEMORY", "OutOfMemory", "oom"),
+    ("COMPLETING", "OutOfMemory", "oom"),  # squeue while the job is still completing
+    ("COMPLETING", "TimeLimit", "walltime"),
+    ("NODE_FAIL", "NodeDown", "node"),
+    ("BOOT_FAIL", "", "node"),
+    ("PREEMPTED", "", "node"),
+    ("CANCELLED", "", None),
+    ("FAILED", "NonZeroExitCode", None),
+    ("COMPLETED", "", None),
+    ("COMPLETING", "", None),
+    ("RUNNING", "", None),
+]
+
+
+@pytest.mark.parametrize("state, reason, cause", CAUSES)
+def test_slurm_states_as_failure_causes(state, reason, cause):
+    """The states (or, while COMPLETING, the reasons) that say why a job's worker died, as
+    the failure causes the ledger records, in words without job id or duration (``errors``
+    groups identical words); the other states add nothing to "worker lost"."""
+    from timecal_backend_slurm.cluster import cause_of_row
+
+    fate = cause_of_row(state, reason, "1:00:00")
+    assert (fate[0] if fate else None) == cause, fate
+    if cause == "walltime" and state != "DEADLINE":
+        assert fate[1] == "the SLURM job reached its time limit of 1:00:00 (TIMEOUT): raise [slurm] walltime"
+    elif cause == "oom":
+        assert fate[1] == "the SLURM job ran out of memory (OUT_OF_MEMORY): raise [slurm] memory"
+    elif cause:
+        assert fate[1].startswith("the SLURM job") and fate[1].endswith(f"({state})"), fate
+    assert cause_of_row("TIMEOUT", "TimeLimit", "UNLIMITED")[1] == \
+        "the SLURM job reached its time limit (TIMEOUT): raise [slurm] walltime"
 
 
 def test_batch_backends_use_only_public_dask_state():

@@ -8,10 +8,16 @@ production silently runs on fewer workers (dask-jobqueue issues #643 and #620).
 workers ever connected, says what went wrong in one line (with the job's last log line or
 HoldReason), and replaces such jobs up to ``max_replacements``.
 
+When a worker dies with its task, the engine records the cause ``node`` and asks
+:meth:`BatchRunningCluster.fate_of_worker` what the batch system knows: the job ran out of
+memory or out of time (``oom``, ``walltime``, :mod:`timecal_core.causes`) is what a
+physicist must act on, and only the batch system can tell it.
+
 A backend only says how to ask its batch system (:meth:`BatchRunningCluster.query_jobs`,
-``remove_jobs``, ``release_jobs``), where a job's log is, and which of its states mean
-queued, running, held or ended (:class:`JobStatus.phase`). Everything else, including
-the timerc keys both batch systems understand, lives here once.
+``remove_jobs``, ``release_jobs``), where a job's log is, which of its states mean
+queued, running, held or ended (:class:`JobStatus.phase`), and which of its words mean out
+of memory or out of time (``cause_of``). Everything else, including the timerc keys both
+batch systems understand, lives here once.
 
 Only public distributed / dask-jobqueue API is used: jobs are dropped with
 ``SpecCluster.scale_down`` (what ``Adaptive`` itself calls), the ``Adaptive`` object
@@ -44,6 +50,9 @@ QUEUED = "queued"  # waiting for resources: normal, shown with the batch system'
 RUNNING = "running"  # its worker should connect within connect_timeout
 HELD = "held"  # will not run until released: replaced (the cause is reported)
 ENDED = "ended"  # its processes are gone: its worker cannot connect any more
+#: Seconds a lost worker's job is asked about together with others (the engine gives up
+#: asking after 10 minutes).
+ASK_HORIZON = 900.0
 
 #: timerc keys both batch backends understand: key -> help, in the order the READMEs list them.
 COMMON_KEYS = {
@@ -301,6 +310,9 @@ class JobStatus:
     started: float | None = None  # epoch seconds it started running
     runtime: str = ""  # as shown by the monitor's jobs table
     location: str = ""  # where the job can be found again, e.g. the HTCondor schedd's name
+    #: what else the batch system said, for the backend's ``cause_of`` (SLURM's time limit,
+    #: HTCondor's HoldReasonCode...)
+    facts: Mapping[str, object] = field(default_factory=dict)
 
 
 class BatchRunningCluster(RunningCluster):
@@ -325,6 +337,12 @@ class BatchRunningCluster(RunningCluster):
         self._handled: set[str] = set()  # job ids whose end (or hold) was already dealt with
         self._announced: set[str] = set()  # job ids recorded in a notice (ledger) already
         self._connected_seen: set[tuple[str, str]] = set()  # (job id, worker address) announced
+        self._job_of_address: dict[str, str] = {}  # worker address -> the job it ran in
+        self._fates: dict[str, tuple[str, str] | None] = {}  # job id -> its settled fate
+        self._holds: dict[str, JobStatus] = {}  # job id -> its status when seen held (then removed)
+        self._asked: dict[str, float] = {}  # jobs of lost workers not settled yet -> first asked
+        self._passes = 0  # supervision passes so far: answers about jobs are fresh for one pass
+        self._answers: tuple[int, dict[str, JobStatus | None]] = (-1, {})
         self._lost: set[str] = set()  # names of workers whose job ended while they were connected
         self._unreported: list[str] = []  # notices of the start, for the first supervise()
         self.replacements = 0
@@ -353,6 +371,23 @@ class BatchRunningCluster(RunningCluster):
 
     def job_label(self, job_id: str) -> str:
         return f"{self.backend} job {job_id}"
+
+    def query_ended_jobs(self, job_ids: list[str]) -> dict[str, JobStatus]:
+        """Like ``query_jobs``, also asking where the batch system keeps jobs that left its
+        queue long ago (SLURM's accounting), which only the fate of a lost worker needs."""
+        return self.query_jobs(job_ids)
+
+    def cause_of(self, status: JobStatus) -> tuple[str, str] | None:
+        """``(cause, detail)`` when the batch system's answer about a job says more than
+        "lost": ``oom``, ``walltime``, or ``node`` for a failed node, with one line in the
+        batch system's words. The line names no job id or duration: ``errors`` groups
+        failures by identical words (the job ids are in the supervision's notes). None:
+        nothing to add, or not yet (the job still ends)."""
+        return None
+
+    def settled(self, status: JobStatus) -> bool:
+        """The job's state is final: its answer will not change (asking again is useless)."""
+        return status.phase == ENDED
 
     # ----------------------------------------------------------------- bookkeeping
     @property
@@ -447,10 +482,13 @@ class BatchRunningCluster(RunningCluster):
                 records.append(f"{self.job_label(job_id)}{where} runs worker {name}")
             connections = self.connected.of_job(name, row.started if row else None)
             for worker, conn in connections:
+                self._job_of_address[conn.address] = job_id
                 if (job_id, conn.address) not in self._connected_seen:
                     self._connected_seen.add((job_id, conn.address))
                     pid = f", pid {conn.pid}" if conn.pid else ""
                     records.append(f"{label}: worker {worker} connected from {conn.address}{pid}")
+            if row is not None and row.phase == HELD:
+                self._holds[job_id] = row  # why it was held, for fate_of_worker once it is removed
             state = row.state if row else "gone from the queue"
             reason = f", {row.reason}" if row and row.reason else ""
             if row is None or row.phase == ENDED:
@@ -497,10 +535,51 @@ class BatchRunningCluster(RunningCluster):
         return [f"{self.backend}: submitting {len(lost)} job(s) to replace lost worker(s) "
                 f"{', '.join(sorted(map(str, lost)))}"]
 
+    def fate_of_worker(self, address: str) -> tuple[str, str] | None:
+        """What became of the job of the worker at ``address`` (a scheduler address), as
+        ``(cause, detail)``, e.g. ``("walltime", "the SLURM job reached its time limit of 1:00:00
+        (TIMEOUT): raise [slurm] walltime")``; None while there is nothing (yet) to say. The engine asks at
+        every monitor interval after the worker died with a task, because the batch system
+        often learns the reason after Dask lost the worker. Jobs that ended are asked too
+        (SLURM's accounting, HTCondor's history). Each supervision pass (:meth:`supervise`,
+        which runs first in a monitor interval) records which job every worker ran in."""
+        job_id = self._job_of_address.get(address)
+        if job_id is None:
+            return None  # not matched with its job yet: the next supervision pass does it
+        if job_id in self._fates:
+            return self._fates[job_id]
+        status = self._status_this_pass(job_id)
+        held = self._holds.get(job_id)
+        fate = self.cause_of(status) if status is not None else None
+        if fate is None and held is not None:  # removed by supervision since: the hold says why
+            fate = self.cause_of(held)
+        if fate is not None or status is None or self.settled(status):
+            self._fates[job_id] = fate  # what it is, or nothing will ever be said (forgotten)
+            self._asked.pop(job_id, None)
+        return fate
+
+    def _status_this_pass(self, job_id: str) -> JobStatus | None:
+        """The job's status, asked once per supervision pass together with every other job
+        still asked about: a node that took 100 workers with it costs one query, not 100."""
+        done, answers = self._answers
+        if done != self._passes:
+            answers = {}
+            self._answers = (self._passes, answers)
+        if job_id not in answers:
+            now = time.time()
+            self._asked.setdefault(job_id, now)
+            for stale in [j for j, t in self._asked.items() if now - t > ASK_HORIZON]:
+                del self._asked[stale]  # the engine asked no more than ASK_HORIZON ago
+            wanted = sorted(set(self._asked) - set(answers) | {job_id})
+            found = self.query_ended_jobs(wanted)
+            answers.update({j: found.get(j) for j in wanted})
+        return answers[job_id]
+
     def supervise(self) -> list[str]:
         """Called once per monitor interval; every notice also goes into the ledger, so each
         job id (and, for HTCondor, its schedd) is on record for whoever must find it later."""
         records, problems = self._examine()
+        self._passes += 1
         notices, self._unreported = self._unreported + records + problems, []
         return notices
 
@@ -578,6 +657,8 @@ class BatchRunningCluster(RunningCluster):
         self.release_jobs(held)
         self.gave_up = ""  # the user fixed the cause: lost workers are replaced again
         self._handled.difference_update(held)  # watched again: they may be held again
+        for job_id in held:
+            self._holds.pop(job_id, None)
         return f"released {len(held)} job(s): {', '.join(held)}"
 
     def remove(self, arg: str) -> str:

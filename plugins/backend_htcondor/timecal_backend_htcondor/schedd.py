@@ -10,7 +10,7 @@ uses, so that they work with whatever authentication the site's client tools hav
 from __future__ import annotations
 
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from timecal_core import batch
 from timecal_core.errors import UserError
@@ -25,9 +25,14 @@ REQUIRED = ("condor_submit", "condor_rm", "condor_release")
 #: JobStatus codes of the job ClassAd.
 STATES = {1: "idle", 2: "running", 3: "removed", 4: "completed", 5: "held",
           6: "transferring output", 7: "suspended"}
+#: What the backend tells about a job's end besides its state (``QueueRow.facts``): why it was
+#: held (also after it was removed, held first) or removed.
+FACTS = ("HoldReasonCode", "HoldReasonSubCode", "HoldReason", "LastHoldReasonCode", "LastHoldReason",
+         "RemoveReason", "ReleaseReason")
 PROJECTION = ["ClusterId", "ProcId", "JobStatus", "HoldReason", "JobCurrentStartDate",
               "EnteredCurrentStatus", "ServerTime", "GlobalJobId", "ExitCode", "ExitBySignal",
-              "ExitSignal", "RemoveReason", "LastRejMatchReason"]
+              "ExitSignal", "RemoveReason", "LastRejMatchReason", "HoldReasonCode", "HoldReasonSubCode",
+              "LastHoldReason", "LastHoldReasonCode", "ReleaseReason"]
 
 
 def require_commands() -> None:
@@ -44,6 +49,7 @@ class QueueRow:
     started: float | None  # JobCurrentStartDate (epoch) of running jobs
     seconds: int  # time in the current state
     schedd: str  # the schedd's name (from GlobalJobId): where the job can be found again
+    facts: dict = field(default_factory=dict, compare=False)  # FACTS the ad has
 
 
 def job_constraint(job_ids: list[str]) -> str:
@@ -79,7 +85,8 @@ def rows_from_ads(ads, now: float) -> dict[str, QueueRow]:
         entered = ad.get("EnteredCurrentStatus")
         seconds = int(now - entered) if isinstance(entered, (int, float)) else 0
         schedd = str(ad.get("GlobalJobId", "")).split("#")[0]
-        rows[job_id] = QueueRow(job_id, state, _reason(ad, state), started, max(seconds, 0), schedd)
+        facts = {key: ad[key] for key in FACTS if key in ad}
+        rows[job_id] = QueueRow(job_id, state, _reason(ad, state), started, max(seconds, 0), schedd, facts)
     return rows
 
 

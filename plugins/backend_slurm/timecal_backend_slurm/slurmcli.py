@@ -6,6 +6,7 @@ a log line; these calls let the backend ask SLURM itself before and while it run
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from dataclasses import dataclass
 from datetime import datetime
@@ -57,6 +58,7 @@ class QueueRow:
     elapsed: str  # as squeue prints it, e.g. 1:02:03
     seconds: int
     started: float | None  # epoch seconds the job started running, None while pending
+    limit: str = ""  # its time limit as SLURM prints it, e.g. 1:00:00 (squeue %l, sacct Timelimit)
 
 
 def parse_elapsed(text: str) -> int:
@@ -71,24 +73,48 @@ def parse_elapsed(text: str) -> int:
     return int(days or 0) * 86400 + parts[0] * 3600 + parts[1] * 60 + parts[2]
 
 
-SQUEUE_FORMAT = "%i|%T|%r|%M|%S"
+SQUEUE_FORMAT = "%i|%T|%r|%M|%S|%l"
+
+
+def _started(state: str, start: str) -> float | None:
+    if state == "PENDING":
+        return None
+    try:
+        return datetime.fromisoformat(start).timestamp()
+    except ValueError:  # N/A, Unknown, None
+        return None
 
 
 def parse_squeue(text: str) -> dict[str, QueueRow]:
     rows = {}
     for line in text.splitlines():
         fields = line.strip().split("|")
-        if len(fields) != 5:
+        if len(fields) == 5:  # without the time limit
+            fields.append("")
+        if len(fields) != 6:
             continue
-        job_id, state, reason, elapsed, start = fields
+        job_id, state, reason, elapsed, start, limit = fields
         reason = "" if reason == "None" else reason
-        started = None
-        if state != "PENDING":
-            try:
-                started = datetime.fromisoformat(start).timestamp()
-            except ValueError:  # N/A, Unknown
-                started = None
-        rows[job_id] = QueueRow(job_id, state, reason, elapsed, parse_elapsed(elapsed), started)
+        rows[job_id] = QueueRow(job_id, state, reason, elapsed, parse_elapsed(elapsed),
+                                _started(state, start), limit)
+    return rows
+
+
+SACCT_FIELDS = "JobIDRaw,State,Elapsed,Start,Timelimit"
+
+
+def parse_sacct(text: str) -> dict[str, QueueRow]:
+    """``sacct --parsable2`` lines of whole jobs (``--allocations``). sacct writes
+    ``CANCELLED by 1234``: the state is the first word, the rest becomes the reason."""
+    rows = {}
+    for line in text.splitlines():
+        fields = line.strip().split("|")
+        if len(fields) != 5 or not fields[0].isdigit():
+            continue
+        job_id, state_words, elapsed, start, limit = fields
+        state, _, reason = state_words.partition(" ")
+        rows[job_id] = QueueRow(job_id, state, reason, elapsed, parse_elapsed(elapsed),
+                                _started(state, start), limit)
     return rows
 
 
@@ -104,6 +130,19 @@ def squeue(job_ids: list[str]) -> dict[str, QueueRow]:
             return {}
         raise UserError(f"squeue failed: {_errors(done.stderr)}")
     return parse_squeue(done.stdout)
+
+
+def sacct(job_ids: list[str]) -> dict[str, QueueRow]:
+    """How jobs that squeue has forgotten ended (SLURM keeps them there for ``MinJobAge``,
+    300 s by default), from SLURM's accounting. Empty when the site has no accounting
+    (``sacct`` missing, or "Slurm accounting storage is disabled") or the ids are unknown."""
+    if not job_ids or shutil.which("sacct") is None:
+        return {}
+    done = _run(["sacct", "--noheader", "--parsable2", "--allocations", "--jobs=" + ",".join(job_ids),
+                 "--format=" + SACCT_FIELDS])
+    if done.returncode != 0:
+        return {}
+    return parse_sacct(done.stdout)
 
 
 def scancel(job_ids: list[str]) -> None:
