@@ -58,7 +58,11 @@ def wait_for(predicate, prod: Path, timeout: float = 90):
 def screen(child, line: str, end: str, raw: bool = False) -> str:
     """Type a command, return what arrived up to ``end`` (a pattern of its output's last
     line), escape sequences removed unless ``raw``. Alerts that arrived meanwhile (tasks
-    failing) are printed above, so the text may start with them."""
+    failing) are printed above, so the text may start with them. Types once the screen has
+    been quiet for half a second (not while the prompt is being redrawn for an alert)."""
+    for _ in range(20):
+        if child.expect([pexpect.TIMEOUT, PROMPT], timeout=0.5) == 0:
+            break
     child.sendline(line)
     child.expect(end)
     text = child.before + child.after
