@@ -5,6 +5,8 @@ grid map, ``errors by``, selections in ``tasks``/``log``/``retry``, tab completi
 parameter names and values, then ``BXRun --status --grid`` in a pipe (no colour)."""
 
 import json
+import os
+import signal
 import socket
 import re
 import sqlite3
@@ -30,6 +32,17 @@ def states(prod: Path) -> dict:
                 db.execute("SELECT task_id, params, state, attempts FROM tasks")}
     finally:
         db.close()
+
+
+def stop_driver(prod: Path) -> None:
+    """The driver runs in a process of its own: a test that failed midway must not leave it
+    running (its interval is an hour)."""
+    try:
+        record = json.loads((prod / ".control" / "driver.json").read_text())
+        if not record.get("stopped"):
+            os.killpg(int(record["pid"]), signal.SIGTERM)
+    except (OSError, ValueError, KeyError):
+        pass
 
 
 def failed_twice(prod: Path) -> list[str]:
@@ -159,6 +172,7 @@ def test_the_failing_region_shows_on_the_map_and_selections_act_on_it(tmp_path, 
         child.expect(pexpect.EOF, timeout=120)
     finally:
         child.close(force=True)
+        stop_driver(prod)
 
     status = run_bxrun("--status", "-o", "map", "--grid", "index", "level", env=env, cwd=tmp_path)
     assert status.returncode == 0, status.stderr
