@@ -106,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                              "aggregators and evaluators")
     what.add_argument("--init", nargs="?", const=DEFAULT_DATA_DIR, metavar="DIR",
                       help=f"write a commented timerc with data paths under DIR (default {DEFAULT_DATA_DIR})")
+    p.add_argument("--grid", nargs="+", metavar="X Y [FILTER]",
+                   help="with --status: the tasks as a map over parameters X and Y (a filter such "
+                        "as threshold>=8000 may follow)")
+    p.add_argument("--metric", choices=("rss", "runtime", "cpu", "failed"),
+                   help="with --status --grid: the map of a resource instead of the states")
     p.add_argument("--dask", default="local", metavar="BACKEND", help="execution backend (default: local)")
     p.add_argument("-o", "--output", help="production directory (relative: under timerc [paths] production)")
     p.add_argument("--custom", nargs="+", metavar="K=V", help="fill {K} placeholders of the YAML")
@@ -622,7 +627,13 @@ def cmd_status(args, timerc, rebuild: bool) -> int:
     if not out.is_dir():
         raise UserError(f"-o {args.output}: no production at {out}")
     if not rebuild:
-        return production.print_status(out)
+        from .status import ledger_grid_text
+
+        grid = ledger_grid_text(out, args.grid, args.metric) if args.grid else None  # errors first
+        code = production.print_status(out)
+        if grid is not None:
+            print("\n" + grid)
+        return code
     copy = out / INFILES / GRID_COPY
     if not copy.is_file():
         raise UserError(f"{out}: no {INFILES}/{GRID_COPY}; cannot know the planned tasks")

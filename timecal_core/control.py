@@ -27,8 +27,11 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
+from .diagnosis import FACTS_FOR, failure_groups, not_run, render_ranking, task_facts
 from .errors import UserError
+from .gridmap import render_grid
 from .ledger import CANCELLED, DONE, ERROR, FAILED, PENDING, RUNNING, STATES
+from .selection import ParameterSpace, SelectionError, format_value, is_term
 from .status import render_cluster, render_status
 
 #: Every request, its arguments and what it answers: the whole of what a monitor may ask
@@ -38,12 +41,23 @@ REQUESTS: dict[str, str] = {
                "backend, production",
     "updates": "(after: int) -> last: int, items: [{seq, time, kind, text}], summary",
     "status": "() -> text: the full status (tasks, progress, ETA, cluster, batch jobs)",
-    "tasks": "(state: str|None, limit: int|None) -> rows: [task dicts], more: bool",
+    "tasks": "(state: str|None, limit: int|None, select: [words]|None) -> rows: [task dicts], "
+             "more: bool, matched: int",
     "find": "(prefix: str, limit: int) -> ids: [task ids starting with prefix]",
-    "log": "(task: str, lines: int) -> task: dict, path: str|None, lines: [str]",
-    "errors": "() -> groups: [[reason, count, example, waiting for retry]]",
-    "retry": "(tasks: [ids]|None for every failed task) -> changed: int, asked: int",
-    "cancel": "(tasks: [ids]|'all') -> changed: int",
+    "log": "(task: str|None, lines: int, select: [words]|None) -> task: dict, path: str|None, "
+           "lines: [str], matched: int (tasks the selection names; the log is the first's)",
+    "errors": "(select: [words]|None) -> groups: [{cause, reason, count, waiting, example, "
+              "shared}]",
+    "errors_by": "(select: [words]|None, width: int) -> text: parameters ranked by how "
+                 "strongly failures depend on them, per cause",
+    "grid": "(x: str, y: str, select: [words]|None, metric: str|None, colour: bool, "
+            "width: int) -> text: the task states (or a metric) over x and y as a heat map",
+    "axes": "() -> axes: [{name, type, unit, values: [str]}] the production's parameters "
+            "(varying ones first), for completion",
+    "complete": "(text: str) -> candidates: [str], final: bool: a selection word being typed",
+    "retry": "(tasks: [ids]|None for every failed task, select: [words]|None) -> changed: "
+             "int, asked: int",
+    "cancel": "(tasks: [ids]|'all', select: [words]|None) -> changed: int",
     "clean": "() -> text",
     "futures": "() -> counts: {dask status: n}",
     "client": "() -> text: client, scheduler address, dashboard",
@@ -98,7 +112,11 @@ class Bulletin:
 
 def _task_dict(row) -> dict:
     out = asdict(row)
-    out["runtime"] = row.runtime
+    runtime = row.runtime
+    if runtime is None and row.state == RUNNING and row.start is not None:
+        runtime = max(0.0, time.time() - row.start)  # while running: so far
+    out["runtime"] = runtime
+    out["attempt"] = getattr(row, "attempt", row.attempts)  # a running task counts its current one
     return out
 
 
@@ -117,6 +135,8 @@ class Control:
         self._aggregate = aggregate
         self._handlers: dict[str, Callable[..., dict]] = {
             op: getattr(self, "_" + op) for op in REQUESTS}
+        self._space: ParameterSpace | None = None
+        self._order: list[str] = []
 
     def request(self, op: str, **args: Any) -> dict:
         handler = self._handlers.get(op)
@@ -126,6 +146,29 @@ class Control:
             return handler(**args)
         except TypeError as exc:
             raise ControlError(f"request {op}: {exc}") from None
+        except SelectionError as exc:  # a filter the user typed: one line, as every refusal
+            raise ControlError(str(exc)) from None
+
+    # ------------------------------------------------------------------ selection
+    @property
+    def space(self) -> ParameterSpace:
+        """The production's parameters and their values, from the plan (they never change
+        during a run: built once, a selection over 30,000 tasks is then set lookups)."""
+        if self._space is None:
+            plan = self.engine.plan
+            self._order = [t.task_id for t in plan.tasks]
+            self._space = ParameterSpace.build({t.task_id: t.params for t in plan.tasks},
+                                               getattr(plan.script, "parameters", ()))
+        return self._space
+
+    def _selected(self, select: list[str] | None) -> list[str] | None:
+        """Task ids a selection names (ids, unique prefixes, filter terms), or None when
+        there is no selection."""
+        if not select:
+            return None
+        space = self.space
+        return space.select(list(select), self._order,
+                            find=lambda prefix, limit: self.engine.ledger.find(prefix, limit=limit))
 
     # ------------------------------------------------------------------ reading
     def _summary(self) -> dict:
@@ -144,20 +187,44 @@ class Control:
     def _status(self) -> dict:
         return {"text": render_status(self.engine.snapshot())}
 
-    def _tasks(self, state: str | None = None, limit: int | None = 50) -> dict:
+    def _tasks(self, state: str | None = None, limit: int | None = 50,
+               select: list[str] | None = None) -> dict:
         if state is not None and state not in STATES:
             raise ControlError(f"unknown state {state!r}; states: {', '.join(STATES)}")
-        rows = self.engine.ledger.tasks(state, limit=None if not limit else int(limit) + 1)
+        chosen = self._selected(select)
+        matched = None
+        if chosen is None:
+            rows = self.engine.ledger.tasks(state, limit=None if not limit else int(limit) + 1)
+        else:  # the selection's tasks, most recently changed first, read in full only if shown
+            wanted = set(chosen)
+            facts = [f for f in task_facts(self.engine.ledger, use="order") if f[0] in wanted
+                     and (state is None or f[1] == state)]  # (task_id, state, updated)
+            facts.sort(key=lambda f: (-(f[2] or 0), f[0]))
+            matched = len(facts)
+            shown = facts[:int(limit) + 1] if limit else facts
+            rows = [r for r in (self.engine.ledger.task(f[0]) for f in shown) if r is not None]
         more = bool(limit) and len(rows) > int(limit)
         rows = rows[:int(limit)] if limit else rows
-        return {"rows": [_task_dict(r) for r in rows], "more": more}
+        return {"rows": [_task_dict(r) for r in rows], "more": more, "matched": matched}
 
     def _find(self, prefix: str = "", limit: int = 50) -> dict:
         return {"ids": self.engine.ledger.find(prefix, limit=int(limit))}
 
-    def _log(self, task: str, lines: int = 30) -> dict:
+    def _log(self, task: str | None = None, lines: int = 30, select: list[str] | None = None) -> dict:
         from .tasks import log_path
 
+        matched = 1
+        if select:
+            chosen = self._selected(select)
+            if not chosen:
+                raise ControlError(f"log {' '.join(select)}: no task matches")
+            matched, task = len(chosen), chosen[0]
+            if matched > 1:  # the most telling one: a failure before anything else
+                states = {f[0]: f[1] for f in task_facts(self.engine.ledger, use="states")}
+                rank = {ERROR: 0, FAILED: 1, RUNNING: 2}
+                task = min(chosen, key=lambda t: rank.get(states.get(t), 3))
+        if task is None:
+            raise ControlError("log: give a task id or a selection")
         row = self.engine.ledger.task(task)
         if row is None:
             raise ControlError(f"{task}: no task with this id; 'tasks' lists them")
@@ -166,10 +233,55 @@ class Control:
         if path is not None:
             with open(path, errors="replace") as fh:
                 text = fh.readlines()[-int(lines):]
-        return {"task": _task_dict(row), "path": str(path) if path else None, "lines": text}
+        return {"task": _task_dict(row), "path": str(path) if path else None, "lines": text,
+                "matched": matched}
 
-    def _errors(self) -> dict:
-        return {"groups": [list(g) for g in self.engine.ledger.error_groups()]}
+    def _facts(self, select: list[str] | None, failures_only: bool = False) -> tuple[list, list[str] | None]:
+        """Light rows of the tasks (of the selection, if any), and the selected ids."""
+        facts = task_facts(self.engine.ledger, failures_only=failures_only)
+        chosen = self._selected(select)
+        if chosen is not None:
+            wanted = set(chosen)
+            facts = [f for f in facts if f.task_id in wanted]
+        return facts, chosen
+
+    def _errors(self, select: list[str] | None = None) -> dict:
+        facts, _ = self._facts(select, failures_only=True)
+        return {"groups": [g.as_dict() for g in failure_groups(facts, self.space)]}
+
+    def _errors_by(self, select: list[str] | None = None, width: int = 80) -> dict:
+        facts, chosen = self._facts(select, failures_only=True)
+        excluded = not_run(task_facts(self.engine.ledger, use="states"))
+        population = None
+        if chosen is not None:
+            skip = set(excluded)
+            population, excluded = [t for t in chosen if t not in skip], []
+        return {"text": render_ranking(facts, self.space, population=population, width=int(width),
+                                       excluded=excluded)}
+
+    def _grid(self, x: str, y: str, select: list[str] | None = None, metric: str | None = None,
+              colour: bool = False, width: int = 80) -> dict:
+        space = self.space
+        words = list(select or [])
+        if all(is_term(w) for w in words):  # a filter: one pass over the tasks
+            flt, ids = (space.parse(words) if words else None), None
+        else:  # task ids too: the map shows the tasks the selection names
+            flt, ids = None, self._selected(words)
+        facts = task_facts(self.engine.ledger, use=metric if metric in FACTS_FOR else "states")
+        return {"text": render_grid(space, facts, x, y, selection=flt,
+                                    metric=metric, colour=bool(colour), width=int(width),
+                                    task_ids=ids, label=" ".join(words))}
+
+    def _axes(self) -> dict:
+        space = self.space
+        names = space.varying + [n for n in space.names if n not in space.varying]
+        return {"axes": [{"name": n, "type": space.axes[n].type, "unit": space.axes[n].unit,
+                          "values": [format_value(v) for v in space.axes[n].values]}
+                         for n in names]}
+
+    def _complete(self, text: str = "") -> dict:
+        candidates, final = self.space.complete(str(text))
+        return {"candidates": candidates, "final": final}
 
     def _futures(self) -> dict:
         return {"counts": self.engine.futures_summary()}
@@ -202,14 +314,22 @@ class Control:
                 "commands": [[name, help_text] for name, (_, help_text) in sorted(commands.items())]}
 
     # ------------------------------------------------------------------ ordering
-    def _retry(self, tasks: list[str] | None = None) -> dict:
-        ids = list(tasks) if tasks else self.engine.ledger.ids_in_state(FAILED, ERROR)
+    def _retry(self, tasks: list[str] | None = None, select: list[str] | None = None) -> dict:
+        chosen = self._selected(select)
+        if chosen is not None:  # of the selected tasks, those a retry applies to
+            ids = chosen
+        else:
+            ids = list(tasks) if tasks else self.engine.ledger.ids_in_state(FAILED, ERROR)
         changed = self.engine.retry(ids)
         self.loop.rearm()
         return {"changed": len(changed), "asked": len(ids)}
 
-    def _cancel(self, tasks: list[str] | str) -> dict:
-        ids = self.engine.ledger.ids_in_state(PENDING, RUNNING, FAILED) if tasks == "all" else list(tasks)
+    def _cancel(self, tasks: list[str] | str = (), select: list[str] | None = None) -> dict:
+        chosen = self._selected(select)
+        if chosen is not None:
+            ids = chosen
+        else:
+            ids = self.engine.ledger.ids_in_state(PENDING, RUNNING, FAILED) if tasks == "all" else list(tasks)
         return {"changed": len(self.engine.cancel(ids))}
 
     def _clean(self) -> dict:

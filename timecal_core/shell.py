@@ -16,16 +16,22 @@ are cmd2 settables (``set interval 10``) as well as the seed's commands.
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import threading
 import time
 from pathlib import Path
 
 import cmd2
-from cmd2 import Choices, Cmd2ArgumentParser, CommandSet, Completions, with_argparser
+from cmd2 import Choices, Cmd2ArgumentParser, CommandSet, CompletionItem, Completions, with_argparser
+from cmd2 import rich_utils
+from cmd2.parsing import StatementParser
 
 from .control import ControlError
+from .diagnosis import render_failure_groups
 from .ledger import ERROR, FAILED, STATE_HELP, STATES
-from .status import format_duration, render_errors, render_table
+from .selection import is_term
+from .status import format_bytes, format_duration, render_table
 
 LOG_LINES = 30
 TABLE_LIMIT = 50
@@ -45,33 +51,127 @@ def _state_choices(_app=None) -> Choices:
     return Choices.from_values(STATES)
 
 
-def _task_completer(app: MonitorShell, text: str, line: str, begidx: int, endidx: int) -> Completions:
+_TERM_TOKEN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*(<=|>=|!=|==|=|<|>)[^|>;<]*$")
+
+SELECTION_HELP = ("task ids (a unique prefix is enough) and/or filter terms NAME OP VALUE "
+                  "(OP: = != < <= > >=; VALUE,VALUE: any of; terms all hold), e.g. "
+                  "'threshold>=8000 subdet=EHH'")
+
+
+class SelectionStatementParser(StatementParser):
+    """cmd2's parser, except that a word like ``threshold>=8000`` stays one word: cmd2 would
+    read its ``>`` as an output redirection. A redirection or pipe written as a word of its
+    own (``tasks > file``, ``errors | less``) still works."""
+
+    def split_on_punctuation(self, tokens: list[str]) -> list[str]:
+        out: list[str] = []
+        for token in tokens:
+            if _TERM_TOKEN.match(token):
+                out.append(token)
+            else:
+                out.extend(super().split_on_punctuation([token]))
+        return out
+
+
+def _complete_selection(app: MonitorShell, text: str, line: str, endidx: int,
+                        extra: tuple = ()) -> Completions:
+    """Task ids, parameter names (``name=``), then the values of ``name OP``. The terminal
+    side breaks words at ``<``/``>`` (redirection characters), so ``text`` may be only the
+    end of the term being typed: the whole word is taken from the line, and the candidates
+    are given back without the part before ``text``."""
+    word = re.split(r"\s", line[:endidx])[-1]
+    head = word[:len(word) - len(text)] if word.endswith(text) else ""
     try:
-        return Completions.from_values(app.ask("find", prefix=text, limit=200)["ids"])
+        answer = app.ask("complete", text=word)
+        candidates = list(answer["candidates"])
+        if not is_term(word):
+            candidates += [e for e in extra if e.startswith(word)]
+            if word:  # task ids only once something is typed: 30,000 of them help nobody
+                candidates += app.ask("find", prefix=word, limit=200)["ids"]
     except ControlError:
         return Completions.from_values([])
+    items = [CompletionItem(c[len(head):], display=c) for c in candidates if c.startswith(head)]
+    final = not (len(items) == 1 and candidates[0].endswith(("=", ",")))
+    return Completions(items=items, is_sorted=True, allow_finalization=final)
 
 
-def _task_parser(description: str, nargs: str = "*") -> Cmd2ArgumentParser:
+def _selection_completer(app: MonitorShell, text: str, line: str, begidx: int, endidx: int) -> Completions:
+    return _complete_selection(app, text, line, endidx)
+
+
+def _tasks_completer(app: MonitorShell, text: str, line: str, begidx: int, endidx: int) -> Completions:
+    return _complete_selection(app, text, line, endidx, STATES)
+
+
+def _cancel_completer(app: MonitorShell, text: str, line: str, begidx: int, endidx: int) -> Completions:
+    return _complete_selection(app, text, line, endidx, ("all",))
+
+
+def _errors_completer(app: MonitorShell, text: str, line: str, begidx: int, endidx: int) -> Completions:
+    return _complete_selection(app, text, line, endidx, ("by",))
+
+
+def _axis_completer(app: MonitorShell, text: str, line: str, begidx: int, endidx: int) -> Completions:
+    try:
+        names = [a["name"] for a in app.ask("axes")["axes"] if len(a["values"]) > 1]
+    except ControlError:
+        names = []
+    return Completions.from_values([n for n in names if n.startswith(text)])
+
+
+def _task_parser(description: str, nargs: str = "*", completer=_selection_completer) -> Cmd2ArgumentParser:
     parser = Cmd2ArgumentParser(description=description)
-    parser.add_argument("tasks", nargs=nargs, metavar="TASK", completer=_task_completer,
-                        help="task id (a unique prefix is enough)")
+    parser.add_argument("tasks", nargs=nargs, metavar="TASK|FILTER", completer=completer,
+                        help=SELECTION_HELP)
     return parser
 
 
 def _tasks_parser() -> Cmd2ArgumentParser:
-    parser = Cmd2ArgumentParser(description="Table of tasks, most recently changed first. States: "
-                                + "; ".join(f"{s}: {h}" for s, h in STATE_HELP.items()))
-    parser.add_argument("state", nargs="?", choices_provider=_state_choices,
-                        help="only tasks in this state")
+    parser = Cmd2ArgumentParser(description="Table of tasks, most recently changed first, with "
+                                "attempts, host, runtime (so far, while running) and peak RSS. "
+                                "States: " + "; ".join(f"{s}: {h}" for s, h in STATE_HELP.items()))
+    parser.add_argument("words", nargs="*", metavar="STATE|TASK|FILTER", completer=_tasks_completer,
+                        help="only tasks in this state; " + SELECTION_HELP)
     parser.add_argument("-n", "--limit", type=int, default=TABLE_LIMIT,
                         help=f"rows to show (default {TABLE_LIMIT}, 0 for all)")
     return parser
 
 
+def _grid_parser() -> Cmd2ArgumentParser:
+    from .gridmap import METRICS
+
+    parser = Cmd2ArgumentParser(description="The tasks as a map over two parameters: one cell per "
+                                "(X, Y) pair, the other parameters summarised per cell (X failed "
+                                "for good > ! failed, retry waiting > '>' running > # all done > "
+                                "+ partly done > . pending > c cancelled), or with --metric the "
+                                "cell's peak RSS, mean runtime or CPU time, or failure fraction "
+                                "on a shade scale. A legend follows the map.")
+    parser.add_argument("x", completer=_axis_completer, help="parameter across (columns)")
+    parser.add_argument("y", completer=_axis_completer, help="parameter down (rows)")
+    parser.add_argument("words", nargs="*", metavar="FILTER", completer=_selection_completer,
+                        help=SELECTION_HELP)
+    parser.add_argument("-m", "--metric", choices=METRICS,
+                        help="a resource instead of the states")
+    return parser
+
+
+def _errors_parser() -> Cmd2ArgumentParser:
+    parser = Cmd2ArgumentParser(description="Failed tasks grouped by cause and error message, "
+                                "with counts, one example each ('log EXAMPLE' shows its log) and "
+                                "the parameter values all tasks of a group share; 'to retry' "
+                                "counts those that wait for (or run) their next attempt. 'errors "
+                                "by' ranks the parameters by how strongly failures depend on "
+                                "them, per cause.")
+    parser.add_argument("words", nargs="*", metavar="by|TASK|FILTER",
+                        completer=_errors_completer,
+                        help="'by' for the ranking; " + SELECTION_HELP)
+    return parser
+
+
 def _log_parser() -> Cmd2ArgumentParser:
-    parser = _task_parser("Last lines of a task's log (finished, running or last failed attempt).",
-                          nargs=1)
+    parser = _task_parser("Last lines of a task's log (finished, running or last failed attempt). "
+                          "Given a filter, the log of the first task it selects, failures first.",
+                          nargs="+")
     parser.add_argument("-n", "--lines", type=int, default=LOG_LINES,
                         help=f"lines to show (default {LOG_LINES})")
     return parser
@@ -168,6 +268,8 @@ class MonitorShell(cmd2.Cmd):
                                         "or fails", self, onchange_cb=self._changed))
         self.prompt = self._prompt_text(summary)
         self.hidden_commands.extend(HIDDEN_BUILTINS)
+        # 'tasks threshold>=8000' is a filter, not a redirection (see SelectionStatementParser)
+        self.statement_parser.__class__ = SelectionStatementParser
         self.stopped = False  # the user stopped the driver, or let it end: wait for its end
         self.detached = False  # left with the driver going on
         self.ended: int | None = None  # the driver's exit code, once it ended
@@ -244,18 +346,6 @@ class MonitorShell(cmd2.Cmd):
         self._closing.set()
         self._thread.join(timeout=5)
 
-    def _resolve(self, given: list[str]) -> list[str] | None:
-        """Full task ids from ids or unique prefixes; prints what is wrong and returns None."""
-        out = []
-        for prefix in given:
-            matches = self.ask("find", prefix=prefix, limit=2)["ids"]
-            if len(matches) != 1:
-                what = "no task" if not matches else "several tasks"
-                self.perror(f"{prefix}: {what} with this id; 'tasks' lists them")
-                return None
-            out.append(matches[0])
-        return out
-
     def onecmd(self, statement, *args, **kwargs):
         """A request the driver refuses is one line, never a traceback."""
         try:
@@ -283,27 +373,26 @@ class MonitorShell(cmd2.Cmd):
 
     @with_argparser(_task_parser("Resubmit failed tasks now (automatic at every interval). "
                                  "Without TASK: every failed task, including those failed for "
-                                 "good, which get one more attempt."))
+                                 "good, which get one more attempt. With a filter: the failed "
+                                 "or cancelled tasks it selects."))
     def do_retry(self, args) -> None:
-        ids = self._resolve(args.tasks) if args.tasks else None
-        if args.tasks and ids is None:
-            return
-        answer = self.ask("retry", tasks=ids)
+        answer = self.ask("retry", tasks=None, select=args.tasks or None)
         self.poutput(f"resubmitted {answer['changed']} task(s)" +
-                     ("" if answer["changed"] or not answer["asked"]
-                      else " (the others are not failed or cancelled)"))
+                     ("" if answer["changed"] == answer["asked"] or not answer["asked"]
+                      else f" of {answer['asked']} selected (the others are not failed or cancelled)"))
 
     @with_argparser(_task_parser("Cancel tasks (pending, running or failed); 'cancel all' "
                                  "cancels everything not finished. Cancelled tasks run again "
-                                 "on the next BXRun or with 'retry TASK'."))
+                                 "on the next BXRun or with 'retry TASK'.", completer=_cancel_completer))
     def do_cancel(self, args) -> None:
         if not args.tasks:
-            self.perror("cancel: give task ids, or 'all'")
+            self.perror("cancel: give task ids, a filter, or 'all'")
             return
-        ids = "all" if args.tasks == ["all"] else self._resolve(args.tasks)
-        if ids is None:
-            return
-        self.poutput(f"cancelled {self.ask('cancel', tasks=ids)['changed']} task(s)")
+        if args.tasks == ["all"]:
+            answer = self.ask("cancel", tasks="all")
+        else:
+            answer = self.ask("cancel", select=args.tasks)
+        self.poutput(f"cancelled {answer['changed']} task(s)")
 
     @with_argparser(_no_args("Release finished futures and collect garbage; reports what the "
                              "driver holds."))
@@ -418,26 +507,38 @@ class MonitorShell(cmd2.Cmd):
     # ------------------------------------------------------------------ additions
     @with_argparser(_tasks_parser)
     def do_tasks(self, args) -> None:
-        answer = self.ask("tasks", state=args.state, limit=args.limit)
-        table = [(t["task_id"], t["state"], t["attempts"], t["worker"] or "",
-                  format_duration(t["runtime"]) if t["runtime"] is not None else "",
-                  (t["reason"] or "") if t["state"] in (FAILED, ERROR) else t["dirname"])
-                 for t in answer["rows"]]
-        if not table:
-            self.poutput(f"no {args.state + ' ' if args.state else ''}tasks")
+        states = [w for w in args.words if w in STATES]
+        if len(states) > 1:
+            self.perror(f"tasks: one state at a time (got {', '.join(states)})")
             return
-        self.poutput(render_table(("task", "state", "attempts", "worker", "runtime",
+        state = states[0] if states else None
+        select = [w for w in args.words if w not in STATES] or None
+        answer = self.ask("tasks", state=state, limit=args.limit, select=select)
+        table = [(t["task_id"], t["state"], t.get("attempt", t["attempts"]), t.get("host") or t["worker"] or "",
+                  format_duration(t["runtime"]) if t["runtime"] is not None else "",
+                  format_bytes(t["maxrss_kib"] * 1024) if t.get("maxrss_kib") else "",
+                  ((t.get("cause") or "") + ": " if t.get("cause") else "") + (t["reason"] or "")
+                  if t["state"] in (FAILED, ERROR) else t["dirname"])
+                 for t in answer["rows"]]
+        what = " ".join(filter(None, [state, " ".join(select or [])]))
+        if not table:
+            self.poutput(f"no tasks{' (' + what + ')' if what else ''}")
+            return
+        self.poutput(render_table(("task", "state", "attempt", "host", "runtime", "peak RSS",
                                    "error / directory"), table))
+        if answer.get("matched") is not None and select:
+            self.poutput(f"{answer['matched']} task(s) match {' '.join(select)}")
         if answer["more"]:
-            self.poutput(f"(first {args.limit}; 'tasks {args.state or ''} -n 0' shows all)")
+            self.poutput(f"(first {args.limit}; 'tasks {what + ' ' if what else ''}-n 0' shows all)")
 
     @with_argparser(_log_parser)
     def do_log(self, args) -> None:
-        ids = self._resolve(args.tasks)
-        if ids is None:
-            return
-        answer = self.ask("log", task=ids[0], lines=args.lines)
+        words = args.tasks
+        answer = self.ask("log", select=words, lines=args.lines)
         task = answer["task"]
+        if answer.get("matched", 1) > 1:
+            self.poutput(f"{answer['matched']} tasks match; the log of {task['task_id']} "
+                         f"({task['state']}); 'tasks {' '.join(words)}' lists them")
         self.poutput(f"task {task['task_id']} ({task['state']}, {task['attempts']} attempt(s)) "
                      f"{task['dirname']}")
         if answer["path"] is None:
@@ -448,11 +549,28 @@ class MonitorShell(cmd2.Cmd):
         self.poutput(f"--- {answer['path']} (last {len(answer['lines'])} lines)")
         self.poutput("".join(answer["lines"]).rstrip())
 
-    @with_argparser(_no_args("Failed tasks grouped by error, with counts and one example each "
-                             "('log EXAMPLE' shows its log); 'to retry' counts those that "
-                             "failed and wait for (or run) their next attempt."))
-    def do_errors(self, _args) -> None:
-        self.poutput(render_errors(self.ask("errors")["groups"]))
+    @with_argparser(_errors_parser)
+    def do_errors(self, args) -> None:
+        words = list(args.words)
+        if words[:1] == ["by"]:
+            self.poutput(self.ask("errors_by", select=words[1:] or None, width=self._width())["text"])
+            return
+        self.poutput(render_failure_groups(self.ask("errors", select=words or None)["groups"]))
+
+    @with_argparser(_grid_parser)
+    def do_grid(self, args) -> None:
+        self.poutput(self.ask("grid", x=args.x, y=args.y, select=args.words or None,
+                              metric=args.metric, colour=self._colour(),
+                              width=self._width())["text"])
+
+    def _width(self) -> int:
+        return max(40, shutil.get_terminal_size((80, 24)).columns)
+
+    @staticmethod
+    def _colour() -> bool:
+        """Styles are produced unless cmd2's ``allow_style`` is Never; cmd2 strips them when
+        the output is not a terminal (allow_style Terminal, the default)."""
+        return rich_utils.ALLOW_STYLE != rich_utils.AllowStyle.NEVER
 
     @with_argparser(_scale_parser)
     def do_scale(self, args) -> None:

@@ -10,6 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .ledger import DONE, ERROR, PENDING, RUNNING, STATES, Event, Ledger
+from .diagnosis import (FACTS_FOR, failure_groups, headline, population_counts, not_run,
+                        rank_parameters, render_failure_groups, task_facts)
+from .gridmap import render_grid
+from .selection import ParameterSpace, SelectionError
+from .textformat import format_bytes, format_duration, render_table  # noqa: F401 (re-exported)
 
 BAR_WIDTH = 30
 
@@ -40,17 +45,6 @@ class StatusSnapshot:
         return sum(self.counts.values())
 
 
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    seconds = int(round(seconds))
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    text = f"{hours:d}:{minutes:02d}:{secs:02d}"
-    return f"{days}d {text}" if days else text
-
-
 def format_rate(rate: float | None) -> str:
     if not rate:
         return "rate ?"
@@ -59,14 +53,6 @@ def format_rate(rate: float | None) -> str:
     if rate * 60 >= 1:
         return f"{rate * 60:.1f} tasks/min"
     return f"{rate * 3600:.1f} tasks/h"
-
-
-def format_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    return f"{n:.1f} TiB"  # pragma: no cover
 
 
 def percent(n: int, total: int) -> str:
@@ -123,15 +109,6 @@ def count_batch_states(jobs: Sequence) -> dict[str, int]:
     return dict(Counter(job.state for job in jobs))
 
 
-def render_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A plain aligned text table (no box drawing: it is pasted into e-mails and logs)."""
-    cells = [[str(h) for h in headers]] + [["" if v is None else str(v) for v in r] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    out = ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
-    out.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(out)
-
-
 def render_event(event: Event) -> str:
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event.time))
     who = f"{event.task_id} " if event.task_id else ""
@@ -147,6 +124,63 @@ def render_errors(groups: Sequence[Sequence]) -> str:
     rows = [(n, f"{waiting}" if waiting else "", cause, example, reason)
             for cause, reason, n, example, waiting in groups]
     return render_table(("count", "to retry", "cause", "example", "error"), rows)
+
+
+def ledger_space(ledger: Ledger, only: Sequence[str] | None = None) -> ParameterSpace:
+    """The production's parameters as the ledger knows them (``BXRun --status`` has no plan:
+    types are those of the recorded values). Every task has the same parameters (a plan
+    gives each its defaults), so the names come from one row; SQLite extracts the values
+    (``only``: of these parameters, all that a map needs; an unknown one is an error)."""
+    first = ledger.find("", limit=1)  # by the primary key's index: no scan
+    if not first:
+        return ParameterSpace({}, {})
+    sample = ledger.task(first[0]).params
+    names = sorted(sample)
+    if only is not None:
+        for name in only:
+            if name not in sample:
+                raise SelectionError(f"{name!r}: not a parameter of this production; parameters: "
+                                     f"{', '.join(names)}")
+        names = [n for n in names if n in set(only)]
+    rows = ledger.columns(["task_id"] + [f"params.{n}" for n in names])
+    flags = [k for k, n in enumerate(names, start=1) if isinstance(sample[n], bool)]
+    if flags:  # SQLite's JSON reads true/false as 1/0
+        rows = [tuple(bool(v) if k in flags and v is not None else v for k, v in enumerate(r))
+                for r in rows]
+    return ParameterSpace.from_columns(names, rows)
+
+
+def ledger_grid_text(production_dir, words: Sequence[str], metric: str | None = None) -> str:
+    """``BXRun --status -o OUT --grid X Y [FILTER] [--metric M]``: colour only on a terminal
+    (and not with NO_COLOR)."""
+    import os
+    import shutil
+    import sys
+
+    from .errors import UserError
+
+    if len(words) < 2:
+        raise UserError(f"--grid {' '.join(words)}: give two parameters, X and Y (e.g. --grid "
+                        "threshold delay), optionally followed by a filter")
+    colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    ledger = Ledger.open_readonly(production_dir)
+    try:
+        return render_ledger_grid(ledger, words[0], words[1], metric, words[2:], colour=colour,
+                                  width=shutil.get_terminal_size((80, 24)).columns)
+    finally:
+        ledger.close()
+
+
+def render_ledger_grid(ledger: Ledger, x: str, y: str, metric: str | None = None,
+                       select: Sequence[str] = (), colour: bool = False, width: int = 80) -> str:
+    """``BXRun --status --grid X Y``: the map of the ledger's tasks."""
+    import re
+
+    space = ledger_space(ledger, only=[x, y] + [m.group(1) for m in map(
+        re.compile(r"^([A-Za-z_][A-Za-z0-9_.-]*)\s*[=<>!]").match, select) if m])
+    return render_grid(space, task_facts(ledger, use=metric if metric in FACTS_FOR else "states"), x, y,
+                       selection=space.parse(select) if select else None,
+                       metric=metric, colour=colour, width=width)
 
 
 def render_ledger_report(ledger: Ledger, production_dir, events: int = 10) -> str:
@@ -168,9 +202,19 @@ def render_ledger_report(ledger: Ledger, production_dir, events: int = 10) -> st
              f"tasks: {total}  " + render_counts(counts),
              f"{progress_bar(done, total)} {done}/{total} {percent(done, total)}  "
              f"{format_rate(rate)} ({label})  ETA {format_duration(eta)}"]
-    groups = ledger.error_groups()
+    failing = task_facts(ledger, failures_only=True, use="failures")
+    space = ledger_space(ledger) if failing else None
+    groups = failure_groups(failing, space) if failing else []
     if groups:
-        lines += ["", "failures:", render_errors(groups)]
+        lines += ["", "failures:", render_failure_groups([g.as_dict() for g in groups])]
+        lines += ["where (BXRun --status --grid X Y draws the map):"]
+        by_cause: dict[str, list[str]] = {}
+        for g in groups:
+            by_cause.setdefault(g.cause, []).extend(g.task_ids)
+        counts = population_counts(space, None, not_run(task_facts(ledger, use="states")))
+        for cause, ids in by_cause.items():
+            ranking = rank_parameters(ids, space, None, counts)
+            lines.append("  " + headline(cause, len(ids), ranking, space))
     production = ledger.production_events(events)
     if production:
         lines += ["", "production events (runs, batch system):"] + ["  " + render_event(e) for e in production]

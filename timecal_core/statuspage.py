@@ -76,6 +76,34 @@ def _svg_histogram(values: Sequence[float], label: str, width: int = 640, height
             f"<text x='2' y='16' font-size='11'>{peak}</text></svg>")
 
 
+_GLYPH_COLOURS = {"X": COLOURS["error"], "!": COLOURS["failed"], ">": COLOURS["running"],
+                  "#": COLOURS["done"], "+": "#8fd19e", ".": COLOURS["pending"], "c": COLOURS["cancelled"]}
+
+
+def _grid_map(ledger: Ledger) -> str:
+    """The task states over the first two parameters that vary (``grid X Y`` of the monitor),
+    its cells coloured; nothing for a scan of fewer than two varying parameters."""
+    from .diagnosis import task_facts
+    from .gridmap import default_axes, render_grid
+    from .status import ledger_space
+
+    space = ledger_space(ledger)
+    axes = default_axes(space)
+    if axes is None:
+        return "<p class='dim'>fewer than two parameters vary: no map</p>"
+    text = render_grid(space, task_facts(ledger, use="states"), *axes, width=100)
+    lines = []
+    for line in text.splitlines():
+        if " | " in line:  # a row of cells: colour each glyph
+            label, cells = line.split(" | ", 1)
+            cells = "".join(f"<span style='color:{_GLYPH_COLOURS[c]}'>{_e(c)}</span>"
+                            if c in _GLYPH_COLOURS else _e(c) for c in cells)
+            lines.append(f"{_e(label)} | {cells}")
+        else:
+            lines.append(_e(line))
+    return "<pre id='gridmap'>" + "\n".join(lines) + "</pre>"
+
+
 def render(ledger: Ledger, production: Path, summary: dict, interval: float) -> str:
     """The page. ``summary``: counts, rate (tasks/s or None), eta (s or None), elapsed,
     cluster (one line), batch (state -> count), driver (one line)."""
@@ -118,6 +146,7 @@ rate {_e(format_rate(summary.get('rate')))} &middot; ETA {_e(format_duration(sum
 <p id="driver">{_e(summary.get('driver', ''))}</p>
 <h2>Progress</h2>{_svg_progress(timeline, total)}
 <h2>Failures by cause</h2><div id="failures">{failures}</div>
+<h2>The grid</h2>{_grid_map(ledger)}
 <h2>Runtime of done tasks</h2>{_svg_histogram(runtimes, 'runtimes')}
 <h2>Cluster</h2><p id="cluster">{_e(summary.get('cluster', ''))}</p><p>batch jobs: {batch}</p>
 <p class="dim">updated {updated}; this page refreshes itself every {max(5, int(interval))} s.

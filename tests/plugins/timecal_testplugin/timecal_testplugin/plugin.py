@@ -17,6 +17,11 @@ PARAMETERS = (
               in_dirname=False),
     Parameter("children", "int", 0, "processes the step starts in its group (each sleeps too)",
               in_dirname=False),
+    Parameter("level", "int", 0, "a second number, to make two-dimensional grids"),
+    Parameter("fail_index_min", "int", -1, "plant failures in a region of the grid: the step "
+              "exits 4 where index >= this (and level >= fail_level_min); -1: never",
+              in_dirname=False),
+    Parameter("fail_level_min", "int", 0, "see fail_index_min", in_dirname=False),
     Parameter("allocate", "int", 0, "MiB the step fills in memory, held while it sleeps",
               in_dirname=False),
 )

@@ -23,6 +23,12 @@ def main(argv):
     if held:
         print(f"sleeper holds {16 * len(held)} MiB", flush=True)
     time.sleep(float(params.get("seconds", 0)))
+    region = int(params.get("fail_index_min", -1))
+    if 0 <= region <= int(params.get("index", 0)) and \
+            int(params.get("level", 0)) >= int(params.get("fail_level_min", 0)):
+        print(f"index {params.get('index')} level {params.get('level')}", flush=True)
+        print("planted failure: this task is in the failing region", flush=True)
+        return 4
     code = int(params.get("exit_code", 0))
     if code:
         print(f"failing on purpose with exit code {code}: {params.get('message', '')}", flush=True)
