@@ -243,13 +243,18 @@ def test_annotations_put_the_unit_after_the_value():
 def test_formats_and_only_choose_what_is_drawn(env, capsys):
     args = ["-i", "scan1", "--custom", "mode=Sampled", "--yaml",
             write_yaml(env, "fo.yml", "parameters:\n  threshold: [5800, 8000]\n  thresholdsmearing: [0]\n")]
-    assert main(args + ["-o", "maps", "--only", "maps"]) == 0  # default formats: png,root
+    assert main(args + ["-o", "maps", "--only", "maps"]) == 0  # default formats: png,pdf,root
     out = env / "scans" / "maps"
     drawn = sorted(p.name for p in out.glob("plots/*/*/*.*"))
-    assert drawn and all(n.startswith("map_") and n.endswith((".png", ".root")) for n in drawn)
+    assert drawn and all(n.startswith("map_") and n.endswith((".png", ".pdf", ".root")) for n in drawn)
     assert len({p.parts[-3] for p in out.glob("plots/*/*/*.png")}) == 6  # every observable
+    assert {p.with_suffix("").name for p in out.glob("plots/*/*/*.pdf")} == \
+        {p.with_suffix("").name for p in out.glob("plots/*/*/*.png")}
     index = (out / "index.html").read_text()
-    assert ">PDF<" not in index and ">ROOT<" in index
+    assert ">PDF<" in index and ">ROOT<" in index
+    assert main(args + ["-o", "nopdf", "--only", "maps", "--formats", "png,root"]) == 0
+    assert ">PDF<" not in (env / "scans" / "nopdf" / "index.html").read_text()
+    assert not list((env / "scans" / "nopdf").glob("plots/**/*.pdf"))
     assert main(args + ["-o", "eff", "--only", "efficiency", "--formats", "pdf"]) == 0
     drawn = sorted(p.relative_to(env / "scans" / "eff" / "plots").as_posix()
                    for p in (env / "scans" / "eff").glob("plots/**/*.*"))

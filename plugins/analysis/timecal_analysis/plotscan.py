@@ -51,9 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="render the figures on that installed backend's Dask cluster (local, slurm, "
                         "htcondor...), which also reads the files unless --mode says otherwise; "
                         "default: local processes, one per core")
-    p.add_argument("--formats", default="png,root",
-                   help="comma-separated subset of png,pdf,root to write per figure (default: "
-                        "png,root; add pdf for talks: a PDF is a second full draw of each figure)")
+    p.add_argument("--formats", default="png,pdf,root",
+                   help="comma-separated subset of png,pdf,root to write per figure (default: all three)")
     p.add_argument("--only", metavar="WHAT",
                    help="draw only 'curves', only 'maps', or only one observable (as --observables)")
     p.add_argument("--workers", type=int, help="local processes drawing figures (default: one per core)")
