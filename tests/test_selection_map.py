@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from timecal_core.diagnosis import failure_groups, not_run, render_ranking, task_facts
+from timecal_core.diagnosis import failure_groups, render_ranking, task_facts
 from timecal_core.gridmap import CELL_STATES, SHADES, cell_glyph, render_grid
 from timecal_core.hookspecs import Parameter
 from timecal_core.ledger import Completion, Failure, Ledger
@@ -178,7 +178,7 @@ def test_errors_by_names_the_region_and_groups_share_its_values(tmp_path):
     ledger, specs, failing = planted_ledger(tmp_path)
     space = ParameterSpace.build({s.task_id: s.params for s in specs}, PARAMS)
     text = render_ranking(task_facts(ledger, failures_only=True, use="failures"), space,
-                          excluded=not_run(task_facts(ledger, use="states")))
+                          excluded=ledger.not_run())
     assert "all 360 oom failures have threshold >= 12000 and pileup = 400" in text
     # compared with the 1680 tasks that ran (not the 60 pending, nor the 60 running): the
     # 12 failing thresholds have 720 of them (score 1 - 720/1680), pile-up 400 half (0.5)

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from .diagnosis import FACTS_FOR, failure_groups, not_run, render_ranking, task_facts
+from .diagnosis import FACTS_FOR, failure_groups, render_ranking, task_facts
 from .errors import UserError
 from .gridmap import render_grid
 from .ledger import CANCELLED, DONE, ERROR, FAILED, PENDING, RUNNING, STATES
@@ -251,7 +251,7 @@ class Control:
 
     def _errors_by(self, select: list[str] | None = None, width: int = 80) -> dict:
         facts, chosen = self._facts(select, failures_only=True)
-        excluded = not_run(task_facts(self.engine.ledger, use="states"))
+        excluded = self.engine.ledger.not_run()
         population = None
         if chosen is not None:
             skip = set(excluded)

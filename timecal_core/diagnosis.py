@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from .ledger import CANCELLED, ERROR, FAILED, PENDING, RUNNING
+from .ledger import ERROR, FAILED, PENDING, RUNNING
 from .selection import ParameterSpace, format_value
 from .textformat import render_table
 
@@ -228,19 +228,11 @@ def headline(cause: str, count: int, ranking: Sequence[Dependence], space: Param
     return f"all {what} have {where}" if count > 1 else f"the {what} has {where}"
 
 
-def not_run(states: Iterable[tuple]) -> list[str]:
-    """The tasks with no attempt run to its end yet (pending or running, never failed), from
-    (task id, state, reason) rows: left out of the population failures are compared with (a
-    task not run yet can neither fail nor succeed)."""
-    waiting = (PENDING, RUNNING, CANCELLED)
-    return [tid for tid, state, reason in states if state in waiting and reason is None]
-
-
 def render_ranking(rows: Iterable[Any], space: ParameterSpace, population: Sequence[str] | None = None,
                    width: int = 80, top: int = 6, excluded: Sequence[str] = ()) -> str:
     """``errors by``: per cause, the headline and the parameters ranked by score.
     ``population``: the tasks compared with (default every task but ``excluded``, e.g.
-    :func:`not_run`)."""
+    :meth:`Ledger.not_run`)."""
     rows = list(rows)
     population = list(population) if population is not None else None
     by_cause: dict[str, list[str]] = defaultdict(list)

@@ -530,8 +530,16 @@ class Ledger:
 
     # ------------------------------------------------------------------ reading
     def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
-        with self._lock:
-            return self._db.execute(sql, args).fetchall()
+        """A read; damage found only now (the driver's ledger is not checked page by page
+        when it opens) says how to rebuild, in one line."""
+        try:
+            with self._lock:
+                return self._db.execute(sql, args).fetchall()
+        except sqlite3.OperationalError:
+            raise
+        except sqlite3.DatabaseError as exc:
+            raise LedgerUnavailable(f"{self.path}: the ledger is corrupt or unreadable ({exc}); "
+                                    f"{rebuild_hint(self.path.parent)}") from None
 
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys(STATES, 0)
@@ -637,6 +645,13 @@ class Ledger:
         return {tid: ((end - start) if start is not None and end is not None else None, attempts)
                 for tid, start, end, attempts in self._query(
                     "SELECT task_id, start, end, attempts FROM tasks")}
+
+    def not_run(self) -> list[str]:
+        """Tasks with no attempt run to its end yet (pending, running or cancelled, never
+        failed): a task not run yet can neither fail nor succeed, so failures are not
+        compared with it (read in SQL: the few, not every row)."""
+        return [r[0] for r in self._query("SELECT task_id FROM tasks WHERE state IN "
+                                          "('pending', 'running', 'cancelled') AND reason IS NULL")]
 
     def columns(self, names: Iterable[str], failures_only: bool = False) -> list[tuple]:
         """Some columns of every task, undecoded and unsorted (the monitor's maps and failure

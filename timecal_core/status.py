@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .ledger import DONE, ERROR, PENDING, RUNNING, STATES, Event, Ledger
-from .diagnosis import (FACTS_FOR, failure_groups, headline, population_counts, not_run,
+from .diagnosis import (FACTS_FOR, failure_groups, headline, population_counts,
                         rank_parameters, render_failure_groups, task_facts)
 from .gridmap import render_grid
 from .selection import ParameterSpace, SelectionError
@@ -211,7 +211,7 @@ def render_ledger_report(ledger: Ledger, production_dir, events: int = 10) -> st
         by_cause: dict[str, list[str]] = {}
         for g in groups:
             by_cause.setdefault(g.cause, []).extend(g.task_ids)
-        counts = population_counts(space, None, not_run(task_facts(ledger, use="states")))
+        counts = population_counts(space, None, ledger.not_run())
         for cause, ids in by_cause.items():
             ranking = rank_parameters(ids, space, None, counts)
             lines.append("  " + headline(cause, len(ids), ranking, space))

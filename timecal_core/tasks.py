@@ -38,7 +38,7 @@ from typing import Any
 
 from . import causes, provenance
 from .errors import UserError
-from .grid import RESULTS, SEPARATOR, TMP, TaskSpec
+from .grid import RESULTS, TMP, TaskSpec
 from .hookspecs import FinishedTask, Step, TaskRequest
 from .warm import ServerLost, StepProcess, warm_enabled
 from .warm import server as warm_server
