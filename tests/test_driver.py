@@ -131,6 +131,11 @@ def test_worker_killed_mid_task_costs_one_attempt(tmp_path, env):
     events = sqlite3.connect(prod / "ledger.sqlite").execute(
         "SELECT detail FROM events WHERE task_id=?", (row["task_id"],)).fetchall()
     assert any("worker running the task died" in d for (d,) in events)
+    # The lost attempt's cause is node, with the lost worker's host as Dask knew it.
+    attempts = sqlite3.connect(prod / "ledger.sqlite").execute(
+        "SELECT outcome, cause, host FROM attempts WHERE task_id=? ORDER BY attempt",
+        (row["task_id"],)).fetchall()
+    assert attempts[0] == ("failed", "node", "127.0.0.1") and attempts[1][:2] == ("done", None)
     results = [p for p in (prod / "results").iterdir() if not p.name.startswith(".")
                and p.is_dir()]
     assert len(results) == 1 and (results[0] / "params.json").is_file()

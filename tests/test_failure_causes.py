@@ -1,15 +1,14 @@
 """Failure causes and resources with real tasks: the real ``BXRun`` (non-interactive) on the
 local Dask backend with the test plugin's ``sleeper`` script, whose step fills memory, exits
-with a code or sleeps on demand; the ledger and params.json are read as a user would."""
+with a code or sleeps on demand; the ledger and params.json are read as a user would. (A killed
+worker is cause node: tests/test_driver.py, test_worker_killed_mid_task_costs_one_attempt.)"""
 
 import json
 import os
-import signal
 import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -101,42 +100,3 @@ def test_resources_and_provenance_per_attempt(tmp_path):
         assert line["prov_maxrss_kib"] == row["maxrss_kib"] and line["prov_host"] == row["host"]
         assert line["prov_timecal_version"] == software["timecal"]
         assert line["prov_output_bytes"] > 0 and line["prov_cpu"] == pytest.approx(record["cpu"])
-
-
-def test_a_killed_worker_is_node(tmp_path):
-    """SIGKILL the Dask worker running a task: the attempt's cause is node, and it is retried."""
-    env = make_env(tmp_path)
-    grid = tmp_path / "kill.yml"
-    grid.write_text("index: [1]\nseconds: 4\n")
-    proc = subprocess.Popen([BXRUN, "--script", "sleeper", "--yaml", str(grid), "-o", "kill",
-                             "--interval", "1"], env=env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    prod = tmp_path / "prod" / "kill"
-    try:
-        sleeper = None
-        deadline = time.time() + 60
-        while sleeper is None and time.time() < deadline:
-            for log in (prod / "results" / ".tmp").glob("*/task.log"):
-                for line in log.read_text().splitlines():
-                    if line.startswith("sleeper pid="):
-                        sleeper = int(line.split()[1].split("=")[1])
-            time.sleep(0.2)
-        assert sleeper, "the task never started"
-        server = _parent(sleeper)  # the step server, whose parent is the worker
-        os.kill(_parent(server), signal.SIGKILL)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    assert proc.returncode == 0, out + err
-    (row,) = rows(prod)
-    first, second = attempts(prod, row["task_id"])
-    assert (first["outcome"], first["cause"], second["outcome"]) == ("failed", "node", "done")
-    assert first["host"] == "127.0.0.1"  # the lost worker's address, as Dask knew it
-
-
-def _parent(pid: int) -> int:
-    with open(f"/proc/{pid}/stat") as fh:
-        return int(fh.read().rpartition(")")[2].split()[1])
