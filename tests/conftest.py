@@ -25,6 +25,19 @@ def run_bxrun(*args, input: str | None = None, timeout: float = 120, cwd=None, e
                           timeout=timeout, cwd=cwd, env=env)
 
 
+def ledger_states(prod: Path) -> dict:
+    """task id -> (parameters, state, attempts), read-only from a production's ledger."""
+    import json
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{prod / 'ledger.sqlite'}?mode=ro", uri=True)
+    try:
+        return {tid: (json.loads(p), s, a) for tid, p, s, a in
+                db.execute("SELECT task_id, params, state, attempts FROM tasks")}
+    finally:
+        db.close()
+
+
 def write_timerc(directory: Path, extra: str = "", cmssw: Path | None = None, init: str = "") -> Path:
     data = directory / "data"
     for key in ("production", "scans", "calibration"):

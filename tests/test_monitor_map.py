@@ -17,21 +17,13 @@ from pathlib import Path
 import pexpect
 import pytest
 
+from conftest import ledger_states as states
 from conftest import run_bxrun
 
 BXRUN = str(Path(sys.executable).with_name("BXRun"))
 PROMPT = r"timecal \d+/\d+>"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\r")
 GRID = "index: [0, 1, 2, 3, 4, 5]\nlevel: [0, 1, 2, 3]\nfail_index_min: 3\nfail_level_min: 2\n"
-
-
-def states(prod: Path) -> dict:
-    db = sqlite3.connect(f"file:{prod / 'ledger.sqlite'}?mode=ro", uri=True)
-    try:
-        return {tid: (json.loads(p), s, a) for tid, p, s, a in
-                db.execute("SELECT task_id, params, state, attempts FROM tasks")}
-    finally:
-        db.close()
 
 
 def stop_driver(prod: Path) -> None:

@@ -7,7 +7,6 @@ asked. Real BXRun processes, real Dask workers, the cbcsim emulator with tiny ev
 import json
 import os
 import re
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
+from conftest import ledger_states as ledger_rows
 from timecal_core.grid import plan_grid
 from timecal_core.hookspecs import Parameter
 from timecal_core.pilot import (LARGEST, BackendSize, backend_size, choose_pilot, measure,
@@ -29,15 +29,6 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 def bxrun(env, *args, cwd=None, timeout=180):
     return subprocess.run([str(BIN / "BXRun"), *map(str, args)], env=env, cwd=cwd, timeout=timeout,
                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
-
-
-def ledger_rows(prod):
-    db = sqlite3.connect(f"file:{prod / 'ledger.sqlite'}?mode=ro", uri=True)
-    try:
-        return {tid: (json.loads(p), s, a) for tid, p, s, a in
-                db.execute("SELECT task_id, params, state, attempts FROM tasks")}
-    finally:
-        db.close()
 
 
 def result_dirs(prod):

@@ -63,8 +63,8 @@ def step_cause(exit_code: int | None, signal: int | None, oom: bool = False,
                 maxrss_kib * 1024 >= OOM_FRACTION * memory_limit:
             return OOM
         return f"signal {signal}"
-    if exit_code is not None:
-        return f"exit {exit_code}"
+    if exit_code is not None:  # negative: killed by a signal (subprocess's convention)
+        return f"exit {exit_code}" if exit_code >= 0 else f"signal {-exit_code}"
     return TASK
 
 

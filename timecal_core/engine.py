@@ -83,25 +83,21 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def _host_of(address: str | None) -> str | None:
-    """``tls://10.0.0.5:40123`` -> ``10.0.0.5`` (a lost worker's host, as Dask knew it)."""
-    if not address:
-        return None
-    return address.split("://", 1)[-1].rsplit(":", 1)[0] or None
-
-
 def describe_failure(task_id: str, exc: BaseException) -> Failure:
     """Turn what a future raised into a ledger failure with its cause
     (:mod:`timecal_core.causes`); ``reason`` is the one line that groups similar failures
     in ``errors``. A user error raised inside a task (a value the plan could not check)
     would fail the same way again: it is final, not retried."""
+    from distributed.comm import get_address_host
     from distributed.scheduler import KilledWorker
 
     if isinstance(exc, KilledWorker):
         worker = getattr(getattr(exc, "last_worker", None), "address", None)
         return Failure(task_id, worker, "worker", None,
                        "the worker running the task died (killed, out of memory or lost)", str(exc),
-                       cause=causes.NODE, resources={"worker": worker, "host": _host_of(worker)})
+                       cause=causes.NODE,
+                       resources={"worker": worker,
+                                  "host": get_address_host(worker) if worker else None})
     if isinstance(exc, UserError):
         return Failure(task_id, None, "user", None, f"user error: {exc}"[:200], str(exc), final=True,
                        cause=causes.USER)
@@ -123,8 +119,6 @@ def describe_failure(task_id: str, exc: BaseException) -> Failure:
             number = int(cause.split()[1])
             resources["signal"] = number
             reason = f"step {exc.step} killed by signal {number} ({_signal_name(number)})"
-        elif code is not None and code < 0:  # a TaskFailed from an older worker
-            reason = f"step {exc.step} killed by signal {-code} ({_signal_name(-code)})"
         else:
             reason = f"step {exc.step} " + (f"exited with code {code}" if code is not None else "failed")
             if last:

@@ -660,7 +660,7 @@ class Ledger:
         without decoding the rest); a name this ledger has no column for reads as NULL.
         ``failures_only``: the tasks whose last attempt failed (failed, error, or resubmitted
         after a failure)."""
-        have = {r[1] for r in self._query("PRAGMA table_info(tasks)")}
+        have = set(_COLUMNS) - ({name for name, _ in _V2_COLUMNS} if self._v1 else set())
         parts, args = [], []
         for n in names:
             if n.startswith("params."):
