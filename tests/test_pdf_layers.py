@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.skipif(shutil.which("pdftoppm") is None,
-                                reason="rasterising a PDF needs poppler's pdftoppm")
+pytestmark = pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="rasterising a PDF needs poppler's pdftoppm")
 
 
 def _jobs(folder: Path) -> list:
@@ -29,14 +28,27 @@ def _jobs(folder: Path) -> list:
     delays = np.arange(0, 50.1, 0.5)
     values = [4000.0, 5800.0, 8000.0]
     matrix = np.array([np.clip((delays - 10 - v) / 5, 0, 1) for v in range(len(values))])
-    base = FigureJob(observable("efficiency"), "threshold", "Sampled", {"tofsmearing": 0.0}, values, delays,
-                     matrix, np.zeros_like(matrix), {}, folder, "first", ("curves", "map"), ("pdf",))
+    base = FigureJob(
+        observable("efficiency"),
+        "threshold",
+        "Sampled",
+        {"tofsmearing": 0.0},
+        values,
+        delays,
+        matrix,
+        np.zeros_like(matrix),
+        {},
+        folder,
+        "first",
+        ("curves", "map"),
+        ("pdf",),
+    )
     signed = matrix * 4 - 2
-    return [base,
-            dataclasses.replace(base, mode="Latched", fixed={"tofsmearing": 2.0}, matrix=matrix[::-1].copy(),
-                                stem="again"),
-            dataclasses.replace(base, obs=observable("mean"), matrix=signed, errors=np.full_like(signed, 0.2),
-                                stem="mean")]
+    return [
+        base,
+        dataclasses.replace(base, mode="Latched", fixed={"tofsmearing": 2.0}, matrix=matrix[::-1].copy(), stem="again"),
+        dataclasses.replace(base, obs=observable("mean"), matrix=signed, errors=np.full_like(signed, 0.2), stem="mean"),
+    ]
 
 
 def _render(folder: Path) -> dict[str, Path]:
@@ -76,8 +88,9 @@ def gate(monkeypatch):
     pdf_layers.GATE.reset()
     recorded = []
     record = pdf_layers.PdfFrame.record.__func__
-    monkeypatch.setattr(pdf_layers.PdfFrame, "record",
-                        classmethod(lambda cls, *a: recorded.append(1) or record(cls, *a)))
+    monkeypatch.setattr(
+        pdf_layers.PdfFrame, "record", classmethod(lambda cls, *a: recorded.append(1) or record(cls, *a))
+    )
     yield pdf_layers.GATE, said, recorded
     pdf_layers.GATE.reset()
 
@@ -162,8 +175,9 @@ def test_an_exception_inside_the_layers_gets_savefig_said_once(gate, tmp_path, l
     assert calls, f"nothing was injected into {where}"
     lines = said.getvalue().splitlines()
     assert len(lines) == 1, lines
-    assert lines[0].startswith(f"timecal: the layered PDF writer failed with matplotlib {fast.version} "
-                               f"(RuntimeError: injected into {where})")
+    assert lines[0].startswith(
+        f"timecal: the layered PDF writer failed with matplotlib {fast.version} (RuntimeError: injected into {where})"
+    )
     assert "savefig" in lines[0]
     assert _text_helpers.layout is original, "the shaping cache outlived a failed write"
     assert not list((tmp_path / "out").glob(".*partial")), "a half-written file was left behind"
@@ -190,10 +204,22 @@ def test_a_failed_write_keeps_the_previous_pdf(gate, tmp_path, monkeypatch):
     assert not list((tmp_path / "out").glob(".*partial"))
 
 
-@pytest.mark.parametrize("version, tested", [
-    ("3.7.0", True), ("3.7", True), ("3.10.0rc1", True), ("3.11.2", True), ("3.11.99", True),
-    ("3.6.3", False), ("3.12.0", False), ("4.0", False), ("99.0.0", False), ("unknown", False), ("", False),
-])
+@pytest.mark.parametrize(
+    "version, tested",
+    [
+        ("3.7.0", True),
+        ("3.7", True),
+        ("3.10.0rc1", True),
+        ("3.11.2", True),
+        ("3.11.99", True),
+        ("3.6.3", False),
+        ("3.12.0", False),
+        ("4.0", False),
+        ("99.0.0", False),
+        ("unknown", False),
+        ("", False),
+    ],
+)
 def test_the_gate_reads_a_range_of_release_series(version, tested):
     from timecal_core.fastpath import FastPath
 

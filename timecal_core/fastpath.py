@@ -57,7 +57,7 @@ class FastPath:
             return False
         low, high = release(self.oldest), release(self.newest)
         assert low is not None and high is not None, (self.oldest, self.newest)
-        return low <= found[:len(low)] and found[:len(high)] <= high
+        return low <= found[: len(low)] and found[: len(high)] <= high
 
     def usable(self) -> bool:
         """True if the library's version is one the fast path was tested with. Decided once
@@ -70,8 +70,10 @@ class FastPath:
                 self._version = version
                 verdict = self.in_range(version)
                 if not verdict:
-                    self._say(f"{self.library} {version} not tested with {self.what} (tested: "
-                              f"{self.oldest} to {self.newest}): using {self.plain} ({self.cost})")
+                    self._say(
+                        f"{self.library} {version} not tested with {self.what} (tested: "
+                        f"{self.oldest} to {self.newest}): using {self.plain} ({self.cost})"
+                    )
                 self._verdict = verdict
         return self._verdict
 
@@ -83,8 +85,10 @@ class FastPath:
                 return
             self._said_failure = True
         text = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
-        self._say(f"{self.what} failed with {self.library} {self.version} ({text}): using {self.plain} "
-                  f"for every call it fails on ({self.cost}); please report it")
+        self._say(
+            f"{self.what} failed with {self.library} {self.version} ({text}): using {self.plain} "
+            f"for every call it fails on ({self.cost}); please report it"
+        )
 
     def reset(self) -> None:
         """Forget the verdict and what was said (for tests)."""

@@ -43,15 +43,23 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+from matplotlib.artist import Artist
+from matplotlib.figure import Figure
 
 from timecal_core.fastpath import FastPath
 
 #: The gate: matplotlib releases this module was tested with, and what runs otherwise.
-GATE = FastPath("matplotlib", "3.7", "3.11", "the layered PDF writer", "matplotlib's savefig",
-                "~3x the CPU per PDF")
+GATE = FastPath("matplotlib", "3.7", "3.11", "the layered PDF writer", "matplotlib's savefig", "~3x the CPU per PDF")
 
 
-def write(fig, path: Path, dynamic: list, frame_key: tuple, frames: dict, max_frames: int) -> None:
+def write(
+    fig: Figure,
+    path: Path,
+    dynamic: list[Artist],
+    frame_key: tuple[Any, ...],
+    frames: dict[tuple[Any, ...], PdfFrame],
+    max_frames: int,
+) -> None:
     """``fig`` as a PDF at ``path``, as ``fig.savefig(path)`` draws it. ``dynamic`` are the
     artists that change from one figure to the next (the patches, the data, the texts),
     ``frame_key`` says what the rest shows (equal keys, identical frames), ``frames`` keeps
@@ -75,7 +83,7 @@ def write(fig, path: Path, dynamic: list, frame_key: tuple, frames: dict, max_fr
             partial.unlink()
 
 
-def _savefig(fig, path: Path) -> None:
+def _savefig(fig: Figure, path: Path) -> None:
     """The public path: what ``fig.savefig(path)`` writes, the figure's canvas kept."""
     canvas = fig.canvas
     try:
@@ -84,7 +92,14 @@ def _savefig(fig, path: Path) -> None:
         fig.set_canvas(canvas)
 
 
-def _write_layers(fig, path: Path, dynamic: list, frame_key: tuple, frames: dict, max_frames: int) -> None:
+def _write_layers(
+    fig: Figure,
+    path: Path,
+    dynamic: list[Artist],
+    frame_key: tuple[Any, ...],
+    frames: dict[tuple[Any, ...], PdfFrame],
+    max_frames: int,
+) -> None:
     from matplotlib.backends.backend_pdf import Op
 
     key = frame_key + tuple((type(a).__name__, a.get_zorder()) for a in dynamic)
@@ -121,10 +136,10 @@ def _write_layers(fig, path: Path, dynamic: list, frame_key: tuple, frames: dict
         fig.dpi = dpi
 
 
-_PDF_RENDERERS: dict = {}
+_PDF_RENDERERS: dict[tuple[int, float, float, float], Any] = {}
 
 
-def _pdf_renderer(fig, file, dpi):
+def _pdf_renderer(fig: Figure, file: Any, dpi: float) -> Any:
     """The renderer ``print_pdf`` draws with (vector, rasterising the artists that ask),
     one per figure and dpi, pointed at each new file: matplotlib caches text measurements
     per renderer, and measuring a text (shaping it) costs about a millisecond."""
@@ -134,8 +149,9 @@ def _pdf_renderer(fig, file, dpi):
     key = (id(fig), dpi, width, height)
     renderer = _PDF_RENDERERS.get(key)
     if renderer is None or renderer.figure is not fig:
-        renderer = _PDF_RENDERERS[key] = MixedModeRenderer(fig, width, height, dpi,
-                                                           _renderer_pdf_class()(file, dpi, height, width))
+        renderer = _PDF_RENDERERS[key] = MixedModeRenderer(
+            fig, width, height, dpi, _renderer_pdf_class()(file, dpi, height, width)
+        )
     vector = renderer._vector_renderer
     vector.file = file
     vector.gc = vector.new_gc()  # the page's initial graphics state
@@ -143,15 +159,15 @@ def _pdf_renderer(fig, file, dpi):
 
 
 class _Shaping(threading.local):
-    size = None  # the font size of the text our PDF renderer is drawing, else None
+    size: float | None = None  # the font size of the text our PDF renderer is drawing, else None
 
 
 _SHAPING = _Shaping()
-_SHAPED: dict = {}
-_RendererPdfCached = None
+_SHAPED: dict[tuple[Any, ...], list[Any]] = {}
+_RendererPdfCached: Any = None
 _PATCH = threading.Lock()
 _PATCH_DEPTH = 0
-_PATCH_ORIGINAL: Callable | None = None
+_PATCH_ORIGINAL: Any = None  # matplotlib's layout while ours replaces it
 
 
 @contextlib.contextmanager
@@ -169,7 +185,7 @@ def _cached_shaping() -> Iterator[None]:
         if _PATCH_DEPTH == 0:
             _PATCH_ORIGINAL = shape = _text_helpers.layout
 
-            def layout(string, font, **options):
+            def layout(string: str, font: Any, **options: Any) -> Iterator[Any]:
                 size = _SHAPING.size
                 if size is None:
                     return shape(string, font, **options)
@@ -191,31 +207,43 @@ def _cached_shaping() -> Iterator[None]:
             _PATCH_DEPTH -= 1
             if _PATCH_DEPTH == 0:
                 if getattr(_text_helpers.layout, "__wrapped__", None) is _PATCH_ORIGINAL:
-                    _text_helpers.layout = _PATCH_ORIGINAL
+                    _text_helpers.layout = _PATCH_ORIGINAL  # type: ignore[assignment]  # it is that function
                 _PATCH_ORIGINAL = None
 
 
-def _renderer_pdf_class():
+def _renderer_pdf_class() -> Any:
     """matplotlib's PDF renderer, telling :func:`_cached_shaping` the size of the text it
     is drawing (the texts it draws are shaped once per process)."""
     global _RendererPdfCached
     if _RendererPdfCached is None:
         from matplotlib.backends.backend_pdf import RendererPdf
 
-        class _RendererPdfCached(RendererPdf):  # noqa: N801 (defined on first use)
-            def draw_text(self, gc, x, y, s, prop, angle, ismath=False, mtext=None):
+        class _RendererPdfCached(RendererPdf):  # defined on first use
+            def draw_text(  # type: ignore[no-untyped-def]  # RendererPdf's own signature
+                self, gc, x, y, s, prop, angle, ismath=False, mtext=None
+            ):
                 _SHAPING.size = prop.get_size_in_points()
                 try:
                     return super().draw_text(gc, x, y, s, prop, angle, ismath=ismath, mtext=mtext)
                 finally:
                     _SHAPING.size = None
+
     return _RendererPdfCached
 
 
 #: The PdfFile methods that hand out resource names (fonts, transparency states, images,
 #: markers...) and the character tracker's: what a recorded frame must replay in a new file.
-_PDF_RESOURCE_METHODS = ("fontName", "dviFontName", "alphaState", "_soft_mask_state", "hatchPattern",
-                         "addGouraudTriangles", "imageObject", "markerObject", "pathCollectionObject")
+_PDF_RESOURCE_METHODS = (
+    "fontName",
+    "dviFontName",
+    "alphaState",
+    "_soft_mask_state",
+    "hatchPattern",
+    "addGouraudTriangles",
+    "imageObject",
+    "markerObject",
+    "pathCollectionObject",
+)
 _PDF_TRACKER_METHODS = ("track", "track_glyph")
 
 
@@ -235,24 +263,26 @@ class PdfFrame:
     error bands under the ticks, the curves over them, the frame's spines over the curves).
     Each file still embeds its fonts and images itself: each PDF stands alone."""
 
-    segments: list  # bytes, one more than gaps
-    gaps: list  # index into the figure's dynamic artists drawn between two segments
-    calls: list  # (owner "file"/"tracker", method, args, kwargs, result)
+    segments: list[bytes]  # one more than gaps
+    gaps: list[int]  # index into the figure's dynamic artists drawn between two segments
+    calls: list[
+        tuple[str, str, tuple[Any, ...], dict[str, Any], Any]
+    ]  # (owner "file"/"tracker", method, args, kwargs, result)
 
     @classmethod
-    def record(cls, fig, dynamic: list, dpi: float) -> PdfFrame:
+    def record(cls, fig: Figure, dynamic: list[Artist], dpi: float) -> PdfFrame:
         from matplotlib.backends.backend_pdf import Op, PdfFile
 
-        file = PdfFile(io.BytesIO())
+        file: Any = PdfFile(io.BytesIO())
         width, height = fig.get_size_inches()
         file.newPage(width, height)
-        calls: list = []
-        seen: set = set()
+        calls: list[tuple[str, str, tuple[Any, ...], dict[str, Any], Any]] = []
+        seen: set[Any] = set()
 
-        def recorder(owner, target, name):
+        def recorder(owner: str, target: Any, name: str) -> Callable[..., Any]:
             method = getattr(target, name)
 
-            def call(*args, **kwargs):
+            def call(*args: Any, **kwargs: Any) -> Any:
                 result = method(*args, **kwargs)
                 try:  # a call repeated with the same arguments changes nothing: replayed once
                     key = (owner, name, args, tuple(kwargs.items()), result)
@@ -263,6 +293,7 @@ class PdfFrame:
                     pass
                 calls.append((owner, name, args, kwargs, result))
                 return result
+
             return call
 
         for name in _PDF_RESOURCE_METHODS:
@@ -278,8 +309,8 @@ class PdfFrame:
         vector = renderer._vector_renderer
         segments, gaps = [], []
 
-        def gap(index):
-            def draw(_renderer):
+        def gap(index: int) -> Callable[[Any], None]:
+            def draw(_renderer: Any) -> None:
                 file.output(*vector.gc.finalize())
                 file.output(Op.grestore)
                 segments.append(b"".join(chunks))
@@ -287,10 +318,11 @@ class PdfFrame:
                 gaps.append(index)
                 file.output(Op.gsave)
                 vector.gc = vector.new_gc()  # the page's initial state again
+
             return draw
 
         for i, artist in enumerate(dynamic):
-            artist.draw = gap(i)
+            vars(artist)["draw"] = gap(i)  # this artist only, removed below
         try:
             file.output(Op.gsave)
             fig.draw(renderer)
@@ -302,7 +334,7 @@ class PdfFrame:
         segments.append(b"".join(chunks))
         return cls(segments, gaps, calls)
 
-    def replay_resources(self, file) -> bool:
+    def replay_resources(self, file: Any) -> bool:
         """Ask ``file`` (a new page, nothing drawn yet) for the recorded resources; False
         if any name or code came out different (the recorded bytes would not fit)."""
         tracker = file._character_tracker
@@ -312,7 +344,7 @@ class PdfFrame:
         return True
 
 
-def _pdf_file(path):
+def _pdf_file(path: Path) -> Any:
     """A PdfFile that embeds each font subset from a per-process cache: turning glyph
     outlines into Type 3 procedures (and serialising them) is most of the cost of a small
     PDF once the frame is replayed, and the figures of a scan use the same few subsets."""
@@ -320,10 +352,15 @@ def _pdf_file(path):
 
     global _PdfFileCached
     if _PdfFileCached is None:
-        class _PdfFileCached(PdfFile):  # noqa: N801 (defined on first use: matplotlib is heavy)
-            def embedTTF(self, filename, *subset):  # (subset_index, charmap); (characters) before 3.10
-                key = (filename, matplotlib.rcParams["pdf.fonttype"], matplotlib.rcParams["pdf.compression"],
-                       _frozen(subset))
+
+        class _PdfFileCached(PdfFile):  # defined on first use: matplotlib is heavy
+            def embedTTF(self, filename: str, *subset: Any) -> Any:  # (subset_index, charmap); (characters) before 3.10
+                key: tuple[Any, ...] = (
+                    filename,
+                    matplotlib.rcParams["pdf.fonttype"],
+                    matplotlib.rcParams["pdf.compression"],
+                    _frozen(subset),
+                )
                 tracker = self._character_tracker
                 if len(subset) == 2 and isinstance(subset[1], dict) and hasattr(tracker, "subset_to_unicode"):
                     key += tuple(tracker.subset_to_unicode(filename, subset[0], code) for code in sorted(subset[1]))
@@ -332,17 +369,19 @@ def _pdf_file(path):
                     if len(_EMBEDDED_FONTS) >= 256:
                         _EMBEDDED_FONTS.clear()
                     objects = _EMBEDDED_FONTS[key] = PdfObjects.record(
-                        self, lambda: super(_PdfFileCached, self).embedTTF(filename, *subset))
+                        self, lambda: super(_PdfFileCached, self).embedTTF(filename, *subset)
+                    )
                     return objects.result
                 return objects.write(self)
+
     return _PdfFileCached(path)
 
 
-_PdfFileCached = None
-_EMBEDDED_FONTS: dict = {}
+_PdfFileCached: Any = None
+_EMBEDDED_FONTS: dict[tuple[Any, ...], PdfObjects] = {}
 
 
-def _frozen(value):
+def _frozen(value: Any) -> Any:
     """A hashable copy of nested dicts, sets and sequences."""
     if isinstance(value, dict):
         return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
@@ -359,12 +398,12 @@ class PdfObjects:
     each object's bytes after its ``N 0 obj`` line, references ``N 0 R`` renumbered in
     dictionaries and arrays (a stream's data, which may hold any bytes, is copied as is)."""
 
-    ids: list  # the recorded numbers, in reservation order
-    bodies: list  # (id, dictionary or whole body, stream data and end or b"")
+    ids: list[int]  # the recorded numbers, in reservation order
+    bodies: list[tuple[int, bytes, bytes]]  # (id, dictionary or whole body, stream data and end or b"")
     result: Any  # what the writer returned (a Reference)
 
     @classmethod
-    def record(cls, file, make) -> PdfObjects:
+    def record(cls, file: Any, make: Callable[[], Any]) -> PdfObjects:
         """Run ``make()``, which reserves and writes whole objects of ``file``; keep them."""
         fh, base = file.fh, file.tell_base
         start = fh.tell()
@@ -384,17 +423,17 @@ class PdfObjects:
             body = blob[offset:end]
             head = b"%d 0 obj\n" % i
             assert body.startswith(head), (i, body[:20])
-            body = body[len(head):]
+            body = body[len(head) :]
             cut = body.find(b"\nstream\n")
             bodies.append((i, body, b"") if cut < 0 else (i, body[:cut], body[cut:]))
         return cls(ids, bodies, result)
 
-    def write(self, file):
+    def write(self, file: Any) -> Any:
         from matplotlib.backends.backend_pdf import Reference
 
         new = {i: file.reserveObject("copied").id for i in self.ids}
 
-        def renumber(match):
+        def renumber(match: re.Match[bytes]) -> bytes:
             return b"%d 0 R" % new.get(int(match.group(1)), int(match.group(1)))
 
         for i, text, data in self.bodies:
