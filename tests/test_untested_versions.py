@@ -32,18 +32,48 @@ def test_a_production_and_plotscan_on_untested_releases_use_the_public_paths(tmp
     site = tmp_path / "site"
     site.mkdir()
     (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
-    (tmp_path / "timerc").write_text(f"[paths]\nproduction = {tmp_path / 'prod'}\nscans = {tmp_path / 'scans'}\n"
-                                     "[local]\nworkers = 2\ndashboard = no\n")
+    (tmp_path / "timerc").write_text(
+        f"[paths]\nproduction = {tmp_path / 'prod'}\nscans = {tmp_path / 'scans'}\n"
+        "[local]\nworkers = 2\ndashboard = no\n"
+    )
     (tmp_path / "grid.yml").write_text(GRID)
-    env = {**os.environ, "PYTHONPATH": str(site), "TIMECAL_CONFIG": str(tmp_path / "timerc"), "MPLBACKEND": "Agg",
-           "XDG_STATE_HOME": str(tmp_path / "state")}
-    probe = subprocess.run([sys.executable, "-c", "import matplotlib, uproot; print(matplotlib.__version__, "
-                            "uproot.__version__)"], env=env, capture_output=True, text=True, check=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(site),
+        "TIMECAL_CONFIG": str(tmp_path / "timerc"),
+        "MPLBACKEND": "Agg",
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+    }
+    probe = subprocess.run(
+        [sys.executable, "-c", "import matplotlib, uproot; print(matplotlib.__version__, uproot.__version__)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert probe.stdout.split() == ["99.0.0", "99.0.0"]  # the sitecustomize is in force
 
-    production = subprocess.run([BIN / "BXRun", "--script", "cbcsim", "--yaml", tmp_path / "grid.yml", "--dask",
-                                 "local", "-o", "scan", "--interval", "1"], env=env, cwd=tmp_path,
-                                stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600)
+    production = subprocess.run(
+        [
+            BIN / "BXRun",
+            "--script",
+            "cbcsim",
+            "--yaml",
+            tmp_path / "grid.yml",
+            "--dask",
+            "local",
+            "-o",
+            "scan",
+            "--interval",
+            "1",
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     said = production.stdout + production.stderr
     assert production.returncode == 0, said
     assert "production complete: 4 tasks done" in said
@@ -63,9 +93,15 @@ def test_a_production_and_plotscan_on_untested_releases_use_the_public_paths(tmp
         finally:
             f.Close()
 
-    plots = subprocess.run([BIN / "plotScan", "-i", "scan", "-o", "scan", "--formats", "png,pdf",
-                            "--observables", "efficiency"], env=env, cwd=tmp_path,
-                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600)
+    plots = subprocess.run(
+        [BIN / "plotScan", "-i", "scan", "-o", "scan", "--formats", "png,pdf", "--observables", "efficiency"],
+        env=env,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     said = plots.stdout + plots.stderr
     assert plots.returncode == 0, said
     lines = [line for line in said.splitlines() if "matplotlib 99.0.0 not tested" in line]

@@ -27,8 +27,14 @@ from cmd2.parsing import StatementParser
 
 from .fastpath import FastPath
 
-GATE = FastPath("cmd2", "4.0", "4.3", "the monitor's filter words", "cmd2's own parser",
-                "quote a filter with < or >: tasks 'threshold>=8000'")
+GATE = FastPath(
+    "cmd2",
+    "4.0",
+    "4.3",
+    "the monitor's filter words",
+    "cmd2's own parser",
+    "quote a filter with < or >: tasks 'threshold>=8000'",
+)
 
 _TERM_TOKEN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*(<=|>=|!=|==|=|<|>)[^|>;<]*$")
 #: A line the installed parser must read as command ``tasks`` with the filter as its argument.
