@@ -68,7 +68,8 @@ LOWEST_TESTS := tests/test_shell.py tests/test_plugins.py tests/test_config.py t
                 tests/test_observables.py tests/test_observables_fastmaps.py tests/test_plotscan.py \
                 tests/test_plotscan_data.py tests/test_calibration.py tests/test_packaging.py \
                 tests/test_self_contained.py tests/test_architecture.py tests/test_exits.py \
-                tests/test_causes.py tests/test_failure_causes.py tests/test_pdf_layers.py
+                tests/test_causes.py tests/test_failure_causes.py tests/test_pdf_layers.py \
+                tests/test_cbcsim_fastpath.py tests/test_selection_parser.py tests/test_untested_versions.py
 
 test-lowest: $(STAMP)
 	$(BIN)/python -m pip install -q uv
