@@ -59,6 +59,12 @@ class FastPath:
         assert low is not None and high is not None, (self.oldest, self.newest)
         return low <= found[: len(low)] and found[: len(high)] <= high
 
+    def tested(self) -> bool:
+        """Whether the library's version is in the tested range, without deciding or saying
+        anything (for work done ahead, e.g. in a server that forks the processes that use the
+        fast path: they decide, and say it where their output goes)."""
+        return self.in_range(str(getattr(importlib.import_module(self.library), "__version__", "unknown")))
+
     def usable(self) -> bool:
         """True if the library's version is one the fast path was tested with. Decided once
         per process; the first refusal prints one line."""
