@@ -7,12 +7,15 @@ path costs: slower is acceptable, silently wrong or silently slower is not. Insi
 exception of the fast path falls back to the plain path for that call and is said once too.
 
 The version is the one the library reports (``module.__version__``), read once per process,
-when the fast path is first asked for.
+when the fast path is first asked for. A refusal is said once for a process and the processes
+it starts afterwards (a production's driver, its workers and their steps): they inherit an
+environment variable saying it was said.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import re
 import sys
 import threading
@@ -46,6 +49,12 @@ class FastPath:
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @property
+    def said_variable(self) -> str:
+        """The environment variable telling the processes this one starts (a production's
+        workers and steps, plotScan's workers) that the refusal was said: they inherit it."""
+        return f"TIMECAL_SAID_{re.sub(r'[^A-Z0-9]', '_', self.library.upper())}_UNTESTED"
+
+    @property
     def version(self) -> str:
         if self._verdict is None:
             self.usable()
@@ -75,11 +84,13 @@ class FastPath:
                 version = str(getattr(importlib.import_module(self.library), "__version__", "unknown"))
                 self._version = version
                 verdict = self.in_range(version)
-                if not verdict:
+                if not verdict and os.environ.get(self.said_variable) != version:
                     self._say(
                         f"{self.library} {version} not tested with {self.what} (tested: "
                         f"{self.oldest} to {self.newest}): using {self.plain} ({self.cost})"
                     )
+                    # The processes this one starts (workers, steps) decide alike: said once.
+                    os.environ[self.said_variable] = version
                 self._verdict = verdict
         return self._verdict
 
@@ -100,6 +111,7 @@ class FastPath:
         """Forget the verdict and what was said (for tests)."""
         with self._lock:
             self._verdict, self._version, self._said_failure = None, "", False
+            os.environ.pop(self.said_variable, None)
 
     def _say(self, line: str) -> None:
         stream = self.stream or sys.stderr

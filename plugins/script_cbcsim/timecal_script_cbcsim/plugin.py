@@ -10,6 +10,7 @@ name is known when planning; the step gets it explicitly and it is recorded in t
 
 from __future__ import annotations
 
+from timecal_core.layout import GATE as FAST_WRITER
 from timecal_core.layout import harvested_name
 from timecal_core.hookspecs import ProductionScript, Step, TaskPlan, TaskRequest, hookimpl
 from timecal_core.parameters import as_argv
@@ -17,6 +18,12 @@ from timecal_core.parameters import as_argv
 from .params import PARAMETERS, check, check_values, draw_delay
 
 STEP_FUNCTION = "timecal_script_cbcsim.run:main"
+
+
+def preflight(timerc) -> None:
+    """Before anything is submitted: whether the harvested files are written by the fast
+    writer, decided and (when not) said once, here in the driver, for the whole production."""
+    FAST_WRITER.usable()
 
 
 def plan(request: TaskRequest) -> TaskPlan:
@@ -39,5 +46,5 @@ def plan(request: TaskRequest) -> TaskPlan:
 
 @hookimpl
 def timecal_scripts():
-    yield ProductionScript(name="cbcsim", parameters=PARAMETERS, plan=plan, check=check_values,
+    yield ProductionScript(name="cbcsim", parameters=PARAMETERS, plan=plan, check=check_values, preflight=preflight,
                            description="CBC emulator (no CMSSW): synthetic hits or a sim-hit dump")
