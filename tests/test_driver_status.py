@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from timecal_core.hookspecs import AggregationRequest, FinishedTask
-from timecal_core.status import (ClusterInfo, StatusSnapshot, format_duration, format_rate,
-                                 progress_bar, render_line, render_status, render_table)
+from timecal_core.contract.hookspecs import AggregationRequest, FinishedTask
+from timecal_core.textformat import format_duration, render_table
+from timecal_core.views.status_text import (ClusterInfo, StatusSnapshot, format_rate, progress_bar,
+                                            render_line, render_status)
 from timecal_analysis.summary import summary_aggregator
 
 

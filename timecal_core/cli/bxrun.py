@@ -5,28 +5,29 @@ backend, with the seed tool's flags and habits (``-o`` under ``[paths] productio
 from __future__ import annotations
 
 import argparse
-import errno
 import json
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 import time
 import warnings
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
-from . import __version__
-from .causes import retry_policy
-from .config import load_timerc, timerc_location, write_default_timerc
-from .errors import UserError
-from .exits import run_cli
-from .grid import Plan, plan_grid, production_dir
-from .pilot import DEFAULT_PILOT_TASKS
-from .results import move_aside
-from .parameters import parse_assignments
-from .yamlconf import load_yaml, parse_custom
+from .. import __version__
+from ..config.parameters import parse_assignments
+from ..config.timerc import load_timerc, timerc_location, write_default_timerc
+from ..config.yamlfiles import load_yaml, parse_custom
+from ..contract.errors import UserError
+from ..ledger.failure_causes import retry_policy
+from ..plan.completion import move_aside
+from ..plan.grid import Plan, plan_grid, production_dir
+from ..plan.pilot import DEFAULT_PILOT_TASKS
+from ..run.cmsrun_probe import check_cmsrun
+from ..textformat import format_bytes
+from .command_errors import run_cli, writing
+from .detach import cmd_attach, start_detached
 
 INFILES = "infiles"
 GRID_COPY = "config.yml"
@@ -37,7 +38,6 @@ DEFAULT_DATA_DIR = "~/.local/share/timecal"
 CONFIRM_TASKS = 100_000
 DRIVER_BYTES_PER_TASK = 1_400  # measured: 1.4 GB for 1,000,000 tasks
 LEDGER_OVERHEAD_BYTES = 150  # per row, besides its parameters and directory name
-CMSRUN_CHECK_SECONDS = 120  # [cmssw] init may load modules from a network file system
 
 
 class _HelpWithParameters(argparse.Action):
@@ -54,7 +54,7 @@ class _HelpWithParameters(argparse.Action):
             parser.exit()
 
         def show() -> int:
-            from .pilot import parameter_table
+            from ..config.parameter_table import parameter_table
 
             script = _registry().script(name).item  # unknown: the one-line error, exit 2
             parser.print_help()
@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _registry():
-    from .plugins import get_registry
+    from ..contract.plugins import get_registry
 
     return get_registry()
 
@@ -161,44 +161,6 @@ def _resolve_output(args, timerc) -> Path:
         raise UserError(f"-o {args.output}: {out} is a file, not a production directory; "
                         f"give a directory (new or existing)")
     return out
-
-
-def _device_of(path: Path) -> str:
-    """The file system holding ``path``, as /proc/self/mounts names it (e.g. /dev/sda1)."""
-    try:
-        target = os.path.realpath(path)
-        best = ("", "?")
-        with open("/proc/self/mounts") as fh:
-            for line in fh:
-                device, mount = line.split()[:2]
-                mount = mount.replace("\\040", " ")
-                if (target == mount or target.startswith(mount.rstrip("/") + "/")) and len(mount) >= len(best[0]):
-                    best = (mount, device)
-        return f"{best[1]} ({best[0]})" if best[0] else "the device"
-    except OSError:
-        return "the device"
-
-
-@contextmanager
-def _writing(args, out: Path):
-    """Turn a file-system failure while setting a production up into one line saying what
-    to do; whatever was done before is kept (results are only ever renamed into place)."""
-    try:
-        yield
-    except OSError as exc:
-        # copyfile names the source first and the file it was writing second
-        written = exc.filename2 or exc.filename
-        path = Path(os.fsdecode(written)) if written else out
-        if exc.errno == errno.ENOSPC or exc.errno == errno.EDQUOT:
-            raise UserError(f"no space left on {_device_of(path.parent if not path.exists() else path)} "
-                            f"writing {path}; free space and rerun: nothing done is lost") from exc
-        if exc.errno == errno.EROFS:
-            raise UserError(f"-o {args.output}: {path} is on a read-only file system; give an -o on a "
-                            f"writable one") from exc
-        if exc.errno in (errno.EACCES, errno.EPERM):
-            raise UserError(f"-o {args.output}: cannot write {path}: permission denied; give an -o "
-                            f"you can write to") from exc
-        raise UserError(f"-o {args.output}: cannot write {path}: {exc.strerror or exc}") from exc
 
 
 def _write_atomically(path: Path, write) -> None:
@@ -221,7 +183,7 @@ def _confirm_size(args, n: int, first: dict) -> None:
     params = json.dumps(first, sort_keys=True)
     row = 2 * len(params) + LEDGER_OVERHEAD_BYTES  # the parameters, the directory name (shorter)
     what = (f"{n:,} tasks (more than {CONFIRM_TASKS:,}): the ledger will take about "
-            f"{_size(n * row)} on disk and the driver about {_size(n * DRIVER_BYTES_PER_TASK)} of memory")
+            f"{format_bytes(n * row)} on disk and the driver about {format_bytes(n * DRIVER_BYTES_PER_TASK)} of memory")
     if sys.stdin.isatty() and sys.stdout.isatty():
         try:
             answer = input(f"BXRun: {what}. Continue? [y/N] ")
@@ -231,39 +193,6 @@ def _confirm_size(args, n: int, first: dict) -> None:
             return
         raise UserError(f"{what}; not confirmed, nothing written")
     raise UserError(f"{what}; rerun with --yes to confirm (or split the grid)")
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"  # pragma: no cover
-
-
-def _check_cmsrun(timerc) -> None:
-    """For CMSSW scripts: does timerc's ``[cmssw] init`` give a ``cmsRun``? Checked once when
-    planning, in the environment the steps get, instead of by every task."""
-    from .tasks import clean_environment
-
-    env = clean_environment(dict(os.environ))
-    init = timerc.cmssw_init
-    where = f"{timerc.path}: [cmssw] init"
-    if not init:
-        if shutil.which("cmsRun", path=env.get("PATH", "")) is None:
-            raise UserError(f"{where} is empty and cmsRun is not on PATH; set [cmssw] init to the "
-                            f"snippet that sets up CMSSW (e.g. cd CMSSW_X/src && eval `scramv1 runtime -sh`)")
-        return
-    try:
-        proc = subprocess.run(["bash", "-c", f"{init}\ncommand -v cmsRun"], env=env, stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=CMSRUN_CHECK_SECONDS)
-    except subprocess.TimeoutExpired:
-        raise UserError(f"{where} did not finish within {CMSRUN_CHECK_SECONDS} s (checked with "
-                        f"'command -v cmsRun'); fix the snippet") from None
-    if proc.returncode != 0 or not proc.stdout.strip():
-        last = (proc.stderr.strip().splitlines() or [""])[-1]
-        raise UserError(f"{where} does not make cmsRun available ('command -v cmsRun' failed"
-                        + (f": {last}" if last else "") + "); set it to the snippet that sets up CMSSW")
 
 
 def _report_found(plan: Plan) -> None:
@@ -328,8 +257,8 @@ def _debug_shell(namespace: dict) -> None:
 
 
 def cmd_run(args, timerc) -> int:
-    from .lock import ProductionLock
-    from .tasks import TaskFailed, execute_task, log_path
+    from ..run.lock import ProductionLock
+    from ..run.tasks import TaskFailed, execute_task, log_path
 
     script = _registry().script(args.script).item
     given = parse_assignments(args.run, source="--run")
@@ -346,13 +275,13 @@ def cmd_run(args, timerc) -> int:
     if script.preflight is not None:
         script.preflight(timerc)
     if script.cmssw:
-        _check_cmsrun(timerc)
+        check_cmsrun(timerc)
     # other --run tasks may share -o: only what claims this task is reported and moved aside
     plan.found = plan.found.only(spec.task_id)
     _report_found(plan)
     cmssw = timerc.optional_path("cmssw")
     with ExitStack() as stack:
-        with _writing(args, out):
+        with writing(f"-o {args.output}", out):
             stack.enter_context(ProductionLock(out))
             move_aside(plan.results_dir, plan.found.to_move)
         print(f"BXRun: running {script.name} {spec.task_id} in the foreground "
@@ -397,7 +326,7 @@ def cmd_grid(args, timerc) -> int:
         if script.preflight is not None:
             script.preflight(timerc)
         if script.cmssw:
-            _check_cmsrun(timerc)
+            check_cmsrun(timerc)
     _print_plan(plan, source)
     _report_found(plan)
     if args.debug:
@@ -412,7 +341,7 @@ def cmd_grid(args, timerc) -> int:
         # attaches to it at once, and closing the terminal changes nothing. Everything was
         # checked and asked above: the driver replans without asking again (--yes).
         child_argv = args.argv + ([] if "--yes" in args.argv else ["--yes"])
-        with _writing(args, out):
+        with writing(f"-o {args.output}", out):
             code = start_detached(out, child_argv, quiet=interactive and not args.detach)
         if code is not None or args.detach:
             return code or 0
@@ -423,11 +352,11 @@ def cmd_grid(args, timerc) -> int:
 def _run_here(args, timerc, plan: Plan, backend, overrides: dict, pilot: bool = False) -> int:
     """The driver in this process: lock, write infiles, reconcile, run ``plan`` (the whole
     grid, or the pilot's tasks only) to its end."""
-    from .engine import ProductionOptions
-    from .hookspecs import BackendRequest
-    from .lock import ProductionLock
-    from .production import run_production
-    from .tasks import clear_stale_workdirs
+    from ..run.engine import ProductionOptions
+    from ..contract.hookspecs import BackendRequest
+    from ..run.lock import ProductionLock
+    from ..driver.production import run_production
+    from ..run.tasks import clear_stale_workdirs
 
     out = plan.production_dir
     script = plan.script
@@ -435,7 +364,7 @@ def _run_here(args, timerc, plan: Plan, backend, overrides: dict, pilot: bool = 
     # the file overrides as planned: absolute paths, so a rerun from elsewhere finds them
     overrides = {name: plan.tasks[0].params[name] for name in overrides}
     with ExitStack() as stack:
-        with _writing(args, out):
+        with writing(f"-o {args.output}", out):
             stack.enter_context(ProductionLock(out))
             infiles = out / INFILES
             infiles.mkdir(parents=True, exist_ok=True)
@@ -486,9 +415,10 @@ def cmd_pilot(args, timerc, plan: Plan, backend, overrides: dict) -> int:
     """Run the pilot's tasks as a production of their own in this process, report what they
     took and what the grid will take, and launch the rest the usual way if the user says so
     (the ledger then finds the pilot's results done on disk)."""
-    from .ledger import DONE, Ledger
-    from .pilot import backend_size, choose_pilot, measure, render_report
-    from .tasks import log_path
+    from ..ledger.records import DONE
+    from ..ledger.sqlite_ledger import Ledger
+    from ..plan.pilot import backend_size, choose_pilot, measure, render_report
+    from ..run.tasks import log_path
 
     out = plan.production_dir
     choice = choose_pilot(plan.tasks, plan.script.parameters, args.pilot)
@@ -551,86 +481,17 @@ def cmd_pilot(args, timerc, plan: Plan, backend, overrides: dict) -> int:
     return cmd_grid(again, timerc)
 
 
-DETACHED_WAIT = 120.0  # s a detached driver may take to plan, lock and open its channel
-
-
-def start_detached(out: Path, argv: list[str], quiet: bool = False) -> int | None:
-    """Run this same BXRun command as a driver of its own (new session, no terminal,
-    output to OUT/logs/driver.log). None once it serves its control channel; its exit code
-    if it ended at once (nothing left to do)."""
-    import subprocess
-
-    from .controlsocket import driver_alive, read_record
-    from .driverlog import driver_log_path
-
-    log = driver_log_path(out)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    before = (read_record(out) or {}).get("started")
-    offset = log.stat().st_size if log.exists() else 0
-    child_argv = [a for a in argv if a != "--detach"]
-    with open(log, "ab") as sink:
-        child = subprocess.Popen([sys.executable, "-m", "timecal_core.cli", *child_argv],
-                                 stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
-                                 start_new_session=True, close_fds=True)
-    deadline = time.monotonic() + DETACHED_WAIT
-    while time.monotonic() < deadline:
-        record = read_record(out)
-        if record and record.get("pid") == child.pid and record.get("started") != before \
-                and driver_alive(record):
-            if quiet:
-                print(f"BXRun: the driver runs on its own (PID {child.pid}, log {log}); "
-                      "'detach' or closing this terminal leaves it running")
-            else:
-                print(f"BXRun: driver running on its own (PID {child.pid}); log {log}")
-                print(f"BXRun: follow it with: timecal attach {out}   (or BXRun --attach -o {out})")
-            return None
-        code = child.poll()
-        if code is not None:
-            with open(log, "rb") as fh:
-                fh.seek(offset)
-                text = fh.read().decode(errors="replace").rstrip()
-            if code == 0:  # nothing was left to do: it finished at once
-                print(text)
-                return 0
-            print("\n".join(text.splitlines()[-8:]), file=sys.stderr)
-            raise UserError(f"the detached driver ended at once (exit {code}); its log: {log}")
-        time.sleep(0.2)
-    raise UserError(f"the detached driver (PID {child.pid}) did not open its control channel "
-                    f"within {DETACHED_WAIT:.0f} s; its log: {log}")
-
-
-def cmd_attach(out: Path) -> int:
-    from .controlsocket import SocketChannel, describe_driver, driver_alive, read_record
-    from .shell import ShellMonitor
-
-    record = read_record(out)
-    if not driver_alive(record):
-        raise UserError(f"{out}: {describe_driver(record)}; resume it with: "
-                        f"BXRun -o {out} --detach")
-    channel = SocketChannel(record["socket"])
-    monitor = ShellMonitor()
-    try:
-        code = monitor(channel)
-    finally:
-        channel.close()
-    if not monitor.detached:  # the driver ended: return once it let go of the production
-        deadline = time.monotonic() + 30
-        while driver_alive(record) and time.monotonic() < deadline:
-            time.sleep(0.1)
-    return code
-
-
 def cmd_status(args, timerc, rebuild: bool) -> int:
-    from . import production
+    from . import status_commands
 
     out = _resolve_output(args, timerc)
     if not out.is_dir():
         raise UserError(f"-o {args.output}: no production at {out}")
     if not rebuild:
-        from .status import ledger_grid_text
+        from ..views.ledger_report import ledger_grid_text
 
         grid = ledger_grid_text(out, args.grid, args.metric) if args.grid else None  # errors first
-        code = production.print_status(out)
+        code = status_commands.print_status(out)
         if grid is not None:
             print("\n" + grid)
         return code
@@ -644,18 +505,18 @@ def cmd_status(args, timerc, rebuild: bool) -> int:
     script = _registry().script(script_name).item
     grid = load_yaml(copy, parse_custom(args.custom))
     grid = {**grid, **record_data.get("overrides", {})}
-    from .lock import ProductionLock
+    from ..run.lock import ProductionLock
 
     base = Path(record_data["cwd"]) if record_data.get("cwd") else None
     plan = plan_grid(script, grid, out, source=str(copy), base=base)
     _report_found(plan)
     with ProductionLock(out):
-        return production.rebuild_ledger(plan)
+        return status_commands.rebuild_ledger(plan)
 
 
 def _dispatch(args) -> int:
     if args.plugins:
-        from .plugins import describe
+        from ..contract.plugins import describe
 
         print(describe(_registry()))
         return 0

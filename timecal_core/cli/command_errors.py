@@ -1,7 +1,7 @@
 """One way to fail for every timecal command (BXRun, plotScan, runCalibration, and any
 command a plugin adds), so that users learn one convention:
 
-- a user error (:class:`~timecal_core.errors.UserError`: a file, key or value they can
+- a user error (:class:`~timecal_core.contract.errors.UserError`: a file, key or value they can
   fix) is one line ``PROG: error: ...`` and exit code 2;
 - the disk saying no (full, read-only, permission denied) is one line naming the file and
   what to do, exit 2: nothing already produced is lost, results are written atomically;
@@ -20,9 +20,10 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import UserError
+from ..contract.errors import UserError
 
 EXIT_USER = 2
 EXIT_BUG = 1
@@ -35,27 +36,55 @@ def crash_dir() -> Path:
     return Path(base).expanduser() / "timecal" / "crashes"
 
 
-def _mount_point(path: Path) -> Path:
-    path = path.resolve()
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    while not os.path.ismount(path) and path != path.parent:
-        path = path.parent
-    return path
+def _device_of(path: Path) -> str:
+    """The file system holding ``path``, as /proc/self/mounts names it (e.g. /dev/sda1 (/data))."""
+    try:
+        target = os.path.realpath(path)
+        best = ("", "?")
+        with open("/proc/self/mounts") as fh:
+            for line in fh:
+                device, mount = line.split()[:2]
+                mount = mount.replace("\\040", " ")
+                if (target == mount or target.startswith(mount.rstrip("/") + "/")) and len(mount) >= len(best[0]):
+                    best = (mount, device)
+        return f"{best[1]} ({best[0]})" if best[0] else "the device"
+    except OSError:
+        return "the device"
 
 
-def disk_message(exc: OSError) -> str | None:
-    """The one line for an error the filesystem raised, or None when it is not one."""
-    name = exc.filename or "?"
+def disk_message(exc: OSError, given: str | None = None, default: Path | None = None) -> str | None:
+    """The one line for an error the file system raised, or None when it is not one.
+
+    ``given`` is what the user gave that decides where things are written (``-o DIR``): the
+    line then starts with it and says to change it; ``default`` is the path to name when the
+    error names none. (``copyfile`` names the source first and the file it wrote second.)"""
+    written = exc.filename2 or exc.filename
+    path = Path(os.fsdecode(written)) if written else default
+    name = str(path) if path is not None else "?"
+    head = f"{given}: " if given else ""
+    flag = given.split()[0] if given else "-o"
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        where = _mount_point(Path(name)) if exc.filename else "the device"
-        return (f"no space left on {where} writing {name}; free space and rerun: "
-                "nothing done is lost")
+        where = _device_of(path) if path is not None else "the device"
+        return f"no space left on {where} writing {name}; free space and rerun: nothing done is lost"
     if exc.errno == errno.EROFS:
-        return f"read-only file system: cannot write {name}; choose a writable directory (-o)"
+        return f"{head}read-only file system: cannot write {name}; give a writable directory ({flag})"
     if exc.errno in (errno.EACCES, errno.EPERM):
-        return f"permission denied: {name}; check the directory's permissions or choose another"
+        return (f"{head}permission denied: cannot write {name}; check the directory's permissions "
+                f"or give another ({flag})")
+    if given:
+        return f"{head}cannot write {name}: {exc.strerror or exc}"
     return None
+
+
+@contextmanager
+def writing(given: str, default: Path):
+    """Turn a file-system failure while setting a production up into the one line of
+    :func:`disk_message`; whatever was done before is kept (results are only ever renamed
+    into place)."""
+    try:
+        yield
+    except OSError as exc:
+        raise UserError(disk_message(exc, given, default)) from exc
 
 
 def _save_traceback(prog: str, text: str) -> Path | None:

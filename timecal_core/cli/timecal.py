@@ -15,11 +15,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import __version__
-from .config import load_timerc
-from .errors import UserError
-from .exits import run_cli
-from .grid import production_dir
+from .. import __version__
+from ..config.timerc import load_timerc
+from ..contract.errors import UserError
+from ..plan.grid import production_dir
+from .command_errors import run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +48,7 @@ def _out(given: str):
 
 
 def _stop(out) -> int:
-    from .controlsocket import SocketChannel, describe_driver, driver_alive, read_record
+    from ..control.unix_socket import SocketChannel, describe_driver, driver_alive, read_record
 
     record = read_record(out)
     if not driver_alive(record):
@@ -63,17 +63,17 @@ def _stop(out) -> int:
 
 
 def _dispatch(args) -> int:
-    from .cli import cmd_attach
+    from .detach import cmd_attach
 
     if args.command == "attach":
         return cmd_attach(_out(args.output))
     if args.command == "stop":
         return _stop(_out(args.output))
     if args.command == "serve":
-        from .serve import serve_forever
+        from ..monitor.http_pages import serve_forever
 
         return serve_forever([_out(o) for o in args.outputs] or None, args.port)
-    from .homeshell import HomeShell
+    from ..monitor.home_shell import HomeShell
 
     extra = [Path(d).expanduser().resolve() for d in getattr(args, "directories", [])]
     HomeShell(extra).cmdloop()

@@ -10,8 +10,8 @@ drift apart ("time-of-arrival" in one, "time-of-flight" in the other) cannot com
 
 from __future__ import annotations
 
-from .errors import UserError
-from .hookspecs import Parameter
+from ..contract.errors import UserError
+from ..contract.hookspecs import Parameter
 
 #: Regions of the Outer Tracker (physics.md section 1), ``ALL`` first.
 SUBDETS = ("ALL", "BLL", "BLH", "BHL", "BHH", "ELL", "ELH", "EHL", "EHH")

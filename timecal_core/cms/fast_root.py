@@ -1,115 +1,24 @@
-"""The harvested-file contract of physics.md §4 and §6, in one place.
-
-Writers (the CBC emulator, the CMSSW stand-ins of the tests) and readers (observables,
-calibration) share these names, binnings and file names so that a file written by one is
-read by the other exactly as a CMSSW-harvested file would be.
+"""Writing the analyzer's histograms as a ROOT file, fast: the 1,002 TH1F of a harvested
+file are serialised once through uproot and then patched per histogram in uproot's
+*private* writing internals (``uproot.writing._cascade``), ~50x faster than one uproot
+assignment each. This is the one module of timecal that leans on a library's private API:
+anything it does not expect (another uproot, an odd name) falls back to the plain uproot
+writer, with identical objects. It will not read files (:mod:`~timecal_core.cms.readers`)
+nor define names or binnings (:mod:`~timecal_core.cms.harvested_layout`).
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-TOP_FOLDER = "Ph2TkBXHist"
-HARVESTED_PREFIX = "DQMData/Run 1/Ph2TkBXHist/Run summary"
-RAW_PREFIX = TOP_FOLDER
-PARAMS_KEY = "timecal_params"  # TObjString (JSON) at the top of the file
-# The record the core stores as PARAMS_KEY, given to a task's steps in their environment: a
-# step that writes its ROOT file itself may store it (json.loads of this variable), and the
-# core then finds it in place instead of rewriting the file (embed_parameters).
-TASK_PARAMETERS_ENV = "TIMECAL_TASK_PARAMETERS"
-MODES = ("Sampled", "Latched")
-BX_VALUES = np.arange(-5, 6)  # relative bunch crossings
-FILL_SHIFT = -1.5  # quirk: bx is filled at bx - 1.5
-BX_NBINS, BX_LOW, BX_HIGH = 11, -5.5, 5.5
-ATTR_LOW, ATTR_HIGH = -0.5, 4.5
-
-
-def scan_delays(offset_min: float = 0.0, offset_max: float = 50.0, step: float = 0.1) -> np.ndarray:
-    """The delays the analyzer scans (physics.md §4): accumulated doubles, not a linspace.
-
-    The deployed loop appends ``min`` and then, while the current value is <= max, adds the
-    step and appends (so the last value may exceed max); 0..50 by 0.1 gives 501 values
-    ending at 50.00000000000044. Emulate mode uses a single delay, not this list.
-    """
-    values = [offset_min]
-    current = offset_min
-    while current <= offset_max:  # quirk: the last value may overshoot max
-        current += step
-        values.append(current)
-    return np.asarray(values, dtype=np.float64)
-
-
-@functools.lru_cache(maxsize=1 << 16)  # 1,002 names per harvested file, the same every task
-def offset_label(delay: float) -> str:
-    """C++ ``std::to_string(d)`` (6 decimals) with '.' -> 'p': ``12p300000``."""
-    return f"{delay:.6f}".replace(".", "p")
-
-
-def hist1d_name(mode: str, delay: float) -> str:
-    return f"BXHistogram{mode}Offset{offset_label(delay)}"
-
-
-def output_stem(params: dict[str, Any], delay: float | None = None) -> str:
-    """File stem of a PUCalibration-like job (physics.md §6), without ``_raw.root``."""
-    stem = (
-        f"subdet_{params['subdet']}_N_{params['N']}_pileup_{params['pileup']}"
-        f"_pt_{float(params['pt']):.1f}_threshold_{int(params['threshold'])}"
-        f"_thresholdsmearing_{float(params['thresholdsmearing']):.1f}"
-        f"_tofsmearing_{float(params['tofsmearing']):.1f}"
-    )
-    head = "BXHistScan_" if delay is None else f"BXHistEmulateDelay_{delay:.2f}_"
-    return (head + stem).replace(".", "p")
-
-
-def raw_name(params: dict[str, Any], delay: float | None = None) -> str:
-    return output_stem(params, delay) + "_raw.root"
-
-
-def harvested_name(params: dict[str, Any], delay: float | None = None) -> str:
-    return raw_name(params, delay).replace("raw", "harvested")
-
-
-# --------------------------------------------------------------------------- containers
-@dataclass
-class BXHistograms:
-    """All histograms of one job, as integer counts *including* under/overflow bins.
-
-    ``sampled``/``latched``: [n_delays, 13] (ROOT bins 0..12 of TH1F(11, -5.5, 5.5));
-    ``attribution_*``: [n_delays, 7] (TH1(5, -0.5, 4.5) with flows);
-    ``n_hits``: hits selected, the same at every delay (HitsTrueNumberScan fills every bx).
-    """
-
-    delays: np.ndarray
-    sampled: np.ndarray
-    latched: np.ndarray
-    attribution_sampled: np.ndarray
-    attribution_latched: np.ndarray
-    n_hits: int
-    offset_step: float = 0.1
-
-    def hits_true(self) -> np.ndarray:
-        """HitsTrueNumberScan contents per delay: every hit is filled once at every bx."""
-        row = np.zeros(BX_NBINS + 2, dtype=np.int64)
-        for bx in BX_VALUES:
-            row[_bx_root_bin(bx)] += self.n_hits
-        return np.tile(row, (len(self.delays), 1))
-
-
-def _bx_root_bin(bx: int) -> int:
-    v = bx + FILL_SHIFT
-    if v < BX_LOW:
-        return 0
-    if v >= BX_HIGH:
-        return BX_NBINS + 1
-    return int(np.floor(v - BX_LOW)) + 1
+from .harvested_layout import (ATTR_HIGH, ATTR_LOW, BX_HIGH, BX_LOW, BX_NBINS, HARVESTED_PREFIX,
+                               MODES, PARAMS_KEY, RAW_PREFIX, BXHistograms, hist1d_name)
 
 
 # --------------------------------------------------------------------------- writing
@@ -423,74 +332,4 @@ def _write_1d_fast(f, directory: str, items: list[tuple[str, np.ndarray]]) -> No
         raise _FastPathUnavailable(str(exc)) from exc
 
 
-def embed_parameters(path: Path, params: dict[str, Any]) -> None:
-    """Store the parameters inside an existing ROOT file (e.g. one CMSSW wrote)."""
-    import uproot
-
-    with uproot.open(path) as f:  # uproot 5.7's update mode cannot test membership in files
-        present = PARAMS_KEY in f  # with directories, so look first with a reader
-        if present and _same_json(str(f[PARAMS_KEY]), params):
-            return  # the step stored it already (TASK_PARAMETERS_ENV): no rewrite, ~0.2 s saved
-    with uproot.update(path) as f:
-        if present:
-            del f[PARAMS_KEY]
-        f[PARAMS_KEY] = json.dumps(params, sort_keys=True)
-
-
-def _same_json(stored: str, params: dict[str, Any]) -> bool:
-    try:
-        return json.loads(stored) == json.loads(json.dumps(params, sort_keys=True))
-    except ValueError:
-        return False
-
-
-def read_parameters(path: Path) -> dict[str, Any] | None:
-    import uproot
-
-    with uproot.open(path) as f:
-        if PARAMS_KEY not in f:
-            return None
-        return json.loads(str(f[PARAMS_KEY]))
-
-
 # --------------------------------------------------------------------------- reading
-@dataclass
-class ScanMaps:
-    """The 2D maps of one harvested file, indexed [delay, x-bin incl. flows]."""
-
-    path: Path
-    delays: np.ndarray
-    offset_scan: dict[str, np.ndarray]  # mode -> [n_delays, 13]
-    hits_true: dict[str, np.ndarray]  # mode -> [n_delays, 13]
-    attribution: dict[str, np.ndarray]  # mode -> [n_delays, 7]
-    errors: dict[str, np.ndarray]  # mode -> sqrt(sumw2) of OffsetScan, [n_delays, 13]
-
-
-def read_maps(path: Path, prefix: str = HARVESTED_PREFIX) -> ScanMaps:
-    """Read the OffsetScan/HitsTrueNumberScan/AttributionScan maps of a harvested file.
-
-    Raises KeyError naming the missing object (callers turn it into a UserError).
-    """
-    import uproot
-
-    path = Path(path)
-    with uproot.open(path) as f:
-        def get(name):
-            key = f"{prefix}/Hist2D/{name}"
-            try:
-                return f[key]
-            except (KeyError, uproot.KeyInFileError) as exc:
-                raise KeyError(f"{path}: no object '{key}'") from exc
-
-        offset, true, attr, err = {}, {}, {}, {}
-        delays = None
-        for mode in MODES:
-            h = get(f"OffsetScan{mode}")
-            # uproot gives [ix, iy] with flows; drop the (empty) y flows, put delay first.
-            offset[mode] = h.values(flow=True)[:, 1:-1].T.copy()
-            err[mode] = h.errors(flow=True)[:, 1:-1].T.copy()
-            if delays is None:
-                delays = h.axis(1).centers()
-            true[mode] = get(f"HitsTrueNumberScan{mode}").values(flow=True)[:, 1:-1].T.copy()
-            attr[mode] = get(f"AttributionScan{mode}").values(flow=True)[:, 1:-1].T.copy()
-    return ScanMaps(path, delays, offset, true, attr, err)

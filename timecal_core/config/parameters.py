@@ -9,11 +9,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
-from .hookspecs import Parameter
+from ..contract.errors import UserError
+from ..contract.hookspecs import Parameter
 
 # A step argument ``{match:PATTERN}`` is replaced by a file of the work directory
-# (timecal_core.tasks.resolve_matches); a user's value must never be.
+# (timecal_core.run.tasks.resolve_matches); a user's value must never be.
 MATCH_MARK = "{match:"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}

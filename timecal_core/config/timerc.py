@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import UserError
+from ..contract.errors import UserError
 
 
 def timerc_location() -> Path:

@@ -4,7 +4,8 @@ Modelled on conda's ``plugins/hookspec.py``: every hook is a generator that yiel
 frozen dataclasses, each registering one *named* thing. A plugin is a module listed in the
 ``timecal`` entry-point group of its distribution that implements some of these hooks with
 ``@hookimpl``. The core never imports a plugin; plugins import the core (this module,
-:mod:`timecal_core.backends`, :mod:`timecal_core.layout`, ...), never each other.
+:mod:`timecal_core.contract.running_cluster`, :mod:`timecal_core.cms.harvested_layout`, ...),
+never each other.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 # --------------------------------------------------------------------------- parameters
 #: The values ``Parameter.type`` may take; a plugin declaring another one is refused when it
-#: registers (see :mod:`timecal_core.plugins`), not when a user first types a value.
+#: registers (see :mod:`timecal_core.contract.plugins`), not when a user first types a value.
 PARAMETER_TYPES = ("int", "float", "str", "bool", "path")
 
 
@@ -72,7 +73,7 @@ class Step:
     value or ``SystemExit`` is the exit code), instead of a fresh interpreter per task. It
     keeps what a subprocess guarantees (own process group, killed on cancel or worker death,
     output in task.log, exit code and resources recorded); ``argv`` then holds only the
-    arguments. See :mod:`timecal_core.warm` (and ``timecal_warm_prepare`` for caches shared by
+    arguments. See :mod:`timecal_core.run.step_server` (and ``timecal_warm_prepare`` for caches shared by
     a worker's tasks). Not combinable with ``cmssw``.
     """
 
@@ -88,8 +89,8 @@ class TaskPlan:
 
     ``finalize(workdir)`` runs in-process after the last step (renames, clean-up); then the
     core checks that ``output`` (a name, or a glob matching exactly one file) exists in
-    ``workdir``, stores the parameters inside it
-    (ROOT files) and writes ``params.json`` last. ``metadata`` holds values derived while
+    ``workdir``, stores the parameters inside it (where an :class:`OutputFormat` says how:
+    ROOT files) and writes ``params.json`` last. ``metadata`` holds values derived while
     planning (e.g. a delay drawn from a seed) that must be recorded with the parameters.
     """
 
@@ -97,6 +98,31 @@ class TaskPlan:
     output: str
     finalize: Callable[[Path], None] | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+#: The environment variable in which every step of a task gets the record the core stores
+#: with its output (JSON: params, metadata, script, task_id): a step that writes its output
+#: itself may store it there, and the core then finds it in place instead of rewriting the file.
+TASK_PARAMETERS_ENV = "TIMECAL_TASK_PARAMETERS"
+
+
+@dataclass(frozen=True)
+class OutputFormat:
+    """How a task's record (the JSON of :data:`TASK_PARAMETERS_ENV`) is stored inside an
+    output file whose name ends in ``name`` (e.g. ``".root"``), so that a file copied away
+    from its production still says what it is. ``store(path, record)`` may find the record
+    already there and leave the file alone.
+
+    Example (the core's own ROOT support, :mod:`timecal_core.cms.plugin`)::
+
+        @hookimpl
+        def timecal_output_formats():
+            yield OutputFormat(".root", embed_parameters, "TObjString 'timecal_params'")
+    """
+
+    name: str
+    store: Callable[[Path, Mapping[str, Any]], None]
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -119,7 +145,7 @@ class ProductionScript:
     anything is written or submitted: ``values`` maps every parameter to the tuple of its
     distinct canonical values in the grid. The plan is a cartesian product, so every
     combination of those values is a task and a rule between two parameters can be checked
-    on their extremes. It raises :class:`timecal_core.errors.UserError` naming the
+    on their extremes. It raises :class:`timecal_core.contract.errors.UserError` naming the
     parameter, the value and what is allowed. ``cmssw=True`` says the steps run cmsRun: the
     planner then checks once that timerc's ``[cmssw] init`` makes ``cmsRun`` available.
     """
@@ -148,7 +174,7 @@ class BackendRequest:
 
 @dataclass(frozen=True)
 class ExecutionBackend:
-    """An execution backend. ``start`` returns a :class:`timecal_core.backends.RunningCluster`."""
+    """An execution backend. ``start`` returns a :class:`timecal_core.contract.running_cluster.RunningCluster`."""
 
     name: str
     start: Callable[[BackendRequest], Any]
@@ -168,7 +194,7 @@ class FinishedTask:
     attempts: int | None
     #: Where and with what it ran: host, worker, job_id, start, end, wall, cpu, maxrss_kib,
     #: output_bytes, timecal_version, python_version, cmssw_release, cfg_sha256, plugins
-    #: (timecal_core.provenance.flat of its params.json); empty for results of older versions.
+    #: (timecal_core.run.provenance.flat of its params.json); empty for results of older versions.
     provenance: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -177,7 +203,7 @@ class AggregationRequest:
     production_dir: Path
     script: str
     tasks: tuple[FinishedTask, ...]
-    timerc: Any  # timecal_core.config.Timerc
+    timerc: Any  # timecal_core.config.timerc.Timerc
     verbose: bool = False
 
 
@@ -250,3 +276,7 @@ class TimecalSpecs:
     @hookspec
     def timecal_commands(self) -> Iterable[ShellCommands]:
         """Register command sets of the ``timecal`` home shell."""
+
+    @hookspec
+    def timecal_output_formats(self) -> Iterable[OutputFormat]:
+        """Register how a task's record is stored inside an output file of a kind."""

@@ -1,5 +1,5 @@
 """Discovering plugins through the ``timecal`` entry-point group and indexing what they
-register, so that every name (backend, script, aggregator, evaluator) maps to exactly one
+register, so that every name (backend, script, aggregator, evaluator, output format) maps to exactly one
 provider and ``BXRun --plugins`` can say which distribution and version gave it."""
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ KINDS = {
     "aggregators": "timecal_aggregators",
     "evaluators": "timecal_evaluators",
     "commands": "timecal_commands",
+    "output_formats": "timecal_output_formats",
 }
 
 
@@ -43,6 +44,7 @@ class Registry:
     aggregators: dict[str, Registered] = field(default_factory=dict)
     evaluators: dict[str, Registered] = field(default_factory=dict)
     commands: dict[str, Registered] = field(default_factory=dict)
+    output_formats: dict[str, Registered] = field(default_factory=dict)  # by file suffix
     failed: dict[str, str] = field(default_factory=dict)  # plugin -> error
 
     def _lookup(self, kind: str, name: str, option: str) -> Registered:

@@ -28,7 +28,7 @@ class RunningCluster:
 
     ``cluster`` is any ``distributed`` cluster object (``LocalCluster``, ``SLURMCluster``...).
     ``security`` is the :class:`distributed.security.Security` every client of this cluster
-    must present (:mod:`timecal_core.security`); by default the cluster's own.
+    must present (:mod:`timecal_core.run.cluster_security`); by default the cluster's own.
     """
 
     #: Extra monitor commands a backend offers: name -> (callable(arg: str) -> str, help).

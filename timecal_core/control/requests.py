@@ -27,12 +27,12 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from .diagnosis import FACTS_FOR, failure_groups, render_ranking, task_facts
-from .errors import UserError
-from .gridmap import render_grid
-from .ledger import CANCELLED, DONE, ERROR, FAILED, PENDING, RUNNING, STATES
-from .selection import ParameterSpace, SelectionError, format_value, is_term
-from .status import render_cluster, render_status
+from ..contract.errors import UserError
+from ..ledger.records import CANCELLED, DONE, ERROR, FAILED, PENDING, RUNNING, STATES
+from ..views.failure_groups import FACTS_FOR, failure_groups, render_ranking, task_facts
+from ..views.heatmap import render_grid
+from ..views.selection import ParameterSpace, SelectionError, format_value, is_term
+from ..views.status_text import render_cluster, render_status
 
 #: Every request, its arguments and what it answers: the whole of what a monitor may ask
 #: and order. Answers are dicts; the keys named here are always present.
@@ -211,7 +211,7 @@ class Control:
         return {"ids": self.engine.ledger.find(prefix, limit=int(limit))}
 
     def _log(self, task: str | None = None, lines: int = 30, select: list[str] | None = None) -> dict:
-        from .tasks import log_path
+        from ..run.tasks import log_path
 
         matched = 1
         if select:
@@ -287,7 +287,7 @@ class Control:
         return {"counts": self.engine.futures_summary()}
 
     def _client(self) -> dict:
-        from .security import describe
+        from ..run.cluster_security import describe
 
         client = self.engine.client
         return {"text": f"{client!r}\nscheduler {client.scheduler.address}"

@@ -1,4 +1,4 @@
-"""The control channel across processes: a driver serves :class:`~timecal_core.control.Control`
+"""The control channel across processes: a driver serves :class:`~timecal_core.control.requests.Control`
 on a Unix socket, a monitor in any terminal attaches to it.
 
 Who may connect: only the production's owner. The socket lives in a directory of mode 0700
@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .control import ControlError
+from .requests import ControlError
 
 CONTROL_DIR = ".control"
 RECORD = "driver.json"
@@ -77,7 +77,7 @@ def write_record(production_dir: Path, record: dict) -> None:
 def driver_alive(record: dict | None) -> bool:
     """Is the recorded driver running? Checked by PID and start time on its own host; from
     another host only its heartbeat can tell (three missed intervals: presumed dead)."""
-    from .lock import _alive
+    from ..run.lock import _alive
 
     if not record or record.get("stopped"):
         return False

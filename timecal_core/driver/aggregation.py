@@ -8,10 +8,10 @@ import traceback
 from dataclasses import replace
 from pathlib import Path
 
-from .hookspecs import AggregationRequest
-from .ledger import Ledger
-from .plugins import get_registry
-from .tasks import finished_tasks
+from ..contract.hookspecs import AggregationRequest
+from ..contract.plugins import get_registry
+from ..ledger.sqlite_ledger import Ledger
+from ..run.tasks import finished_tasks
 
 
 def finished_for_aggregation(production_dir: Path, ledger: Ledger | None) -> list:

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 
-from .errors import UserError
+from ..contract.errors import UserError
 
 log = logging.getLogger("timecal.notify")
 SECTION = "notify"

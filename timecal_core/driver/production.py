@@ -3,7 +3,7 @@ engine work, keep the driver's heartbeat, and end with aggregation or a list of 
 
 The heartbeat (:class:`ProductionLoop`) belongs to the driver, not to the screen: every
 interval it supervises the batch system, resubmits failed tasks and publishes the status on
-the :class:`~timecal_core.control.Bulletin`. Printing those lines (non-interactive runs) or
+the :class:`~timecal_core.control.requests.Bulletin`. Printing those lines (non-interactive runs) or
 showing them above a prompt (the monitor) is the business of whoever reads the bulletin,
 so the same driver can later run without any terminal.
 
@@ -17,21 +17,24 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..control.requests import Bulletin, Control, describe_end
+from ..ledger.records import CANCELLED, DONE, ERROR, PENDING
+from ..ledger.sqlite_ledger import Ledger
+from ..run.engine import Engine, MIN_TICK_GAP, ProductionOptions
+from ..textformat import render_table
+from ..views.status_text import render_errors
 from .aggregation import run_aggregators
-from .control import Bulletin, Control, describe_end
-from .driverlog import DaskLogToFile, driver_log_path, quiet_workers
-from .engine import MIN_TICK_GAP, Engine, ProductionOptions
-from .ledger import CANCELLED, DONE, ERROR, PENDING, Ledger, rebuild
+from .control_endpoint import open_control_endpoint
+from .driver_log import DaskLogToFile, driver_log_path, quiet_workers
 from .notify import SECTION as NOTIFY
 from .notify import Notifier
-from .status import render_errors, render_table
+from .status_page_writer import StatusPageWriter
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 log = logging.getLogger("timecal.driver")
@@ -135,7 +138,7 @@ def _stop_on_signals(loop: ProductionLoop):
 
 def _print_failures(ledger: Ledger, production_dir: Path, say: Callable[[str], None],
                     limit: int = 20) -> None:
-    from .tasks import log_path
+    from ..run.tasks import log_path
 
     rows = [t for t in ledger.tasks(ERROR)] + [t for t in ledger.tasks(CANCELLED)]
     say(f"BXRun: {len(rows)} task(s) did not succeed:")
@@ -191,9 +194,9 @@ def run_production(plan, backend, request, options: ProductionOptions, timerc,
                     control = Control(engine, loop, bulletin, aggregate=lambda out: run_aggregators(
                         production_dir, plan.script.name, ledger, timerc, engine.verbose, out=out))
                     # The channel outlives the cluster: attached monitors see the last lines.
-                    page = _StatusPage(engine, loop, production_dir)
-                    server = _serve(control, loop, production_dir,
-                                    every_tick=lambda: (notifier.flush(), page.write()))
+                    page = StatusPageWriter(engine, loop, production_dir)
+                    server = open_control_endpoint(control, loop, production_dir,
+                                                   every_tick=lambda: (notifier.flush(), page.write()))
                     loop.linger = lambda: server.connections > 0
                     engine.start()
                     try:
@@ -241,77 +244,6 @@ def run_production(plan, backend, request, options: ProductionOptions, timerc,
         ledger.close()
 
 
-class _StatusPage:
-    """OUT/status.html, rewritten at every heartbeat from what the heartbeat computed."""
-
-    def __init__(self, engine: Engine, loop: ProductionLoop, production_dir: Path):
-        self.engine, self.loop, self.production_dir = engine, loop, production_dir
-
-    def write(self, final: bool = False) -> None:
-        from .controlsocket import describe_driver, read_record
-        from .status import render_cluster
-        from .statuspage import render, write
-
-        snap = self.engine.last_snapshot
-        if final or snap is None:  # the cluster is gone at the end: the ledger's view only
-            snap = self.engine.snapshot(with_cluster=False)
-        summary = {"counts": snap.counts, "rate": snap.rate, "eta": snap.eta,
-                   "elapsed": snap.elapsed, "cluster": render_cluster(snap.cluster),
-                   "batch": snap.batch_jobs,
-                   "driver": describe_driver(read_record(self.production_dir))}
-        try:
-            write(self.production_dir, render(self.engine.ledger, self.production_dir, summary,
-                                              self.loop.interval))
-        except OSError as exc:  # a full disk must not stop the production
-            log.warning("status page not written: %s", exc)
-
-
-class _Served:
-    """The control server plus the driver's record (OUT/.control/driver.json)."""
-
-    def __init__(self, server, record: dict, production_dir: Path, loop: ProductionLoop):
-        self.server, self.record, self.production_dir, self.loop = server, record, production_dir, loop
-
-    @property
-    def connections(self) -> int:
-        return self.server.connections
-
-    def beat(self) -> None:
-        from .controlsocket import write_record
-
-        self.record.update(heartbeat=time.time(), interval=self.loop.interval)
-        write_record(self.production_dir, self.record)
-
-    def close(self) -> None:
-        self.server.close(linger=3.0)  # let attached monitors read the end
-        self.record["stopped"] = "production complete" if self.loop.complete else \
-            (self.loop.stopped or "ended")
-        self.beat()
-
-
-def _serve(control: Control, loop: ProductionLoop, production_dir: Path,
-           every_tick: Callable[[], None]) -> _Served:
-    """Any monitor of the owner may attach while the driver runs (timecal attach OUT); the
-    record tells everyone whether the driver lives, refreshed at every heartbeat."""
-    from .controlsocket import ControlServer
-    from .lock import _process_start
-
-    server = ControlServer(control, production_dir)
-    record = {"pid": os.getpid(), "host": socket.gethostname(),
-              "process_start": _process_start(os.getpid()), "socket": str(server.path),
-              "started": time.time(), "heartbeat": time.time(), "interval": loop.interval,
-              "production": str(production_dir), "stopped": None}
-    served = _Served(server, record, production_dir, loop)
-    served.beat()
-
-    def tick() -> None:
-        served.beat()
-        every_tick()
-
-    loop.on_tick = tick
-    return served
-
-
 def _print_item(item: dict) -> None:
     """Every published line on the driver's stdout (the terminal, or driver.log when
     detached): status and final lines as they are, notices after ``BXRun:``."""
@@ -349,29 +281,3 @@ def _finish(plan, ledger: Ledger, timerc, options: ProductionOptions, engine: En
             "succeeded. Fix the cause and run 'aggregate' in the monitor, or rerun this command.")
     return 0
 
-
-def print_status(production_dir: Path) -> int:
-    """``BXRun --status -o X``: the ledger's view, no cluster."""
-    from .lock import ProductionLock
-    from .status import render_ledger_report
-
-    ledger = Ledger.open_readonly(Path(production_dir))
-    try:
-        print(render_ledger_report(ledger, production_dir))
-    finally:
-        ledger.close()
-    print(ProductionLock(production_dir).holder_status())
-    from .controlsocket import describe_driver, read_record
-
-    record = read_record(Path(production_dir))
-    if record is not None:
-        print(describe_driver(record))
-    return 0
-
-
-def rebuild_ledger(plan) -> int:
-    """``BXRun --rebuild-ledger -o X``: a fresh ledger from the plan and the results on disk."""
-    report = rebuild(Path(plan.production_dir), plan.tasks, plan.done)
-    print(f"BXRun: ledger rebuilt: {len(plan.tasks)} tasks, {len(plan.done)} done on disk, "
-          f"{len(plan.tasks) - len(plan.done)} pending" + (f" ({report.describe()})" if report.describe() else ""))
-    return 0

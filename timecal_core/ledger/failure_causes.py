@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .errors import UserError
+from ..contract.errors import UserError
 
 OOM, WALLTIME, NODE, TASK, USER = "oom", "walltime", "node", "task", "user"
 #: Cause kinds, the key of each in timerc [retry] and what it means (``signal N`` and

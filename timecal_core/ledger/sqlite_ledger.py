@@ -18,30 +18,17 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .causes import USER, RetryPolicy, kind, step_cause
-from .errors import UserError
+from .failure_causes import RetryPolicy, USER, kind, step_cause
+from .records import (CANCELLED, DONE, ERROR, FAILED, PENDING, RUNNING, STATES, Completion, Event,
+                      Failure, LedgerUnavailable, ReconcileReport, TaskRow, rebuild_hint)
 
 LEDGER_NAME = "ledger.sqlite"
 SCHEMA_VERSION = "2"
 READABLE_VERSIONS = ("1", "2")  # --status reads a schema 1 ledger (a driver upgrades it)
 
-PENDING, RUNNING, DONE, FAILED, ERROR, CANCELLED = (
-    "pending", "running", "done", "failed", "error", "cancelled")
-#: Every state, in the order status displays them. ``failed`` is retryable (it is resubmitted
-#: at the next interval), ``error`` is failed for good (attempts exhausted).
-STATES = (PENDING, RUNNING, DONE, FAILED, ERROR, CANCELLED)
-STATE_HELP = {
-    PENDING: "waiting for a worker",
-    RUNNING: "executing on a worker",
-    DONE: "complete on disk",
-    FAILED: "failed, will be retried at the next interval",
-    ERROR: "failed for good (attempts exhausted)",
-    CANCELLED: "cancelled by the user",
-}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -102,10 +89,6 @@ CREATE INDEX IF NOT EXISTS attempts_by_task ON attempts (task_id, attempt);
 _COLUMNS = ("task_id", "dirname", "params", "state", "attempts", "worker", "start", "end",
             "exit_code", "step", "reason", "error", "updated", "host", "job_id", "cpu",
             "maxrss_kib", "output_bytes", "signal", "cause")
-#: What an attempt records of the resources it used and where it ran (the keys of
-#: ``Completion.resources``/``Failure.resources``, the provenance in params.json).
-RESOURCE_KEYS = ("worker", "host", "job_id", "start", "end", "cpu", "maxrss_kib", "output_bytes",
-                 "signal")
 
 
 def _migrate(db: sqlite3.Connection, version: str | None) -> None:
@@ -121,104 +104,6 @@ def _migrate(db: sqlite3.Connection, version: str | None) -> None:
                    (SCHEMA_VERSION, str(time.time())))
     else:
         db.execute("UPDATE meta SET value=? WHERE key='schema'", (SCHEMA_VERSION,))
-
-
-class LedgerUnavailable(UserError):
-    """The ledger is missing, corrupt or from an incompatible version; rebuildable from disk."""
-
-
-def rebuild_hint(production_dir: Path) -> str:
-    return f"rebuild it from the results on disk with: BXRun --rebuild-ledger -o {production_dir}"
-
-
-@dataclass(frozen=True)
-class TaskRow:
-    task_id: str
-    dirname: str
-    params: dict
-    state: str
-    attempts: int
-    worker: str | None
-    start: float | None
-    end: float | None
-    exit_code: int | None
-    step: str | None
-    reason: str | None
-    error: str | None
-    updated: float
-    host: str | None = None
-    job_id: str | None = None
-    cpu: float | None = None  # seconds of CPU (user+sys) of the steps of the last attempt
-    maxrss_kib: int | None = None  # peak RSS of the steps of the last attempt
-    output_bytes: int | None = None
-    signal: int | None = None
-    cause: str | None = None  # of the last failure (timecal_core.causes)
-
-    @property
-    def runtime(self) -> float | None:
-        """Of the last attempt; a running task's so far."""
-        if self.start is None:
-            return None
-        if self.state == RUNNING:
-            return max(0.0, time.time() - self.start)
-        if self.end is None or self.end < self.start:
-            return None
-        return self.end - self.start
-
-    @property
-    def attempt(self) -> int:
-        """The attempt shown to the user: a running task runs its next one."""
-        return self.attempts + (1 if self.state == RUNNING else 0)
-
-
-@dataclass(frozen=True)
-class Event:
-    time: float
-    task_id: str | None
-    state: str | None
-    detail: str
-
-
-@dataclass(frozen=True)
-class Failure:
-    """What the driver records when an attempt fails."""
-
-    task_id: str
-    worker: str | None
-    step: str | None
-    exit_code: int | None
-    reason: str  # one line, used to group failures
-    error: str  # the last log lines
-    #: Retrying cannot help (a user error raised by the task): failed for good at once.
-    final: bool = False
-    cause: str | None = None  # timecal_core.causes vocabulary; None: derived from the rest
-    #: RESOURCE_KEYS known of the attempt, and "software" (a dict)
-    resources: dict = field(default_factory=dict, compare=False)
-
-
-@dataclass(frozen=True)
-class Completion:
-    task_id: str
-    worker: str | None
-    start: float | None
-    end: float | None
-    resources: dict = field(default_factory=dict, compare=False)
-
-
-@dataclass(frozen=True)
-class ReconcileReport:
-    new: int = 0
-    found_done: int = 0  # complete on disk, not (yet) done in the ledger: e.g. driver killed
-    lost: int = 0  # done in the ledger but the result is gone from disk
-    requeued: int = 0  # running/failed/error/cancelled from a previous run, pending again
-    dropped: int = 0  # no longer in the grid
-
-    def describe(self) -> str:
-        parts = [f"{n} {label}" for n, label in (
-            (self.found_done, "found complete on disk"), (self.lost, "lost from disk, rerun"),
-            (self.requeued, "resumed from the previous run"),
-            (self.dropped, "no longer in the grid, dropped")) if n]
-        return ", ".join(parts)
 
 
 class Ledger:
@@ -377,7 +262,7 @@ class Ledger:
 
         Every attempt counts, success or failure, and is kept in ``attempts`` with what it
         used. A failure leaves the task ``failed`` (retried at the next interval) while the
-        retry policy allows another attempt for its cause (:mod:`timecal_core.causes`),
+        retry policy allows another attempt for its cause (:mod:`timecal_core.ledger.failure_causes`),
         ``error`` afterwards. ``policy`` may be a plain number of attempts. Returns the ids
         of tasks that just failed for good.
         """

@@ -16,13 +16,14 @@ from pathlib import Path
 import cmd2
 from cmd2 import Cmd2ArgumentParser, Completions, with_argparser
 
-from .config import load_timerc
-from .controlsocket import driver_alive, read_record
-from .ledger import DONE, ERROR, FAILED, LEDGER_NAME, RUNNING, Ledger, LedgerUnavailable
-from .pilot import parameter_table
-from .plugins import describe, get_registry
-from .shell import HIDDEN_BUILTINS, history_path
-from .status import render_table
+from ..config.parameter_table import parameter_table
+from ..config.timerc import load_timerc
+from ..contract.plugins import describe, get_registry
+from ..control.unix_socket import driver_alive, read_record
+from ..ledger.records import DONE, ERROR, FAILED, LedgerUnavailable, RUNNING
+from ..ledger.sqlite_ledger import LEDGER_NAME, Ledger
+from ..textformat import render_table
+from .shell_parsers import HIDDEN_BUILTINS, history_path
 
 
 def _bin(name: str) -> str:

@@ -13,9 +13,9 @@ import secrets
 import urllib.parse
 from pathlib import Path
 
-from .config import load_timerc
-from .errors import UserError
-from .statuspage import PAGE
+from ..config.timerc import load_timerc
+from ..contract.errors import UserError
+from ..views.status_html import PAGE
 
 COOKIE = "timecal_token"
 

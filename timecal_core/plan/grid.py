@@ -8,7 +8,7 @@ well under a second, and a single axis of 100,000 values must plan as fast as a 
 the same size, so per-value work (coercion, checks, JSON fragments) is done once per
 distinct value of an axis, with no search in a list anywhere. Values are refused here,
 before anything is written (types, choices, minima, files, then the script's own
-``check``). Completion is decided by :mod:`timecal_core.results`.
+``check``). Completion is decided by :mod:`timecal_core.plan.completion`.
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from typing import Any
 
 from json.encoder import encode_basestring_ascii as _encode_str
 
-from .errors import UserError
-from .hookspecs import ProductionScript
-from .parameters import argv_value, check_names, coerce
-from .results import ID_LENGTH, RESULTS, SEPARATOR, ResultScan, scan_results
+from ..config.parameters import argv_value, check_names, coerce
+from ..contract.errors import UserError
+from ..contract.hookspecs import ProductionScript
+from .completion import ID_LENGTH, RESULTS, ResultScan, SEPARATOR, scan_results
 
 TMP = ".tmp"  # in-flight work directories, under results/
 

@@ -1,15 +1,15 @@
-"""Before launching a big scan: what a script accepts, and what the grid will cost.
+"""Before launching a big scan: what the grid will cost (what a script accepts is
+:mod:`timecal_core.config.parameter_table`).
 
-``BXRun --script NAME --help`` and the home shell's ``params NAME`` show the same table of a
-script's parameters (:func:`parameter_table`), so the answer does not depend on where it was
-asked. ``BXRun ... --pilot N`` runs a handful of tasks chosen to span the grid where the
+``BXRun ... --pilot N`` runs a handful of tasks chosen to span the grid where the
 cost changes (:func:`choose_pilot`: the corners and centre of the axes a script declares as
 ``work``, always the largest) as an ordinary production restricted to them, then reads their
 ``params.json`` (:func:`measure`) and extrapolates to the whole grid (:func:`render_report`):
 a 30,000-task submission is then sized from measurements, not guessed. The pilot's results
 are ordinary results: the production that follows counts them as done.
 
-Nothing here talks to Dask or writes: the running is :func:`timecal_core.production.run_production`.
+Nothing here talks to Dask or writes: the running is
+:func:`timecal_core.driver.production.run_production`.
 """
 
 from __future__ import annotations
@@ -18,16 +18,14 @@ import itertools
 import json
 import math
 import os
-import shutil
-import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .hookspecs import Parameter, ProductionScript
-from .results import PARAMS_NAME, RESULTS
-from .status import format_duration, render_table
+from ..contract.hookspecs import Parameter
+from ..textformat import format_bytes, format_duration, render_table
+from .completion import PARAMS_NAME, RESULTS
 
 DEFAULT_PILOT_TASKS = 5
 MEMORY_MARGIN = 1.5  # peak RSS varies between tasks of one region and between nodes
@@ -40,69 +38,6 @@ LARGEST, SMALLEST, CENTRE, CORNER, SPREAD = ("largest work", "smallest work", "c
 
 
 # --------------------------------------------------------------------------- the parameters
-def _allowed(p: Parameter) -> str:
-    parts = []
-    if p.choices:
-        parts.append(" | ".join(str(c) for c in p.choices))
-    if p.minimum is not None and p.type in ("int", "float"):
-        parts.append(f">= {p.minimum:g}")
-    if p.type == "path":
-        parts.append("an existing file" + (" or empty" if p.default == "" else ""))
-    if p.type == "bool":
-        parts.append("true | false")
-    return "; ".join(parts)
-
-
-def _default(p: Parameter) -> str:
-    if p.required:
-        return "(required)"
-    if p.default is None:
-        return ""
-    if p.default == "":
-        return "''"
-    return str(p.default)
-
-
-def parameter_table(script: ProductionScript, width: int | None = None) -> str:
-    """The script's parameters as one table (name, type, default, unit, allowed values,
-    help); a ``*`` marks the parameters that change the work of a task (``--pilot`` spans
-    them). Wider than ``width`` (default: the terminal's), the help goes under each row."""
-    rows = [(p.name + (" *" if getattr(p, "work", False) else ""), p.type, _default(p), p.unit,
-             _allowed(p), p.help) for p in script.parameters]
-    width = width or shutil.get_terminal_size((100, 24)).columns
-    head = f"Parameters of script '{script.name}'" + (f" ({script.description})" if script.description else "")
-    lines = [head + ":", _render_parameters(rows, width)]
-    if any(getattr(p, "work", False) for p in script.parameters):
-        lines.append("* changes the work of a task: BXRun --pilot spans it")
-    lines.append("Give them as K=V with --run, or as 'parameter: value or [values]' in a --yaml grid.")
-    return "\n".join(lines)
-
-
-ALLOWED_WIDTH = 24  # the allowed column wraps to this when the table is too wide
-HEADINGS = ("parameter", "type", "default", "unit", "allowed", "help")
-
-
-def _render_parameters(rows: list[tuple], width: int) -> str:
-    """One row per parameter when it fits in ``width``; otherwise the 'allowed' cells wrap
-    and each parameter's help goes on indented lines under its row, so that the table reads
-    in an 80-column terminal."""
-    widths = [max(len(HEADINGS[i]), *(len(str(r[i])) for r in rows)) for i in range(6)] \
-        if rows else [len(h) for h in HEADINGS]
-    if sum(widths) + 10 <= width or not rows:
-        return render_table(HEADINGS, rows)
-    table, groups = [], []
-    for r in rows:
-        allowed = textwrap.wrap(str(r[4]), ALLOWED_WIDTH) or [""]
-        table.append((*r[:4], allowed[0]))
-        table += [("", "", "", "", more) for more in allowed[1:]]
-        groups.append((len(allowed), textwrap.wrap(str(r[5]), max(30, width - 6))))
-    lines = render_table(HEADINGS[:5], table).splitlines()
-    out, i = lines[:2], 2
-    for n, helps in groups:
-        out += lines[i:i + n] + ["      " + h for h in helps]
-        i += n
-    return "\n".join(out)
-
 
 # --------------------------------------------------------------------------- choosing tasks
 def _is_number(v: Any) -> bool:
@@ -312,7 +247,7 @@ def measure(production_dir: Path, task_id: str, dirname: str) -> Measured:
         m.steps_wall = sum(walls)
         if m.runtime is None:
             m.runtime = m.steps_wall
-    # the attempt's totals, where the record has them (timecal_core.provenance)
+    # the attempt's totals, where the record has them (timecal_core.run.provenance)
     if m.cpu is None and _number(record.get("cpu")) is not None:
         m.cpu = _number(record.get("cpu"))
     if m.peak_rss is None and _number(record.get("maxrss_kib")) is not None:
@@ -387,14 +322,6 @@ def backend_size(backend: str, settings: Mapping[str, str]) -> BackendSize:
 
 
 # --------------------------------------------------------------------------- the report
-def format_bytes(n: float | None) -> str:
-    if n is None:
-        return "?"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" or n == int(n) else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"  # pragma: no cover
 
 
 def memory_request(peak: int) -> int:

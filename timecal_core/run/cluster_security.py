@@ -29,7 +29,7 @@ import stat
 from collections.abc import Mapping
 from pathlib import Path
 
-from .errors import UserError
+from ..contract.errors import UserError
 
 #: Directory of a production (or plotScan output) where batch workers find their credentials.
 CREDENTIALS_DIR = ".credentials"

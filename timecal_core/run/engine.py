@@ -1,7 +1,7 @@
 """The engine of a production run: hands a plan's tasks to a Dask cluster, records what
 finishes in the ledger, retries failures. It knows nothing of screens or terminals: the
-production loop (:mod:`timecal_core.production`) drives it and the monitor reaches it only
-through :mod:`timecal_core.control`.
+production loop (:mod:`timecal_core.driver.production`) drives it and the monitor reaches it only
+through :mod:`timecal_core.control.requests`.
 
 Design choices that keep the driver light and trustworthy:
 
@@ -17,7 +17,7 @@ Design choices that keep the driver light and trustworthy:
 - The scheduler is told not to retry tasks whose worker died (``allowed-failures = 0``):
   the engine does it, so a dead worker costs the task one attempt, recorded in the ledger;
   a worker the engine retires itself (``scale`` down) costs nothing.
-- The SQL lives in :mod:`timecal_core.ledger`; the engine only calls its methods.
+- The SQL lives in :mod:`timecal_core.ledger.sqlite_ledger`; the engine only calls its methods.
 """
 
 from __future__ import annotations
@@ -38,10 +38,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import causes
-from .errors import UserError
-from .ledger import CANCELLED, DONE, ERROR, FAILED, PENDING, RUNNING, Completion, Failure, Ledger
-from .status import ClusterInfo, StatusSnapshot, count_batch_states, render_line, render_status
+from ..contract.errors import UserError
+from ..ledger import failure_causes as causes
+from ..ledger.records import CANCELLED, Completion, DONE, ERROR, FAILED, Failure, PENDING, RUNNING
+from ..ledger.sqlite_ledger import Ledger
+from ..views.status_text import (ClusterInfo, StatusSnapshot, count_batch_states, render_line,
+                                 render_status)
 
 KEY_PREFIX = "bxtask"
 MIN_TICK_GAP = 1.0  # seconds between two monitor ticks, however eager
@@ -85,7 +87,7 @@ def _signal_name(number: int) -> str:
 
 def describe_failure(task_id: str, exc: BaseException) -> Failure:
     """Turn what a future raised into a ledger failure with its cause
-    (:mod:`timecal_core.causes`); ``reason`` is the one line that groups similar failures
+    (:mod:`timecal_core.ledger.failure_causes`); ``reason`` is the one line that groups similar failures
     in ``errors``. A user error raised inside a task (a value the plan could not check)
     would fail the same way again: it is final, not retried."""
     from distributed.comm import get_address_host
@@ -315,7 +317,7 @@ class Engine:
     def _never_started(self, task_id: str) -> bool:
         """A worker that dies also loses the task queued behind the one it executes; that
         task never created its work directory, and is not charged an attempt."""
-        from .grid import RESULTS, TMP
+        from ..plan.grid import RESULTS, TMP
 
         tmp = Path(self.plan.production_dir) / RESULTS / TMP
         return not any(tmp.glob(glob.escape(self.specs[task_id].dirname) + ".*"))

@@ -18,7 +18,7 @@ import time
 import uuid
 from pathlib import Path
 
-from .errors import UserError
+from ..contract.errors import UserError
 
 LOCK_NAME = ".bxrun.lock"
 

@@ -51,8 +51,8 @@ def host() -> str:
 def software_versions() -> dict[str, Any]:
     """timecal, Python and every installed plugin distribution with its version (once per
     worker process)."""
-    from . import __version__
-    from .plugins import get_registry
+    from .. import __version__
+    from ..contract.plugins import get_registry
 
     registry = get_registry()
     plugins = {}

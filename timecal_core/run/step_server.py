@@ -26,7 +26,7 @@ Protocol: JSON lines. Worker -> server ``{"id", "cwd", "log", "argv", "python", 
 "event": "exited", "status", "user", "sys", "maxrss_kib", "wall", "oom"}``. The worker kills a step by its process
 group (the child's pid: it is a session leader).
 
-``python -m timecal_core.warm serve`` is the server; ``python -m timecal_core.warm run
+``python -m timecal_core.run.step_server serve`` is the server; ``python -m timecal_core.run.step_server run
 module:function ARGS...`` runs a python step cold (a fresh interpreter), the fallback when
 warm steps are disabled with ``TIMECAL_WARM_STEPS=0``.
 """
@@ -375,7 +375,7 @@ class StepServer:
     """The worker's handle on its step server; shared by the worker's task threads."""
 
     def __init__(self):
-        self.proc = subprocess.Popen([sys.executable, "-m", "timecal_core.warm", "serve"],
+        self.proc = subprocess.Popen([sys.executable, "-m", "timecal_core.run.step_server", "serve"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      close_fds=True, start_new_session=True)
         self._lock = threading.Lock()
@@ -499,7 +499,7 @@ def main(argv: list[str]) -> int:
         return serve()
     if argv[:1] == ["run"] and len(argv) >= 2:
         return call_step_function(argv[1], argv[2:])
-    print("usage: python -m timecal_core.warm serve | run module:function ARGS...", file=sys.stderr)
+    print("usage: python -m timecal_core.run.step_server serve | run module:function ARGS...", file=sys.stderr)
     return 2
 
 

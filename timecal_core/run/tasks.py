@@ -7,14 +7,14 @@ a rerun simply starts it again. Commands are argv lists; parameter values never 
 shell, only the trusted ``[cmssw] init`` snippet of timerc does.
 
 Every step, a command or a warm python step, is started by the worker's step server
-(:mod:`timecal_core.warm`) in a session of its own and ends with its process group when its
+(:mod:`timecal_core.run.step_server`) in a session of its own and ends with its process group when its
 attempt ends: its own end, a cancelled future or a closing worker (:func:`stop_check`, polled
 every 0.2 s), the worker's death or the driver's (the server's pipe closes, PDEATHSIG). A
 cancelled attempt's work directory is removed at once; one whose worker died is removed
 when the task completes (the driver reads it meanwhile to charge the attempt) or by the
 next run. ``params.json`` records each step's exit code, signal, wall and CPU time and
-peak RSS, and the attempt's provenance (:mod:`timecal_core.provenance`); a failed attempt
-carries the same to the driver, with its cause (:mod:`timecal_core.causes`).
+peak RSS, and the attempt's provenance (:mod:`timecal_core.run.provenance`); a failed attempt
+carries the same to the driver, with its cause (:mod:`timecal_core.ledger.failure_causes`).
 """
 
 from __future__ import annotations
@@ -36,12 +36,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import causes, provenance
-from .errors import UserError
-from .grid import RESULTS, TMP, TaskSpec
-from .hookspecs import FinishedTask, Step, TaskRequest
-from .warm import ServerLost, StepProcess, warm_enabled
-from .warm import server as warm_server
+from ..contract.errors import UserError
+from ..contract.hookspecs import TASK_PARAMETERS_ENV, FinishedTask, Step, TaskRequest
+from ..ledger import failure_causes as causes
+from ..plan.grid import RESULTS, TMP, TaskSpec
+from . import provenance
+from .step_server import ServerLost, StepProcess, warm_enabled
+from .step_server import server as warm_server
 
 LOG_NAME = "task.log"
 PARAMS_NAME = "params.json"
@@ -171,7 +172,7 @@ def run_step(step: Step, workdir: Path, log_path: Path, cmssw_init: str, task_id
              should_stop: Callable[[], bool] | None = None,
              extra_env: dict[str, str] | None = None, memory_limit: int | None = None,
              records: list | None = None) -> dict[str, Any]:
-    """Run one step through this process's step server (:mod:`timecal_core.warm`): in its
+    """Run one step through this process's step server (:mod:`timecal_core.run.step_server`): in its
     own session, killed with its process group when ``should_stop()`` turns true, the
     worker dies or the group exceeds ``memory_limit`` bytes. Returns what params.json
     records of it (also appended to ``records``, failed or not); raises :class:`TaskFailed`."""
@@ -190,7 +191,7 @@ def run_step(step: Step, workdir: Path, log_path: Path, cmssw_init: str, task_id
             request = {"python": python, "argv": resolved, "env": dict(os.environ)}
             shown = f"{python} {shlex.join(resolved)} (warm)"
         elif python:
-            argv = [sys.executable, "-m", "timecal_core.warm", "run", python, *resolved]
+            argv = [sys.executable, "-m", "timecal_core.run.step_server", "run", python, *resolved]
             request = {"argv": argv, "env": dict(os.environ)}
             shown = shlex.join(argv)
         else:
@@ -301,8 +302,7 @@ def execute_task(spec: TaskSpec, production_dir: str, cmssw_init: str = "",
                  cmssw_dir: str | None = None) -> TaskResult:
     """Run ``spec`` to completion (or raise :class:`TaskFailed`). Idempotent: a task whose
     result is already on disk is not run again."""
-    from .layout import TASK_PARAMETERS_ENV, embed_parameters
-    from .plugins import get_registry
+    from ..contract.plugins import get_registry
 
     results = _results(production_dir)
     final = results / spec.dirname
@@ -342,8 +342,9 @@ def execute_task(spec: TaskSpec, production_dir: str, cmssw_init: str = "",
                 log.write(f"expected one output file {plan.output} in {workdir}, found "
                           f"{sorted(p.name for p in workdir.iterdir())}\n")
             raise TaskFailed(spec.task_id, "output", None, _tail(log_path), causes.TASK)
-        if output.suffix == ".root":
-            embed_parameters(output, embedded)
+        output_format = get_registry().output_formats.get(output.suffix)
+        if output_format is not None:  # e.g. .root (timecal_core.cms.plugin)
+            output_format.item.store(output, embedded)
         end = time.time()
         resources = _resources(start, end, steps, workdir, cfg_files, output)
         record = {"task_id": spec.task_id, "script": spec.script, "params": dict(spec.params),
@@ -429,9 +430,9 @@ def clear_stale_workdirs(production_dir: str | Path) -> int:
 
 def finished_tasks(production_dir: str | Path) -> list[FinishedTask]:
     """Every complete result on disk, as aggregators see it: the rule of
-    :func:`timecal_core.results.scan_without_plan` (one per task, output present)."""
+    :func:`timecal_core.plan.completion.scan_without_plan` (one per task, output present)."""
     from .provenance import flat
-    from .results import scan_without_plan
+    from ..plan.completion import scan_without_plan
 
     out = []
     for tid, (path, rec) in scan_without_plan(_results(production_dir)).done.items():

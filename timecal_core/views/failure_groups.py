@@ -12,7 +12,7 @@ all tasks do, ``1/2 * sum_v |F_v/F - N_v/N|``. It is 0 when failures spread like
 parameter tells nothing), and close to 1 when all failures sit at values few tasks have. It
 does not depend on how many tasks a value has, which a raw failure fraction per value does.
 
-Pure computation over rows and a :class:`~timecal_core.selection.ParameterSpace`: the driver's
+Pure computation over rows and a :class:`~timecal_core.views.selection.ParameterSpace`: the driver's
 Control and ``BXRun --status`` both call it.
 """
 
@@ -23,9 +23,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from .ledger import ERROR, FAILED, PENDING, RUNNING
+from ..ledger.records import ERROR, FAILED, PENDING, RUNNING
+from ..textformat import render_table
 from .selection import ParameterSpace, format_value
-from .textformat import render_table
 
 UNCLASSIFIED = "failed"  # the cause shown for an attempt recorded without one
 CONFINED = 2  # failures per value, at least, for a subset of values to be called a region

@@ -40,9 +40,9 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from typing import Any
 
-from .ledger import CANCELLED, DONE, ERROR, FAILED, PENDING, RUNNING
+from ..ledger.records import CANCELLED, DONE, ERROR, FAILED, PENDING, RUNNING
+from ..textformat import format_bytes
 from .selection import Filter, ParameterSpace, SelectionError, format_value
-from .textformat import format_bytes
 
 METRICS = ("rss", "runtime", "cpu", "failed")
 SHADES = ".:-=+*#%@"
@@ -89,7 +89,7 @@ def _paint(text: str, sgr: str | None, colour: bool) -> str:
 
 def _format_metric(metric: str, value: float) -> str:
     if metric == "rss":
-        return format_bytes(value * 1024).replace(".0 ", " ")
+        return format_bytes(value * 1024)
     if metric == "failed":
         return f"{100 * value:.0f}%"
     if value >= 3600:
@@ -103,7 +103,7 @@ def render_grid(space: ParameterSpace, rows: Iterable[Any], x: str, y: str,
                 selection: Filter | None = None, metric: str | None = None,
                 colour: bool = False, width: int = 80, task_ids: Iterable[str] | None = None,
                 label: str = "") -> str:
-    """The map of ``rows`` (tuples as :data:`~timecal_core.diagnosis.FACTS_FOR` reads them
+    """The map of ``rows`` (tuples as :data:`~timecal_core.views.failure_groups.FACTS_FOR` reads them
     for ``metric``, or for ``states``) over parameters ``x`` and ``y``, their
     parameters taken from ``space``; ``selection`` narrows the tasks, ``task_ids`` too;
     ``label`` names the selection in the title (default: the filter's words)."""

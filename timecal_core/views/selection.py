@@ -11,7 +11,7 @@ by the monitor's commands and ``BXRun --status``:
   the terms select (``retry 3fa9 threshold>=8000``: that task and the high thresholds).
 
 Parsing never evaluates anything: a term is split at its operator and each value is converted
-by the parameter's declared type (:class:`~timecal_core.hookspecs.Parameter`), or, where the
+by the parameter's declared type (:class:`~timecal_core.contract.hookspecs.Parameter`), or, where the
 declarations are not at hand (``BXRun --status`` reads only the ledger), by the type its values
 have. A name that is not a parameter, a value of the wrong type, or one no task has, is a
 one-line :class:`SelectionError` naming the term and what is allowed.
@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import UserError
+from ..contract.errors import UserError
 
 OPERATORS = ("<=", ">=", "!=", "==", "=", "<", ">")
 _TERM = re.compile(r"^([A-Za-z_][A-Za-z0-9_.-]*)\s*(<=|>=|!=|==|=|<|>)(.*)$")

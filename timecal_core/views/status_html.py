@@ -14,8 +14,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from .ledger import DONE, STATES, Ledger
-from .status import format_duration, format_rate, percent
+from ..ledger.records import DONE, STATES
+from ..ledger.sqlite_ledger import Ledger
+from ..textformat import format_duration
+from .status_text import format_rate, percent
 
 PAGE = "status.html"
 COLOURS = {"pending": "#bbbbbb", "running": "#3b7dd8", "done": "#2e9e44", "failed": "#e8a33d",
@@ -83,9 +85,9 @@ _GLYPH_COLOURS = {"X": COLOURS["error"], "!": COLOURS["failed"], ">": COLOURS["r
 def _grid_map(ledger: Ledger) -> str:
     """The task states over the first two parameters that vary (``grid X Y`` of the monitor),
     its cells coloured; nothing for a scan of fewer than two varying parameters."""
-    from .diagnosis import task_facts
-    from .gridmap import default_axes, render_grid
-    from .status import ledger_space
+    from .failure_groups import task_facts
+    from .heatmap import default_axes, render_grid
+    from .ledger_report import ledger_space
 
     space = ledger_space(ledger)
     axes = default_axes(space)
