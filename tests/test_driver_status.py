@@ -32,7 +32,7 @@ def test_status_block_and_line():
     assert "tasks: 100" in block and "done 30 (30.0%)" in block and "error 5 (5.0%)" in block
     assert "cancelled" not in block  # empty states other than the main three are left out
     assert "30/100 30.0%" in block and "ETA 0:02:10" in block and "2.0 tasks/s" in block
-    assert "4 workers of 5 requested, 4 threads, 8.0 GiB memory" in block
+    assert "4 workers of 5 requested, 4 threads, 8 GiB memory" in block
     assert "batch jobs: PENDING 1  RUNNING 4" in block
     line = render_line(snap)
     assert "done 30/100 (30.0%)" in line and "pending 50 running 10 failed 5 error 5" in line
