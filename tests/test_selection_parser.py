@@ -9,7 +9,7 @@ import io
 import cmd2
 import pytest
 
-from timecal_core import selection_parser
+from timecal_core.monitor import selection_parser
 
 
 @pytest.fixture
