@@ -26,6 +26,7 @@ Tested with uproot 5.0 to 5.7 (5.0.0 in ``make test-lowest``, 5.7 in ``make test
 - the byte layout of a TH1F as ``uproot.writing.identify.to_TH1x`` serialises it (fields
   found by sentinel values: :func:`_template`).
 """
+
 from __future__ import annotations
 
 import json
