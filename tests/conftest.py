@@ -88,3 +88,24 @@ def env(tmp_path) -> dict[str, str]:
                       f"[local]\nworkers = 2\n")
     return {**os.environ, "TIMECAL_CONFIG": str(timerc), "XDG_STATE_HOME": str(tmp_path / "state"),
             "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm"}
+
+
+
+@pytest.fixture
+def catch_gate(monkeypatch):
+    """``catch_gate(gate)``: a fast path's gate (timecal_core.fastpath.FastPath) made undecided,
+    what it says caught in the StringIO returned; undecided again after the test."""
+    import io
+
+    caught = []
+
+    def catch(gate):
+        said = io.StringIO()
+        monkeypatch.setattr(gate, "stream", said)
+        gate.reset()
+        caught.append(gate)
+        return said
+
+    yield catch
+    for gate in caught:
+        gate.reset()

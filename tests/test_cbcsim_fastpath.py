@@ -6,7 +6,6 @@ arrays, re-read when the file changes, not cached beyond the memory bound)."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from pathlib import Path
@@ -240,13 +239,9 @@ def _selected(hits, params):
 
 # --------------------------------------------------------------------------- the gate
 @pytest.fixture
-def gate(monkeypatch):
-    """The fast writer's gate, undecided, its lines caught."""
-    said = io.StringIO()
-    monkeypatch.setattr(fast_root.GATE, "stream", said)
-    fast_root.GATE.reset()
-    yield said
-    fast_root.GATE.reset()
+def gate(catch_gate):
+    """What the fast writer's gate says, from undecided."""
+    return catch_gate(fast_root.GATE)
 
 
 def _plain_reference(tmp_path, hists, params, also=None) -> Path:

@@ -8,7 +8,6 @@ shaping cache's patch of matplotlib does not outlive the write."""
 from __future__ import annotations
 
 import dataclasses
-import io
 import shutil
 import subprocess
 from pathlib import Path
@@ -79,20 +78,17 @@ def _pixels(pdf: Path, tmp: Path) -> np.ndarray:
 
 
 @pytest.fixture
-def gate(monkeypatch):
+def gate(catch_gate, monkeypatch):
     """The layered writer's gate, undecided, its lines caught; the frames recorded counted."""
     from timecal_analysis import pdf_layers
 
-    said = io.StringIO()
-    monkeypatch.setattr(pdf_layers.GATE, "stream", said)
-    pdf_layers.GATE.reset()
+    said = catch_gate(pdf_layers.GATE)
     recorded = []
     record = pdf_layers.PdfFrame.record.__func__
     monkeypatch.setattr(
         pdf_layers.PdfFrame, "record", classmethod(lambda cls, *a: recorded.append(1) or record(cls, *a))
     )
-    yield pdf_layers.GATE, said, recorded
-    pdf_layers.GATE.reset()
+    return pdf_layers.GATE, said, recorded
 
 
 @pytest.fixture(scope="module")

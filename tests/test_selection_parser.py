@@ -4,8 +4,6 @@ does not read a filter as one word: the shell still works, a filter with ``>`` q
 
 from __future__ import annotations
 
-import io
-
 import cmd2
 import pytest
 
@@ -13,12 +11,9 @@ from timecal_core.monitor import selection_parser
 
 
 @pytest.fixture
-def gate(monkeypatch):
-    said = io.StringIO()
-    monkeypatch.setattr(selection_parser.GATE, "stream", said)
-    selection_parser.GATE.reset()
-    yield said
-    selection_parser.GATE.reset()
+def gate(catch_gate):
+    """What the selection parser's gate says, from undecided."""
+    return catch_gate(selection_parser.GATE)
 
 
 def shell() -> cmd2.Cmd:

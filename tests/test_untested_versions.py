@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -53,13 +54,13 @@ def test_a_production_and_plotscan_on_untested_releases_use_the_public_paths(tmp
     )
     assert probe.stdout.split() == ["99.0.0", "99.0.0"]  # the sitecustomize is in force
 
-    production = subprocess.run(
+    said = run_saying_once(
         [
-            BIN / "BXRun",
+            "BXRun",
             "--script",
             "cbcsim",
             "--yaml",
-            tmp_path / "grid.yml",
+            str(tmp_path / "grid.yml"),
             "--dask",
             "local",
             "-o",
@@ -67,20 +68,12 @@ def test_a_production_and_plotscan_on_untested_releases_use_the_public_paths(tmp
             "--interval",
             "1",
         ],
-        env=env,
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=600,
+        env,
+        tmp_path,
+        "timecal: uproot 99.0.0 not tested with the fast harvested-file writer",
     )
-    said = production.stdout + production.stderr
-    assert production.returncode == 0, said
-    assert "production complete: 4 tasks done" in said
-    lines = [line for line in said.splitlines() if "uproot 99.0.0 not tested" in line]
-    assert len(lines) == 1, said
-    assert lines[0].startswith("timecal: uproot 99.0.0 not tested with the fast harvested-file writer")
-    assert "uproot's own writer" in lines[0] and " per file" in lines[0]
+    assert "production complete: 4 tasks done" in said.output
+    assert "uproot's own writer" in said.line and " per file" in said.line
     harvested = sorted((tmp_path / "prod" / "scan" / "results").glob("*/*_harvested.root"))
     assert len(harvested) == 4
     for path in harvested:
@@ -93,24 +86,41 @@ def test_a_production_and_plotscan_on_untested_releases_use_the_public_paths(tmp
         finally:
             f.Close()
 
-    plots = subprocess.run(
-        [BIN / "plotScan", "-i", "scan", "-o", "scan", "--formats", "png,pdf", "--observables", "efficiency"],
-        env=env,
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    said = run_saying_once(
+        ["plotScan", "-i", "scan", "-o", "scan", "--formats", "png,pdf", "--observables", "efficiency"],
+        env,
+        tmp_path,
+        "timecal: matplotlib 99.0.0 not tested with the layered PDF writer",
     )
-    said = plots.stdout + plots.stderr
-    assert plots.returncode == 0, said
-    lines = [line for line in said.splitlines() if "matplotlib 99.0.0 not tested" in line]
-    assert len(lines) == 1, said
-    assert lines[0].startswith("timecal: matplotlib 99.0.0 not tested with the layered PDF writer")
-    assert "savefig" in lines[0] and "per PDF" in lines[0]
+    assert "savefig" in said.line and "per PDF" in said.line
     pdfs = sorted((tmp_path / "scans" / "scan").glob("plots/**/*.pdf"))
     assert pdfs
     for pdf in pdfs:
         page = tmp_path / "page"
         subprocess.run(["pdftoppm", "-r", "20", "-png", "-singlefile", str(pdf), str(page)], check=True)
         assert page.with_suffix(".png").stat().st_size > 1000, pdf
+
+
+@dataclass
+class Said:
+    output: str  # stdout and stderr
+    line: str  # the one line that starts as expected
+
+
+def run_saying_once(argv: list[str], env: dict[str, str], cwd: Path, start: str) -> Said:
+    """Run the console script ``argv[0]`` of this venv; it must succeed and print exactly one
+    line starting with ``start``."""
+    done = subprocess.run(
+        [str(BIN / argv[0]), *argv[1:]],
+        env=env,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    lines = [line for line in output.splitlines() if line.startswith(start)]
+    assert len(lines) == 1, output
+    return Said(output, lines[0])

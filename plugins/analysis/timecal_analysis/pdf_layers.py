@@ -67,11 +67,22 @@ def write(
     if the layers raise) by ``savefig``."""
     path = Path(path)
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+
+    def frame_of(dpi: float) -> PdfFrame:
+        """The frame's recording: kept, or made now (at the figure's dpi, for its images)."""
+        key = frame_key + tuple((type(a).__name__, a.get_zorder()) for a in dynamic)
+        frame = frames.get(key)
+        if frame is None:
+            if len(frames) >= max_frames:
+                frames.clear()
+            frame = frames[key] = PdfFrame.record(fig, dynamic, dpi)
+        return frame
+
     try:
         if GATE.usable():
             try:
                 with _cached_shaping():
-                    _write_layers(fig, partial, dynamic, frame_key, frames, max_frames)
+                    _write_layers(fig, partial, dynamic, frame_of)
                 os.replace(partial, path)
                 return
             except Exception as exc:  # any failure of the layers: savefig writes this one
@@ -92,25 +103,13 @@ def _savefig(fig: Figure, path: Path) -> None:
         fig.set_canvas(canvas)
 
 
-def _write_layers(
-    fig: Figure,
-    path: Path,
-    dynamic: list[Artist],
-    frame_key: tuple[Any, ...],
-    frames: dict[tuple[Any, ...], PdfFrame],
-    max_frames: int,
-) -> None:
+def _write_layers(fig: Figure, path: Path, dynamic: list[Artist], frame_of: Callable[[float], PdfFrame]) -> None:
     from matplotlib.backends.backend_pdf import Op
 
-    key = frame_key + tuple((type(a).__name__, a.get_zorder()) for a in dynamic)
     dpi = fig.dpi
     fig.dpi = 72  # PDF units are points, as print_pdf draws
     try:
-        frame = frames.get(key)
-        if frame is None:
-            if len(frames) >= max_frames:
-                frames.clear()
-            frame = frames[key] = PdfFrame.record(fig, dynamic, dpi)
+        frame = frame_of(dpi)
         file = _pdf_file(path)
         try:
             width, height = fig.get_size_inches()
