@@ -106,8 +106,7 @@ def forget_worker_credentials(cluster) -> None:
     if security is None:
         return
     for value in security.get_tls_config_for_role("worker").values():
-        if isinstance(value, str) and "\n" not in value and \
-                os.path.basename(value).startswith(WORKER_FILE_PREFIX):
+        if isinstance(value, str) and "\n" not in value and os.path.basename(value).startswith(WORKER_FILE_PREFIX):
             try:
                 os.unlink(value)
             except FileNotFoundError:
