@@ -109,3 +109,16 @@ def catch_gate(monkeypatch):
     yield catch
     for gate in caught:
         gate.reset()
+
+
+def fast_path_tested(gate) -> None:
+    """Skip a test of a fast path on private API (timecal_core.fastpath.FastPath) when the
+    installed release is outside the range it was tested with: there its gate keeps it off
+    for users too (what ``make test-latest`` is for: the skip says which range to try and
+    widen). The fallback itself is tested whatever the release."""
+    if not gate.tested():
+        import importlib
+
+        version = getattr(importlib.import_module(gate.library), "__version__", "unknown")
+        pytest.skip(f"{gate.library} {version} is outside the range {gate.what} was tested with "
+                    f"({gate.oldest} to {gate.newest}): its gate keeps it off; test it and widen the range")

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import uproot
 
+from conftest import fast_path_tested
 from timecal_core.cms import fast_root
 from timecal_core.cms.fast_root import _build_file, write_histograms
 from timecal_core.cms.harvested_layout import (BXHistograms, HARVESTED_PREFIX, MODES, hist1d_name,
@@ -77,6 +78,7 @@ def assert_same_objects(slow: Path, fast: Path) -> int:
 def test_fast_and_uproot_writers_give_identical_objects(tmp_path, harvested):
     hists = random_histograms()
     params = {"params": {"threshold": 5800.0}, "metadata": {"delay": None}}
+    fast_path_tested(fast_root.GATE)
     slow, fast = tmp_path / "slow.root", tmp_path / "fast.root"
     write_histograms(slow, hists, params, harvested=harvested, fast=False)
     # The fast path itself (it raises instead of falling back to the plain writer).
@@ -240,7 +242,8 @@ def _selected(hits, params):
 # --------------------------------------------------------------------------- the gate
 @pytest.fixture
 def gate(catch_gate):
-    """What the fast writer's gate says, from undecided."""
+    """What the fast writer's gate says, from undecided (on a tested uproot)."""
+    fast_path_tested(fast_root.GATE)
     return catch_gate(fast_root.GATE)
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import fast_path_tested
+
 pytestmark = pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="rasterising a PDF needs poppler's pdftoppm")
 
 
@@ -82,6 +84,7 @@ def gate(catch_gate, monkeypatch):
     """The layered writer's gate, undecided, its lines caught; the frames recorded counted."""
     from timecal_analysis import pdf_layers
 
+    fast_path_tested(pdf_layers.GATE)
     said = catch_gate(pdf_layers.GATE)
     recorded = []
     record = pdf_layers.PdfFrame.record.__func__
@@ -96,6 +99,7 @@ def layered(tmp_path_factory) -> dict[str, np.ndarray]:
     """The PDFs the layers write (the reference), rasterised."""
     from timecal_analysis import pdf_layers
 
+    fast_path_tested(pdf_layers.GATE)
     tmp = tmp_path_factory.mktemp("layered")
     pdf_layers.GATE.reset()
     assert pdf_layers.GATE.usable(), f"the layers are off with this matplotlib ({pdf_layers.GATE.version})"

@@ -317,6 +317,9 @@ def test_pdf_in_layers_is_what_a_full_draw_gives(tmp_path, monkeypatch):
 
     from timecal_analysis import pdf_layers, plotting
     from timecal_analysis.observables import observable
+    from conftest import fast_path_tested
+
+    fast_path_tested(pdf_layers.GATE)
 
     recorded, replayed = [], []
     record, replay = pdf_layers.PdfFrame.record.__func__, pdf_layers.PdfFrame.replay_resources

@@ -7,12 +7,14 @@ from __future__ import annotations
 import cmd2
 import pytest
 
+from conftest import fast_path_tested
 from timecal_core.monitor import selection_parser
 
 
 @pytest.fixture
 def gate(catch_gate):
     """What the selection parser's gate says, from undecided."""
+    fast_path_tested(selection_parser.GATE)
     return catch_gate(selection_parser.GATE)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 
@@ -95,7 +96,7 @@ class RunningCluster:
 WORKER_FILE_PREFIX = ".timecal-worker-"
 
 
-def forget_worker_credentials(cluster) -> None:
+def forget_worker_credentials(cluster: Any) -> None:
     """Delete the worker certificate, key and CA copy timecal wrote for the cluster's batch
     jobs, as soon as it is closed. Found through dask's public API (the cluster's
     ``security``, ``get_tls_config_for_role``): only files named by timecal are removed,

@@ -31,9 +31,13 @@ import os
 import stat
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..contract.errors import UserError
 from ..contract.running_cluster import WORKER_FILE_PREFIX
+
+if TYPE_CHECKING:
+    from distributed.security import Security
 
 #: Directory of a production (or plotScan output) where batch workers find their credentials.
 CREDENTIALS_DIR = ".credentials"
@@ -152,7 +156,7 @@ def jobqueue_kwargs(section: str, settings: Mapping[str, str], cluster_kwargs: M
     return kwargs
 
 
-def with_worker_files(security, directory: Path):
+def with_worker_files(security: Security, directory: Path) -> Security:
     """``security`` (self-signed, in memory) with the CA and the worker's certificate and key
     in new files of ``directory``, readable by the owner only (batch jobs get their names on
     the command line); the scheduler's and the client's stay in memory. The cluster's close
@@ -189,18 +193,18 @@ def health_only_scheduler():
     return HealthOnlyScheduler
 
 
-def in_memory(security) -> bool:
+def in_memory(security: Security) -> bool:
     """Whether the credentials exist only in this process (``Security.temporary()``): PEM
     text rather than file names."""
     return any("\n" in (value or "") for value in _worker_tls(security))
 
 
-def _worker_tls(security) -> tuple[str, ...]:
+def _worker_tls(security: Security) -> tuple[str, ...]:
     config = security.get_tls_config_for_role("worker")
     return tuple(v for v in (config.get("ca_file"), config.get("cert"), config.get("key")) if isinstance(v, str))
 
 
-def describe(security) -> str:
+def describe(security: Security | None) -> str:
     """One line for the monitor's ``client`` command."""
     if security is None or not getattr(security, "require_encryption", False):
         return "none: plain TCP, anyone who reaches the scheduler can run code as you"
