@@ -86,6 +86,26 @@ def test_bad_settings_are_one_line_errors(tmp_path, section, message):
     assert "\n" not in str(err.value)
 
 
+def test_workers_interface_need_not_exist_on_the_login_node(tmp_path):
+    """A multi-homed login node: the nodes' interface (here nosuchif0) is the workers' only;
+    the scheduler listens on scheduler_interface, or on the contact address's port on every
+    interface. Only an interface the scheduler itself would listen on must exist here."""
+    s = parse_settings({"interface": "nosuchif0", "scheduler_interface": "lo"}, tmp_path)
+    assert s.cluster_kwargs["interface"] == "nosuchif0"
+    assert s.cluster_kwargs["scheduler_options"]["interface"] == "lo"
+    s = parse_settings({"interface": "nosuchif0", "contact_address": "tls://login1.example.org:8786"}, tmp_path)
+    options = s.cluster_kwargs["scheduler_options"]
+    assert (options["contact_address"], options["port"], options["host"]) == \
+        ("tls://login1.example.org:8786", 8786, "0.0.0.0")
+    with pytest.raises(UserError, match=r"interface = 'nosuchif0': no such network interface on this host "
+                                        r"\(the scheduler listens on it too unless scheduler_interface"):
+        parse_settings({"interface": "nosuchif0"}, tmp_path)
+    with pytest.raises(UserError, match=r"scheduler_interface = 'nosuchif0': no such network interface"):
+        parse_settings({"interface": "lo", "scheduler_interface": "nosuchif0"}, tmp_path)
+    with pytest.raises(UserError, match=r"contact_address = 'tls://login1:http': expected tls://HOST:PORT"):
+        parse_settings({"contact_address": "tls://login1:http"}, tmp_path)
+
+
 def test_missing_sbatch_says_what_is_needed(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # a PATH without any SLURM command
     with pytest.raises(UserError, match=r"'sbatch' not found: the slurm backend needs the SLURM "
