@@ -186,3 +186,141 @@ def test_without_the_cluster_interface_the_start_fails_naming_the_address(slurmn
     assert advertised not in (HOST_ADDR, *NODE_ADDRS.values())
     job = re.search(r"slurm job (\d+)", message)[1]
     wait_until(lambda: slurmnet.jobs()[job]["state"] in ("CANCELLED", "COMPLETED"), 30, "its job removed")
+
+
+# ------------------------------------------------------------------------- faults
+def attempts_of(out: Path, dirname: str) -> list[tuple]:
+    return query(out, "SELECT a.attempt, a.outcome, a.cause, a.reason, a.host, a.job_id FROM attempts a "
+                      "JOIN tasks t USING (task_id) WHERE t.dirname = ? ORDER BY a.attempt", (dirname,))
+
+
+def test_a_node_dies_with_its_jobs(slurmnet, tmp_path):
+    """A compute node dies as in a power cut: its cable goes first (nothing it sends reaches
+    anyone any more), then every process in it, slurmd included. SLURM marks it DOWN and its
+    job NODE_FAIL; Dask loses the worker; the task is charged one attempt with cause ``node``
+    and SLURM's words, rerun on a live node, and the lost job is replaced there."""
+    slurmnet.set_slurmd_timeout(20)  # a site's 300 s would make the test wait 5 minutes
+    env = timerc_env(tmp_path, NETWORK + "jobs = 3\n")
+    out = tmp_path / "prod"
+    proc = bxrun(env, "--script", "sleeper", "--yaml", sleeper_grid(tmp_path, 6, 20), "--dask", "slurm",
+                 "-o", out, "--interval", "1")
+    try:
+        steps = wait_until(lambda: len(running_steps(out)) == 3 and running_steps(out), 120, "three tasks running")
+        dirname, pid = sorted(steps.items())[0]
+        node, job = slurmnet.node_of_pid(pid), slurm_job_of(pid)
+        assert node in NODES
+        died = time.time()
+        slurmnet.cut(node)
+        killed = slurmnet.kill_node(node)
+        assert pid in killed
+        output = finish(proc, 360)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, output
+    assert_each_result_once(out, 6)
+    # SLURM's own account: the node DOWN, the job NODE_FAIL.
+    assert slurmnet.node_states()[node].startswith("down"), slurmnet.node_states()
+    assert slurmnet.jobs()[job]["state"] == "NODE_FAIL", slurmnet.jobs()[job]
+    (first, second) = attempts_of(out, dirname)
+    assert first[:3] == (1, "failed", "node") and first[5] == job, first
+    assert second[:2] == (2, "done") and second[4] in set(NODES) - {node}, second
+    history = notes(out)
+    assert any(re.fullmatch(rf"slurm: slurm job {job} \(\S+\) ended \(NODE_FAIL[^)]*\) while its worker was "
+                            r"connected; Dask reruns its tasks on the other workers", n) for n in history), history
+    assert any(n.endswith("attempt 1: the SLURM job's node failed (NODE_FAIL)") for n in history), history
+    # The replacement job ran on a live node; nothing ran on the dead one afterwards.
+    later = [j for j, row in slurmnet.jobs().items() if int(j) > int(job)]
+    assert later and all(slurmnet.jobs()[j]["nodes"] != node for j in later), slurmnet.jobs()
+    hosts_after = query(out, "SELECT host FROM attempts WHERE start > ?", (died,))
+    assert node not in {h for (h,) in hosts_after}
+
+
+def test_the_network_of_a_node_is_cut_for_a_minute(slurmnet, tmp_path):
+    """One node's cable is out for 60 s, then back. SLURM (SlurmdTimeout 300 s, a site's
+    default) does not notice; Dask does. What happens, in order, is documented in the README
+    ("What the batch backends watch for you") and checked here: nothing is lost or duplicated,
+    and the worker of the cut node is, once back, either used again or retired with its job."""
+    env = timerc_env(tmp_path, NETWORK + "jobs = 3\n")
+    out = tmp_path / "prod"
+    proc = bxrun(env, "--script", "sleeper", "--yaml", sleeper_grid(tmp_path, 12, 20), "--dask", "slurm",
+                 "-o", out, "--interval", "1")
+    try:
+        steps = wait_until(lambda: len(running_steps(out)) == 3 and running_steps(out), 120, "three tasks running")
+        dirname, pid = sorted(steps.items())[0]
+        node, job = slurmnet.node_of_pid(pid), slurm_job_of(pid)
+        slurmnet.cut(node)
+        time.sleep(60)
+        slurmnet.restore(node)
+        output = finish(proc, 420)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, output
+    assert_each_result_once(out, 12)
+    assert slurmnet.node_states()[node] in ("idle", "mix", "alloc"), slurmnet.node_states()
+    # Once BXRun closed its cluster, nothing of the cut node's job is left on it: only slurmd.
+    wait_until(lambda: {Path(f"/proc/{p}/comm").read_text().strip() for p in slurmnet.pids_on(node)
+                        if os.path.exists(f"/proc/{p}")} <= {"slurmd"}, 60, f"the jobs on {node} gone")
+    assert slurmnet.jobs()[job]["state"] in ("CANCELLED", "COMPLETED"), slurmnet.jobs()[job]
+
+
+def test_the_driver_is_killed_and_started_again(slurmnet, tmp_path):
+    """SIGKILL of BXRun in the middle of a production whose jobs fill the cluster (one more
+    waits in the queue), then the same command again: the new driver finds the jobs of the
+    killed one that SLURM still runs or queues, removes them (their workers serve a scheduler
+    that is gone), says so, and completes the production with its own; none is orphaned."""
+    env = timerc_env(tmp_path, NETWORK + "jobs = 4\njob_extra_directives = --exclusive\n")
+    out = tmp_path / "prod"
+    args = ("--script", "sleeper", "--yaml", sleeper_grid(tmp_path, 8, 15), "--dask", "slurm", "-o", out,
+            "--interval", "1")
+    first = bxrun(env, *args)
+    try:
+        wait_until(lambda: len(running_steps(out)) == 3, 120, "three tasks running")
+        old = {m[1] for n in notes(out) if (m := re.match(r"slurm: slurm job (\d+) runs worker", n))}
+        states = {j: slurmnet.jobs()[j]["state"] for j in old}
+        assert sorted(states.values()) == ["PENDING", "RUNNING", "RUNNING", "RUNNING"], states
+        first.kill()
+        first.communicate(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    second = bxrun(env, *args)
+    try:
+        output = finish(second, 300)
+    finally:
+        if second.poll() is None:
+            second.kill()
+    assert second.returncode == 0, output
+    assert_each_result_once(out, 8)
+    final = slurmnet.jobs()
+    assert all(final[j]["state"] in ("CANCELLED", "COMPLETED", "FAILED") for j in old), {j: final[j] for j in old}
+    pending = next(j for j, s in states.items() if s == "PENDING")
+    assert final[pending]["state"] == "CANCELLED"
+    assert re.search(rf"slurm job {pending} .*earlier driver.*PENDING.*removed", output), output
+    for node in NODES:  # nothing of either driver's jobs is left on any node
+        wait_until(lambda: {Path(f"/proc/{p}/comm").read_text().strip() for p in slurmnet.pids_on(node)
+                            if os.path.exists(f"/proc/{p}")} <= {"slurmd"}, 60, f"the jobs on {node} gone")
+
+
+def test_a_task_over_its_jobs_memory_is_oom_from_slurms_cgroup(slurmnet, tmp_path):
+    """SLURM enforces --mem through task/cgroup (cgroup v1 memory controller here): a step
+    filling 800 MiB in a 500 MB job is killed by the kernel within the job's memory cgroup,
+    long before timecal's own watcher (the worker's limit) would: the attempt is ``oom``,
+    retried per [retry] oom = 2, then failed for good; SLURM's own record of the job says
+    it ran out of memory. The tasks within their memory are done once each."""
+    env = timerc_env(tmp_path, NETWORK + "jobs = 2\n", "\n[retry]\noom = 2\n")
+    grid = tmp_path / "grid.yml"
+    grid.write_text("index: [1, 2, 3]\nallocate: [16, 800]\nseconds: 2\n")
+    out = tmp_path / "prod"
+    proc = bxrun(env, "--script", "sleeper", "--yaml", grid, "--dask", "slurm", "-o", out, "--interval", "1")
+    output = finish(proc, 300)
+    assert proc.returncode == 1, output  # tasks failed for good
+    done = results_of(out)
+    assert sorted(r["params"]["allocate"] for r in done.values()) == [16, 16, 16]
+    failed = query(out, "SELECT task_id, state, attempts, cause FROM tasks WHERE state != 'done'")
+    assert len(failed) == 3 and all(row[1:] == ("error", 2, "oom") for row in failed), failed
+    reasons = {r for (r,) in query(out, "SELECT reason FROM attempts WHERE outcome = 'failed'")}
+    assert reasons == {"step sleep out of memory (killed by the kernel at the job's limit of 477 MiB)"}, reasons
+    jobs = {m[1] for n in notes(out) if (m := re.match(r"slurm: slurm job (\d+) runs worker", n))}
+    assert any(slurmnet.jobs()[j]["state"] == "OUT_OF_MEMORY" for j in jobs), slurmnet.jobs()

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import inspect
+import re
 import shutil
 import threading
 import time
@@ -244,6 +245,7 @@ def start_supervised(running_class, cluster_class, settings: BatchSettings, raw:
         if check is not None:
             check(cluster)
         running = running_class(cluster, settings, **running_kwargs)
+        running.remove_earlier_jobs(production_dir)
         if settings.adapt:
             running.adapt_jobs(*settings.adapt)
         else:
@@ -308,6 +310,41 @@ class ConnectedWorkers(SchedulerPlugin):
         with self._lock:
             return [(n, c) for n, c in self._connected.items()
                     if (n == job_name or n.startswith(job_name + "-")) and c.time >= after]
+
+
+def job_record(label: str, location: str, worker: str) -> str:
+    """The ledger's note of a job first seen, e.g. ``slurm job 4711 runs worker timecal-3``
+    (``htcondor job 812.0 on schedd bigbird17.cern.ch runs worker ...``): whoever must find
+    the job later (the next driver, a user on another login node) reads it there."""
+    return f"{label}{f' on {location}' if location else ''} runs worker {worker}"
+
+
+#: A :func:`job_record` as the engine notes it (``<backend>: ...``).
+_RECORD = re.compile(r"^(?P<backend>\w+): (?P=backend) job (?P<job>\S+)(?: on (?P<where>.+?))? runs worker "
+                     r"(?P<worker>\S+)$")
+#: Jobs of earlier drivers asked about at a start: the most recent ones (a driver that ended
+#: normally removed its own; one killed left at most the jobs it ran last).
+EARLIER_JOBS = 5000
+
+
+def earlier_jobs(production_dir: Path, backend: str) -> dict[str, tuple[str, str]]:
+    """Job id -> (where, worker name) of the jobs earlier drivers of this production recorded."""
+    from .ledger import Ledger
+
+    try:
+        ledger = Ledger.open_readonly(Path(production_dir))
+    except Exception:  # no ledger yet (a production's first start) or unreadable: nothing known
+        return {}
+    try:
+        notes = ledger.notes_containing(" runs worker ", EARLIER_JOBS)
+    finally:
+        ledger.close()
+    found = {}
+    for note in notes:
+        match = _RECORD.match(note)
+        if match and match["backend"] == backend:
+            found[match["job"]] = (match["where"] or "", match["worker"])
+    return found
 
 
 @dataclass(frozen=True)
@@ -476,6 +513,24 @@ class BatchRunningCluster(RunningCluster):
                 f"(or contact_address) to an address the {self.nodes} can reach; worker log: "
                 f"{self.log_path(job_id)}")
 
+    def remove_earlier_jobs(self, production_dir: Path) -> None:
+        """Remove the jobs an earlier driver of this production left queued, running or held
+        (it was killed, or its host rebooted): their workers were given the address and
+        credentials of a scheduler that died with that driver and can never serve this one;
+        left alone they would hold slots (a queued one would even start later and wait
+        ``death_timeout`` for nobody). Said in one line each, at the first interval."""
+        earlier = earlier_jobs(production_dir, self.backend)
+        rows = self.query_jobs(sorted(earlier)) if earlier else {}
+        alive = sorted(j for j, row in rows.items() if row.phase != ENDED)
+        if not alive:
+            return
+        self.remove_jobs(alive, "timecal: a job of an earlier driver of this production")
+        for job_id in alive:
+            where, worker = earlier[job_id]
+            self._unreported.append(
+                f"{self.job_label(job_id)} ({worker}), submitted by an earlier driver of this production, was "
+                f"still {rows[job_id].state}: removed (its worker served that driver's scheduler, gone with it)")
+
     # ----------------------------------------------------------------- supervision
     def _examine(self) -> tuple[list[str], list[str]]:
         """One look at every job: (records for the ledger, problems and what was done)."""
@@ -491,7 +546,7 @@ class BatchRunningCluster(RunningCluster):
             if row is not None and job_id not in self._announced:
                 self._announced.add(job_id)
                 where = f" on {row.location}" if row.location else ""
-                records.append(f"{self.job_label(job_id)}{where} runs worker {name}")
+                records.append(job_record(self.job_label(job_id), row.location, name))
             connections = self.connected.of_job(name, row.started if row else None)
             for worker, conn in connections:
                 self._job_of_address[conn.address] = job_id

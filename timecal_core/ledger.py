@@ -612,6 +612,12 @@ class Ledger:
                            "ORDER BY id DESC LIMIT ?", (n,))
         return [Event(*r) for r in reversed(rows)]
 
+    def notes_containing(self, text: str, limit: int) -> list[str]:
+        """The last ``limit`` production-level notes containing ``text``, oldest first."""
+        rows = self._query("SELECT detail FROM events WHERE task_id IS NULL AND instr(detail, ?) > 0 "
+                           "ORDER BY id DESC LIMIT ?", (text, limit))
+        return [d for (d,) in reversed(rows)]
+
     def last_start(self) -> float | None:
         """When the latest driver started (the rate of ``--status`` is measured from it)."""
         rows = self._query("SELECT MAX(time) FROM events WHERE task_id IS NULL AND "

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import causes, provenance
+from . import causes, memcg, provenance
 from .errors import UserError
 from .grid import RESULTS, TMP, TaskSpec
 from .hookspecs import FinishedTask, Step, TaskRequest
@@ -201,6 +201,7 @@ def run_step(step: Step, workdir: Path, log_path: Path, cmssw_init: str, task_id
     request.update(cwd=str(workdir), log=str(log_path), memory_limit=memory_limit)
     if extra_env:
         request["env"] = {**request["env"], **extra_env}
+    oom_kills = memcg.oom_kills()
     try:
         outcome = warm_server().run(request, should_stop)
     except ServerLost as exc:
@@ -225,6 +226,15 @@ def run_step(step: Step, workdir: Path, log_path: Path, cmssw_init: str, task_id
                       f"{outcome.oom['limit'] / 2**20:.0f} MiB, after {_describe_usage(outcome)}\n"
                       f"out of memory: {outcome.oom['rss'] / 2**20:.0f} MiB > limit "
                       f"{outcome.oom['limit'] / 2**20:.0f} MiB\n")
+        raise TaskFailed(task_id, step.name, None, _tail(log_path), causes.OOM)
+    if outcome.signal == signal.SIGKILL and oom_kills is not None and (memcg.oom_kills() or 0) > oom_kills:
+        # The kernel's OOM killer in the job's memory cgroup (the batch system's limit).
+        record["oom"] = True
+        limit = memcg.limit()
+        where = f"the job's memory cgroup (limit {limit / 2**20:.0f} MiB)" if limit else "its memory cgroup"
+        with open(log_path, "a") as log:
+            log.write(f"--- step {step.name} killed by the kernel's out-of-memory killer: {where} was full, "
+                      f"after {_describe_usage(outcome)}\nout of memory: killed by the kernel in {where}\n")
         raise TaskFailed(task_id, step.name, None, _tail(log_path), causes.OOM)
     if outcome.signal is not None:
         try:
