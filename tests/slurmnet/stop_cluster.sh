@@ -39,7 +39,7 @@ pidfile_alive() { # pidfile_alive FILE NAME
 #    SIGKILL whatever is left, until nothing is.
 for p in $(cluster_pids | sort -un); do kill -TERM "$p" 2>/dev/null; done
 for pf in "$RUN"/slurmctld.pid "$RUN"/slurmd-*.pid; do
-  [ -e "$pf" ] && pidfile_alive "$pf" "$(basename "$pf" .pid | sed 's/-.*//')" && kill -TERM "$(cat "$pf")"
+  p=$(cat "$pf" 2>/dev/null) && pidfile_alive "$pf" "$(basename "$pf" .pid | sed 's/-.*//')" && kill -TERM "$p" 2>/dev/null
 done
 for _ in $(seq 20); do [ -z "$(cluster_pids)" ] && break; sleep 0.25; done
 for _ in $(seq 40); do
@@ -62,7 +62,7 @@ rm -f "$RUN/munged.pid"
 # 3. the network: deleting a namespace deletes its end of the veth pair, and with it ours
 for h in "${hosts[@]}"; do
   [ -e "/run/netns/$h" ] && ip netns del "$h"
-  ip link show "tcv-$h" >/dev/null 2>&1 && ip link del "tcv-$h"
+  ip link del "tcv-$h" 2>/dev/null
 done
 ip link show "$BRIDGE" >/dev/null 2>&1 && ip link del "$BRIDGE"
 

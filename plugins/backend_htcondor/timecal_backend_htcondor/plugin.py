@@ -14,9 +14,12 @@ from timecal_core.errors import UserError
 from timecal_core.hookspecs import BackendRequest, ExecutionBackend, hookimpl
 from timecal_core.security import without_dashboard
 
-from .cluster import HTCondorRunningCluster
-from .schedd import ScheddClient, htcondor, require_commands
 from .settings import SECTION, parse_settings
+
+# The HTCondor bindings (.schedd, .cluster) are imported when the backend starts, not when
+# the plugin registers: every process that loads the plugins would import them, the Dask
+# workers running tasks included, and the bindings resolve the host's name when imported,
+# retrying for two minutes on a node whose name does not resolve.
 
 
 @hookimpl
@@ -28,6 +31,8 @@ def timecal_backends():
 
 def submit_description(cluster):
     """The worker job as ``htcondor.Submit``: what condor_submit will be given."""
+    from .schedd import htcondor
+
     try:
         return htcondor.Submit(cluster.job_script())
     except (ValueError, RuntimeError) as exc:
@@ -35,8 +40,12 @@ def submit_description(cluster):
                         f"({exc}); check submit_directives") from None
 
 
-def start(request: BackendRequest) -> HTCondorRunningCluster:
+def start(request: BackendRequest):
+    """An :class:`~timecal_backend_htcondor.cluster.HTCondorRunningCluster` with its first jobs."""
     settings = parse_settings(without_dashboard(request.settings), request.output_dir)
+    from .cluster import HTCondorRunningCluster
+    from .schedd import ScheddClient, require_commands
+
     require_commands()
     from dask_jobqueue import HTCondorCluster
 
