@@ -32,7 +32,7 @@ def test_timerc_section_becomes_cluster_arguments(tmp_path):
     kw = s.cluster_kwargs
     assert (kw["queue"], kw["account"], kw["cores"], kw["processes"], kw["memory"], kw["walltime"]) == \
         ("cp3", "cms", 4, 2, "8GB", "02:00:00")
-    assert kw["job_extra_directives"] == ["--qos=normal", "--exclusive"]
+    assert kw["job_extra_directives"] == ["--qos=normal", "--exclusive", "--no-requeue"]
     assert kw["job_script_prologue"] == ["source /cvmfs/cms.cern.ch/cmsset_default.sh",
                                          "cd /cmssw && eval `scramv1 runtime -sh`"]
     assert kw["log_directory"] == str(tmp_path / "prod" / "logs")
@@ -52,6 +52,19 @@ def test_job_script_carries_the_settings(tmp_path):
     assert "#SBATCH --qos=short" in script
     assert f"#SBATCH -o {tmp_path / 'prod' / 'logs'}/timecal-%J.out" in script
     assert script.index("echo set-up-done") < script.index("distributed.cli.dask_worker")
+
+
+def test_worker_jobs_are_not_requeued_unless_asked(tmp_path):
+    """A job lost with its node is replaced by timecal and its tasks rerun by Dask: SLURM's
+    own requeue (JobRequeue=1, a site default) would bring it back under the same id, so the
+    jobs say --no-requeue, after the user's directives from timerc or else jobqueue.yaml; a
+    user who writes --requeue keeps it."""
+    assert parse_settings({}, tmp_path).cluster_kwargs["job_extra_directives"] == ["--no-requeue"]
+    s = parse_settings({"job_extra_directives": "--requeue\n--qos=long"}, tmp_path)
+    assert s.cluster_kwargs["job_extra_directives"] == ["--requeue", "--qos=long"]
+    with dask.config.set({"jobqueue.slurm.job-extra-directives": ["--qos=fromyaml"]}):
+        s = parse_settings({}, tmp_path)
+    assert s.cluster_kwargs["job_extra_directives"] == ["--qos=fromyaml", "--no-requeue"]
 
 
 def test_jobqueue_yaml_fills_what_timerc_leaves_out(tmp_path):
