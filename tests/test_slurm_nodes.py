@@ -279,10 +279,11 @@ def test_the_network_of_a_node_is_cut_for_a_minute(slurmnet, tmp_path):
         worker_pid = int(next(m[1] for n in notes(out)
                               if (m := re.match(rf"slurm: slurm job {job} \(\S+\): worker .* pid (\d+)$", n))))
         t0 = time.time()
-        seen = len(notes(out))
+        seen = len(query(out, "SELECT id FROM events"))
 
         def look(what: str = "") -> None:
-            history = notes(out)
+            history = [f"{t[:8] + ' ' if t else ''}{d}" for t, d in
+                       query(out, "SELECT task_id, detail FROM events ORDER BY id")]
             nonlocal seen
             new, seen = history[seen:], len(history)
             row = slurmnet.jobs().get(job, {})

@@ -602,6 +602,10 @@ class BatchRunningCluster(RunningCluster):
         return [f"{self.backend}: submitting {len(lost)} job(s) to replace lost worker(s) "
                 f"{', '.join(sorted(map(str, lost)))}"]
 
+    def job_of_worker(self, address: str) -> str | None:
+        """The batch job a worker (scheduler address) ran in, as supervision matched them."""
+        return self._job_of_address.get(address)
+
     def fate_of_worker(self, address: str) -> tuple[str, str] | None:
         """What became of the job of the worker at ``address`` (a scheduler address), as
         ``(cause, detail)``, e.g. ``("walltime", "the SLURM job reached its time limit of 1:00:00
