@@ -17,9 +17,9 @@ from dask.utils import parse_bytes
 from timecal_backend_htcondor import schedd as schedd_module
 from timecal_backend_htcondor.plugin import start, submit_description
 from timecal_backend_htcondor.settings import parse_settings
-from timecal_core.errors import UserError
-from timecal_core.hookspecs import BackendRequest
-from timecal_core.plugins import get_registry
+from timecal_core.contract.errors import UserError
+from timecal_core.contract.hookspecs import BackendRequest
+from timecal_core.contract.plugins import get_registry
 
 def job_ad(job_id: str, status: int, **extra) -> classad2.ClassAd:
     cluster, proc = job_id.split(".")
@@ -40,7 +40,7 @@ def test_loading_the_plugins_does_not_import_the_htcondor_bindings():
     import subprocess
     import sys
 
-    code = ("import sys; from timecal_core.plugins import get_registry; get_registry(); "
+    code = ("import sys; from timecal_core.contract.plugins import get_registry; get_registry(); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('htcondor', 'htcondor2', 'classad2')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]", done.stdout

@@ -30,9 +30,9 @@ from distributed import Client
 from conftest import bxrun_path, write_timerc
 from slurmnet.fixture import BRIDGE, HOST_ADDR, NODE_ADDRS, NODE_IF, NODES, PARTITION, slurmnet, wait_until  # noqa: F401
 from timecal_backend_slurm.plugin import start
-from timecal_core.config import load_timerc
-from timecal_core.errors import UserError
-from timecal_core.hookspecs import BackendRequest
+from timecal_core.config.timerc import load_timerc
+from timecal_core.contract.errors import UserError
+from timecal_core.contract.hookspecs import BackendRequest
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slurmnet]
 cloudpickle.register_pickle_by_value(sys.modules[__name__])

@@ -4,15 +4,15 @@ The submit description dask-jobqueue generates is parsed by the HTCondor binding
 anything is submitted, so a malformed ``submit_directives`` line fails at once with
 HTCondor's own words instead of as a log line of a background submission; then the first
 jobs either connect, wait in the queue, or fail with a message saying why
-(``timecal_core.batch``).
+(``timecal_core.batch.supervision``).
 """
 
 from __future__ import annotations
 
-from timecal_core.batch import start_supervised
-from timecal_core.errors import UserError
-from timecal_core.hookspecs import BackendRequest, ExecutionBackend, hookimpl
-from timecal_core.security import without_dashboard
+from timecal_core.batch.supervision import start_supervised
+from timecal_core.contract.errors import UserError
+from timecal_core.contract.hookspecs import BackendRequest, ExecutionBackend, hookimpl
+from timecal_core.run.cluster_security import without_dashboard
 
 from .settings import SECTION, parse_settings
 
@@ -53,5 +53,5 @@ def start(request: BackendRequest):
     schedd.locate()  # a wrong [htcondor] schedd fails now, not as a background submission error
 
     return start_supervised(HTCondorRunningCluster, HTCondorCluster, settings, request.settings,
-                            request.output_dir, check=submit_description,
+                            request.output_dir, notes=request.notes, check=submit_description,
                             schedd=schedd)
