@@ -54,6 +54,14 @@ class SlurmNet:
     def conf(self) -> Path:
         return self.base / "slurm.conf"
 
+    @property
+    def no_memory_limits(self) -> str:
+        """Why SLURM does not enforce the jobs' --mem on this machine ("" where it does)."""
+        try:
+            return (self.base / "no-memory-limits").read_text().strip()
+        except FileNotFoundError:
+            return ""
+
     def run(self, *argv: str, check: bool = True) -> str:
         """A SLURM client command against this cluster; its stdout."""
         done = subprocess.run(argv, capture_output=True, text=True, timeout=60,

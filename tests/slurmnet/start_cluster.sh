@@ -58,8 +58,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
-[ -d /sys/fs/cgroup/memory ] && [ -w /sys/fs/cgroup/memory ] \
-  || fail "no writable cgroup v1 memory hierarchy at /sys/fs/cgroup/memory (the memory limits need it)"
+# Memory limits need the kernel's cgroup v1 memory controller (SLURM's cgroup/v1 plugin); where
+# there is none, the cluster runs without them (task/none) and says why in BASE/no-memory-limits.
+own=$(awk -F: '$2 ~ /(^|,)memory(,|$)/ {print $3}' /proc/self/cgroup)
+# (TIMECAL_SLURMNET_NO_CGROUP=1 tries the set-up of such machines here.)
+if [ -n "$own" ] && [ -d /sys/fs/cgroup/memory ] && [ -w /sys/fs/cgroup/memory ] \
+   && [ -z "${TIMECAL_SLURMNET_NO_CGROUP:-}" ]; then
+  TASK=task/cgroup NO_LIMITS=""
+else
+  TASK=task/none
+  NO_LIMITS="${TIMECAL_SLURMNET_NO_CGROUP:+TIMECAL_SLURMNET_NO_CGROUP is set, as if }this machine has no writable cgroup v1 memory controller (/sys/fs/cgroup/memory; /proc/self/cgroup names no memory hierarchy): tests/slurmnet enforces --mem through SLURM's cgroup/v1 plugin only (SLURM 22.05's cgroup/v2 needs systemd, or IgnoreSystemd, which these tests do not set up)"
+fi
 
 # 2. a clean slate; BASE must be ours (a directory someone else prepared in /tmp is not trusted)
 bash "$HERE/stop_cluster.sh" "$BASE" >/dev/null
@@ -67,8 +76,9 @@ if [ -e "$BASE" ] && { [ ! -d "$BASE" ] || [ -L "$BASE" ] || [ "$(stat -c %u "$B
   fail "$BASE exists and is not a directory of root's: remove it or choose another BASE"
 fi
 mkdir -p "$BASE" && chmod 0755 "$BASE"
-rm -rf "$RUN" "$STATE" "$MUNGE"
+rm -rf "$RUN" "$STATE" "$MUNGE" "$BASE/no-memory-limits"
 mkdir -p "$RUN" "$LOG" "$STATE/ctld"
+[ -z "$NO_LIMITS" ] || echo "$NO_LIMITS" > "$BASE/no-memory-limits"
 : > "$LOG/cluster.log"
 for f in "$LOG"/*.log; do : > "$f"; done
 
@@ -122,7 +132,7 @@ SlurmdPidFile=$RUN/slurmd-%n.pid
 SlurmctldLogFile=$LOG/slurmctld.log
 SlurmdLogFile=$LOG/slurmd-%n.log
 ProctrackType=proctrack/linuxproc
-TaskPlugin=task/cgroup
+TaskPlugin=$TASK
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=100
@@ -142,7 +152,8 @@ MailProg=/bin/true
 # LLN: jobs go to the least loaded node, so that three one-core jobs run on three nodes.
 ${nodelines}PartitionName=$PARTITION Nodes=ALL Default=YES MaxTime=INFINITE State=UP LLN=YES
 EOF
-cat > "$BASE/cgroup.conf" <<EOF
+rm -f "$BASE/cgroup.conf"
+[ "$TASK" = task/none ] || cat > "$BASE/cgroup.conf" <<EOF
 # The jobs' memory, enforced by the kernel (cgroup v1 memory controller, this kernel's).
 CgroupPlugin=cgroup/v1
 CgroupMountpoint=/sys/fs/cgroup
@@ -158,12 +169,15 @@ detached nsenter --net="/run/netns/$CTL_HOST" unshare --uts sh -c "hostname $CTL
 wait_for 30 slurmctld sh -c 'scontrol ping | grep -q UP'
 
 # 7. the compute nodes: a memory cgroup of each node's own, under the starter's memory cgroup
-own=$(awk -F: '$2 ~ /(^|,)memory(,|$)/ {print $3}' /proc/self/cgroup)
-cgroot=/sys/fs/cgroup/memory${own%/}/$CGROUP_NAME
-mkdir -p "$cgroot"
-echo "$cgroot" > "$RUN/cgroup"
 for node in "${nodes[@]}"; do
-  mkdir -p "$STATE/$node" "$cgroot/$node"
+  mkdir -p "$STATE/$node"
+  if [ "$TASK" = task/none ]; then
+    detached nsenter --net="/run/netns/$node" unshare --uts sh -c "hostname $node && exec slurmd"
+    continue
+  fi
+  cgroot=/sys/fs/cgroup/memory${own%/}/$CGROUP_NAME
+  mkdir -p "$cgroot/$node"
+  echo "$cgroot" > "$RUN/cgroup"
   # The outer sh moves itself into the node's cgroup, then becomes the node: namespaces first,
   # then (inside them) its hostname and its view of the memory hierarchy, then slurmd.
   detached sh -c 'echo $$ > "$1/cgroup.procs" && exec nsenter --net="/run/netns/$2" \
