@@ -79,6 +79,10 @@ def start_job_cluster(cluster_class, settings: BatchSettings, raw: Mapping[str, 
     try:
         return cluster_class(**job_cluster_kwargs(settings, raw, production_dir))
     except (ValueError, TypeError) as exc:  # dask-jobqueue's own checks of the merged settings
+        port = settings.cluster_kwargs["scheduler_options"].get("port")
+        if port and "non-running Server" in str(exc):  # distributed's words when it cannot listen
+            raise UserError(f"timerc [{settings.section}] contact_address: the scheduler cannot listen on port "
+                            f"{port} of this host (in use by another program?); choose a free port") from None
         raise UserError(f"timerc [{settings.section}] / jobqueue.yaml: {exc}".replace("\n", " ")) from None
 
 
