@@ -11,24 +11,26 @@ from pathlib import Path
 from .hookspecs import AggregationRequest
 from .ledger import Ledger
 from .plugins import get_registry
-from .tasks import finished_tasks
+from .tasks import FinishedTasks
 
 
-def finished_for_aggregation(production_dir: Path, ledger: Ledger | None) -> list:
-    """Finished tasks from disk, with runtime and attempts from the ledger where known."""
+def finished_for_aggregation(production_dir: Path, ledger: Ledger | None) -> FinishedTasks:
+    """Finished tasks from disk, with runtime and attempts from the ledger where known; read
+    lazily (see FinishedTasks): the aggregators' memory does not grow with the production."""
     known = ledger.runtimes() if ledger is not None else {}
-    out = []
-    for task in finished_tasks(production_dir):
+
+    def amend(task):
         runtime, attempts = known.get(task.task_id, (None, None))
-        out.append(replace(task, runtime=runtime if runtime is not None else task.runtime,
-                           attempts=attempts if attempts else task.attempts))
-    return out
+        return replace(task, runtime=runtime if runtime is not None else task.runtime,
+                       attempts=attempts if attempts else task.attempts)
+
+    return FinishedTasks(production_dir, amend)
 
 
 def run_aggregators(production_dir: Path, script_name: str, ledger: Ledger | None, timerc,
                     verbose: bool = False, out=print) -> bool:
     """Run every registered aggregator; one failing does not stop the others."""
-    tasks = tuple(finished_for_aggregation(production_dir, ledger))
+    tasks = finished_for_aggregation(production_dir, ledger)
     request = AggregationRequest(Path(production_dir), script_name, tasks, timerc, verbose)
     ok = True
     for name, reg in sorted(get_registry().aggregators.items()):

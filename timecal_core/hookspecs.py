@@ -9,7 +9,7 @@ frozen dataclasses, each registering one *named* thing. A plugin is a module lis
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -176,7 +176,9 @@ class FinishedTask:
 class AggregationRequest:
     production_dir: Path
     script: str
-    tasks: tuple[FinishedTask, ...]
+    #: every finished task, in task-id order; a Sequence read lazily from disk (iterate it
+    #: rather than keeping its items: a production may hold 100,000 of them)
+    tasks: Sequence[FinishedTask]
     timerc: Any  # timecal_core.config.Timerc
     verbose: bool = False
 

@@ -31,7 +31,7 @@ import sys
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -425,6 +425,49 @@ def clear_stale_workdirs(production_dir: str | Path) -> int:
         shutil.rmtree(entry, ignore_errors=True)
         n += 1
     return n
+
+
+class FinishedTasks(Sequence):
+    """Every complete result on disk (the rule of
+    :func:`timecal_core.results.scan_without_plan`), in task-id order, each read from its
+    ``params.json`` when asked for: a listing holds ids and paths only, so aggregating or
+    plotting 100,000 tasks never holds 100,000 decoded records at once (each pass over it
+    reads them again, about 30 µs a task). ``amend(task) -> task`` may complete each one
+    (the ledger's runtime and attempts)."""
+
+    def __init__(self, production_dir: str | Path,
+                 amend: Callable[[FinishedTask], FinishedTask] | None = None):
+        from .results import scan_without_plan
+
+        done = scan_without_plan(_results(production_dir), keep_records=False).done
+        self._entries = sorted((tid, path) for tid, (path, _) in done.items())
+        self._amend = amend
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self._load(*entry) for entry in self._entries[index]]
+        return self._load(*self._entries[index])
+
+    def __iter__(self):
+        for entry in self._entries:
+            yield self._load(*entry)
+
+    def _load(self, task_id: str, path: str) -> FinishedTask:
+        from .provenance import flat
+        from .results import _record
+
+        rec = _record(path)
+        if rec is None:  # removed since it was listed
+            raise UserError(f"{path}: {PARAMS_NAME} vanished or became unreadable while reading "
+                            f"the results; rerun")
+        directory = Path(path)
+        runtime = rec["end"] - rec["start"] if "end" in rec and "start" in rec else None
+        task = FinishedTask(task_id, rec["params"], directory, directory / rec["output"], runtime,
+                            None, flat(rec))
+        return self._amend(task) if self._amend is not None else task
 
 
 def finished_tasks(production_dir: str | Path) -> list[FinishedTask]:
