@@ -17,16 +17,18 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from timecal_core.errors import UserError
 from timecal_core.hookspecs import AggregationRequest, Aggregator, FinishedTask
 from . import store
 from .fastmaps import read_map
 from timecal_core.layout import ATTR_LOW, BX_HIGH, BX_LOW, BX_NBINS, HARVESTED_PREFIX, MODES, ScanMaps, hist1d_name
+
+if TYPE_CHECKING:  # pandas only where a wide table is built: the aggregators run in the driver
+    import pandas as pd
 
 TABLE_NAME = "observables.parquet"  # the per-delay values of the store (store.VALUES_NAME)
 DEFAULT_MAP_FOLDER = f"{HARVESTED_PREFIX}/Hist2D"
@@ -154,6 +156,8 @@ def table_of(parts: Sequence[FileColumns]) -> pd.DataFrame:
     Text columns (file, mode, string parameters) are categorical: a few distinct values
     repeated on every row, which pandas would otherwise convert string by string.
     """
+    import pandas as pd
+
     parts = sorted(parts, key=lambda p: p.file)
     sizes = np.array([len(p) for p in parts])
     names = list(dict.fromkeys(name for p in parts for name in p.params))
@@ -172,6 +176,8 @@ def table_of(parts: Sequence[FileColumns]) -> pd.DataFrame:
 
 
 def _repeat_categorical(per_file: np.ndarray, sizes: np.ndarray) -> pd.Categorical:
+    import pandas as pd
+
     categorical = pd.Categorical(per_file)
     return pd.Categorical.from_codes(np.repeat(categorical.codes, sizes), categories=categorical.categories)
 
@@ -363,10 +369,17 @@ def store_directory(target: Path) -> Path:
 
 def load_or_build(tasks: Iterable[FinishedTask], target: Path, sources: Sources = Sources(),
                   rebuild: bool = False, runner: Runner = serial_runner) -> tuple[store.Store, BuildReport]:
-    """The store of these tasks' observables in ``target`` (a directory, or its
-    ``observables.parquet``): reused when every file is unchanged, otherwise rewritten a
-    batch at a time, keeping the rows of unchanged files (unless ``rebuild``) and reading
-    the others through ``runner``. ``tasks`` is iterated once."""
+    """The store of these tasks' observables in ``target`` (see :func:`build`), opened."""
+    report = build(tasks, target, sources, rebuild, runner)
+    return store.Store(store_directory(target)), report
+
+
+def build(tasks: Iterable[FinishedTask], target: Path, sources: Sources = Sources(),
+          rebuild: bool = False, runner: Runner = serial_runner) -> BuildReport:
+    """Bring the store of these tasks' observables in ``target`` (a directory, or its
+    ``observables.parquet``) up to date: reused when every file is unchanged, otherwise
+    rewritten a batch of files at a time, keeping the rows of unchanged files (unless
+    ``rebuild``) and reading the others through ``runner``. ``tasks`` is iterated once."""
     directory = store_directory(target)
     key = cache_key(sources)
     wanted: dict[str, tuple[FinishedTask, store.Signature]] = {}
@@ -375,25 +388,23 @@ def load_or_build(tasks: Iterable[FinishedTask], target: Path, sources: Sources 
         wanted[sig.file] = (_lean(task), sig)
     if not wanted:
         raise UserError("no finished task to read: the production has no complete result yet")
-    old = None
+    old, known = None, {}
     stored = store.read_key(directory)
     if not rebuild and stored is not None and {k: stored.get(k) for k in key} == key:
-        old = store.Store(directory)
+        old = store.StoreFiles(directory)
         known = old.signatures()
-        if len(known) == len(wanted) and all(sig in known for _, sig in wanted.values()):
-            ids = old.tasks["task_id"]
-            if all(ids.iloc[known[sig]] == task.task_id for task, sig in wanted.values()):
-                return old, BuildReport(0, len(wanted), False)
+        if len(known) == len(wanted) and all(known.get(sig, (None, None))[1] == task.task_id
+                                             for task, sig in wanted.values()):
+            return BuildReport(0, len(wanted), False)
     writer = store.StoreWriter(directory, key, VALUE_KEYS)
     try:
         keep: dict[int, tuple] = {}
+        for file, (task, sig) in list(wanted.items()):
+            index, task_id = known.get(sig, (None, None))
+            if index is not None and task_id == task.task_id:
+                keep[index] = (task.task_id, sig, task.params)
+                del wanted[file]
         if old is not None:
-            known = old.signatures()
-            for file, (task, sig) in list(wanted.items()):
-                index = known.get(sig)
-                if index is not None:
-                    keep[index] = (task.task_id, sig, task.params)
-                    del wanted[file]
             writer.copy_tasks(old, keep)
         calls = [(str(task.output), dict(task.params), sources) for task, _ in
                  sorted(wanted.values(), key=lambda item: item[1].file)]
@@ -404,7 +415,7 @@ def load_or_build(tasks: Iterable[FinishedTask], target: Path, sources: Sources 
     except BaseException:
         writer.abort()
         raise
-    return store.Store(directory), BuildReport(len(calls), len(keep), True)
+    return BuildReport(len(calls), len(keep), True)
 
 
 def _lean(task: FinishedTask) -> FinishedTask:
@@ -447,7 +458,7 @@ def aggregate(request: AggregationRequest) -> list[Path]:
     if first is None:
         return []
     directory = Path(request.timerc.data_path("scans")) / Path(request.production_dir).name
-    load_or_build(itertools.chain([first], tasks), directory)
+    build(itertools.chain([first], tasks), directory)
     return [directory / store.VALUES_NAME, directory / store.TASKS_NAME]
 
 

@@ -122,7 +122,7 @@ class StoreWriter:
         arrays += [pa.array(np.concatenate(columns[k])) for k in ["delay"] + self.value_keys]
         self._write(pa.Table.from_arrays(arrays, schema=self.schema))
 
-    def copy_tasks(self, old: Store, keep: Mapping[int, tuple[str, Signature, Mapping[str, Any]]]) -> None:
+    def copy_tasks(self, old: StoreFiles, keep: Mapping[int, tuple[str, Signature, Mapping[str, Any]]]) -> None:
         """The rows of ``old``'s tasks in ``keep`` (old index -> task id, signature,
         parameters), renumbered, a row group at a time."""
         import pyarrow as pa
@@ -173,7 +173,7 @@ class StoreWriter:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        from .arrowbatches import concat_promoting
+        from .arrowbatches import concat_promoting, pandas_metadata
 
         try:
             if self._writer is None:
@@ -188,7 +188,7 @@ class StoreWriter:
                                   "size": pa.array([], pa.int64())})
             tasks = tasks.set_column(0, TASK, tasks[TASK].cast(pa.int32()))
             # pandas reads it indexed by task: values.join(tasks, on="task")
-            meta = {b"pandas": json.dumps(_pandas_index_metadata(tasks)).encode(),
+            meta = {b"pandas": pandas_metadata(index=TASK, dtypes={TASK: ("int32", "int32")}),
                     METADATA_KEY: json.dumps(self.key).encode()}
             pq.write_table(tasks.replace_schema_metadata(meta), self._tasks_tmp, compression="zstd")
             os.replace(self._values_tmp, self.directory / VALUES_NAME)
@@ -208,14 +208,6 @@ def _scalar(value: Any) -> Any:
     return value if value is None or isinstance(value, (int, float, str, bool)) else json.dumps(value)
 
 
-def _pandas_index_metadata(table) -> dict:
-    """The pandas metadata that makes ``pd.read_parquet`` index the task table by ``task``."""
-    import pyarrow as pa
-
-    head = table.slice(0, 1).to_pandas().set_index(TASK)
-    return json.loads(pa.Schema.from_pandas(head, preserve_index=True).metadata[b"pandas"])
-
-
 # --------------------------------------------------------------------------- reading
 @dataclass
 class Cube:
@@ -229,12 +221,11 @@ class Cube:
     present: np.ndarray  # [task, mode, delay]: the task has a row there
 
 
-class Store:
-    """A store opened for reading: the task table in memory (pandas, indexed by ``task``),
-    the values read on demand."""
+class StoreFiles:
+    """The two files of a store opened with pyarrow alone (what an aggregator needs to keep
+    unchanged rows: the aggregators run in the driver, which should not import pandas)."""
 
     def __init__(self, directory: Path):
-        import pandas as pd
         import pyarrow.parquet as pq
 
         self.directory = Path(directory)
@@ -242,18 +233,15 @@ class Store:
         self.tasks_path = self.directory / TASKS_NAME
         try:
             self.file = pq.ParquetFile(self.values_path)
-            task_file = pq.ParquetFile(self.tasks_path)
+            self.task_file = pq.ParquetFile(self.tasks_path)
         except (OSError, ValueError) as exc:
             raise UserError(f"{self.directory}: no readable observables store ({exc})") from None
         self.key = _key(self.file.schema_arrow.metadata)
-        task_key = _key(task_file.schema_arrow.metadata)
+        task_key = _key(self.task_file.schema_arrow.metadata)
         if self.key is None or task_key is None or self.key.get("build") != task_key.get("build"):
             raise UserError(f"{self.directory}: {VALUES_NAME} and {TASKS_NAME} come from different "
                             f"builds (a rebuild was interrupted); rerun plotScan with --cache")
-        self.tasks: pd.DataFrame = task_file.read().to_pandas()
-        if self.tasks.index.name != TASK:
-            self.tasks = self.tasks.set_index(TASK)
-        self.n_tasks = len(self.tasks)
+        self.n_tasks = self.task_file.metadata.num_rows
         meta = self.file.metadata
         column = self.file.schema_arrow.get_field_index(TASK)
         lows, highs = [], []
@@ -272,15 +260,11 @@ class Store:
     def exists(cls, directory: Path) -> bool:
         return (Path(directory) / VALUES_NAME).is_file() and (Path(directory) / TASKS_NAME).is_file()
 
-    @property
-    def parameters(self) -> list[str]:
-        return [c for c in self.tasks.columns if c not in ("task_id",) + SIGNATURE]
-
-    def signatures(self) -> dict[Signature, int]:
-        """Each task's file signature -> its index."""
-        t = self.tasks
-        return {Signature(f, int(m), int(s)): int(i)
-                for i, f, m, s in zip(t.index, t["file"], t["mtime_ns"], t["size"])}
+    def signatures(self) -> dict[Signature, tuple[int, str]]:
+        """Each task's file signature -> (its index, its task id)."""
+        t = self.task_file.read(columns=[TASK, "task_id", *SIGNATURE])
+        return {Signature(f, m, s): (i, tid) for i, tid, f, m, s in zip(
+            *(t[c].to_pylist() for c in (TASK, "task_id", *SIGNATURE)))}
 
     def row_groups_of(self, tasks: np.ndarray) -> list[int]:
         """The row groups holding rows of ``tasks`` (sorted indices)."""
@@ -290,6 +274,23 @@ class Store:
         first = np.searchsorted(tasks, self._lows, side="left")
         past = np.searchsorted(tasks, self._highs, side="right")
         return [int(g) for g in np.flatnonzero(past > first)]
+
+
+class Store(StoreFiles):
+    """A store opened for reading: the task table in memory (pandas, indexed by ``task``),
+    the values read on demand."""
+
+    def __init__(self, directory: Path):
+        import pandas as pd
+
+        super().__init__(directory)
+        self.tasks: pd.DataFrame = self.task_file.read().to_pandas()
+        if self.tasks.index.name != TASK:
+            self.tasks = self.tasks.set_index(TASK)
+
+    @property
+    def parameters(self) -> list[str]:
+        return [c for c in self.tasks.columns if c not in ("task_id",) + SIGNATURE]
 
     def read(self, columns: Sequence[str], tasks: Iterable[int]) -> Cube:
         """The values of ``columns`` for ``tasks`` as a :class:`Cube`; only the row groups

@@ -37,7 +37,7 @@ def summary_table(tasks):
     """The summary of ``tasks`` (any iterable; read once) as a pyarrow Table sorted by task id."""
     import pyarrow as pa
 
-    from .arrowbatches import concat_promoting, table_of_rows, with_pandas_dtypes
+    from .arrowbatches import concat_promoting, pandas_metadata, table_of_rows
 
     parts, rows = [], []
     for task in tasks:
@@ -56,7 +56,8 @@ def summary_table(tasks):
     table = table.select(list(FIXED_COLUMNS) + params + prov)
     for name, kind in (("runtime", pa.float64()), ("attempts", pa.int64())):
         table = table.set_column(FIXED_COLUMNS.index(name), name, table[name].cast(kind))
-    return with_pandas_dtypes(table.sort_by("task_id"), {"attempts": "Int64"})
+    meta = {**(table.schema.metadata or {}), b"pandas": pandas_metadata(dtypes={"attempts": ("int64", "Int64")})}
+    return table.sort_by("task_id").replace_schema_metadata(meta)
 
 
 def write_summary(request: AggregationRequest) -> list[Path]:
