@@ -23,11 +23,13 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .hookspecs import Parameter, ProductionScript
 from .results import PARAMS_NAME, RESULTS
 from .status import format_duration, render_table
+
+if TYPE_CHECKING:  # annotations only: BXRun --status imports this module for a constant
+    from .hookspecs import Parameter, ProductionScript
 
 DEFAULT_PILOT_TASKS = 5
 MEMORY_MARGIN = 1.5  # peak RSS varies between tasks of one region and between nodes

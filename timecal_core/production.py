@@ -350,25 +350,6 @@ def _finish(plan, ledger: Ledger, timerc, options: ProductionOptions, engine: En
     return 0
 
 
-def print_status(production_dir: Path) -> int:
-    """``BXRun --status -o X``: the ledger's view, no cluster."""
-    from .lock import ProductionLock
-    from .status import render_ledger_report
-
-    ledger = Ledger.open_readonly(Path(production_dir))
-    try:
-        print(render_ledger_report(ledger, production_dir))
-    finally:
-        ledger.close()
-    print(ProductionLock(production_dir).holder_status())
-    from .controlsocket import describe_driver, read_record
-
-    record = read_record(Path(production_dir))
-    if record is not None:
-        print(describe_driver(record))
-    return 0
-
-
 def rebuild_ledger(plan) -> int:
     """``BXRun --rebuild-ledger -o X``: a fresh ledger from the plan and the results on disk."""
     report = rebuild(Path(plan.production_dir), plan.tasks, plan.done)
