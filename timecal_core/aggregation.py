@@ -66,18 +66,17 @@ def run_aggregators(production_dir: Path, script_name: str, ledger: Ledger | Non
     request = {"production_dir": str(production_dir), "script": script_name, "verbose": verbose,
                "ledger": ledger is not None,
                "timerc": None if timerc is None else {"path": str(timerc.path), "sections": timerc.sections}}
-    proc = subprocess.Popen([sys.executable, "-m", "timecal_core.aggregation"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        proc.stdin.write(json.dumps(request))
-        proc.stdin.close()
-        for line in proc.stdout:
-            out(line.rstrip("\n"))
-        code = proc.wait()
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        raise
+    with subprocess.Popen([sys.executable, "-m", "timecal_core.aggregation"], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        try:
+            proc.stdin.write(json.dumps(request))
+            proc.stdin.close()
+            for line in proc.stdout:
+                out(line.rstrip("\n"))
+            code = proc.wait()
+        except BaseException:
+            proc.kill()
+            raise
     if code < 0:
         out(f"aggregation stopped by signal {-code} (out of memory?); rerun 'aggregate' or the production")
     return code == 0

@@ -126,6 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "largest) on --dask, print what each took and extrapolate CPU-hours, wall "
                         "time, disk, memory and walltime requests; then ask whether to launch the "
                         "rest (their results count as done)")
+    p.add_argument("--layout", metavar="full|compact",
+                   help="output files: 'full', the DQM harvest (the 2D maps and 1,002 1D histograms, "
+                        "~570 kB per emulator task; what scripts reading the DQM files need), or "
+                        "'compact' (the 2D maps, Info and the parameters, ~50 kB: all plotScan, "
+                        "runCalibration and the aggregators read); default: the production's, "
+                        "else timerc [production] layout, else full. Recorded in params.json")
     p.add_argument("--yes", action="store_true",
                    help=f"plan a grid of more than {CONFIRM_TASKS:,} tasks without asking; after "
                         "--pilot, launch the rest without asking")
@@ -314,6 +320,31 @@ def _grid_source(args, out: Path) -> tuple[dict, str, str | None, Path | None]:
     return load_yaml(args.yaml, parse_custom(args.custom)), args.yaml, recorded_script, None
 
 
+def choose_layout(args, timerc, script, recorded: str | None) -> str | None:
+    """The output layout of a production: ``--layout``, else the one recorded in
+    ``infiles/production.json`` (a rerun keeps it), else timerc ``[production] layout``, else
+    the script's default. None for a script with one layout (``--layout`` is then an error;
+    a timerc default does not apply to it)."""
+    from .layout import LAYOUTS
+
+    layouts = tuple(getattr(script, "layouts", ()) or ())
+    if not layouts:
+        if args.layout:
+            raise UserError(f"--layout {args.layout}: script {script.name} writes a single layout")
+        return None
+    given = ((args.layout, "--layout"), (recorded, f"{INFILES}/{PRODUCTION_RECORD}: layout"),
+             (timerc.section("production").get("layout"), f"{timerc.path}: [production] layout"))
+    for value, where in given:
+        value = (value or "").strip()
+        if not value:
+            continue
+        if value not in layouts:
+            known = "; ".join(f"{name}: {LAYOUTS.get(name, '')}" for name in layouts)
+            raise UserError(f"{where} {value!r}: {script.name} writes {', '.join(layouts)} ({known})")
+        return value
+    return layouts[0]
+
+
 def _print_plan(plan: Plan, source: str) -> None:
     n, done = len(plan.tasks), len(plan.done)
     print(f"BXRun: {plan.script.name}: {n} task{'s' if n != 1 else ''} from {source}: "
@@ -339,6 +370,7 @@ def cmd_run(args, timerc) -> int:
     given = parse_assignments(args.run, source="--run")
     given.update(_file_overrides(args, script))
     out = _resolve_output(args, timerc)
+    layout = choose_layout(args, timerc, script, None)
     plan = plan_grid(script, given, out, source="--run")
     spec = plan.tasks[0]
     if args.debug:
@@ -362,7 +394,8 @@ def cmd_run(args, timerc) -> int:
         print(f"BXRun: running {script.name} {spec.task_id} in the foreground "
               f"(log: {plan.results_dir / spec.dirname / 'task.log'} once it succeeds)")
         try:
-            result = execute_task(spec, str(out), timerc.cmssw_init, str(cmssw) if cmssw else None)
+            result = execute_task(spec, str(out), timerc.cmssw_init, str(cmssw) if cmssw else None,
+                                  layout)
         except TaskFailed as exc:
             print(f"BXRun: {exc}", file=sys.stderr)
             print("--- last log lines ---\n" + exc.log_tail.rstrip(), file=sys.stderr)
@@ -394,6 +427,7 @@ def cmd_grid(args, timerc) -> int:
         raise UserError(f"{source}: expected a mapping 'parameter: value or [values]'")
     overrides = _file_overrides(args, script)
     grid = {**grid, **overrides}
+    choose_layout(args, timerc, script, _read_record(out).get("layout"))  # a wrong one: refused now
     backend = registry.backend(args.dask).item  # unknown backend: error before anything is written
     # a wrong timerc [retry] is refused before anything is written (the driver reads it again)
     retry_policy(timerc.section("retry"), args.max_retries, where=str(timerc.path))
@@ -450,9 +484,16 @@ def _run_here(args, timerc, plan: Plan, backend, overrides: dict, pilot: bool = 
             infiles.mkdir(parents=True, exist_ok=True)
             if not (infiles / GRID_COPY).is_file():
                 _write_atomically(infiles / GRID_COPY, lambda p: shutil.copyfile(args.yaml, p))
-            if not (infiles / PRODUCTION_RECORD).is_file():
-                record = {"script": script.name, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-                          "timecal": __version__, "overrides": overrides, "cwd": os.getcwd()}
+            record = _read_record(out) if (infiles / PRODUCTION_RECORD).is_file() else None
+            layout = choose_layout(args, timerc, script, (record or {}).get("layout"))
+            if record is None or (layout and record.get("layout") != layout):
+                if record is not None:
+                    print(f"BXRun: layout {layout} from now on (was {record.get('layout') or 'full'}): "
+                          "the tasks already done keep theirs; every reader takes both", flush=True)
+                record = record or {"script": script.name, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                    "timecal": __version__, "overrides": overrides, "cwd": os.getcwd()}
+                if layout:
+                    record["layout"] = layout
                 _write_atomically(infiles / PRODUCTION_RECORD,
                                   lambda p: p.write_text(json.dumps(record, indent=1)))
             move_aside(plan.results_dir, plan.found.to_move)
@@ -461,7 +502,7 @@ def _run_here(args, timerc, plan: Plan, backend, overrides: dict, pilot: bool = 
             print("BXRun: every task is already done.")
         request = BackendRequest(settings=timerc.section(args.dask), output_dir=out, verbose=args.verbose)
         options = ProductionOptions(interval=args.interval, max_retries=args.max_retries,
-                                    verbose=args.verbose, retry_policy=policy)
+                                    verbose=args.verbose, retry_policy=policy, layout=layout)
         if pilot:
             return run_production(plan, backend, request, options, timerc, pilot=True)
         return run_production(plan, backend, request, options, timerc)
@@ -539,7 +580,9 @@ def cmd_pilot(args, timerc, plan: Plan, backend, overrides: dict) -> int:
     measured = [measure(out, t.task_id, t.dirname) for t in choice.tasks]
     remaining = len(plan.tasks) - len(plan.done | chosen)
     size = backend_size(args.dask, timerc.section(args.dask))
-    print(render_report(choice, measured, len(plan.tasks), remaining, size), flush=True)
+    layout = choose_layout(args, timerc, plan.script, _read_record(out).get("layout"))
+    print(render_report(choice, measured, len(plan.tasks), remaining, size, layout=layout,
+                        free=shutil.disk_usage(out).free, where=out), flush=True)
     if not remaining:
         print("BXRun: the pilot covered the whole grid: nothing left to launch.")
         return 0

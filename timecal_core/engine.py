@@ -59,6 +59,7 @@ class ProductionOptions:
     retry_policy: causes.RetryPolicy | None = None
     verbose: bool = False
     max_in_flight: int = 5000  # tasks handed to Dask at once; the rest wait in the driver
+    layout: str | None = None  # output layout of the tasks (the script's layouts; None: n/a)
 
 
 def _processing_on_scheduler(dask_scheduler=None) -> dict[str, list[str]]:
@@ -152,7 +153,7 @@ class Engine:
         cmssw = timerc.optional_path("cmssw") if timerc is not None else None
         self._task_kwargs = {"production_dir": str(plan.production_dir),
                              "cmssw_init": timerc.cmssw_init if timerc is not None else "",
-                             "cmssw_dir": str(cmssw) if cmssw else None}
+                             "cmssw_dir": str(cmssw) if cmssw else None, "layout": options.layout}
         self._futures: dict[str, Any] = {}  # task id -> future of its current attempt
         self._recording = 0  # batches taken from Dask, not yet in the ledger
         self._queue: deque[str] = deque()  # task ids waiting to be handed to Dask

@@ -106,6 +106,9 @@ class TaskRequest:
     params: Mapping[str, Any]  # complete and canonical (defaults filled, types coerced)
     workdir: Path  # where the steps run (a temporary directory, renamed on success)
     cmssw_dir: Path | None  # timerc [paths] cmssw, where the cfg files live (may be None)
+    #: the output layout the production chose among the script's ``layouts`` (None: the
+    #: script declares none); steps also find it as "layout" in TIMECAL_TASK_PARAMETERS
+    layout: str | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,9 @@ class ProductionScript:
     preflight: Callable[[Any], None] | None = None
     check: Callable[[Mapping[str, tuple]], None] | None = None
     cmssw: bool = False
+    #: output layouts the script can write (``timecal_core.layout.LAYOUTS``: "full",
+    #: "compact"), its default first; empty: one layout, ``--layout`` does not apply
+    layouts: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------- backends

@@ -26,6 +26,18 @@ PARAMS_KEY = "timecal_params"  # TObjString (JSON) at the top of the file
 # core then finds it in place instead of rewriting the file (embed_parameters).
 TASK_PARAMETERS_ENV = "TIMECAL_TASK_PARAMETERS"
 MODES = ("Sampled", "Latched")
+#: Output layouts of a harvested file (BXRun --layout, timerc [production] layout, recorded
+#: in params.json). Both hold the six 2D maps, the Info folder and the parameters, which is
+#: all plotScan, runCalibration and the aggregators read (physics.md §6-§8: every delay's
+#: BX histogram is a row of OffsetScan); "full" also holds the 1,002 one-dimensional
+#: histograms the DQM harvest writes, each a copy of one map row, which scripts written
+#: for the DQM files read.
+FULL, COMPACT = "full", "compact"
+LAYOUTS = {FULL: "the DQM harvest as the analyzer writes it: the 2D maps and a 1D histogram per "
+                 "delay and mode (~570 kB per emulator task)",
+           COMPACT: "the 2D maps, Info and the parameters, without the 1D histograms the maps "
+                    "repeat (~50 kB per emulator task)"}
+HIST1D = "Hist1D"
 BX_VALUES = np.arange(-5, 6)  # relative bunch crossings
 FILL_SHIFT = -1.5  # quirk: bx is filled at bx - 1.5
 BX_NBINS, BX_LOW, BX_HIGH = 11, -5.5, 5.5
@@ -421,6 +433,61 @@ def _write_1d_fast(f, directory: str, items: list[tuple[str, np.ndarray]]) -> No
         sink.flush()
     except (AttributeError, TypeError) as exc:  # another uproot: the caller starts over
         raise _FastPathUnavailable(str(exc)) from exc
+
+
+def compact_file(path: Path) -> None:
+    """Rewrite a harvested file (CMSSW's DQM output) in the compact layout: every object but
+    the ``Hist1D`` folder, copied as read (the 2D maps bin for bin, Info's strings), in
+    place (a new file renamed over it). A class uproot cannot write is an error naming it:
+    the file is then left as it was."""
+    import os
+
+    import uproot
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.compact.tmp")
+    try:
+        with uproot.open(path) as source, uproot.recreate(tmp) as target:
+            _copy_directory(source, target, path, "")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _copy_directory(source, target, path: Path, where: str) -> None:
+    import uproot
+
+    for name, obj in source.iteritems(recursive=False, cycle=False):
+        if isinstance(obj, uproot.ReadOnlyDirectory):
+            if name != HIST1D:
+                _copy_directory(obj, target.mkdir(name), path, f"{where}{name}/")
+            continue
+        value = str(obj) if type(obj).__name__.startswith("Model_TObjString") else obj
+        try:
+            if "/" in name:  # a DQM scalar element: <SmearingSeed>i=7</SmearingSeed>
+                put_named(target, name, value)
+            else:
+                target[name] = value
+        except (TypeError, NotImplementedError, ValueError) as exc:
+            raise ValueError(f"{path}: cannot copy '{where}{name}' ({type(obj).__name__}) into the "
+                             f"compact layout: {exc}") from None
+
+
+def put_named(directory, name: str, value) -> None:
+    """Write ``value`` into an uproot ``directory`` under ``name`` taken whole, slashes
+    included (the DQM harvest names scalar elements ``<Name>i=7</Name>``; uproot's ``d[name]
+    = value`` would make folders of it). Uses uproot's writer internals
+    (``uproot.writing.identify.add_to_directory`` and the file's streamer list): another
+    uproot raises ValueError here, which the caller reports, rather than a file that
+    misnames them."""
+    from uproot.writing import identify
+
+    try:
+        streamers: list = []
+        identify.add_to_directory(value, name, directory, streamers)
+        directory._file._cascading.streamers.update_streamers(directory._file.sink, streamers)
+    except AttributeError as exc:
+        raise ValueError(f"this uproot cannot write a key named {name!r} ({exc})") from None
 
 
 def embed_parameters(path: Path, params: dict[str, Any]) -> None:

@@ -298,9 +298,10 @@ def _cfg_files(steps) -> list[Path]:
 
 
 def execute_task(spec: TaskSpec, production_dir: str, cmssw_init: str = "",
-                 cmssw_dir: str | None = None) -> TaskResult:
+                 cmssw_dir: str | None = None, layout: str | None = None) -> TaskResult:
     """Run ``spec`` to completion (or raise :class:`TaskFailed`). Idempotent: a task whose
-    result is already on disk is not run again."""
+    result is already on disk is not run again. ``layout``: the output layout chosen for
+    the production (the script's ``layouts``), given to its plan and steps and recorded."""
     from .layout import TASK_PARAMETERS_ENV, embed_parameters
     from .plugins import get_registry
 
@@ -319,12 +320,12 @@ def execute_task(spec: TaskSpec, production_dir: str, cmssw_init: str = "",
     try:
         script = get_registry().script(spec.script).item
         plan = script.plan(TaskRequest(dict(spec.params), workdir,
-                                       Path(cmssw_dir) if cmssw_dir else None))
+                                       Path(cmssw_dir) if cmssw_dir else None, layout))
         should_stop = stop_check()
         memory_limit = worker_memory_limit()
         cfg_files = _cfg_files(plan.steps)
         embedded = {"params": dict(spec.params), "metadata": dict(plan.metadata), "script": spec.script,
-                    "task_id": spec.task_id}
+                    "task_id": spec.task_id, **({"layout": layout} if layout else {})}
         extra_env = {TASK_PARAMETERS_ENV: json.dumps(embedded, sort_keys=True)}
         for step in plan.steps:
             run_step(step, workdir, log_path, cmssw_init, spec.task_id, should_stop, extra_env,
@@ -348,7 +349,7 @@ def execute_task(spec: TaskSpec, production_dir: str, cmssw_init: str = "",
         resources = _resources(start, end, steps, workdir, cfg_files, output)
         record = {"task_id": spec.task_id, "script": spec.script, "params": dict(spec.params),
                   "metadata": dict(plan.metadata), "output": output.name, "steps": steps,
-                  **resources}
+                  **({"layout": layout} if layout else {}), **resources}
         tmp_params = workdir / (PARAMS_NAME + ".part")
         tmp_params.write_text(json.dumps(record, indent=1, sort_keys=True))
         os.replace(tmp_params, workdir / PARAMS_NAME)  # params.json last

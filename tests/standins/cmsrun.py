@@ -68,7 +68,12 @@ def harvester(cfg_args):
                                 maps.attribution["Sampled"].astype(np.int64),
                                 maps.attribution["Latched"].astype(np.int64), n_hits,
                                 offset_step=STEP)
-    layout.write_histograms(Path("DQM_V0001_R000000001__Global__CMSSW_X_Y_Z__RECO.root"), hists)
+    def info(f):  # the analyzer's Info folder, as the DQM harvest stores scalar elements
+        folder = f.mkdir(f"{layout.HARVESTED_PREFIX}/Info")
+        for element in ("<SmearingSeed>i=7</SmearingSeed>", "<SmearingKey>s=module</SmearingKey>"):
+            layout.put_named(folder, element, element)
+
+    layout.write_histograms(Path("DQM_V0001_R000000001__Global__CMSSW_X_Y_Z__RECO.root"), hists, also=info)
     return 0
 
 

@@ -10,7 +10,7 @@ name is known when planning; the step gets it explicitly and it is recorded in t
 
 from __future__ import annotations
 
-from timecal_core.layout import harvested_name
+from timecal_core.layout import COMPACT, FULL, harvested_name
 from timecal_core.hookspecs import ProductionScript, Step, TaskPlan, TaskRequest, hookimpl
 from timecal_core.parameters import as_argv
 
@@ -40,4 +40,5 @@ def plan(request: TaskRequest) -> TaskPlan:
 @hookimpl
 def timecal_scripts():
     yield ProductionScript(name="cbcsim", parameters=PARAMETERS, plan=plan, check=check_values,
-                           description="CBC emulator (no CMSSW): synthetic hits or a sim-hit dump")
+                           description="CBC emulator (no CMSSW): synthetic hits or a sim-hit dump",
+                           layouts=(FULL, COMPACT))
