@@ -433,6 +433,17 @@ def build_table(tasks: Sequence[FinishedTask], sources: Sources = Sources(),
     return table_of(list(runner(file_columns, calls)))
 
 
+def comparable(value: Any) -> Any:
+    """A key under which values that :func:`same_value` calls equal fall together (5000,
+    5000.0 and "5000"), for indexes."""
+    if isinstance(value, bool) or value is None:
+        return ("exact", value)
+    try:
+        return ("number", float(value))
+    except (TypeError, ValueError):
+        return ("text", str(value))
+
+
 def same_value(a: Any, b: Any) -> bool:
     """A parameter value as typed (5000) is the production's (5000.0)."""
     if not isinstance(a, bool) and not isinstance(b, bool):

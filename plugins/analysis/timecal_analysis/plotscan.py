@@ -22,8 +22,8 @@ from timecal_core.hookspecs import BackendRequest, FinishedTask
 from timecal_core.tasks import FinishedTasks
 from timecal_core.yamlconf import load_yaml, parse_custom
 from timecal_core.layout import MODES
-from .observables import (OBSERVABLES, TABLE_NAME, BXHistRef, Sources, load_or_build, observable,
-                          param_column, same_value)
+from .observables import (OBSERVABLES, TABLE_NAME, BXHistRef, Sources, comparable, load_or_build,
+                          observable, param_column, same_value)
 from .store import TASKS_NAME
 
 WORKER_MODE = "worker"
@@ -110,8 +110,10 @@ def run(args: argparse.Namespace) -> Path:
     tasks = [lean_task(t) for t in FinishedTasks(production)]
     if not tasks:
         raise UserError(f"{production}: no finished task in results/; wait for the production or check BXRun")
+    # The grid of the whole production, then the values the selection keeps: a parameter it
+    # fixes stays on the grid with one value, so the figures say where they were cut.
     on_grid = select_tasks(tasks, args.select) if args.select else tasks
-    grid = resolve_grid(config.get("parameters"), on_grid, source)
+    grid = resolve_grid(config.get("parameters"), tasks, source)
     if args.select:
         grid = restrict_grid(grid, on_grid)
     selected, missing = match_grid(grid, on_grid)
@@ -337,25 +339,15 @@ def match_grid(grid: Mapping[str, Sequence[Any]], tasks: Sequence[FinishedTask]
     names = list(grid)
     by_point: dict[tuple, list[FinishedTask]] = {}
     for task in tasks:
-        by_point.setdefault(tuple(_comparable(task.params.get(n)) for n in names), []).append(task)
+        by_point.setdefault(tuple(comparable(task.params.get(n)) for n in names), []).append(task)
     selected, missing = [], []
     for point in itertools.product(*(grid[n] for n in names)):
-        hits = by_point.get(tuple(_comparable(v) for v in point))
+        hits = by_point.get(tuple(comparable(v) for v in point))
         if hits:
             selected.extend(hits)
         else:
             missing.append(dict(zip(names, point)))
     return selected, missing
-
-
-def _comparable(value: Any) -> Any:
-    """A key under which values that ``same_value`` calls equal fall together."""
-    if isinstance(value, bool) or value is None:
-        return ("exact", value)
-    try:
-        return ("number", float(value))
-    except (TypeError, ValueError):
-        return ("text", str(value))
 
 
 def _hashable(value: Any) -> Any:
@@ -397,8 +389,8 @@ def select_tasks(tasks: Sequence[FinishedTask], words: Sequence[str]) -> list[Fi
 def restrict_grid(grid: Mapping[str, Sequence[Any]], tasks: Sequence[FinishedTask]) -> dict[str, list]:
     """The grid's values that some of ``tasks`` (the selected ones) have: a term that drops
     values drops them from the grid (a grid of the YAML's ``parameters`` included)."""
-    have = {n: {_comparable(t.params.get(n)) for t in tasks} for n in grid}
-    out = {n: [v for v in values if _comparable(v) in have[n]] for n, values in grid.items()}
+    have = {n: {comparable(t.params.get(n)) for t in tasks} for n in grid}
+    out = {n: [v for v in values if comparable(v) in have[n]] for n, values in grid.items()}
     empty = [n for n, values in out.items() if not values]
     if empty:
         raise UserError(f"--select: no selected task has a value of {', '.join(empty)} on the grid")

@@ -371,7 +371,8 @@ def read_key(directory: Path) -> dict | None:
     return values
 
 
-def batches(items: Iterable[Any], size: int = BATCH_FILES) -> Iterator[list]:
+def batches(items: Iterable[Any], size: int | None = None) -> Iterator[list]:
+    size = size or BATCH_FILES
     batch: list = []
     for item in items:
         batch.append(item)
