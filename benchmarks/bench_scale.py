@@ -19,6 +19,9 @@ second (wall, and CPU per figure), peak RSS of plotScan's process, and the peak 
 memory of it and its drawing processes together (their PSS, sampled every 0.1 s: the forked
 processes share most pages with plotScan, which a sum of RSS would count three times).
 
+runCalibration: 100 test tasks (all tasks of one threshold, 3 delays each) against one
+template task, two evaluators, found through the production's task index.
+
     .venv/bin/python benchmarks/bench_scale.py [--sizes 3000,30000,100000] [--plot 30000,100000]
                                                 [--formats png,pdf,root] [--quick]
 
@@ -211,6 +214,38 @@ def run_plotscan(prod: Path, scans: Path, formats: str) -> dict:
             "tree_rss": tree_peak[0] / 2**20, "choice": planned_line.removeprefix("plotScan: ")}
 
 
+def run_calibration(prod: Path, scans: Path) -> dict:
+    """runCalibration on production tasks: the tests are every task at one threshold (100
+    tasks, 3 delays each), the template one task; each selection is looked up in the
+    production's task index."""
+    threshold = 3000.0 + 10 * (len(list((prod / "results").iterdir())) // 200)
+    yml = scans / "calibration.yml"
+    yml.write_text(f"""
+big:
+  test: {{production: {prod}, params: {{threshold: {threshold}}}, delays: [10, 20, 30]}}
+  evaluators:
+    - {{method: Binomial, template: {{production: {prod}, params: {{threshold: {threshold}, thresholdsmearing: 0,
+                                                                    tofsmearing: 0, pileup: 200}}}}}}
+    - {{method: Mean, template: {{production: {prod}, params: {{threshold: {threshold}, thresholdsmearing: 0,
+                                                                 tofsmearing: 0, pileup: 200}}}}}}
+""")
+    timerc = scans / "timerc-calibration"
+    timerc.write_text(f"[paths]\nproduction = {prod.parent}\ncalibration = {scans / 'calibration'}\n")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("runCalibration")), str(yml), "--no-plots"],
+                            env={**os.environ, "TIMECAL_CONFIG": str(timerc)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    out = proc.stdout.read()
+    if os.waitstatus_to_exitcode(status):
+        raise SystemExit(f"runCalibration failed:\n{out[-2000:]}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"wall": wall, "cpu": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
+            "rss": usage.ru_maxrss / 1024, "summary": [line for line in out.splitlines() if "bias" in line]}
+
+
 def old_figure_count(n: int) -> int:
     """The figures the old default planned: every combination of the others, per scanned
     parameter, 6 observables x 2 modes x (curves, map)."""
@@ -247,6 +282,8 @@ def main() -> int:
             new = run_child("new", str(prod), str(scans))
             old = run_child("old", str(prod), str(scans)) if n == min(sizes) else None
             plot = run_plotscan(prod, scans, args.formats) if n in plots else None
+            if plot is not None:
+                plot["calibration"] = run_calibration(prod, scans)
             store = scans / prod.name
             disk = sum(p.stat().st_size for p in (store / "observables.parquet", store / "tasks.parquet"))
             rows.append((n, new, old, plot, disk))
@@ -280,6 +317,9 @@ def main() -> int:
               f"per figure; peak RSS of plotScan {plot['main_rss']:.0f} MB, of it and its drawing processes "
               f"{plot['tree_rss']:.0f} MB (PSS: shared pages counted once; goal < 2 GB)")
         print(f"           {plot['choice']}; the old default would have planned {old_figure_count(n)} figures")
+        cal = plot["calibration"]
+        print(f"  {n:>7} tasks: runCalibration, 100 test tasks x 3 delays against one template task, two "
+              f"evaluators: {cal['wall']:.1f} s wall, CPU {cal['cpu']:.1f} s, peak RSS {cal['rss']:.0f} MB")
     return 0
 
 
