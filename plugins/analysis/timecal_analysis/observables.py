@@ -379,13 +379,15 @@ def build(tasks: Iterable[FinishedTask], target: Path, sources: Sources = Source
     """Bring the store of these tasks' observables in ``target`` (a directory, or its
     ``observables.parquet``) up to date: reused when every file is unchanged, otherwise
     rewritten a batch of files at a time, keeping the rows of unchanged files (unless
-    ``rebuild``) and reading the others through ``runner``. ``tasks`` is iterated once."""
+    ``rebuild``) and reading the others through ``runner``. ``tasks`` is iterated once; of
+    each, its id, file and parameters are kept, the parameters packed (see _Packed)."""
     directory = store_directory(target)
     key = cache_key(sources)
-    wanted: dict[str, tuple[FinishedTask, store.Signature]] = {}
+    packer = _Packed()
+    wanted: dict[str, tuple] = {}  # file -> (task id, packed parameters, signature)
     for task in tasks:
         sig = store.Signature.of(task.output, task.task_id, task.directory)
-        wanted[sig.file] = (_lean(task), sig)
+        wanted[sig.file] = (task.task_id, packer.pack(task.params), sig)
     if not wanted:
         raise UserError("no finished task to read: the production has no complete result yet")
     old, known = None, {}
@@ -393,24 +395,24 @@ def build(tasks: Iterable[FinishedTask], target: Path, sources: Sources = Source
     if not rebuild and stored is not None and {k: stored.get(k) for k in key} == key:
         old = store.StoreFiles(directory)
         known = old.signatures()
-        if len(known) == len(wanted) and all(known.get(sig, (None, None))[1] == task.task_id
-                                             for task, sig in wanted.values()):
+        if len(known) == len(wanted) and all(known.get(sig, (None, None))[1] == task_id
+                                             for task_id, _, sig in wanted.values()):
             return BuildReport(0, len(wanted), False)
     writer = store.StoreWriter(directory, key, VALUE_KEYS)
     try:
         keep: dict[int, tuple] = {}
-        for file, (task, sig) in list(wanted.items()):
-            index, task_id = known.get(sig, (None, None))
-            if index is not None and task_id == task.task_id:
-                keep[index] = (task.task_id, sig, task.params)
+        for file, (task_id, packed, sig) in list(wanted.items()):
+            index, known_id = known.get(sig, (None, None))
+            if index is not None and known_id == task_id:
+                keep[index] = (task_id, sig, _Packed.Params(packed))
                 del wanted[file]
+        known = None
         if old is not None:
             writer.copy_tasks(old, keep)
-        calls = [(str(task.output), dict(task.params), sources) for task, _ in
-                 sorted(wanted.values(), key=lambda item: item[1].file)]
+        calls = _Calls(sorted(wanted.items()), sources)
         for batch in store.batches(runner(file_columns, calls)):
-            pairs = [wanted[part.file] for part in batch]
-            writer.add_files(batch, [sig for _, sig in pairs], [task.task_id for task, _ in pairs])
+            found = [wanted[part.file] for part in batch]
+            writer.add_files(batch, [sig for _, _, sig in found], [task_id for task_id, _, _ in found])
         writer.close()
     except BaseException:
         writer.abort()
@@ -418,9 +420,56 @@ def build(tasks: Iterable[FinishedTask], target: Path, sources: Sources = Source
     return BuildReport(len(calls), len(keep), True)
 
 
-def _lean(task: FinishedTask) -> FinishedTask:
-    """What the store needs of a task (its provenance dropped: 100,000 of them are kept)."""
-    return FinishedTask(task.task_id, task.params, task.directory, task.output, None, None)
+class _Packed:
+    """Many tasks' parameters as tuples of shared values: the names once per distinct set,
+    each distinct value once (~200 bytes a task; a decoded dict per task cost ~3 kB, 300 MB
+    at 100,000 tasks)."""
+
+    def __init__(self):
+        self._names: dict[tuple, tuple] = {}
+        self._values: dict = {}
+
+    def pack(self, params: Mapping[str, Any]) -> tuple[tuple, tuple]:
+        names = tuple(params)
+        return self._names.setdefault(names, names), tuple(self._intern(v) for v in params.values())
+
+    def _intern(self, value: Any) -> Any:
+        try:
+            return self._values.setdefault((type(value), value), value)
+        except TypeError:  # a list: kept as it is
+            return value
+
+    class Params(Mapping):
+        """A packed parameter set read as a mapping."""
+
+        def __init__(self, packed: tuple[tuple, tuple]):
+            self._names, self._values = packed
+
+        def __getitem__(self, name):
+            try:
+                return self._values[self._names.index(name)]
+            except ValueError:
+                raise KeyError(name) from None
+
+        def __iter__(self):
+            return iter(self._names)
+
+        def __len__(self) -> int:
+            return len(self._names)
+
+
+class _Calls:
+    """The runner's calls, one per file to read, each made when the runner takes it."""
+
+    def __init__(self, items: Sequence[tuple[str, tuple]], sources: Sources):
+        self._items, self._sources = items, sources
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self):
+        for file, (_, packed, _) in self._items:
+            yield file, dict(zip(*packed)), self._sources
 
 
 def build_table(tasks: Sequence[FinishedTask], sources: Sources = Sources(),

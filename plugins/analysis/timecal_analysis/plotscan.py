@@ -138,7 +138,10 @@ def run(args: argparse.Namespace) -> Path:
         scan, built = load_or_build(tasks, output, sources, rebuild=args.cache, runner=runner)
         print(f"plotScan: observables of {len(tasks)} file(s) {built.describe()} in "
               f"{output / TABLE_NAME} (+ {TASKS_NAME})", file=sys.stderr)
-        records = _plot(args, scan, grid, selected, observables, modes, output, labels, kinds, formats,
+        position = dict(zip(scan.tasks["task_id"].tolist(), scan.tasks.index.tolist()))
+        on_grid = [position[t.task_id] for t in selected]
+        del tasks, selected, position  # the figures need the store's indices only (and workers fork)
+        records = _plot(args, scan, grid, on_grid, observables, modes, output, labels, kinds, formats,
                         cluster)
     finally:
         if cluster is not None:
@@ -148,7 +151,7 @@ def run(args: argparse.Namespace) -> Path:
     return index
 
 
-def _plot(args, scan, grid, selected, observables, modes, output, labels, kinds, formats, cluster):
+def _plot(args, scan, grid, on_grid, observables, modes, output, labels, kinds, formats, cluster):
     import pandas as pd
 
     from .figureset import describe_choice
@@ -160,11 +163,9 @@ def _plot(args, scan, grid, selected, observables, modes, output, labels, kinds,
     for name, values in grid.items():
         known = pd.unique(scan.tasks[param_column(name)]).tolist()
         table_grid[param_column(name)] = [_table_value(known, v) for v in values]
-    position = dict(zip(scan.tasks["task_id"].tolist(), scan.tasks.index.tolist()))
     request = PlotRequest(
         store=scan, grid=table_grid, observables=observables, modes=modes, output_dir=output,
-        labels=labels, kinds=kinds, formats=formats, tasks=[position[t.task_id] for t in selected],
-        every_slice=args.all_slices)
+        labels=labels, kinds=kinds, formats=formats, tasks=on_grid, every_slice=args.all_slices)
     scanned = [p for p, v in table_grid.items() if len(v) > 1] or list(table_grid)[:1]
     print(f"plotScan: {describe_choice(table_grid, scanned, args.all_slices)}", file=sys.stderr)
     if cluster is not None:
@@ -521,11 +522,12 @@ def dask_runner(running, func, calls, what: str | None = "files") -> Iterator:
     the cluster ``DASK_IN_FLIGHT`` at a time."""
     from distributed import Client, as_completed
 
+    known = len(calls) if hasattr(calls, "__len__") else None
     calls = iter(calls)
     head = list(itertools.islice(calls, DASK_IN_FLIGHT))
     if not head:
         return
-    total = len(head) + (len(calls) if hasattr(calls, "__len__") else 0)
+    total = known if known is not None else len(head)
     if not running.cluster.workers:  # batch backends start empty
         running.adapt(1, min(len(head), 50))
     progress = Progress(what) if what else None
@@ -541,7 +543,7 @@ def dask_runner(running, func, calls, what: str | None = "files") -> Iterator:
             nxt = next(calls, None)
             if nxt is not None:
                 pending.add(submit(nxt))
-                total += 1
+                total += known is None
             done += 1
             yield result
             if progress:

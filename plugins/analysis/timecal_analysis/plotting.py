@@ -25,6 +25,7 @@ of a Dask cluster), and each costs far less than a plain matplotlib + mplhep fig
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 import re
@@ -285,6 +286,12 @@ def local_processes(func, jobs, workers: int | None = None):
     # Forking a process that runs threads (a Dask client left behind) can deadlock a child.
     fork = "fork" in methods and threading.active_count() == 1
     context = multiprocessing.get_context("fork" if fork else ("forkserver" if "forkserver" in methods else None))
+    if fork:
+        # What the forked workers inherit is never collected by them: without this their
+        # collector walks every inherited object, and each page it touches is copied
+        # (100,000 tasks' records were copied into each worker).
+        gc.collect()
+        gc.freeze()
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         running: set = set()
         while True:
@@ -298,6 +305,8 @@ def local_processes(func, jobs, workers: int | None = None):
             finished, running = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
                 yield from future.result()
+    if fork:
+        gc.unfreeze()
 
 
 def _apply_all(func, jobs) -> list:

@@ -293,46 +293,60 @@ class Store(StoreFiles):
         return [c for c in self.tasks.columns if c not in ("task_id",) + SIGNATURE]
 
     def read(self, columns: Sequence[str], tasks: Iterable[int]) -> Cube:
-        """The values of ``columns`` for ``tasks`` as a :class:`Cube`; only the row groups
-        holding them are read, one at a time."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
+        """The values of ``columns`` for ``tasks`` as a :class:`Cube`. Only the row groups
+        holding them are read, one at a time, each scattered into the cube at once (modes by
+        their dictionary codes, never as strings): the memory is the cube's and one row
+        group's, whatever the number of rows read."""
         tasks = np.asarray(list(tasks), dtype=np.int64)
         local = np.full(max(self.n_tasks, 1), -1, dtype=np.int64)
         local[tasks] = np.arange(len(tasks))
         wanted = [TASK, "mode", "delay"] + list(columns)
-        picked: list = []
+        modes: list[str] = []
+        delays = np.zeros(0)
+        present = np.zeros((len(tasks), 0, 0), dtype=bool)
+        values = {name: np.full((len(tasks), 0, 0), np.nan) for name in columns}
         for group in self.row_groups_of(tasks):
             table = self.file.read_row_group(group, columns=wanted)
-            rows = local[table[TASK].to_numpy()] >= 0
-            if rows.any():
-                table = table.filter(pa.array(rows))
-                picked.append(table.set_column(1, "mode", pc.cast(table["mode"], pa.string())))
-        if picked:
-            table = pa.concat_tables(picked)
-            row_task = local[table[TASK].to_numpy()]
-            mode_text = table["mode"].to_numpy(zero_copy_only=False)
-            delay = table["delay"].to_numpy()
-        else:
-            row_task = np.zeros(0, np.int64)
-            mode_text = np.zeros(0, object)
-            delay = np.zeros(0)
-        modes = sorted(set(mode_text.tolist()), key=_mode_order)
-        mode_index = {m: i for i, m in enumerate(modes)}
-        row_mode = np.fromiter((mode_index[m] for m in mode_text), dtype=np.int64, count=len(mode_text))
-        delays = np.unique(delay)
-        row_delay = np.searchsorted(delays, delay)
-        shape = (len(tasks), len(modes), len(delays))
-        present = np.zeros(shape, dtype=bool)
-        present[row_task, row_mode, row_delay] = True
-        values = {}
-        for name in columns:
-            cube = np.full(shape, np.nan)
-            if picked:
-                cube[row_task, row_mode, row_delay] = table[name].to_numpy()
-            values[name] = cube
-        return Cube(tasks, modes, delays, values, present)
+            rows = local[table[TASK].to_numpy()]
+            keep = rows >= 0
+            if not keep.any():
+                continue
+            row_mode = self._mode_codes(table["mode"], modes)[keep]
+            delay = table["delay"].to_numpy()[keep]
+            new_delays = np.setdiff1d(delay, delays)
+            if len(new_delays) or present.shape[1] < len(modes):  # grow the cube's axes
+                merged = np.union1d(delays, new_delays)
+                at = np.searchsorted(merged, delays)
+                grown = np.zeros((len(tasks), len(modes), len(merged)), dtype=bool)
+                grown[:, :present.shape[1], at] = present
+                present = grown
+                for name in columns:
+                    cube = np.full(grown.shape, np.nan)
+                    cube[:, :values[name].shape[1], at] = values[name]
+                    values[name] = cube
+                delays = merged
+            where = (rows[keep], row_mode, np.searchsorted(delays, delay))
+            present[where] = True
+            for name in columns:
+                values[name][where] = table[name].to_numpy()[keep]
+        order = sorted(range(len(modes)), key=lambda i: _mode_order(modes[i]))
+        return Cube(tasks, [modes[i] for i in order], delays,
+                    {name: cube[:, order] for name, cube in values.items()}, present[:, order])
+
+    @staticmethod
+    def _mode_codes(column, modes: list[str]) -> np.ndarray:
+        """Each row's mode as an index into ``modes`` (extended with modes not seen yet),
+        from the dictionary codes of the column's chunks."""
+        out = []
+        for chunk in column.chunks:
+            lookup = []
+            for mode in chunk.dictionary.to_pylist():
+                if mode not in modes:
+                    modes.append(mode)
+                lookup.append(modes.index(mode))
+            codes = chunk.indices.to_numpy(zero_copy_only=False)
+            out.append(np.asarray(lookup, dtype=np.int64)[codes] if len(lookup) else np.zeros(0, np.int64))
+        return np.concatenate(out) if out else np.zeros(0, np.int64)
 
     def table(self, columns: Sequence[str] | None = None):
         """The wide table (every value row with its task's parameters), as the cache was
