@@ -380,10 +380,10 @@ def build(tasks: Iterable[FinishedTask], target: Path, sources: Sources = Source
     ``observables.parquet``) up to date: reused when every file is unchanged, otherwise
     rewritten a batch of files at a time, keeping the rows of unchanged files (unless
     ``rebuild``) and reading the others through ``runner``. ``tasks`` is iterated once; of
-    each, its id, file and parameters are kept, the parameters packed (see _Packed)."""
+    each, its id, file and parameters are kept, the parameters packed (see Packer)."""
     directory = store_directory(target)
     key = cache_key(sources)
-    packer = _Packed()
+    packer = Packer()
     wanted: dict[str, tuple] = {}  # file -> (task id, packed parameters, signature)
     for task in tasks:
         sig = store.Signature.of(task.output, task.task_id, task.directory)
@@ -404,7 +404,7 @@ def build(tasks: Iterable[FinishedTask], target: Path, sources: Sources = Source
         for file, (task_id, packed, sig) in list(wanted.items()):
             index, known_id = known.get(sig, (None, None))
             if index is not None and known_id == task_id:
-                keep[index] = (task_id, sig, _Packed.Params(packed))
+                keep[index] = (task_id, sig, Packer.Params(packed))
                 del wanted[file]
         known = None
         if old is not None:
@@ -420,7 +420,7 @@ def build(tasks: Iterable[FinishedTask], target: Path, sources: Sources = Source
     return BuildReport(len(calls), len(keep), True)
 
 
-class _Packed:
+class Packer:
     """Many tasks' parameters as tuples of shared values: the names once per distinct set,
     each distinct value once (~200 bytes a task; a decoded dict per task cost ~3 kB, 300 MB
     at 100,000 tasks)."""

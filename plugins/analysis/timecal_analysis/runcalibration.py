@@ -157,10 +157,10 @@ class ProductionTasks:
     def __init__(self, directory: Path):
         from timecal_core.tasks import FinishedTasks
 
-        from .plotscan import lean_task
+        from .plotscan import lean_tasks
 
         self.directory = directory
-        self.tasks = [lean_task(t) for t in FinishedTasks(directory)]
+        self.tasks = lean_tasks(FinishedTasks(directory))
         self.by_name = {}
         for i, t in enumerate(self.tasks):
             self.by_name.setdefault(t.task_id, i)
