@@ -179,7 +179,7 @@ def run_plotscan(prod: Path, scans: Path, formats: str) -> dict:
     t0 = time.perf_counter()
     proc = subprocess.Popen([PLOTSCAN, "-i", str(prod), "--formats", formats], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    first = [None]
+    first, first_cpu = [None], [None]
     tree_peak = [0]
     stop = threading.Event()
 
@@ -194,6 +194,10 @@ def run_plotscan(prod: Path, scans: Path, formats: str) -> dict:
                 pass
             if first[0] is None and plots.is_dir() and any(plots.glob("*/*/*.png")):
                 first[0] = time.perf_counter() - t0
+                try:  # CPU of plotScan and its drawing processes so far
+                    first_cpu[0] = sum(sum(p.cpu_times()[:2]) for p in [ps, *ps.children(recursive=True)])
+                except psutil.Error:
+                    pass
             stop.wait(0.1)
 
     watcher = threading.Thread(target=watch, daemon=True)
@@ -210,7 +214,7 @@ def run_plotscan(prod: Path, scans: Path, formats: str) -> dict:
     figures = sum(1 for _ in (out / "plots").glob("*/*/*.png"))
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     planned_line = next((line for line in err.splitlines() if "slice(s)" in line), "")
-    return {"wall": wall, "first": first[0], "figures": figures, "cpu": cpu, "main_rss": usage.ru_maxrss / 1024,
+    return {"wall": wall, "first": first[0], "first_cpu": first_cpu[0], "figures": figures, "cpu": cpu, "main_rss": usage.ru_maxrss / 1024,
             "tree_rss": tree_peak[0] / 2**20, "choice": planned_line.removeprefix("plotScan: ")}
 
 
@@ -312,6 +316,8 @@ def main() -> int:
             continue
         rate = plot["figures"] / plot["wall"] if plot["wall"] else 0
         first = f"{plot['first']:.1f} s" if plot["first"] is not None else "none"
+        if plot.get("first_cpu") is not None:
+            first += f" (CPU {plot['first_cpu']:.1f} s)"
         print(f"  {n:>7} tasks: first figure {first} (goal < 10 s), {plot['figures']} figures in "
               f"{plot['wall']:.1f} s = {rate:.1f} figures/s, CPU {1000 * plot['cpu'] / max(plot['figures'], 1):.0f} ms "
               f"per figure; peak RSS of plotScan {plot['main_rss']:.0f} MB, of it and its drawing processes "
