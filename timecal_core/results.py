@@ -22,7 +22,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -172,7 +172,8 @@ def scan_results(results: Path, planned: Mapping[str, tuple[str, Mapping[str, An
     return scan
 
 
-def scan_without_plan(results: Path, keep_records: bool = True) -> ResultScan:
+def scan_without_plan(results: Path, keep_records: bool = True,
+                      keep: Callable[[dict], Any] | None = None) -> ResultScan:
     """Sort ``results/`` when the plan is not at hand (aggregators, plotScan): a result is
     done when its params.json is readable, holds parameters and the id its directory name
     ends with, and its output is there and not empty; of two such directories for one task,
@@ -180,7 +181,7 @@ def scan_without_plan(results: Path, keep_records: bool = True) -> ResultScan:
     ones needs the plan: the planner checks that, and has moved mismatches aside before a
     production's aggregators run. Without ``keep_records`` the records are not kept
     (``done`` maps to (path, None)): a 100,000-task listing then holds paths, not 100,000
-    decoded params.json."""
+    decoded params.json; ``keep(record)`` keeps what it returns instead."""
     scan = ResultScan()
     for entry in sorted(_entries(results), key=lambda e: e.name):
         tid = entry.name.rpartition(SEPARATOR)[2]
@@ -196,7 +197,8 @@ def scan_without_plan(results: Path, keep_records: bool = True) -> ResultScan:
         if tid in scan.done:
             scan.copies.append(entry.name)
             continue
-        scan.done[tid] = (entry.path, record if keep_records else None)
+        scan.done[tid] = (entry.path, keep(record) if keep is not None else
+                          record if keep_records else None)
     return scan
 
 

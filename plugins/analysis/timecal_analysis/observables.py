@@ -23,6 +23,7 @@ import numpy as np
 
 from timecal_core.errors import UserError
 from timecal_core.hookspecs import AggregationRequest, Aggregator, FinishedTask
+from timecal_core.tasks import Packer
 from . import store
 from .fastmaps import read_map
 from timecal_core.layout import ATTR_LOW, BX_HIGH, BX_LOW, BX_NBINS, HARVESTED_PREFIX, MODES, ScanMaps, hist1d_name
@@ -418,44 +419,6 @@ def build(tasks: Iterable[FinishedTask], target: Path, sources: Sources = Source
         writer.abort()
         raise
     return BuildReport(len(calls), len(keep), True)
-
-
-class Packer:
-    """Many tasks' parameters as tuples of shared values: the names once per distinct set,
-    each distinct value once (~200 bytes a task; a decoded dict per task cost ~3 kB, 300 MB
-    at 100,000 tasks)."""
-
-    def __init__(self):
-        self._names: dict[tuple, tuple] = {}
-        self._values: dict = {}
-
-    def pack(self, params: Mapping[str, Any]) -> tuple[tuple, tuple]:
-        names = tuple(params)
-        return self._names.setdefault(names, names), tuple(self._intern(v) for v in params.values())
-
-    def _intern(self, value: Any) -> Any:
-        try:
-            return self._values.setdefault((type(value), value), value)
-        except TypeError:  # a list: kept as it is
-            return value
-
-    class Params(Mapping):
-        """A packed parameter set read as a mapping."""
-
-        def __init__(self, packed: tuple[tuple, tuple]):
-            self._names, self._values = packed
-
-        def __getitem__(self, name):
-            try:
-                return self._values[self._names.index(name)]
-            except ValueError:
-                raise KeyError(name) from None
-
-        def __iter__(self):
-            return iter(self._names)
-
-        def __len__(self) -> int:
-            return len(self._names)
 
 
 class _Calls:

@@ -22,8 +22,8 @@ from timecal_core.hookspecs import BackendRequest, FinishedTask
 from timecal_core.tasks import FinishedTasks
 from timecal_core.yamlconf import load_yaml, parse_custom
 from timecal_core.layout import MODES
-from .observables import (OBSERVABLES, TABLE_NAME, BXHistRef, Packer, Sources, comparable,
-                          load_or_build, observable, param_column, same_value)
+from .observables import (OBSERVABLES, TABLE_NAME, BXHistRef, Sources, comparable, load_or_build,
+                          observable, param_column, same_value)
 from .store import TASKS_NAME
 
 WORKER_MODE = "worker"
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> Path:
     if args.workers is not None and args.workers < 1:
         raise UserError(f"--workers {args.workers}: give a positive number of processes")
 
-    tasks = lean_tasks(FinishedTasks(production))
+    tasks = lean_tasks(production)
     if not tasks:
         raise UserError(f"{production}: no finished task in results/; wait for the production or check BXRun")
     # The grid of the whole production, then the values the selection keeps: a parameter it
@@ -359,12 +359,10 @@ def _hashable(value: Any) -> Any:
         return str(value)
 
 
-def lean_tasks(tasks) -> list[FinishedTask]:
-    """What plotScan keeps of each task: id, directory, output and its parameters packed
-    (shared names and values; no provenance): ~0.5 kB a task instead of ~3 kB."""
-    packer = Packer()
-    return [FinishedTask(t.task_id, Packer.Params(packer.pack(t.params)), t.directory, t.output, None, None)
-            for t in tasks]
+def lean_tasks(production: Path) -> list[FinishedTask]:
+    """What plotScan keeps of each finished task: id, directory, output and its parameters
+    packed (~0.5 kB a task; no provenance), from the one pass that checks the results."""
+    return list(FinishedTasks(production, lean=True))
 
 
 def select_tasks(tasks: Sequence[FinishedTask], words: Sequence[str]) -> list[FinishedTask]:

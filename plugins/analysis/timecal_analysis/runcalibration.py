@@ -155,12 +155,10 @@ class ProductionTasks:
     not a pass over 30,000 tasks per scenario, test and template."""
 
     def __init__(self, directory: Path):
-        from timecal_core.tasks import FinishedTasks
-
         from .plotscan import lean_tasks
 
         self.directory = directory
-        self.tasks = lean_tasks(FinishedTasks(directory))
+        self.tasks = lean_tasks(directory)
         self.by_name = {}
         for i, t in enumerate(self.tasks):
             self.by_name.setdefault(t.task_id, i)
