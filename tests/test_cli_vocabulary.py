@@ -276,7 +276,7 @@ def test_runcalibration_takes_its_yaml_either_way():
 
 
 def test_the_seed_readme_commands_still_parse():
-    """What the old scripts' README has users type (/work/shared/spec/seed-readme.md), as typed."""
+    """What the old timeCal scripts' README has users type, copied here as typed."""
     bxrun = importlib.import_module("timecal_core.cli.bxrun").build_parser()
     args = bxrun.parse_args("--script PUCalibration_cfg.py --run N=1 threshold=5000 pileup=200 "
                             "HSfile=hs.txt PUfile=pu.txt -o out".split())
