@@ -56,8 +56,9 @@ def seed_files() -> list[Path]:
     files = sorted(out.glob("*.root"))
     if len(files) == SEEDS:
         return files
-    from timecal_core.layout import COMPACT, TASK_PARAMETERS_ENV
-    from timecal_core.parameters import complete
+    from timecal_core.cms.harvested_layout import COMPACT
+    from timecal_core.config.parameters import complete
+    from timecal_core.contract.hookspecs import TASK_PARAMETERS_ENV
     from timecal_script_cbcsim import run
     from timecal_script_cbcsim.params import PARAMETERS
 
@@ -80,8 +81,8 @@ def seed_files() -> list[Path]:
 
 def production(n: int) -> Path:
     """A finished production of ``n`` tasks (reused when complete)."""
-    from timecal_core.grid import plan_grid
-    from timecal_core.plugins import get_registry
+    from timecal_core.contract.plugins import get_registry
+    from timecal_core.plan.grid import plan_grid
 
     root = CACHE / f"prod{n}"
     done = root / ".complete"
@@ -119,14 +120,14 @@ def production(n: int) -> Path:
 # --------------------------------------------------------------------------- children
 def child_aggregate(prod: Path, scans: Path, old: bool) -> dict:
     """Runs in a fresh process: the aggregation of ``prod`` (new, or the way it was)."""
-    from timecal_core.config import Timerc
+    from timecal_core.config.timerc import Timerc
 
     timerc = Timerc(scans / "timerc", {"paths": {"scans": str(scans)}})
     t0, c0 = time.perf_counter(), time.process_time()
     if old:
         old_aggregation(prod, scans)
     else:
-        from timecal_core.aggregation import aggregate_here
+        from timecal_core.driver.aggregation import aggregate_here
 
         lines = []
         if not aggregate_here(prod, "cbcsim", None, timerc, out=lines.append):
@@ -143,7 +144,7 @@ def old_aggregation(prod: Path, scans: Path) -> None:
     import pyarrow.parquet as pq
 
     from timecal_analysis.observables import build_table
-    from timecal_core.tasks import finished_tasks
+    from timecal_core.run.tasks import finished_tasks
 
     tasks = finished_tasks(prod)
     table = build_table(tasks)

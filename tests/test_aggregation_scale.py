@@ -14,11 +14,11 @@ import pytest
 from scanprod import make_production
 from timecal_analysis import observables as obs
 from timecal_analysis import store
-from timecal_core.aggregation import run_aggregators
-from timecal_core.config import Timerc
-from timecal_core.grid import plan_grid
-from timecal_core.plugins import get_registry
-from timecal_core.tasks import FinishedTasks, execute_task, finished_tasks
+from timecal_core.config.timerc import Timerc
+from timecal_core.contract.plugins import get_registry
+from timecal_core.driver.aggregation import run_aggregators
+from timecal_core.plan.grid import plan_grid
+from timecal_core.run.tasks import FinishedTasks, execute_task, finished_tasks
 
 
 @pytest.fixture

@@ -15,7 +15,8 @@ import pytest
 import uproot
 
 from conftest import run_bxrun, write_timerc
-from timecal_core import layout
+from timecal_core.cms.harvested_layout import HARVESTED_PREFIX, MODES, PARAMS_KEY
+from timecal_core.cms.readers import read_maps
 
 GRID = "threshold: [5000, 8000]\ntofsmearing: [0, 2]\nnhits: 20000\nseed: 3\n"
 
@@ -56,9 +57,9 @@ def test_compact_files_hold_the_maps_and_nothing_they_repeat(productions):
             assert len([k for k in g.keys() if "Hist1D" in k]) > 1000
             assert "smearing" not in f and "smearing" in g
             assert json.loads(str(f["cbcsim_info"]))["layout"] == "compact"
-            assert json.loads(str(f[layout.PARAMS_KEY]))["layout"] == "compact"
-        a, b = layout.read_maps(full[task_id]), layout.read_maps(path)
-        for mode in layout.MODES:
+            assert json.loads(str(f[PARAMS_KEY]))["layout"] == "compact"
+        a, b = read_maps(full[task_id]), read_maps(path)
+        for mode in MODES:
             for kind in ("offset_scan", "hits_true", "attribution", "errors"):
                 np.testing.assert_array_equal(getattr(a, kind)[mode], getattr(b, kind)[mode])
         record = json.loads((path.parent / "params.json").read_text())
@@ -74,9 +75,9 @@ def test_root_reads_the_compact_file(productions):
     path = next(iter(results(prods["compact"]).values()))
     f = ROOT.TFile.Open(str(path))
     try:
-        h = f.Get(f"{layout.HARVESTED_PREFIX}/Hist2D/OffsetScanSampled")
+        h = f.Get(f"{HARVESTED_PREFIX}/Hist2D/OffsetScanSampled")
         assert h and h.InheritsFrom("TH2")
-        maps = layout.read_maps(path)
+        maps = read_maps(path)
         got = np.array([[h.GetBinContent(ix, iy) for ix in range(13)] for iy in range(1, h.GetNbinsY() + 1)])
         np.testing.assert_array_equal(got, maps.offset_scan["Sampled"])
     finally:

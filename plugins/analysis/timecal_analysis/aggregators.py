@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from timecal_core.hookspecs import Aggregator
+from timecal_core.contract.hookspecs import Aggregator
 
 
 def _deferred(module: str, function: str):

@@ -21,12 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from timecal_core.errors import UserError
-from timecal_core.hookspecs import AggregationRequest, Aggregator, FinishedTask
-from timecal_core.tasks import Packer
+from timecal_core.contract.errors import UserError
+from timecal_core.contract.hookspecs import AggregationRequest, Aggregator, FinishedTask
+from timecal_core.run.tasks import Packer
 from . import store
 from .fastmaps import read_map
-from timecal_core.layout import ATTR_LOW, BX_HIGH, BX_LOW, BX_NBINS, HARVESTED_PREFIX, MODES, ScanMaps, hist1d_name
+from timecal_core.cms.harvested_layout import (ATTR_LOW, BX_HIGH, BX_LOW, BX_NBINS,
+                                               HARVESTED_PREFIX, MODES, hist1d_name)
+from timecal_core.cms.readers import ScanMaps
 
 if TYPE_CHECKING:  # pandas only where a wide table is built: the aggregators run in the driver
     import pandas as pd

@@ -1,7 +1,9 @@
 """``plotScan``: scan observables of a production as a cached table, plots and an index.
 
-The seed's flags (``--yaml --custom -i -o --observables --mode -v --cache``) keep their
-meaning; the YAML is optional (without it every varying parameter is plotted and the
+The seed's flags (``--yaml --custom -i -o --observables -v --cache``) keep their meaning, in
+the words every timecal command shares (:mod:`timecal_core.cli.vocabulary`): ``--mode`` is the
+CBC mode there, and the seed's ``--mode BACKEND`` still works with a warning (now ``--dask``).
+The YAML is optional (without it every varying parameter is plotted and the
 analyzer's standard objects are read). See the README, section "Scan plots", for the YAML format.
 """
 
@@ -15,18 +17,21 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from timecal_core.config import load_timerc
-from timecal_core.errors import UserError
-from timecal_core.exits import run_cli
-from timecal_core.hookspecs import BackendRequest, FinishedTask
-from timecal_core.tasks import FinishedTasks
-from timecal_core.yamlconf import load_yaml, parse_custom
-from timecal_core.layout import MODES
+from timecal_core.config.timerc import load_timerc
+from timecal_core.contract.errors import UserError
+from timecal_core.cli import vocabulary
+from timecal_core.cli.command_errors import run_cli
+from timecal_core.contract.hookspecs import BackendRequest, FinishedTask
+from timecal_core.run.tasks import FinishedTasks
+from timecal_core.config.yamlfiles import load_yaml, parse_custom
+from timecal_core.cms.harvested_layout import MODES
 from .observables import (OBSERVABLES, TABLE_NAME, BXHistRef, Sources, comparable, load_or_build,
                           observable, param_column, same_value)
 from .store import TASKS_NAME
 
-WORKER_MODE = "worker"
+PROG = "plotScan"
+DISTRIBUTION = "timecal-analysis"
+WORKER_MODE = "worker"  # the files read here, one after the other (no --dask)
 YAML_KEYS = ("parameters", "labels", "efficiency", "firerate", "hists")
 
 
@@ -46,44 +51,76 @@ def build_parser() -> argparse.ArgumentParser:
     slices for k scanned parameters, however many values each has.
 --select narrows the grid first (a term NAME=VALUE fixes a parameter); --all-slices draws
 every combination; the YAML's 'parameters' chooses the values of each parameter.""")
-    p.add_argument("--yaml", help="plot configuration (parameters, labels, efficiency, firerate, hists)")
-    p.add_argument("--custom", nargs="+", default=[], metavar="KEY=VALUE",
-                   help="fill {KEY} placeholders of the YAML, e.g. mode=Sampled (plots that mode only)")
-    p.add_argument("-i", "--input", required=True,
-                   help="production directory (relative: under timerc [paths] production)")
-    p.add_argument("-o", "--output",
-                   help="output directory (relative: under [paths] scans; default: the production's name)")
-    p.add_argument("--observables", nargs="+", metavar="NAME",
-                   help="subset to plot: " + ", ".join(o.key for o in OBSERVABLES))
-    p.add_argument("--mode", default=WORKER_MODE,
-                   help="'worker' processes files serially here; an installed backend name (local, "
-                        "slurm, htcondor...) processes them on that Dask cluster")
-    p.add_argument("--dask", metavar="BACKEND",
-                   help="render the figures on that installed backend's Dask cluster (local, slurm, "
-                        "htcondor...), which also reads the files unless --mode says otherwise; "
-                        "default: local processes, one per core")
-    p.add_argument("--formats", default="png,pdf,root",
-                   help="comma-separated subset of png,pdf,root to write per figure (default: all three)")
+    vocabulary.add(p, "--yaml", "the plot configuration (parameters, labels, efficiency, firerate, "
+                                "hists)", metavar="FILE")
+    vocabulary.add(p, "--custom", "(e.g. mode=Sampled: plot that mode only)", default=[],
+                   metavar="KEY=VALUE")
+    vocabulary.add(p, "-i", "(relative: under timerc [paths] production)", required=True,
+                   metavar="PRODUCTION")
+    vocabulary.add(p, "-o", "the table, plots and index.html (relative: under timerc [paths] scans; "
+                            "default: the production's name)", metavar="DIR")
+    vocabulary.add_list(p, "--observables", metavar="NAME",
+                        help="subset to plot: " + ", ".join(o.key for o in OBSERVABLES))
+    vocabulary.add(p, "--mode", "plot that mode only, as --custom mode=... (default: both)",
+                   metavar="|".join(MODES))
+    vocabulary.add(p, "--dask", "an installed backend (local, slurm, htcondor...) whose Dask cluster "
+                                "reads the files and draws the figures (default: the files are read "
+                                "here and the figures drawn by local processes, one per core)",
+                   metavar="BACKEND")
+    vocabulary.add_list(p, "--formats", old_commas=True, metavar="FORMAT",
+                        help="what to write per figure, among png pdf root (default: all three)")
     p.add_argument("--only", metavar="WHAT",
                    help="draw only 'curves', only 'maps', or only one observable (as --observables)")
     p.add_argument("--workers", type=int, help="local processes drawing figures (default: one per core)")
     p.add_argument("--cache", action="store_true", help="rebuild the observables table even if it is up to date")
     p.add_argument("--allow-missing", action="store_true",
                    help="plot the grid points that exist instead of stopping on missing ones")
-    p.add_argument("--select", nargs="+", metavar="TERM",
-                   help="plot only the tasks these filter terms select, in the monitor's language: "
-                        "NAME OP VALUE with OP one of = != < <= > >=, a comma for 'any of', all terms "
-                        "holding (e.g. --select \"threshold>=6000 subdet=BLL\")")
+    vocabulary.add_list(p, "--select", metavar="TERM",
+                        help="plot only the tasks these filter terms select, in the monitor's language: "
+                             "NAME OP VALUE with OP one of = != < <= > >=, a comma for 'any of', all "
+                             "terms holding (e.g. --select \"threshold>=6000 subdet=BLL\")")
     p.add_argument("--all-slices", action="store_true",
                    help="draw every combination of the other parameters (see 'Which figures' below)")
-    p.add_argument("-v", "--verbose", action="store_true", help="tracebacks and details")
+    vocabulary.add_standard(p, DISTRIBUTION)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_cli("plotScan", lambda: run(args) and 0, verbose=args.verbose,
+    return run_cli(PROG, lambda: run(settle(args)) and 0, verbose=args.verbose,
                    interrupted="interrupted; the observables table is only replaced once complete")
+
+
+def settle(args: argparse.Namespace) -> argparse.Namespace:
+    """``--mode`` as the vocabulary means it (the CBC mode: the same as ``--custom mode=``),
+    and what it meant before, still working with a warning: ``--mode worker`` (the default)
+    and ``--mode BACKEND`` (now ``--dask BACKEND``, which reads the files and draws the
+    figures)."""
+    if args.mode is None:
+        return args
+    if args.mode in MODES:
+        given = parse_custom(args.custom).get("mode")
+        if given is None:
+            args.custom = [*args.custom, f"mode={args.mode}"]
+        elif given != args.mode:
+            raise UserError(f"--mode {args.mode} and --custom mode={given} disagree: give the mode once")
+        return args
+    from timecal_core.contract.plugins import get_registry
+
+    backends = sorted(get_registry().backends)
+    old = f"--mode {args.mode} (where the files are read)"
+    if args.mode not in (WORKER_MODE, *backends):
+        raise UserError(f"--mode {args.mode}: give {' or '.join(MODES)} (the CBC mode to plot); a Dask "
+                        f"backend goes with --dask (installed: {', '.join(backends) or 'none'})")
+    if args.dask and args.dask != args.mode:
+        vocabulary.deprecated(PROG, old, f"--dask {args.dask} reads the files too; leave --mode out")
+    elif args.mode == WORKER_MODE:
+        vocabulary.deprecated(PROG, old, "the files are read here unless --dask says where; leave --mode out")
+    else:
+        vocabulary.deprecated(PROG, old, f"use --dask {args.mode}")
+        args.dask = args.mode
+    args.mode = None
+    return args
 
 
 # --------------------------------------------------------------------------- the run
@@ -127,7 +164,7 @@ def run(args: argparse.Namespace) -> Path:
         notes.append(message)
     _check_fixed(grid, selected, source)
 
-    mode = args.mode if args.mode != WORKER_MODE or not args.dask else args.dask
+    mode = args.dask or WORKER_MODE  # where the files are read
     output.mkdir(parents=True, exist_ok=True)
     cluster = SharedCluster(args.dask, timerc, output, args.verbose) if args.dask else None
     try:
@@ -176,13 +213,17 @@ def _plot(args, scan, grid, on_grid, observables, modes, output, labels, kinds, 
     return plot_scan(request, progress=Progress("figures"), runner=runner)
 
 
-def parse_formats(text: str) -> tuple[str, ...]:
+def parse_formats(given: Sequence[str] | None) -> tuple[str, ...]:
+    """``--formats png root`` (None: every format)."""
     from .plotting import FORMATS
 
-    wanted = tuple(dict.fromkeys(f.strip().lower() for f in str(text).split(",") if f.strip()))
+    if not given:
+        return tuple(FORMATS)
+    wanted = tuple(dict.fromkeys(f.strip().lower() for f in given if f.strip()))
     unknown = [f for f in wanted if f not in FORMATS]
     if unknown or not wanted:
-        raise UserError(f"--formats {text}: choose from {', '.join(FORMATS)} (comma-separated)")
+        raise UserError(f"--formats {' '.join(given)}: choose from {', '.join(FORMATS)} "
+                        f"(separated by spaces)")
     return wanted
 
 
@@ -368,7 +409,7 @@ def lean_tasks(production: Path) -> list[FinishedTask]:
 def select_tasks(tasks: Sequence[FinishedTask], words: Sequence[str]) -> list[FinishedTask]:
     """``--select``: the tasks the filter terms select (the monitor's selection language,
     checked against the values the tasks have)."""
-    from timecal_core.selection import ParameterSpace, SelectionError, is_term
+    from timecal_core.views.selection import ParameterSpace, SelectionError, is_term
 
     terms = [w for text in words for w in str(text).split()]
     for word in terms:
@@ -471,7 +512,7 @@ def _clock(seconds: float) -> str:
 def _runner(mode: str, timerc, output: Path, verbose: bool) -> Callable:
     if mode == WORKER_MODE:
         return serial_with_progress
-    from timecal_core.plugins import get_registry
+    from timecal_core.contract.plugins import get_registry
 
     backend = get_registry().backend(mode).item  # unknown -> UserError listing the installed ones
 
@@ -491,7 +532,7 @@ class SharedCluster:
     names another backend) and the figures are mapped on the same workers."""
 
     def __init__(self, backend_name: str, timerc, output: Path, verbose: bool):
-        from timecal_core.plugins import get_registry
+        from timecal_core.contract.plugins import get_registry
 
         backend = get_registry().backend(backend_name).item  # unknown -> UserError listing them
         self.running = backend.start(BackendRequest(settings=timerc.section(backend_name),

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from timecal_core.errors import UserError
+from timecal_core.contract.errors import UserError
 
 VALUES_NAME = "observables.parquet"
 TASKS_NAME = "tasks.parquet"
@@ -359,7 +359,7 @@ class Store(StoreFiles):
 
 
 def _mode_order(mode: str):
-    from timecal_core.layout import MODES
+    from timecal_core.cms.harvested_layout import MODES
 
     return (MODES.index(mode), "") if mode in MODES else (len(MODES), mode)
 
