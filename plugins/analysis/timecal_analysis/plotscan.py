@@ -77,7 +77,7 @@ every combination; the YAML's 'parameters' chooses the values of each parameter.
                    help="plot the grid points that exist instead of stopping on missing ones")
     vocabulary.add_list(p, "--select", metavar="TERM",
                         help="plot only the tasks these filter terms select, in the monitor's language: "
-                             "NAME OP VALUE with OP one of = != < <= > >=, a comma for 'any of', all "
+                             "NAME OP VALUE with OP one of = != < <= > >= (NAME=A,B: any of A, B), all "
                              "terms holding (e.g. --select \"threshold>=6000 subdet=BLL\")")
     p.add_argument("--all-slices", action="store_true",
                    help="draw every combination of the other parameters (see 'Which figures' below)")
