@@ -48,6 +48,7 @@ from ..views.status_text import (ClusterInfo, StatusSnapshot, count_batch_states
 KEY_PREFIX = "bxtask"
 MIN_TICK_GAP = 1.0  # seconds between two monitor ticks, however eager
 COLLECT_DELAY = 0.25  # seconds between two looks at the futures in flight
+LOOK_WINDOW, FULL_LOOK = 256, 10  # see Engine._finished
 RATE_WINDOW = 600.0  # seconds of completions the rate and ETA are computed from
 
 log = logging.getLogger("timecal.driver")
@@ -224,10 +225,12 @@ class Engine:
         flight (bounded by max_in_flight, a cheap status check each) costs less than
         tracking every future with a callback, and one gather and one ledger transaction
         then serve every task that finished in the meantime."""
+        looks = 0
         while not self._stopping.wait(COLLECT_DELAY):
+            looks += 1
             try:
                 with self._lock:
-                    finished = [f for f in self._futures.values() if f.done()]
+                    finished = self._finished(whole=looks % FULL_LOOK == 0)
                 if finished:
                     self._record(finished)
                     self._refill()
@@ -236,6 +239,22 @@ class Engine:
                 self.notify("internal error while recording completions; see "
                             f"{self.driver_log or 'the driver log'}")
             self._update_idle()
+
+    def _finished(self, whole: bool) -> list:
+        """The finished futures, oldest first. Dask runs them about in the order handed
+        over: unless ``whole`` (every FULL_LOOK-th look, for failures and retries out of
+        order), a look stops after LOOK_WINDOW unfinished ones in a row (four looks a second
+        at 5,000 futures cost ~3 s of CPU per 5,000 tasks: 100 status checks a task)."""
+        finished, waiting = [], 0
+        for future in self._futures.values():  # insertion order: the order handed to Dask
+            if future.done():
+                finished.append(future)
+                waiting = 0
+            elif not whole:
+                waiting += 1
+                if waiting >= LOOK_WINDOW:
+                    break
+        return finished
 
     def _record(self, batch: list) -> None:
         current = []
