@@ -29,10 +29,14 @@ from __future__ import annotations
 
 import concurrent.futures
 import inspect
+import os
+import re
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,8 +75,16 @@ COMMON_KEYS = {
     "max_replacements": "jobs replaced after dying or being held before their worker connected, or "
                         "hanging, before giving up (default 10)",
     "python": "Python of the workers (default: the one running BXRun)",
-    "local_directory": "worker scratch directory, e.g. $TMPDIR",
+    "local_directory": "where each worker makes its private scratch directory (mktemp -d, 0700) on "
+                       "the node; default $TMPDIR, else /tmp",
 }
+#: The worker's scratch directory: made by the job itself on its node, fresh, 0700, of an
+#: unpredictable name (never a shared ``/tmp/dask-scratch-space`` another user may have made
+#: first), removed when the job's shell ends.
+SCRATCH_VARIABLE = "TIMECAL_SCRATCH"
+DEFAULT_SCRATCH_BASE = "${TMPDIR:-/tmp}"
+#: A scratch base goes into the job's shell: a path, $VARIABLES and ${VARIABLE:-default} only.
+_SCRATCH_BASE = re.compile(r"[A-Za-z0-9_./{}:+$-]+")
 
 
 # --------------------------------------------------------------------------- settings
@@ -134,9 +146,8 @@ def parse_batch_settings(section: str, raw: Mapping[str, str | None], output_dir
         return positive_int_setting(section, settings, key)
 
     kwargs: dict = {}
-    for key in ("python", "local_directory"):
-        if settings.get(key, "").strip():
-            kwargs[key] = settings[key].strip()
+    if settings.get("python", "").strip():
+        kwargs["python"] = settings["python"].strip()
     cores = positive("cores") or dask.config.get(f"jobqueue.{section}.cores", None) or 1
     kwargs["cores"] = cores
     kwargs["processes"] = positive("processes") or dask.config.get(f"jobqueue.{section}.processes", None) or cores
@@ -144,8 +155,9 @@ def parse_batch_settings(section: str, raw: Mapping[str, str | None], output_dir
         raise UserError(f"timerc [{section}] processes = {kwargs['processes']} exceeds cores = {cores}: "
                         f"each worker process needs at least one core")
     kwargs["memory"] = size_setting(section, settings, "memory", "2GB")
-    if settings.get("prologue", "").strip():
-        kwargs["job_script_prologue"] = setting_lines(settings["prologue"])
+    prologue = setting_lines(settings.get("prologue", ""))
+    kwargs["job_script_prologue"] = prologue + scratch_lines(section, settings.get("local_directory", ""))
+    kwargs["local_directory"] = f"${SCRATCH_VARIABLE}"
     if settings.get("death_timeout", "").strip():
         kwargs["death_timeout"] = positive("death_timeout")
 
@@ -192,6 +204,20 @@ def parse_batch_settings(section: str, raw: Mapping[str, str | None], output_dir
     return shared, own
 
 
+def scratch_lines(section: str, base: str) -> list[str]:
+    """The job's shell lines that make the worker's private scratch directory under ``base``
+    (timerc ``local_directory``, else jobqueue.yaml's ``local-directory``, else ``$TMPDIR``
+    or ``/tmp`` of the node) and remove it when the job ends. Backquotes, not ``$(...)``:
+    HTCondor's submit language would take ``$(...)`` for one of its macros."""
+    base = (base or "").strip() or dask.config.get(f"jobqueue.{section}.local-directory", None) \
+        or DEFAULT_SCRATCH_BASE
+    if not _SCRATCH_BASE.fullmatch(base):
+        raise UserError(f"timerc [{section}] local_directory = {base!r}: expected a directory path "
+                        f"(letters, digits, / . _ - and $VARIABLES), e.g. $TMPDIR or /scratch/$USER")
+    return [f'{SCRATCH_VARIABLE}=`mktemp -d "{base}/timecal-dask-XXXXXXXX"` || exit 1',
+            f"trap 'rm -rf \"${SCRATCH_VARIABLE}\"' EXIT"]
+
+
 # --------------------------------------------------------------------------- the cluster
 def require_commands(backend: str, system: str, commands: tuple[str, ...], where: str) -> None:
     """UserError unless every client command the backend (or dask-jobqueue) calls is on PATH;
@@ -213,12 +239,60 @@ def job_cluster_kwargs(settings: BatchSettings, raw: Mapping[str, str], producti
 
 def start_job_cluster(cluster_class, settings: BatchSettings, raw: Mapping[str, str],
                       production_dir: Path):
-    """The one place a dask-jobqueue cluster is instantiated (SLURMCluster, HTCondorCluster)."""
-    settings.log_directory.mkdir(parents=True, exist_ok=True)
+    """The one place a dask-jobqueue cluster is instantiated (SLURMCluster, HTCondorCluster).
+    Its scheduler, here, keeps its scratch space in the production (:func:`scratch_config`);
+    its job scripts are written where nobody else can touch them (:func:`exclusive_job_files`)."""
+    from .security import scratch_config
+    from .trust import owned_dir
+
+    owned_dir(settings.log_directory)
+    kwargs = job_cluster_kwargs(settings, raw, production_dir)
+    kwargs["job_cls"] = exclusive_job_files(cluster_class.job_cls)
     try:
-        return cluster_class(**job_cluster_kwargs(settings, raw, production_dir))
+        with dask.config.set(scratch_config(production_dir)):
+            return cluster_class(**kwargs)
     except (ValueError, TypeError) as exc:  # dask-jobqueue's own checks of the merged settings
         raise UserError(f"timerc [{settings.section}] / jobqueue.yaml: {exc}".replace("\n", " ")) from None
+
+
+def exclusive_job_files(job_class):
+    """``job_class`` writing each job script into a file it creates itself.
+
+    dask-jobqueue writes the script through ``dask.utils.tmpfile``, which makes a temporary
+    name, deletes the file and hands out the name: the script is then opened again by name
+    in a shared ``/tmp``, where another user can put a file or a symlink of theirs first and
+    change the job the owner submits. Here the script goes into the file ``mkstemp`` created
+    (``O_EXCL``), through that descriptor, and is removed after submission."""
+
+    class ExclusiveScriptJob(job_class):
+        @contextmanager
+        def job_file(self):
+            fd, name = tempfile.mkstemp(suffix=".sh", prefix="timecal-job-")
+            try:
+                os.fchmod(fd, 0o644 & ~_umask())  # the batch client may read it as another account
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(self.job_script())
+                yield name
+            finally:
+                try:
+                    os.unlink(name)
+                except OSError:
+                    pass
+
+    ExclusiveScriptJob.__name__ = ExclusiveScriptJob.__qualname__ = job_class.__name__
+    return ExclusiveScriptJob
+
+
+def _umask() -> int:
+    """This process's umask, read without changing it (Linux 4.7+), else the usual 022."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
 
 
 def start_supervised(running_class, cluster_class, settings: BatchSettings, raw: Mapping[str, str],

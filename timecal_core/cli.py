@@ -23,9 +23,12 @@ from .config import load_timerc, timerc_location, write_default_timerc
 from .errors import UserError
 from .exits import run_cli
 from .grid import Plan, plan_grid, production_dir
+from .notify import SECTION as NOTIFY
+from .notify import Notifier
 from .pilot import DEFAULT_PILOT_TASKS
-from .results import move_aside
 from .parameters import parse_assignments
+from .results import RESULTS, move_aside
+from .trust import check_output, make_output, owned_dir, write_atomically
 from .yamlconf import load_yaml, parse_custom
 
 INFILES = "infiles"
@@ -154,13 +157,42 @@ def _require_output(args) -> None:
                         "(absolute, or relative to timerc [paths] production)")
 
 
-def _resolve_output(args, timerc) -> Path:
+def _resolve_output(args, timerc, writing: bool = True) -> Path:
+    """The production directory of ``-o``; when this command will write in it, checked
+    first (:func:`check_production`)."""
     _require_output(args)
     out = production_dir(args.output, timerc.optional_path("production"))
+    if writing:
+        check_production(out, f"-o {args.output}")
     if out.exists() and not out.is_dir():
         raise UserError(f"-o {args.output}: {out} is a file, not a production directory; "
                         f"give a directory (new or existing)")
     return out
+
+
+def production_entries() -> tuple[str, ...]:
+    """Every name timecal writes directly in a production directory."""
+    from .controlsocket import CONTROL_DIR
+    from .driverlog import LOG_DIR
+    from .ledger import LEDGER_NAME
+    from .lock import LOCK_NAME
+    from .security import CREDENTIALS_DIR, SCRATCH_DIR
+    from .statuspage import PAGE
+
+    return (CONTROL_DIR, LOG_DIR, CREDENTIALS_DIR, SCRATCH_DIR, RESULTS, INFILES, LOCK_NAME, PAGE,
+            LEDGER_NAME, *(LEDGER_NAME + suffix for suffix in ("-wal", "-shm", "-journal")))
+
+
+def check_production(out: Path, what: str = "-o") -> None:
+    """Before anything is written: an existing production directory is the user's, not
+    writable by others without the sticky bit, and holds no symlink or file of another user
+    where timecal writes (:func:`timecal_core.trust.check_output`)."""
+    check_output(out, production_entries(), what)
+
+
+def make_production(out: Path) -> Path:
+    """The production directory, checked, created if absent (never group/world-writable)."""
+    return make_output(out, production_entries())
 
 
 def _device_of(path: Path) -> str:
@@ -199,18 +231,6 @@ def _writing(args, out: Path):
             raise UserError(f"-o {args.output}: cannot write {path}: permission denied; give an -o "
                             f"you can write to") from exc
         raise UserError(f"-o {args.output}: cannot write {path}: {exc.strerror or exc}") from exc
-
-
-def _write_atomically(path: Path, write) -> None:
-    """``write(tmp)`` then rename: a full disk never leaves a half-written grid copy that a
-    rerun would take for the production's grid."""
-    part = path.with_name(path.name + ".part")
-    try:
-        write(part)
-        os.replace(part, path)
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
 
 
 def _confirm_size(args, n: int, first: dict) -> None:
@@ -353,6 +373,7 @@ def cmd_run(args, timerc) -> int:
     cmssw = timerc.optional_path("cmssw")
     with ExitStack() as stack:
         with _writing(args, out):
+            make_production(out)
             stack.enter_context(ProductionLock(out))
             move_aside(plan.results_dir, plan.found.to_move)
         print(f"BXRun: running {script.name} {spec.task_id} in the foreground "
@@ -388,8 +409,10 @@ def cmd_grid(args, timerc) -> int:
     overrides = _file_overrides(args, script)
     grid = {**grid, **overrides}
     backend = registry.backend(args.dask).item  # unknown backend: error before anything is written
-    # a wrong timerc [retry] is refused before anything is written (the driver reads it again)
+    # a wrong timerc [retry] or [notify] is refused before anything is written (the driver
+    # reads them again)
     retry_policy(timerc.section("retry"), args.max_retries, where=str(timerc.path))
+    Notifier(timerc.section(NOTIFY), out, note=lambda _line: None)
     # --debug is asked too: the plan it holds is what takes the memory
     plan = plan_grid(script, grid, out, source=source, base=base,
                      confirm=lambda n, first: _confirm_size(args, n, first))
@@ -436,16 +459,17 @@ def _run_here(args, timerc, plan: Plan, backend, overrides: dict, pilot: bool = 
     overrides = {name: plan.tasks[0].params[name] for name in overrides}
     with ExitStack() as stack:
         with _writing(args, out):
+            make_production(out)
             stack.enter_context(ProductionLock(out))
-            infiles = out / INFILES
-            infiles.mkdir(parents=True, exist_ok=True)
+            infiles = owned_dir(out / INFILES)
+            # written whole, then renamed: a full disk never leaves a half-written grid copy
+            # that a rerun would take for the production's grid
             if not (infiles / GRID_COPY).is_file():
-                _write_atomically(infiles / GRID_COPY, lambda p: shutil.copyfile(args.yaml, p))
+                write_atomically(infiles / GRID_COPY, Path(args.yaml).read_bytes())
             if not (infiles / PRODUCTION_RECORD).is_file():
                 record = {"script": script.name, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
                           "timecal": __version__, "overrides": overrides, "cwd": os.getcwd()}
-                _write_atomically(infiles / PRODUCTION_RECORD,
-                                  lambda p: p.write_text(json.dumps(record, indent=1)))
+                write_atomically(infiles / PRODUCTION_RECORD, json.dumps(record, indent=1))
             move_aside(plan.results_dir, plan.found.to_move)
             clear_stale_workdirs(out)
         if not plan.pending:
@@ -563,12 +587,15 @@ def start_detached(out: Path, argv: list[str], quiet: bool = False) -> int | Non
     from .controlsocket import driver_alive, read_record
     from .driverlog import driver_log_path
 
+    from .trust import open_append
+
     log = driver_log_path(out)
-    log.parent.mkdir(parents=True, exist_ok=True)
+    make_production(out)
+    owned_dir(log.parent)
     before = (read_record(out) or {}).get("started")
     offset = log.stat().st_size if log.exists() else 0
     child_argv = [a for a in argv if a != "--detach"]
-    with open(log, "ab") as sink:
+    with os.fdopen(open_append(log), "ab") as sink:
         child = subprocess.Popen([sys.executable, "-m", "timecal_core.cli", *child_argv],
                                  stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
                                  start_new_session=True, close_fds=True)
@@ -623,7 +650,7 @@ def cmd_attach(out: Path) -> int:
 def cmd_status(args, timerc, rebuild: bool) -> int:
     from . import production
 
-    out = _resolve_output(args, timerc)
+    out = _resolve_output(args, timerc, writing=rebuild)
     if not out.is_dir():
         raise UserError(f"-o {args.output}: no production at {out}")
     if not rebuild:
@@ -677,7 +704,7 @@ def _dispatch(args) -> int:
                             "production), not with --run, --status, --rebuild-ledger or --attach")
     timerc = load_timerc()
     if args.attach:
-        return cmd_attach(_resolve_output(args, timerc))
+        return cmd_attach(_resolve_output(args, timerc, writing=False))
     if args.status or args.rebuild_ledger:
         return cmd_status(args, timerc, rebuild=args.rebuild_ledger)
     if args.run:

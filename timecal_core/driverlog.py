@@ -27,8 +27,11 @@ class DaskLogToFile:
         self._saved: list = []
 
     def __enter__(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.handler = logging.FileHandler(self.path)
+        from .trust import open_append, owned_dir
+
+        owned_dir(self.path.parent)
+        # opened here, never through a symlink, rather than by logging.FileHandler's name
+        self.handler = logging.StreamHandler(os.fdopen(open_append(self.path), "a", encoding="utf-8"))
         self.handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
         for name in ("distributed", "timecal"):
             logger = logging.getLogger(name)
@@ -42,6 +45,7 @@ class DaskLogToFile:
             logger.handlers = handlers
             logger.propagate = propagate
         self.handler.close()
+        self.handler.stream.close()
 
 
 @contextmanager

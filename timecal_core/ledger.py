@@ -236,8 +236,14 @@ class Ledger:
     @classmethod
     def create(cls, production_dir: Path) -> Ledger:
         """Open the ledger for writing, creating it if absent (the driver's side)."""
+        from .trust import check_file
+
         path = Path(production_dir) / LEDGER_NAME
         path.parent.mkdir(parents=True, exist_ok=True)
+        # SQLite opens its files by name: none of them may be a symlink or another user's
+        sides = [path, *(path.with_name(LEDGER_NAME + s) for s in ("-wal", "-shm", "-journal"))]
+        for side in sides:
+            check_file(side)
         try:
             db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
@@ -257,6 +263,12 @@ class Ledger:
         except sqlite3.DatabaseError as exc:
             raise LedgerUnavailable(f"{path}: the ledger is corrupt ({exc}); move it away and "
                                     f"{rebuild_hint(Path(production_dir))}") from None
+        try:
+            for side in sides:  # what SQLite created just now is ours too
+                check_file(side)
+        except UserError:
+            db.close()
+            raise
         return cls(path, db)
 
     @classmethod

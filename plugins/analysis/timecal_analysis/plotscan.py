@@ -20,6 +20,7 @@ from timecal_core.errors import UserError
 from timecal_core.exits import run_cli
 from timecal_core.hookspecs import BackendRequest, FinishedTask
 from timecal_core.tasks import finished_tasks
+from timecal_core.trust import check_output, make_output
 from timecal_core.yamlconf import load_yaml, parse_custom
 from timecal_core.layout import MODES
 from .observables import (OBSERVABLES, TABLE_NAME, BXHistRef, Sources, load_or_build, observable,
@@ -78,6 +79,7 @@ def run(args: argparse.Namespace) -> Path:
     if not (production / "results").is_dir():
         raise UserError(f"-i {args.input}: {production} is not a production directory (no results/ in it)")
     output = _resolve(args.output or production.name, timerc, "scans", "-o")
+    check_output(output, what=f"-o {args.output or production.name}")  # before anything is written
     custom = parse_custom(args.custom)
     modes = _modes(custom)
     config = _load_config(args.yaml, custom) if args.yaml else {}
@@ -106,7 +108,7 @@ def run(args: argparse.Namespace) -> Path:
     _check_fixed(grid, selected, source)
 
     mode = args.mode if args.mode != WORKER_MODE or not args.dask else args.dask
-    output.mkdir(parents=True, exist_ok=True)
+    make_output(output, what=f"-o {args.output or production.name}")
     cluster = SharedCluster(args.dask, timerc, output, args.verbose) if args.dask else None
     try:
         if cluster is not None and mode == args.dask:

@@ -41,6 +41,7 @@ import numpy as np
 from timecal_core.config import load_timerc
 from timecal_core.errors import UserError
 from timecal_core.exits import run_cli
+from timecal_core.trust import check_output, make_output
 from timecal_core.yamlconf import load_yaml, parse_custom
 from .calibration import DelayScan, Summary, scan_delay, summarise
 from .calibration_report import write_report
@@ -433,8 +434,10 @@ def run(args: argparse.Namespace) -> int:
         scenarios = parse_scenarios(data, yaml_path, lambda: timerc.optional_path("production"))
     else:
         scenarios = _quick_scenario(args, registry)
-    results = run_scenarios(scenarios, calibration_root, registry)
     out = _output_dir(args, calibration_root, scenarios)
+    check_output(out, what=f"-o {args.output or out.name}")  # before anything is computed or written
+    results = run_scenarios(scenarios, calibration_root, registry)
+    make_output(out, what=f"-o {args.output or out.name}")
     written = write_report(out, results, plots=not args.no_plots)
     print(f"{PROG}: wrote {len(written)} files to {out}" +
           ("" if args.no_plots else f" (open {out / 'index.html'})"))
