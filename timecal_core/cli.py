@@ -23,8 +23,6 @@ from .config import load_timerc, timerc_location, write_default_timerc
 from .errors import UserError
 from .exits import run_cli
 from .grid import Plan, plan_grid, production_dir
-from .notify import SECTION as NOTIFY
-from .notify import Notifier
 from .pilot import DEFAULT_PILOT_TASKS
 from .parameters import parse_assignments
 from .results import RESULTS, move_aside
@@ -409,10 +407,15 @@ def cmd_grid(args, timerc) -> int:
     overrides = _file_overrides(args, script)
     grid = {**grid, **overrides}
     backend = registry.backend(args.dask).item  # unknown backend: error before anything is written
+    from .controlsocket import check_socket_place
+    from .notify import SECTION as NOTIFY
+    from .notify import Notifier
+
     # a wrong timerc [retry] or [notify] is refused before anything is written (the driver
     # reads them again)
     retry_policy(timerc.section("retry"), args.max_retries, where=str(timerc.path))
     Notifier(timerc.section(NOTIFY), out, note=lambda _line: None)
+    check_socket_place(out)
     # --debug is asked too: the plan it holds is what takes the memory
     plan = plan_grid(script, grid, out, source=source, base=base,
                      confirm=lambda n, first: _confirm_size(args, n, first))

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from .control import ControlError
-from .trust import MAX_SOCKET_PATH, private_dir, runtime_dir, user_name, write_atomically
+from .trust import MAX_SOCKET_PATH, checked_dir, private_dir, runtime_dir, user_name, write_atomically
 
 CONTROL_DIR = ".control"
 RECORD = "driver.json"
@@ -43,6 +43,15 @@ TIMEOUT = 30.0
 
 def control_dir(production_dir: Path) -> Path:
     return Path(production_dir) / CONTROL_DIR
+
+
+def check_socket_place(production_dir: Path) -> None:
+    """Before anything is written: when the driver's socket will not fit inside the
+    production, the runtime directory it will go to must be trustworthy (a
+    ``$XDG_RUNTIME_DIR`` of another user, or open to others, is refused now, in one line)."""
+    inside = Path(production_dir).resolve() / CONTROL_DIR / SOCKET
+    if len(str(inside)) > MAX_SOCKET_PATH and os.environ.get("XDG_RUNTIME_DIR"):
+        checked_dir(os.environ["XDG_RUNTIME_DIR"], private=True, tighten=False)
 
 
 def socket_path(production_dir: Path) -> Path:
