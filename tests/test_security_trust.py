@@ -460,3 +460,36 @@ def test_a_scratch_base_that_is_not_a_plain_path_is_refused(tmp_path, value):
 
     with pytest.raises(UserError, match=re.escape(f"timerc [slurm] local_directory = {value!r}: expected a directory path")):
         parse_settings({"local_directory": value}, tmp_path / "prod")
+
+
+def _ask_driver(path: str) -> str:
+    import socket as sockets
+
+    with sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM) as sock:
+        sock.settimeout(10)
+        sock.connect(path)
+        try:
+            sock.sendall(b'{"op": "dask", "args": {}}\n')
+            return sock.recv(4096).decode() or "(closed without a word)"
+        except (ConnectionResetError, BrokenPipeError):
+            return "(closed without a word)"
+
+
+def test_the_driver_answers_no_other_user_even_through_an_open_socket(tmp_path, shared_dir):
+    """The driver's own end: its socket is 0600 in a 0700 directory, and even where the
+    other user could reach it (moved into an open directory, made 0666), the driver checks
+    the connecting process's uid and closes without a word: no scheduler address, no key."""
+    require_other_user()
+    from timecal_core.controlsocket import ControlServer
+
+    server = ControlServer(_TinyControl("tls://127.0.0.1:9"), tmp_path / "prod")
+    try:
+        assert mode(server.path) == 0o600 and mode(server.path.parent) == 0o700
+        assert attempt(_ask_driver, str(server.path)).startswith("failed: PermissionError")
+        exposed = shared_dir / "exposed.sock"
+        os.rename(server.path, exposed)
+        exposed.chmod(0o666)
+        assert as_other_user(_ask_driver, str(exposed)) == "(closed without a word)"
+        assert "tls://127.0.0.1:9" in _ask_driver(str(exposed))  # the owner is answered
+    finally:
+        server.close()

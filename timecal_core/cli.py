@@ -453,6 +453,7 @@ def _run_here(args, timerc, plan: Plan, backend, overrides: dict, pilot: bool = 
     from .hookspecs import BackendRequest
     from .lock import ProductionLock
     from .production import run_production
+    from .grid import TMP
     from .tasks import clear_stale_workdirs
 
     out = plan.production_dir
@@ -475,6 +476,7 @@ def _run_here(args, timerc, plan: Plan, backend, overrides: dict, pilot: bool = 
                 write_atomically(infiles / PRODUCTION_RECORD, json.dumps(record, indent=1))
             move_aside(plan.results_dir, plan.found.to_move)
             clear_stale_workdirs(out)
+            owned_dir(owned_dir(out / RESULTS) / TMP)  # made and checked here, not by a worker
         if not plan.pending:
             print("BXRun: every task is already done.")
         request = BackendRequest(settings=timerc.section(args.dask), output_dir=out, verbose=args.verbose)

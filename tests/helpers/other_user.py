@@ -36,6 +36,10 @@ def other_uid() -> int:
     return pwd.getpwnam(OTHER).pw_uid
 
 
+def other_gid() -> int:
+    return pwd.getpwnam(OTHER).pw_gid
+
+
 def _drop() -> None:
     user = pwd.getpwnam(OTHER)
     os.setgroups([])
