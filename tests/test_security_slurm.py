@@ -38,25 +38,31 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
+def _start_production(tmp_path: Path, monkeypatch, grid: str, slurm_lines: str = ""):
+    """``BXRun --dask slurm`` on the sleeper grid, returned once a SLURM job's worker runs a
+    task: (the BXRun process, the production directory, the worker process, its job id)."""
+    monkeypatch.setenv("TIMECAL_CONFIG", str(write_timerc(tmp_path / "config", SLURM_SECTION + slurm_lines)))
+    (tmp_path / "grid.yml").write_text(grid)
+    out = tmp_path / "prod"
+    production = subprocess.Popen([bxrun_path(), "--script", "sleeper", "--yaml", str(tmp_path / "grid.yml"),
+                                   "--dask", "slurm", "-o", str(out), "--interval", "1"],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True)
+    deadline = time.time() + 120
+    while (found := _slurm_worker()) is None or not list((out / "results" / ".tmp").glob("*/task.log")):
+        if production.poll() is not None or time.time() > deadline:
+            production.kill()
+            raise AssertionError(f"no SLURM worker ran a task within 120 s:\n{production.communicate()[0]}")
+        time.sleep(0.5)
+    return production, out, *found
+
+
 def test_slurm_worker_joins_over_tls_with_files_only_the_owner_reads(slurm_cluster, tmp_path, monkeypatch):
     from distributed import Client
     from distributed.security import Security
 
-    monkeypatch.setenv("TIMECAL_CONFIG", str(write_timerc(tmp_path / "config", SLURM_SECTION)))
-    grid = tmp_path / "grid.yml"
-    grid.write_text("index: [1, 2, 3]\nseconds: 4\n")
-    out = tmp_path / "prod"
-    production = subprocess.Popen([bxrun_path(), "--script", "sleeper", "--yaml", str(grid), "--dask", "slurm",
-                                   "-o", str(out), "--interval", "1"],
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  text=True)
+    production, out, worker, job_id = _start_production(tmp_path, monkeypatch, "index: [1, 2, 3]\nseconds: 4\n")
     try:
-        deadline = time.time() + 120
-        while (found := _slurm_worker()) is None or not list((out / "results" / ".tmp").glob("*/task.log")):
-            assert production.poll() is None, production.communicate()[0]
-            assert time.time() < deadline, "no SLURM worker ran a task within 120 s"
-            time.sleep(0.5)
-        worker, job_id = found
         argv = worker.cmdline()
         scheduler = argv[argv.index("distributed.cli.dask_worker") + 1]
         assert scheduler.startswith("tls://")
@@ -109,22 +115,9 @@ def test_another_user_sees_a_slurm_production_but_reads_no_credential_and_cannot
     target.mkdir(mode=0o755)
     as_other_user(_prepare_scratch, str(shared_dir), str(target))
     prepared = snapshot(shared_dir)
-    monkeypatch.setenv("TIMECAL_CONFIG", str(write_timerc(tmp_path / "config", SLURM_SECTION
-                                                          + f"local_directory = {shared_dir}\n")))
-    grid = tmp_path / "grid.yml"
-    grid.write_text("index: [1, 2]\nseconds: 15\n")
-    out = tmp_path / "prod"
-    production = subprocess.Popen([bxrun_path(), "--script", "sleeper", "--yaml", str(grid), "--dask", "slurm",
-                                   "-o", str(out), "--interval", "1"],
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  text=True)
+    production, out, worker, job_id = _start_production(tmp_path, monkeypatch, "index: [1, 2]\nseconds: 15\n",
+                                                        f"local_directory = {shared_dir}\n")
     try:
-        deadline = time.time() + 120
-        while (found := _slurm_worker()) is None or not list((out / "results" / ".tmp").glob("*/task.log")):
-            assert production.poll() is None, production.communicate()[0]
-            assert time.time() < deadline, "no SLURM worker ran a task within 120 s"
-            time.sleep(0.5)
-        worker, job_id = found
         argv = worker.cmdline()
         scheduler = argv[argv.index("distributed.cli.dask_worker") + 1]
         key = argv[argv.index("--tls-key") + 1]

@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from conftest import bxrun_path
+from test_detach import wait_for
 from helpers.other_user import (OTHER, as_other_user, attempt, fake_driver, other_uid,  # noqa: F401
                                 require_other_user, shared_dir)
 
@@ -86,16 +87,6 @@ def _make_open_dirs(*paths: str) -> list[str]:
     return sorted(os.listdir(paths[0]))
 
 
-def _wait_for(condition, timeout: float, what: str):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 def test_the_control_socket_never_goes_where_another_user_prepared(tmp_path):
     """A production whose ``.control/driver.sock`` would exceed the socket-name limit, with
     ``XDG_RUNTIME_DIR`` unset: the socket used to go to ``/tmp/timecal-<uid>/timecal/``, and
@@ -107,9 +98,9 @@ def test_the_control_socket_never_goes_where_another_user_prepared(tmp_path):
     # The old, predictable place: prepared by the other user unless it exists already (made by
     # another test of the owner on this machine); the new place does not depend on it anyway.
     prepared = not trap.exists() and as_other_user(_make_open_dirs, str(trap), str(trap / "timecal")) == ["timecal"]
+    out = tmp_path / ("a-long-directory-name-" * 4) / "prod"
     try:
         before = snapshot(trap) if prepared else None
-        out = tmp_path / ("a-long-directory-name-" * 4) / "prod"
         env = environment(tmp_path)
         res = bxrun(env, "--script", "sleeper", "--yaml", grid(tmp_path, "index: [1]\nseconds: 60\n"),
                     "-o", out, "--detach", "--interval", "1")
@@ -131,10 +122,18 @@ def test_the_control_socket_never_goes_where_another_user_prepared(tmp_path):
                               text=True, timeout=60)
         assert stop.returncode == 0, stop.stdout + stop.stderr
         assert f"asked the driver (PID {record['pid']}) to stop" in stop.stdout
-        _wait_for(lambda: json.loads((out / ".control" / "driver.json").read_text())["stopped"], 120,
+        wait_for(lambda: json.loads((out / ".control" / "driver.json").read_text())["stopped"], 120,
                   "the driver to end")
         assert not folder.exists(), "the driver's socket directory outlives it"
     finally:
+        record = (out / ".control" / "driver.json")
+        if record.exists():  # a failed assertion must not leave the detached driver running
+            pid = json.loads(record.read_text())["pid"]
+            try:
+                os.kill(pid, 15)
+                wait_for(lambda: not Path(f"/proc/{pid}").exists(), 60, "the driver to stop")
+            except ProcessLookupError:
+                pass
         if prepared:
             for path in (trap / "timecal", trap):  # only if still empty: never another test's
                 try:
