@@ -19,7 +19,7 @@ from helpers.other_user import OTHER, attempt, require_other_user
 from htcondor.fixture import CHROOT, condor_workdir, htcondor_pool, submit_uid  # noqa: F401
 from test_htcondor_pool import bxrun, condor_job_of
 from test_security_isolation import _failed_for_want_of_credentials, run_attacker
-from timecal_core.security import CREDENTIALS_DIR
+from timecal_core.run.cluster_security import CREDENTIALS_DIR
 
 pytestmark = pytest.mark.htcondor
 

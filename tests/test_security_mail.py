@@ -101,7 +101,7 @@ def _production(tmp_path: Path, notify: str) -> tuple[subprocess.CompletedProces
 
 
 def _notes(out: Path) -> list[str]:
-    from timecal_core.ledger import Ledger
+    from timecal_core.ledger.sqlite_ledger import Ledger
 
     ledger = Ledger.open_readonly(out)
     try:
@@ -138,7 +138,7 @@ def test_with_smtp_cafile_naming_its_ca_the_mail_goes_through(tmp_path, starttls
 def test_implicit_tls_to_a_certificate_for_another_name_is_refused(tmp_path):
     """``smtp_tls = ssl``: a certificate from the right CA but for another host (what an
     interceptor holding any certificate of that CA would show) stops the message too."""
-    from timecal_core.notify import Notifier
+    from timecal_core.driver.notify import Notifier
 
     (tmp_path / "ca").mkdir()
     files = _write_site_ca(tmp_path / "ca", name="smtp", hosts=("smtp.other.example",))
@@ -175,7 +175,7 @@ def test_a_password_file_others_can_read_is_refused_before_anything_is_written(t
 
 
 def test_a_password_is_never_sent_in_clear_to_another_host(tmp_path):
-    from timecal_core.notify import Notifier
+    from timecal_core.driver.notify import Notifier
 
     res, out = _production(tmp_path, "smtp_host = smtp.example.org\nsmtp_tls = no\n")
     assert res.returncode == 2, res.stdout + res.stderr

@@ -17,7 +17,7 @@ import pytest
 from conftest import bxrun_path, write_timerc
 from helpers.other_user import OTHER, as_other_user, attempt, other_gid, require_other_user, shared_dir  # noqa: F401
 from slurm.fixture import slurm_cluster  # noqa: F401  (fixture)
-from timecal_core.security import CREDENTIALS_DIR
+from timecal_core.run.cluster_security import CREDENTIALS_DIR
 
 pytestmark = pytest.mark.slurm
 
@@ -128,8 +128,8 @@ def test_another_user_sees_a_slurm_production_but_reads_no_credential_and_cannot
         shown = _as_other("scontrol", "show", "job", job_id)
         assert shown.returncode == 0 and "JobName=timecal" in shown.stdout and "UserId=root(0)" in shown.stdout
         assert "PRIVATE KEY" not in shown.stdout and "CERTIFICATE" not in shown.stdout
-        seen = attempt(lambda: Path(f"/proc/{worker.pid}/cmdline").read_bytes().decode())
-        assert seen.startswith("ok:") and "--tls-key" in seen  # paths only, never the key
+        seen = attempt(lambda: "--tls-key" in Path(f"/proc/{worker.pid}/cmdline").read_bytes().decode())
+        assert seen == "ok: True", seen  # the paths of the key files, never the key
         # What the other user cannot read.
         script = _as_other("scontrol", "write", "batch_script", job_id, "-")
         assert script.returncode != 0 and "--tls-key" not in script.stdout, script.stdout + script.stderr

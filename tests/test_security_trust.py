@@ -175,7 +175,7 @@ def test_a_fake_driver_of_another_user_is_told_nothing(tmp_path, shared_dir):
     the socket (SO_PEERCRED) before sending a word: refused in one line naming that user,
     and the fake receives nothing (the issue's fake got ``{'op': 'stop', ...}``)."""
     require_other_user()
-    from timecal_core.lock import _process_start
+    from timecal_core.run.lock import _process_start
 
     lair = shared_dir / "lair"
     as_other_user(os.mkdir, str(lair), 0o777)
@@ -225,9 +225,9 @@ def test_debug_takes_no_scheduler_from_a_driver_replaced_by_another_user(tmp_pat
     request; it checks the new peer's uid again, so ``debug`` neither gets the fake's
     scheduler address nor connects to it."""
     require_other_user()
-    from timecal_core.control import ControlError
-    from timecal_core.controlsocket import ControlServer, SocketChannel
-    from timecal_core.shell import MonitorShell
+    from timecal_core.control.requests import ControlError
+    from timecal_core.control.unix_socket import ControlServer, SocketChannel
+    from timecal_core.monitor.monitor_shell import MonitorShell
 
     lair = shared_dir / "lair"
     as_other_user(os.mkdir, str(lair), 0o777)
@@ -412,7 +412,7 @@ def test_batch_job_scripts_are_written_into_a_file_created_for_them(tmp_path):
     (O_EXCL), which holds the script when the submit command reads it, and is removed after."""
     from dask_jobqueue import SLURMCluster
 
-    from timecal_core.batch import exclusive_job_files
+    from timecal_core.batch.job_files import exclusive_job_files
 
     job_class = exclusive_job_files(SLURMCluster.job_cls)
     job = job_class(scheduler="tls://127.0.0.1:1", name="x", cores=1, memory="1GB", processes=1,
@@ -455,7 +455,7 @@ def test_batch_workers_make_a_private_scratch_directory_on_their_node(tmp_path, 
 @pytest.mark.parametrize("value", ["/tmp/a b", "$(id)", "`id`", "/tmp;rm"])
 def test_a_scratch_base_that_is_not_a_plain_path_is_refused(tmp_path, value):
     from timecal_backend_slurm.settings import parse_settings
-    from timecal_core.errors import UserError
+    from timecal_core.contract.errors import UserError
 
     with pytest.raises(UserError, match=re.escape(f"timerc [slurm] local_directory = {value!r}: expected a directory path")):
         parse_settings({"local_directory": value}, tmp_path / "prod")
@@ -479,7 +479,7 @@ def test_the_driver_answers_no_other_user_even_through_an_open_socket(tmp_path, 
     other user could reach it (moved into an open directory, made 0666), the driver checks
     the connecting process's uid and closes without a word: no scheduler address, no key."""
     require_other_user()
-    from timecal_core.controlsocket import ControlServer
+    from timecal_core.control.unix_socket import ControlServer
 
     server = ControlServer(_TinyControl("tls://127.0.0.1:9"), tmp_path / "prod")
     try:

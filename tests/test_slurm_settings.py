@@ -10,10 +10,11 @@ from conftest import write_timerc
 from timecal_backend_slurm import slurmcli
 from timecal_backend_slurm.plugin import start
 from timecal_backend_slurm.settings import parse_settings
-from timecal_core.config import load_timerc
-from timecal_core.errors import UserError
-from timecal_core.hookspecs import BackendRequest
-from timecal_core.plugins import get_registry
+from timecal_core.batch.settings import scratch_lines
+from timecal_core.config.timerc import load_timerc
+from timecal_core.contract.errors import UserError
+from timecal_core.contract.hookspecs import BackendRequest
+from timecal_core.contract.plugins import get_registry
 
 
 def test_registered_through_entry_point():
@@ -33,8 +34,9 @@ def test_timerc_section_becomes_cluster_arguments(tmp_path):
     assert (kw["queue"], kw["account"], kw["cores"], kw["processes"], kw["memory"], kw["walltime"]) == \
         ("cp3", "cms", 4, 2, "8GB", "02:00:00")
     assert kw["job_extra_directives"] == ["--qos=normal", "--exclusive"]
-    assert kw["job_script_prologue"] == ["source /cvmfs/cms.cern.ch/cmsset_default.sh",
-                                         "cd /cmssw && eval `scramv1 runtime -sh`"]
+    assert kw["job_script_prologue"][:2] == ["source /cvmfs/cms.cern.ch/cmsset_default.sh",
+                                             "cd /cmssw && eval `scramv1 runtime -sh`"]
+    assert kw["job_script_prologue"][2:] == scratch_lines("slurm", "")  # then the worker's scratch
     assert kw["log_directory"] == str(tmp_path / "prod" / "logs")
     assert s.adapt == (2, 50) and s.jobs is None
 
@@ -154,7 +156,7 @@ def test_slurm_states_as_failure_causes(state, reason, cause):
 
 
 def test_batch_backends_use_only_public_dask_state():
-    """The shared supervision (timecal_core/batch.py) and both batch backends drop jobs with
+    """The shared supervision (timecal_core/batch/) and both batch backends drop jobs with
     SpecCluster.scale_down and keep the Adaptive object adapt() returns, instead of reaching
     into dask-jobqueue/distributed private state (which upstream may change at any release), and
     read the scheduler's workers only on its event loop (a scheduler plugin), never from this thread."""
@@ -164,7 +166,7 @@ def test_batch_backends_use_only_public_dask_state():
     import timecal_backend_slurm
     import timecal_core.batch
 
-    sources = [Path(timecal_core.batch.__file__)]
+    sources = sorted(Path(timecal_core.batch.__file__).parent.glob("*.py"))
     for package in (timecal_backend_slurm, timecal_backend_htcondor):
         sources += sorted(Path(package.__file__).parent.glob("*.py"))
     for path in sources:
