@@ -360,6 +360,8 @@ class BatchRunningCluster(RunningCluster):
                     records.append(f"{label}: worker {worker} connected from {conn.address}{pid}")
             if row is not None and row.phase == HELD:
                 self._holds[job_id] = row  # why it was held, for fate_of_worker once it is removed
+            if row is not None and row.phase == ENDED and not self.settled(row):
+                continue  # e.g. SLURM's COMPLETING: say the final state (CANCELLED, TIMEOUT...)
             state = row.state if row else "gone from the queue"
             reason = f", {row.reason}" if row and row.reason else ""
             if row is None or row.phase == ENDED:
