@@ -23,6 +23,7 @@ from .config import load_timerc, timerc_location, write_default_timerc
 from .errors import UserError
 from .exits import run_cli
 from .grid import Plan, plan_grid, production_dir
+from .ledger import check_whole
 from .pilot import DEFAULT_PILOT_TASKS
 from .results import move_aside
 from .parameters import parse_assignments
@@ -398,6 +399,7 @@ def cmd_grid(args, timerc) -> int:
             script.preflight(timerc)
         if script.cmssw:
             _check_cmsrun(timerc)
+        check_whole(out)  # a damaged ledger: the line --status gives, before anything runs
     _print_plan(plan, source)
     _report_found(plan)
     if args.debug:

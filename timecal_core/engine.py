@@ -40,7 +40,8 @@ from typing import Any
 
 from . import causes
 from .errors import UserError
-from .ledger import CANCELLED, DONE, ERROR, FAILED, PENDING, RUNNING, Completion, Failure, Ledger
+from .ledger import (CANCELLED, DONE, ERROR, FAILED, PENDING, RUNNING, Completion, Failure, Ledger,
+                     LedgerUnavailable)
 from .status import ClusterInfo, StatusSnapshot, count_batch_states, render_line, render_status
 
 KEY_PREFIX = "bxtask"
@@ -174,6 +175,8 @@ class Engine:
         #: system may tell later that the job ran out of memory or time
         self._lost: list[tuple[str, int, str, float]] = []
         self.last_snapshot: StatusSnapshot | None = None
+        #: the one line of a ledger found damaged while the production runs: the loop stops
+        self.broken: str | None = None
 
     # ------------------------------------------------------------------ submission
     def start(self) -> None:
@@ -228,6 +231,10 @@ class Engine:
                 if finished:
                     self._record(finished)
                     self._refill()
+            except LedgerUnavailable as exc:  # damaged under the driver: nothing more can be recorded
+                log.error("%s", exc)
+                self.broken = str(exc)
+                return
             except Exception:  # keep collecting: one bad batch must not stall a production
                 log.exception("recording completions failed")
                 self.notify("internal error while recording completions; see "
@@ -561,9 +568,12 @@ class Engine:
                 self.client.cancel(futures)
             except Exception:
                 pass
-        interrupted = self.ledger.ids_in_state(RUNNING)
-        self.ledger.set_state(interrupted, PENDING, f"{reason}: resumes on the next run")
-        self.ledger.note(f"driver stopped: {reason}")
+        try:
+            interrupted = self.ledger.ids_in_state(RUNNING)
+            self.ledger.set_state(interrupted, PENDING, f"{reason}: resumes on the next run")
+            self.ledger.note(f"driver stopped: {reason}")
+        except LedgerUnavailable:  # damaged: the next run reconciles with disk (or says so)
+            pass
         self.close()
 
     def close(self) -> None:

@@ -155,7 +155,7 @@ def plan_grid(script: ProductionScript, grid: Mapping[str, Any], production_dir:
             tasks.append(TaskSpec(tid, dirname, params, name))
             planned[tid] = (dirname, params)
         plan = Plan(Path(production_dir), script, tasks)
-        plan.found = scan_results(plan.results_dir, planned)  # one params.json dict per result
+        plan.found = scan_results(plan.results_dir, planned, script.verify)  # one params.json per result
     finally:
         if collecting:
             gc.enable()

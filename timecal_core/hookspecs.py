@@ -134,6 +134,12 @@ class ProductionScript:
     preflight: Callable[[Any], None] | None = None
     check: Callable[[Mapping[str, tuple]], None] | None = None
     cmssw: bool = False
+    #: ``verify(output) -> None | str``: is this finished output a readable file of its kind?
+    #: None when it is, else why not in a few words ("truncated: 100 bytes of the 527,422 its
+    #: header announces"). A task counts as done only when it passes, when it finishes and on
+    #: every rerun (the planner calls it for every result on disk: keep it to a header read,
+    #: e.g. :func:`timecal_core.layout.root_file_problem`, never a full read).
+    verify: Callable[[Path], str | None] | None = None
 
 
 # --------------------------------------------------------------------------- backends

@@ -131,6 +131,38 @@ def rebuild_hint(production_dir: Path) -> str:
     return f"rebuild it from the results on disk with: BXRun --rebuild-ledger -o {production_dir}"
 
 
+def damaged(path: Path, detail: object) -> LedgerUnavailable:
+    """The one line for a ledger SQLite cannot read whole, the same wherever it is found
+    (``--status``, a rerun, a driver): what SQLite says, first line only, and the fix."""
+    lines = [ln.strip() for ln in str(detail).splitlines() if ln.strip() and not ln.startswith("***")]
+    return LedgerUnavailable(f"{path}: the ledger is corrupt or unreadable ({(lines or ['?'])[0][:200]}); "
+                             f"{rebuild_hint(Path(path).parent)}")
+
+
+def check_whole(production_dir: Path) -> None:
+    """Raise the one-line :func:`damaged` error when the production's ledger exists but
+    SQLite cannot read it whole (``PRAGMA quick_check``: every page of every table and
+    index): a rerun must stop on it before it runs or writes anything, as ``--status``
+    does, rather than find the damage while recording completions."""
+    path = Path(production_dir) / LEDGER_NAME
+    if not path.is_file():
+        return
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        try:
+            check = db.execute("PRAGMA quick_check").fetchall()
+        finally:
+            db.close()
+    except sqlite3.OperationalError as exc:
+        if "malformed" not in str(exc) and "not a database" not in str(exc):
+            raise
+        raise damaged(path, exc) from None
+    except sqlite3.DatabaseError as exc:
+        raise damaged(path, exc) from None
+    if [r[0] for r in check] != ["ok"]:
+        raise damaged(path, "\n".join(str(r[0]) for r in check))
+
+
 @dataclass(frozen=True)
 class TaskRow:
     task_id: str
@@ -238,6 +270,7 @@ class Ledger:
         """Open the ledger for writing, creating it if absent (the driver's side)."""
         path = Path(production_dir) / LEDGER_NAME
         path.parent.mkdir(parents=True, exist_ok=True)
+        check_whole(production_dir)  # damage found now, not while recording completions
         try:
             db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
@@ -255,8 +288,7 @@ class Ledger:
             raise LedgerUnavailable(f"{path}: cannot open the ledger ({exc}); check the "
                                     "directory's permissions and free space") from None
         except sqlite3.DatabaseError as exc:
-            raise LedgerUnavailable(f"{path}: the ledger is corrupt ({exc}); move it away and "
-                                    f"{rebuild_hint(Path(production_dir))}") from None
+            raise damaged(path, exc) from None
         return cls(path, db)
 
     @classmethod
@@ -267,17 +299,14 @@ class Ledger:
         if not path.is_file():
             raise LedgerUnavailable(f"{path}: no ledger in this production; "
                                     f"{rebuild_hint(Path(production_dir))}")
+        check_whole(production_dir)
         try:
             db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30,
                                  isolation_level=None, check_same_thread=False)
-            check = db.execute("PRAGMA quick_check").fetchone()[0]
-            if check != "ok":
-                raise sqlite3.DatabaseError(check)
             version = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
             db.execute("SELECT task_id, state FROM tasks LIMIT 1").fetchall()
         except sqlite3.DatabaseError as exc:
-            raise LedgerUnavailable(f"{path}: the ledger is corrupt or unreadable ({exc}); "
-                                    f"{rebuild_hint(Path(production_dir))}") from None
+            raise damaged(path, exc) from None
         if version is None or version[0] not in READABLE_VERSIONS:
             raise LedgerUnavailable(f"{path}: not a ledger of this timecal version; "
                                     f"{rebuild_hint(Path(production_dir))}")
@@ -291,14 +320,24 @@ class Ledger:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write; damage found only now is the one line of :func:`damaged` (a full
+        disk stays an OperationalError: the commands say it in their own line)."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    try:
+                        self._db.execute("ROLLBACK")
+                    except sqlite3.Error:  # damaged, or no transaction left to roll back
+                        pass
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.OperationalError:
                 raise
-            self._db.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                raise damaged(self.path, exc) from None
 
     # ------------------------------------------------------------------ writing
     def reconcile(self, tasks: Iterable[Any], done_on_disk: set[str],
@@ -538,8 +577,7 @@ class Ledger:
         except sqlite3.OperationalError:
             raise
         except sqlite3.DatabaseError as exc:
-            raise LedgerUnavailable(f"{self.path}: the ledger is corrupt or unreadable ({exc}); "
-                                    f"{rebuild_hint(self.path.parent)}") from None
+            raise damaged(self.path, exc) from None
 
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys(STATES, 0)

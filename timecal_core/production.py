@@ -28,7 +28,7 @@ from .aggregation import run_aggregators
 from .control import Bulletin, Control, describe_end
 from .driverlog import DaskLogToFile, driver_log_path, quiet_workers
 from .engine import MIN_TICK_GAP, Engine, ProductionOptions
-from .ledger import CANCELLED, DONE, ERROR, PENDING, Ledger, rebuild
+from .ledger import CANCELLED, DONE, ERROR, PENDING, Ledger, LedgerUnavailable, rebuild
 from .notify import SECTION as NOTIFY
 from .notify import Notifier
 from .status import render_errors, render_table
@@ -85,6 +85,8 @@ class ProductionLoop:
             if self._wake.is_set():
                 self._wake.clear()
                 next_tick = min(next_tick, time.monotonic() + self.interval)
+            if self.engine.broken is not None:  # the ledger: nothing can be recorded any more
+                raise LedgerUnavailable(self.engine.broken)
             if self.stopped is not None:
                 break
             now = time.monotonic()

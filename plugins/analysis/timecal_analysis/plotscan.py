@@ -23,7 +23,7 @@ from timecal_core.tasks import finished_tasks
 from timecal_core.yamlconf import load_yaml, parse_custom
 from timecal_core.layout import MODES
 from .observables import (OBSERVABLES, TABLE_NAME, BXHistRef, Sources, load_or_build, observable,
-                          param_column, same_value)
+                          param_column, same_value, scan_output)
 
 WORKER_MODE = "worker"
 YAML_KEYS = ("parameters", "labels", "efficiency", "firerate", "hists")
@@ -41,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-i", "--input", required=True,
                    help="production directory (relative: under timerc [paths] production)")
     p.add_argument("-o", "--output",
-                   help="output directory (relative: under [paths] scans; default: the production's name)")
+                   help="output directory (relative: under [paths] scans; default: the production's "
+                        "path under [paths] production, e.g. a/scan1, or NAME-HASH for one elsewhere)")
     p.add_argument("--observables", nargs="+", metavar="NAME",
                    help="subset to plot: " + ", ".join(o.key for o in OBSERVABLES))
     p.add_argument("--mode", default=WORKER_MODE,
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> Path:
     production = _resolve(args.input, timerc, "production", "-i")
     if not (production / "results").is_dir():
         raise UserError(f"-i {args.input}: {production} is not a production directory (no results/ in it)")
-    output = _resolve(args.output or production.name, timerc, "scans", "-o")
+    output = _resolve(args.output, timerc, "scans", "-o") if args.output else scan_output(production, timerc)
     custom = parse_custom(args.custom)
     modes = _modes(custom)
     config = _load_config(args.yaml, custom) if args.yaml else {}
