@@ -495,7 +495,10 @@ def cmd_pilot(args, timerc, plan: Plan, backend, overrides: dict) -> int:
     out = plan.production_dir
     choice = choose_pilot(plan.tasks, plan.script.parameters, args.pilot)
     chosen = {t.task_id for t in choice.tasks}
-    pilot_plan = Plan(out, plan.script, list(choice.tasks), done=plan.done & chosen, found=plan.found)
+    # the whole grid goes into the ledger (the rest planned: every count is over the grid);
+    # this run submits the pilot's tasks only
+    pilot_plan = Plan(out, plan.script, plan.tasks, done=plan.done, found=plan.found, run=chosen,
+                      order=plan.order)
     left = len(chosen - plan.done)
     print(f"BXRun: pilot: {len(chosen)} of {len(plan.tasks)} tasks"
           + (f" ({len(chosen) - left} already done)" if left < len(chosen) else "")

@@ -40,8 +40,8 @@ from typing import Any
 
 from . import causes
 from .errors import UserError
-from .ledger import (CANCELLED, DONE, ERROR, FAILED, PENDING, RUNNING, Completion, Failure, Ledger,
-                     LedgerUnavailable)
+from .ledger import (CANCELLED, DONE, ERROR, FAILED, PENDING, PLANNED, RUNNING, Completion, Failure,
+                     Ledger, LedgerUnavailable)
 from .status import ClusterInfo, StatusSnapshot, count_batch_states, render_line, render_status
 
 KEY_PREFIX = "bxtask"
@@ -530,8 +530,10 @@ class Engine:
         return self.idle and not self.ledger.ids_in_state(FAILED, PENDING, RUNNING)
 
     def all_done(self) -> bool:
+        """Everything this run was to run is done (a pilot leaves the rest of the grid
+        planned)."""
         counts = self.ledger.counts()
-        return counts[DONE] == sum(counts.values())
+        return counts[DONE] + counts[PLANNED] == sum(counts.values())
 
     def futures_summary(self) -> dict[str, int]:
         with self._lock:

@@ -18,7 +18,8 @@ from cmd2 import Cmd2ArgumentParser, Completions, with_argparser
 
 from .config import load_timerc
 from .controlsocket import driver_alive, read_record
-from .ledger import DONE, ERROR, FAILED, LEDGER_NAME, RUNNING, Ledger, LedgerUnavailable
+from .ledger import (CANCELLED, DONE, ERROR, FAILED, LEDGER_NAME, PENDING, PLANNED, RUNNING, Ledger,
+                     LedgerUnavailable)
 from .pilot import parameter_table
 from .plugins import describe, get_registry
 from .shell import HIDDEN_BUILTINS, history_path
@@ -70,7 +71,9 @@ def production_row(name: str, path: Path) -> tuple:
         driver = "dead"
     else:
         driver = "-"
-    return (name, script, total, f"{counts[DONE]}/{counts[FAILED] + counts[ERROR]}/{counts[RUNNING]}",
+    not_run = counts[PLANNED] + counts[PENDING] + counts[CANCELLED]
+    return (name, script, total,
+            f"{counts[DONE]}/{counts[FAILED] + counts[ERROR]}/{counts[RUNNING]}/{not_run}",
             driver, time.strftime("%Y-%m-%d %H:%M", time.localtime(when)) if when else "")
 
 
@@ -133,14 +136,15 @@ class HomeShell(cmd2.Cmd):
         """A timecal command on this terminal, as if typed."""
         return subprocess.run(list(argv), env=os.environ.copy()).returncode
 
-    @with_argparser(lambda: Cmd2ArgumentParser(description="Every production: script, tasks, "
-                    "done/failed/running, whether its driver is alive, last activity."))
+    @with_argparser(lambda: Cmd2ArgumentParser(description="Every production: script, tasks of "
+                    "its grid, how many are done/failed/running/not run yet (planned, pending "
+                    "or cancelled), whether its driver is alive, last activity."))
     def do_productions(self, _args) -> None:
         rows = [production_row(n, p) for n, p in sorted(self.productions().items())]
         if not rows:
             self.poutput("no production yet under " + ", ".join(map(str, self.roots)))
             return
-        self.poutput(render_table(("production", "script", "tasks", "done/failed/running",
+        self.poutput(render_table(("production", "script", "tasks", "done/failed/running/not run",
                                    "driver", "last activity"), rows))
 
     def do_run(self, statement) -> None:

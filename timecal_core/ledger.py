@@ -29,12 +29,15 @@ LEDGER_NAME = "ledger.sqlite"
 SCHEMA_VERSION = "2"
 READABLE_VERSIONS = ("1", "2")  # --status reads a schema 1 ledger (a driver upgrades it)
 
-PENDING, RUNNING, DONE, FAILED, ERROR, CANCELLED = (
-    "pending", "running", "done", "failed", "error", "cancelled")
+PLANNED, PENDING, RUNNING, DONE, FAILED, ERROR, CANCELLED = (
+    "planned", "pending", "running", "done", "failed", "error", "cancelled")
 #: Every state, in the order status displays them. ``failed`` is retryable (it is resubmitted
-#: at the next interval), ``error`` is failed for good (attempts exhausted).
-STATES = (PENDING, RUNNING, DONE, FAILED, ERROR, CANCELLED)
+#: at the next interval), ``error`` is failed for good (attempts exhausted). ``planned``: in
+#: the grid but not submitted by any run yet (the rest of a ``--pilot``, until launched):
+#: the ledger always holds the whole planned grid, so that every count is over it.
+STATES = (PLANNED, PENDING, RUNNING, DONE, FAILED, ERROR, CANCELLED)
 STATE_HELP = {
+    PLANNED: "in the grid, not submitted yet (the rest of a pilot: BXRun -o OUT launches it)",
     PENDING: "waiting for a worker",
     RUNNING: "executing on a worker",
     DONE: "complete on disk",
@@ -341,30 +344,39 @@ class Ledger:
 
     # ------------------------------------------------------------------ writing
     def reconcile(self, tasks: Iterable[Any], done_on_disk: set[str],
-                  note: str = "") -> ReconcileReport:
+                  note: str = "", run: set[str] | None = None) -> ReconcileReport:
         """Make the ledger agree with the plan and with disk before submitting anything.
 
-        ``tasks`` are TaskSpec-like objects (task_id, dirname, params). A task is done iff
-        its result is on disk; every other task of the plan becomes pending. Tasks failed for
-        good or cancelled get a fresh attempt budget (a new run is the user's decision to try
-        again); interrupted ones keep their count. History stays in the events table. Rows
-        of tasks no longer in the grid are dropped unless done.
+        ``tasks`` are TaskSpec-like objects (task_id, dirname, params): the whole grid. A
+        task is done iff its result is on disk; every other task this run runs (``run``,
+        default all) becomes pending, the others (a pilot's run covers a few) planned. Tasks
+        failed for good, cancelled or planned get a fresh attempt budget (a new run is the
+        user's decision to try again); interrupted ones keep their count. History stays in
+        the events table. Rows of tasks no longer in the grid are dropped unless done.
         """
         now = time.time()
-        new = found_done = lost = requeued = 0
+        new = found_done = lost = requeued = launched = 0
         with self.transaction() as db:
             known = dict(db.execute("SELECT task_id, state FROM tasks"))
             planned: set[str] = set()
-            inserts, to_done, to_pending, to_fresh, events = [], [], [], [], []
+            inserts, to_done, to_pending, to_fresh, to_planned, events = [], [], [], [], [], []
             for spec in tasks:
                 tid = spec.task_id
                 planned.add(tid)
                 state = known.get(tid)
                 on_disk = tid in done_on_disk
+                waits = PENDING if run is None or tid in run else PLANNED
                 if state is None:
                     inserts.append((tid, spec.dirname, json.dumps(dict(spec.params), sort_keys=True),
-                                    DONE if on_disk else PENDING, now))
+                                    DONE if on_disk else waits, now))
                     new += 1
+                elif not on_disk and waits == PLANNED:  # not this run's: whatever it was, it waits
+                    if state != PLANNED:
+                        to_planned.append((now, tid))
+                        events.append((now, tid, PLANNED, f"left for the production's launch (was {state})"))
+                elif not on_disk and state == PLANNED:  # launched after its pilot
+                    to_fresh.append((now, tid))
+                    launched += 1
                 elif on_disk and state != DONE:
                     to_done.append((now, tid))
                     events.append((now, tid, DONE, "found complete on disk"))
@@ -384,11 +396,15 @@ class Ledger:
                            "updated=? WHERE task_id=?", to_pending)
             db.executemany("UPDATE tasks SET state='pending', base=attempts, worker=NULL, "
                            "start=NULL, end=NULL, updated=? WHERE task_id=?", to_fresh)
+            db.executemany("UPDATE tasks SET state='planned', worker=NULL, start=NULL, end=NULL, "
+                           "updated=? WHERE task_id=?", to_planned)
             stale = [(tid,) for tid, state in known.items() if tid not in planned and state != DONE]
             db.executemany("DELETE FROM tasks WHERE task_id=?", stale)
             events.extend((now, tid, None, "no longer in the grid: dropped") for (tid,) in stale)
             if new:
                 events.append((now, None, PENDING, f"{new} tasks added to the ledger"))
+            if launched:
+                events.append((now, None, PENDING, f"{launched} planned tasks submitted"))
             if note:
                 events.append((now, None, None, note))
             db.executemany("INSERT INTO events (time, task_id, state, detail) VALUES (?, ?, ?, ?)",
@@ -685,11 +701,11 @@ class Ledger:
                     "SELECT task_id, start, end, attempts FROM tasks")}
 
     def not_run(self) -> list[str]:
-        """Tasks with no attempt run to its end yet (pending, running or cancelled, never
-        failed): a task not run yet can neither fail nor succeed, so failures are not
+        """Tasks with no attempt run to its end yet (planned, pending, running or cancelled,
+        never failed): a task not run yet can neither fail nor succeed, so failures are not
         compared with it (read in SQL: the few, not every row)."""
         return [r[0] for r in self._query("SELECT task_id FROM tasks WHERE state IN "
-                                          "('pending', 'running', 'cancelled') AND reason IS NULL")]
+                                          "('planned', 'pending', 'running', 'cancelled') AND reason IS NULL")]
 
     def columns(self, names: Iterable[str], failures_only: bool = False) -> list[tuple]:
         """Some columns of every task, undecoded and unsorted (the monitor's maps and failure

@@ -28,10 +28,10 @@ from .aggregation import run_aggregators
 from .control import Bulletin, Control, describe_end
 from .driverlog import DaskLogToFile, driver_log_path, quiet_workers
 from .engine import MIN_TICK_GAP, Engine, ProductionOptions
-from .ledger import CANCELLED, DONE, ERROR, PENDING, Ledger, LedgerUnavailable, rebuild
+from .ledger import CANCELLED, DONE, ERROR, PENDING, PLANNED, Ledger, LedgerUnavailable, rebuild
 from .notify import SECTION as NOTIFY
 from .notify import Notifier
-from .status import render_errors, render_table
+from .status import describe_left, render_errors, render_table
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 log = logging.getLogger("timecal.driver")
@@ -167,7 +167,8 @@ def run_production(plan, backend, request, options: ProductionOptions, timerc,
     production_dir = Path(plan.production_dir)
     ledger = Ledger.create(production_dir)
     try:
-        report = ledger.reconcile(plan.tasks, plan.done, note=f"driver started (PID {os.getpid()})")
+        report = ledger.reconcile(plan.tasks, plan.done, note=f"driver started (PID {os.getpid()})",
+                                  run=getattr(plan, "run", None))
         if report.describe():
             print(f"BXRun: ledger: {report.describe()}")
         if not ledger.ids_in_state(PENDING):
@@ -219,9 +220,8 @@ def run_production(plan, backend, request, options: ProductionOptions, timerc,
 
         try:
             if not finished:
-                left = len(ledger.ids_in_state(PENDING))
                 why = loop.stopped or "stopped"
-                say(f"BXRun: {why}; rerun the same command to resume ({left} tasks left)")
+                say(f"BXRun: {why}; rerun the same command to resume ({describe_left(ledger.counts())})")
                 code = 128 + signal.Signals[why.split()[1]].value if why.startswith("signal ") else 1
             else:
                 code = _finish(plan, ledger, timerc, options, engine, say=say, pilot=pilot)
@@ -257,13 +257,13 @@ class _StatusPage:
         snap = self.engine.last_snapshot
         if final or snap is None:  # the cluster is gone at the end: the ledger's view only
             snap = self.engine.snapshot(with_cluster=False)
-        summary = {"counts": snap.counts, "rate": snap.rate, "eta": snap.eta,
+        summary = {"counts": snap.counts, "rate": snap.rate, "eta": snap.eta, "running": not final,
                    "elapsed": snap.elapsed, "cluster": render_cluster(snap.cluster),
                    "batch": snap.batch_jobs,
                    "driver": describe_driver(read_record(self.production_dir))}
         try:
             write(self.production_dir, render(self.engine.ledger, self.production_dir, summary,
-                                              self.loop.interval))
+                                              self.loop.interval, order=getattr(self.engine.plan, "order", ())))
         except OSError as exc:  # a full disk must not stop the production
             log.warning("status page not written: %s", exc)
 
@@ -331,12 +331,13 @@ def _finish(plan, ledger: Ledger, timerc, options: ProductionOptions, engine: En
     production_dir = Path(plan.production_dir)
     counts = ledger.counts()
     total = sum(counts.values())
-    if counts[DONE] != total:
+    if counts[DONE] + counts[PLANNED] != total:
         _print_failures(ledger, production_dir, say)
         return 1
     if pilot:
-        ledger.note(f"pilot complete: {total} tasks done")
-        say(f"BXRun: pilot complete: {total} tasks done")
+        ledger.note(f"pilot complete: {counts[DONE]} of the grid's {total} tasks done")
+        say(f"BXRun: pilot complete: {counts[DONE]} of the grid's {total} tasks done, "
+            f"{counts[PLANNED]} planned")
         return 0
     ledger.note("production complete")
     ok = run_aggregators(production_dir, plan.script.name, ledger, timerc, options.verbose,
@@ -354,18 +355,17 @@ def _finish(plan, ledger: Ledger, timerc, options: ProductionOptions, engine: En
 
 def print_status(production_dir: Path) -> int:
     """``BXRun --status -o X``: the ledger's view, no cluster."""
+    from .controlsocket import describe_driver, driver_alive, read_record
     from .lock import ProductionLock
     from .status import render_ledger_report
 
+    record = read_record(Path(production_dir))
     ledger = Ledger.open_readonly(Path(production_dir))
     try:
-        print(render_ledger_report(ledger, production_dir))
+        print(render_ledger_report(ledger, production_dir, running=driver_alive(record)))
     finally:
         ledger.close()
     print(ProductionLock(production_dir).holder_status())
-    from .controlsocket import describe_driver, read_record
-
-    record = read_record(Path(production_dir))
     if record is not None:
         print(describe_driver(record))
     return 0

@@ -31,7 +31,7 @@ from .control import ControlError
 from .diagnosis import render_failure_groups
 from .ledger import ERROR, FAILED, STATE_HELP, STATES
 from .selection import is_term
-from .status import format_bytes, format_duration, render_table
+from .status import describe_left, format_bytes, format_duration, render_table
 
 LOG_LINES = 30
 TABLE_LIMIT = 50
@@ -469,8 +469,14 @@ class MonitorShell(cmd2.Cmd):
                              "out changes nothing); 'timecal attach OUT' comes back."))
     def do_detach(self, _args) -> bool:
         summary = self.ask("summary")
-        self.poutput(f"detached: the driver goes on; 'timecal attach {summary['production']}' "
-                     "comes back")
+        if summary["finished"]:  # it only waited for a monitor: leaving ends it
+            self.poutput(f"detached: nothing is left to run: the driver ends "
+                         f"({describe_left(summary['counts'])}; rerun the same command to retry "
+                         "them)")
+            self.ask("finish")
+        else:
+            self.poutput(f"detached: the driver goes on; 'timecal attach {summary['production']}' "
+                         "comes back")
         self.detached = True
         return True
 

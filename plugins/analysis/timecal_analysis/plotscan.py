@@ -94,16 +94,17 @@ def run(args: argparse.Namespace) -> Path:
     tasks = finished_tasks(production)
     if not tasks:
         raise UserError(f"{production}: no finished task in results/; wait for the production or check BXRun")
-    grid = resolve_grid(config.get("parameters"), tasks, source)
+    planned = planned_points(production)
+    grid = resolve_grid(config.get("parameters"), tasks, source, planned)
     selected, missing = match_grid(grid, tasks)
     notes = []
     if missing:
-        listing = "; ".join(", ".join(f"{k}={v}" for k, v in point.items()) for point in missing)
-        message = f"{len(missing)} grid point(s) of {source} have no finished task in {production}: {listing}"
+        message = describe_missing(missing, grid, production)
         if not args.allow_missing:
-            raise UserError(message + " (use --allow-missing to plot what exists)")
+            raise UserError(message + " (--allow-missing plots the others and lists these in index.html)")
         print(f"plotScan: warning: {message}", file=sys.stderr)
-        notes.append(message)
+        notes.append(f"{len(missing)} of the {_points(grid)} grid points have no finished task: "
+                     + "; ".join(_point_text(point) for point in missing))
     _check_fixed(grid, selected, source)
 
     mode = args.mode if args.mode != WORKER_MODE or not args.dask else args.dask
@@ -275,14 +276,60 @@ def _bx_hists(hists: Any, modes: Sequence[str], source: str) -> tuple[BXHistRef,
     return tuple(refs)
 
 
-def resolve_grid(parameters: Any, tasks: Sequence[FinishedTask], source: str) -> dict[str, list[Any]]:
+SHOWN_MISSING = 5  # grid points named in the one-line message; index.html lists them all
+
+
+def planned_points(production: Path) -> list[dict[str, Any]] | None:
+    """The parameters of every task of the production's planned grid, finished or not (its
+    ledger holds the whole grid, a pilot's untouched rest included), or None when there is
+    no readable ledger (the grid is then what finished)."""
+    import json
+
+    from timecal_core.ledger import LEDGER_NAME, Ledger
+
+    if not (production / LEDGER_NAME).is_file():
+        return None
+    try:
+        ledger = Ledger.open_readonly(production)
+    except UserError as exc:
+        print(f"plotScan: warning: {exc}; the grid plotted is what finished", file=sys.stderr)
+        return None
+    try:
+        return [json.loads(text) for (text,) in ledger.columns(["params"])]
+    finally:
+        ledger.close()
+
+
+def _points(grid: Mapping[str, Sequence[Any]]) -> int:
+    count = 1
+    for values in grid.values():
+        count *= len(values)
+    return count
+
+
+def _point_text(point: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in point.items())
+
+
+def describe_missing(missing: Sequence[Mapping[str, Any]], grid: Mapping[str, Sequence[Any]],
+                     production: Path) -> str:
+    """One line: how many grid points have no finished task, the first few named."""
+    named = "; ".join(_point_text(p) for p in missing[:SHOWN_MISSING])
+    more = f" and {len(missing) - SHOWN_MISSING} more" if len(missing) > SHOWN_MISSING else ""
+    return (f"{len(missing)} of the {_points(grid)} grid points have no finished task in {production}: "
+            f"{named}{more}")
+
+
+def resolve_grid(parameters: Any, tasks: Sequence[FinishedTask], source: str,
+                 planned: Sequence[Mapping[str, Any]] | None = None) -> dict[str, list[Any]]:
     """The YAML ``parameters`` checked against the production; without it, every parameter
-    that takes more than one value in the production."""
-    known: dict[str, list[Any]] = {}
-    for task in tasks:
-        for name, value in task.params.items():
-            if value not in known.setdefault(name, []):
-                known[name].append(value)
+    that takes more than one value in the production's planned grid (``planned``: every
+    task's parameters, finished or not; default: the finished tasks')."""
+    seen: dict[str, dict[Any, None]] = {}  # ordered sets: 30,000 tasks cost lookups, not scans
+    for params in planned if planned is not None else (t.params for t in tasks):
+        for name, value in params.items():
+            seen.setdefault(name, {})[value] = None
+    known = {name: list(values) for name, values in seen.items()}
     if not parameters:
         varying = {k: sorted(v, key=_sort_key) for k, v in known.items() if len(v) > 1}
         return varying or {k: v for k, v in list(known.items())[:1]}
