@@ -389,6 +389,8 @@ def cmd_grid(args, timerc) -> int:
     overrides = _file_overrides(args, script)
     grid = {**grid, **overrides}
     backend = registry.backend(args.dask).item  # unknown backend: error before anything is written
+    if backend.check is not None and not args.debug:  # its timerc section too
+        backend.check(timerc.section(args.dask), out)
     # a wrong timerc [retry] is refused before anything is written (the driver reads it again)
     retry_policy(timerc.section("retry"), args.max_retries, where=str(timerc.path))
     # --debug is asked too: the plan it holds is what takes the memory
@@ -610,6 +612,9 @@ def cmd_attach(out: Path) -> int:
 
     record = read_record(out)
     if not driver_alive(record):
+        if not (out / INFILES / GRID_COPY).is_file():  # nothing to resume: say how to start
+            raise UserError(f"{out}: no production here (no {INFILES}/{GRID_COPY}); start one with: "
+                            f"BXRun --script SCRIPT --yaml GRID.yml -o {out}")
         raise UserError(f"{out}: {describe_driver(record)}; resume it with: "
                         f"BXRun -o {out} --detach")
     channel = SocketChannel(record["socket"])
@@ -706,7 +711,8 @@ def main(argv: list[str] | None = None) -> int:
         warnings.formatwarning = lambda msg, cat, *a, **k: f"BXRun: warning: {msg}\n"
         # the detached driver outlives BXRun on purpose (start_detached): not a leak
         warnings.filterwarnings("ignore", r"subprocess \d+ is still running", ResourceWarning)
-    return run_cli("BXRun", lambda: _dispatch(args), verbose=args.verbose)
+    return run_cli("BXRun", lambda: _dispatch(args), verbose=args.verbose,
+                   interrupted="interrupted; rerun the same command to resume (what finished is kept)")
 
 
 if __name__ == "__main__":  # pragma: no cover

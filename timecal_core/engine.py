@@ -29,6 +29,7 @@ import logging
 import re
 import resource
 import signal
+import sqlite3
 import threading
 import time
 import traceback
@@ -73,8 +74,9 @@ def _executing_on_scheduler(dask_scheduler=None) -> dict[str, list[str]]:
     return {ws.address: [ts.key for ts in ws.executing] for ws in dask_scheduler.workers.values()}
 
 
-def _last_line(text: str) -> str:
-    return next((line.strip() for line in reversed(text.splitlines()) if line.strip()), "")
+def _short(message: str, limit: int = 120) -> str:
+    """A message in a line that goes by (the whole one is in the summary and 'errors')."""
+    return message if len(message) <= limit else message[:limit - 3].rstrip() + "..."
 
 
 def _signal_name(number: int) -> str:
@@ -100,17 +102,17 @@ def describe_failure(task_id: str, exc: BaseException) -> Failure:
                        resources={"worker": worker,
                                   "host": get_address_host(worker) if worker else None})
     if isinstance(exc, UserError):
-        return Failure(task_id, None, "user", None, f"user error: {exc}"[:200], str(exc), final=True,
-                       cause=causes.USER)
+        return Failure(task_id, None, "user", None, causes.error_sentence(f"user error: {exc}"),
+                       str(exc), final=True, cause=causes.USER)
     if hasattr(exc, "step") and hasattr(exc, "log_tail"):
         tail = exc.log_tail or ""
         code = getattr(exc, "exit_code", None)
         resources = dict(getattr(exc, "resources", None) or {})
         cause = getattr(exc, "cause", None) or causes.step_cause(code, None)
-        last = _last_line(tail)
+        last = causes.error_sentence(tail)
         if cause == causes.USER:
             return Failure(task_id, resources.get("worker"), exc.step, None,
-                           f"{last}"[:200] or "user error", tail, final=True, cause=cause,
+                           last or "user error", tail, final=True, cause=cause,
                            resources=resources)
         if cause == causes.OOM:
             limit = re.search(r"> limit (\d+ MiB)", tail)
@@ -123,12 +125,12 @@ def describe_failure(task_id: str, exc: BaseException) -> Failure:
         else:
             reason = f"step {exc.step} " + (f"exited with code {code}" if code is not None else "failed")
             if last:
-                reason += f": {last[:160]}"
+                reason += f": {last}"
         return Failure(task_id, resources.get("worker"), exc.step, code, reason, tail, cause=cause,
                        resources=resources)
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    return Failure(task_id, None, None, None, f"{type(exc).__name__}: {exc}"[:200], text[-4000:],
-                   cause=causes.TASK)
+    return Failure(task_id, None, None, None, causes.error_sentence(f"{type(exc).__name__}: {exc}"),
+                   text[-4000:], cause=causes.TASK)
 
 
 class Engine:
@@ -175,8 +177,12 @@ class Engine:
         #: system may tell later that the job ran out of memory or time
         self._lost: list[tuple[str, int, str, float]] = []
         self.last_snapshot: StatusSnapshot | None = None
-        #: the one line of a ledger found damaged while the production runs: the loop stops
-        self.broken: str | None = None
+        #: a damaged ledger or a full disk found while the production runs (the one-line
+        #: error to end with): the loop stops
+        self.broken: UserError | None = None
+        #: (cause, message) of failures for good -> tasks so far, and those not yet said
+        self._exhausted_seen: dict[tuple[str, str], int] = {}
+        self._exhausted_unsaid: dict[tuple[str, str], int] = {}
 
     # ------------------------------------------------------------------ submission
     def start(self) -> None:
@@ -233,7 +239,13 @@ class Engine:
                     self._refill()
             except LedgerUnavailable as exc:  # damaged under the driver: nothing more can be recorded
                 log.error("%s", exc)
-                self.broken = str(exc)
+                self.broken = exc
+                return
+            except (sqlite3.OperationalError, OSError) as exc:
+                full = disk_full(exc, self.ledger.path)
+                if full is None:
+                    raise
+                self.broken = full  # the disk is full: the driver stops, in one line
                 return
             except Exception:  # keep collecting: one bad batch must not stall a production
                 log.exception("recording completions failed")
@@ -300,9 +312,37 @@ class Engine:
                 self.notify(f"done {c.task_id} on {c.worker} in {c.end - c.start:.1f} s")
             for f in failures:
                 self.notify(f"failed {f.task_id}: {f.reason}")
-        reasons = {f.task_id: f.reason for f in failures}
+        self._announce_exhausted(exhausted, {f.task_id: f for f in failures})
+
+    def _announce_exhausted(self, exhausted: list[str], failures: dict) -> None:
+        """A task failed for good is said once per cause and message: the first with its
+        message, the others with the same error counted at the next tick (a deterministic
+        failure of 1,000 tasks is two lines, not 1,000)."""
+        groups: dict[tuple[str, str], list[str]] = {}
         for tid in exhausted:
-            self.on_exhausted(f"task {tid} failed for good: {reasons.get(tid, '?')}")
+            f = failures.get(tid)
+            key = (f.cause or causes.step_cause(f.exit_code, None), f.reason) if f else ("?", "?")
+            groups.setdefault(key, []).append(tid)
+        for key, ids in groups.items():
+            with self._lock:
+                known = key in self._exhausted_seen
+                self._exhausted_seen[key] = self._exhausted_seen.get(key, 0) + len(ids)
+                if known:
+                    self._exhausted_unsaid[key] = self._exhausted_unsaid.get(key, 0) + len(ids)
+                    continue
+            cause, reason = key
+            more = f" (and {len(ids) - 1} more task(s) with the same error)" if len(ids) > 1 else ""
+            self.on_exhausted(f"task {ids[0]} failed for good{more}: {cause}: {_short(reason)}; "
+                              "the same failure of other tasks is counted, not listed ('errors' "
+                              "shows it whole)")
+
+    def _exhausted_counts(self) -> list[str]:
+        """The tick's line per error that failed more tasks for good since it was said."""
+        with self._lock:
+            unsaid, self._exhausted_unsaid = self._exhausted_unsaid, {}
+            seen = dict(self._exhausted_seen)
+        return [f"{n} more task(s) failed for good ({seen[key]} in all) with {key[0]}: {_short(key[1])}"
+                for key, n in unsaid.items()]
 
     def _gather(self, futures: list) -> list:
         """Results of finished futures in one round trip; one by one if that fails."""
@@ -346,6 +386,7 @@ class Engine:
             self.ledger.note(f"{self.running.backend}: {notice}")
         self.refresh_running()
         self._refine_lost()
+        notices.extend(self._exhausted_counts())
         retried = self.retry(self.ledger.ids_in_state(FAILED), automatic=True)
         if retried:
             notices.append(f"resubmitted {len(retried)} failed task(s)")
@@ -574,8 +615,8 @@ class Engine:
             interrupted = self.ledger.ids_in_state(RUNNING)
             self.ledger.set_state(interrupted, PENDING, f"{reason}: resumes on the next run")
             self.ledger.note(f"driver stopped: {reason}")
-        except LedgerUnavailable:  # damaged: the next run reconciles with disk (or says so)
-            pass
+        except (LedgerUnavailable, sqlite3.OperationalError):  # damaged or full: the next run
+            pass  # reconciles with disk (or says why it cannot)
         self.close()
 
     def close(self) -> None:
@@ -583,6 +624,21 @@ class Engine:
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout=2)
+
+
+def disk_full(exc: BaseException, path: Path) -> UserError | None:
+    """The one-line error for a full disk met while writing ``path`` (the ledger says "disk
+    is full" through SQLite, files through ENOSPC/EDQUOT), None for anything else."""
+    import errno
+
+    from .exits import disk_message
+
+    if isinstance(exc, sqlite3.OperationalError) and "full" not in str(exc):
+        return None
+    if isinstance(exc, OSError) and exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return None
+    filename = getattr(exc, "filename", None) or str(path)
+    return UserError(disk_message(OSError(errno.ENOSPC, "No space left on device", filename)))
 
 
 def peak_rss_mib() -> float:

@@ -113,7 +113,12 @@ def _axes(script: ProductionScript, grid: Mapping[str, Any], source: str,
             canonical[c] = None
         axes.append(list(canonical))
     if script.check is not None:
-        script.check({p.name: tuple(axis) for p, axis in zip(script.parameters, axes)})
+        try:
+            script.check({p.name: tuple(axis) for p, axis in zip(script.parameters, axes)})
+        except UserError as exc:  # the script's own rule: named with the file it applies to
+            if str(exc).startswith(source):
+                raise
+            raise UserError(f"{source}: {exc}") from None
     return axes
 
 

@@ -154,11 +154,17 @@ class BackendRequest:
 
 @dataclass(frozen=True)
 class ExecutionBackend:
-    """An execution backend. ``start`` returns a :class:`timecal_core.backends.RunningCluster`."""
+    """An execution backend. ``start`` returns a :class:`timecal_core.backends.RunningCluster`.
+
+    ``check(settings, output_dir)`` validates the backend's timerc section (and whatever else
+    it can tell without starting anything, e.g. its batch commands) when the production is
+    planned, before anything is written: a typo there must not leave a production half set
+    up. It raises :class:`timecal_core.errors.UserError`; ``start`` may check again."""
 
     name: str
     start: Callable[[BackendRequest], Any]
     description: str = ""
+    check: Callable[[Mapping[str, str], Path], None] | None = None
 
 
 # --------------------------------------------------------------------------- aggregators

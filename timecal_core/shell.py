@@ -15,6 +15,7 @@ are cmd2 settables (``set interval 10``) as well as the seed's commands.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -51,7 +52,9 @@ def _state_choices(_app=None) -> Choices:
     return Choices.from_values(STATES)
 
 
-_TERM_TOKEN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*(<=|>=|!=|==|=|<|>)[^|>;<]*$")
+# NAME then operator characters, whatever follows: a term, even a mistyped one
+# (threshold>>5 is a filter to refuse with its reason, not 'threshold' appended to a file 5)
+_TERM_TOKEN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*[<>=!][^|;]*$")
 
 SELECTION_HELP = ("task ids (a unique prefix is enough) and/or filter terms NAME OP VALUE "
                   "(OP: = != < <= > >=; VALUE,VALUE: any of; terms all hold), e.g. "
@@ -377,6 +380,12 @@ class MonitorShell(cmd2.Cmd):
                                  "or cancelled tasks it selects."))
     def do_retry(self, args) -> None:
         answer = self.ask("retry", tasks=None, select=args.tasks or None)
+        if not answer["changed"]:
+            self.poutput("nothing to retry: " + (
+                f"the {answer['asked']} task(s) selected are done, pending or running (retry "
+                "applies to failed and cancelled tasks)" if answer["asked"] else
+                "no task failed or was cancelled"))
+            return
         self.poutput(f"resubmitted {answer['changed']} task(s)" +
                      ("" if answer["changed"] == answer["asked"] or not answer["asked"]
                       else f" of {answer['asked']} selected (the others are not failed or cancelled)"))
@@ -592,6 +601,10 @@ class MonitorShell(cmd2.Cmd):
         for line in self.ask("aggregate")["lines"]:
             self.poutput(line)
 
+    @with_argparser(_no_args("Clear the screen (the production goes on; 'status' shows it again)."))
+    def do_clear(self, _args) -> None:
+        self.poutput("\x1b[H\x1b[2J\x1b[3J", end="")
+
     @with_argparser(_no_args("The batch system's jobs of this cluster (none for local)."))
     def do_jobs(self, _args) -> None:
         answer = self.ask("jobs")
@@ -608,6 +621,21 @@ class MonitorShell(cmd2.Cmd):
             self.register_command_set(command_set)
 
 
+#: what writing to a terminal that is gone raises (a hung-up pty, a closed pipe)
+TERMINAL_GONE = (errno.EIO, errno.EPIPE, errno.ENXIO, errno.EBADF)
+
+
+def _silence() -> None:
+    """Point the standard streams at /dev/null: whatever is still flushed at exit goes
+    nowhere instead of raising on a terminal that is gone."""
+    try:
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+    except OSError:
+        pass
+
+
 class ShellMonitor:
     """The monitor on a terminal, attached to a driver (in a process of its own) through a
     channel; returns the exit code the command should end with."""
@@ -620,9 +648,19 @@ class ShellMonitor:
 
     def __call__(self, channel) -> int:
         shell = MonitorShell(channel, self.history_file)
-        shell.cmdloop(intro=channel.request("status")["text"] +
-                      "\nmonitor: 'help' lists the commands, 'exit' stops, 'detach' leaves "
-                      "the driver running")
+        try:
+            shell.cmdloop(intro=channel.request("status")["text"] +
+                          "\nmonitor: 'help' lists the commands, 'exit' stops, 'detach' leaves "
+                          "the driver running")
+        except OSError as exc:
+            if exc.errno not in TERMINAL_GONE:
+                raise
+            # the terminal went away (window closed, SSH dropped): the driver goes on, and
+            # there is no one left to tell anything to
+            shell._closing.set()
+            _silence()
+            self.detached = True
+            return 0
         self.detached = shell.detached
         if shell.detached:
             return 0

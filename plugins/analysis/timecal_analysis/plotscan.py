@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from timecal_core.config import load_timerc
+from timecal_core.config import check_output_dir, load_timerc
 from timecal_core.errors import UserError
 from timecal_core.exits import run_cli
 from timecal_core.hookspecs import BackendRequest, FinishedTask
@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> Path:
     if not (production / "results").is_dir():
         raise UserError(f"-i {args.input}: {production} is not a production directory (no results/ in it)")
     output = _resolve(args.output, timerc, "scans", "-o") if args.output else scan_output(production, timerc)
+    check_output_dir(output)  # a file there is one line now, not a crash after the work
     custom = parse_custom(args.custom)
     modes = _modes(custom)
     config = _load_config(args.yaml, custom) if args.yaml else {}

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from timecal_core.config import load_timerc
+from timecal_core.config import check_output_dir, load_timerc
 from timecal_core.errors import UserError
 from timecal_core.exits import run_cli
 from timecal_core.yamlconf import load_yaml, parse_custom
@@ -433,8 +433,8 @@ def run(args: argparse.Namespace) -> int:
         scenarios = parse_scenarios(data, yaml_path, lambda: timerc.optional_path("production"))
     else:
         scenarios = _quick_scenario(args, registry)
+    out = check_output_dir(_output_dir(args, calibration_root, scenarios))  # before the work
     results = run_scenarios(scenarios, calibration_root, registry)
-    out = _output_dir(args, calibration_root, scenarios)
     written = write_report(out, results, plots=not args.no_plots)
     print(f"{PROG}: wrote {len(written)} files to {out}" +
           ("" if args.no_plots else f" (open {out / 'index.html'})"))
