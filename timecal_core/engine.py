@@ -124,8 +124,8 @@ def describe_failure(task_id: str, exc: BaseException) -> Failure:
             reason = f"step {exc.step} killed by signal {number} ({_signal_name(number)})"
         else:
             reason = f"step {exc.step} " + (f"exited with code {code}" if code is not None else "failed")
-            if last:
-                reason += f": {last}"
+            if last:  # the whole message within the limit, the step's words cut if need be
+                reason += ": " + causes.error_sentence(tail, causes.MESSAGE_LIMIT - len(reason) - 2)
         return Failure(task_id, resources.get("worker"), exc.step, code, reason, tail, cause=cause,
                        resources=resources)
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
