@@ -20,6 +20,7 @@ import pexpect
 import pytest
 
 from conftest import ledger_states
+from helpers.terminal import Tmux  # tests/ is on sys.path (rootdir, no __init__.py)
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]
@@ -236,43 +237,6 @@ def test_a_full_disk_is_one_line_and_the_rerun_completes(tmp_path, env, tmpfs):
 
 
 # --------------------------------------------------------------------------- 12. terminals
-class Tmux:
-    """A real terminal: a tmux session of its own (its own server socket)."""
-
-    def __init__(self, tmp_path, env, name="t"):
-        if shutil.which("tmux") is None:
-            pytest.skip("tmux is not installed")
-        self.socket = str(tmp_path / f"tmux-{name}")
-        self.env = env
-        self.name = name
-        self.tmux("new-session", "-d", "-s", name, "-x", "160", "-y", "50",
-                  "bash --norc --noprofile")
-        self.send(f"export PS1='$ ' TIMECAL_CONFIG={env['TIMECAL_CONFIG']} "
-                  f"XDG_STATE_HOME={env['XDG_STATE_HOME']} PATH={BIN}:$PATH; cd {tmp_path}; clear")
-
-    def tmux(self, *args) -> str:
-        return subprocess.run(["tmux", "-S", self.socket, *args], capture_output=True, text=True,
-                              env=self.env, check=True).stdout
-
-    def send(self, *keys: str, enter: bool = True) -> None:
-        self.tmux("send-keys", "-t", self.name, *keys, *(["Enter"] if enter else []))
-
-    def screen(self) -> str:
-        return self.tmux("capture-pane", "-p", "-t", self.name, "-S", "-300")
-
-    def wait(self, pattern: str, timeout: float = 120) -> str:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            text = self.screen()
-            if re.search(pattern, text):
-                return text
-            time.sleep(0.3)
-        pytest.fail(f"the terminal never showed {pattern!r}:\n{self.screen()}")
-
-    def kill(self) -> None:
-        subprocess.run(["tmux", "-S", self.socket, "kill-server"], capture_output=True)
-
-
 def _descendants(pid: int) -> list[int]:
     import psutil
 
@@ -288,7 +252,7 @@ def test_ctrl_c_of_a_foreground_bxrun_is_one_line(tmp_path, env):
     import psutil
 
     (tmp_path / "grid.yml").write_text("index: [1, 2, 3, 4, 5, 6]\nseconds: 20\n")
-    term = Tmux(tmp_path, env)
+    term = Tmux(tmp_path, env, BIN)
     try:
         term.send("BXRun --script sleeper --yaml grid.yml -o fg --interval 2 < /dev/null")
         term.wait(r"running [12] ")
@@ -299,7 +263,7 @@ def test_ctrl_c_of_a_foreground_bxrun_is_one_line(tmp_path, env):
         assert family  # its local workers
         term.send("C-c", enter=False)
         screen = term.wait(r"interrupted.*\n\$")
-        after = screen[screen.index("^C"):]
+        after = screen[screen.rindex("^C"):]
         assert [ln for ln in after.splitlines() if ln.strip() and ln.strip() != "$"] == \
             ["^CBXRun: interrupted; rerun the same command to resume (what finished is kept)"], after
         wait_for(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"
@@ -319,7 +283,7 @@ def test_closing_the_terminal_of_a_monitor_detaches_quietly(tmp_path, env):
               "--interval", "1", "--detach", env=env)
     assert det.returncode == 0, det.stdout + det.stderr
     record = json.loads((tmp_path / "prod" / "away" / ".control" / "driver.json").read_text())
-    term = Tmux(tmp_path, env)
+    term = Tmux(tmp_path, env, BIN)
     try:
         term.send("timecal attach away")
         term.wait(PROMPT)

@@ -159,7 +159,7 @@ def test_detach_from_a_driver_with_nothing_left_says_it_ends(tmp_path, env):
         term.expect("nothing left to run: 2 failed for good")
         term.expect(PROMPT)
         term.sendline("detach")
-        term.expect("nothing is left to run: the driver ends")
+        term.expect("nothing is left to run, so the driver ends")
         term.expect(pexpect.EOF)
         term.close()
         assert "the driver goes on" not in term.before

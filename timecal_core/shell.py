@@ -35,6 +35,8 @@ from .selection import is_term
 from .status import describe_left, format_bytes, format_duration, render_table
 
 LOG_LINES = 30
+CTRL_C_HINT = ("^C (the production goes on: its driver runs on its own; 'exit' stops it, to resume "
+               "later; 'detach' or Ctrl-D leaves it running)")
 TABLE_LIMIT = 50
 POLL = 0.25  # seconds between two looks at what the driver published
 HIDDEN_BUILTINS = ("alias", "macro", "edit", "run_pyscript", "run_script", "shell", "shortcuts")
@@ -280,6 +282,20 @@ class MonitorShell(cmd2.Cmd):
         self._closing = threading.Event()
         self._seen = self.ask("updates", after=0)["last"]  # what came before the intro
         self._register_backend_commands()
+        self._explain_ctrl_c()
+
+    def _explain_ctrl_c(self) -> None:
+        """Ctrl-C at the prompt drops the line being typed, as in a shell, and says what it
+        did not do: the production goes on (its driver runs on its own), 'exit' stops it."""
+        bindings = getattr(self.main_session, "key_bindings", None)
+        if bindings is None or not hasattr(bindings, "add"):
+            return
+        from prompt_toolkit.application import run_in_terminal
+
+        @bindings.add("c-c")
+        def _(event) -> None:
+            event.app.current_buffer.reset()
+            run_in_terminal(lambda: print(CTRL_C_HINT, flush=True))
 
     def ask(self, op: str, **args) -> dict:
         return self.channel.request(op, **args)
@@ -479,9 +495,8 @@ class MonitorShell(cmd2.Cmd):
     def do_detach(self, _args) -> bool:
         summary = self.ask("summary")
         if summary["finished"]:  # it only waited for a monitor: leaving ends it
-            self.poutput(f"detached: nothing is left to run: the driver ends "
-                         f"({describe_left(summary['counts'])}; rerun the same command to retry "
-                         "them)")
+            self.poutput(f"detached: nothing is left to run, so the driver ends; "
+                         f"{describe_left(summary['counts'])}: rerun the same command to retry them")
             self.ask("finish")
         else:
             self.poutput(f"detached: the driver goes on; 'timecal attach {summary['production']}' "
