@@ -194,3 +194,23 @@ def test_the_quick_start_grid_runs(tmp_path, env):
                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "production complete: 9 tasks done" in res.stdout
+
+
+def test_the_calibration_quick_use_runs(tmp_path, env):
+    """The README says how to make runCalibration's two files; its commands, run as written
+    (from [paths] production, as its cd says; the report without plots, to be quick), give
+    the delay the test was emulated at."""
+    (block,) = [b for _, _, b in readme_blocks() if "-o templates" in b]
+    lines = [ln.split("  #")[0].strip() for ln in block.splitlines() if ln.strip()]
+    assert lines[2].startswith("cd ") and "[paths] production" in block
+    prod_root = tmp_path / "prod"
+    timerc = Path(env["TIMECAL_CONFIG"])
+    timerc.write_text(timerc.read_text().replace("[paths]\n", f"[paths]\ncalibration = {tmp_path / 'cal'}\n"))
+    for line in lines[:2] + lines[3:]:
+        argv = shlex.split(line) + (["--no-plots"] if line.startswith("runCalibration") else [])
+        if argv[0] == "runCalibration":  # the shell expands the unquoted glob
+            argv = [a for arg in argv for a in (sorted(map(str, prod_root.glob(arg))) or [arg])]
+        res = subprocess.run([str(BIN / argv[0]), *argv[1:]], env=env, cwd=prod_root if argv[0] ==
+                             "runCalibration" else tmp_path, capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, (line, res.stdout + res.stderr)
+    assert re.search(r"delay = 23\.\d\d \+\d\.\d\d -\d\.\d\d ns .*\(true 23\.45 ns\)", res.stdout), res.stdout
