@@ -43,8 +43,8 @@ SHOWN = 3  # names quoted per kind in the planner's report
 READ_SIZE = 1 << 16
 _loads = json.JSONDecoder().decode
 NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-#: ``ProductionScript.verify``: None when an output is readable, else why not
-Verify = Callable[[Path], "str | None"]
+#: ``ProductionScript.verify``: None when an output (its path, a str) is readable, else why not
+Verify = Callable[[str], "str | None"]
 
 
 def task_id_of(params: Mapping[str, Any]) -> str:
@@ -161,8 +161,8 @@ def _output_problem(directory: str, record: dict, dir_fd: int | None = None,
         return ABSENT
     if verify is None:
         return None
-    try:
-        return verify(Path(base, directory, output))
+    try:  # a str: a Path object per result costs more than the check itself
+        return verify(os.path.join(base, directory, output))
     except Exception as exc:  # a plugin's check must not take the planner down
         return f"its check failed: {type(exc).__name__}: {exc}"[:200]
 
