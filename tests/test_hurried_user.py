@@ -99,7 +99,7 @@ def test_init_writes_a_timerc_without_jargon_that_parses(tmp_path, env):
     assert res.returncode == 0, res.stderr
     text = (tmp_path / "new" / "timerc").read_text()
     assert "seed" not in text
-    from timecal_core.config import load_timerc
+    from timecal_core.config.timerc import load_timerc
 
     assert load_timerc(tmp_path / "new" / "timerc").section("local") == {}
 
@@ -111,7 +111,7 @@ def test_output_naming_a_file_is_refused_before_any_work(tmp_path, env):
     from calibration_support import make_hits, write_file
     from scanprod import make_production
 
-    from timecal_core.layout import scan_delays
+    from timecal_core.cms.harvested_layout import scan_delays
 
     make_production(tmp_path / "prod" / "scan", {"threshold": [5000, 6000]}, every=50)
     (tmp_path / "afile").write_text("mine\n")
@@ -184,7 +184,7 @@ def test_a_deterministic_failure_of_many_tasks_is_reported_once_with_a_count(tmp
 
 
 def test_error_sentence_of_the_usual_logs():
-    from timecal_core.causes import error_sentence
+    from timecal_core.ledger.failure_causes import error_sentence
 
     uproot_like = ("=== step cbcsim: x\ncbcsim: error: hits=/x.root: cannot be read as a ROOT file "
                    "(expected Chunk of length 403,\nreceived 100 bytes from MemmapSource\nfor file "
@@ -226,7 +226,7 @@ def test_a_full_disk_is_one_line_and_the_rerun_completes(tmp_path, env, tmpfs):
     prod = tmpfs / "prod"
     full = run("BXRun", "--script", "cbcsim", "--yaml", tmp_path / "grid.yml", "-o", prod,
                "--interval", "1", env=env, timeout=400)
-    one_line(full, f"no space left on {tmpfs}", "free space and rerun: nothing done is lost")
+    one_line(full, f"no space left on tmpfs ({tmpfs})", "free space and rerun: nothing done is lost")
     assert "Traceback" not in full.stdout and "Logging error" not in full.stdout
     assert len(full.stdout.splitlines()) < 15, full.stdout
     subprocess.run(["mount", "-o", "remount,size=40m", str(tmpfs)], check=True)

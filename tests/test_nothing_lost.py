@@ -80,9 +80,9 @@ def test_a_symlink_put_where_a_running_task_will_land_is_moved_aside(tmp_path):
     """The worker's side of defect 1: a link created while the task runs (after the planner
     looked) is moved aside when the task renames its result into place, and the result is
     the task's own, in a real directory."""
-    from timecal_core.grid import TaskSpec
-    from timecal_core.results import task_id_of
-    from timecal_core.tasks import execute_task
+    from timecal_core.plan.grid import TaskSpec
+    from timecal_core.plan.completion import task_id_of
+    from timecal_core.run.tasks import execute_task
 
     params = {"index": 7, "seconds": 0.0, "exit_code": 0, "flaky": "", "message": "", "mode": "sleep",
               "warm": False, "children": 0, "level": 0, "fail_index_min": -1, "fail_level_min": 0,
@@ -143,7 +143,7 @@ def test_root_top_keys_reads_what_uproot_reads(tmp_path):
     damaged ones it must refuse."""
     import uproot
 
-    from timecal_core.layout import root_file_problem, root_top_keys
+    from timecal_core.cms.root_check import root_file_problem, root_top_keys
 
     ROOT = pytest.importorskip("ROOT")
     made = tmp_path / "root.root"

@@ -123,7 +123,7 @@ def test_a_stopped_production_shows_no_eta_and_stop_counts_what_is_left(tmp_path
     """Defect 7: ``timecal stop`` of a driver with cancelled tasks says how many tasks are
     left to run (the cancelled ones too: the next run runs them); ``--status`` of the
     stopped production shows no ETA."""
-    from timecal_core.controlsocket import SocketChannel
+    from timecal_core.control.unix_socket import SocketChannel
 
     grid = tmp_path / "grid.yml"
     grid.write_text("index: [1, 2, 3, 4, 5, 6, 7, 8]\nseconds: 30\n")

@@ -61,10 +61,10 @@ def _timerc_blocks():
 @pytest.mark.parametrize("line, body", _timerc_blocks(), ids=lambda v: str(v) if isinstance(v, int) else "")
 def test_timerc_snippets_parse_and_pass_their_checks(tmp_path, line, body):
     """Inline ``#`` comments (``workers = 4   # default: all cores``) are comments."""
-    from timecal_core.causes import retry_policy
-    from timecal_core.config import load_timerc
-    from timecal_core.notify import Notifier
-    from timecal_core.plugins import get_registry
+    from timecal_core.ledger.failure_causes import retry_policy
+    from timecal_core.config.timerc import load_timerc
+    from timecal_core.driver.notify import Notifier
+    from timecal_core.contract.plugins import get_registry
 
     path = tmp_path / "timerc"
     path.write_text(body)
@@ -97,10 +97,10 @@ def test_yaml_blocks_load_and_mean_what_they_say(tmp_path):
     """The scan grid plans with cbcsim; the plot configuration (with its !include) gives
     plotScan's sources; the scenarios and Dask blocks load."""
     from timecal_analysis.plotscan import _load_config, sources_from_config
-    from timecal_core.grid import plan_grid
-    from timecal_core.layout import MODES
-    from timecal_core.plugins import get_registry
-    from timecal_core.yamlconf import load_yaml
+    from timecal_core.plan.grid import plan_grid
+    from timecal_core.cms.harvested_layout import MODES
+    from timecal_core.contract.plugins import get_registry
+    from timecal_core.config.yamlfiles import load_yaml
 
     blocks = [(line, body) for line, lang, body in readme_blocks() if kind(lang, body) == "yaml"]
     checked = set()
@@ -157,13 +157,13 @@ def test_command_lines_are_accepted_by_their_parsers(line, text):
     argv = shlex.split(text)
     program, args = argv[0], argv[1:]
     if program == "BXRun":
-        from timecal_core.cli import build_parser
+        from timecal_core.cli.bxrun import build_parser
     elif program == "plotScan":
         from timecal_analysis.plotscan import build_parser
     elif program == "runCalibration":
         from timecal_analysis.runcalibration import _parser as build_parser
     elif program == "timecal":
-        from timecal_core.home import build_parser
+        from timecal_core.cli.timecal import build_parser
     elif program == "make":
         targets = re.findall(r"^([\w-]+):", (REPO / "Makefile").read_text(), re.M)
         assert set(args) <= set(targets), (line, text)
