@@ -8,9 +8,7 @@ unquoted ``{placeholder}``, and the smaller items of defect 14 in a real monitor
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -203,18 +201,9 @@ def test_error_sentence_of_the_usual_logs():
 
 # --------------------------------------------------------------------------- 11. full disk
 @pytest.fixture
-def tmpfs(tmp_path):
+def tmpfs(tmpfs_mount):
     """A real 5 MB tmpfs (root only; elsewhere skipped with the reason)."""
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a tmpfs needs root and mount(8)")
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=5m", "tmpfs", str(mnt)],
-                         capture_output=True, text=True)
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
+    return tmpfs_mount("5m")
 
 
 def test_a_full_disk_is_one_line_and_the_rerun_completes(tmp_path, env, tmpfs):

@@ -133,6 +133,20 @@ def test_yaml_blocks_load_and_mean_what_they_say(tmp_path):
     assert checked == {"grid", "scenarios", "dask"}
 
 
+def test_python_and_toml_blocks_parse():
+    """The plugin and notebook examples are Python, the entry-point example TOML."""
+    seen = {"python": 0, "toml": 0}
+    for line, lang, body in readme_blocks():
+        if kind(lang, body) == "python":
+            ast.parse(body, f"README.md:{line}")
+        elif kind(lang, body) == "toml":
+            assert "timecal" in tomllib.loads(body)["project"]["entry-points"]
+        else:
+            continue
+        seen[kind(lang, body)] += 1
+    assert seen["python"] >= 3 and seen["toml"] >= 1
+
+
 def _command_lines():
     out = []
     for line, lang, body in readme_blocks():

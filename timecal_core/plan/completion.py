@@ -85,42 +85,28 @@ class ResultScan:
                           mine(self.in_the_way))
 
     def report(self) -> list[str]:
-        """One line per kind found, with counts and a few names."""
-        def names(items: list[str]) -> str:
-            shown = ", ".join(items[:SHOWN])
-            return shown + (f" and {len(items) - SHOWN} more" if len(items) > SHOWN else "")
+        """One line per kind found, with counts and a few names (and why, where known)."""
+        def names(items: list[str] | dict[str, str]) -> str:
+            keys = sorted(items) if isinstance(items, dict) else items
+            shown = ", ".join(f"{k} ({items[k]})" if isinstance(items, dict) else k for k in keys[:SHOWN])
+            return shown + (f" and {len(keys) - SHOWN} more" if len(keys) > SHOWN else "")
 
-        def n(count: int, one: str, many: str) -> str:
-            return f"{count} {one if count == 1 else many}"
-
-        def described(items: dict[str, str]) -> str:
-            names = sorted(items)
-            shown = ", ".join(f"{n} ({items[n]})" for n in names[:SHOWN])
-            return shown + (f" and {len(names) - SHOWN} more" if len(names) > SHOWN else "")
-
-        lines = []
-        if self.damaged:
-            lines.append(f"{n(len(self.damaged), 'result holds', 'results hold')} an unreadable "
-                         f"output and will be rerun (moved to {RESULTS}/{STALE}/): "
-                         f"{described(self.damaged)}")
-        if self.in_the_way:
-            lines.append(f"{n(len(self.in_the_way), 'entry stands', 'entries stand')} where a result "
-                         f"directory goes and will be moved to {RESULTS}/{STALE}/ (never followed, "
-                         f"its task reruns): {described(self.in_the_way)}")
-        if self.incomplete:
-            lines.append(f"{n(len(self.incomplete), 'result directory is', 'result directories are')} "
-                         f"incomplete and will be rerun (moved to {RESULTS}/{STALE}/): "
-                         f"{names(self.incomplete)}")
-        if self.copies:
-            lines.append(f"{n(len(self.copies), 'directory is a second copy', 'directories are second copies')}"
-                         f" of a task and not counted (moved to {RESULTS}/{STALE}/): {names(self.copies)}")
-        if self.foreign:
-            lines.append(f"{n(len(self.foreign), 'directory does', 'directories do')} not belong to this "
-                         f"grid (left in place, not counted): {names(self.foreign)}")
-        if self.files:
-            lines.append(f"{n(len(self.files), 'plain file is', 'plain files are')} named like a result "
-                         f"(left in place, not counted): {names(self.files)}")
-        return lines
+        stale = f"{RESULTS}/{STALE}/"
+        kinds = (  # what, (one, many), what becomes of it
+            (self.damaged, ("result holds", "results hold"),
+             f"an unreadable output and will be rerun (moved to {stale})"),
+            (self.in_the_way, ("entry stands", "entries stand"),
+             f"where a result directory goes and will be moved to {stale} (never followed, its task reruns)"),
+            (self.incomplete, ("result directory is", "result directories are"),
+             f"incomplete and will be rerun (moved to {stale})"),
+            (self.copies, ("directory is a second copy", "directories are second copies"),
+             f"of a task and not counted (moved to {stale})"),
+            (self.foreign, ("directory does", "directories do"),
+             "not belong to this grid (left in place, not counted)"),
+            (self.files, ("plain file is", "plain files are"),
+             "named like a result (left in place, not counted)"))
+        return [f"{len(items)} {forms[len(items) != 1]} {fate}: {names(items)}"
+                for items, forms, fate in kinds if items]
 
 
 def _record(directory: str, dir_fd: int | None = None) -> dict | None:
