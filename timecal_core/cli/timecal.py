@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from .. import __version__
@@ -62,8 +63,6 @@ def _stop(out) -> int:
         _show_end(channel, seen)
     finally:
         channel.close()
-    import time
-
     deadline = time.monotonic() + 30  # it lets go of the production: --status then says so
     while driver_alive(read_record(out)) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -73,9 +72,7 @@ def _stop(out) -> int:
 def _show_end(channel, seen: int, patience: float = 120.0) -> None:
     """The stopping driver's last lines (what is left to run, how to resume), as an attached
     monitor shows them; quietly nothing if it is gone before it could say them."""
-    import time
-
-    from .control import ControlError
+    from ..control.requests import ControlError
 
     deadline = time.monotonic() + patience
     while time.monotonic() < deadline:

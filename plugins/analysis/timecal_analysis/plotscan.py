@@ -59,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="local processes drawing figures (default: one per core)")
     p.add_argument("--cache", action="store_true", help="rebuild the observables table even if it is up to date")
     p.add_argument("--allow-missing", action="store_true",
-                   help="plot the grid points that exist instead of stopping on missing ones")
+                   help="grid points of the production's planned grid with no finished task stop "
+                        "plotScan (it names them); with this it plots the others and lists the "
+                        "missing ones in index.html")
     p.add_argument("-v", "--verbose", action="store_true", help="tracebacks and details")
     return p
 
