@@ -175,7 +175,7 @@ def test_command_lines_are_accepted_by_their_parsers(line, text):
     elif program == "plotScan":
         from timecal_analysis.plotscan import build_parser
     elif program == "runCalibration":
-        from timecal_analysis.runcalibration import _parser as build_parser
+        from timecal_analysis.runcalibration import build_parser
     elif program == "timecal":
         from timecal_core.cli.timecal import build_parser
     elif program == "make":
