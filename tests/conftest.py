@@ -113,3 +113,20 @@ def tmpfs_mount(tmp_path):
     yield mount
     for mnt in mounted:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def wait_for(predicate, timeout: float = 120, what: str = "condition") -> None:
+    """Poll ``predicate`` until it holds (a ledger or file read mid-write may fail: retried),
+    or fail the test naming ``what``."""
+    import sqlite3
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if predicate():
+                return
+        except (sqlite3.Error, OSError, ValueError):
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what}")

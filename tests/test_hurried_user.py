@@ -17,7 +17,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from conftest import ledger_states
+from conftest import ledger_states, wait_for
 from helpers.terminal import Tmux  # tests/ is on sys.path (rootdir, no __init__.py)
 
 BIN = Path(sys.executable).parent
@@ -43,15 +43,6 @@ def one_line(res, *fragments) -> str:
 def crashes(env) -> list[Path]:
     folder = Path(env["XDG_STATE_HOME"]) / "timecal" / "crashes"
     return sorted(folder.iterdir()) if folder.is_dir() else []
-
-
-def wait_for(predicate, timeout=120, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 # --------------------------------------------------------------------------- 8. timerc

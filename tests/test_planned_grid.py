@@ -12,13 +12,11 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pexpect
-import pytest
 
-from conftest import ledger_states
+from conftest import ledger_states, wait_for
 
 BIN = Path(sys.executable).parent
 PROMPT = r"timecal \d+/\d+>"
@@ -27,18 +25,6 @@ PROMPT = r"timecal \d+/\d+>"
 def run(*argv, env, timeout=300, **kw):
     return subprocess.run([str(BIN / argv[0]), *map(str, argv[1:])], env=env, capture_output=True,
                           text=True, timeout=timeout, stdin=subprocess.DEVNULL, **kw)
-
-
-def wait_for(predicate, timeout=120, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if predicate():
-                return
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def test_after_a_pilot_every_count_is_over_the_planned_grid(tmp_path, env):
