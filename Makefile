@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-PLUGINS := plugins/analysis plugins/backend_local plugins/backend_slurm plugins/backend_htcondor \
+PLUGINS := plugins/analysis plugins/backend_local plugins/backend_slurm plugins/backend_htcondor plugins/backend_gateway \
            plugins/script_pucalibration plugins/script_cbcsim
 STAMP  := $(VENV)/.timecal-installed
 TEST_STAMP := $(VENV)/.timecal-test-installed

@@ -287,12 +287,10 @@ class Control:
         return {"counts": self.engine.futures_summary()}
 
     def _client(self) -> dict:
-        from .security import describe
-
         client = self.engine.client
         return {"text": f"{client!r}\nscheduler {client.scheduler.address}"
                         f"\ndashboard {self.engine.running.dashboard_link or '-'}"
-                        f"\nsecurity {describe(getattr(self.engine.running, 'security', None))}"}
+                        f"\nsecurity {self.engine.running.describe_security()}"}
 
     def _cluster(self) -> dict:
         running = self.engine.running

@@ -483,9 +483,7 @@ class Engine:
         except Exception:
             return None
         workers = info.get("workers", {}).values()
-        cluster = self.running.cluster
-        requested = len(cluster.plan) if hasattr(cluster, "plan") else None
-        return ClusterInfo(workers=len(workers), requested=requested,
+        return ClusterInfo(workers=len(workers), requested=self.running.requested(),
                            threads=sum(w.get("nthreads", 0) for w in workers),
                            memory=sum(w.get("memory_limit", 0) or 0 for w in workers),
                            dashboard=self.running.dashboard_link)
