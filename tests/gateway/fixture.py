@@ -33,6 +33,9 @@ import psutil
 import pytest
 
 BIN = Path(sys.executable).parent
+#: Closed dask-gateway clients, kept until the end: dask-gateway's ``__del__`` closes a
+#: ``Gateway`` a second time, which raises with today's distributed (see the plugin's cluster.py).
+KEEP: list = []
 USER = "alice"
 
 CONFIG = """\
@@ -85,17 +88,21 @@ class GatewayServer:
     password_file: Path
     clusters: Path
     log: Path
+    private: str  # the gateway's private API (plain http on loopback), for the tests' own checks
 
     def timerc_section(self, extra: str = "") -> str:
         return (f"[gateway]\naddress = {self.address}\nproxy_address = {self.proxy}\nusername = {USER}\n"
                 f"password_file = {self.password_file}\n{extra}")
 
     def client(self):
-        """dask-gateway's own client, for the test's checks."""
+        """dask-gateway's own client, for the test's checks (through the private API: the test
+        process's aiohttp keeps the CA bundle it read at import, whatever SSL_CERT_FILE says later)."""
         from dask_gateway import BasicAuth, Gateway
 
-        return Gateway(self.address, proxy_address=self.proxy,
-                       auth=BasicAuth(USER, self.password_file.read_text().strip()))
+        gateway = Gateway(self.private, proxy_address=self.proxy,
+                          auth=BasicAuth(USER, self.password_file.read_text().strip()))
+        KEEP.append(gateway)
+        return gateway
 
     def cluster_processes(self) -> list[psutil.Process]:
         """The schedulers and workers the gateway started (its proxy excluded)."""
@@ -149,9 +156,13 @@ def start_gateway_server(directory: Path, tls: tuple[Path, Path] | None = None) 
     clusters = directory / "clusters"
     clusters.mkdir(mode=0o700)
     http_port, tcp_port = free_port(), free_port()
-    tls_lines = f"c.Proxy.tls_cert = {str(tls[0])!r}\nc.Proxy.tls_key = {str(tls[1])!r}" if tls else ""
+    api_port = free_port()
+    # With TLS the schedulers reach the gateway at its private API (plain http on loopback),
+    # so that only timecal's side of the certificate question is under test.
+    tls_lines = (f"c.Proxy.tls_cert = {str(tls[0])!r}\nc.Proxy.tls_key = {str(tls[1])!r}\n"
+                 f"c.DBBackendBase.api_url = 'http://127.0.0.1:{api_port}/api'") if tls else ""
     config = directory / "dask_gateway_config.py"
-    config.write_text(CONFIG.format(api_port=free_port(), http_port=http_port, tcp_port=tcp_port, tls=tls_lines,
+    config.write_text(CONFIG.format(api_port=api_port, http_port=http_port, tcp_port=tcp_port, tls=tls_lines,
                                     password_file=str(password_file), clusters=str(clusters),
                                     python=sys.executable))
     log = directory / "server.log"
@@ -161,7 +172,7 @@ def start_gateway_server(directory: Path, tls: tuple[Path, Path] | None = None) 
                                    stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     scheme = "https" if tls else "http"
     server = GatewayServer(process, f"{scheme}://127.0.0.1:{http_port}", f"127.0.0.1:{tcp_port}",
-                           password_file, clusters, log)
+                           password_file, clusters, log, f"http://127.0.0.1:{api_port}")
     try:
         _wait_healthy(server.address, process, log)
     except BaseException:
@@ -190,9 +201,49 @@ def stop_gateway_server(server: GatewayServer) -> None:
             pass
 
 
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that no CA signed, and its key (0600)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "timecal test gateway")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    import ipaddress
+
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    cert_path, key_path = directory / "gateway.crt", directory / "gateway.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    with os.fdopen(os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                  serialization.NoEncryption()))
+    return cert_path, key_path
+
+
 @pytest.fixture
 def gateway_server(tmp_path) -> GatewayServer:
     server = start_gateway_server(tmp_path / "gateway")
+    try:
+        yield server
+    finally:
+        stop_gateway_server(server)
+
+
+@pytest.fixture
+def https_gateway_server(tmp_path) -> GatewayServer:
+    """The same server with its HTTP API behind HTTPS, a certificate no CA signed."""
+    server = start_gateway_server(tmp_path / "gateway", tls=self_signed(tmp_path / "tls"))
     try:
         yield server
     finally:

@@ -26,6 +26,10 @@ from .settings import SECTION, GatewaySettings
 #: cannot shut its cluster down, so the next driver of the same production finds it here.
 RECORD = ".gateway-cluster"
 ACTIVE = ("PENDING", "RUNNING")
+#: Closed clients kept until the interpreter exits: dask-gateway's ``__del__`` closes a
+#: ``Gateway`` again, which with distributed >= 2023.6 raises (its loop runner has stopped)
+#: and prints "Exception ignored in Gateway.__del__"; at exit it skips that second close.
+_CLOSED: list = []
 #: A file the first worker must see (:func:`probe_workers`).
 PROBE = ".gateway-probe"
 
@@ -166,10 +170,16 @@ class GatewayRunningCluster(RunningCluster):
         started = time.monotonic()
         while not self._workers():
             status = self.status()
-            if status not in ACTIVE:
-                raise UserError(f"the gateway marked cluster {self.name} {status} before any worker connected: "
+            if status == "STOPPING":  # on its way to STOPPED or FAILED: which one says why
+                time.sleep(poll)
+                continue
+            if status == "FAILED":
+                raise UserError(f"the gateway marked cluster {self.name} FAILED before any worker connected: "
                                 f"its workers failed to start (the gateway does not say why; check [{SECTION}] "
                                 f"image and options, or ask the facility for the gateway's log)")
+            if status not in ACTIVE:
+                raise UserError(f"gateway cluster {self.name} was {status} before any worker connected (by its "
+                                f"idle timeout, an administrator or another client of yours)")
             if time.monotonic() - started > timeout:
                 raise UserError(f"no worker of gateway cluster {self.name} connected within {timeout:.0f} s "
                                 f"(cluster {status}; the gateway does not say why: the facility's quota or a "
@@ -201,10 +211,14 @@ class GatewayRunningCluster(RunningCluster):
         if self.gone:
             return notices
         status = self.status()
-        if status not in ACTIVE:
-            self.gone = (f"gateway cluster {self.name} is {status}: stopped by the gateway (its idle timeout, an "
+        if status == "FAILED":
+            self.gone = (f"gateway cluster {self.name} failed (the gateway lost its scheduler or gave up on its "
+                         f"workers; it does not say which)")
+        elif status not in ACTIVE:
+            self.gone = (f"gateway cluster {self.name} was stopped ({status}: by its idle timeout, an "
                          f"administrator or another client of yours; the gateway does not say which)")
-            return notices + [self.gone]
+        if self.gone:  # the driver stops with this line
+            return notices
         now = time.time()
         current = self._workers()
         for name, address in current.items():
@@ -258,6 +272,7 @@ class GatewayRunningCluster(RunningCluster):
                     self.shutdown()
             finally:
                 self.gateway.close()
+                _CLOSED.append((self.cluster, self.gateway))
 
     def shutdown(self) -> None:
         try:

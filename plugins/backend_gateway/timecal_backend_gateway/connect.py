@@ -99,37 +99,46 @@ def _certificate_error(exc: BaseException) -> bool:
     return False
 
 
-@contextmanager
-def gateway_errors(address: str, settings: GatewaySettings, doing: str) -> Iterator[None]:
-    """What dask-gateway (and aiohttp under it) raises, as one-line UserErrors."""
+def translate(exc: Exception, address: str, settings: GatewaySettings, doing: str) -> UserError | None:
+    """What dask-gateway (and aiohttp under it) raised, as a one-line UserError; None for
+    anything else (a bug: its traceback is wanted)."""
     from dask_gateway import GatewayClusterError, GatewayServerError
 
     where = f"the gateway at {address}"
+    if _certificate_error(exc):  # before ValueError: aiohttp's certificate error is one too
+        return UserError(f"{where}: its TLS certificate does not verify ({exc}); if your site has its own CA, "
+                         f"point SSL_CERT_FILE at its bundle (timecal never turns verification off)")
+    if isinstance(exc, GatewayClusterError):
+        return UserError(f"{where}, {doing}: {exc}")
+    if isinstance(exc, GatewayServerError):
+        return UserError(f"{where}, {doing}: internal error of the gateway ({exc}); ask its administrators")
+    status = getattr(exc, "status", None)  # aiohttp.ClientResponseError
+    if status == 401:
+        return UserError(f"{where} refused {_who(settings)} (HTTP 401 Unauthorized)")
+    if status == 403:
+        return UserError(f"{where} forbids this ({doing}; HTTP 403 Forbidden) to {_who(settings)}")
+    if isinstance(status, int):
+        return UserError(f"{where}, {doing}: HTTP {status} {getattr(exc, 'message', '')}".rstrip())
+    if isinstance(exc, ValueError):  # dask-gateway's words for HTTP 404 and 422: unknown cluster, refused options
+        return UserError(f"{where}, {doing}: {exc}")
+    if isinstance(exc, (OSError, TimeoutError)):
+        return UserError(f"cannot reach {where} ({doing}): {exc or type(exc).__name__}; check [{SECTION}] "
+                         f"address (and proxy_address)")
+    return None
+
+
+@contextmanager
+def gateway_errors(address: str, settings: GatewaySettings, doing: str) -> Iterator[None]:
+    """Turns what the gateway client raises inside into one-line UserErrors (:func:`translate`)."""
     try:
         yield
     except UserError:
         raise
-    except GatewayClusterError as exc:
-        raise UserError(f"{where}, {doing}: {exc}") from None
-    except GatewayServerError as exc:
-        raise UserError(f"{where}, {doing}: internal error of the gateway ({exc}); ask its administrators") from None
-    except ValueError as exc:  # dask-gateway's words for HTTP 404 and 422: unknown cluster, refused options
-        raise UserError(f"{where}, {doing}: {exc}") from None
     except Exception as exc:
-        status = getattr(exc, "status", None)  # aiohttp.ClientResponseError
-        if status == 401:
-            raise UserError(f"{where} refused {_who(settings)} (HTTP 401 Unauthorized)") from None
-        if status == 403:
-            raise UserError(f"{where} forbids this ({doing}; HTTP 403 Forbidden) to {_who(settings)}") from None
-        if isinstance(status, int):
-            raise UserError(f"{where}, {doing}: HTTP {status} {getattr(exc, 'message', '')}".rstrip()) from None
-        if _certificate_error(exc):
-            raise UserError(f"{where}: its TLS certificate does not verify ({exc}); if your site has its own CA, "
-                            f"point SSL_CERT_FILE at its bundle (timecal never turns verification off)") from None
-        if isinstance(exc, (OSError, TimeoutError)):
-            raise UserError(f"cannot reach {where} ({doing}): {exc or type(exc).__name__}; check [{SECTION}] "
-                            f"address (and proxy_address)") from None
-        raise
+        error = translate(exc, address, settings, doing)
+        if error is None:
+            raise
+        raise error from None
 
 
 def open_gateway(settings: GatewaySettings):

@@ -14,7 +14,7 @@ from pathlib import Path
 from timecal_core.errors import UserError
 from timecal_core.hookspecs import BackendRequest, ExecutionBackend, hookimpl
 
-from .cluster import ACTIVE, GatewayRunningCluster, read_record, write_record
+from .cluster import _CLOSED, ACTIVE, GatewayRunningCluster, read_record, write_record
 from .connect import cluster_options, configured_address, gateway_errors, open_gateway
 from .settings import SECTION, GatewaySettings, parse_settings
 
@@ -105,6 +105,7 @@ def start(request: BackendRequest) -> GatewayRunningCluster:
                 write_record(production_dir, {"address": address, "name": cluster.name, "options": wanted})
     except BaseException:
         gateway.close()
+        _CLOSED.append(gateway)
         raise
     running = GatewayRunningCluster(cluster, gateway, settings, address, production_dir, owned)
     try:
