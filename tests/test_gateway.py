@@ -245,6 +245,22 @@ def test_the_cluster_stopped_under_a_running_production(gateway_server, tmp_path
 
 
 @pytest.mark.slow
+def test_sigterm_to_the_driver_shuts_the_cluster_down(gateway_server, tmp_path, monkeypatch):
+    """A driver stopped with SIGTERM (a batch system's, a logout's) stops the production and
+    still shuts its gateway cluster down: nothing left running on the facility."""
+    use_timerc(tmp_path, monkeypatch, gateway_server, "workers = 1\n")
+    out = tmp_path / "prod"
+    proc = start_bxrun("--script", "sleeper", "--yaml", sleeper_grid(tmp_path, 2, 60), "--dask", "gateway",
+                       "-o", out, "--interval", "1")
+    wait_for(lambda: running_sleeper_pid(out), 120, "a task to start")
+    proc.send_signal(signal.SIGTERM)
+    output = finish(proc, 120)
+    assert proc.returncode == 128 + signal.SIGTERM, output
+    assert "signal SIGTERM; rerun the same command to resume" in output, output
+    assert_nothing_left(gateway_server, out)
+
+
+@pytest.mark.slow
 def test_a_driver_killed_with_9_leaves_its_cluster_to_the_rerun(gateway_server, tmp_path, monkeypatch):
     """kill -9 of BXRun cannot shut its cluster down: the production records the cluster's
     name, and the rerun of the same command reuses it (same options), completes, and shuts
@@ -394,3 +410,31 @@ def test_a_password_over_plain_http_to_another_host_is_warned_about():
     assert plain_http_warning("https://gateway.example.org", "basic") == ""
     assert plain_http_warning("http://127.0.0.1:8000", "basic") == ""  # loopback: this machine only
     assert plain_http_warning("http://gateway.example.org", "kerberos") == ""  # no secret on the wire
+
+
+def test_authenticators_are_dask_gateways_own(monkeypatch, tmp_path):
+    """basic, jupyterhub and kerberos become dask-gateway's BasicAuth, JupyterHubAuth and
+    KerberosAuth (what they send is theirs); timerc's values first, then the Dask config's."""
+    import dask
+    from dask_gateway import BasicAuth, JupyterHubAuth
+
+    from timecal_backend_gateway.connect import make_auth
+    from timecal_core.errors import UserError
+
+    with dask.config.set({"gateway.auth.kwargs": {"username": "cfg-user", "password": "cfg-pass"}}):
+        auth = make_auth(parse("auth = basic"))
+        assert isinstance(auth, BasicAuth) and (auth.username, auth.password) == ("cfg-user", "cfg-pass")
+        auth = make_auth(parse("username = alice"))
+        assert (auth.username, auth.password) == ("alice", "cfg-pass")
+    assert make_auth(parse("workers = 1")) is None  # dask-gateway's configuration decides
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "from-the-hub")
+    auth = make_auth(parse("auth = jupyterhub"))
+    assert isinstance(auth, JupyterHubAuth) and auth.api_token == "from-the-hub"
+    monkeypatch.delenv("JUPYTERHUB_API_TOKEN")
+    with pytest.raises(UserError, match="auth = jupyterhub: no token; set token_file"):
+        make_auth(parse("auth = jupyterhub"))
+    import importlib.util
+
+    if importlib.util.find_spec("kerberos") is None:
+        with pytest.raises(UserError, match="auth = kerberos needs the pykerberos package"):
+            make_auth(parse("auth = kerberos"))

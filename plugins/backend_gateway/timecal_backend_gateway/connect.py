@@ -53,21 +53,19 @@ def plain_http_warning(address: str, auth: str | None) -> str:
 
 
 def make_auth(settings: GatewaySettings):
-    """dask-gateway's authenticator for timerc's choice; None lets dask-gateway build the
-    one its configuration names (``gateway.auth.type`` and ``gateway.auth.kwargs``)."""
+    """dask-gateway's authenticator for timerc's choice, its values completed from the Dask
+    configuration (``gateway.auth.kwargs``) as dask-gateway would; None lets dask-gateway
+    build the one its configuration names (``gateway.auth.type``)."""
+    import dask
     from dask_gateway import BasicAuth, JupyterHubAuth, KerberosAuth
 
-    if settings.auth == "basic" and (settings.username or settings.password):
-        import dask
-
-        kwargs = dask.config.get("gateway.auth.kwargs", None) or {}
-        return BasicAuth(username=settings.username or kwargs.get("username"),
-                         password=settings.password if settings.password is not None else kwargs.get("password"))
+    configured = dask.config.get("gateway.auth.kwargs", None) or {}
     if settings.auth == "basic":
-        return BasicAuth()
+        return BasicAuth(username=settings.username or configured.get("username"),
+                         password=settings.password if settings.password is not None else configured.get("password"))
     if settings.auth == "jupyterhub":
         try:
-            return JupyterHubAuth(api_token=settings.token)
+            return JupyterHubAuth(api_token=settings.token or configured.get("api_token"))
         except ValueError:
             raise UserError(f"timerc [{SECTION}] auth = jupyterhub: no token; set token_file = PATH "
                             f"or the JUPYTERHUB_API_TOKEN environment variable") from None
