@@ -438,3 +438,39 @@ def test_authenticators_are_dask_gateways_own(monkeypatch, tmp_path):
     if importlib.util.find_spec("kerberos") is None:
         with pytest.raises(UserError, match="auth = kerberos needs the pykerberos package"):
             make_auth(parse("auth = kerberos"))
+
+
+def test_what_the_monitor_gets_from_a_gateway_cluster(gateway_server, tmp_path):
+    """The monitor's view of a real gateway cluster: its workers as rows of ``jobs``
+    (connected, then the ones asked for beyond the gateway's quota of 3, never connected),
+    the requested size, the security line of ``client``, one notice per worker that
+    connects and one when requested workers do not come; closing it (keep = no) stops it
+    on the gateway."""
+    from timecal_backend_gateway.cluster import GatewayRunningCluster
+
+    gateway = gateway_server.client()
+    cluster = gateway.new_cluster(shutdown_on_close=False)
+    running = GatewayRunningCluster(cluster, gateway, parse("workers = 2\nconnect_timeout = 1"),
+                                    gateway_server.private, tmp_path, owned=True)
+    try:
+        running.scale(2)
+        wait_for(lambda: len(cluster.scheduler_info.get("workers", {})) == 2, 60, "two workers")
+        assert running.requested() == 2
+        notices = running.supervise()
+        assert sum(" connected from tls://127.0.0.1:" in n for n in notices) == 2, notices
+        assert [j.state for j in running.batch_jobs()] == ["connected", "connected"]
+        running.scale(4)
+        wait_for(lambda: len(cluster.scheduler_info.get("workers", {})) == 3, 60, "a third worker")
+        time.sleep(1.5)  # longer than connect_timeout with one requested worker missing
+        notices = running.supervise()
+        assert "the gateway says: Scale request of 4 workers would exceed resource limit of 3 workers" \
+            in " ".join(notices), notices
+        assert "1 of 4 requested workers have not connected for" in " ".join(notices), notices
+        states = [j.state for j in running.batch_jobs()]
+        assert states.count("connected") == 3 and states.count("requested") == 1, states
+        assert "certificate the gateway issued for cluster" in running.describe_security()
+    finally:
+        running.close()
+    with gateway_server.client() as check:
+        assert check.list_clusters() == []
+    assert not gateway_server.wait_for_no_cluster(60)

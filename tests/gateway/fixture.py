@@ -13,7 +13,7 @@ Its cluster options are those of dask-gateway's documentation: ``worker_cores``,
 for as a container: here it is the workers' Python, the local equivalent of their software
 environment (a Python that cannot start a worker is an image whose workers never connect).
 The gateway looks at its clusters and workers every second (30 s by default) so that a
-worker that died is replaced within seconds.
+worker that died is replaced within seconds, and gives a cluster 3 workers at most (a quota).
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ c.DBBackendBase.worker_status_period = 1
 c.DBBackendBase.cluster_status_period = 1
 c.DBBackendBase.cluster_heartbeat_period = 2
 c.DBBackendBase.worker_start_failure_limit = 2
+c.ClusterConfig.cluster_max_workers = 3  # a facility's quota
 
 
 def handler(options):

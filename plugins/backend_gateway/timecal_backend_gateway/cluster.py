@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 import time
+import warnings
 from pathlib import Path
 
 from timecal_core.backends import BatchJob, RunningCluster
@@ -149,8 +150,12 @@ class GatewayRunningCluster(RunningCluster):
     def scale(self, n: int) -> None:
         self._requested = n
         self._waiting_since, self._said_waiting = time.time(), False
-        with self._errors(f"scaling cluster {self.name} to {n} workers"):
+        with self._errors(f"scaling cluster {self.name} to {n} workers"), \
+                warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
             self.cluster.scale(n)
+        for warning in said:  # e.g. over the cluster's limit: the gateway scales to the limit
+            self.announce(f"the gateway says: {warning.message}")
 
     def adapt(self, minimum: int, maximum: int) -> None:
         self._requested = None
