@@ -111,7 +111,8 @@ class GatewayRunningCluster(RunningCluster):
         self._requested: int | None = None
         self._connected: dict[str, tuple[str, float]] = {}  # worker name -> (address, since)
         self._left: dict[str, tuple[str, float]] = {}  # worker name -> (address, when)
-        self._ever = 0  # workers that ever connected
+        self._lost: set[str] = set()  # addresses of workers known to have left
+        self._unreplaced = 0  # losses not followed by a new worker yet
         self._waiting_since = time.time()  # since when fewer workers than requested are connected
         self._said_waiting = False
         self._unreported: list[str] = []
@@ -226,19 +227,17 @@ class GatewayRunningCluster(RunningCluster):
             return notices
         now = time.time()
         current = self._workers()
-        for name, address in current.items():
-            if name not in self._connected:
-                self._connected[name] = (address, now)
-                self._ever += 1
-                replacement = " (a replacement)" if self._left and self._ever > (self._requested or 0) else ""
-                notices.append(f"worker {name} connected from {address}{replacement}")
         for name in [n for n in self._connected if n not in current]:
             address, _ = self._connected.pop(name)
             self._left[name] = (address, now)
-            then = (" the gateway starts another to keep the cluster at its size" if self._requested
-                    else " adaptive scaling decides whether another starts")
-            notices.append(f"worker {name} ({address}) left the scheduler; the gateway does not say why "
-                           f"(killed, out of memory, node lost);{then}")
+            if address not in self._lost:
+                notices.append(self._left_line(name, address))
+        for name, address in current.items():
+            if name not in self._connected:
+                self._connected[name] = (address, now)
+                replacement = " (a replacement)" if self._unreplaced else ""
+                self._unreplaced = max(self._unreplaced - 1, 0)
+                notices.append(f"worker {name} connected from {address}{replacement}")
         if self._requested is None or len(current) >= self._requested:
             self._waiting_since, self._said_waiting = now, False
         elif not self._said_waiting and now - self._waiting_since > self.settings.connect_timeout:
@@ -247,6 +246,23 @@ class GatewayRunningCluster(RunningCluster):
                            f"connected for {now - self._waiting_since:.0f} s; the gateway does not say why "
                            f"(quota, a busy facility, workers that cannot start)")
         return notices
+
+    def _left_line(self, name: str, address: str) -> str:
+        self._lost.add(address)
+        self._unreplaced += 1
+        then = ("the gateway starts another to keep the cluster at its size" if self._requested
+                else "adaptive scaling decides whether another starts")
+        return (f"worker {name} ({address}) left the scheduler; the gateway does not say why "
+                f"(killed, out of memory, node lost); {then}")
+
+    def fate_of_worker(self, address: str) -> tuple[str, str] | None:
+        """Asked by the engine about a worker that died with a task. The gateway cannot say
+        why (its API lists no workers): the loss is reported once, also for a worker that
+        came and went between two monitor intervals, and the task's cause stays ``node``."""
+        if address not in self._lost:
+            name = next((n for n, (a, _) in {**self._left, **self._connected}.items() if a == address), "")
+            self.announce(self._left_line(name or "?", address))
+        return None
 
     def batch_jobs(self) -> list[BatchJob]:
         """The workers as the scheduler knows them, those that left, and the requested ones
