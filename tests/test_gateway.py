@@ -17,12 +17,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import bxrun_path, ledger_states, run_bxrun, write_timerc
+from conftest import bxrun_path, ledger_states, results_of, run_bxrun, running_sleeper_pid, wait_until, write_timerc
 from gateway.fixture import KEEP, gateway_server, https_gateway_server  # noqa: F401  (fixtures)
-
-
-def results_of(out: Path) -> list[Path]:
-    return sorted(p for p in (out / "results").iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 def use_timerc(tmp_path: Path, monkeypatch, server, extra: str = "") -> Path:
@@ -37,6 +33,18 @@ def sleeper_grid(tmp_path: Path, n: int, seconds: float) -> Path:
     return grid
 
 
+def sleepers_running(tmp_path: Path, monkeypatch, server, tasks: int, seconds: float):
+    """BXRun in the background on a sleeper grid and one gateway worker, returned once a task
+    runs: (its process, its output directory, its arguments)."""
+    use_timerc(tmp_path, monkeypatch, server, "workers = 1\n")
+    out = tmp_path / "prod"
+    args = ("--script", "sleeper", "--yaml", sleeper_grid(tmp_path, tasks, seconds), "--dask", "gateway",
+            "-o", out, "--interval", "1")
+    proc = start_bxrun(*args)
+    wait_until(lambda: running_sleeper_pid(out), 120, "a task to start")
+    return proc, out, args
+
+
 def start_bxrun(*args) -> subprocess.Popen:
     return subprocess.Popen([bxrun_path(), *map(str, args)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -49,24 +57,6 @@ def finish(proc: subprocess.Popen, timeout: float) -> str:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate(timeout=30)
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def running_sleeper_pid(out: Path) -> int | None:
-    for log in (out / "results" / ".tmp").glob("*/task.log"):
-        for line in log.read_text().splitlines():
-            if line.startswith("sleeper pid="):
-                return int(line.split()[1].split("=")[1])
-    return None
 
 
 def assert_nothing_left(server, out: Path) -> None:
@@ -123,7 +113,7 @@ def test_a_worker_killed_mid_task(gateway_server, tmp_path, monkeypatch):
     out = tmp_path / "prod"
     proc = start_bxrun("--script", "sleeper", "--yaml", grid, "--dask", "gateway", "-o", out, "--interval", "1")
     try:
-        pid = wait_for(lambda: running_sleeper_pid(out), 120, "a task to start")
+        pid = wait_until(lambda: running_sleeper_pid(out), 120, "a task to start")
         # Up from the task to the process the gateway started (the worker's nanny, a session
         # leader); its process group holds the worker process too.
         worker = next(p for p in psutil.Process(pid).parents() if "distributed.cli.dask_worker" in " ".join(p.cmdline()))
@@ -225,12 +215,7 @@ def test_the_cluster_stopped_under_a_running_production(gateway_server, tmp_path
     """The gateway stops the cluster (an idle timeout, an administrator, the user's other
     session): BXRun stops with one line saying so instead of waiting for workers forever;
     the rerun resumes on a new cluster and completes."""
-    use_timerc(tmp_path, monkeypatch, gateway_server, "workers = 1\n")
-    grid = sleeper_grid(tmp_path, 3, 30)
-    out = tmp_path / "prod"
-    args = ("--script", "sleeper", "--yaml", grid, "--dask", "gateway", "-o", out, "--interval", "1")
-    proc = start_bxrun(*args)
-    wait_for(lambda: running_sleeper_pid(out), 120, "a task to start")
+    proc, out, args = sleepers_running(tmp_path, monkeypatch, gateway_server, 3, 30)
     name = json.loads((out / ".gateway-cluster").read_text())["name"]
     with gateway_server.client() as gateway:
         gateway.stop_cluster(name)
@@ -238,7 +223,7 @@ def test_the_cluster_stopped_under_a_running_production(gateway_server, tmp_path
     assert proc.returncode == 1, output
     assert f"BXRun: gateway cluster {name} was stopped (STOPP" in output, output
     assert "rerun the same command to resume (3 tasks left)" in output, output
-    grid.write_text("index: [1, 2, 3]\nseconds: 1\n")
+    (tmp_path / "grid.yml").write_text("index: [1, 2, 3]\nseconds: 1\n")
     res = run_bxrun(*args, input="", timeout=180)
     assert res.returncode == 0, res.stdout + res.stderr
     assert len(results_of(out)) == 3
@@ -249,11 +234,7 @@ def test_the_cluster_stopped_under_a_running_production(gateway_server, tmp_path
 def test_sigterm_to_the_driver_shuts_the_cluster_down(gateway_server, tmp_path, monkeypatch):
     """A driver stopped with SIGTERM (a batch system's, a logout's) stops the production and
     still shuts its gateway cluster down: nothing left running on the facility."""
-    use_timerc(tmp_path, monkeypatch, gateway_server, "workers = 1\n")
-    out = tmp_path / "prod"
-    proc = start_bxrun("--script", "sleeper", "--yaml", sleeper_grid(tmp_path, 2, 60), "--dask", "gateway",
-                       "-o", out, "--interval", "1")
-    wait_for(lambda: running_sleeper_pid(out), 120, "a task to start")
+    proc, out, _ = sleepers_running(tmp_path, monkeypatch, gateway_server, 2, 60)
     proc.send_signal(signal.SIGTERM)
     output = finish(proc, 120)
     assert proc.returncode == 128 + signal.SIGTERM, output
@@ -266,12 +247,7 @@ def test_a_driver_killed_with_9_leaves_its_cluster_to_the_rerun(gateway_server, 
     """kill -9 of BXRun cannot shut its cluster down: the production records the cluster's
     name, and the rerun of the same command reuses it (same options), completes, and shuts
     it down."""
-    use_timerc(tmp_path, monkeypatch, gateway_server, "workers = 1\n")
-    grid = sleeper_grid(tmp_path, 2, 2)
-    out = tmp_path / "prod"
-    args = ("--script", "sleeper", "--yaml", grid, "--dask", "gateway", "-o", out, "--interval", "1")
-    proc = start_bxrun(*args)
-    wait_for(lambda: running_sleeper_pid(out), 120, "a task to start")
+    proc, out, args = sleepers_running(tmp_path, monkeypatch, gateway_server, 2, 2)
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=30)
     name = json.loads((out / ".gateway-cluster").read_text())["name"]
@@ -315,7 +291,7 @@ def test_the_test_gateway_listens_on_loopback_only(gateway_server):
         KEEP.append(cluster)  # see tests/gateway/fixture.py: KEEP
         try:
             cluster.scale(1)
-            wait_for(lambda: cluster.scheduler_info.get("workers"), 60, "a worker")
+            wait_until(lambda: cluster.scheduler_info.get("workers"), 60, "a worker")
             processes = [psutil.Process(gateway_server.process.pid),
                          *psutil.Process(gateway_server.process.pid).children(recursive=True)]
             listening = [(p.pid, c.laddr) for p in processes for c in p.net_connections("inet")
@@ -455,13 +431,13 @@ def test_what_the_monitor_gets_from_a_gateway_cluster(gateway_server, tmp_path):
                                     gateway_server.private, tmp_path, owned=True)
     try:
         running.scale(2)
-        wait_for(lambda: len(cluster.scheduler_info.get("workers", {})) == 2, 60, "two workers")
+        wait_until(lambda: len(cluster.scheduler_info.get("workers", {})) == 2, 60, "two workers")
         assert running.requested() == 2
         notices = running.supervise()
         assert sum(" connected from tls://127.0.0.1:" in n for n in notices) == 2, notices
         assert [j.state for j in running.batch_jobs()] == ["connected", "connected"]
         running.scale(4)
-        wait_for(lambda: len(cluster.scheduler_info.get("workers", {})) == 3, 60, "a third worker")
+        wait_until(lambda: len(cluster.scheduler_info.get("workers", {})) == 3, 60, "a third worker")
         time.sleep(1.5)  # longer than connect_timeout with one requested worker missing
         notices = running.supervise()
         assert "the gateway says: Scale request of 4 workers would exceed resource limit of 3 workers" \

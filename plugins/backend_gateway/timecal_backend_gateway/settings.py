@@ -15,7 +15,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from timecal_core.config import positive_int_setting, setting_lines
+from timecal_core.config import positive_int_setting, setting_lines, size_setting_or_range
 from timecal_core.errors import UserError
 
 SECTION = "gateway"
@@ -171,18 +171,7 @@ def parse_settings(raw: dict[str, str]) -> GatewaySettings:
     password = read_secret("password_file", raw["password_file"]) if raw.get("password_file", "").strip() else None
     token = read_secret("token_file", raw["token_file"]) if raw.get("token_file", "").strip() else None
 
-    workers = positive_int_setting(SECTION, raw, "workers")
-    adapt_min = positive_int_setting(SECTION, raw, "adapt_min")
-    adapt_max = positive_int_setting(SECTION, raw, "adapt_max")
-    adapt = None
-    if adapt_min is not None or adapt_max is not None:
-        if workers is not None:
-            raise UserError(f"timerc [{SECTION}]: give either workers or adapt_min/adapt_max, not both")
-        adapt = (adapt_min or 1, adapt_max or adapt_min or 1)
-        if adapt[0] > adapt[1]:
-            raise UserError(f"timerc [{SECTION}] adapt_min = {adapt[0]} exceeds adapt_max = {adapt[1]}")
-    elif workers is None:
-        workers = 1
+    workers, adapt = size_setting_or_range(SECTION, raw, "workers")
 
     options, origin = _options(raw)
     cluster = raw.get("cluster", "").strip() or None
