@@ -207,11 +207,12 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
     import datetime
 
     from cryptography import x509
+    from cryptography.hazmat.backends import default_backend  # required before cryptography 3.1
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
     from cryptography.x509.oid import NameOID
 
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048, backend=default_backend())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "timecal test gateway")])
     now = datetime.datetime.now(datetime.timezone.utc)
     import ipaddress
@@ -222,7 +223,7 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
             .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
                            critical=False)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+            .sign(key, hashes.SHA256(), default_backend()))
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     cert_path, key_path = directory / "gateway.crt", directory / "gateway.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
