@@ -195,6 +195,20 @@ def test_workers_that_cannot_start(gateway_server, tmp_path, monkeypatch):
     assert_nothing_left(gateway_server, out)
 
 
+def test_a_cluster_that_fails_to_start(gateway_server, tmp_path, monkeypatch):
+    """A scheduler that cannot start (here its Python is broken by the environment option):
+    the gateway fails the cluster while BXRun waits for it; one line, exit 2, and the
+    production names no cluster to reuse."""
+    use_timerc(tmp_path, monkeypatch, gateway_server, "environment = PYTHONHOME=/nonexistent\n")
+    out = tmp_path / "prod"
+    res = run_bxrun("--script", "sleeper", "--yaml", sleeper_grid(tmp_path, 1, 0), "--dask", "gateway", "-o", out,
+                    timeout=180)
+    assert res.returncode == 2, res.stdout + res.stderr
+    (line,) = error_lines(res.stderr)
+    assert f"the gateway at {gateway_server.address}, starting cluster " in line and "failed to start" in line, line
+    assert_nothing_left(gateway_server, out)
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a filesystem over the production directory for the "
                     "workers only (unshare --mount) needs root, as in CI")
 def test_workers_that_do_not_see_the_production_directory(gateway_server, tmp_path, monkeypatch):
@@ -436,7 +450,7 @@ def test_what_the_monitor_gets_from_a_gateway_cluster(gateway_server, tmp_path):
     gateway = gateway_server.client()
     cluster = gateway.new_cluster(shutdown_on_close=False)
     running = GatewayRunningCluster(cluster, gateway, parse("workers = 2\nconnect_timeout = 1"),
-                                    gateway_server.private, tmp_path, owned=True)
+                                    gateway_server.private, tmp_path)
     try:
         running.scale(2)
         wait_until(lambda: len(cluster.scheduler_info.get("workers", {})) == 2, 60, "two workers")

@@ -30,7 +30,7 @@ ACTIVE = ("PENDING", "RUNNING")
 #: Closed clients kept until the interpreter exits: dask-gateway's ``__del__`` closes a
 #: ``Gateway`` again, which with distributed >= 2023.6 raises (its loop runner has stopped)
 #: and prints "Exception ignored in Gateway.__del__"; at exit it skips that second close.
-_CLOSED: list = []
+CLOSED_CLIENTS: list = []
 #: A file the first worker must see (:func:`probe_workers`).
 PROBE = ".gateway-probe"
 
@@ -96,16 +96,14 @@ def probe_workers(client, production_dir: Path) -> tuple[str, str | None, bool]:
 
 class GatewayRunningCluster(RunningCluster):
     """``cluster`` is a ``dask_gateway.GatewayCluster``; ``gateway`` the ``Gateway`` client
-    that asks about it. ``owned``: this production started it (so it records its name)."""
+    that asks about it."""
 
-    def __init__(self, cluster, gateway, settings: GatewaySettings, address: str,
-                 production_dir: Path, owned: bool):
+    def __init__(self, cluster, gateway, settings: GatewaySettings, address: str, production_dir: Path):
         super().__init__(cluster, "gateway", security=cluster.security)
         self.gateway = gateway
         self.settings = settings
         self.address = address
         self.production_dir = production_dir
-        self.owned = owned
         self.name = cluster.name
         self.keep = settings.keep
         self._requested: int | None = None
@@ -293,7 +291,7 @@ class GatewayRunningCluster(RunningCluster):
                     self.shutdown()
             finally:
                 self.gateway.close()
-                _CLOSED.append((self.cluster, self.gateway))
+                CLOSED_CLIENTS.append((self.cluster, self.gateway))
 
     def shutdown(self) -> None:
         try:

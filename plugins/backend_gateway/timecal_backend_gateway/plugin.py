@@ -9,12 +9,13 @@ and have timecal (a gateway's workers run in the facility's image, not in this P
 from __future__ import annotations
 
 import json
+from contextlib import suppress
 from pathlib import Path
 
 from timecal_core.errors import UserError
 from timecal_core.hookspecs import BackendRequest, ExecutionBackend, hookimpl
 
-from .cluster import _CLOSED, ACTIVE, GatewayRunningCluster, read_record, write_record
+from .cluster import ACTIVE, CLOSED_CLIENTS, GatewayRunningCluster, forget_record, read_record, write_record
 from .connect import cluster_options, configured_address, gateway_errors, open_gateway
 from .settings import SECTION, GatewaySettings, parse_settings
 
@@ -78,10 +79,11 @@ def start(request: BackendRequest) -> GatewayRunningCluster:
         return gateway_errors(address, settings, doing)
 
     gateway = open_gateway(settings)
+    submitted = ""
     try:
         said = []
         if settings.cluster:
-            cluster, owned = _named(gateway, settings, errors), False
+            cluster = _named(gateway, settings, errors)
             said.append(f"using gateway cluster {cluster.name} ([{SECTION}] cluster)")
         else:
             with errors("reading its cluster options"):
@@ -92,10 +94,9 @@ def start(request: BackendRequest) -> GatewayRunningCluster:
             if record.get("address") == address:
                 cluster, done = _left_by_earlier_driver(gateway, record, wanted, errors)
             said += [done] if done else []
-            owned = True
             if cluster is None:
                 with errors("starting a cluster"):
-                    name = gateway.submit(cluster_options=options)
+                    name = submitted = gateway.submit(cluster_options=options)
                 # Recorded before waiting for it: a driver killed from here on leaves a name behind.
                 write_record(production_dir, {"address": address, "name": name, "options": wanted})
                 with errors(f"starting cluster {name}"):
@@ -104,10 +105,16 @@ def start(request: BackendRequest) -> GatewayRunningCluster:
             else:
                 write_record(production_dir, {"address": address, "name": cluster.name, "options": wanted})
     except BaseException:
-        gateway.close()
-        _CLOSED.append(gateway)
+        try:
+            if submitted and not settings.keep:  # failed or interrupted while it started: not left behind
+                with suppress(Exception):
+                    gateway.stop_cluster(submitted)
+                    forget_record(production_dir, submitted)
+        finally:
+            gateway.close()
+            CLOSED_CLIENTS.append(gateway)
         raise
-    running = GatewayRunningCluster(cluster, gateway, settings, address, production_dir, owned)
+    running = GatewayRunningCluster(cluster, gateway, settings, address, production_dir)
     try:
         for text in said:
             running.announce(text)
