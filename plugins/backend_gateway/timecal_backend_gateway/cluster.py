@@ -61,6 +61,21 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
+def probe_scheduler(client) -> str | None:
+    """The timecal-core version of the gateway's scheduler (the engine runs small functions
+    of timecal-core there), None without it. The function travels by value."""
+
+    def probe() -> str | None:
+        from importlib import metadata
+
+        try:
+            return metadata.version("timecal-core")
+        except metadata.PackageNotFoundError:
+            return None
+
+    return client.run_on_scheduler(probe)
+
+
 def probe_workers(client, production_dir: Path) -> tuple[str, str | None, bool]:
     """Ask one worker whether it sees a file just written into this production (the same
     directory, not one of the same name elsewhere) and which timecal-core it has. The
@@ -192,10 +207,13 @@ class GatewayRunningCluster(RunningCluster):
             time.sleep(poll)
 
     def check_workers(self, client) -> None:
-        """The workers must see this production's directory (they write the results there)
-        and have timecal-core (they run its task code)."""
+        """The scheduler and the workers must have timecal-core (the engine runs its code on
+        both) and the workers must see this production's directory (they write the results there)."""
         from importlib import metadata
 
+        if probe_scheduler(client) is None:
+            raise UserError(f"the gateway's scheduler has no timecal-core: it runs the facility's image, which must "
+                            f"have timecal installed; set [{SECTION}] image (or the facility's scheduler options)")
         worker, version, sees = probe_workers(client, self.production_dir)
         if version is None:
             raise UserError(f"the gateway's workers have no timecal-core (asked worker {worker}): their software "
