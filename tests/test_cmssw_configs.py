@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from helpers.cmssw_standin import run_cfg  # tests/ is on sys.path (rootdir, no __init__.py)
-from timecal_core.layout import raw_name
+from timecal_core.cms.harvested_layout import raw_name
 
 PACKAGE = Path(__file__).resolve().parents[1] / "cmssw" / "SiPhase2TimingCalibration"
 CFG_DIR = PACKAGE / "test"

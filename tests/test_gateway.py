@@ -369,7 +369,7 @@ def parse(text: str):
     ("cores = 2\noptions = worker_cores = 2", "options: worker_cores is also set by 'cores'; give it once"),
 ])
 def test_a_wrong_gateway_setting_is_one_line_naming_it(text, words):
-    from timecal_core.errors import UserError
+    from timecal_core.contract.errors import UserError
 
     with pytest.raises(UserError) as caught:
         parse(text)
@@ -378,7 +378,7 @@ def test_a_wrong_gateway_setting_is_one_line_naming_it(text, words):
 
 def test_a_secret_file_of_another_user_or_readable_by_others_is_refused(tmp_path):
     from timecal_backend_gateway.settings import read_secret
-    from timecal_core.errors import UserError
+    from timecal_core.contract.errors import UserError
 
     secret = tmp_path / "secret"
     secret.write_text("s3cret\n")
@@ -418,7 +418,7 @@ def test_authenticators_are_dask_gateways_own(monkeypatch, tmp_path):
     from dask_gateway import BasicAuth, JupyterHubAuth
 
     from timecal_backend_gateway.connect import make_auth
-    from timecal_core.errors import UserError
+    from timecal_core.contract.errors import UserError
 
     with dask.config.set({"gateway.auth.kwargs": {"username": "cfg-user", "password": "cfg-pass"}}):
         auth = make_auth(parse("auth = basic"))

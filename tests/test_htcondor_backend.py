@@ -17,9 +17,9 @@ from dask.utils import parse_bytes
 from timecal_backend_htcondor import schedd as schedd_module
 from timecal_backend_htcondor.plugin import start, submit_description
 from timecal_backend_htcondor.settings import parse_settings
-from timecal_core.errors import UserError
-from timecal_core.hookspecs import BackendRequest
-from timecal_core.plugins import get_registry
+from timecal_core.contract.errors import UserError
+from timecal_core.contract.hookspecs import BackendRequest
+from timecal_core.contract.plugins import get_registry
 
 def job_ad(job_id: str, status: int, **extra) -> classad2.ClassAd:
     cluster, proc = job_id.split(".")
@@ -167,7 +167,7 @@ def test_the_lxplus_settings_of_dask_lxplus_reach_the_submit_description(tmp_pat
     import dask
     from dask_jobqueue import HTCondorCluster
 
-    from timecal_core.batch import job_cluster_kwargs
+    from timecal_core.batch.supervision import job_cluster_kwargs
 
     image = "/cvmfs/unpacked.cern.ch/gitlab-registry.cern.ch/batch-team/dask-lxplus/lxdask-al9:latest"
     raw = {"memory": "3GB", "disk": "20GB", "dashboard": "no",

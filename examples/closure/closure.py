@@ -25,7 +25,8 @@ import pandas as pd
 
 from timecal_analysis import runcalibration
 from timecal_analysis.calibration import PLATEAU_WIDTH
-from timecal_core import layout
+from timecal_core.cms.fast_root import write_histograms
+from timecal_core.cms.harvested_layout import BXHistograms, scan_delays
 from timecal_script_cbcsim.detection import emulate
 
 HERE = Path(__file__).resolve().parent
@@ -43,10 +44,10 @@ def write_scan(path: Path, n_hits: int, seed: int, threshold: float) -> None:
     if path.exists():
         print(f"keeping {path}")
         return
-    delays = layout.scan_delays()
+    delays = scan_delays()
     hists = emulate(*make_hits(n_hits, seed), threshold, delays)
     params = {"threshold": threshold, "N": n_hits, "seed": seed, "mode": "scan"}
-    layout.write_histograms(path, hists, params, with_1d=False)
+    write_histograms(path, hists, params, with_1d=False)
     print(f"wrote {path} ({n_hits} hits, seed {seed})")
 
 
@@ -59,9 +60,9 @@ def write_tests(path: Path, n_hits: int, first_seed: int, threshold: float) -> N
     jobs = [emulate(*make_hits(n_hits, first_seed + i), threshold, [d]) for i, d in enumerate(delays)]
     rows = {key: np.concatenate([getattr(job, key) for job in jobs])
             for key in ("sampled", "latched", "attribution_sampled", "attribution_latched")}
-    hists = layout.BXHistograms(delays, n_hits=n_hits, offset_step=0.5, **rows)
+    hists = BXHistograms(delays, n_hits=n_hits, offset_step=0.5, **rows)
     params = {"threshold": threshold, "N": n_hits, "seeds": f"{first_seed}..{first_seed + len(delays) - 1}"}
-    layout.write_histograms(path, hists, params, with_1d=False)
+    write_histograms(path, hists, params, with_1d=False)
     print(f"wrote {path} ({len(delays)} delays, {n_hits} independent hits each)")
 
 

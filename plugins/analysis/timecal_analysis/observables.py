@@ -22,10 +22,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from timecal_core.errors import UserError
-from timecal_core.hookspecs import AggregationRequest, Aggregator, FinishedTask
+from timecal_core.contract.errors import UserError
+from timecal_core.contract.hookspecs import AggregationRequest, Aggregator, FinishedTask
 from .fastmaps import read_map
-from timecal_core.layout import ATTR_LOW, BX_HIGH, BX_LOW, BX_NBINS, HARVESTED_PREFIX, MODES, ScanMaps, hist1d_name
+from timecal_core.cms.harvested_layout import (ATTR_LOW, BX_HIGH, BX_LOW, BX_NBINS,
+                                               HARVESTED_PREFIX, MODES, hist1d_name)
+from timecal_core.cms.readers import ScanMaps
 
 TABLE_NAME = "observables.parquet"
 CACHE_FORMAT = 1

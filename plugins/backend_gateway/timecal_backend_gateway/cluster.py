@@ -17,8 +17,8 @@ import time
 import warnings
 from pathlib import Path
 
-from timecal_core.backends import BatchJob, RunningCluster
-from timecal_core.errors import UserError
+from timecal_core.contract.errors import UserError
+from timecal_core.contract.running_cluster import BatchJob, RunningCluster
 
 from .connect import gateway_errors
 from .settings import SECTION, GatewaySettings

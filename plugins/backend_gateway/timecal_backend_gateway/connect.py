@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
-from timecal_core.errors import UserError
+from timecal_core.contract.errors import UserError
 
 from .settings import SECTION, GatewaySettings
 

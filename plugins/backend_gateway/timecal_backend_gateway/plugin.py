@@ -12,8 +12,8 @@ import json
 from contextlib import suppress
 from pathlib import Path
 
-from timecal_core.errors import UserError
-from timecal_core.hookspecs import BackendRequest, ExecutionBackend, hookimpl
+from timecal_core.contract.errors import UserError
+from timecal_core.contract.hookspecs import BackendRequest, ExecutionBackend, hookimpl
 
 from .cluster import ACTIVE, CLOSED_CLIENTS, GatewayRunningCluster, forget_record, read_record, write_record
 from .connect import cluster_options, configured_address, gateway_errors, open_gateway

@@ -15,8 +15,8 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from timecal_core.config import positive_int_setting, setting_lines, size_setting_or_range
-from timecal_core.errors import UserError
+from timecal_core.config.timerc import positive_int_setting, setting_lines, size_setting_or_range
+from timecal_core.contract.errors import UserError
 
 SECTION = "gateway"
 CONNECT_TIMEOUT = 300
