@@ -252,6 +252,27 @@ def test_the_cluster_stopped_under_a_running_production(gateway_server, tmp_path
 
 
 @pytest.mark.slow
+def test_the_gateway_goes_away_under_a_running_production(gateway_server, tmp_path, monkeypatch):
+    """The facility's gateway stops (its clusters with it) while a production runs: BXRun
+    says once that it cannot reach the gateway, and after connect_timeout stops with one
+    line saying why, and how to resume."""
+    from gateway.fixture import stop_gateway_server
+
+    use_timerc(tmp_path, monkeypatch, gateway_server, "workers = 1\nconnect_timeout = 5\n")
+    out = tmp_path / "prod"
+    proc = start_bxrun("--script", "sleeper", "--yaml", sleeper_grid(tmp_path, 2, 60), "--dask", "gateway",
+                       "-o", out, "--interval", "1")
+    wait_until(lambda: running_sleeper_pid(out), 120, "a task to start")
+    stop_gateway_server(gateway_server)
+    output = finish(proc, 180)
+    assert proc.returncode == 1, output
+    assert output.count("; asking again at every interval") == 1, output  # said once
+    assert "BXRun: no word from the gateway about cluster " in output, output
+    assert "([gateway] connect_timeout); last: " in output and gateway_server.address in output, output
+    assert "rerun the same command to resume (2 tasks left)" in output, output
+
+
+@pytest.mark.slow
 def test_sigterm_to_the_driver_shuts_the_cluster_down(gateway_server, tmp_path, monkeypatch):
     """A driver stopped with SIGTERM (a batch system's, a logout's) stops the production and
     still shuts its gateway cluster down: nothing left running on the facility."""

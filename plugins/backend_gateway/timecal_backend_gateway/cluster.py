@@ -20,7 +20,7 @@ from pathlib import Path
 from timecal_core.contract.errors import UserError
 from timecal_core.contract.running_cluster import BatchJob, RunningCluster
 
-from .connect import gateway_errors
+from .connect import certificate_error, gateway_errors
 from .settings import SECTION, GatewaySettings
 
 #: Where a production keeps the name of the cluster it started: a driver killed with -9
@@ -129,6 +129,7 @@ class GatewayRunningCluster(RunningCluster):
         self._waiting_since = time.time()  # since when fewer workers than requested are connected
         self._said_waiting = False
         self._unreported: list[str] = []
+        self._silent_since: float | None = None  # since when the gateway does not answer
         self.gone = ""
 
     # ----------------------------------------------------------------- what the gateway says
@@ -136,8 +137,15 @@ class GatewayRunningCluster(RunningCluster):
         return gateway_errors(self.address, self.settings, doing)
 
     def status(self) -> str:
+        """The cluster's status as the gateway names it; UNKNOWN when the gateway no longer
+        knows it (HTTP 404: restarted with its clusters gone, or cleaned up)."""
         with self._errors(f"asking about cluster {self.name}"):
-            return self.gateway.get_cluster(self.name).status.name
+            try:
+                return self.gateway.get_cluster(self.name).status.name
+            except ValueError as exc:
+                if certificate_error(exc):
+                    raise
+                return "UNKNOWN"
 
     def _workers(self) -> dict[str, str]:
         """worker name -> scheduler address, from the scheduler's own list that the
@@ -228,12 +236,35 @@ class GatewayRunningCluster(RunningCluster):
             self.announce(f"the workers run timecal-core {version}, this driver {mine}: "
                           f"if tasks fail oddly, align the image with this installation")
 
+    def _status_or_silence(self, notices: list[str]) -> str | None:
+        """The cluster's status, or None while the gateway does not answer; once it has not
+        answered for ``connect_timeout`` seconds the cluster counts as gone."""
+        try:
+            status = self.status()
+        except UserError as exc:
+            now = time.monotonic()
+            if self._silent_since is None:
+                self._silent_since = now
+                notices.append(f"{exc}; asking again at every interval")
+            elif now - self._silent_since > self.settings.connect_timeout:
+                self.gone = (f"no word from the gateway about cluster {self.name} for {now - self._silent_since:.0f} s "
+                             f"([{SECTION}] connect_timeout); last: {exc}")
+            return None
+        if self._silent_since is not None:
+            self._silent_since = None
+            notices.append(f"the gateway at {self.address} answers again")
+        return status
+
     def supervise(self) -> list[str]:
         notices, self._unreported = self._unreported, []
         if self.gone:
             return notices
-        status = self.status()
-        if status == "FAILED":
+        status = self._status_or_silence(notices)
+        if status is None:
+            return notices
+        if status == "UNKNOWN":
+            self.gone = f"the gateway no longer knows cluster {self.name} (restarted without it, or cleaned up)"
+        elif status == "FAILED":
             self.gone = (f"gateway cluster {self.name} failed (the gateway lost its scheduler or gave up on its "
                          f"workers; it does not say which)")
         elif status not in ACTIVE:
@@ -289,7 +320,8 @@ class GatewayRunningCluster(RunningCluster):
                          runtime=_clock(now - self._connected.get(name, (address, now))[1]))
                 for name, address in sorted(current.items())]
         jobs += [BatchJob(job_id=name, state="left", reason="the gateway does not say why", worker=address)
-                 for name, (address, _) in sorted(self._left.items())[-20:] if name not in current]
+                 for name, (address, _) in sorted(self._left.items(), key=lambda kv: kv[1][1])[-20:]
+                 if name not in current]
         missing = (self._requested or 0) - len(current)
         jobs += [BatchJob(job_id="-", state="requested", reason="not connected yet; the gateway does not say why")
                  for _ in range(max(missing, 0))]
@@ -303,8 +335,10 @@ class GatewayRunningCluster(RunningCluster):
         finally:
             try:
                 if self.keep:
-                    print(f"BXRun: gateway cluster {self.name} left running ([{SECTION}] keep = yes); the next run "
-                          f"of this production reuses it, others with [{SECTION}] cluster = {self.name}")
+                    recorded = read_record(self.production_dir).get("name") == self.name
+                    print(f"BXRun: gateway cluster {self.name} left running ([{SECTION}] keep = yes); "
+                          + ("the next run of this production reuses it, others " if recorded else "reuse it ")
+                          + f"with [{SECTION}] cluster = {self.name}")
                 else:
                     self.shutdown()
             finally:

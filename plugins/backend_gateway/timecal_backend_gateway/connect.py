@@ -88,7 +88,7 @@ def _who(settings: GatewaySettings) -> str:
     return f"the credentials of {auth}: set [{SECTION}] auth"
 
 
-def _certificate_error(exc: BaseException) -> bool:
+def certificate_error(exc: BaseException) -> bool:
     seen = exc
     while seen is not None:
         if isinstance(seen, ssl.SSLCertVerificationError) or getattr(seen, "certificate_error", None):
@@ -103,7 +103,7 @@ def translate(exc: Exception, address: str, settings: GatewaySettings, doing: st
     from dask_gateway import GatewayClusterError, GatewayServerError
 
     where = f"the gateway at {address}"
-    if _certificate_error(exc):  # before ValueError: aiohttp's certificate error is one too
+    if certificate_error(exc):  # before ValueError: aiohttp's certificate error is one too
         return UserError(f"{where}: its TLS certificate does not verify ({exc}); if your site has its own CA, "
                          f"point SSL_CERT_FILE at its bundle (timecal never turns verification off)")
     if isinstance(exc, GatewayClusterError):
