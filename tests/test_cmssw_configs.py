@@ -106,7 +106,7 @@ def test_pucalibration_emulate_draws_and_records_the_delay(file_lists, tmp_path)
 
 @pytest.mark.parametrize("args, message", [
     (["mode=fast"], "mode"), (["subdet=XYZ"], "subdet"), (["thresh=5"], "unknown option"),
-    (["N=many"], "expects int"), (["mode=emulate", "offset=-3"], "offset"),
+    (["N=many"], "expects int"), (["mode=emulate", "offset=-3"], "offset"), (["verbose=4"], "verbose=4"),
 ])
 def test_pucalibration_rejects_bad_options(args, message, file_lists, tmp_path):
     with pytest.raises(RuntimeError, match=message):
@@ -298,3 +298,15 @@ def test_the_crossing_frames_read_are_the_ones_mixed(cfg, module, file_lists, tm
     process = run_cfg(mutated, file_lists, cwd=tmp_path)["process"]
     with pytest.raises(CmsRunError, match="mix:g4SimHitsTrackerHitsTIDHighTof"):
         check_consumed_from_mixing(process, module, "MixPSimHitSource")
+
+
+@pytest.mark.parametrize("cfg", ["PUCalibration_cfg.py", "PythiaGunCalibration_cfg.py"])
+def test_verbose_output_is_let_through_the_message_logger(cfg, file_lists, tmp_path):
+    """The analyzer's verbose lines are LogVerbatim (INFO), hidden by the default
+    MessageLogger (cerr INFO limit 0): the cfg gives their category a limit when asked."""
+    args = input_args(cfg, file_lists)
+    quiet = run_cfg(CFG_DIR / cfg, args, cwd=tmp_path)["process"]
+    assert "Phase2TrackerBXHistogram" not in vars(quiet.MessageLogger.cerr)
+    verbose = run_cfg(CFG_DIR / cfg, ["verbose=2", *args], cwd=tmp_path)["process"]
+    assert verbose.timeCalib.VerbosityLevel.value() == 2
+    assert verbose.MessageLogger.cerr.Phase2TrackerBXHistogram.limit.value() == -1
