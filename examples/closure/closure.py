@@ -134,24 +134,25 @@ def plot(results: pd.DataFrame, out: Path, threshold: int) -> None:
         covered=lambda t: (t["true_delay"] >= t["lower"]) & (t["true_delay"] <= t["upper"]),
         residual=lambda t: t["delay"] - t["true_delay"],
         slice=lambda t: np.floor((t["true_delay"] - TRUE_DELAYS[0]) / 4) * 4 + TRUE_DELAYS[0] + 2)
-    fig, axes = plt.subplots(2, 1, figsize=(10, 10), sharex=True)
+    fig, axes = plt.subplots(2, 1, figsize=(10, 11), sharex=True)
     hep.cms.label(data=False, ax=axes[0], rlabel=f"threshold {threshold} e", fontsize=14)
     for (interval, method), group in data.groupby(["interval", "method"]):
         per = group.groupby("slice").agg(coverage=("covered", "mean"), resolution=("residual", "std"),
                                          n=("covered", "size"))
         style = "o-" if interval == "feldman-cousins" else "s--"
+        label = f"{method}, {'Feldman-Cousins' if interval == 'feldman-cousins' else 'rise of 1'}"
         axes[0].errorbar(per.index, 100 * per["coverage"],
                          yerr=100 * np.sqrt(per["coverage"] * (1 - per["coverage"]) / per["n"]), fmt=style,
-                         label=f"{method} ({interval})", ms=4)
-        axes[1].plot(per.index, per["resolution"], style, label=f"{method} ({interval})", ms=4)
+                         label=label, ms=4)
+        axes[1].plot(per.index, per["resolution"], style, ms=4)
     axes[0].axhline(68.3, color="k", lw=0.8)
     axes[0].axhspan(65.3, 71.3, color="grey", alpha=0.2)
     axes[0].set_ylabel(r"$\pm1\sigma$ coverage [%]")
     axes[1].set_ylabel("Resolution [ns]")
     axes[1].set_yscale("log")
     axes[1].set_xlabel("True delay [ns]")
-    axes[0].legend(fontsize="x-small", ncol=2)
-    fig.tight_layout()
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize="x-small")
+    fig.tight_layout(rect=(0, 0.09, 1, 1))
     for suffix in (".png", ".pdf"):
         fig.savefig(out.with_suffix(suffix))
     plt.close(fig)

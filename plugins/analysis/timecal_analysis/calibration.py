@@ -31,6 +31,10 @@ MIN_TESTS_FOR_SUMMARY = 3
 #: Scores within this of the minimum are the same: the histogram is the one the templates
 #: give at every such delay (identical template histograms at distinct delays).
 DEGENERATE_TOLERANCE = 1e-9
+#: A range of equal scores narrower than this (ns) is not reported as degenerate: templates
+#: of 10^6 hits can agree exactly over a few hundredths of a ns on a plateau, which the
+#: interval already says (it is not narrower than the template step).
+DEGENERATE_MIN_WIDTH = 0.1
 
 
 @dataclass
@@ -117,7 +121,8 @@ def _flat_range(delays: np.ndarray, rel: np.ndarray, valid: np.ndarray, best: np
     off = (rel > DEGENERATE_TOLERANCE) | ~valid
     left = np.where(off & (j < best[:, None]), j, -1).max(axis=1) + 1
     right = np.where(off & (j > best[:, None]), j, width).min(axis=1) - 1
-    return delays[rows, left], delays[rows, right], right > left
+    lower, upper = delays[rows, left], delays[rows, right]
+    return lower, upper, upper - lower >= DEGENERATE_MIN_WIDTH - 1e-9
 
 
 def scan_delay(evaluator, tests: HistogramStack, low: float = SCAN_LOW, high: float = SCAN_HIGH,

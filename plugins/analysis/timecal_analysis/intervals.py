@@ -260,8 +260,9 @@ class LevelsByTest:
         return levels.describe() if levels is not None else UNCALIBRATED
 
 
-#: What an interval is when it could not be calibrated.
+#: What an interval is when it could not be calibrated, and when it was not asked to be.
 UNCALIBRATED = "rise of 1 (not calibrated: no hit count or no AttributionScan)"
+RISE_OF_ONE = "rise of 1 (--interval rise-of-one, physics.md §8: not a calibrated 68.3% interval)"
 
 
 # --------------------------------------------------------------------------- per test, cached

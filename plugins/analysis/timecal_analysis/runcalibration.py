@@ -102,7 +102,7 @@ class EvaluatorResult:
     levels: Any = None  # intervals.LevelsByTest: what each test's ±1σ is
 
     def interval(self, i: int) -> str:
-        return self.levels.describe(i) if self.levels is not None else intervals.UNCALIBRATED
+        return self.levels.describe(i) if self.levels is not None else intervals.RISE_OF_ONE
 
 
 @dataclass
