@@ -43,47 +43,39 @@ int main(int argc, char** argv) {
   Phase2TrackerBXHistogram::fillDescriptions(descriptions);
   const edm::ParameterSetDescription& desc = descriptions.described().at(0).second;
 
-  int nEvents = 20, nThreads = 1;
-  double orphans = 0.;
-  bool noGeometry = false, noHits = false;
+  CommonOptions options;
+  int nThreads = 1;
   std::string deal = "blocks";
-  std::vector<std::string> assignments, dropped;
+  std::vector<std::string> dropped;
   for (int a = 1; a < argc; a++) {
     const std::string arg = argv[a];
     auto next = [&]() -> std::string { return a + 1 < argc ? argv[++a] : ""; };
     if (arg == "--describe")
       return printDescriptions(descriptions);
-    else if (arg == "--events")
-      nEvents = std::stoi(next());
+    else if (options.parse(arg, next))
+      continue;
     else if (arg == "--threads")
       nThreads = std::stoi(next());
     else if (arg == "--deal")
       deal = next();
-    else if (arg == "--orphans")
-      orphans = std::stod(next());
-    else if (arg == "--no-geometry")
-      noGeometry = true;
-    else if (arg == "--no-hits")
-      noHits = true;
     else if (arg == "--drop")
       dropped.push_back(next());
     else if (arg == "--log-info")
       edm::stub::enabledInfoCategories().insert("Phase2TrackerBXHistogram");
-    else if (arg == "--set")
-      assignments.push_back(next());
     else {
       std::fprintf(stderr, "unknown argument %s\n", arg.c_str());
       return 2;
     }
   }
 
-  edm::ParameterSet pset = defaults(desc);
-  for (const auto& assignment : assignments)
-    override(pset, desc, assignment);
+  edm::ParameterSet pset = options.parameters(desc);
   pset.addParameter<std::string>("@module_label", "timeCalib");
+  const int nEvents = options.events;
+  const double orphans = options.orphans;
+  const bool noHits = options.noHits;
 
   const std::vector<Module> modules = makeModules();
-  const Setup jobSetup(modules, noGeometry);
+  const Setup jobSetup(modules, options.noGeometry);
   const edm::EventSetup& setup = jobSetup.eventSetup;
 
   // Which thread gets event e.

@@ -150,6 +150,41 @@ namespace drivers {
     return pset;
   }
 
+  // The options both drivers take: --events E, --orphans F, --no-geometry, --no-hits,
+  // --set Name=value (repeatable).
+  struct CommonOptions {
+    int events = 20;
+    double orphans = 0.;
+    bool noGeometry = false, noHits = false;
+    std::vector<std::string> assignments;
+
+    // True when `arg` was one of them (its value taken with next()).
+    template <class Next>
+    bool parse(const std::string& arg, Next next) {
+      if (arg == "--events")
+        events = std::stoi(next());
+      else if (arg == "--orphans")
+        orphans = std::stod(next());
+      else if (arg == "--no-geometry")
+        noGeometry = true;
+      else if (arg == "--no-hits")
+        noHits = true;
+      else if (arg == "--set")
+        assignments.push_back(next());
+      else
+        return false;
+      return true;
+    }
+
+    // The description's defaults with the --set values.
+    edm::ParameterSet parameters(const edm::ParameterSetDescription& desc) const {
+      edm::ParameterSet pset = defaults(desc);
+      for (const auto& assignment : assignments)
+        override(pset, desc, assignment);
+      return pset;
+    }
+  };
+
   struct Setup {  // the event setup of a job: geometry (unless noGeometry) and topology
     explicit Setup(const std::vector<Module>& modules, bool noGeometry) {
       if (!noGeometry)

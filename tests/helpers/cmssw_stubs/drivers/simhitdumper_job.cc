@@ -21,46 +21,32 @@ int main(int argc, char** argv) {
   SimHitDumper::fillDescriptions(descriptions);
   const edm::ParameterSetDescription& desc = descriptions.described().at(0).second;
 
-  int nEvents = 20;
-  double orphans = 0.;
-  bool noGeometry = false, noHits = false;
-  std::vector<std::string> assignments;
+  CommonOptions options;
   for (int a = 1; a < argc; a++) {
-    const std::string arg = argv[a];
     auto next = [&]() -> std::string { return a + 1 < argc ? argv[++a] : ""; };
-    if (arg == "--events")
-      nEvents = std::stoi(next());
-    else if (arg == "--orphans")
-      orphans = std::stod(next());
-    else if (arg == "--no-geometry")
-      noGeometry = true;
-    else if (arg == "--no-hits")
-      noHits = true;
-    else if (arg == "--set")
-      assignments.push_back(next());
-    else {
-      std::fprintf(stderr, "unknown argument %s\n", arg.c_str());
+    if (!options.parse(argv[a], next)) {
+      std::fprintf(stderr, "unknown argument %s\n", argv[a]);
       return 2;
     }
   }
-  edm::ParameterSet pset = defaults(desc);
-  for (const auto& assignment : assignments)
-    override(pset, desc, assignment);
+  const edm::ParameterSet pset = options.parameters(desc);
 
   const std::vector<Module> modules = makeModules();
-  const Setup jobSetup(modules, noGeometry);
+  const Setup jobSetup(modules, options.noGeometry);
   int status = 0;
   try {
     SimHitDumper dumper(pset);
     edm::one::EDAnalyzer<edm::one::SharedResources>& module = dumper;  // the framework calls through the base
     const bool mixing = pset.getParameter<bool>("UseMixing");
-    for (int event = 0; event < nEvents; event++)
-      module.analyze(makeEvent(event, modules, orphans, mixing, noHits, {}, edm::StreamID()), jobSetup.eventSetup);
+    for (int event = 0; event < options.events; event++)
+      module.analyze(makeEvent(event, modules, options.orphans, mixing, options.noHits, {}, edm::StreamID()),
+                     jobSetup.eventSetup);
     module.endJob();
   } catch (const cms::Exception& e) {
     std::fprintf(stderr, "EXCEPTION %s\n", e.what());
     status = 3;
   }
-  std::printf("GENERATED %lld %lld\n", noHits ? 0LL : generatedHits.load(), noHits ? 0LL : generatedOrphans.load());
+  std::printf("GENERATED %lld %lld\n", options.noHits ? 0LL : generatedHits.load(),
+              options.noHits ? 0LL : generatedOrphans.load());
   return status;
 }
