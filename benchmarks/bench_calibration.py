@@ -31,7 +31,7 @@ from timecal_analysis.calibration import scan_delay  # noqa: E402
 from timecal_analysis.intervals import Levels, LevelsByTest, PatternModel  # noqa: E402
 from timecal_analysis.evaluators import (BinomialEvaluator, HistogramStack,  # noqa: E402
                                          LinearInterpolationEvaluator, MeanEvaluator)
-from timecal_core.layout import scan_delays  # noqa: E402
+from timecal_core.cms.harvested_layout import scan_delays  # noqa: E402
 
 CENTRES = np.arange(-5.0, 6.0)
 

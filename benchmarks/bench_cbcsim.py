@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from helpers.cxx_cbc import run_cxx  # noqa: E402
 
-from timecal_core.layout import scan_delays  # noqa: E402
+from timecal_core.cms.harvested_layout import scan_delays  # noqa: E402
 from timecal_script_cbcsim.detection import emulate  # noqa: E402
 from timecal_script_cbcsim.hits import SimHits, selection  # noqa: E402
 from timecal_script_cbcsim.smearing import ModuleSmearing  # noqa: E402

@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 
 PLUGIN_MODULE = '''
 """A production script with no step: the output is written by finalize (benchmarks only)."""
-from timecal_core.hookspecs import Parameter, ProductionScript, TaskPlan, hookimpl
+from timecal_core.contract.hookspecs import Parameter, ProductionScript, TaskPlan, hookimpl
 
 
 def _finalize(workdir):
@@ -61,8 +61,8 @@ def write_plugin(site: Path) -> None:
 
 
 def _plan(out: Path, n: int):
-    from timecal_core.grid import plan_grid
-    from timecal_core.plugins import get_registry
+    from timecal_core.plan.grid import plan_grid
+    from timecal_core.contract.plugins import get_registry
 
     script = get_registry().script("benchnoop").item
     return plan_grid(script, {"index": list(range(n))}, out)
@@ -76,7 +76,7 @@ class PlainLocal:
     def start(request):
         from distributed import LocalCluster
 
-        from timecal_core.backends import RunningCluster
+        from timecal_core.contract.running_cluster import RunningCluster
 
         cluster = LocalCluster(n_workers=int(request.settings["workers"]), threads_per_worker=1,
                                processes=True, host="127.0.0.1", protocol="tcp://", scheduler_port=0,
@@ -85,7 +85,7 @@ class PlainLocal:
 
 
 def _backend(tls: bool):
-    from timecal_core.plugins import get_registry
+    from timecal_core.contract.plugins import get_registry
 
     return get_registry().backend("local").item if tls else PlainLocal
 
@@ -93,8 +93,8 @@ def _backend(tls: bool):
 def child_baseline(out: Path, n: int, workers: int, tls: bool) -> dict:
     from distributed import Client, wait
 
-    from timecal_core.hookspecs import BackendRequest
-    from timecal_core.tasks import execute_task
+    from timecal_core.contract.hookspecs import BackendRequest
+    from timecal_core.run.tasks import execute_task
 
     plan = _plan(out, n)
     t0 = time.perf_counter()
@@ -111,10 +111,10 @@ def child_baseline(out: Path, n: int, workers: int, tls: bool) -> dict:
 
 
 def child_driver(out: Path, n: int, workers: int, tls: bool) -> dict:
-    from timecal_core import production as driver
-    from timecal_core.config import Timerc
-    from timecal_core.engine import ProductionOptions
-    from timecal_core.hookspecs import BackendRequest
+    from timecal_core.driver import production as driver
+    from timecal_core.config.timerc import Timerc
+    from timecal_core.run.engine import ProductionOptions
+    from timecal_core.contract.hookspecs import BackendRequest
 
     plan = _plan(out, n)
     stamps = {}

@@ -36,11 +36,12 @@ from types import SimpleNamespace
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from timecal_core.control import Bulletin, Control  # noqa: E402
-from timecal_core.controlsocket import ControlServer, SocketChannel  # noqa: E402
-from timecal_core.hookspecs import Parameter  # noqa: E402
-from timecal_core.ledger import Completion, Failure, Ledger  # noqa: E402
-from timecal_core.status import StatusSnapshot  # noqa: E402
+from timecal_core.control.requests import Bulletin, Control  # noqa: E402
+from timecal_core.control.unix_socket import ControlServer, SocketChannel  # noqa: E402
+from timecal_core.contract.hookspecs import Parameter  # noqa: E402
+from timecal_core.ledger.records import Completion, Failure  # noqa: E402
+from timecal_core.ledger.sqlite_ledger import Ledger  # noqa: E402
+from timecal_core.views.status_text import StatusSnapshot  # noqa: E402
 
 GOAL = 0.200  # seconds
 PARAMETERS = (Parameter("threshold", "int", 5000, unit="e"), Parameter("delay", "float", 0.0, unit="ns"),
@@ -162,7 +163,7 @@ def main() -> int:
         control = Control(engine, loop, Bulletin(), aggregate=lambda say: None)
         server = ControlServer(control, out)
         channel = SocketChannel(server.path)
-        from timecal_core.shell import MonitorShell
+        from timecal_core.monitor.monitor_shell import MonitorShell
 
         shell = MonitorShell(channel, history_file=Path(tmp) / "history")
         commands = [("status", "status"), ("tasks failed", "tasks failed"), ("errors", "errors"),
@@ -186,7 +187,7 @@ def main() -> int:
             shell.persistent_history_file = ""  # its directory goes away with this run
         ledger.close()
 
-        from timecal_core import cli
+        from timecal_core.cli import bxrun as cli
 
         def status_in_process(extra=()):
             with contextlib.redirect_stdout(io.StringIO()) as text:
@@ -216,10 +217,10 @@ def main() -> int:
             runs = [real(argv) for _ in range(args.repeat)]
             return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
 
-        startup, startup_cpu = median_of([sys.executable, "-c", "import timecal_core.cli"])
+        startup, startup_cpu = median_of([sys.executable, "-c", "import timecal_core.cli.bxrun"])
         command, command_cpu = median_of([bxrun, "--status", "-o", str(out)])
         print(f"BXRun --status (a process): {command * 1000:.0f} ms wall (CPU {command_cpu * 1000:.0f} ms), "
-              f"of which start-up (interpreter + import timecal_core.cli) {startup * 1000:.0f} ms "
+              f"of which start-up (interpreter + import timecal_core.cli.bxrun) {startup * 1000:.0f} ms "
               f"(CPU {startup_cpu * 1000:.0f} ms): {(command - startup) * 1000:.0f} ms of work "
               f"(CPU {(command_cpu - startup_cpu) * 1000:.0f} ms), goal {GOAL * 1000:.0f} ms: "
               f"{verdict(command - startup)}")

@@ -23,9 +23,10 @@ sys.path.insert(0, str(ROOT_DIR / "tests"))
 import numpy as np  # noqa: E402
 
 from scanprod import BASE_PARAMS, emulated_histograms  # noqa: E402
-from timecal_core.layout import MODES, harvested_name, hist1d_name, write_histograms  # noqa: E402
+from timecal_core.cms.fast_root import write_histograms  # noqa: E402
+from timecal_core.cms.harvested_layout import MODES, harvested_name, hist1d_name  # noqa: E402
 from timecal_analysis.observables import build_table  # noqa: E402
-from timecal_core.hookspecs import FinishedTask  # noqa: E402
+from timecal_core.contract.hookspecs import FinishedTask  # noqa: E402
 
 CACHE = ROOT_DIR / ".bench" / "observables"
 

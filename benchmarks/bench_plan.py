@@ -25,9 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from timecal_core.grid import plan_grid
-from timecal_core.parameters import complete
-from timecal_core.plugins import get_registry
+from timecal_core.plan.grid import plan_grid
+from timecal_core.config.parameters import complete
+from timecal_core.contract.plugins import get_registry
 
 
 def make_grid(points: int, files: dict) -> dict:

@@ -41,7 +41,7 @@ from timecal_analysis.observables import OBSERVABLES, Sources, load_or_build  # 
 from timecal_analysis.plotting import (COLOUR_MAP, DELAY_LABEL, CMS_LABEL, PlotRequest,  # noqa: E402
                                        _write_root, edges_from_centres, figure_jobs, label_of,
                                        local_processes, render_job, token, value_text)
-from timecal_core.tasks import finished_tasks  # noqa: E402
+from timecal_core.run.tasks import finished_tasks  # noqa: E402
 
 GRID = {"threshold": [4000.0, 5800.0, 8000.0], "tofsmearing": [0.0, 2.0]}
 

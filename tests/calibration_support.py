@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 from timecal_script_cbcsim.detection import emulate
 
-from timecal_core import layout
+from timecal_core.cms.fast_root import write_histograms
+from timecal_core.cms.harvested_layout import BXHistograms, scan_delays
 from timecal_analysis.evaluators import HistogramStack
 
 THRESHOLD = 15000.0
@@ -30,7 +31,7 @@ def make_hits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return charge.astype(np.float32), toa.astype(np.float32)
 
 
-def histograms(charge, toa, delays, threshold: float = THRESHOLD) -> layout.BXHistograms:
+def histograms(charge, toa, delays, threshold: float = THRESHOLD) -> BXHistograms:
     return emulate(charge, toa, threshold, np.asarray(delays, dtype=np.float64))
 
 
@@ -45,7 +46,7 @@ def stack(charge, toa, delays, threshold: float = THRESHOLD, mode: str = "Sample
 
 def write_file(path: Path, charge, toa, delays, params: dict | None = None) -> Path:
     """A harvested file of these hits (2D maps only, as the calibration reads them)."""
-    layout.write_histograms(path, histograms(charge, toa, delays), params, with_1d=False)
+    write_histograms(path, histograms(charge, toa, delays), params, with_1d=False)
     return path
 
 
@@ -53,7 +54,7 @@ def closure_sample(n_template: int = 1_000_000, n_test: int = 10_000, n_points: 
                    seed: int = 7, threshold: float = THRESHOLD) -> tuple[HistogramStack, HistogramStack]:
     """Templates at every scanned delay from one set of hits, and ``n_points`` test
     histograms at known delays in [5, 45] ns, each from its own independent hits."""
-    templates = stack(*make_hits(n_template, seed), layout.scan_delays(), threshold)
+    templates = stack(*make_hits(n_template, seed), scan_delays(), threshold)
     rng = np.random.default_rng(seed + 1)
     truth = np.round(rng.uniform(5.0, 45.0, n_points), 2)
     counts = np.concatenate([stack(*make_hits(n_test, seed + 2 + i), [d], threshold).counts

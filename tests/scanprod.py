@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from timecal_core.layout import BXHistograms, harvested_name, scan_delays, write_histograms
+from timecal_core.cms.fast_root import write_histograms
+from timecal_core.cms.harvested_layout import BXHistograms, harvested_name, scan_delays
 
 TESTVECTORS = Path(__file__).resolve().parent / "data" / "cbc"
 BASE_PARAMS = {"subdet": "ALL", "N": 1000, "pileup": 0, "pt": 2.0, "threshold": 5800.0,

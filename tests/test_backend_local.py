@@ -11,9 +11,9 @@ from distributed import Client
 from distributed.comm.utils import get_tcp_server_address
 from distributed.security import Security
 
-from timecal_core.errors import UserError
-from timecal_core.hookspecs import BackendRequest
-from timecal_core.plugins import get_registry
+from timecal_core.contract.errors import UserError
+from timecal_core.contract.hookspecs import BackendRequest
+from timecal_core.contract.plugins import get_registry
 
 
 def start(tmp_path, **settings):

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from distributed import LocalCluster
 
-from timecal_core.batch import ENDED, HELD, RUNNING, BatchRunningCluster, BatchSettings, JobStatus
+from timecal_core.batch.settings import BatchSettings
+from timecal_core.batch.supervision import BatchRunningCluster, ENDED, HELD, JobStatus, RUNNING
 
 
 class TableBatchSystem(BatchRunningCluster):

@@ -8,14 +8,14 @@ import math
 import numpy as np
 import pytest
 
-from timecal_core.errors import UserError
+from timecal_core.contract.errors import UserError
 
 from calibration_support import closure_sample, make_hits, stack
 from timecal_analysis.calibration import coarse_grid, scan_delay
 from timecal_analysis.calibration import PLATEAU_WIDTH
 from timecal_analysis.evaluators import (BinomialEvaluator, HistogramStack,
                                          LinearInterpolationEvaluator, MeanEvaluator)
-from timecal_core.layout import scan_delays
+from timecal_core.cms.harvested_layout import scan_delays
 
 
 class Parabola:

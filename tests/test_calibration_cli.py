@@ -16,9 +16,9 @@ import pytest
 from calibration_support import make_hits, write_file
 from timecal_analysis import runcalibration
 from timecal_analysis.evaluators import HistogramStack, build_evaluator, builtin_methods
-from timecal_core.layout import scan_delays
-from timecal_core.hookspecs import EvaluatorMethod, hookimpl
-from timecal_core.plugins import build_registry, get_registry, make_plugin_manager
+from timecal_core.cms.harvested_layout import scan_delays
+from timecal_core.contract.hookspecs import EvaluatorMethod, hookimpl
+from timecal_core.contract.plugins import build_registry, get_registry, make_plugin_manager
 
 LINE = re.compile(r"^delay = (\d+\.\d\d) \+(\d+\.\d\d) -(\d+\.\d\d) ns")
 

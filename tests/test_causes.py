@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from timecal_core.causes import RetryPolicy, kind, retry_policy, step_cause
-from timecal_core.errors import UserError
-from timecal_core.ledger import (ERROR, FAILED, LEDGER_NAME, Completion, Failure, Ledger,
-                                 LedgerUnavailable)
+from timecal_core.ledger.failure_causes import RetryPolicy, kind, retry_policy, step_cause
+from timecal_core.contract.errors import UserError
+from timecal_core.ledger.records import Completion, ERROR, FAILED, Failure, LedgerUnavailable
+from timecal_core.ledger.sqlite_ledger import LEDGER_NAME, Ledger
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from timecal_core.layout import scan_delays
+from timecal_core.cms.harvested_layout import scan_delays
 from timecal_script_cbcsim import detection
 from timecal_script_cbcsim.detection import emulate, reference_emulate
 from timecal_script_cbcsim.pulse import DEFAULT_SHAPE, compat_table, pulse_height

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import uproot
 
-from timecal_core.errors import UserError
+from timecal_core.contract.errors import UserError
 from timecal_script_cbcsim.dump import iterate_dump, read_dump, read_modules, write_dump
 from timecal_script_cbcsim.hits import SimHits
 from timecal_script_cbcsim.smearing import ModuleSmearing

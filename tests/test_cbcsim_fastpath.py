@@ -14,11 +14,14 @@ import numpy as np
 import pytest
 import uproot
 
-from timecal_core import layout
-from timecal_core.hookspecs import TaskRequest
-from timecal_core.parameters import complete
-from timecal_core.plugins import get_registry
-from timecal_core.tasks import TaskFailed, run_step
+from timecal_core.cms.fast_root import _build_file, write_histograms
+from timecal_core.cms.harvested_layout import (BXHistograms, HARVESTED_PREFIX, MODES, hist1d_name,
+                                               scan_delays)
+from timecal_core.cms.readers import read_maps
+from timecal_core.contract.hookspecs import TaskRequest
+from timecal_core.config.parameters import complete
+from timecal_core.contract.plugins import get_registry
+from timecal_core.run.tasks import TaskFailed, run_step
 from timecal_script_cbcsim.detection import emulate, reference_emulate
 from timecal_script_cbcsim.dump import write_dump
 from timecal_script_cbcsim.hits import SimHits, selection
@@ -30,12 +33,12 @@ TH1_MEMBERS = ("fEntries", "fTsumw", "fTsumw2", "fTsumwx", "fTsumwx2", "fMaximum
                "fNcells", "fBarOffset", "fBarWidth", "fNormFactor", "fOption")
 
 
-def random_histograms(seed=1, offset_step=0.1) -> layout.BXHistograms:
+def random_histograms(seed=1, offset_step=0.1) -> BXHistograms:
     rng = np.random.default_rng(seed)
-    delays = layout.scan_delays(0.0, 50.0, offset_step)
+    delays = scan_delays(0.0, 50.0, offset_step)
     n = len(delays)
     counts = lambda k: rng.integers(0, 5000, size=(n, k))  # noqa: E731
-    return layout.BXHistograms(delays, counts(13), counts(13), counts(7), counts(7), 31337, offset_step)
+    return BXHistograms(delays, counts(13), counts(13), counts(7), counts(7), 31337, offset_step)
 
 
 def assert_same_objects(slow: Path, fast: Path) -> int:
@@ -74,9 +77,9 @@ def test_fast_and_uproot_writers_give_identical_objects(tmp_path, harvested):
     hists = random_histograms()
     params = {"params": {"threshold": 5800.0}, "metadata": {"delay": None}}
     slow, fast = tmp_path / "slow.root", tmp_path / "fast.root"
-    layout.write_histograms(slow, hists, params, harvested=harvested, fast=False)
+    write_histograms(slow, hists, params, harvested=harvested, fast=False)
     # The fast path itself (it raises instead of falling back to the plain writer).
-    fast.write_bytes(layout._build_file(hists, params, harvested, True, None, fast=True))
+    fast.write_bytes(_build_file(hists, params, harvested, True, None, fast=True))
     assert assert_same_objects(slow, fast) == 1002 + 6
 
 
@@ -91,8 +94,8 @@ def test_odd_delays_and_extra_objects_also_match(tmp_path):
         tree = f.mktree("smearing", {"module": np.uint32}, title="per-module smearing")
         tree.extend({"module": np.arange(5, dtype=np.uint32)})
     slow, fast = tmp_path / "slow.root", tmp_path / "fast.root"
-    layout.write_histograms(slow, hists, {"a": 1}, fast=False, also=also)
-    layout.write_histograms(fast, hists, {"a": 1}, fast=True, also=also)
+    write_histograms(slow, hists, {"a": 1}, fast=False, also=also)
+    write_histograms(fast, hists, {"a": 1}, fast=True, also=also)
     assert_same_objects(slow, fast)
     with uproot.open(fast) as f:
         np.testing.assert_array_equal(f["smearing"]["module"].array(library="np"), np.arange(5))
@@ -102,18 +105,18 @@ def test_root_itself_reads_the_fast_file_like_uproot_reads_the_plain_one(tmp_pat
     ROOT = pytest.importorskip("ROOT")
     hists = random_histograms(seed=3)
     slow, fast = tmp_path / "slow.root", tmp_path / "fast.root"
-    layout.write_histograms(slow, hists, {"a": 1}, fast=False)
-    layout.write_histograms(fast, hists, {"a": 1}, fast=True)
+    write_histograms(slow, hists, {"a": 1}, fast=False)
+    write_histograms(fast, hists, {"a": 1}, fast=True)
     f = ROOT.TFile.Open(str(fast))
     try:
         assert not f.IsZombie()
         with uproot.open(slow) as reference:
-            directory = f.Get(f"{layout.HARVESTED_PREFIX}/Hist1D")
+            directory = f.Get(f"{HARVESTED_PREFIX}/Hist1D")
             names = [k.GetName() for k in directory.GetListOfKeys()]
             assert len(names) == 1002
             for name in names:
                 h = directory.Get(name)
-                ref = reference[f"{layout.HARVESTED_PREFIX}/Hist1D/{name}"]
+                ref = reference[f"{HARVESTED_PREFIX}/Hist1D/{name}"]
                 assert h.ClassName() == "TH1F" and h.GetTitle() == ref.member("fTitle")
                 assert (h.GetNbinsX(), h.GetXaxis().GetXmin(), h.GetXaxis().GetXmax()) == (11, -5.5, 5.5)
                 assert [h.GetBinContent(i) for i in range(13)] == list(ref.values(flow=True))
@@ -122,7 +125,7 @@ def test_root_itself_reads_the_fast_file_like_uproot_reads_the_plain_one(tmp_pat
                 h.GetStats(stats)
                 assert list(stats) == [ref.member(m) for m in ("fTsumw", "fTsumw2", "fTsumwx", "fTsumwx2")]
                 assert h.GetEntries() == ref.member("fEntries")
-            scan = f.Get(f"{layout.HARVESTED_PREFIX}/Hist2D/OffsetScanLatched")
+            scan = f.Get(f"{HARVESTED_PREFIX}/Hist2D/OffsetScanLatched")
             assert scan.ClassName() == "TH2F" and scan.GetNbinsY() == len(hists.delays)
     finally:
         f.Close()
@@ -163,14 +166,14 @@ def test_golden_vectors_through_the_warm_step_and_its_root_file(tmp_path, thresh
     _, output, info = run_cbcsim(tmp_path / "w", hits=dump, threshold=threshold, model="compat")
     assert info["hits_selected"] == 1000
     with uproot.open(output) as f:
-        for mode in layout.MODES:
-            rows = np.array([f[f"{layout.HARVESTED_PREFIX}/Hist1D/{layout.hist1d_name(mode, d)}"].values(flow=True)
+        for mode in MODES:
+            rows = np.array([f[f"{HARVESTED_PREFIX}/Hist1D/{hist1d_name(mode, d)}"].values(flow=True)
                              for d in golden["offsets"]])
             key = mode.lower()
             np.testing.assert_array_equal(rows[:, 1:12], golden[key])
             np.testing.assert_array_equal(rows[:, 0], golden[f"{key}_underflow"])
             np.testing.assert_array_equal(rows[:, 12], golden[f"{key}_overflow"])
-    maps = layout.read_maps(output)
+    maps = read_maps(output)
     np.testing.assert_array_equal(maps.attribution["Sampled"][:, 1:6], golden["attribution_sampled"])
 
 
@@ -188,13 +191,13 @@ def test_a_dump_is_read_once_per_worker_and_cut_per_task(tmp_path):
     dump = tmp_path / "dump.root"
     write_dump(dump, hits)
     common = {"hits": dump, "offset_step": 5.0, "thresholdsmearing": 300, "tofsmearing": 0.5}
-    delays = layout.scan_delays(0, 50, 5.0)
+    delays = scan_delays(0, 50, 5.0)
     for i, cuts in enumerate([{"pt": 1.0, "subdet": "ALL"}, {"pt": 2.0, "subdet": "BHH"},
                               {"pt": 0.5, "subdet": "ELL"}]):
         params, output, info = run_cbcsim(tmp_path / f"t{i}", **common, **cuts)
         assert info["hits_cached"] is True  # read by the step server, not by this task
         want = expected(hits, params, delays)
-        maps = layout.read_maps(output)
+        maps = read_maps(output)
         assert info["hits_selected"] == want.n_hits
         np.testing.assert_array_equal(maps.offset_scan["Sampled"], want.sampled)
         np.testing.assert_array_equal(maps.attribution["Latched"], want.attribution_latched)
@@ -204,7 +207,7 @@ def test_a_dump_is_read_once_per_worker_and_cut_per_task(tmp_path):
     dump.write_bytes(b"\0" * stat.st_size)
     os.utime(dump, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     params, output, info = run_cbcsim(tmp_path / "t3", **common, pt=1.0)
-    np.testing.assert_array_equal(layout.read_maps(output).offset_scan["Latched"],
+    np.testing.assert_array_equal(read_maps(output).offset_scan["Latched"],
                                   expected(hits, params, delays).latched)
     # A changed modification time means a changed file: it is read again (and fails here).
     os.utime(dump, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
@@ -221,8 +224,8 @@ def test_a_dump_beyond_the_memory_bound_is_read_in_chunks_by_each_task(tmp_path,
     write_dump(dump, hits)
     params, output, info = run_cbcsim(tmp_path / "t", hits=dump, offset_step=5.0)
     assert info["hits_cached"] is False
-    np.testing.assert_array_equal(layout.read_maps(output).offset_scan["Sampled"],
-                                  emulate(*_selected(hits, params), layout.scan_delays(0, 50, 5.0),
+    np.testing.assert_array_equal(read_maps(output).offset_scan["Sampled"],
+                                  emulate(*_selected(hits, params), scan_delays(0, 50, 5.0),
                                           params["model"]).sampled)
 
 

@@ -1,4 +1,4 @@
-"""The CMS scan parameters are declared once (timecal_core/cms_parameters.py) and that one
+"""The CMS scan parameters are declared once (timecal_core/cms/cfg_parameters.py) and that one
 declaration agrees with the VarParsing options of the cfg files that cmsRun really parses.
 
 The cfg files are read with ``ast`` (CMSSW cannot be imported here): every
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from timecal_core.cms_parameters import BY_NAME, CMS_PARAMETERS, SUBDETS
-from timecal_core.plugins import get_registry
+from timecal_core.cms.cfg_parameters import BY_NAME, CMS_PARAMETERS, SUBDETS
+from timecal_core.contract.plugins import get_registry
 
 CFG_DIR = Path(__file__).resolve().parents[1] / "cmssw" / "SiPhase2TimingCalibration" / "test"
 CFG_FILES = sorted(CFG_DIR.glob("*_cfg.py"))
@@ -70,7 +70,7 @@ def test_every_cfg_option_agrees_with_the_declaration(cfg):
         if name in CFG_ONLY.get(cfg.name, set()):
             continue
         assert name in BY_NAME, (f"{cfg.name} registers '{name}', which is neither declared in "
-                                 f"timecal_core/cms_parameters.py nor listed in CFG_ONLY")
+                                 f"timecal_core/cms/cfg_parameters.py nor listed in CFG_ONLY")
         param = BY_NAME[name]
         own = CFG_OWN.get((cfg.name, name), {})
         want_type = "str" if param.type == "path" else param.type

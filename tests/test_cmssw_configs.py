@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers.cmssw_standin import CmsRunError, check_consumed_from_mixing, run_cfg  # tests/ is on sys.path (rootdir, no __init__.py)
-from timecal_core.layout import raw_name
+from helpers.cmssw_standin import CmsRunError, check_consumed_from_mixing, run_cfg  # tests/ is on sys.path
+from timecal_core.cms.harvested_layout import raw_name
 
 PACKAGE = Path(__file__).resolve().parents[1] / "cmssw" / "SiPhase2TimingCalibration"
 CFG_DIR = PACKAGE / "test"

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from helpers.cxx_cbc import buildfile_cxxflags, run_cxx  # tests/ is on sys.path (rootdir, no __init__.py)
-from timecal_core.layout import scan_delays
+from timecal_core.cms.harvested_layout import scan_delays
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "cmssw" / "SiPhase2TimingCalibration"
@@ -243,7 +243,7 @@ def test_histograms_are_double_precision(drivers):
 @pytest.mark.parametrize("scan", [(0.0, 50.0, 0.1), (0.0, 50.0, 0.5), (0.0, 50.0, 1.0), (5.0, 30.0, 0.25)])
 def test_the_delay_axis_has_one_bin_per_delay_scanned(drivers, scan):
     """[first - step/2, last + step/2] with one bin per accumulated delay, the axis the
-    Python writer (timecal_core.layout) gives the same delays, to the bit; every delay's
+    Python writer (timecal_core.cms.fast_root) gives the same delays, to the bit; every delay's
     fills land in its own row (0/50/0.5 scans 102 delays up to 50.5, 0/50/1 scans 52 up to
     51: the deployed [OffsetMin - step/2, OffsetMax + step/2] put half of them in the wrong
     row)."""

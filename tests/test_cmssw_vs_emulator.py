@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from helpers.cxx_cbc import run_cxx  # tests/ is on sys.path (rootdir, no __init__.py)
-from timecal_core.layout import scan_delays
+from timecal_core.cms.harvested_layout import scan_delays
 
 N_HITS = 10_000
 N_MODULES = 400

@@ -5,8 +5,8 @@ import os
 import pytest
 
 from conftest import run_bxrun
-from timecal_core.config import load_timerc, timerc_location
-from timecal_core.errors import UserError
+from timecal_core.config.timerc import load_timerc, timerc_location
+from timecal_core.contract.errors import UserError
 
 
 def clean_env(tmp_path, **extra):

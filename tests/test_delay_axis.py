@@ -3,7 +3,7 @@
 The CMSSW analyzer's side (the axis it books, and that every delay's fills land in its own
 row) is tests/test_cmssw_jobs.py::test_the_delay_axis_has_one_bin_per_delay_scanned, which
 compares with the same ``scan_delays`` values. Here: the Python writer's axis, and that
-both readers (``layout.read_maps`` for runCalibration, ``observables.file_columns`` for
+both readers (``readers.read_maps`` for runCalibration, ``observables.file_columns`` for
 plotScan) give every row its delay, for files of the current writers and for files of the
 deployed analyzer, whose axis [OffsetMin - step/2, OffsetMax + step/2] put the delays of
 such scans in a neighbour's bin (filled here by ROOT itself, TH2D::Fill on that axis).
@@ -18,7 +18,8 @@ import pytest
 import uproot
 
 from timecal_analysis import observables as obs
-from timecal_core import layout
+from timecal_core.cms import fast_root, readers
+from timecal_core.cms import harvested_layout as layout
 
 SCANS = [(0.0, 50.0, 0.1), (0.0, 50.0, 0.5), (0.0, 50.0, 1.0), (5.0, 30.0, 0.25)]
 PREFIX = layout.HARVESTED_PREFIX
@@ -46,13 +47,13 @@ def test_the_python_writer_and_both_readers_agree_on_the_delays(scan, tmp_path):
     delays = layout.scan_delays(*scan)
     step = scan[2]
     path = tmp_path / "scan_harvested.root"
-    layout.write_histograms(path, tagged_histograms(delays, step), {"threshold": 5800.0})
+    fast_root.write_histograms(path, tagged_histograms(delays, step), {"threshold": 5800.0})
     with uproot.open(path) as f:
         axis = f[f"{PREFIX}/Hist2D/OffsetScanSampled"].member("fYaxis")
         # the analyzer books the same axis (tests/test_cmssw_jobs.py), to the bit
         assert (axis.member("fNbins"), axis.member("fXmin"), axis.member("fXmax")) == (
             len(delays), float(delays[0] - step / 2), float(delays[-1] + step / 2))
-    maps = layout.read_maps(path)
+    maps = readers.read_maps(path)
     assert_rows_keep_their_delay(maps.delays, maps.offset_scan["Sampled"], delays)
     table = obs.file_observables(path, {"threshold": 5800.0})
     sampled = table[table["mode"] == "Sampled"].sort_values("delay")
@@ -112,7 +113,7 @@ def test_files_of_the_deployed_analyzer_are_read_right(scan, tmp_path):
     with uproot.open(path) as f:
         values = f[f"{PREFIX}/Hist2D/OffsetScanSampled"].values(flow=True)[6, 1:-1]
         assert (values == 0).any()  # the deployed axis left a row empty: the bug being read around
-    maps = layout.read_maps(path)
+    maps = readers.read_maps(path)
     assert_rows_keep_their_delay(maps.delays, maps.offset_scan["Sampled"], delays)
     np.testing.assert_array_equal(maps.hits_true["Sampled"][:, 6], 10 * len(delays))
     table = obs.file_observables(path, {})
@@ -133,6 +134,6 @@ def test_the_default_scan_is_never_taken_for_a_deployed_one(tmp_path):
 def test_without_names_the_axis_is_the_current_writers(tmp_path):
     path = tmp_path / "deployed_no_1d_harvested.root"
     delays = write_deployed_file(path, (0.0, 50.0, 0.5), with_1d=False)
-    maps = layout.read_maps(path)
+    maps = readers.read_maps(path)
     assert len(maps.delays) == len(delays)
     np.testing.assert_allclose(np.diff(maps.delays), 50.5 / 102)  # the centres: no names to say otherwise

@@ -118,7 +118,7 @@ def test_two_monitors_attached_see_each_others_orders(tmp_path, env):
 
 
 def test_kill_9_of_a_detached_driver_is_seen_as_dead_then_resumed(tmp_path, env):
-    from timecal_core.homeshell import find_productions, production_row
+    from timecal_core.monitor.home_shell import find_productions, production_row
 
     _, record = detach(tmp_path, env, "index: [1, 2]\nseconds: 4\n")
     prod = tmp_path / "prod" / "det"

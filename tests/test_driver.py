@@ -116,7 +116,7 @@ def test_worker_killed_mid_task_costs_one_attempt(tmp_path, env):
             time.sleep(0.2)
         assert sleeper_pid, "the task never started"
         with open(f"/proc/{sleeper_pid}/stat") as fh:  # the sleeper's parent is the step
-            server_pid = int(fh.read().rpartition(")")[2].split()[1])  # server (timecal_core.warm)
+            server_pid = int(fh.read().rpartition(")")[2].split()[1])  # server (timecal_core.run.step_server)
         with open(f"/proc/{server_pid}/stat") as fh:
             worker_pid = int(fh.read().rpartition(")")[2].split()[1])  # whose parent is the worker
         os.kill(worker_pid, signal.SIGKILL)

@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from timecal_core.hookspecs import AggregationRequest, FinishedTask
-from timecal_core.status import (ClusterInfo, StatusSnapshot, format_duration, format_rate,
-                                 progress_bar, render_line, render_status, render_table)
+from timecal_core.contract.hookspecs import AggregationRequest, FinishedTask
+from timecal_core.textformat import format_duration, render_table
+from timecal_core.views.status_text import (ClusterInfo, StatusSnapshot, format_rate, progress_bar,
+                                            render_line, render_status)
 from timecal_analysis.summary import summary_aggregator
 
 
@@ -31,7 +32,7 @@ def test_status_block_and_line():
     assert "tasks: 100" in block and "done 30 (30.0%)" in block and "error 5 (5.0%)" in block
     assert "cancelled" not in block  # empty states other than the main three are left out
     assert "30/100 30.0%" in block and "ETA 0:02:10" in block and "2.0 tasks/s" in block
-    assert "4 workers of 5 requested, 4 threads, 8.0 GiB memory" in block
+    assert "4 workers of 5 requested, 4 threads, 8 GiB memory" in block
     assert "batch jobs: PENDING 1  RUNNING 4" in block
     line = render_line(snap)
     assert "done 30/100 (30.0%)" in line and "pending 50 running 10 failed 5 error 5" in line

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from timecal_core.errors import UserError
-from timecal_core.exits import EXIT_BUG, EXIT_PIPE, EXIT_USER, run_cli
+from timecal_core.contract.errors import UserError
+from timecal_core.cli.command_errors import EXIT_BUG, EXIT_PIPE, EXIT_USER, run_cli
 
 BIN = Path(sys.executable).parent
 
@@ -48,7 +48,7 @@ def test_a_user_error_is_one_line_and_exit_2_and_v_shows_the_traceback(prog, arg
 
 def test_a_closed_pipe_is_not_a_traceback(tmp_path, env):
     """``BXRun --status -o X | head -1`` on a production with a long status."""
-    from timecal_core.ledger import Ledger
+    from timecal_core.ledger.sqlite_ledger import Ledger
 
     prod = tmp_path / "prod" / "big"
     ledger = Ledger.create(prod)

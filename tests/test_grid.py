@@ -6,9 +6,9 @@ import json
 import pytest
 
 from conftest import run_bxrun
-from timecal_core.errors import UserError
-from timecal_core.grid import SEPARATOR, plan_grid
-from timecal_core.plugins import get_registry
+from timecal_core.contract.errors import UserError
+from timecal_core.plan.grid import SEPARATOR, plan_grid
+from timecal_core.contract.plugins import get_registry
 
 
 @pytest.fixture
@@ -115,7 +115,7 @@ def test_debug_shell_holds_the_plan(timerc, tmp_path):
 def test_task_ids_are_the_hash_of_the_canonical_parameters(pucal, hsfiles, tmp_path):
     """The planner's fast per-axis fragments give the id results.task_id_of computes from a
     params.json record (floats, ints, strings, paths)."""
-    from timecal_core.results import task_id_of
+    from timecal_core.plan.completion import task_id_of
 
     plan = plan_grid(pucal, {"threshold": [4000, 5000.5], "subdet": ["ALL", "BHH"], "N": [1, 7],
                              **hsfiles}, tmp_path)

@@ -17,9 +17,9 @@ from dask.utils import parse_bytes
 from timecal_backend_htcondor import schedd as schedd_module
 from timecal_backend_htcondor.plugin import start, submit_description
 from timecal_backend_htcondor.settings import parse_settings
-from timecal_core.errors import UserError
-from timecal_core.hookspecs import BackendRequest
-from timecal_core.plugins import get_registry
+from timecal_core.contract.errors import UserError
+from timecal_core.contract.hookspecs import BackendRequest
+from timecal_core.contract.plugins import get_registry
 
 def job_ad(job_id: str, status: int, **extra) -> classad2.ClassAd:
     cluster, proc = job_id.split(".")

@@ -23,9 +23,9 @@ from conftest import bxrun_path, write_timerc
 from htcondor.fixture import (as_submit_user, condor, condor_site_ca, condor_workdir,  # noqa: F401
                               htcondor_pool, queued_ids)
 from timecal_backend_htcondor.plugin import start
-from timecal_core.errors import UserError
-from timecal_core.hookspecs import BackendRequest
-from timecal_core.ledger import Ledger
+from timecal_core.contract.errors import UserError
+from timecal_core.contract.hookspecs import BackendRequest
+from timecal_core.ledger.sqlite_ledger import Ledger
 
 pytestmark = pytest.mark.htcondor
 

@@ -28,7 +28,7 @@ from timecal_analysis.evaluators import (BinomialEvaluator, HistogramStack, Line
                                          MeanEvaluator)
 from timecal_analysis.intervals import (PatternModel, Levels, LevelsByTest, _runs, hit_bucket,
                                         pattern_probabilities)
-from timecal_core import layout
+from timecal_core.cms import harvested_layout as layout
 from timecal_script_cbcsim.detection import emulate
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from timecal_core.ledger import (CANCELLED, DONE, ERROR, FAILED, LEDGER_NAME, PENDING, RUNNING,
-                                 Completion, Failure, Ledger, LedgerUnavailable, rebuild)
+from timecal_core.ledger.records import (CANCELLED, Completion, DONE, ERROR, FAILED, Failure,
+                                         LedgerUnavailable, PENDING, RUNNING)
+from timecal_core.ledger.sqlite_ledger import LEDGER_NAME, Ledger, rebuild
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,8 @@ def test_error_groups_count_and_give_an_example(tmp_path):
 
 
 def test_a_user_error_in_a_task_is_final_at_once(tmp_path):
-    from timecal_core.engine import describe_failure
-    from timecal_core.errors import UserError
+    from timecal_core.run.engine import describe_failure
+    from timecal_core.contract.errors import UserError
 
     ledger = Ledger.create(tmp_path)
     ledger.reconcile(SPECS, set())
@@ -79,8 +80,8 @@ def test_a_user_error_in_a_task_is_final_at_once(tmp_path):
 
 
 def test_a_step_killed_by_a_signal_says_so():
-    from timecal_core.engine import describe_failure
-    from timecal_core.tasks import TaskFailed
+    from timecal_core.run.engine import describe_failure
+    from timecal_core.run.tasks import TaskFailed
 
     failure = describe_failure("t1", TaskFailed("t1", "emulate", -9, "python -m x a=1 b=2\n"))
     assert failure.reason == "step emulate killed by signal 9 (SIGKILL)"
@@ -90,7 +91,7 @@ def test_status_rate_is_measured_since_the_driver_started(tmp_path):
     """45 s into a run at 5 tasks/min, --status must not divide by a whole hour."""
     import time
 
-    from timecal_core.status import render_ledger_report
+    from timecal_core.views.ledger_report import render_ledger_report
 
     ledger = Ledger.create(tmp_path)
     ledger.reconcile(SPECS, set(), note="driver started (PID 1)")

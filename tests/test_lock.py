@@ -11,12 +11,12 @@ import time
 
 import pytest
 
-from timecal_core.errors import UserError
-from timecal_core.lock import LOCK_NAME, ProductionLock
+from timecal_core.contract.errors import UserError
+from timecal_core.run.lock import LOCK_NAME, ProductionLock
 
 HOLDER = textwrap.dedent("""
     import sys, time
-    from timecal_core.lock import ProductionLock
+    from timecal_core.run.lock import ProductionLock
     with ProductionLock(sys.argv[1]):
         print("locked", flush=True)
         time.sleep(60)

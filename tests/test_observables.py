@@ -19,11 +19,12 @@ import uproot
 
 from scanprod import BASE_PARAMS, emulated_histograms, make_production
 from timecal_analysis import observables as obs
-from timecal_core.layout import HARVESTED_PREFIX, MODES, hist1d_name, write_histograms
-from timecal_core.config import Timerc
-from timecal_core.errors import UserError
-from timecal_core.hookspecs import AggregationRequest
-from timecal_core.tasks import finished_tasks
+from timecal_core.cms.fast_root import write_histograms
+from timecal_core.cms.harvested_layout import HARVESTED_PREFIX, MODES, hist1d_name
+from timecal_core.config.timerc import Timerc
+from timecal_core.contract.errors import UserError
+from timecal_core.contract.hookspecs import AggregationRequest
+from timecal_core.run.tasks import finished_tasks
 
 GRID = {"threshold": [5800.0, 8000.0], "thresholdsmearing": [0.0, 500.0]}
 
@@ -199,7 +200,7 @@ def test_cache_reused_then_rebuilt_when_an_input_changes(tmp_path, production):
 
 
 def test_aggregator_is_registered_and_writes_the_table(tmp_path, production):
-    from timecal_core.plugins import get_registry
+    from timecal_core.contract.plugins import get_registry
 
     aggregator = get_registry().aggregators["observables"].item
     scans = tmp_path / "scans"

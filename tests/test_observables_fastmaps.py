@@ -9,7 +9,8 @@ import uproot
 
 from scanprod import BASE_PARAMS, emulated_histograms
 from timecal_analysis import fastmaps
-from timecal_core.layout import HARVESTED_PREFIX, MODES, write_histograms
+from timecal_core.cms.fast_root import write_histograms
+from timecal_core.cms.harvested_layout import HARVESTED_PREFIX, MODES
 
 FOLDER = f"{HARVESTED_PREFIX}/Hist2D"
 

@@ -15,11 +15,12 @@ import pexpect
 import pytest
 
 from conftest import ledger_states as ledger_rows
-from timecal_core.grid import plan_grid
-from timecal_core.hookspecs import Parameter
-from timecal_core.pilot import (LARGEST, BackendSize, backend_size, choose_pilot, measure,
-                                memory_request, parameter_table, render_report, walltime_request)
-from timecal_core.plugins import get_registry
+from timecal_core.plan.grid import plan_grid
+from timecal_core.contract.hookspecs import Parameter
+from timecal_core.config.parameter_table import parameter_table
+from timecal_core.plan.pilot import (BackendSize, LARGEST, backend_size, choose_pilot, measure,
+                                     memory_request, render_report, walltime_request)
+from timecal_core.contract.plugins import get_registry
 
 BIN = Path(sys.executable).parent
 GRID = "N: [1, 2, 3]\nnhits: [100, 300, 600]\nthreshold: [5000, 6000]\noffset_step: 2.0\n"
@@ -186,7 +187,7 @@ def test_measure_reads_what_params_json_has_and_survives_what_it_lacks(tmp_path)
 def test_report_extrapolates_from_the_pilot(tmp_path):
     plan = _plan(tmp_path, "cbcsim", {"N": [1, 2], "nhits": [100, 200]})
     choice = choose_pilot(plan.tasks, plan.script.parameters, 2)
-    from timecal_core.pilot import Measured
+    from timecal_core.plan.pilot import Measured
 
     m = [Measured(choice.tasks[0].task_id, "", runtime=100.0, cpu=90.0, peak_rss=300 << 20,
                   output=10 << 20, disk=11 << 20),
@@ -321,7 +322,7 @@ def test_the_grid_average_is_fitted_over_the_work_axes_not_the_pilots_mean(tmp_p
     """A log-spaced event scan times pile-up: the pilot's corners over-represent the big
     tasks (its plain mean is 8028); a multilinear fit at the grid's mean gives the grid's
     true mean per task, 2777.5 x 2."""
-    from timecal_core.pilot import grid_average
+    from timecal_core.plan.pilot import grid_average
 
     plan = _plan(tmp_path, "cbcsim", {"N": [10, 100, 1000, 10000], "pileup": [0, 200]})
     choice = choose_pilot(plan.tasks, plan.script.parameters, 5)

@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 
 from scanprod import make_production
-from timecal_core.layout import HARVESTED_PREFIX, hist1d_name
+from timecal_core.cms.harvested_layout import HARVESTED_PREFIX, hist1d_name
 from timecal_analysis.plotscan import main
-from timecal_core.tasks import finished_tasks
+from timecal_core.run.tasks import finished_tasks
 
 GRID = {"threshold": [5800.0, 8000.0], "thresholdsmearing": [0.0, 500.0]}
 YAML = """\

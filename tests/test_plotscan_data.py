@@ -15,8 +15,8 @@ import pytest  # noqa: E402
 from scanprod import make_production  # noqa: E402
 from timecal_analysis.data import ScanData  # noqa: E402
 from timecal_analysis.observables import TABLE_NAME, load_or_build  # noqa: E402
-from timecal_core.errors import UserError  # noqa: E402
-from timecal_core.tasks import finished_tasks  # noqa: E402
+from timecal_core.contract.errors import UserError  # noqa: E402
+from timecal_core.run.tasks import finished_tasks  # noqa: E402
 
 
 @pytest.fixture(scope="module")

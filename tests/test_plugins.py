@@ -53,13 +53,13 @@ def test_third_party_plugin_installed_with_pip_is_discovered_and_used(timerc, tm
     assert "greeter" not in res.stdout  # not installed yet
     pip_install_target(TESTS / "plugins" / "timecal_greeter", site)
     env = env_with(site)
-    listing = subprocess.run([sys.executable, "-m", "timecal_core.cli", "--plugins"], env=env,
+    listing = subprocess.run([sys.executable, "-m", "timecal_core.cli.bxrun", "--plugins"], env=env,
                              capture_output=True, text=True)
     assert listing.returncode == 0, listing.stderr
     assert "greeter" in listing.stdout and "timecal-greeter 1.2.0" in listing.stdout
     assert "greetings" in listing.stdout  # its aggregator too
     out = tmp_path / "prod"
-    run = subprocess.run([sys.executable, "-m", "timecal_core.cli", "--script", "greeter", "--run",
+    run = subprocess.run([sys.executable, "-m", "timecal_core.cli.bxrun", "--script", "greeter", "--run",
                           "name=CBC", "-o", str(out)], env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     (result,) = [p for p in (out / "results").iterdir() if not p.name.startswith(".")]
@@ -68,13 +68,13 @@ def test_third_party_plugin_installed_with_pip_is_discovered_and_used(timerc, tm
 
 def test_two_plugins_registering_one_name_is_an_error_naming_both(timerc, tmp_path):
     pkg = make_package(tmp_path / "src", "timecal-imposter", "timecal_imposter", """
-        from timecal_core.hookspecs import ProductionScript, hookimpl
+        from timecal_core.contract.hookspecs import ProductionScript, hookimpl
         @hookimpl
         def timecal_scripts():
             yield ProductionScript("pucalibration", (), lambda r: None)
         """, version="6.6.6")
     pip_install_target(pkg, tmp_path / "site")
-    res = subprocess.run([sys.executable, "-m", "timecal_core.cli", "--plugins"],
+    res = subprocess.run([sys.executable, "-m", "timecal_core.cli.bxrun", "--plugins"],
                          env=env_with(tmp_path / "site"), capture_output=True, text=True)
     assert res.returncode == 2
     assert "Traceback" not in res.stderr
@@ -88,7 +88,7 @@ def test_a_plugin_that_fails_to_import_is_a_warning_and_the_others_load(timerc, 
         raise ImportError("needs libfoo.so")
         """)
     pip_install_target(pkg, tmp_path / "site")
-    res = subprocess.run([sys.executable, "-m", "timecal_core.cli", "--plugins"],
+    res = subprocess.run([sys.executable, "-m", "timecal_core.cli.bxrun", "--plugins"],
                          env=env_with(tmp_path / "site"), capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert "timecal_broken" in res.stderr and "needs libfoo.so" in res.stderr
@@ -111,7 +111,7 @@ def test_unknown_script_or_backend_lists_what_is_installed(timerc, tmp_path, arg
 def refused_listing(pkg, site) -> str:
     """Install ``pkg`` and run ``--plugins``: it must fail in one line (exit 2), returned."""
     pip_install_target(pkg, site)
-    res = subprocess.run([sys.executable, "-m", "timecal_core.cli", "--plugins"],
+    res = subprocess.run([sys.executable, "-m", "timecal_core.cli.bxrun", "--plugins"],
                          env=env_with(site), capture_output=True, text=True)
     assert res.returncode == 2, res.stderr
     assert "Traceback" not in res.stderr
@@ -121,7 +121,7 @@ def refused_listing(pkg, site) -> str:
 
 def test_a_parameter_of_unknown_type_is_refused_when_the_plugin_registers(timerc, tmp_path):
     pkg = make_package(tmp_path / "src", "timecal-badtype", "timecal_badtype", """
-        from timecal_core.hookspecs import Parameter, ProductionScript, hookimpl
+        from timecal_core.contract.hookspecs import Parameter, ProductionScript, hookimpl
         @hookimpl
         def timecal_scripts():
             yield ProductionScript("badtype", (Parameter("x", "integer", 1),), lambda r: None)
@@ -133,7 +133,7 @@ def test_a_parameter_of_unknown_type_is_refused_when_the_plugin_registers(timerc
 
 def test_a_misspelled_hook_implementation_is_an_error_naming_the_plugin(timerc, tmp_path):
     pkg = make_package(tmp_path / "src", "timecal-typo", "timecal_typo", """
-        from timecal_core.hookspecs import ProductionScript, hookimpl
+        from timecal_core.contract.hookspecs import ProductionScript, hookimpl
         @hookimpl
         def timecal_script():  # should be timecal_scripts: never called without the check
             yield ProductionScript("typo", (), lambda r: None)

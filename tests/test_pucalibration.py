@@ -9,7 +9,10 @@ import pytest
 import uproot
 
 from conftest import run_bxrun, write_timerc
-from timecal_core import layout
+from timecal_core.cms.harvested_layout import (HARVESTED_PREFIX, harvested_name, raw_name,
+                                               scan_delays)
+from timecal_core.cms.readers import read_maps
+from timecal_core.cms.root_records import read_parameters
 
 
 @pytest.fixture
@@ -37,10 +40,10 @@ def test_scan_chain_produces_the_harvested_file(cmssw_setup, monkeypatch):
     (task,) = [p for p in (tmp_path / "prod" / "results").iterdir() if not p.name.startswith(".")]
     params = {"subdet": "ALL", "N": 2, "pileup": 200, "pt": 2.0, "threshold": 5000.0,
               "thresholdsmearing": 0.0, "tofsmearing": 0.0}
-    harvested = task / layout.harvested_name(params)
+    harvested = task / harvested_name(params)
     assert harvested.is_file()
     assert not list(task.glob("*_raw.root")) and not list(task.glob("DQM_*.root"))
-    stored = layout.read_parameters(harvested)
+    stored = read_parameters(harvested)
     assert stored["params"]["threshold"] == 5000.0 and stored["params"]["HSfile"] == str(hs)
     record = json.loads((task / "params.json").read_text())
     assert record["output"] == harvested.name
@@ -51,15 +54,15 @@ def test_scan_chain_produces_the_harvested_file(cmssw_setup, monkeypatch):
         cfg: hashlib.sha256((cmssw / cfg).read_bytes()).hexdigest()
         for cfg in ("PUCalibration_cfg.py", "Harvester_cfg.py")}
     assert record["output_bytes"] == harvested.stat().st_size and record["cpu"] > 0
-    maps = layout.read_maps(harvested)
-    assert maps.offset_scan["Sampled"].shape == (len(layout.scan_delays(0.0, 2.0, 0.5)), 13)
+    maps = read_maps(harvested)
+    assert maps.offset_scan["Sampled"].shape == (len(scan_delays(0.0, 2.0, 0.5)), 13)
     with uproot.open(harvested) as f:
-        assert f[f"{layout.HARVESTED_PREFIX}/Hist1D/BXHistogramSampledOffset0p500000"].classname == "TH1F"
+        assert f[f"{HARVESTED_PREFIX}/Hist1D/BXHistogramSampledOffset0p500000"].classname == "TH1F"
     log = (task / "task.log").read_text()
     calls = [json.loads(line) for line in log.splitlines() if line.startswith('{"argv"')]
     assert len(calls) == 2
     assert calls[0]["argv"][0].endswith("PUCalibration_cfg.py") and f"HSfile={hs}" in calls[0]["argv"]
-    assert calls[1]["argv"][1] == "input=" + layout.raw_name(params)
+    assert calls[1]["argv"][1] == "input=" + raw_name(params)
     assert all(c["TIMECAL_INIT_MARK"] == "from-timerc" for c in calls)  # the init snippet ran
     assert all(c["VIRTUAL_ENV"] is None for c in calls)  # virtualenv variables removed
     assert not list(tmp_path.rglob("PWNED.txt"))
@@ -71,7 +74,7 @@ def test_emulate_with_random_delay(cmssw_setup):
                     "-o", tmp_path / "prod")
     assert res.returncode == 0, res.stderr + res.stdout
     (out,) = (tmp_path / "prod" / "results").glob("*/BXHistEmulateDelay_*_harvested.root")
-    maps = layout.read_maps(out)
+    maps = read_maps(out)
     assert len(maps.delays) == 1
     assert out.name.startswith("BXHistEmulateDelay_" + f"{maps.delays[0]:.2f}".replace(".", "p"))
 

@@ -1,4 +1,4 @@
-"""timecal_core.security: the credentials every backend's cluster is started with.
+"""timecal_core.run.cluster_security: the credentials every backend's cluster is started with.
 
 Real clusters and real workers throughout: the batch backends' dask-jobqueue clusters are
 built for real (their schedulers run here); SLURM itself is exercised by
@@ -25,11 +25,11 @@ from distributed.comm.utils import get_tcp_server_address
 from distributed.security import Security
 
 from conftest import run_bxrun
-from timecal_core import security as sec
-from timecal_core.backends import RunningCluster
-from timecal_core.errors import UserError
-from timecal_core.hookspecs import BackendRequest
-from timecal_core.plugins import get_registry
+from timecal_core.run import cluster_security as sec
+from timecal_core.contract.running_cluster import RunningCluster
+from timecal_core.contract.errors import UserError
+from timecal_core.contract.hookspecs import BackendRequest
+from timecal_core.contract.plugins import get_registry
 
 SLURM = {"cores": 1, "memory": "1GB", "processes": 1, "job_name": "timecal"}
 
@@ -237,7 +237,7 @@ def test_production_files_never_more_open_than_the_umask(tmp_path, timerc):
     grid = tmp_path / "grid.yml"
     grid.write_text("index: [1, 2]\nmessage: hello\n")
     out = tmp_path / "prod"
-    res = subprocess.run(["sh", "-c", 'umask 077 && exec "$@"', "sh", sys.executable, "-m", "timecal_core.cli",
+    res = subprocess.run(["sh", "-c", 'umask 077 && exec "$@"', "sh", sys.executable, "-m", "timecal_core.cli.bxrun",
                           "--script", "sleeper", "--yaml", str(grid), "--dask", "local", "-o", str(out)],
                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=180)
     assert res.returncode == 0, res.stdout + res.stderr

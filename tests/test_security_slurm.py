@@ -15,7 +15,7 @@ import pytest
 
 from conftest import bxrun_path, write_timerc
 from slurm.fixture import slurm_cluster  # noqa: F401  (fixture)
-from timecal_core.security import CREDENTIALS_DIR
+from timecal_core.run.cluster_security import CREDENTIALS_DIR
 
 pytestmark = pytest.mark.slurm
 

@@ -7,12 +7,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from timecal_core.diagnosis import failure_groups, render_ranking, task_facts
-from timecal_core.gridmap import CELL_STATES, SHADES, cell_glyph, render_grid
-from timecal_core.hookspecs import Parameter
-from timecal_core.ledger import Completion, Failure, Ledger
-from timecal_core.selection import ParameterSpace, SelectionError
-from timecal_core.status import ledger_space, render_ledger_grid, render_ledger_report
+from timecal_core.views.failure_groups import failure_groups, render_ranking, task_facts
+from timecal_core.views.heatmap import CELL_STATES, SHADES, cell_glyph, render_grid
+from timecal_core.contract.hookspecs import Parameter
+from timecal_core.ledger.records import Completion, Failure
+from timecal_core.ledger.sqlite_ledger import Ledger
+from timecal_core.views.selection import ParameterSpace, SelectionError
+from timecal_core.views.ledger_report import ledger_space, render_ledger_grid, render_ledger_report
 
 PARAMS = (Parameter("threshold", "int", 5000), Parameter("delay", "float", 0.0, unit="ns"),
           Parameter("subdet", "str", "EHH"), Parameter("pileup", "int", 0))
@@ -205,7 +206,7 @@ def test_status_report_and_status_grid_read_the_ledger_alone(tmp_path):
 
 
 def test_the_status_page_draws_the_map_of_the_first_two_varying_parameters(tmp_path):
-    from timecal_core.statuspage import render
+    from timecal_core.views.status_html import render
 
     ledger, specs, failing = planted_ledger(tmp_path)
     page = render(ledger, tmp_path, {"counts": ledger.counts()}, 60)

@@ -135,9 +135,9 @@ def test_backend_commands_become_monitor_commands(tmp_path, capsys):
     the wiring from the backend through the control seam to the shell is under test."""
     from types import SimpleNamespace
 
-    from timecal_core.control import Bulletin, Control, LocalChannel
-    from timecal_core.shell import MonitorShell
-    from timecal_core.status import StatusSnapshot
+    from timecal_core.control.requests import Bulletin, Control, LocalChannel
+    from timecal_core.monitor.monitor_shell import MonitorShell
+    from timecal_core.views.status_text import StatusSnapshot
 
     calls = []
     running = SimpleNamespace(backend="batchy", commands={

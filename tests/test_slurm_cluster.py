@@ -20,9 +20,9 @@ from distributed import Client
 from conftest import write_timerc
 from slurm.fixture import slurm_cluster, squeue_ids  # noqa: F401  (fixture)
 from timecal_backend_slurm.plugin import start
-from timecal_core.config import load_timerc
-from timecal_core.errors import UserError
-from timecal_core.hookspecs import BackendRequest
+from timecal_core.config.timerc import load_timerc
+from timecal_core.contract.errors import UserError
+from timecal_core.contract.hookspecs import BackendRequest
 
 pytestmark = pytest.mark.slurm
 # Workers in SLURM jobs cannot import this test module: ship its functions by value.

@@ -10,10 +10,10 @@ from conftest import write_timerc
 from timecal_backend_slurm import slurmcli
 from timecal_backend_slurm.plugin import start
 from timecal_backend_slurm.settings import parse_settings
-from timecal_core.config import load_timerc
-from timecal_core.errors import UserError
-from timecal_core.hookspecs import BackendRequest
-from timecal_core.plugins import get_registry
+from timecal_core.config.timerc import load_timerc
+from timecal_core.contract.errors import UserError
+from timecal_core.contract.hookspecs import BackendRequest
+from timecal_core.contract.plugins import get_registry
 
 
 def test_registered_through_entry_point():
@@ -154,7 +154,7 @@ def test_slurm_states_as_failure_causes(state, reason, cause):
 
 
 def test_batch_backends_use_only_public_dask_state():
-    """The shared supervision (timecal_core/batch.py) and both batch backends drop jobs with
+    """The shared supervision (timecal_core/batch/) and both batch backends drop jobs with
     SpecCluster.scale_down and keep the Adaptive object adapt() returns, instead of reaching
     into dask-jobqueue/distributed private state (which upstream may change at any release), and
     read the scheduler's workers only on its event loop (a scheduler plugin), never from this thread."""
@@ -164,7 +164,7 @@ def test_batch_backends_use_only_public_dask_state():
     import timecal_backend_slurm
     import timecal_core.batch
 
-    sources = [Path(timecal_core.batch.__file__)]
+    sources = sorted(Path(timecal_core.batch.__file__).parent.glob("*.py"))
     for package in (timecal_backend_slurm, timecal_backend_htcondor):
         sources += sorted(Path(package.__file__).parent.glob("*.py"))
     for path in sources:

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from timecal_core import warm
-from timecal_core.engine import describe_failure
-from timecal_core.grid import plan_grid
-from timecal_core.plugins import get_registry
-from timecal_core.tasks import TaskFailed, execute_task
+from timecal_core.run import step_server as warm
+from timecal_core.run.engine import describe_failure
+from timecal_core.plan.grid import plan_grid
+from timecal_core.contract.plugins import get_registry
+from timecal_core.run.tasks import TaskFailed, execute_task
 
 BXRUN = str(Path(sys.executable).with_name("BXRun"))
 
@@ -254,4 +254,4 @@ def test_warm_steps_can_be_run_cold(tmp_path, monkeypatch):
     (step,) = json.loads((final / "params.json").read_text())["steps"]
     assert step["warm"] is False and step["exit_code"] == 0
     log = (final / "task.log").read_text()
-    assert "-m timecal_core.warm run timecal_testplugin.sleep:main" in log and "(warm)" not in log
+    assert "-m timecal_core.run.step_server run timecal_testplugin.sleep:main" in log and "(warm)" not in log

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from conftest import run_bxrun
-from timecal_core.grid import plan_grid
-from timecal_core.hookspecs import Step
-from timecal_core.plugins import get_registry
-from timecal_core.tasks import (TaskFailed, clean_environment, command_for, execute_task,
-                                finished_tasks, log_path)
+from timecal_core.plan.grid import plan_grid
+from timecal_core.contract.hookspecs import Step
+from timecal_core.contract.plugins import get_registry
+from timecal_core.run.tasks import (TaskFailed, clean_environment, command_for, execute_task,
+                                    finished_tasks, log_path)
 
 
 def sleeper_spec(tmp_path, **params):

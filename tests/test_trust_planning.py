@@ -90,8 +90,8 @@ def test_tampered_results_are_never_counted_and_are_rerun(timerc, tmp_path):
 
 def test_aggregators_count_a_task_once_and_only_when_complete(tmp_path):
     """tasks.finished_tasks (what aggregators read) applies the same rule without a plan."""
-    from timecal_core.results import task_id_of
-    from timecal_core.tasks import finished_tasks
+    from timecal_core.plan.completion import task_id_of
+    from timecal_core.run.tasks import finished_tasks
 
     results = tmp_path / "results"
 
@@ -234,15 +234,15 @@ def test_missing_cmsrun_is_refused_once_naming_timerc(tmp_path, monkeypatch, cms
 
 
 def test_init_that_hangs_is_cut_short(tmp_path, monkeypatch, cmssw_area):
-    from timecal_core import cli
+    from timecal_core.run import cmsrun_probe
 
-    monkeypatch.setattr(cli, "CMSRUN_CHECK_SECONDS", 1)
+    monkeypatch.setattr(cmsrun_probe, "CMSRUN_CHECK_SECONDS", 1)
     rc = write_timerc(tmp_path / "cfg", cmssw=cmssw_area, init="sleep 30")
-    from timecal_core.config import load_timerc
-    from timecal_core.errors import UserError
+    from timecal_core.config.timerc import load_timerc
+    from timecal_core.contract.errors import UserError
 
     with pytest.raises(UserError, match=r"\[cmssw\] init did not finish within 1 s"):
-        cli._check_cmsrun(load_timerc(rc))
+        cmsrun_probe.check_cmsrun(load_timerc(rc))
 
 
 def test_match_pattern_in_a_user_value_is_refused(timerc, tmp_path):

@@ -3,8 +3,8 @@ placeholders from --custom, errors with file and line."""
 
 import pytest
 
-from timecal_core.errors import UserError
-from timecal_core.yamlconf import load_yaml, parse_custom
+from timecal_core.contract.errors import UserError
+from timecal_core.config.yamlfiles import load_yaml, parse_custom
 
 
 def test_include_is_relative_to_the_including_file(tmp_path):

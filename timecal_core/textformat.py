@@ -1,6 +1,8 @@
 """Plain-text formatting shared by every screen of timecal (the monitor, ``BXRun --status``,
-the grid map, failure diagnosis): durations, byte counts and aligned tables. A module of its
-own, below all of them, so that the screens can use each other without an import cycle."""
+the grid map, failure diagnosis, the pilot's report, BXRun's size warnings): durations, byte
+counts and aligned tables. A module of its own at the top of the package, below every
+subpackage (any of them may import it), so that the screens can use each other without an
+import cycle."""
 
 from __future__ import annotations
 
@@ -18,10 +20,14 @@ def format_duration(seconds: float | None) -> str:
     return f"{days}d {text}" if days else text
 
 
-def format_bytes(n: float) -> str:
+def format_bytes(n: float | None) -> str:
+    """The one byte formatter: binary units (KiB = 1024 B, MiB, GiB, TiB), a whole number
+    without decimals (``512 MiB``), one decimal otherwise (``1.5 GiB``); None is ``?``."""
+    if n is None:
+        return "?"
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if n < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+            return f"{n:.0f} {unit}" if unit == "B" or n == int(n) else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} TiB"  # pragma: no cover
 

@@ -35,7 +35,8 @@ import numpy as np
 import pandas as pd
 
 from timecal_analysis import runcalibration
-from timecal_core import layout
+from timecal_core.cms.fast_root import write_histograms
+from timecal_core.cms.harvested_layout import scan_delays
 from timecal_script_cbcsim.detection import emulate
 
 HERE = Path(__file__).resolve().parent
@@ -68,9 +69,9 @@ def write_inputs(workdir: Path, threshold: int, setup: Setup) -> None:
     rng = np.random.default_rng([setup.seed, threshold])
     templates = workdir / f"templates_thr{threshold}.root"
     if not templates.exists():
-        delays = layout.scan_delays()
+        delays = scan_delays()
         hists = emulate(*make_hits(setup.template_hits, rng), float(threshold), delays)
-        layout.write_histograms(templates, hists, {"threshold": threshold, "hits": setup.template_hits},
+        write_histograms(templates, hists, {"threshold": threshold, "hits": setup.template_hits},
                                 with_1d=False)
     tests = workdir / f"tests_thr{threshold}"
     tests.mkdir(exist_ok=True)
@@ -81,7 +82,7 @@ def write_inputs(workdir: Path, threshold: int, setup: Setup) -> None:
             continue
         test_rng = np.random.default_rng([setup.seed, threshold, 2, i])
         hists = emulate(*make_hits(setup.test_hits, test_rng), float(threshold), [delay])
-        layout.write_histograms(path, hists, {"threshold": threshold, "delay": float(delay)}, with_1d=False)
+        write_histograms(path, hists, {"threshold": threshold, "delay": float(delay)}, with_1d=False)
 
 
 def calibrate(workdir: Path, threshold: int, interval: str) -> pd.DataFrame:

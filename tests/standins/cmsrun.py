@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from timecal_core import layout
+from timecal_core.cms.fast_root import write_histograms
+from timecal_core.cms.harvested_layout import BXHistograms, RAW_PREFIX, raw_name, scan_delays
+from timecal_core.cms.readers import read_maps
 
 STEP = 0.5  # a short toy scan: 0, 0.5, ... (with the delay-loop quirk of physics.md section 4)
 DEFAULTS = {"N": 1, "pileup": 200, "pt": 2.0, "threshold": 5800.0, "thresholdsmearing": 0.0,
@@ -31,7 +33,7 @@ def toy_histograms(delays, n_hits, seed, step):
     latched = sampled.copy()
     attr = np.zeros((nd, 7), dtype=np.int64)
     attr[:, 2] = n_hits
-    return layout.BXHistograms(np.asarray(delays, dtype=float), sampled, latched, attr, attr.copy(), n_hits,
+    return BXHistograms(np.asarray(delays, dtype=float), sampled, latched, attr, attr.copy(), n_hits,
                                offset_step=step)
 
 
@@ -49,26 +51,26 @@ def production(cfg_args):
             print(f"stand-in cmsRun: {key} {params[key]!r} does not exist", file=sys.stderr)
             return 65
     if params["mode"] == "scan":
-        delays, name = layout.scan_delays(0.0, 2.0, STEP), layout.raw_name(params)
+        delays, name = scan_delays(0.0, 2.0, STEP), raw_name(params)
     else:
         delay = params["offset"] if params["offset"] >= 0 else round(np.random.default_rng().uniform(0, 50), 2)
-        delays, name = [delay], layout.raw_name(params, delay)
+        delays, name = [delay], raw_name(params, delay)
     hists = toy_histograms(delays, 100 * params["N"], seed=int(params["threshold"]), step=STEP)
-    layout.write_histograms(Path(name), hists, harvested=False)
+    write_histograms(Path(name), hists, harvested=False)
     return 0
 
 
 def harvester(cfg_args):
     args = dict(a.partition("=")[::2] for a in cfg_args)
     raw = Path(args["input"])
-    maps = layout.read_maps(raw, prefix=layout.RAW_PREFIX)
+    maps = read_maps(raw, prefix=RAW_PREFIX)
     n_hits = int(maps.hits_true["Sampled"][0, 0])
-    hists = layout.BXHistograms(maps.delays, maps.offset_scan["Sampled"].astype(np.int64),
+    hists = BXHistograms(maps.delays, maps.offset_scan["Sampled"].astype(np.int64),
                                 maps.offset_scan["Latched"].astype(np.int64),
                                 maps.attribution["Sampled"].astype(np.int64),
                                 maps.attribution["Latched"].astype(np.int64), n_hits,
                                 offset_step=STEP)
-    layout.write_histograms(Path("DQM_V0001_R000000001__Global__CMSSW_X_Y_Z__RECO.root"), hists)
+    write_histograms(Path("DQM_V0001_R000000001__Global__CMSSW_X_Y_Z__RECO.root"), hists)
     return 0
 
 

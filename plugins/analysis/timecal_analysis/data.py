@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from timecal_core.errors import UserError
+from timecal_core.contract.errors import UserError
 from .observables import TABLE_NAME, ObservableDef, observable, parameter_columns, same_value
 from .plotting import DEFAULT_LABELS, OnAxes, curve_matrix, draw_curves, draw_map
 

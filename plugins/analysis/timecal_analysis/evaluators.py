@@ -19,9 +19,10 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from timecal_core.errors import UserError
-from timecal_core.hookspecs import EvaluatorMethod
-from timecal_core.layout import BX_HIGH, BX_LOW, BX_NBINS, MODES, read_maps
+from timecal_core.contract.errors import UserError
+from timecal_core.contract.hookspecs import EvaluatorMethod
+from timecal_core.cms.harvested_layout import BX_HIGH, BX_LOW, BX_NBINS, MODES
+from timecal_core.cms.readers import read_maps
 
 #: Bin centres of TH1F(11, -5.5, 5.5): -5 .. 5 (bx - 1 given the fill shift).
 BIN_CENTRES = BX_LOW + (np.arange(BX_NBINS) + 0.5) * (BX_HIGH - BX_LOW) / BX_NBINS

@@ -22,11 +22,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from timecal_core.errors import UserError
-from timecal_core.hookspecs import AggregationRequest, Aggregator, FinishedTask
+from timecal_core.contract.errors import UserError
+from timecal_core.contract.hookspecs import AggregationRequest, Aggregator, FinishedTask
 from .fastmaps import read_map
-from timecal_core.layout import (ATTR_LOW, BX_HIGH, BX_LOW, BX_NBINS, HARVESTED_PREFIX, MODES, ScanMaps,
-                                 delay_rows, hist1d_name, hist1d_names)
+from timecal_core.cms.harvested_layout import (ATTR_LOW, BX_HIGH, BX_LOW, BX_NBINS,
+                                               HARVESTED_PREFIX, MODES, delay_rows, hist1d_name)
+from timecal_core.cms.readers import ScanMaps, hist1d_names
 
 TABLE_NAME = "observables.parquet"
 CACHE_FORMAT = 1
@@ -210,7 +211,7 @@ def _read_maps(path: Path, sources: Sources) -> ScanMaps:
                         m = read_map(folders[folder], name)
                     except Exception:  # uproot raises KeyInFileError, or others for a half-matching path
                         raise UserError(f"{path}: no object '{folder}/{name}'") from None
-                    if delays is None:  # the delays and their rows (see layout.delay_rows)
+                    if delays is None:  # the delays and their rows (see harvested_layout.delay_rows)
                         names = f"{folder.rsplit('/', 1)[0]}/Hist1D"
                         delays, rows = delay_rows(*m.y_bins, lambda: hist1d_names(f[names]) if names in f else [])
                     # [ix, iy] with flows -> [delay, x]

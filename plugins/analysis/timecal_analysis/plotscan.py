@@ -15,13 +15,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from timecal_core.config import load_timerc
-from timecal_core.errors import UserError
-from timecal_core.exits import run_cli
-from timecal_core.hookspecs import BackendRequest, FinishedTask
-from timecal_core.tasks import finished_tasks
-from timecal_core.yamlconf import load_yaml, parse_custom
-from timecal_core.layout import MODES
+from timecal_core.config.timerc import load_timerc
+from timecal_core.contract.errors import UserError
+from timecal_core.cli.command_errors import run_cli
+from timecal_core.contract.hookspecs import BackendRequest, FinishedTask
+from timecal_core.run.tasks import finished_tasks
+from timecal_core.config.yamlfiles import load_yaml, parse_custom
+from timecal_core.cms.harvested_layout import MODES
 from .observables import (OBSERVABLES, TABLE_NAME, BXHistRef, Sources, load_or_build, observable,
                           param_column, same_value)
 
@@ -366,7 +366,7 @@ def _clock(seconds: float) -> str:
 def _runner(mode: str, timerc, output: Path, verbose: bool) -> Callable:
     if mode == WORKER_MODE:
         return serial_with_progress
-    from timecal_core.plugins import get_registry
+    from timecal_core.contract.plugins import get_registry
 
     backend = get_registry().backend(mode).item  # unknown -> UserError listing the installed ones
 
@@ -386,7 +386,7 @@ class SharedCluster:
     names another backend) and the figures are mapped on the same workers."""
 
     def __init__(self, backend_name: str, timerc, output: Path, verbose: bool):
-        from timecal_core.plugins import get_registry
+        from timecal_core.contract.plugins import get_registry
 
         backend = get_registry().backend(backend_name).item  # unknown -> UserError listing them
         self.running = backend.start(BackendRequest(settings=timerc.section(backend_name),

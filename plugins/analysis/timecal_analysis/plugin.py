@@ -10,7 +10,7 @@ from pathlib import Path
 
 import cmd2
 
-from timecal_core.hookspecs import ShellCommands, hookimpl
+from timecal_core.contract.hookspecs import ShellCommands, hookimpl
 
 
 @hookimpl

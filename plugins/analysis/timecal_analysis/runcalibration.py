@@ -38,15 +38,15 @@ from typing import Any
 
 import numpy as np
 
-from timecal_core.config import load_timerc
-from timecal_core.errors import UserError
-from timecal_core.exits import run_cli
-from timecal_core.yamlconf import load_yaml, parse_custom
+from timecal_core.config.timerc import load_timerc
+from timecal_core.contract.errors import UserError
+from timecal_core.cli.command_errors import run_cli
+from timecal_core.config.yamlfiles import load_yaml, parse_custom
 from . import intervals
 from .calibration import DelayScan, Summary, scan_delay, summarise
 from .calibration_report import write_report
 from .evaluators import DelayWindow, HistogramStack, build_evaluator, evaluator_dir, read_stack
-from timecal_core.layout import MODES
+from timecal_core.cms.harvested_layout import MODES
 
 PROG = "runCalibration"
 EMULATE_PREFIX = "BXHistEmulateDelay_"
@@ -157,7 +157,7 @@ def _task_files(spec: dict, where: str, production_root, many: bool) -> list[tup
     """(output file, results directory name) of the finished tasks a selection matches:
     ``task`` names one; ``params`` every task whose parameters match (``many``) or exactly
     one (a template)."""
-    from timecal_core.tasks import finished_tasks
+    from timecal_core.run.tasks import finished_tasks
     from .observables import same_value
 
     directory = Path(str(spec["production"])).expanduser()
@@ -463,7 +463,7 @@ def _output_dir(args, calibration_root: Path, scenarios) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from timecal_core.plugins import get_registry
+    from timecal_core.contract.plugins import get_registry
 
     registry = get_registry()
     timerc = load_timerc()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from timecal_core.hookspecs import AggregationRequest, Aggregator
+from timecal_core.contract.hookspecs import AggregationRequest, Aggregator
 
 SUMMARY_NAME = "summary.parquet"
 FIXED_COLUMNS = ("task_id", "directory", "output", "runtime", "attempts")

@@ -1,5 +1,5 @@
 """An ``HTCondorCluster`` watched through the schedd: HTCondor's side of the supervision
-that ``timecal_core.batch`` shares between batch systems (which job states are queued,
+that ``timecal_core.batch.supervision`` shares between batch systems (which job states are queued,
 held, running or ended; which holds and removals mean out of memory or out of time; how
 to remove and release; where a job's stderr goes).
 
@@ -23,8 +23,10 @@ import re
 import time
 from pathlib import Path
 
-from timecal_core.batch import ENDED, HELD, QUEUED, RUNNING, BatchRunningCluster, BatchSettings, JobStatus
-from timecal_core.causes import OOM, WALLTIME
+from timecal_core.batch.settings import BatchSettings
+from timecal_core.batch.supervision import (BatchRunningCluster, ENDED, HELD, JobStatus, QUEUED,
+                                            RUNNING)
+from timecal_core.ledger.failure_causes import OOM, WALLTIME
 
 from .schedd import ScheddClient, format_seconds
 

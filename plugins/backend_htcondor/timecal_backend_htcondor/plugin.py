@@ -4,15 +4,15 @@ The submit description dask-jobqueue generates is parsed by the HTCondor binding
 anything is submitted, so a malformed ``submit_directives`` line fails at once with
 HTCondor's own words instead of as a log line of a background submission; then the first
 jobs either connect, wait in the queue, or fail with a message saying why
-(``timecal_core.batch``).
+(``timecal_core.batch.supervision``).
 """
 
 from __future__ import annotations
 
-from timecal_core.batch import start_supervised
-from timecal_core.errors import UserError
-from timecal_core.hookspecs import BackendRequest, ExecutionBackend, hookimpl
-from timecal_core.security import without_dashboard
+from timecal_core.batch.supervision import start_supervised
+from timecal_core.contract.errors import UserError
+from timecal_core.contract.hookspecs import BackendRequest, ExecutionBackend, hookimpl
+from timecal_core.run.cluster_security import without_dashboard
 
 from .cluster import HTCondorRunningCluster
 from .schedd import ScheddClient, htcondor, require_commands

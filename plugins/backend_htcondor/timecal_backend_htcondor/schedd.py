@@ -12,8 +12,8 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass, field
 
-from timecal_core import batch
-from timecal_core.errors import UserError
+from timecal_core.batch import supervision
+from timecal_core.contract.errors import UserError
 
 try:
     import htcondor2 as htcondor
@@ -37,8 +37,8 @@ PROJECTION = ["ClusterId", "ProcId", "JobStatus", "HoldReason", "JobCurrentStart
 
 def require_commands() -> None:
     """dask-jobqueue submits with condor_submit and removes with condor_rm."""
-    batch.require_commands("htcondor", "HTCondor", REQUIRED,
-                           " and a schedd to submit to; run BXRun on a submit node (e.g. lxplus)")
+    supervision.require_commands("htcondor", "HTCondor", REQUIRED,
+                                 " and a schedd to submit to; run BXRun on a submit node (e.g. lxplus)")
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """timerc ``[htcondor]`` turned into ``HTCondorCluster`` arguments: the keys only HTCondor
 has (disk, submit directives, log directory, schedd). The keys every batch system shares
-(cores, memory, prologue, addresses, timeouts...) are parsed by ``timecal_core.batch``;
+(cores, memory, prologue, addresses, timeouts...) are parsed by ``timecal_core.batch.supervision``;
 keys the user leaves out come from their own jobqueue.yaml (``jobqueue.htcondor.*``).
 """
 
@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from timecal_core.batch import BatchSettings, keys_help, parse_batch_settings, size_setting
-from timecal_core.config import setting_lines
-from timecal_core.errors import UserError
+from timecal_core.batch.settings import BatchSettings, keys_help, parse_batch_settings, size_setting
+from timecal_core.config.timerc import setting_lines
+from timecal_core.contract.errors import UserError
 
 SECTION = "htcondor"
 CONNECT_TIMEOUT = 300

@@ -4,7 +4,7 @@ One thread per worker: tasks are subprocesses (cmsRun, the emulator), so threads
 compete for the same core. Scheduler, workers, nannies and dashboard bind to 127.0.0.1 on
 free ports: two users on one login node must never collide on a fixed port. Loopback is
 shared by every user of the node, so every Dask connection is TLS with mutual
-authentication (:mod:`timecal_core.security`): only this production's processes hold the
+authentication (:mod:`timecal_core.run.cluster_security`): only this production's processes hold the
 key. The dashboard (read-only, no authentication) can be turned off; it then serves only
 the health check.
 """
@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import os
 
-from timecal_core.backends import RunningCluster
-from timecal_core.config import positive_int_setting
-from timecal_core.errors import UserError
-from timecal_core.hookspecs import BackendRequest, ExecutionBackend, hookimpl
-from timecal_core.security import HEALTH_ONLY, cluster_security
+from timecal_core.contract.running_cluster import RunningCluster
+from timecal_core.config.timerc import positive_int_setting
+from timecal_core.contract.errors import UserError
+from timecal_core.contract.hookspecs import BackendRequest, ExecutionBackend, hookimpl
+from timecal_core.run.cluster_security import HEALTH_ONLY, cluster_security
 
 SETTINGS = ("workers", "memory_limit", "dashboard")
 HOST = "127.0.0.1"

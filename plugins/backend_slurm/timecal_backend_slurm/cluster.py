@@ -1,5 +1,5 @@
 """A ``SLURMCluster`` watched through ``squeue``: SLURM's side of the supervision that
-``timecal_core.batch`` shares between batch systems (which states are queued, held,
+``timecal_core.batch.supervision`` shares between batch systems (which states are queued, held,
 running or ended; which of them mean out of memory, out of time or a lost node; how to
 cancel and release; where a job's stderr goes).
 
@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from timecal_core.batch import ENDED, HELD, QUEUED, RUNNING, BatchRunningCluster, BatchSettings, JobStatus
-from timecal_core.causes import NODE, OOM, WALLTIME
+from timecal_core.batch.settings import BatchSettings
+from timecal_core.batch.supervision import (BatchRunningCluster, ENDED, HELD, JobStatus, QUEUED,
+                                            RUNNING)
+from timecal_core.ledger.failure_causes import NODE, OOM, WALLTIME
 
 from . import slurmcli
 
@@ -20,7 +22,7 @@ HELD_REASONS = frozenset({"JobHeldUser", "JobHeldAdmin"})
 
 
 #: SLURM job states that say why a job's worker died: the failure cause of
-#: ``timecal_core.causes`` and the words the ledger records. The words name no job id and no
+#: ``timecal_core.ledger.failure_causes`` and the words the ledger records. The words name no job id and no
 #: duration, so that ``errors`` shows the 300 tasks that ran out of time as one group (the
 #: job ids are in the production's notes). CANCELLED, FAILED, COMPLETED add nothing to "lost".
 STATE_CAUSES = {

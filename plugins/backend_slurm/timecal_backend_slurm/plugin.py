@@ -3,16 +3,16 @@
 Everything that can be checked before a production waits in the queue is checked here, so
 that a typo in timerc costs seconds, not an afternoon: the client commands exist, SLURM
 accepts the real job script (``sbatch --test-only``), and the first jobs either connect,
-wait in the queue, or fail with a message saying why (``timecal_core.batch``).
+wait in the queue, or fail with a message saying why (``timecal_core.batch.supervision``).
 """
 
 from __future__ import annotations
 
 import tempfile
 
-from timecal_core.batch import start_supervised
-from timecal_core.hookspecs import BackendRequest, ExecutionBackend, hookimpl
-from timecal_core.security import without_dashboard
+from timecal_core.batch.supervision import start_supervised
+from timecal_core.contract.hookspecs import BackendRequest, ExecutionBackend, hookimpl
+from timecal_core.run.cluster_security import without_dashboard
 
 from . import slurmcli
 from .cluster import SlurmRunningCluster

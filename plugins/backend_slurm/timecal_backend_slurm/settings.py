@@ -1,16 +1,16 @@
 """timerc ``[slurm]`` turned into ``SLURMCluster`` arguments: the keys only SLURM has
 (partition, account, walltime, sbatch directives, job name). The keys every batch system
 shares (cores, memory, prologue, addresses, timeouts...) are parsed by
-``timecal_core.batch``; keys the user leaves out come from their own jobqueue.yaml.
+``timecal_core.batch.supervision``; keys the user leaves out come from their own jobqueue.yaml.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from timecal_core.batch import BatchSettings, keys_help, parse_batch_settings
-from timecal_core.config import setting_lines
-from timecal_core.errors import UserError
+from timecal_core.batch.settings import BatchSettings, keys_help, parse_batch_settings
+from timecal_core.config.timerc import setting_lines
+from timecal_core.contract.errors import UserError
 
 SECTION = "slurm"
 CONNECT_TIMEOUT = 120

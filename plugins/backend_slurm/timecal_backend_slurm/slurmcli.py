@@ -11,8 +11,8 @@ import subprocess
 from dataclasses import dataclass
 from datetime import datetime
 
-from timecal_core import batch
-from timecal_core.errors import UserError
+from timecal_core.batch import supervision
+from timecal_core.contract.errors import UserError
 
 REQUIRED = ("sbatch", "squeue", "scancel")
 
@@ -23,7 +23,7 @@ ENDED = frozenset({"COMPLETING", "COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", 
 
 
 def require_commands() -> None:
-    batch.require_commands("slurm", "SLURM", REQUIRED, "; run BXRun on a SLURM login node (or load its slurm module)")
+    supervision.require_commands("slurm", "SLURM", REQUIRED, "; run BXRun on a SLURM login node (or load its slurm module)")
 
 
 def _run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess:

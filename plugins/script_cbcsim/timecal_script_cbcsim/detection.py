@@ -34,7 +34,7 @@ reference computation for the hits or delays concerned, so results are always ex
 from __future__ import annotations
 
 import numpy as np
-from timecal_core.layout import BXHistograms
+from timecal_core.cms.harvested_layout import BXHistograms
 
 from .pulse import COMPAT_TABLE_LENGTH, DEFAULT_SHAPE, MODELS, compat_table
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from timecal_core.errors import UserError
+from timecal_core.contract.errors import UserError
 
 from .hits import SimHits
 

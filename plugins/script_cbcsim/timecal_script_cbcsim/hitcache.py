@@ -1,7 +1,7 @@
 """A sim-hit dump read once per worker, not once per task.
 
 A rescan runs thousands of tasks (threshold x smearing x ...) over the same dump. The step
-server of each worker (``timecal_core.warm``) calls :func:`load` before forking a task, so
+server of each worker (``timecal_core.run.step_server``) calls :func:`load` before forking a task, so
 the dump's columns are read once into the server and every task forked afterwards sees them
 through copy-on-write; each task applies its own selection (pt, subdet) to the cached arrays.
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from timecal_core.cms_parameters import check_offset, cms_parameters
-from timecal_core.errors import UserError
-from timecal_core.hookspecs import Parameter
+from timecal_core.cms.cfg_parameters import check_offset, cms_parameters
+from timecal_core.contract.errors import UserError
+from timecal_core.contract.hookspecs import Parameter
 
 from .hits import REGION_WINDOWS
 from .pulse import MODELS

@@ -10,9 +10,9 @@ name is known when planning; the step gets it explicitly and it is recorded in t
 
 from __future__ import annotations
 
-from timecal_core.layout import harvested_name
-from timecal_core.hookspecs import ProductionScript, Step, TaskPlan, TaskRequest, hookimpl
-from timecal_core.parameters import as_argv
+from timecal_core.cms.harvested_layout import harvested_name
+from timecal_core.contract.hookspecs import ProductionScript, Step, TaskPlan, TaskRequest, hookimpl
+from timecal_core.config.parameters import as_argv
 
 from .params import PARAMETERS, check, check_values, draw_delay
 

@@ -17,9 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from timecal_core import layout
-from timecal_core.errors import UserError
-from timecal_core.parameters import complete, parse_assignments
+from timecal_core.cms.fast_root import write_histograms
+from timecal_core.cms.harvested_layout import harvested_name, scan_delays
+from timecal_core.contract.hookspecs import TASK_PARAMETERS_ENV
+from timecal_core.contract.errors import UserError
+from timecal_core.config.parameters import complete, parse_assignments
 
 from . import __version__, hitcache
 from .detection import emulate
@@ -36,7 +38,7 @@ WRITER_ENV = "TIMECAL_CBCSIM_WRITER"  # "uproot": one uproot assignment per obje
 
 def delays_of(params) -> np.ndarray:
     if params["mode"] == "scan":
-        return layout.scan_delays(params["offset_min"], params["offset_max"], params["offset_step"])
+        return scan_delays(params["offset_min"], params["offset_max"], params["offset_step"])
     return np.array([params["offset"]], dtype=np.float64)
 
 
@@ -88,7 +90,7 @@ def run(params) -> Path:
         total = emulate(np.zeros(0), np.zeros(0), params["threshold"], delays, params["model"],
                         offset_step=params["offset_step"])
     delay = None if params["mode"] == "scan" else float(delays[0])
-    out = Path.cwd() / layout.harvested_name(params, delay)
+    out = Path.cwd() / harvested_name(params, delay)
     info = {"version": __version__, "source": source, "hits_read": n_read, "hits_selected": n_selected,
             "delays": int(delays.size), "delay": delay, "model": params["model"],
             "smearing": smearing.summary(), "seed": params["seed"],
@@ -105,9 +107,9 @@ def run(params) -> Path:
         tree.extend(table)
 
     computed, computed_cpu = time.perf_counter(), time.process_time()
-    given = os.environ.get(layout.TASK_PARAMETERS_ENV)  # the core's record, when run as a task
+    given = os.environ.get(TASK_PARAMETERS_ENV)  # the core's record, when run as a task
     stored = json.loads(given) if given else {"params": dict(params), "metadata": {"delay": delay}}
-    layout.write_histograms(out, total, params=stored,
+    write_histograms(out, total, params=stored,
                             fast=os.environ.get(WRITER_ENV, "fast") != "uproot", also=add_info)
     # One line in task.log for every task: where its time went (benchmarks/bench_production.py).
     print(f"cbcsim: wrote {out.name} ({n_selected} hits x {delays.size} delays): hits and emulation "
@@ -121,7 +123,7 @@ REHEARSAL_HITS = 5000
 
 
 def timecal_warm_prepare(argv) -> None:
-    """Called by the worker's step server before it forks a task (timecal_core.warm): load
+    """Called by the worker's step server before it forks a task (timecal_core.run.step_server): load
     into the server, once, what every task of this worker reuses: the sim-hit dump, and a
     rehearsal of the task on a few synthetic hits (imports, lazily built tables, the pulse
     table of these delays, the writer's templates and histogram names, numpy's first-call

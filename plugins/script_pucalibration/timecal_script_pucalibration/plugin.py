@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from timecal_core.cms_parameters import CMS_PARAMETERS, check_offset
-from timecal_core.errors import UserError
-from timecal_core.hookspecs import ProductionScript, Step, TaskPlan, TaskRequest, hookimpl
-from timecal_core.parameters import as_argv
+from timecal_core.cms.cfg_parameters import CMS_PARAMETERS, check_offset
+from timecal_core.contract.errors import UserError
+from timecal_core.contract.hookspecs import ProductionScript, Step, TaskPlan, TaskRequest, hookimpl
+from timecal_core.config.parameters import as_argv
 
 PRODUCTION_CFG = "PUCalibration_cfg.py"
 HARVESTER_CFG = "Harvester_cfg.py"
@@ -33,7 +33,7 @@ def _cfg(request: TaskRequest, name: str) -> str:
 
 
 def raw_pattern(params) -> str:
-    from timecal_core.layout import raw_name
+    from timecal_core.cms.harvested_layout import raw_name
 
     if params["mode"] == "scan":
         return raw_name(params)

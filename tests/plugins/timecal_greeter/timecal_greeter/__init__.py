@@ -3,7 +3,8 @@ aggregator ``greetings`` that collects them. It imports nothing from timecal but
 
 import sys
 
-from timecal_core.hookspecs import Aggregator, Parameter, ProductionScript, Step, TaskPlan, hookimpl
+from timecal_core.contract.hookspecs import (Aggregator, Parameter, ProductionScript, Step,
+                                             TaskPlan, hookimpl)
 
 
 def _plan(request):

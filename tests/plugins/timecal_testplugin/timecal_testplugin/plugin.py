@@ -2,8 +2,8 @@
 
 import sys
 
-from timecal_core.hookspecs import Parameter, ProductionScript, Step, TaskPlan, hookimpl
-from timecal_core.parameters import as_argv
+from timecal_core.contract.hookspecs import Parameter, ProductionScript, Step, TaskPlan, hookimpl
+from timecal_core.config.parameters import as_argv
 
 PARAMETERS = (
     Parameter("index", "int", 0, "any number, to make grids"),

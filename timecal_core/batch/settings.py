@@ -1,0 +1,154 @@
+"""A timerc batch section (``[slurm]``, ``[htcondor]``), validated: the keys both batch
+systems understand, parsed once here; a backend adds only its own keys. Keys the user leaves
+out are left to dask-jobqueue, which then reads the user's ``~/.config/dask/jobqueue.yaml``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dask
+import psutil
+from dask.utils import parse_bytes
+
+from ..config.timerc import positive_int_setting, setting_lines
+from ..contract.errors import UserError
+
+
+#: timerc keys both batch backends understand: key -> help, in the order the READMEs list them.
+COMMON_KEYS = {
+    "cores": "cores per job (default 1)",
+    "processes": "Dask worker processes per job (default: one per core, tasks are subprocesses)",
+    "memory": "memory per job, e.g. 4GB (default 2GB)",
+    "prologue": "shell lines run in the job before the worker starts (e.g. the CMSSW set-up)",
+    "jobs": "number of jobs to start (default 1); or use adapt_min/adapt_max",
+    "adapt_min": "adaptive scaling: minimum number of jobs",
+    "adapt_max": "adaptive scaling: maximum number of jobs",
+    "interface": "network interface of the workers (and of the scheduler unless scheduler_interface)",
+    "scheduler_interface": "interface the scheduler listens on (multi-homed login nodes)",
+    "contact_address": "address advertised to workers, e.g. tcp://login1.example:8786 (NAT, tunnels)",
+    "death_timeout": "seconds a worker waits for the scheduler before exiting",
+    "connect_timeout": "seconds a running job may take to connect its worker (default {connect_timeout})",
+    "max_replacements": "jobs replaced after dying or being held before their worker connected, or "
+                        "hanging, before giving up (default 10)",
+    "python": "Python of the workers (default: the one running BXRun)",
+    "local_directory": "worker scratch directory, e.g. $TMPDIR",
+}
+
+
+# --------------------------------------------------------------------------- settings
+@dataclass
+class BatchSettings:
+    """A timerc batch section, validated. ``cluster_kwargs`` become the dask-jobqueue
+    cluster's arguments (see :func:`job_cluster_kwargs`); ``own`` keeps what only the
+    backend uses (SLURM partition, HTCondor schedd...)."""
+
+    section: str
+    cluster_kwargs: dict
+    jobs: int | None
+    adapt: tuple[int, int] | None
+    connect_timeout: float
+    max_replacements: int
+    scheduler_interface: str | None
+    log_directory: Path
+    own: dict = field(default_factory=dict)
+
+
+def keys_help(own_keys: Mapping[str, str], connect_timeout: int) -> dict[str, str]:
+    """The keys a backend accepts (its own first), with their help texts."""
+    common = {k: v.format(connect_timeout=connect_timeout) for k, v in COMMON_KEYS.items()}
+    return {**own_keys, **common}
+
+
+def size_setting(section: str, settings: Mapping[str, str], key: str, default: str) -> str:
+    """A size such as 2GB: timerc, else the user's jobqueue.yaml, else ``default``."""
+    value = settings.get(key, "").strip() or dask.config.get(f"jobqueue.{section}.{key}", None) or default
+    try:
+        parse_bytes(value)
+    except ValueError:
+        raise UserError(f"timerc [{section}] {key} = {value!r}: expected a size such as 2GB or 1500MB") from None
+    return value
+
+
+def _check_interface(section: str, key: str, name: str | None) -> None:
+    if name and name not in psutil.net_if_addrs():
+        have = ", ".join(sorted(psutil.net_if_addrs()))
+        raise UserError(f"timerc [{section}] {key} = {name!r}: no such network interface on this "
+                        f"host; it has: {have}")
+
+
+def parse_batch_settings(section: str, raw: Mapping[str, str | None], output_dir: Path,
+                         own_keys: Mapping[str, str], *, connect_timeout: int,
+                         log_directory: Path | None = None) -> tuple[BatchSettings, dict[str, str]]:
+    """Validate the keys both batch systems share; return them and the backend's own raw
+    values. Keys the user leaves out are left to dask-jobqueue, which then reads the user's
+    ``~/.config/dask/jobqueue.yaml``; only cores and memory, which it refuses to guess, get
+    defaults. A wrong key or value is a one-line UserError naming it."""
+    settings = {k: v for k, v in raw.items() if v is not None}
+    allowed = keys_help(own_keys, connect_timeout)
+    unknown = sorted(set(settings) - set(allowed))
+    if unknown:
+        raise UserError(f"timerc [{section}]: unknown setting(s) {', '.join(unknown)}; allowed: "
+                        + ", ".join(allowed))
+
+    def positive(key: str) -> int | None:
+        return positive_int_setting(section, settings, key)
+
+    kwargs: dict = {}
+    for key in ("python", "local_directory"):
+        if settings.get(key, "").strip():
+            kwargs[key] = settings[key].strip()
+    cores = positive("cores") or dask.config.get(f"jobqueue.{section}.cores", None) or 1
+    kwargs["cores"] = cores
+    kwargs["processes"] = positive("processes") or dask.config.get(f"jobqueue.{section}.processes", None) or cores
+    if kwargs["processes"] > cores:
+        raise UserError(f"timerc [{section}] processes = {kwargs['processes']} exceeds cores = {cores}: "
+                        f"each worker process needs at least one core")
+    kwargs["memory"] = size_setting(section, settings, "memory", "2GB")
+    if settings.get("prologue", "").strip():
+        kwargs["job_script_prologue"] = setting_lines(settings["prologue"])
+    if settings.get("death_timeout", "").strip():
+        kwargs["death_timeout"] = positive("death_timeout")
+
+    interface = settings.get("interface", "").strip() or None
+    scheduler_interface = settings.get("scheduler_interface", "").strip() or None
+    _check_interface(section, "interface", interface)
+    _check_interface(section, "scheduler_interface", scheduler_interface)
+    if interface:
+        kwargs["interface"] = interface
+    # A fixed dashboard port collides between users of one login node: let the OS choose.
+    scheduler_options: dict = {"dashboard_address": ":0"}
+    if scheduler_interface:
+        scheduler_options["interface"] = scheduler_interface
+    contact = settings.get("contact_address", "").strip()
+    if contact:
+        if "://" not in contact or ":" not in contact.split("://", 1)[1]:
+            raise UserError(f"timerc [{section}] contact_address = {contact!r}: expected tls://HOST:PORT (the scheduler only speaks TLS)")
+        scheduler_options["contact_address"] = contact
+    kwargs["scheduler_options"] = scheduler_options
+
+    log_directory = log_directory or output_dir / "logs"
+    kwargs["log_directory"] = str(log_directory)
+
+    jobs = positive("jobs")
+    adapt_min, adapt_max = positive("adapt_min"), positive("adapt_max")
+    adapt = None
+    if adapt_min is not None or adapt_max is not None:
+        if jobs is not None:
+            raise UserError(f"timerc [{section}]: give either jobs or adapt_min/adapt_max, not both")
+        adapt = (adapt_min or 1, adapt_max or adapt_min or 1)
+        if adapt[0] > adapt[1]:
+            raise UserError(f"timerc [{section}] adapt_min = {adapt[0]} exceeds adapt_max = {adapt[1]}")
+    elif jobs is None:
+        jobs = 1
+    replacements = settings.get("max_replacements", "").strip()
+    if replacements and not replacements.isdigit():
+        raise UserError(f"timerc [{section}] max_replacements = {replacements!r}: expected an integer >= 0")
+    shared = BatchSettings(section=section, cluster_kwargs=kwargs, jobs=jobs, adapt=adapt,
+                           connect_timeout=float(positive("connect_timeout") or connect_timeout),
+                           max_replacements=int(replacements or 10),
+                           scheduler_interface=scheduler_interface or interface,
+                           log_directory=log_directory)
+    own = {k: v for k, v in settings.items() if k in own_keys}
+    return shared, own

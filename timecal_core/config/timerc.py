@@ -1,0 +1,132 @@
+"""The global configuration file ``timerc`` (INI), as the seed tool defined it.
+
+Looked up in ``$TIMECAL_CONFIG``, else ``$XDG_CONFIG_HOME/timerc``, else
+``~/.config/timerc``. ``[paths]`` holds the data locations (cmssw, production, scans,
+calibration), ``[cmssw] init`` the trusted shell snippet that sets up CMSSW, and each
+backend reads its own section (``[local]``, ``[slurm]``, ``[htcondor]``).
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..contract.errors import UserError
+
+
+def timerc_location() -> Path:
+    if os.environ.get("TIMECAL_CONFIG"):
+        return Path(os.environ["TIMECAL_CONFIG"]).expanduser()
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base).expanduser() / "timerc"
+
+
+@dataclass
+class Timerc:
+    path: Path
+    sections: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def cmssw_init(self) -> str:
+        return self.sections.get("cmssw", {}).get("init", "").strip()
+
+    def section(self, name: str) -> dict[str, str]:
+        return dict(self.sections.get(name, {}))
+
+    def data_path(self, key: str) -> Path:
+        """A ``[paths]`` entry, created if absent on disk; UserError if not configured."""
+        value = self.sections.get("paths", {}).get(key, "").strip()
+        if not value:
+            raise UserError(f"{self.path}: [paths] {key} is not set; add e.g. "
+                            f"'{key} = /data/timecal/{key}' under [paths]")
+        p = Path(os.path.expandvars(value)).expanduser()
+        return p
+
+    def optional_path(self, key: str) -> Path | None:
+        value = self.sections.get("paths", {}).get(key, "").strip()
+        return Path(os.path.expandvars(value)).expanduser() if value else None
+
+
+def positive_int_setting(section: str, settings: dict[str, str], key: str) -> int | None:
+    """A backend setting that must be a positive integer; None when absent or empty."""
+    value = settings.get(key, "").strip()
+    if not value:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise UserError(f"timerc [{section}] {key} = {value!r}: expected a positive integer")
+    return number
+
+
+def setting_lines(value: str) -> list[str]:
+    """A multi-line setting (INI continuation lines) as its non-empty lines."""
+    return [line.strip() for line in value.splitlines() if line.strip()]
+
+
+def load_timerc(path: Path | None = None) -> Timerc:
+    """Read timerc; a missing or malformed file is a UserError saying how to fix it."""
+    path = path or timerc_location()
+    if not path.is_file():
+        raise UserError(
+            f"no timerc found at {path} (looked at $TIMECAL_CONFIG, then $XDG_CONFIG_HOME/timerc, "
+            f"then ~/.config/timerc); create one with 'BXRun --init [DATA_DIR]'")
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(path, encoding="utf-8")
+    except configparser.Error as exc:
+        msg = str(exc).replace("\n", " ")
+        raise UserError(f"{path}: not a valid timerc: {msg}") from None
+    return Timerc(path, {s: dict(parser.items(s)) for s in parser.sections()})
+
+
+TEMPLATE = """\
+# timecal global configuration (the seed's ~/.config/timerc), written by BXRun --init.
+# TIMECAL_CONFIG=/some/file overrides where this file is looked up.
+
+[paths]
+# Directory holding the CMSSW cfg files (SiPhase2TimingCalibration/test of your CMSSW area)
+cmssw       = {cmssw}
+# Where productions go (relative -o paths land here); BX histogram files can be heavy
+production  = {data}/production
+# Where plotScan writes observables and plots
+scans       = {data}/scans
+# Where runCalibration writes evaluators and results
+calibration = {data}/calibration
+
+[cmssw]
+# Trusted shell snippet run (in bash) before every cmsRun, e.g. at CP3 (Louvain):
+#   init = module load cms/cmssw && eval `scramv1 runtime -sh`
+init =
+
+[local]
+# Dask LocalCluster on this machine: workers (default: all cores), memory per worker
+# workers = 4
+# memory_limit = 2GB
+
+# [slurm] and [htcondor]: see the README of each backend plugin.
+
+[retry]
+# Attempts per task by failure cause (default: BXRun --max-retries, 3); user errors are
+# never retried. same_exit: identical 'exit N' failures in a row that stop retrying (0: off).
+# oom = 2
+# walltime = 1
+# node = 5
+# same_exit = 2
+"""
+
+
+def write_default_timerc(target: Path, data_dir: Path) -> Path:
+    """Write a commented timerc pointing at ``data_dir``; never overwrite an existing one."""
+    if target.exists():
+        raise UserError(f"{target} already exists; edit it, or set TIMECAL_CONFIG to write elsewhere")
+    data_dir = data_dir.expanduser().resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(TEMPLATE.format(data=data_dir, cmssw=data_dir / "cmssw"), encoding="utf-8")
+    for key in ("production", "scans", "calibration"):
+        (data_dir / key).mkdir(parents=True, exist_ok=True)
+    return target

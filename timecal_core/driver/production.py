@@ -1,0 +1,283 @@
+"""Running one production: reconcile the ledger, start the backend's cluster, let the
+engine work, keep the driver's heartbeat, and end with aggregation or a list of failures.
+
+The heartbeat (:class:`ProductionLoop`) belongs to the driver, not to the screen: every
+interval it supervises the batch system, resubmits failed tasks and publishes the status on
+the :class:`~timecal_core.control.requests.Bulletin`. Printing those lines (non-interactive runs) or
+showing them above a prompt (the monitor) is the business of whoever reads the bulletin,
+so the same driver can later run without any terminal.
+
+SIGTERM and SIGHUP stop the driver like the monitor's ``exit``: a message, the ledger note
+"driver stopped: signal ...", running tasks back to pending, the lock released; the next
+run resumes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..control.requests import Bulletin, Control, describe_end
+from ..ledger.records import CANCELLED, DONE, ERROR, PENDING
+from ..ledger.sqlite_ledger import Ledger
+from ..run.engine import Engine, MIN_TICK_GAP, ProductionOptions
+from ..textformat import render_table
+from ..views.status_text import render_errors
+from .aggregation import run_aggregators
+from .control_endpoint import open_control_endpoint
+from .driver_log import DaskLogToFile, driver_log_path, quiet_workers
+from .notify import SECTION as NOTIFY
+from .notify import Notifier
+from .status_page_writer import StatusPageWriter
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+log = logging.getLogger("timecal.driver")
+
+class ProductionLoop:
+    """The driver's heartbeat. ``run()`` blocks until nothing is left to run, or until
+    :meth:`stop`; while ``linger()`` is true (a monitor is attached: its user may still
+    retry failed tasks) a production with failures stays up."""
+
+    def __init__(self, engine: Engine, bulletin: Bulletin, interval: float,
+                 linger: Callable[[], bool] = lambda: False,
+                 on_tick: Callable[[], None] = lambda: None):
+        self.engine = engine
+        self.on_tick = on_tick
+        self.bulletin = bulletin
+        self.interval = interval
+        self.linger = linger
+        self.stopped: str | None = None  # why, once stopped
+        self.complete = False
+        self._wake = threading.Event()
+        self._announced_end = False
+
+    def set_interval(self, seconds: float) -> None:
+        self.interval = seconds
+        self._wake.set()
+
+    def rearm(self) -> None:
+        """Something was resubmitted: announce the end again when it comes."""
+        self._announced_end = False
+        self._wake.set()
+
+    def release(self) -> None:
+        """Stop lingering: with nothing left to run, end at the next look."""
+        self.linger = lambda: False
+        self._announced_end = False
+        self._wake.set()
+
+    def stop(self, reason: str) -> None:
+        if self.stopped is None:
+            self.stopped = reason
+        self._wake.set()
+
+    def run(self) -> bool:
+        """True when the production ended by itself (everything ran), False when stopped."""
+        next_tick = time.monotonic() + self.interval
+        last_tick = 0.0
+        while self.stopped is None:
+            # Wake at the interval, or as soon as nothing is left in flight (but not in a loop).
+            wait = max(0.0, next_tick - time.monotonic())
+            idle = self.engine.wait_idle(min(wait, 0.5))
+            if self._wake.is_set():
+                self._wake.clear()
+                next_tick = min(next_tick, time.monotonic() + self.interval)
+            if self.stopped is not None:
+                break
+            now = time.monotonic()
+            early = idle and not self._announced_end and now - last_tick >= MIN_TICK_GAP
+            if now < next_tick and not early:
+                continue
+            last_tick, next_tick = now, now + self.interval
+            notices = self.engine.tick()
+            for notice in notices:
+                self.bulletin.publish(notice, kind="notice")
+            line, full = self.engine.status_texts()
+            self.bulletin.publish(line, kind="status", full=full)
+            self.on_tick()
+            if not self.engine.finished():
+                self._announced_end = False
+                continue
+            if self.engine.all_done():
+                self.complete = True
+                self.bulletin.publish("production complete", kind="complete")
+                return True
+            if not self.linger():
+                return True
+            if not self._announced_end:
+                self._announced_end = True
+                self.bulletin.publish(describe_end({"counts": self.engine.ledger.counts()}),
+                                      kind="end")
+        return False
+
+
+@contextmanager
+def _stop_on_signals(loop: ProductionLoop):
+    """SIGTERM/SIGHUP stop the loop (main thread only: elsewhere, e.g. under a test
+    harness's thread, the default handling stays)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, _frame):
+        loop.stop(f"signal {signal.Signals(signum).name}")
+
+    saved = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, h in saved.items():
+            signal.signal(s, h)
+
+
+def _print_failures(ledger: Ledger, production_dir: Path, say: Callable[[str], None],
+                    limit: int = 20) -> None:
+    from ..run.tasks import log_path
+
+    rows = [t for t in ledger.tasks(ERROR)] + [t for t in ledger.tasks(CANCELLED)]
+    say(f"BXRun: {len(rows)} task(s) did not succeed:")
+    table = []
+    for t in rows[:limit]:
+        path = log_path(production_dir, t.dirname)
+        table.append((t.task_id, t.state, t.attempts, t.reason or "", path or "-"))
+    say(render_table(("task", "state", "attempts", "error", "log"), table))
+    if len(rows) > limit:
+        say(f"... and {len(rows) - limit} more (BXRun --status -o {production_dir})")
+    say("by error:\n" + render_errors(ledger.error_groups()))
+    say("BXRun: rerun the same command to retry them.")
+
+
+def run_production(plan, backend, request, options: ProductionOptions, timerc,
+                   pilot: bool = False) -> int:
+    """Run ``plan`` to completion on ``backend``; 0 iff every task succeeded. A ``pilot``
+    (``BXRun --pilot``: a few tasks of the grid) ends without aggregating or announcing a
+    complete production: the production is what follows it.
+
+    The driver serves its control channel the whole time (monitors attach with ``timecal
+    attach``) and prints what its heartbeat publishes; its last lines (aggregation, the
+    failures, how to resume) are published too, so that an attached monitor shows them."""
+    import dask
+    from distributed import Client
+
+    production_dir = Path(plan.production_dir)
+    ledger = Ledger.create(production_dir)
+    try:
+        report = ledger.reconcile(plan.tasks, plan.done, note=f"driver started (PID {os.getpid()})")
+        if report.describe():
+            print(f"BXRun: ledger: {report.describe()}")
+        if not ledger.ids_in_state(PENDING):
+            return _finish(plan, ledger, timerc, options, engine=None, say=print, pilot=pilot)
+        bulletin = Bulletin()
+        bulletin.echo = _print_item
+        notifier = Notifier(timerc.section(NOTIFY) if timerc is not None else {},
+                            production_dir, note=ledger.note)
+        with DaskLogToFile(production_dir), quiet_workers(), \
+                dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+            running = backend.start(request)
+            try:
+                with Client(running.cluster, security=running.security, set_as_default=False) as client:
+                    if running.dashboard_link:
+                        bulletin.publish(f"dashboard {running.dashboard_link}")
+                    engine = Engine(plan, ledger, client, running, options, timerc,
+                                    notify=lambda text: bulletin.publish(text, kind="task"),
+                                    driver_log=driver_log_path(production_dir),
+                                    on_exhausted=lambda text: (
+                                        bulletin.publish(text, kind="failed"),
+                                        notifier.failed_for_good(text)))
+                    loop = ProductionLoop(engine, bulletin, options.interval)
+                    control = Control(engine, loop, bulletin, aggregate=lambda out: run_aggregators(
+                        production_dir, plan.script.name, ledger, timerc, engine.verbose, out=out))
+                    # The channel outlives the cluster: attached monitors see the last lines.
+                    page = StatusPageWriter(engine, loop, production_dir)
+                    server = open_control_endpoint(control, loop, production_dir,
+                                                   every_tick=lambda: (notifier.flush(), page.write()))
+                    loop.linger = lambda: server.connections > 0
+                    engine.start()
+                    try:
+                        with _stop_on_signals(loop):
+                            finished = loop.run()
+                        if not finished:
+                            engine.stop(loop.stopped or "stopped")
+                    except BaseException:
+                        engine.stop("interrupted")
+                        server.close()
+                        raise
+                    finally:
+                        engine.close()
+            finally:
+                running.close()
+        final: list[str] = []
+
+        def say(line: str) -> None:
+            final.append(line)
+            bulletin.publish(line, kind="final")
+
+        try:
+            if not finished:
+                left = len(ledger.ids_in_state(PENDING))
+                why = loop.stopped or "stopped"
+                say(f"BXRun: {why}; rerun the same command to resume ({left} tasks left)")
+                code = 128 + signal.Signals[why.split()[1]].value if why.startswith("signal ") else 1
+            else:
+                code = _finish(plan, ledger, timerc, options, engine, say=say, pilot=pilot)
+            notifier.flush()
+            if loop.complete and pilot:
+                pass  # the pilot's report follows on the terminal; the production is to come
+            elif loop.complete:
+                notifier.send("complete", f"production complete: {sum(ledger.counts().values())} "
+                              "tasks done", "\n".join(final))
+            else:
+                notifier.send("stopped", f"driver ended ({loop.stopped or 'some tasks failed'}), "
+                              f"exit code {code}", "\n".join(final))
+            bulletin.publish(f"driver ended (exit code {code})", kind="ended", code=code)
+            return code
+        finally:
+            server.close()
+            page.write(final=True)
+    finally:
+        ledger.close()
+
+
+def _print_item(item: dict) -> None:
+    """Every published line on the driver's stdout (the terminal, or driver.log when
+    detached): status and final lines as they are, notices after ``BXRun:``."""
+    if item["kind"] in ("complete", "ended"):
+        return
+    prefix = "" if item["kind"] in ("status", "final") else "BXRun: "
+    print(prefix + item["text"], flush=True)
+
+
+def _finish(plan, ledger: Ledger, timerc, options: ProductionOptions, engine: Engine | None,
+            say: Callable[[str], None], pilot: bool = False) -> int:
+    """End of production: aggregate if everything succeeded, otherwise list failures.
+    The exit code says whether every task succeeded; an aggregator failing is reported but
+    does not turn a complete production into a failed one (rerunning redoes aggregation)."""
+    production_dir = Path(plan.production_dir)
+    counts = ledger.counts()
+    total = sum(counts.values())
+    if counts[DONE] != total:
+        _print_failures(ledger, production_dir, say)
+        return 1
+    if pilot:
+        ledger.note(f"pilot complete: {total} tasks done")
+        say(f"BXRun: pilot complete: {total} tasks done")
+        return 0
+    ledger.note("production complete")
+    ok = run_aggregators(production_dir, plan.script.name, ledger, timerc, options.verbose,
+                         out=lambda line: say(f"BXRun: {line}"))
+    this_run = engine.completed_this_run if engine is not None else 0
+    elapsed = f" in {time.time() - engine.started:.0f} s" if engine is not None else ""
+    retried = sum(1 for _, (_, attempts) in ledger.runtimes().items() if attempts and attempts > 1)
+    say(f"BXRun: production complete: {total} tasks done ({this_run} this run{elapsed}, "
+        f"{retried} needed more than one attempt); results in {production_dir / 'results'}")
+    if not ok:
+        say("BXRun: warning: some aggregators failed (above); the tasks themselves all "
+            "succeeded. Fix the cause and run 'aggregate' in the monitor, or rerun this command.")
+    return 0
+
