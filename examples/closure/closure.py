@@ -11,7 +11,7 @@ and 5800 e, the usual one, with plateaus):
    off the template grid, each from its own 10^4 hits, one emulate-mode file each (the delay
    axis of such a file has one bin, centred on its delay);
 3. ``runCalibration closure.yml`` with the three built-in evaluators, once with the default
-   Feldman-Cousins intervals and once with ``--interval rise-of-one`` (physics.md §8);
+   Feldman-Cousins intervals and once with ``--sigma rise-of-one`` (physics.md §8);
 4. the table: per threshold, evaluator and interval, tests, coverage ± its binomial error
    √(f(1 − f)/n), bias ± std/√n, resolution (std) ± std/√(2(n − 1)), share of tests on a
    plateau or with a histogram that is the same over a range of delays; printed, and written
@@ -88,7 +88,7 @@ def write_inputs(workdir: Path, threshold: int, setup: Setup) -> None:
 def calibrate(workdir: Path, threshold: int, interval: str) -> pd.DataFrame:
     out = workdir / f"results_thr{threshold}_{interval}"
     code = runcalibration.main([str(HERE / "closure.yml"), "--custom", f"workdir={workdir}",
-                                f"threshold={threshold}", "-o", str(out), "--interval", interval, "--no-plots"])
+                                f"threshold={threshold}", "-o", str(out), "--sigma", interval, "--no-plots"])
     if code:
         raise SystemExit(code)
     return pd.read_parquet(out / "results.parquet")

@@ -262,7 +262,7 @@ class LevelsByTest:
 
 #: What an interval is when it could not be calibrated, and when it was not asked to be.
 UNCALIBRATED = "rise of 1 (not calibrated: no hit count or no AttributionScan)"
-RISE_OF_ONE = "rise of 1 (--interval rise-of-one, physics.md §8: not a calibrated 68.3% interval)"
+RISE_OF_ONE = "rise of 1 (--sigma rise-of-one, physics.md §8: not a calibrated 68.3% interval)"
 
 
 # --------------------------------------------------------------------------- per test, cached

@@ -40,6 +40,7 @@ import numpy as np
 
 from timecal_core.config.timerc import load_timerc
 from timecal_core.contract.errors import UserError
+from timecal_core.cli import vocabulary
 from timecal_core.cli.command_errors import run_cli
 from timecal_core.config.yamlfiles import load_yaml, parse_custom
 from . import intervals
@@ -49,6 +50,7 @@ from .evaluators import DelayWindow, HistogramStack, build_evaluator, evaluator_
 from timecal_core.cms.harvested_layout import MODES
 
 PROG = "runCalibration"
+DISTRIBUTION = "timecal-analysis"
 EMULATE_PREFIX = "BXHistEmulateDelay_"
 SCENARIO_KEYS = {"labels", "test", "evaluators"}
 SOURCE_KEYS = {"file", "production", "task", "params", "mode", "delays"}
@@ -285,7 +287,8 @@ def parse_scenarios(data: Any, yaml_path: Path, production_root) -> list[Scenari
 
 
 # --------------------------------------------------------------------------- running
-#: --interval: Feldman-Cousins levels (the default), or the plain rise of 1 of physics.md §8.
+#: --sigma: Feldman-Cousins levels (the default), or the plain rise of 1 of physics.md §8.
+#: (Not --interval: in timecal's vocabulary that is the seconds between status updates.)
 INTERVALS = ("feldman-cousins", "rise-of-one")
 
 
@@ -405,27 +408,37 @@ def delay_line(scan: DelayScan, i: int, truth: float = float("nan")) -> str:
 
 
 # --------------------------------------------------------------------------- command line
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description="Reconstruct the sampling delay from BX "
                                 "histograms with template evaluators (physics.md §8).")
-    p.add_argument("yaml", nargs="?", help="YAML of calibration scenarios")
-    p.add_argument("--test", nargs="+", help="without a YAML: the file(s) whose histograms are "
-                   "calibrated (e.g. emulate-mode BXHistEmulateDelay_... files; a quoted glob works too)")
-    p.add_argument("--template", help="without a YAML: the template scan file")
-    p.add_argument("--method", action="append", help="without a YAML: evaluator(s) to use "
-                   "(default: every installed one)")
-    p.add_argument("--mode", default="Sampled", choices=MODES, help="without a YAML: histograms used")
-    p.add_argument("-o", "--output", help="output directory; relative paths go under timerc "
-                   "[paths] calibration (default: the YAML or test file name)")
-    p.add_argument("--custom", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="fill {KEY} placeholders of the YAML")
+    p.add_argument("scenarios", nargs="?", metavar="YAML", help="the scenarios YAML (as --yaml)")
+    vocabulary.add(p, "--yaml", "the calibration scenarios (also the first argument)", metavar="FILE")
+    vocabulary.add_list(p, "--test", metavar="FILE", help="without a YAML: the file(s) whose histograms "
+                        "are calibrated (e.g. emulate-mode BXHistEmulateDelay_... files; a quoted glob "
+                        "works too)")
+    p.add_argument("--template", metavar="FILE", help="without a YAML: the template scan file")
+    vocabulary.add_list(p, "--method", metavar="NAME", help="without a YAML: evaluator(s) to use "
+                        "(default: every installed one)")
+    vocabulary.add(p, "--mode", "without a YAML, the histograms used (default: Sampled)",
+                   default="Sampled", choices=MODES)
+    vocabulary.add(p, "-o", "results, plots and index.html (relative: under timerc [paths] "
+                            "calibration; default: the YAML or test file name)", metavar="DIR")
+    vocabulary.add(p, "--custom", default=[], metavar="KEY=VALUE")
     p.add_argument("--no-plots", action="store_true", help="write the Parquet tables only")
-    p.add_argument("--interval", choices=INTERVALS, default=INTERVALS[0],
+    p.add_argument("--sigma", choices=INTERVALS, default=INTERVALS[0],
                    help="the ±1σ: Feldman-Cousins 68.3%% intervals from pseudo-histograms of the templates "
                         "(default; computed once per evaluator and hit count, then cached), or where the score "
                         "rises by 1 (physics.md §8; over- or under-covers, see the README)")
-    p.add_argument("-v", "--verbose", action="store_true", help="tracebacks on errors")
+    vocabulary.add_standard(p, DISTRIBUTION)
     return p
+
+
+def settle(args: argparse.Namespace) -> argparse.Namespace:
+    """The scenarios YAML given either way (``runCalibration FILE`` or ``--yaml FILE``)."""
+    if args.scenarios and args.yaml and args.scenarios != args.yaml:
+        raise UserError(f"two scenarios files: {args.scenarios} and --yaml {args.yaml}; give one")
+    args.yaml = args.yaml or args.scenarios
+    return args
 
 
 def _quick_scenario(args, registry) -> list[Scenario]:
@@ -476,7 +489,7 @@ def run(args: argparse.Namespace) -> int:
         scenarios = parse_scenarios(data, yaml_path, lambda: timerc.optional_path("production"))
     else:
         scenarios = _quick_scenario(args, registry)
-    results = run_scenarios(scenarios, calibration_root, registry, interval=args.interval)
+    results = run_scenarios(scenarios, calibration_root, registry, interval=args.sigma)
     out = _output_dir(args, calibration_root, scenarios)
     written = write_report(out, results, plots=not args.no_plots)
     print(f"{PROG}: wrote {len(written)} files to {out}" +
@@ -485,8 +498,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
-    return run_cli(PROG, lambda: run(args), verbose=args.verbose)
+    args = build_parser().parse_args(argv)
+    return run_cli(PROG, lambda: run(settle(args)), verbose=args.verbose)
 
 
 if __name__ == "__main__":
