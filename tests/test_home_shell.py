@@ -36,6 +36,9 @@ def test_the_home_shell_over_every_production(tmp_path, env):
         shell.sendline("help plot")
         shell.expect("options of plotScan")
         shell.expect("timecal>")
+        shell.sendline("calibrate --version")  # a plugin's command speaks the same words
+        shell.expect("runCalibration: timecal-analysis")
+        shell.expect("timecal>")
         # start a production from the home shell: its monitor opens, 'detach' comes back
         shell.sendline("run --script sleeper --yaml long.yml -o running --interval 1")
         shell.expect(r"timecal \d+/1>")

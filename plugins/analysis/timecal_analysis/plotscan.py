@@ -1,7 +1,9 @@
 """``plotScan``: scan observables of a production as a cached table, plots and an index.
 
-The seed's flags (``--yaml --custom -i -o --observables --mode -v --cache``) keep their
-meaning; the YAML is optional (without it every varying parameter is plotted and the
+The seed's flags (``--yaml --custom -i -o --observables -v --cache``) keep their meaning, in
+the words every timecal command shares (:mod:`timecal_core.cli.vocabulary`): ``--mode`` is the
+CBC mode there, and the seed's ``--mode BACKEND`` still works with a warning (now ``--dask``).
+The YAML is optional (without it every varying parameter is plotted and the
 analyzer's standard objects are read). See the README, section "Scan plots", for the YAML format.
 """
 
@@ -17,6 +19,7 @@ from typing import Any
 
 from timecal_core.config.timerc import load_timerc
 from timecal_core.contract.errors import UserError
+from timecal_core.cli import vocabulary
 from timecal_core.cli.command_errors import run_cli
 from timecal_core.contract.hookspecs import BackendRequest, FinishedTask
 from timecal_core.run.tasks import finished_tasks
@@ -25,7 +28,9 @@ from timecal_core.cms.harvested_layout import MODES
 from .observables import (OBSERVABLES, TABLE_NAME, BXHistRef, Sources, load_or_build, observable,
                           param_column, same_value)
 
-WORKER_MODE = "worker"
+PROG = "plotScan"
+DISTRIBUTION = "timecal-analysis"
+WORKER_MODE = "worker"  # the files read here, one after the other (no --dask)
 YAML_KEYS = ("parameters", "labels", "efficiency", "firerate", "hists")
 
 
@@ -35,38 +40,70 @@ def build_parser() -> argparse.ArgumentParser:
         description="Scan observables (efficiency, BX contaminations, fire rate, out-of-time "
                     "fraction, mean) vs delay for a production: Parquet table, PNG/PDF plots, "
                     "ROOT data and index.html.")
-    p.add_argument("--yaml", help="plot configuration (parameters, labels, efficiency, firerate, hists)")
-    p.add_argument("--custom", nargs="+", default=[], metavar="KEY=VALUE",
-                   help="fill {KEY} placeholders of the YAML, e.g. mode=Sampled (plots that mode only)")
-    p.add_argument("-i", "--input", required=True,
-                   help="production directory (relative: under timerc [paths] production)")
-    p.add_argument("-o", "--output",
-                   help="output directory (relative: under [paths] scans; default: the production's name)")
-    p.add_argument("--observables", nargs="+", metavar="NAME",
-                   help="subset to plot: " + ", ".join(o.key for o in OBSERVABLES))
-    p.add_argument("--mode", default=WORKER_MODE,
-                   help="'worker' processes files serially here; an installed backend name (local, "
-                        "slurm, htcondor...) processes them on that Dask cluster")
-    p.add_argument("--dask", metavar="BACKEND",
-                   help="render the figures on that installed backend's Dask cluster (local, slurm, "
-                        "htcondor...), which also reads the files unless --mode says otherwise; "
-                        "default: local processes, one per core")
-    p.add_argument("--formats", default="png,pdf,root",
-                   help="comma-separated subset of png,pdf,root to write per figure (default: all three)")
+    vocabulary.add(p, "--yaml", "the plot configuration (parameters, labels, efficiency, firerate, "
+                                "hists)", metavar="FILE")
+    vocabulary.add(p, "--custom", "(e.g. mode=Sampled: plot that mode only)", default=[],
+                   metavar="KEY=VALUE")
+    vocabulary.add(p, "-i", "(relative: under timerc [paths] production)", required=True,
+                   metavar="PRODUCTION")
+    vocabulary.add(p, "-o", "the table, plots and index.html (relative: under timerc [paths] scans; "
+                            "default: the production's name)", metavar="DIR")
+    vocabulary.add_list(p, "--observables", metavar="NAME",
+                        help="subset to plot: " + ", ".join(o.key for o in OBSERVABLES))
+    vocabulary.add(p, "--mode", "plot that mode only, as --custom mode=... (default: both)",
+                   metavar="|".join(MODES))
+    vocabulary.add(p, "--dask", "an installed backend (local, slurm, htcondor...) whose Dask cluster "
+                                "reads the files and draws the figures (default: the files are read "
+                                "here and the figures drawn by local processes, one per core)",
+                   metavar="BACKEND")
+    vocabulary.add_list(p, "--formats", old_commas=True, metavar="FORMAT",
+                        help="what to write per figure, among png pdf root (default: all three)")
     p.add_argument("--only", metavar="WHAT",
                    help="draw only 'curves', only 'maps', or only one observable (as --observables)")
     p.add_argument("--workers", type=int, help="local processes drawing figures (default: one per core)")
     p.add_argument("--cache", action="store_true", help="rebuild the observables table even if it is up to date")
     p.add_argument("--allow-missing", action="store_true",
                    help="plot the grid points that exist instead of stopping on missing ones")
-    p.add_argument("-v", "--verbose", action="store_true", help="tracebacks and details")
+    vocabulary.add_standard(p, DISTRIBUTION)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_cli("plotScan", lambda: run(args) and 0, verbose=args.verbose,
+    return run_cli(PROG, lambda: run(settle(args)) and 0, verbose=args.verbose,
                    interrupted="interrupted; the observables table is only replaced once complete")
+
+
+def settle(args: argparse.Namespace) -> argparse.Namespace:
+    """``--mode`` as the vocabulary means it (the CBC mode: the same as ``--custom mode=``),
+    and what it meant before, still working with a warning: ``--mode worker`` (the default)
+    and ``--mode BACKEND`` (now ``--dask BACKEND``, which reads the files and draws the
+    figures)."""
+    if args.mode is None:
+        return args
+    if args.mode in MODES:
+        given = parse_custom(args.custom).get("mode")
+        if given is None:
+            args.custom = [*args.custom, f"mode={args.mode}"]
+        elif given != args.mode:
+            raise UserError(f"--mode {args.mode} and --custom mode={given} disagree: give the mode once")
+        return args
+    from timecal_core.contract.plugins import get_registry
+
+    backends = sorted(get_registry().backends)
+    old = f"--mode {args.mode} (where the files are read)"
+    if args.mode not in (WORKER_MODE, *backends):
+        raise UserError(f"--mode {args.mode}: give {' or '.join(MODES)} (the CBC mode to plot); a Dask "
+                        f"backend goes with --dask (installed: {', '.join(backends) or 'none'})")
+    if args.dask and args.dask != args.mode:
+        vocabulary.deprecated(PROG, old, f"--dask {args.dask} reads the files too; leave --mode out")
+    elif args.mode == WORKER_MODE:
+        vocabulary.deprecated(PROG, old, "the files are read here unless --dask says where; leave --mode out")
+    else:
+        vocabulary.deprecated(PROG, old, f"use --dask {args.mode}")
+        args.dask = args.mode
+    args.mode = None
+    return args
 
 
 # --------------------------------------------------------------------------- the run
@@ -105,7 +142,7 @@ def run(args: argparse.Namespace) -> Path:
         notes.append(message)
     _check_fixed(grid, selected, source)
 
-    mode = args.mode if args.mode != WORKER_MODE or not args.dask else args.dask
+    mode = args.dask or WORKER_MODE  # where the files are read
     output.mkdir(parents=True, exist_ok=True)
     cluster = SharedCluster(args.dask, timerc, output, args.verbose) if args.dask else None
     try:
@@ -144,13 +181,17 @@ def _plot(args, table, grid, observables, modes, output, labels, kinds, formats,
     return plot_scan(request, progress=Progress("figures"), runner=runner)
 
 
-def parse_formats(text: str) -> tuple[str, ...]:
+def parse_formats(given: Sequence[str] | None) -> tuple[str, ...]:
+    """``--formats png root`` (None: every format)."""
     from .plotting import FORMATS
 
-    wanted = tuple(dict.fromkeys(f.strip().lower() for f in str(text).split(",") if f.strip()))
+    if not given:
+        return tuple(FORMATS)
+    wanted = tuple(dict.fromkeys(f.strip().lower() for f in given if f.strip()))
     unknown = [f for f in wanted if f not in FORMATS]
     if unknown or not wanted:
-        raise UserError(f"--formats {text}: choose from {', '.join(FORMATS)} (comma-separated)")
+        raise UserError(f"--formats {' '.join(given)}: choose from {', '.join(FORMATS)} "
+                        f"(separated by spaces)")
     return wanted
 
 
