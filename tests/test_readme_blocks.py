@@ -89,6 +89,10 @@ def test_timerc_snippets_parse_and_pass_their_checks(tmp_path, line, body):
             assert settings["production"] == "<where productions go: heavy>"
         elif section == "cmssw":
             assert settings["init"].startswith("module load")
+        elif section == "gateway":
+            from timecal_backend_gateway.settings import parse_settings
+            parsed = parse_settings(settings)
+            assert parsed.address == "https://dask-gateway.example.org"
         else:
             pytest.fail(f"README line {line}: no check for [{section}]")
 
@@ -124,13 +128,24 @@ def test_yaml_blocks_load_and_mean_what_they_say(tmp_path):
             (tmp_path / "dask.yml").write_text(body)
             assert "distributed" in load_yaml(tmp_path / "dask.yml")
             checked.add("dask")
+        elif first.startswith("jobqueue:"):
+            worker_args = load_yaml_text(tmp_path, body)["jobqueue"]["htcondor"]["worker-extra-args"]
+            assert worker_args[worker_args.index("--nanny-port") + 1] == "10000:10100"
+            checked.add("jobqueue")
         else:
             pytest.fail(f"README line {line}: a YAML block this test does not know")
     config = _load_config(str(tmp_path / "plot.yml"), {})
     sources = sources_from_config(config, MODES, "plot.yml")
     assert len(sources.bx_hists) == 2 * len(MODES)  # the included hists.yml, both modes
     assert config["parameters"]["threshold"] == [4000, 5000, 6000]
-    assert checked == {"grid", "scenarios", "dask"}
+    assert checked == {"grid", "scenarios", "dask", "jobqueue"}
+
+
+def load_yaml_text(tmp_path, body):
+    from timecal_core.config.yamlfiles import load_yaml
+
+    (tmp_path / "block.yml").write_text(body)
+    return load_yaml(tmp_path / "block.yml")
 
 
 def test_python_and_toml_blocks_parse():
