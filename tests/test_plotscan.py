@@ -70,7 +70,7 @@ def test_plots_index_and_root_data(env, capsys):
     import ROOT
 
     code = main(["--yaml", str(env / "plot.yml"), "--custom", "mode=Sampled", "-i", "scan1", "-o", "full",
-                 "--observables", "efficiency", "Out-of-time fraction", "--formats", "png,pdf,root"])
+                 "--observables", "efficiency", "Out-of-time fraction", "--formats", "png", "pdf", "root"])
     err = capsys.readouterr().err
     assert code == 0, err
     assert re.search(r"files 4/4 100%.*ETA", err)
@@ -155,7 +155,11 @@ def test_missing_grid_points_listed_then_allowed(env, capsys):
      r"_harvested\.root: no object 'Nowhere/BXHistogramSampledOffset1p000000'"),
     ("", ["--observables", "efficiency", "fire rate", "purity"],
      r"unknown observable 'purity'; known: efficiency .*mean"),
-    ("", ["--mode", "nosuchbackend"], r"unknown backend 'nosuchbackend'; installed: .*local"),
+    ("", ["--mode", "nosuchbackend"],
+     r"--mode nosuchbackend: give Sampled or Latched \(the CBC mode to plot\); a Dask backend goes "
+     r"with --dask \(installed: .*local"),
+    ("", ["--dask", "nosuchbackend"], r"--dask: unknown backend 'nosuchbackend'; installed: .*local"),
+    ("", ["--mode", "Latched"], r"--mode Latched and --custom mode=Sampled disagree: give the mode once"),
     ("", ["--custom", "mode=Both"], r"--custom mode=Both: allowed modes: Sampled, Latched"),
     ("efficiency: {fired: OffsetScanSampled}\n", ["--custom", "mode=Latched"],
      r"'OffsetScanSampled' is not a Latched object \(--custom mode=Latched\); write \{mode\} in it"),
@@ -179,7 +183,9 @@ def test_console_script_exit_code(env):
 
 
 def test_files_processed_on_a_dask_backend(env, capsys):
-    """--mode local: the files are read by the local backend's Dask workers (a real LocalCluster)."""
+    """The seed's --mode local still works (now --dask local, with a warning:
+    test_cli_vocabulary): the files are read by the local backend's Dask workers (a real
+    LocalCluster)."""
     args = ["-i", "scan1", "--observables", "efficiency", "--custom", "mode=Sampled",
             "--yaml", write_yaml(env, "one.yml", "parameters:\n  threshold: [5800, 8000]\n"
                                                  "  thresholdsmearing: [0]\n")]
@@ -252,7 +258,7 @@ def test_formats_and_only_choose_what_is_drawn(env, capsys):
         {p.with_suffix("").name for p in out.glob("plots/*/*/*.png")}
     index = (out / "index.html").read_text()
     assert ">PDF<" in index and ">ROOT<" in index
-    assert main(args + ["-o", "nopdf", "--only", "maps", "--formats", "png,root"]) == 0
+    assert main(args + ["-o", "nopdf", "--only", "maps", "--formats", "png", "root"]) == 0
     assert ">PDF<" not in (env / "scans" / "nopdf" / "index.html").read_text()
     assert not list((env / "scans" / "nopdf").glob("plots/**/*.pdf"))
     assert main(args + ["-o", "eff", "--only", "efficiency", "--formats", "pdf"]) == 0
@@ -261,8 +267,8 @@ def test_formats_and_only_choose_what_is_drawn(env, capsys):
     assert drawn == ["efficiency/threshold/curves_Sampled_thresholdsmearing_0p0.pdf",
                      "efficiency/threshold/map_Sampled_thresholdsmearing_0p0.pdf"]
     capsys.readouterr()
-    assert main(args + ["-o", "bad", "--formats", "png,svg"]) == 2
-    assert "--formats png,svg: choose from png, pdf, root" in capsys.readouterr().err
+    assert main(args + ["-o", "bad", "--formats", "png", "svg"]) == 2
+    assert "--formats png svg: choose from png, pdf, root (separated by spaces)" in capsys.readouterr().err
     assert main(args + ["-o", "bad", "--only", "purity"]) == 2
     err = capsys.readouterr().err
     assert "--only purity: give curves, maps or an observable" in err and err.count("\n") == 1

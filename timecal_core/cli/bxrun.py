@@ -20,12 +20,14 @@ from ..config.timerc import load_timerc, timerc_location, write_default_timerc
 from ..config.yamlfiles import load_yaml, parse_custom
 from ..contract.errors import UserError
 from ..ledger.failure_causes import retry_policy
+from ..ledger.sqlite_ledger import check_whole
 from ..plan.completion import move_aside
 from ..plan.grid import Plan, plan_grid, production_dir
 from ..plan.pilot import DEFAULT_PILOT_TASKS
 from ..run.cmsrun_probe import check_cmsrun
 from ..textformat import format_bytes
 from ..contract.trust import owned_dir, write_atomically
+from . import vocabulary
 from .command_errors import run_cli, writing
 from .detach import cmd_attach, start_detached
 from .production_dir import INFILES, check_production, make_production
@@ -95,8 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "(e.g. cbcsim, PUCalibration_cfg.py); see --plugins, and "
                                     "--script NAME --help for its parameters")
     what = p.add_mutually_exclusive_group()
-    what.add_argument("--run", nargs="+", metavar="K=V", help="run one parameter set in the foreground")
-    what.add_argument("--yaml", help="grid YAML: parameter -> value or list (cartesian product)")
+    vocabulary.add_list(what, "--run", metavar="KEY=VALUE", help="run one parameter set in the foreground")
+    vocabulary.add(what, "--yaml", "the grid, parameter -> value or list (cartesian product)", metavar="FILE")
     what.add_argument("--status", action="store_true", help="print the production's state (needs -o)")
     what.add_argument("--rebuild-ledger", action="store_true",
                       help="rebuild the production ledger from the results on disk (needs -o)")
@@ -106,18 +108,20 @@ def build_parser() -> argparse.ArgumentParser:
                                                              "aggregators and evaluators")
     what.add_argument("--init", nargs="?", const=DEFAULT_DATA_DIR, metavar="DIR",
                       help=f"write a commented timerc with data paths under DIR (default {DEFAULT_DATA_DIR})")
-    p.add_argument("--grid", nargs="+", metavar="X Y [FILTER]",
-                   help="with --status: the tasks as a map over parameters X and Y (a filter such "
+    vocabulary.add_list(p, "--grid", metavar="X Y [FILTER]",
+                        help="with --status: the tasks as a map over parameters X and Y (a filter such "
                         "as threshold>=8000 may follow)")
     p.add_argument("--metric", choices=("rss", "runtime", "cpu", "failed"),
                    help="with --status --grid: the map of a resource instead of the states")
-    p.add_argument("--dask", default="local", metavar="BACKEND", help="execution backend (default: local)")
-    p.add_argument("-o", "--output", help="production directory (relative: under timerc [paths] production)")
-    p.add_argument("--custom", nargs="+", metavar="K=V", help="fill {K} placeholders of the YAML")
+    vocabulary.add(p, "--dask", "an installed backend (local, slurm, htcondor...) whose Dask cluster "
+                                "runs the tasks (default: local)", default="local", metavar="BACKEND")
+    vocabulary.add(p, "-o", "the production directory (relative: under timerc [paths] production); "
+                            "also the production --status, --attach and --rebuild-ledger look at",
+                   metavar="PRODUCTION")
+    vocabulary.add(p, "--custom", metavar="KEY=VALUE")
     p.add_argument("--HSFile", help="text file listing the hard-scattering GEN-SIM files (sets HSfile)")
     p.add_argument("--PUFile", help="text file listing the pile-up GEN-SIM files (sets PUfile)")
-    p.add_argument("--interval", type=float, default=60.0, metavar="SECONDS",
-                   help="seconds between status updates and retries (default 60)")
+    vocabulary.add(p, "--interval", "default 60", type=float, default=60.0, metavar="SECONDS")
     p.add_argument("--max-retries", type=int, default=3, metavar="N",
                    help="attempts per task before it is failed for good (default 3); timerc "
                         "[retry] may set them per failure cause: oom, walltime, node, signal, "
@@ -137,8 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "nothing (log: OUT/logs/driver.log; come back with BXRun --attach -o OUT)")
     p.add_argument("--debug", action="store_true",
                    help="plan only, submit nothing, open a Python shell holding the plan")
-    p.add_argument("-v", "--verbose", action="store_true", help="more output; tracebacks on errors")
-    p.add_argument("--version", action="version", version=f"timecal {__version__}")
+    vocabulary.add_standard(p)
     return p
 
 
@@ -310,6 +313,8 @@ def cmd_grid(args, timerc) -> int:
     overrides = _file_overrides(args, script)
     grid = {**grid, **overrides}
     backend = registry.backend(args.dask).item  # unknown backend: error before anything is written
+    if backend.check is not None and not args.debug:  # its timerc section too
+        backend.check(timerc.section(args.dask), out)
     from ..control.unix_socket import check_socket_place
     from ..driver.notify import SECTION as NOTIFY
     from ..driver.notify import Notifier
@@ -327,6 +332,7 @@ def cmd_grid(args, timerc) -> int:
             script.preflight(timerc)
         if script.cmssw:
             check_cmsrun(timerc)
+        check_whole(out)  # a damaged ledger: the line --status gives, before anything runs
     _print_plan(plan, source)
     _report_found(plan)
     if args.debug:
@@ -427,7 +433,10 @@ def cmd_pilot(args, timerc, plan: Plan, backend, overrides: dict) -> int:
     out = plan.production_dir
     choice = choose_pilot(plan.tasks, plan.script.parameters, args.pilot)
     chosen = {t.task_id for t in choice.tasks}
-    pilot_plan = Plan(out, plan.script, list(choice.tasks), done=plan.done & chosen, found=plan.found)
+    # the whole grid goes into the ledger (the rest planned: every count is over the grid);
+    # this run submits the pilot's tasks only
+    pilot_plan = Plan(out, plan.script, plan.tasks, done=plan.done, found=plan.found, run=chosen,
+                      order=plan.order)
     left = len(chosen - plan.done)
     print(f"BXRun: pilot: {len(chosen)} of {len(plan.tasks)} tasks"
           + (f" ({len(chosen) - left} already done)" if left < len(chosen) else "")
@@ -566,7 +575,8 @@ def main(argv: list[str] | None = None) -> int:
         warnings.formatwarning = lambda msg, cat, *a, **k: f"BXRun: warning: {msg}\n"
         # the detached driver outlives BXRun on purpose (start_detached): not a leak
         warnings.filterwarnings("ignore", r"subprocess \d+ is still running", ResourceWarning)
-    return run_cli("BXRun", lambda: _dispatch(args), verbose=args.verbose)
+    return run_cli("BXRun", lambda: _dispatch(args), verbose=args.verbose,
+                   interrupted="interrupted; rerun the same command to resume (what finished is kept)")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,7 +1,9 @@
 """``plotScan``: scan observables of a production as a cached table, plots and an index.
 
-The seed's flags (``--yaml --custom -i -o --observables --mode -v --cache``) keep their
-meaning; the YAML is optional (without it every varying parameter is plotted and the
+The seed's flags (``--yaml --custom -i -o --observables -v --cache``) keep their meaning, in
+the words every timecal command shares (:mod:`timecal_core.cli.vocabulary`): ``--mode`` is the
+CBC mode there, and the seed's ``--mode BACKEND`` still works with a warning (now ``--dask``).
+The YAML is optional (without it every varying parameter is plotted and the
 analyzer's standard objects are read). See the README, section "Scan plots", for the YAML format.
 """
 
@@ -15,8 +17,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from timecal_core.config.timerc import load_timerc
+from timecal_core.config.timerc import check_output_dir, load_timerc
 from timecal_core.contract.errors import UserError
+from timecal_core.cli import vocabulary
 from timecal_core.cli.command_errors import run_cli
 from timecal_core.contract.hookspecs import BackendRequest, FinishedTask
 from timecal_core.contract.trust import check_output, make_output
@@ -24,9 +27,11 @@ from timecal_core.run.tasks import finished_tasks
 from timecal_core.config.yamlfiles import load_yaml, parse_custom
 from timecal_core.cms.harvested_layout import MODES
 from .observables import (OBSERVABLES, TABLE_NAME, BXHistRef, Sources, load_or_build, observable,
-                          param_column, same_value)
+                          param_column, same_value, scan_output)
 
-WORKER_MODE = "worker"
+PROG = "plotScan"
+DISTRIBUTION = "timecal-analysis"
+WORKER_MODE = "worker"  # the files read here, one after the other (no --dask)
 YAML_KEYS = ("parameters", "labels", "efficiency", "firerate", "hists")
 
 
@@ -36,38 +41,73 @@ def build_parser() -> argparse.ArgumentParser:
         description="Scan observables (efficiency, BX contaminations, fire rate, out-of-time "
                     "fraction, mean) vs delay for a production: Parquet table, PNG/PDF plots, "
                     "ROOT data and index.html.")
-    p.add_argument("--yaml", help="plot configuration (parameters, labels, efficiency, firerate, hists)")
-    p.add_argument("--custom", nargs="+", default=[], metavar="KEY=VALUE",
-                   help="fill {KEY} placeholders of the YAML, e.g. mode=Sampled (plots that mode only)")
-    p.add_argument("-i", "--input", required=True,
-                   help="production directory (relative: under timerc [paths] production)")
-    p.add_argument("-o", "--output",
-                   help="output directory (relative: under [paths] scans; default: the production's name)")
-    p.add_argument("--observables", nargs="+", metavar="NAME",
-                   help="subset to plot: " + ", ".join(o.key for o in OBSERVABLES))
-    p.add_argument("--mode", default=WORKER_MODE,
-                   help="'worker' processes files serially here; an installed backend name (local, "
-                        "slurm, htcondor...) processes them on that Dask cluster")
-    p.add_argument("--dask", metavar="BACKEND",
-                   help="render the figures on that installed backend's Dask cluster (local, slurm, "
-                        "htcondor...), which also reads the files unless --mode says otherwise; "
-                        "default: local processes, one per core")
-    p.add_argument("--formats", default="png,pdf,root",
-                   help="comma-separated subset of png,pdf,root to write per figure (default: all three)")
+    vocabulary.add(p, "--yaml", "the plot configuration (parameters, labels, efficiency, firerate, "
+                                "hists)", metavar="FILE")
+    vocabulary.add(p, "--custom", "(e.g. mode=Sampled: plot that mode only)", default=[],
+                   metavar="KEY=VALUE")
+    vocabulary.add(p, "-i", "(relative: under timerc [paths] production)", required=True,
+                   metavar="PRODUCTION")
+    vocabulary.add(p, "-o", "the table, plots and index.html (relative: under timerc [paths] scans; "
+                            "default: the production's path under [paths] production, e.g. a/scan1, "
+                            "or NAME-HASH for one elsewhere)", metavar="DIR")
+    vocabulary.add_list(p, "--observables", metavar="NAME",
+                        help="subset to plot: " + ", ".join(o.key for o in OBSERVABLES))
+    vocabulary.add(p, "--mode", "plot that mode only, as --custom mode=... (default: both)",
+                   metavar="|".join(MODES))
+    vocabulary.add(p, "--dask", "an installed backend (local, slurm, htcondor...) whose Dask cluster "
+                                "reads the files and draws the figures (default: the files are read "
+                                "here and the figures drawn by local processes, one per core)",
+                   metavar="BACKEND")
+    vocabulary.add_list(p, "--formats", old_commas=True, metavar="FORMAT",
+                        help="what to write per figure, among png pdf root (default: all three)")
     p.add_argument("--only", metavar="WHAT",
                    help="draw only 'curves', only 'maps', or only one observable (as --observables)")
     p.add_argument("--workers", type=int, help="local processes drawing figures (default: one per core)")
     p.add_argument("--cache", action="store_true", help="rebuild the observables table even if it is up to date")
     p.add_argument("--allow-missing", action="store_true",
-                   help="plot the grid points that exist instead of stopping on missing ones")
-    p.add_argument("-v", "--verbose", action="store_true", help="tracebacks and details")
+                   help="grid points of the production's planned grid with no finished task stop "
+                        "plotScan (it names them); with this it plots the others and lists the "
+                        "missing ones in index.html")
+    vocabulary.add_standard(p, DISTRIBUTION)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_cli("plotScan", lambda: run(args) and 0, verbose=args.verbose,
+    return run_cli(PROG, lambda: run(settle(args)) and 0, verbose=args.verbose,
                    interrupted="interrupted; the observables table is only replaced once complete")
+
+
+def settle(args: argparse.Namespace) -> argparse.Namespace:
+    """``--mode`` as the vocabulary means it (the CBC mode: the same as ``--custom mode=``),
+    and what it meant before, still working with a warning: ``--mode worker`` (the default)
+    and ``--mode BACKEND`` (now ``--dask BACKEND``, which reads the files and draws the
+    figures)."""
+    if args.mode is None:
+        return args
+    if args.mode in MODES:
+        given = parse_custom(args.custom).get("mode")
+        if given is None:
+            args.custom = [*args.custom, f"mode={args.mode}"]
+        elif given != args.mode:
+            raise UserError(f"--mode {args.mode} and --custom mode={given} disagree: give the mode once")
+        return args
+    from timecal_core.contract.plugins import get_registry
+
+    backends = sorted(get_registry().backends)
+    old = f"--mode {args.mode} (where the files are read)"
+    if args.mode not in (WORKER_MODE, *backends):
+        raise UserError(f"--mode {args.mode}: give {' or '.join(MODES)} (the CBC mode to plot); a Dask "
+                        f"backend goes with --dask (installed: {', '.join(backends) or 'none'})")
+    if args.dask and args.dask != args.mode:
+        vocabulary.deprecated(PROG, old, f"--dask {args.dask} reads the files too; leave --mode out")
+    elif args.mode == WORKER_MODE:
+        vocabulary.deprecated(PROG, old, "the files are read here unless --dask says where; leave --mode out")
+    else:
+        vocabulary.deprecated(PROG, old, f"use --dask {args.mode}")
+        args.dask = args.mode
+    args.mode = None
+    return args
 
 
 # --------------------------------------------------------------------------- the run
@@ -78,8 +118,9 @@ def run(args: argparse.Namespace) -> Path:
     production = _resolve(args.input, timerc, "production", "-i")
     if not (production / "results").is_dir():
         raise UserError(f"-i {args.input}: {production} is not a production directory (no results/ in it)")
-    output = _resolve(args.output or production.name, timerc, "scans", "-o")
-    check_output(output, what=f"-o {args.output or production.name}")  # before anything is written
+    output = _resolve(args.output, timerc, "scans", "-o") if args.output else scan_output(production, timerc)
+    check_output_dir(output)  # a file there is one line now, not a crash after the work
+    check_output(output, what=f"-o {args.output or output.name}")  # another user's, or a symlink: before anything is written
     custom = parse_custom(args.custom)
     modes = _modes(custom)
     config = _load_config(args.yaml, custom) if args.yaml else {}
@@ -95,20 +136,21 @@ def run(args: argparse.Namespace) -> Path:
     tasks = finished_tasks(production)
     if not tasks:
         raise UserError(f"{production}: no finished task in results/; wait for the production or check BXRun")
-    grid = resolve_grid(config.get("parameters"), tasks, source)
+    planned = planned_points(production)
+    grid = resolve_grid(config.get("parameters"), tasks, source, planned)
     selected, missing = match_grid(grid, tasks)
     notes = []
     if missing:
-        listing = "; ".join(", ".join(f"{k}={v}" for k, v in point.items()) for point in missing)
-        message = f"{len(missing)} grid point(s) of {source} have no finished task in {production}: {listing}"
+        message = describe_missing(missing, grid, production)
         if not args.allow_missing:
-            raise UserError(message + " (use --allow-missing to plot what exists)")
+            raise UserError(message + " (--allow-missing plots the others and lists these in index.html)")
         print(f"plotScan: warning: {message}", file=sys.stderr)
-        notes.append(message)
+        notes.append(f"{len(missing)} of the {_points(grid)} grid points have no finished task: "
+                     + "; ".join(_point_text(point) for point in missing))
     _check_fixed(grid, selected, source)
 
-    mode = args.mode if args.mode != WORKER_MODE or not args.dask else args.dask
-    make_output(output, what=f"-o {args.output or production.name}")
+    mode = args.dask or WORKER_MODE  # where the files are read
+    make_output(output, what=f"-o {args.output or output.name}")
     cluster = SharedCluster(args.dask, timerc, output, args.verbose) if args.dask else None
     try:
         if cluster is not None and mode == args.dask:
@@ -146,13 +188,17 @@ def _plot(args, table, grid, observables, modes, output, labels, kinds, formats,
     return plot_scan(request, progress=Progress("figures"), runner=runner)
 
 
-def parse_formats(text: str) -> tuple[str, ...]:
+def parse_formats(given: Sequence[str] | None) -> tuple[str, ...]:
+    """``--formats png root`` (None: every format)."""
     from .plotting import FORMATS
 
-    wanted = tuple(dict.fromkeys(f.strip().lower() for f in str(text).split(",") if f.strip()))
+    if not given:
+        return tuple(FORMATS)
+    wanted = tuple(dict.fromkeys(f.strip().lower() for f in given if f.strip()))
     unknown = [f for f in wanted if f not in FORMATS]
     if unknown or not wanted:
-        raise UserError(f"--formats {text}: choose from {', '.join(FORMATS)} (comma-separated)")
+        raise UserError(f"--formats {' '.join(given)}: choose from {', '.join(FORMATS)} "
+                        f"(separated by spaces)")
     return wanted
 
 
@@ -276,14 +322,60 @@ def _bx_hists(hists: Any, modes: Sequence[str], source: str) -> tuple[BXHistRef,
     return tuple(refs)
 
 
-def resolve_grid(parameters: Any, tasks: Sequence[FinishedTask], source: str) -> dict[str, list[Any]]:
+SHOWN_MISSING = 5  # grid points named in the one-line message; index.html lists them all
+
+
+def planned_points(production: Path) -> list[dict[str, Any]] | None:
+    """The parameters of every task of the production's planned grid, finished or not (its
+    ledger holds the whole grid, a pilot's untouched rest included), or None when there is
+    no readable ledger (the grid is then what finished)."""
+    import json
+
+    from timecal_core.ledger.sqlite_ledger import LEDGER_NAME, Ledger
+
+    if not (production / LEDGER_NAME).is_file():
+        return None
+    try:
+        ledger = Ledger.open_readonly(production)
+    except UserError as exc:
+        print(f"plotScan: warning: {exc}; the grid plotted is what finished", file=sys.stderr)
+        return None
+    try:
+        return [json.loads(text) for (text,) in ledger.columns(["params"])]
+    finally:
+        ledger.close()
+
+
+def _points(grid: Mapping[str, Sequence[Any]]) -> int:
+    count = 1
+    for values in grid.values():
+        count *= len(values)
+    return count
+
+
+def _point_text(point: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in point.items())
+
+
+def describe_missing(missing: Sequence[Mapping[str, Any]], grid: Mapping[str, Sequence[Any]],
+                     production: Path) -> str:
+    """One line: how many grid points have no finished task, the first few named."""
+    named = "; ".join(_point_text(p) for p in missing[:SHOWN_MISSING])
+    more = f" and {len(missing) - SHOWN_MISSING} more" if len(missing) > SHOWN_MISSING else ""
+    return (f"{len(missing)} of the {_points(grid)} grid points have no finished task in {production}: "
+            f"{named}{more}")
+
+
+def resolve_grid(parameters: Any, tasks: Sequence[FinishedTask], source: str,
+                 planned: Sequence[Mapping[str, Any]] | None = None) -> dict[str, list[Any]]:
     """The YAML ``parameters`` checked against the production; without it, every parameter
-    that takes more than one value in the production."""
-    known: dict[str, list[Any]] = {}
-    for task in tasks:
-        for name, value in task.params.items():
-            if value not in known.setdefault(name, []):
-                known[name].append(value)
+    that takes more than one value in the production's planned grid (``planned``: every
+    task's parameters, finished or not; default: the finished tasks')."""
+    seen: dict[str, dict[Any, None]] = {}  # ordered sets: 30,000 tasks cost lookups, not scans
+    for params in planned if planned is not None else (t.params for t in tasks):
+        for name, value in params.items():
+            seen.setdefault(name, {})[value] = None
+    known = {name: list(values) for name, values in seen.items()}
     if not parameters:
         varying = {k: sorted(v, key=_sort_key) for k, v in known.items() if len(v) > 1}
         return varying or {k: v for k, v in list(known.items())[:1]}

@@ -33,17 +33,31 @@ def _dashboard(settings: dict) -> bool:
     return value in ("yes", "true", "on", "1", "")
 
 
+def check(settings, _output_dir=None) -> tuple[bool, int]:
+    """``[local]`` validated (before anything is written): (dashboard, workers)."""
+    settings = dict(settings)
+    unknown = sorted(set(settings) - set(SETTINGS))
+    if unknown:
+        raise UserError(f"timerc [local]: unknown setting(s) {', '.join(unknown)}; allowed: "
+                        + ", ".join(SETTINGS))
+    memory = settings.get("memory_limit", "").strip()
+    if memory and memory != "auto":
+        from dask.utils import parse_bytes
+
+        try:
+            parse_bytes(memory)
+        except (ValueError, TypeError):
+            raise UserError(f"timerc [local] memory_limit = {memory!r}: expected a size such as "
+                            "2GB or 500MiB, or auto") from None
+    return _dashboard(settings), positive_int_setting("local", settings, "workers") or os.cpu_count() or 1
+
+
 def start(request: BackendRequest) -> RunningCluster:
     import dask
     from distributed import LocalCluster
 
     settings = dict(request.settings)
-    unknown = sorted(set(settings) - set(SETTINGS))
-    if unknown:
-        raise UserError(f"timerc [local]: unknown setting(s) {', '.join(unknown)}; allowed: "
-                        + ", ".join(SETTINGS))
-    dashboard = _dashboard(settings)
-    n_workers = positive_int_setting("local", settings, "workers") or os.cpu_count() or 1
+    dashboard, n_workers = check(settings)
     security = cluster_security()
     # The scheduler reads its HTTP routes when it starts, inside LocalCluster().
     routes = {} if dashboard else HEALTH_ONLY  # no page showing tasks, workers or logs
@@ -68,6 +82,6 @@ def start(request: BackendRequest) -> RunningCluster:
 
 @hookimpl
 def timecal_backends():
-    yield ExecutionBackend(name="local", start=start,
+    yield ExecutionBackend(name="local", start=start, check=check,
                            description="Dask LocalCluster on this machine ([local] workers, memory_limit, "
                                        "dashboard); TLS with mutual authentication")
