@@ -82,20 +82,28 @@ class Notifier:
             raise UserError(f"timerc [notify] smtp_cafile = {self.cafile}: no such file")
         self.sender = settings.get("sender") or f"{getpass.getuser()}@{socket.getfqdn()}"
         self._failed: list[str] = []
+        self._failed_tasks = 0
 
     @property
     def active(self) -> bool:
         return bool(self.mail or self.command)
 
     # ------------------------------------------------------------------ events
-    def failed_for_good(self, text: str) -> None:
-        self._failed.append(text)
+    def failed_for_good(self, text: str | None, tasks: int = 1) -> None:
+        """``tasks`` failed for good; ``text`` says why, or is None when the same error was
+        said before (the engine says an error once and counts the others): the mail's count
+        is of tasks, not of lines."""
+        self._failed_tasks += tasks
+        if text:
+            self._failed.append(text)
 
     def flush(self) -> None:
         """Once per interval: one message for every task that failed for good since the last."""
-        if self._failed:
-            failed, self._failed = self._failed, []
-            self.send("failed", f"{len(failed)} task(s) failed for good", "\n".join(failed))
+        if self._failed_tasks:
+            tasks, failed = self._failed_tasks, self._failed
+            self._failed_tasks, self._failed = 0, []
+            details = failed or ["the same error as before (the monitor's 'errors' shows every task)"]
+            self.send("failed", f"{tasks} task(s) failed for good", "\n".join(details))
 
     def send(self, event: str, summary: str, details: str = "") -> None:
         if not self.active:

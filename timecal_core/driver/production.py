@@ -204,9 +204,9 @@ def run_production(plan, backend, request, options: ProductionOptions, timerc,
                         engine = Engine(plan, ledger, client, running, options, timerc,
                                         notify=lambda text: bulletin.publish(text, kind="task"),
                                         driver_log=driver_log_path(production_dir),
-                                        on_exhausted=lambda text: (
-                                            bulletin.publish(text, kind="failed"),
-                                            notifier.failed_for_good(text)))
+                                        on_exhausted=lambda text, tasks: (
+                                            text and bulletin.publish(text, kind="failed"),
+                                            notifier.failed_for_good(text, tasks)))
                         loop = ProductionLoop(engine, bulletin, options.interval)
                         control = Control(engine, loop, bulletin, aggregate=lambda out: run_aggregators(
                             production_dir, plan.script.name, ledger, timerc, engine.verbose, out=out))

@@ -21,9 +21,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..contract.errors import UserError
 from .failure_causes import RetryPolicy, USER, kind, step_cause
-from .integrity import LEDGER_NAME, check_whole, damaged
+from .integrity import LEDGER_NAME, check_files, check_whole, damaged
 from .records import (CANCELLED, DONE, ERROR, FAILED, PENDING, PLANNED, RUNNING, STATES, Completion,
                       Event, Failure, LedgerUnavailable, ReconcileReport, TaskRow, rebuild_hint)
 
@@ -121,14 +120,9 @@ class Ledger:
     @classmethod
     def create(cls, production_dir: Path) -> Ledger:
         """Open the ledger for writing, creating it if absent (the driver's side)."""
-        from ..contract.trust import check_file
-
         path = Path(production_dir) / LEDGER_NAME
         path.parent.mkdir(parents=True, exist_ok=True)
-        # SQLite opens its files by name: none of them may be a symlink or another user's
-        sides = [path, *(path.with_name(LEDGER_NAME + s) for s in ("-wal", "-shm", "-journal"))]
-        for side in sides:
-            check_file(side)
+        check_files(production_dir)  # no symlink, nothing of another user's
         check_whole(production_dir)  # damage found now, not while recording completions
         try:
             db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
@@ -148,12 +142,7 @@ class Ledger:
                                     "directory's permissions and free space") from None
         except sqlite3.DatabaseError as exc:
             raise damaged(path, exc) from None
-        try:
-            for side in sides:  # what SQLite created just now is ours too
-                check_file(side)
-        except UserError:
-            db.close()
-            raise
+        check_files(production_dir, opened=db)
         return cls(path, db)
 
     @classmethod
