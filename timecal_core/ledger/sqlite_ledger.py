@@ -7,8 +7,7 @@ production lock guarantees a single driver); readers such as ``BXRun --status`` 
 read-only while the driver runs, which WAL mode allows without blocking either side.
 
 Writes are grouped in transactions (one per batch of completions) so that a 30,000-task
-production does not pay one fsync per task.
-"""
+production does not pay one fsync per task."""
 
 from __future__ import annotations
 
