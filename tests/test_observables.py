@@ -210,7 +210,9 @@ def test_aggregator_is_registered_and_writes_the_table(tmp_path, production):
     timerc = Timerc(tmp_path / "timerc", {"paths": {"scans": str(scans)}})
     tasks = tuple(finished_tasks(production))
     written = aggregator.run(AggregationRequest(production, "cbcsim", tasks, timerc))
-    assert written == [scans / production.name / obs.TABLE_NAME, scans / production.name / "tasks.parquet"]
+    (folder,) = [p for p in scans.iterdir()]  # a production outside [paths] production: NAME-HASH
+    assert folder.name.startswith(production.name + "-")
+    assert written == [folder / obs.TABLE_NAME, folder / "tasks.parquet"]
     values, task_table = pd.read_parquet(written[0]), pd.read_parquet(written[1])
     assert len(task_table) == len(tasks) and task_table.index.name == "task"  # parameters once per task
     assert len(values) == len(tasks) * len(MODES) * 51

@@ -8,7 +8,6 @@ import argparse
 import json
 import os
 import shlex
-import shutil
 import sys
 import time
 import warnings
@@ -21,17 +20,19 @@ from ..config.timerc import load_timerc, timerc_location, write_default_timerc
 from ..config.yamlfiles import load_yaml, parse_custom
 from ..contract.errors import UserError
 from ..ledger.failure_causes import retry_policy
+from ..ledger.sqlite_ledger import check_whole
 from ..plan.completion import move_aside
 from ..plan.grid import Plan, plan_grid, production_dir
 from ..plan.pilot import DEFAULT_PILOT_TASKS
 from ..run.cmsrun_probe import check_cmsrun
 from ..textformat import format_bytes
+from ..contract.trust import owned_dir, write_atomically
 from . import vocabulary
 from .command_errors import run_cli, writing
 from .detach import cmd_attach, start_detached
 from .output_layout import choose_layout
+from .production_dir import INFILES, check_production, make_production
 
-INFILES = "infiles"
 GRID_COPY = "config.yml"
 PRODUCTION_RECORD = "production.json"
 DEFAULT_DATA_DIR = "~/.local/share/timecal"
@@ -163,25 +164,17 @@ def _require_output(args) -> None:
                         "(absolute, or relative to timerc [paths] production)")
 
 
-def _resolve_output(args, timerc) -> Path:
+def _resolve_output(args, timerc, writing: bool = True) -> Path:
+    """The production directory of ``-o``; when this command will write in it, checked
+    first (:func:`.production_dir.check_production`)."""
     _require_output(args)
     out = production_dir(args.output, timerc.optional_path("production"))
+    if writing:
+        check_production(out, f"-o {args.output}")
     if out.exists() and not out.is_dir():
         raise UserError(f"-o {args.output}: {out} is a file, not a production directory; "
                         f"give a directory (new or existing)")
     return out
-
-
-def _write_atomically(path: Path, write) -> None:
-    """``write(tmp)`` then rename: a full disk never leaves a half-written grid copy that a
-    rerun would take for the production's grid."""
-    part = path.with_name(path.name + ".part")
-    try:
-        write(part)
-        os.replace(part, path)
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
 
 
 def _confirm_size(args, n: int, first: dict) -> None:
@@ -292,6 +285,7 @@ def cmd_run(args, timerc) -> int:
     cmssw = timerc.optional_path("cmssw")
     with ExitStack() as stack:
         with writing(f"-o {args.output}", out):
+            make_production(out)
             stack.enter_context(ProductionLock(out))
             move_aside(plan.results_dir, plan.found.to_move)
         print(f"BXRun: running {script.name} {spec.task_id} in the foreground "
@@ -329,8 +323,17 @@ def cmd_grid(args, timerc) -> int:
     grid = {**grid, **overrides}
     choose_layout(args.layout, _read_record(out).get("layout"), timerc, script)  # a wrong one: refused now
     backend = registry.backend(args.dask).item  # unknown backend: error before anything is written
-    # a wrong timerc [retry] is refused before anything is written (the driver reads it again)
+    if backend.check is not None and not args.debug:  # its timerc section too
+        backend.check(timerc.section(args.dask), out)
+    from ..control.unix_socket import check_socket_place
+    from ..driver.notify import SECTION as NOTIFY
+    from ..driver.notify import Notifier
+
+    # a wrong timerc [retry] or [notify] is refused before anything is written (the driver
+    # reads them again), as a runtime directory the driver's socket could not trust
     retry_policy(timerc.section("retry"), args.max_retries, where=str(timerc.path))
+    Notifier(timerc.section(NOTIFY), out, note=lambda _line: None)
+    check_socket_place(out)
     # --debug is asked too: the plan it holds is what takes the memory
     plan = plan_grid(script, grid, out, source=source, base=base,
                      confirm=lambda n, first: _confirm_size(args, n, first))
@@ -339,6 +342,7 @@ def cmd_grid(args, timerc) -> int:
             script.preflight(timerc)
         if script.cmssw:
             check_cmsrun(timerc)
+        check_whole(out)  # a damaged ledger: the line --status gives, before anything runs
     _print_plan(plan, source)
     _report_found(plan)
     if args.debug:
@@ -368,6 +372,8 @@ def _run_here(args, timerc, plan: Plan, backend, overrides: dict, pilot: bool = 
     from ..contract.hookspecs import BackendRequest
     from ..run.lock import ProductionLock
     from ..driver.production import run_production
+    from ..plan.completion import RESULTS
+    from ..plan.grid import TMP
     from ..run.tasks import clear_stale_workdirs
 
     out = plan.production_dir
@@ -377,11 +383,13 @@ def _run_here(args, timerc, plan: Plan, backend, overrides: dict, pilot: bool = 
     overrides = {name: plan.tasks[0].params[name] for name in overrides}
     with ExitStack() as stack:
         with writing(f"-o {args.output}", out):
+            make_production(out)
             stack.enter_context(ProductionLock(out))
-            infiles = out / INFILES
-            infiles.mkdir(parents=True, exist_ok=True)
+            infiles = owned_dir(out / INFILES)
+            # written whole, then renamed: a full disk never leaves a half-written grid copy
+            # that a rerun would take for the production's grid
             if not (infiles / GRID_COPY).is_file():
-                _write_atomically(infiles / GRID_COPY, lambda p: shutil.copyfile(args.yaml, p))
+                write_atomically(infiles / GRID_COPY, Path(args.yaml).read_bytes())
             record = _read_record(out) if (infiles / PRODUCTION_RECORD).is_file() else None
             layout = choose_layout(args.layout, (record or {}).get("layout"), timerc, script)
             if record is None or (layout and record.get("layout") != layout):
@@ -392,10 +400,10 @@ def _run_here(args, timerc, plan: Plan, backend, overrides: dict, pilot: bool = 
                                     "timecal": __version__, "overrides": overrides, "cwd": os.getcwd()}
                 if layout:
                     record["layout"] = layout
-                _write_atomically(infiles / PRODUCTION_RECORD,
-                                  lambda p: p.write_text(json.dumps(record, indent=1)))
+                write_atomically(infiles / PRODUCTION_RECORD, json.dumps(record, indent=1))
             move_aside(plan.results_dir, plan.found.to_move)
             clear_stale_workdirs(out)
+            owned_dir(owned_dir(out / RESULTS) / TMP)  # made and checked here, not by a worker
         if not plan.pending:
             print("BXRun: every task is already done.")
         request = BackendRequest(settings=timerc.section(args.dask), output_dir=out, verbose=args.verbose)
@@ -442,7 +450,10 @@ def cmd_pilot(args, timerc, plan: Plan, backend, overrides: dict) -> int:
     out = plan.production_dir
     choice = choose_pilot(plan.tasks, plan.script.parameters, args.pilot)
     chosen = {t.task_id for t in choice.tasks}
-    pilot_plan = Plan(out, plan.script, list(choice.tasks), done=plan.done & chosen, found=plan.found)
+    # the whole grid goes into the ledger (the rest planned: every count is over the grid);
+    # this run submits the pilot's tasks only
+    pilot_plan = Plan(out, plan.script, plan.tasks, done=plan.done, found=plan.found, run=chosen,
+                      order=plan.order)
     left = len(chosen - plan.done)
     print(f"BXRun: pilot: {len(chosen)} of {len(plan.tasks)} tasks"
           + (f" ({len(chosen) - left} already done)" if left < len(chosen) else "")
@@ -506,7 +517,7 @@ def cmd_pilot(args, timerc, plan: Plan, backend, overrides: dict) -> int:
 def cmd_status(args, timerc, rebuild: bool) -> int:
     from . import status_commands
 
-    out = _resolve_output(args, timerc)
+    out = _resolve_output(args, timerc, writing=rebuild)
     if not out.is_dir():
         raise UserError(f"-o {args.output}: no production at {out}")
     if not rebuild:
@@ -560,7 +571,7 @@ def _dispatch(args) -> int:
                             "production), not with --run, --status, --rebuild-ledger or --attach")
     timerc = load_timerc()
     if args.attach:
-        return cmd_attach(_resolve_output(args, timerc))
+        return cmd_attach(_resolve_output(args, timerc, writing=False))
     if args.status or args.rebuild_ledger:
         return cmd_status(args, timerc, rebuild=args.rebuild_ledger)
     if args.run:
@@ -584,7 +595,8 @@ def main(argv: list[str] | None = None) -> int:
         warnings.formatwarning = lambda msg, cat, *a, **k: f"BXRun: warning: {msg}\n"
         # the detached driver outlives BXRun on purpose (start_detached): not a leak
         warnings.filterwarnings("ignore", r"subprocess \d+ is still running", ResourceWarning)
-    return run_cli("BXRun", lambda: _dispatch(args), verbose=args.verbose)
+    return run_cli("BXRun", lambda: _dispatch(args), verbose=args.verbose,
+                   interrupted="interrupted; rerun the same command to resume (what finished is kept)")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -21,4 +21,5 @@ SUMMARY = Aggregator(name="summary", run=_deferred("summary", "write_summary"),
                                  "attempts of every task")
 OBSERVABLES = Aggregator(name="observables", run=_deferred("observables", "aggregate"),
                          description="scan observables per file, mode and delay -> [paths] "
-                                     "scans/<production>/observables.parquet (+ tasks.parquet)")
+                                     "scans/<production>/observables.parquet (+ tasks.parquet; its path "
+                                     "under [paths] production)")

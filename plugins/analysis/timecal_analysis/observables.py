@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,8 +28,8 @@ from timecal_core.run.tasks import Packer
 from . import store
 from .fastmaps import read_map
 from timecal_core.cms.harvested_layout import (ATTR_LOW, BX_HIGH, BX_LOW, BX_NBINS,
-                                               HARVESTED_PREFIX, MODES, hist1d_name)
-from timecal_core.cms.readers import ScanMaps
+                                               HARVESTED_PREFIX, MODES, delay_rows, hist1d_name)
+from timecal_core.cms.readers import ScanMaps, hist1d_names
 
 if TYPE_CHECKING:  # pandas only where a wide table is built: the aggregators run in the driver
     import pandas as pd
@@ -202,7 +203,7 @@ def _read_maps(path: Path, sources: Sources) -> ScanMaps:
     wanted = {"offset": (sources.efficiency_folder, sources.fired), "hits": (sources.efficiency_folder, sources.hits),
               "attribution": (sources.firerate_folder, sources.attribution)}
     arrays: dict[str, dict[str, np.ndarray]] = {"offset": {}, "hits": {}, "attribution": {}, "errors": {}}
-    delays = None
+    delays = rows = None
     try:
         # Memory-mapped: a file's dozen small reads then cost no open() each (fsspec's do).
         with uproot.open(path, handler=uproot.source.file.MemmapSource) as f:
@@ -217,11 +218,13 @@ def _read_maps(path: Path, sources: Sources) -> ScanMaps:
                         m = read_map(folders[folder], name)
                     except Exception:  # uproot raises KeyInFileError, or others for a half-matching path
                         raise UserError(f"{path}: no object '{folder}/{name}'") from None
-                    # [ix, iy] with flows -> [delay, x] without the (empty) delay flows
-                    arrays[role][mode] = m.values[:, 1:-1].T
+                    if delays is None:  # the delays and their rows (see harvested_layout.delay_rows)
+                        names = f"{folder.rsplit('/', 1)[0]}/Hist1D"
+                        delays, rows = delay_rows(*m.y_bins, lambda: hist1d_names(f[names]) if names in f else [])
+                    # [ix, iy] with flows -> [delay, x]
+                    arrays[role][mode] = m.values[:, rows].T
                     if role == "offset":
-                        arrays["errors"][mode] = m.errors()[:, 1:-1].T
-                        delays = m.y_centres() if delays is None else delays
+                        arrays["errors"][mode] = m.errors()[:, rows].T
     except (OSError, ValueError) as exc:
         raise UserError(f"{path}: cannot be read as a ROOT file ({exc})") from None
     return ScanMaps(path, delays, arrays["offset"], arrays["hits"], arrays["attribution"], arrays["errors"])
@@ -473,16 +476,38 @@ def parameter_columns(table: pd.DataFrame) -> list[str]:
 
 
 # --------------------------------------------------------------------------- aggregator
+def scan_output(production: Path, timerc) -> Path:
+    """Where a production's scan outputs go by default, one folder per production: its path
+    under ``[paths] production`` repeated under ``[paths] scans`` (``-o a/same`` and ``-o
+    b/same`` are ``scans/a/same`` and ``scans/b/same``: a name alone would let the second
+    replace the first's table); a production elsewhere gets its name and a short hash of its
+    absolute path (``same-3fa2b1c4``)."""
+    import hashlib
+
+    scans = Path(timerc.data_path("scans"))
+    production = Path(os.path.abspath(production))
+    root = timerc.optional_path("production")
+    if root is not None:
+        try:
+            inside = production.relative_to(os.path.abspath(root))
+        except ValueError:
+            inside = None
+        if inside is not None and inside.parts:
+            return scans / inside
+    digest = hashlib.sha1(str(production).encode()).hexdigest()[:8]
+    return scans / f"{production.name}-{digest}"
+
+
 def aggregate(request: AggregationRequest) -> list[Path]:
-    """At the end of a production: the store under ``[paths] scans/<production name>``,
-    which ``plotScan -i <production>`` then finds as its cache. Productions of scripts that
-    do not write harvested BX-histogram files (physics.md section 6) are not its business."""
+    """At the end of a production: the store under :func:`scan_output`, which ``plotScan -i
+    <production>`` then finds as its cache. Productions of scripts that do not write
+    harvested BX-histogram files (physics.md section 6) are not its business."""
     tasks = (t for t in request.tasks
              if t.output.name.startswith("BXHist") and t.output.name.endswith("_harvested.root"))
     first = next(tasks, None)
     if first is None:
         return []
-    directory = Path(request.timerc.data_path("scans")) / Path(request.production_dir).name
+    directory = scan_output(Path(request.production_dir), request.timerc)
     build(itertools.chain([first], tasks), directory)
     return [directory / store.VALUES_NAME, directory / store.TASKS_NAME]
 
@@ -496,4 +521,5 @@ def observables_aggregator() -> Aggregator:
 __all__ = [
     "OBSERVABLES", "ObservableDef", "BXHistRef", "Sources", "observable", "file_observables",
     "build_table", "load_or_build", "observables_aggregator", "param_column", "parameter_columns", "TABLE_NAME",
+    "scan_output",
 ]
