@@ -30,7 +30,7 @@ from ..contract.trust import owned_dir, write_atomically
 from . import vocabulary
 from .command_errors import run_cli, writing
 from .detach import cmd_attach, start_detached
-from .output_layout import choose_layout
+from .output_layout import choose_layout, record_layout
 from .production_dir import INFILES, check_production, make_production
 
 GRID_COPY = "config.yml"
@@ -391,16 +391,9 @@ def _run_here(args, timerc, plan: Plan, backend, overrides: dict, pilot: bool = 
             if not (infiles / GRID_COPY).is_file():
                 write_atomically(infiles / GRID_COPY, Path(args.yaml).read_bytes())
             record = _read_record(out) if (infiles / PRODUCTION_RECORD).is_file() else None
-            layout = choose_layout(args.layout, (record or {}).get("layout"), timerc, script)
-            if record is None or (layout and record.get("layout") != layout):
-                if record is not None:
-                    print(f"BXRun: layout {layout} from now on (was {record.get('layout') or script.layouts[0]}): "
-                          "the tasks already done keep theirs; every reader takes both", flush=True)
-                record = record or {"script": script.name, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-                                    "timecal": __version__, "overrides": overrides, "cwd": os.getcwd()}
-                if layout:
-                    record["layout"] = layout
-                write_atomically(infiles / PRODUCTION_RECORD, json.dumps(record, indent=1))
+            record_layout(infiles / PRODUCTION_RECORD, record, args.layout, timerc, script,
+                          {"script": script.name, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+                           "timecal": __version__, "overrides": overrides, "cwd": os.getcwd()})
             move_aside(plan.results_dir, plan.found.to_move)
             clear_stale_workdirs(out)
             owned_dir(owned_dir(out / RESULTS) / TMP)  # made and checked here, not by a worker

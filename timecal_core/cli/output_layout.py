@@ -4,7 +4,11 @@ switches layouts half-way through a grid."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from ..contract.errors import UserError
+from ..contract.trust import write_atomically
 
 RECORD = "infiles/production.json"
 
@@ -30,3 +34,19 @@ def choose_layout(given: str | None, recorded: str | None, timerc, script) -> st
                             f"BXRun --help, --layout)")
         return value
     return layouts[0]
+
+
+def record_layout(path: Path, record: dict | None, given: str | None, timerc, script, new: dict) -> None:
+    """Write the production record (``RECORD``; ``new`` when there is none yet) with the
+    layout :func:`choose_layout` picks, when it is new or the layout changed (said once:
+    the tasks already done keep theirs, every reader takes both)."""
+    layout = choose_layout(given, (record or {}).get("layout"), timerc, script)
+    if record is not None and not (layout and record.get("layout") != layout):
+        return
+    if record is not None:
+        print(f"BXRun: layout {layout} from now on (was {record.get('layout') or script.layouts[0]}): "
+              "the tasks already done keep theirs; every reader takes both", flush=True)
+    record = record or new
+    if layout:
+        record["layout"] = layout
+    write_atomically(path, json.dumps(record, indent=1))
