@@ -391,9 +391,9 @@ def _run_here(args, timerc, plan: Plan, backend, overrides: dict, pilot: bool = 
             if not (infiles / GRID_COPY).is_file():
                 write_atomically(infiles / GRID_COPY, Path(args.yaml).read_bytes())
             record = _read_record(out) if (infiles / PRODUCTION_RECORD).is_file() else None
-            record_layout(infiles / PRODUCTION_RECORD, record, args.layout, timerc, script,
-                          {"script": script.name, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-                           "timecal": __version__, "overrides": overrides, "cwd": os.getcwd()})
+            layout = record_layout(infiles / PRODUCTION_RECORD, record, args.layout, timerc, script,
+                                   {"script": script.name, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                    "timecal": __version__, "overrides": overrides, "cwd": os.getcwd()})
             move_aside(plan.results_dir, plan.found.to_move)
             clear_stale_workdirs(out)
             owned_dir(owned_dir(out / RESULTS) / TMP)  # made and checked here, not by a worker

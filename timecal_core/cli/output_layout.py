@@ -36,13 +36,14 @@ def choose_layout(given: str | None, recorded: str | None, timerc, script) -> st
     return layouts[0]
 
 
-def record_layout(path: Path, record: dict | None, given: str | None, timerc, script, new: dict) -> None:
+def record_layout(path: Path, record: dict | None, given: str | None, timerc, script,
+                  new: dict) -> str | None:
     """Write the production record (``RECORD``; ``new`` when there is none yet) with the
     layout :func:`choose_layout` picks, when it is new or the layout changed (said once:
-    the tasks already done keep theirs, every reader takes both)."""
+    the tasks already done keep theirs, every reader takes both). Returns the layout."""
     layout = choose_layout(given, (record or {}).get("layout"), timerc, script)
     if record is not None and not (layout and record.get("layout") != layout):
-        return
+        return layout
     if record is not None:
         print(f"BXRun: layout {layout} from now on (was {record.get('layout') or script.layouts[0]}): "
               "the tasks already done keep theirs; every reader takes both", flush=True)
@@ -50,3 +51,4 @@ def record_layout(path: Path, record: dict | None, given: str | None, timerc, sc
     if layout:
         record["layout"] = layout
     write_atomically(path, json.dumps(record, indent=1))
+    return layout
