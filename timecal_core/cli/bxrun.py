@@ -8,6 +8,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import sys
 import time
 import warnings
