@@ -21,7 +21,7 @@ BIN = Path(sys.executable).parent
 BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
 PROGRAMS = ("BXRun", "plotScan", "runCalibration", "timecal", "make", "conda", "ssh")
 #: Blocks that show what a command prints (not something to type or write): their first words.
-OUTPUTS = ("tasks:", "BXRun:", "plotScan figures:", "delay scan:", "runCalibration: error:",
+OUTPUTS = ("disk ", "tasks:", "BXRun:", "plotScan figures:", "delay scan:", "runCalibration: error:",
            "timecal_core/")
 
 
@@ -89,6 +89,10 @@ def test_timerc_snippets_parse_and_pass_their_checks(tmp_path, line, body):
             assert settings["production"] == "<where productions go: heavy>"
         elif section == "cmssw":
             assert settings["init"].startswith("module load")
+        elif section == "production":
+            from timecal_core.contract.plugins import get_registry as registry
+
+            assert settings["layout"] in registry().script("cbcsim").item.layouts
         elif section == "gateway":
             from timecal_backend_gateway.settings import parse_settings
             parsed = parse_settings(settings)
