@@ -25,7 +25,7 @@ from .settings import SECTION, parse_settings
 @hookimpl
 def timecal_backends():
     yield ExecutionBackend(
-        name="htcondor", start=start,
+        name="htcondor", start=start, check=check,
         description="Dask workers in HTCondor jobs ([htcondor] cores, memory, disk, submit_directives...)")
 
 
@@ -38,6 +38,17 @@ def submit_description(cluster):
     except (ValueError, RuntimeError) as exc:
         raise UserError(f"timerc [{SECTION}]: HTCondor cannot parse the worker's submit description "
                         f"({exc}); check submit_directives") from None
+
+
+def check(settings, output_dir) -> None:
+    """timerc [htcondor] and the batch commands, checked when the production is planned."""
+    from timecal_core.run.cluster_security import dashboard_address
+
+    from .schedd import require_commands
+
+    parse_settings(without_dashboard(settings), output_dir)
+    dashboard_address(SECTION, settings)
+    require_commands()
 
 
 def start(request: BackendRequest):
