@@ -229,7 +229,9 @@ def test_a_node_dies_with_its_jobs(slurmnet, tmp_path):
         dirname, pid = sorted(steps.items())[0]
         node, job = slurmnet.node_of_pid(pid), slurm_job_of(pid)
         assert node in NODES
-        before = set(jobs_in(notes(out)))
+        # the steps can start before the driver's next tick puts their jobs on record
+        before = wait_until(lambda: len(jobs_in(notes(out))) >= 3 and set(jobs_in(notes(out))), 30,
+                            "the three jobs on record")
         died = time.time()
         slurmnet.cut(node)
         killed = slurmnet.kill_node(node)
@@ -276,8 +278,8 @@ def test_the_network_of_a_node_is_cut_for_a_minute(slurmnet, tmp_path):
         steps = wait_until(lambda: len(running_steps(out)) == 3 and running_steps(out), 120, "three tasks running")
         dirname, pid = sorted(steps.items())[0]
         node, job = slurmnet.node_of_pid(pid), slurm_job_of(pid)
-        worker_pid = int(next(m[1] for n in notes(out)
-                              if (m := re.match(rf"slurm: slurm job {job} \(\S+\): worker .* pid (\d+)$", n))))
+        worker_pid = int(wait_until(lambda: next((m[1] for n in notes(out) if (m := re.match(
+            rf"slurm: slurm job {job} \(\S+\): worker .* pid (\d+)$", n))), None), 30, "its worker on record"))
         t0 = time.time()
         seen = len(query(out, "SELECT id FROM events"))
 
@@ -331,7 +333,8 @@ def test_the_driver_is_killed_and_started_again(slurmnet, tmp_path):
     first = bxrun(env, *args)
     with killed_on_failure(first):
         wait_until(lambda: len(running_steps(out)) == 3, 120, "three tasks running")
-        old = set(jobs_in(notes(out)))
+        old = wait_until(lambda: len(jobs_in(notes(out))) == 4 and set(jobs_in(notes(out))), 30,
+                         "the four jobs on record")
         states = {j: slurmnet.jobs()[j]["state"] for j in old}
         assert sorted(states.values()) == ["PENDING", "RUNNING", "RUNNING", "RUNNING"], states
         first.kill()

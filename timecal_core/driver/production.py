@@ -199,7 +199,8 @@ def run_production(plan, backend, request, options: ProductionOptions, timerc,
             with quiet_workers(), dask.config.set({"distributed.scheduler.allowed-failures": 0}):
                 with workers_ignore_interrupts():  # Ctrl-C is the driver's: it stops them itself
                     # Its ledger's history: e.g. the batch jobs an earlier (killed) driver left behind.
-                    running = backend.start(dataclasses.replace(request, notes=ledger.notes_containing))
+                    running = backend.start(dataclasses.replace(request, notes=lambda text, limit: [
+                        e.detail for e in ledger.production_events(limit, containing=text)]))
                 try:
                     with Client(running.cluster, security=running.security, set_as_default=False) as client:
                         if running.dashboard_link:
