@@ -4,14 +4,14 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-PLUGINS := plugins/analysis plugins/backend_local plugins/backend_slurm plugins/backend_htcondor \
+PLUGINS := plugins/analysis plugins/backend_local plugins/backend_slurm plugins/backend_htcondor plugins/backend_gateway \
            plugins/script_pucalibration plugins/script_cbcsim
 STAMP  := $(VENV)/.timecal-installed
 TEST_STAMP := $(VENV)/.timecal-test-installed
 PYTEST_ARGS ?=
 
-.PHONY: install test demo bench slurm-up slurm-down condor-up condor-down browser clean test-lowest \
-        test-latest test-fast lint
+.PHONY: install test demo bench slurm-up slurm-down slurmnet-down condor-up condor-down browser clean \
+        test-lowest test-latest test-fast lint
 
 install: $(STAMP)
 
@@ -34,6 +34,13 @@ slurm-up:
 slurm-down:
 	@if [ "$$(id -u)" = 0 ]; then bash tests/slurm/stop_slurm.sh; fi
 
+# The multi-node SLURM tests (tests/test_slurm_nodes.py) start a cluster of their own for each
+# test, in network namespaces (tests/slurmnet/), and remove it after the test, passed or failed.
+# slurmnet-down removes whatever a run that could not clean up left (pytest killed, say):
+# processes, namespaces, veth pairs, the bridge, the cgroups.
+slurmnet-down:
+	@if [ "$$(id -u)" = 0 ]; then bash tests/slurmnet/stop_cluster.sh; fi
+
 # The status-page tests load the page in a real browser: Debian's chromium (root only;
 # elsewhere those tests say why they skip).
 browser:
@@ -54,7 +61,7 @@ condor-down:
 	@if [ "$$(id -u)" = 0 ]; then TIMECAL_HTCONDOR_CHROOT=$(HTCONDOR_CHROOT) bash tests/htcondor/stop_htcondor.sh; fi
 
 test: $(TEST_STAMP) slurm-up condor-up browser
-	TIMECAL_HTCONDOR_CHROOT=$(HTCONDOR_CHROOT) $(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; $(MAKE) --no-print-directory slurm-down condor-down; exit $$status
+	TIMECAL_HTCONDOR_CHROOT=$(HTCONDOR_CHROOT) $(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; $(MAKE) --no-print-directory slurm-down condor-down slurmnet-down; exit $$status
 
 # The floors of every pyproject, tried: the lowest versions they allow of each direct
 # dependency (uv's lowest-direct resolution) in a venv of their own, and the part of the suite
@@ -68,7 +75,7 @@ LOWEST_TESTS := tests/test_shell.py tests/test_plugins.py tests/test_config.py t
                 tests/test_observables.py tests/test_observables_fastmaps.py tests/test_plotscan.py \
                 tests/test_plotscan_data.py tests/test_calibration.py tests/test_packaging.py \
                 tests/test_self_contained.py tests/test_architecture.py tests/test_exits.py \
-                tests/test_causes.py tests/test_failure_causes.py tests/test_pdf_layers.py \
+                tests/test_causes.py tests/test_failure_causes.py tests/test_gateway.py tests/test_pdf_layers.py \
                 tests/test_cbcsim_fastpath.py tests/test_selection_parser.py tests/test_untested_versions.py
 
 test-lowest: $(STAMP)

@@ -25,7 +25,7 @@ def test_the_home_shell_over_every_production(tmp_path, env):
     try:
         shell.expect("timecal>")
         shell.sendline("productions")
-        shell.expect(r"finished\s+sleeper\s+2\s+2/0/0\s+-")
+        shell.expect(r"finished\s+sleeper\s+2\s+2/0/0/0\s+-")
         shell.expect("timecal>")
         shell.sendline("params sleeper")
         shell.expect(r"seconds\s+float\s+0\.0\s+.*how long the task sleeps")
@@ -35,6 +35,9 @@ def test_the_home_shell_over_every_production(tmp_path, env):
         shell.expect("timecal>")
         shell.sendline("help plot")
         shell.expect("options of plotScan")
+        shell.expect("timecal>")
+        shell.sendline("calibrate --version")  # a plugin's command speaks the same words
+        shell.expect("runCalibration: timecal-analysis")
         shell.expect("timecal>")
         # start a production from the home shell: its monitor opens, 'detach' comes back
         shell.sendline("run --script sleeper --yaml long.yml -o running --interval 1")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import bxrun_path, write_timerc
+from conftest import bxrun_path, listening_elsewhere, results_of, running_sleeper_pid, wait_until, write_timerc
 from htcondor.fixture import (as_submit_user, condor, condor_site_ca, condor_workdir,  # noqa: F401
                               htcondor_pool, queued_ids)
 from timecal_backend_htcondor.plugin import start
@@ -78,20 +78,6 @@ def start_in_process(workdir: Path, settings: dict):
                                 output_dir=workdir / "prod"))
 
 
-def wait_until(condition, timeout: float, what: str):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def results_of(out: Path) -> list[Path]:
-    return sorted(p for p in (out / "results").iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
 def notes_of(out: Path) -> list[str]:
     ledger = Ledger.open_readonly(out)
     try:
@@ -142,14 +128,6 @@ def test_emulator_grid_runs_in_htcondor_jobs(condor_workdir):
     wait_until(lambda: not set(jobs) & queued_ids(), 30, "the jobs removed by BXRun at its end")
 
 
-def _running_sleeper_pid(out: Path) -> int | None:
-    for log in (out / "results" / ".tmp").glob("*/task.log"):
-        for line in log.read_text().splitlines():
-            if line.startswith("sleeper pid="):
-                return int(line.split()[1].split("=")[1])
-    return None
-
-
 def test_condor_rm_of_a_worker_job_mid_task(condor_workdir):
     """condor_rm of the job whose worker runs a task: the task reruns on the other worker,
     the grid completes with each result once, BXRun says which job ended and how, and the
@@ -160,7 +138,7 @@ def test_condor_rm_of_a_worker_job_mid_task(condor_workdir):
     proc = bxrun(condor_workdir, "jobs = 2\n", "--script", "sleeper", "--yaml", grid, "--dask", "htcondor",
                  "-o", out, "--interval", "1", wait=False)
     try:
-        pid = wait_until(lambda: _running_sleeper_pid(out) if (out / "results" / ".tmp").is_dir() else None,
+        pid = wait_until(lambda: running_sleeper_pid(out) if (out / "results" / ".tmp").is_dir() else None,
                          90, "a task to start")
         victim = condor_job_of(pid)
         condor("condor_rm", victim)
@@ -329,16 +307,17 @@ def test_unknown_schedd_fails_at_once(condor_workdir):
 
 
 def test_unreachable_scheduler_times_out_naming_the_address(condor_workdir):
-    """The scheduler advertises an address nothing listens on (a wrong interface on a
+    """The scheduler advertises an address where it does not listen (a wrong interface on a
     multi-homed login node): the job runs, its worker never connects, and start() gives up
     after connect_timeout saying which address was advertised; the job is removed."""
     before = queued_ids()
     t0 = time.monotonic()
+    interface, contact = listening_elsewhere()
     with pytest.raises(UserError) as err:
-        start_in_process(condor_workdir, {"jobs": "1", "contact_address": "tls://127.0.0.1:9",
+        start_in_process(condor_workdir, {"jobs": "1", "contact_address": contact, "scheduler_interface": interface,
                                           "connect_timeout": "3"})
     message = str(err.value)
-    assert "but its Dask worker never reached the scheduler at tls://127.0.0.1:9 (advertised from " \
+    assert f"but its Dask worker never reached the scheduler at {contact} (advertised from " \
            "[htcondor] contact_address); set [htcondor] scheduler_interface (or contact_address)" in message
     assert str(condor_workdir / "prod" / "logs" / "worker-") in message
     assert time.monotonic() - t0 < 60

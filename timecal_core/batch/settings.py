@@ -4,6 +4,7 @@ out are left to dask-jobqueue, which then reads the user's ``~/.config/dask/jobq
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +13,7 @@ import dask
 import psutil
 from dask.utils import parse_bytes
 
-from ..config.timerc import positive_int_setting, setting_lines
+from ..config.timerc import positive_int_setting, setting_lines, size_setting_or_range
 from ..contract.errors import UserError
 
 
@@ -27,14 +28,23 @@ COMMON_KEYS = {
     "adapt_max": "adaptive scaling: maximum number of jobs",
     "interface": "network interface of the workers (and of the scheduler unless scheduler_interface)",
     "scheduler_interface": "interface the scheduler listens on (multi-homed login nodes)",
-    "contact_address": "address advertised to workers, e.g. tcp://login1.example:8786 (NAT, tunnels)",
+    "contact_address": "address advertised to workers, e.g. tls://login1.example:8786 (NAT, tunnels); "
+                       "the scheduler listens on its port",
     "death_timeout": "seconds a worker waits for the scheduler before exiting",
     "connect_timeout": "seconds a running job may take to connect its worker (default {connect_timeout})",
     "max_replacements": "jobs replaced after dying or being held before their worker connected, or "
                         "hanging, before giving up (default 10)",
     "python": "Python of the workers (default: the one running BXRun)",
-    "local_directory": "worker scratch directory, e.g. $TMPDIR",
+    "local_directory": "where each worker makes its private scratch directory (mktemp -d, 0700) on "
+                       "the node; default $TMPDIR, else /tmp",
 }
+#: The worker's scratch directory: made by the job itself on its node, fresh, 0700, of an
+#: unpredictable name (never a shared ``/tmp/dask-scratch-space`` another user may have made
+#: first), removed when the job's shell ends.
+SCRATCH_VARIABLE = "TIMECAL_SCRATCH"
+DEFAULT_SCRATCH_BASE = "${TMPDIR:-/tmp}"
+#: A scratch base goes into the job's shell: a path, $VARIABLES and ${VARIABLE:-default} only.
+_SCRATCH_BASE = re.compile(r"[A-Za-z0-9_./{}:+$-]+")
 
 
 # --------------------------------------------------------------------------- settings
@@ -71,11 +81,11 @@ def size_setting(section: str, settings: Mapping[str, str], key: str, default: s
     return value
 
 
-def _check_interface(section: str, key: str, name: str | None) -> None:
+def _check_interface(section: str, key: str, name: str | None, why: str = "") -> None:
     if name and name not in psutil.net_if_addrs():
         have = ", ".join(sorted(psutil.net_if_addrs()))
         raise UserError(f"timerc [{section}] {key} = {name!r}: no such network interface on this "
-                        f"host; it has: {have}")
+                        f"host{why}; it has: {have}")
 
 
 def parse_batch_settings(section: str, raw: Mapping[str, str | None], output_dir: Path,
@@ -96,9 +106,8 @@ def parse_batch_settings(section: str, raw: Mapping[str, str | None], output_dir
         return positive_int_setting(section, settings, key)
 
     kwargs: dict = {}
-    for key in ("python", "local_directory"):
-        if settings.get(key, "").strip():
-            kwargs[key] = settings[key].strip()
+    if settings.get("python", "").strip():
+        kwargs["python"] = settings["python"].strip()
     cores = positive("cores") or dask.config.get(f"jobqueue.{section}.cores", None) or 1
     kwargs["cores"] = cores
     kwargs["processes"] = positive("processes") or dask.config.get(f"jobqueue.{section}.processes", None) or cores
@@ -106,42 +115,44 @@ def parse_batch_settings(section: str, raw: Mapping[str, str | None], output_dir
         raise UserError(f"timerc [{section}] processes = {kwargs['processes']} exceeds cores = {cores}: "
                         f"each worker process needs at least one core")
     kwargs["memory"] = size_setting(section, settings, "memory", "2GB")
-    if settings.get("prologue", "").strip():
-        kwargs["job_script_prologue"] = setting_lines(settings["prologue"])
+    prologue = setting_lines(settings.get("prologue", ""))
+    kwargs["job_script_prologue"] = prologue + scratch_lines(section, settings.get("local_directory", ""))
+    kwargs["local_directory"] = f"${SCRATCH_VARIABLE}"
     if settings.get("death_timeout", "").strip():
         kwargs["death_timeout"] = positive("death_timeout")
 
     interface = settings.get("interface", "").strip() or None
     scheduler_interface = settings.get("scheduler_interface", "").strip() or None
-    _check_interface(section, "interface", interface)
-    _check_interface(section, "scheduler_interface", scheduler_interface)
-    if interface:
-        kwargs["interface"] = interface
+    contact = settings.get("contact_address", "").strip()
     # A fixed dashboard port collides between users of one login node: let the OS choose.
     scheduler_options: dict = {"dashboard_address": ":0"}
-    if scheduler_interface:
-        scheduler_options["interface"] = scheduler_interface
-    contact = settings.get("contact_address", "").strip()
     if contact:
-        if "://" not in contact or ":" not in contact.split("://", 1)[1]:
+        host, sep, port = contact.split("://", 1)[-1].rpartition(":")
+        if "://" not in contact or not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise UserError(f"timerc [{section}] contact_address = {contact!r}: expected tls://HOST:PORT (the scheduler only speaks TLS)")
         scheduler_options["contact_address"] = contact
+        # The workers are told HOST:PORT: the scheduler must listen on that port (a tunnel or
+        # NAT forwards it), on every interface unless scheduler_interface says which.
+        scheduler_options["port"] = int(port)
+        if not scheduler_interface:
+            scheduler_options["host"] = "0.0.0.0"
+    _check_interface(section, "scheduler_interface", scheduler_interface)
+    if scheduler_interface:
+        scheduler_options["interface"] = scheduler_interface
+    elif interface and not contact:
+        # The workers' interface is the scheduler's too, then: it must exist here. Otherwise
+        # it need not: the nodes' ib0 is often not on the login node.
+        _check_interface(section, "interface", interface,
+                         " (the scheduler listens on it too unless scheduler_interface or contact_address "
+                         "is given)")
+    if interface:
+        kwargs["interface"] = interface
     kwargs["scheduler_options"] = scheduler_options
 
     log_directory = log_directory or output_dir / "logs"
     kwargs["log_directory"] = str(log_directory)
 
-    jobs = positive("jobs")
-    adapt_min, adapt_max = positive("adapt_min"), positive("adapt_max")
-    adapt = None
-    if adapt_min is not None or adapt_max is not None:
-        if jobs is not None:
-            raise UserError(f"timerc [{section}]: give either jobs or adapt_min/adapt_max, not both")
-        adapt = (adapt_min or 1, adapt_max or adapt_min or 1)
-        if adapt[0] > adapt[1]:
-            raise UserError(f"timerc [{section}] adapt_min = {adapt[0]} exceeds adapt_max = {adapt[1]}")
-    elif jobs is None:
-        jobs = 1
+    jobs, adapt = size_setting_or_range(section, settings, "jobs")
     replacements = settings.get("max_replacements", "").strip()
     if replacements and not replacements.isdigit():
         raise UserError(f"timerc [{section}] max_replacements = {replacements!r}: expected an integer >= 0")
@@ -152,3 +163,17 @@ def parse_batch_settings(section: str, raw: Mapping[str, str | None], output_dir
                            log_directory=log_directory)
     own = {k: v for k, v in settings.items() if k in own_keys}
     return shared, own
+
+
+def scratch_lines(section: str, base: str) -> list[str]:
+    """The job's shell lines that make the worker's private scratch directory under ``base``
+    (timerc ``local_directory``, else jobqueue.yaml's ``local-directory``, else ``$TMPDIR``
+    or ``/tmp`` of the node) and remove it when the job ends. Backquotes, not ``$(...)``:
+    HTCondor's submit language would take ``$(...)`` for one of its macros."""
+    base = (base or "").strip() or dask.config.get(f"jobqueue.{section}.local-directory", None) \
+        or DEFAULT_SCRATCH_BASE
+    if not _SCRATCH_BASE.fullmatch(base):
+        raise UserError(f"timerc [{section}] local_directory = {base!r}: expected a directory path "
+                        f"(letters, digits, / . _ - and $VARIABLES), e.g. $TMPDIR or /scratch/$USER")
+    return [f'{SCRATCH_VARIABLE}=`mktemp -d "{base}/timecal-dask-XXXXXXXX"` || exit 1',
+            f"trap 'rm -rf \"${SCRATCH_VARIABLE}\"' EXIT"]

@@ -1,6 +1,6 @@
 """The commands: ``BXRun`` (argument parsing and dispatch), ``timecal``, ``--status`` and
-``--rebuild-ledger``, detaching a driver, and the one way every command fails (one line,
-exit 2, disk errors, crash files).
+``--rebuild-ledger``, detaching a driver, the one way every command fails (one line,
+exit 2, disk errors, crash files), and the words every command's options share (vocabulary).
 
 May import: every subpackage but cms.
 """

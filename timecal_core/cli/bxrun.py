@@ -21,15 +21,19 @@ from ..config.timerc import load_timerc, timerc_location, write_default_timerc
 from ..config.yamlfiles import load_yaml, parse_custom
 from ..contract.errors import UserError
 from ..ledger.failure_causes import retry_policy
+from ..ledger.sqlite_ledger import check_whole
 from ..plan.completion import move_aside
 from ..plan.grid import Plan, plan_grid, production_dir
 from ..plan.pilot import DEFAULT_PILOT_TASKS
 from ..run.cmsrun_probe import check_cmsrun
 from ..textformat import format_bytes
+from ..contract.trust import owned_dir, write_atomically
+from . import vocabulary
 from .command_errors import run_cli, writing
 from .detach import cmd_attach, start_detached
+from .output_layout import choose_layout, record_layout
+from .production_dir import INFILES, check_production, make_production
 
-INFILES = "infiles"
 GRID_COPY = "config.yml"
 PRODUCTION_RECORD = "production.json"
 DEFAULT_DATA_DIR = "~/.local/share/timecal"
@@ -95,8 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "(e.g. cbcsim, PUCalibration_cfg.py); see --plugins, and "
                                     "--script NAME --help for its parameters")
     what = p.add_mutually_exclusive_group()
-    what.add_argument("--run", nargs="+", metavar="K=V", help="run one parameter set in the foreground")
-    what.add_argument("--yaml", help="grid YAML: parameter -> value or list (cartesian product)")
+    vocabulary.add_list(what, "--run", metavar="KEY=VALUE", help="run one parameter set in the foreground")
+    vocabulary.add(what, "--yaml", "the grid, parameter -> value or list (cartesian product)", metavar="FILE")
     what.add_argument("--status", action="store_true", help="print the production's state (needs -o)")
     what.add_argument("--rebuild-ledger", action="store_true",
                       help="rebuild the production ledger from the results on disk (needs -o)")
@@ -106,18 +110,20 @@ def build_parser() -> argparse.ArgumentParser:
                                                              "aggregators and evaluators")
     what.add_argument("--init", nargs="?", const=DEFAULT_DATA_DIR, metavar="DIR",
                       help=f"write a commented timerc with data paths under DIR (default {DEFAULT_DATA_DIR})")
-    p.add_argument("--grid", nargs="+", metavar="X Y [FILTER]",
-                   help="with --status: the tasks as a map over parameters X and Y (a filter such "
+    vocabulary.add_list(p, "--grid", metavar="X Y [FILTER]",
+                        help="with --status: the tasks as a map over parameters X and Y (a filter such "
                         "as threshold>=8000 may follow)")
     p.add_argument("--metric", choices=("rss", "runtime", "cpu", "failed"),
                    help="with --status --grid: the map of a resource instead of the states")
-    p.add_argument("--dask", default="local", metavar="BACKEND", help="execution backend (default: local)")
-    p.add_argument("-o", "--output", help="production directory (relative: under timerc [paths] production)")
-    p.add_argument("--custom", nargs="+", metavar="K=V", help="fill {K} placeholders of the YAML")
+    vocabulary.add(p, "--dask", "an installed backend (local, slurm, htcondor...) whose Dask cluster "
+                                "runs the tasks (default: local)", default="local", metavar="BACKEND")
+    vocabulary.add(p, "-o", "the production directory (relative: under timerc [paths] production); "
+                            "also the production --status, --attach and --rebuild-ledger look at",
+                   metavar="PRODUCTION")
+    vocabulary.add(p, "--custom", metavar="KEY=VALUE")
     p.add_argument("--HSFile", help="text file listing the hard-scattering GEN-SIM files (sets HSfile)")
     p.add_argument("--PUFile", help="text file listing the pile-up GEN-SIM files (sets PUfile)")
-    p.add_argument("--interval", type=float, default=60.0, metavar="SECONDS",
-                   help="seconds between status updates and retries (default 60)")
+    vocabulary.add(p, "--interval", "default 60", type=float, default=60.0, metavar="SECONDS")
     p.add_argument("--max-retries", type=int, default=3, metavar="N",
                    help="attempts per task before it is failed for good (default 3); timerc "
                         "[retry] may set them per failure cause: oom, walltime, node, signal, "
@@ -129,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "largest) on --dask, print what each took and extrapolate CPU-hours, wall "
                         "time, disk, memory and walltime requests; then ask whether to launch the "
                         "rest (their results count as done)")
+    p.add_argument("--layout", metavar="full|compact",
+                   help="output files: 'full', the DQM harvest (the 2D maps and 1,002 1D histograms, "
+                        "~570 kB per emulator task; what scripts reading the DQM files need), or "
+                        "'compact' (the 2D maps, Info and the parameters, ~50 kB: all plotScan, "
+                        "runCalibration and the aggregators read); default: the production's, "
+                        "else timerc [production] layout, else full. Recorded in params.json")
     p.add_argument("--yes", action="store_true",
                    help=f"plan a grid of more than {CONFIRM_TASKS:,} tasks without asking; after "
                         "--pilot, launch the rest without asking")
@@ -137,8 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "nothing (log: OUT/logs/driver.log; come back with BXRun --attach -o OUT)")
     p.add_argument("--debug", action="store_true",
                    help="plan only, submit nothing, open a Python shell holding the plan")
-    p.add_argument("-v", "--verbose", action="store_true", help="more output; tracebacks on errors")
-    p.add_argument("--version", action="version", version=f"timecal {__version__}")
+    vocabulary.add_standard(p)
     return p
 
 
@@ -154,25 +165,17 @@ def _require_output(args) -> None:
                         "(absolute, or relative to timerc [paths] production)")
 
 
-def _resolve_output(args, timerc) -> Path:
+def _resolve_output(args, timerc, writing: bool = True) -> Path:
+    """The production directory of ``-o``; when this command will write in it, checked
+    first (:func:`.production_dir.check_production`)."""
     _require_output(args)
     out = production_dir(args.output, timerc.optional_path("production"))
+    if writing:
+        check_production(out, f"-o {args.output}")
     if out.exists() and not out.is_dir():
         raise UserError(f"-o {args.output}: {out} is a file, not a production directory; "
                         f"give a directory (new or existing)")
     return out
-
-
-def _write_atomically(path: Path, write) -> None:
-    """``write(tmp)`` then rename: a full disk never leaves a half-written grid copy that a
-    rerun would take for the production's grid."""
-    part = path.with_name(path.name + ".part")
-    try:
-        write(part)
-        os.replace(part, path)
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
 
 
 def _confirm_size(args, n: int, first: dict) -> None:
@@ -264,6 +267,7 @@ def cmd_run(args, timerc) -> int:
     given = parse_assignments(args.run, source="--run")
     given.update(_file_overrides(args, script))
     out = _resolve_output(args, timerc)
+    layout = choose_layout(args.layout, None, timerc, script)
     plan = plan_grid(script, given, out, source="--run")
     spec = plan.tasks[0]
     if args.debug:
@@ -282,12 +286,14 @@ def cmd_run(args, timerc) -> int:
     cmssw = timerc.optional_path("cmssw")
     with ExitStack() as stack:
         with writing(f"-o {args.output}", out):
+            make_production(out)
             stack.enter_context(ProductionLock(out))
             move_aside(plan.results_dir, plan.found.to_move)
         print(f"BXRun: running {script.name} {spec.task_id} in the foreground "
               f"(log: {plan.results_dir / spec.dirname / 'task.log'} once it succeeds)")
         try:
-            result = execute_task(spec, str(out), timerc.cmssw_init, str(cmssw) if cmssw else None)
+            result = execute_task(spec, str(out), timerc.cmssw_init, str(cmssw) if cmssw else None,
+                                  layout)
         except TaskFailed as exc:
             print(f"BXRun: {exc}", file=sys.stderr)
             print("--- last log lines ---\n" + exc.log_tail.rstrip(), file=sys.stderr)
@@ -316,9 +322,19 @@ def cmd_grid(args, timerc) -> int:
         raise UserError(f"{source}: expected a mapping 'parameter: value or [values]'")
     overrides = _file_overrides(args, script)
     grid = {**grid, **overrides}
+    choose_layout(args.layout, _read_record(out).get("layout"), timerc, script)  # a wrong one: refused now
     backend = registry.backend(args.dask).item  # unknown backend: error before anything is written
-    # a wrong timerc [retry] is refused before anything is written (the driver reads it again)
+    if backend.check is not None and not args.debug:  # its timerc section too
+        backend.check(timerc.section(args.dask), out)
+    from ..control.unix_socket import check_socket_place
+    from ..driver.notify import SECTION as NOTIFY
+    from ..driver.notify import Notifier
+
+    # a wrong timerc [retry] or [notify] is refused before anything is written (the driver
+    # reads them again), as a runtime directory the driver's socket could not trust
     retry_policy(timerc.section("retry"), args.max_retries, where=str(timerc.path))
+    Notifier(timerc.section(NOTIFY), out, note=lambda _line: None)
+    check_socket_place(out)
     # --debug is asked too: the plan it holds is what takes the memory
     plan = plan_grid(script, grid, out, source=source, base=base,
                      confirm=lambda n, first: _confirm_size(args, n, first))
@@ -327,6 +343,7 @@ def cmd_grid(args, timerc) -> int:
             script.preflight(timerc)
         if script.cmssw:
             check_cmsrun(timerc)
+        check_whole(out)  # a damaged ledger: the line --status gives, before anything runs
     _print_plan(plan, source)
     _report_found(plan)
     if args.debug:
@@ -356,6 +373,8 @@ def _run_here(args, timerc, plan: Plan, backend, overrides: dict, pilot: bool = 
     from ..contract.hookspecs import BackendRequest
     from ..run.lock import ProductionLock
     from ..driver.production import run_production
+    from ..plan.completion import RESULTS
+    from ..plan.grid import TMP
     from ..run.tasks import clear_stale_workdirs
 
     out = plan.production_dir
@@ -365,23 +384,25 @@ def _run_here(args, timerc, plan: Plan, backend, overrides: dict, pilot: bool = 
     overrides = {name: plan.tasks[0].params[name] for name in overrides}
     with ExitStack() as stack:
         with writing(f"-o {args.output}", out):
+            make_production(out)
             stack.enter_context(ProductionLock(out))
-            infiles = out / INFILES
-            infiles.mkdir(parents=True, exist_ok=True)
+            infiles = owned_dir(out / INFILES)
+            # written whole, then renamed: a full disk never leaves a half-written grid copy
+            # that a rerun would take for the production's grid
             if not (infiles / GRID_COPY).is_file():
-                _write_atomically(infiles / GRID_COPY, lambda p: shutil.copyfile(args.yaml, p))
-            if not (infiles / PRODUCTION_RECORD).is_file():
-                record = {"script": script.name, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-                          "timecal": __version__, "overrides": overrides, "cwd": os.getcwd()}
-                _write_atomically(infiles / PRODUCTION_RECORD,
-                                  lambda p: p.write_text(json.dumps(record, indent=1)))
+                write_atomically(infiles / GRID_COPY, Path(args.yaml).read_bytes())
+            record = _read_record(out) if (infiles / PRODUCTION_RECORD).is_file() else None
+            layout = record_layout(infiles / PRODUCTION_RECORD, record, args.layout, timerc, script,
+                                   {"script": script.name, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                    "timecal": __version__, "overrides": overrides, "cwd": os.getcwd()})
             move_aside(plan.results_dir, plan.found.to_move)
             clear_stale_workdirs(out)
+            owned_dir(owned_dir(out / RESULTS) / TMP)  # made and checked here, not by a worker
         if not plan.pending:
             print("BXRun: every task is already done.")
         request = BackendRequest(settings=timerc.section(args.dask), output_dir=out, verbose=args.verbose)
         options = ProductionOptions(interval=args.interval, max_retries=args.max_retries,
-                                    verbose=args.verbose, retry_policy=policy)
+                                    verbose=args.verbose, retry_policy=policy, layout=layout)
         if pilot:
             return run_production(plan, backend, request, options, timerc, pilot=True)
         return run_production(plan, backend, request, options, timerc)
@@ -423,7 +444,10 @@ def cmd_pilot(args, timerc, plan: Plan, backend, overrides: dict) -> int:
     out = plan.production_dir
     choice = choose_pilot(plan.tasks, plan.script.parameters, args.pilot)
     chosen = {t.task_id for t in choice.tasks}
-    pilot_plan = Plan(out, plan.script, list(choice.tasks), done=plan.done & chosen, found=plan.found)
+    # the whole grid goes into the ledger (the rest planned: every count is over the grid);
+    # this run submits the pilot's tasks only
+    pilot_plan = Plan(out, plan.script, plan.tasks, done=plan.done, found=plan.found, run=chosen,
+                      order=plan.order)
     left = len(chosen - plan.done)
     print(f"BXRun: pilot: {len(chosen)} of {len(plan.tasks)} tasks"
           + (f" ({len(chosen) - left} already done)" if left < len(chosen) else "")
@@ -459,7 +483,10 @@ def cmd_pilot(args, timerc, plan: Plan, backend, overrides: dict) -> int:
     measured = [measure(out, t.task_id, t.dirname) for t in choice.tasks]
     remaining = len(plan.tasks) - len(plan.done | chosen)
     size = backend_size(args.dask, timerc.section(args.dask))
-    print(render_report(choice, measured, len(plan.tasks), remaining, size), flush=True)
+    layout = choose_layout(args.layout, _read_record(out).get("layout"), timerc, plan.script)
+    print(render_report(choice, measured, len(plan.tasks), remaining, size, layout=layout,
+                        free=shutil.disk_usage(out).free, where=out, layouts=plan.script.layouts),
+          flush=True)
     if not remaining:
         print("BXRun: the pilot covered the whole grid: nothing left to launch.")
         return 0
@@ -484,7 +511,7 @@ def cmd_pilot(args, timerc, plan: Plan, backend, overrides: dict) -> int:
 def cmd_status(args, timerc, rebuild: bool) -> int:
     from . import status_commands
 
-    out = _resolve_output(args, timerc)
+    out = _resolve_output(args, timerc, writing=rebuild)
     if not out.is_dir():
         raise UserError(f"-o {args.output}: no production at {out}")
     if not rebuild:
@@ -538,7 +565,7 @@ def _dispatch(args) -> int:
                             "production), not with --run, --status, --rebuild-ledger or --attach")
     timerc = load_timerc()
     if args.attach:
-        return cmd_attach(_resolve_output(args, timerc))
+        return cmd_attach(_resolve_output(args, timerc, writing=False))
     if args.status or args.rebuild_ledger:
         return cmd_status(args, timerc, rebuild=args.rebuild_ledger)
     if args.run:
@@ -562,7 +589,8 @@ def main(argv: list[str] | None = None) -> int:
         warnings.formatwarning = lambda msg, cat, *a, **k: f"BXRun: warning: {msg}\n"
         # the detached driver outlives BXRun on purpose (start_detached): not a leak
         warnings.filterwarnings("ignore", r"subprocess \d+ is still running", ResourceWarning)
-    return run_cli("BXRun", lambda: _dispatch(args), verbose=args.verbose)
+    return run_cli("BXRun", lambda: _dispatch(args), verbose=args.verbose,
+                   interrupted="interrupted; rerun the same command to resume (what finished is kept)")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,7 +10,7 @@ never each other.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,6 +132,9 @@ class TaskRequest:
     params: Mapping[str, Any]  # complete and canonical (defaults filled, types coerced)
     workdir: Path  # where the steps run (a temporary directory, renamed on success)
     cmssw_dir: Path | None  # timerc [paths] cmssw, where the cfg files live (may be None)
+    #: the output layout the production chose among the script's ``layouts`` (None: the
+    #: script declares none); steps also find it as "layout" in TIMECAL_TASK_PARAMETERS
+    layout: str | None = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,16 @@ class ProductionScript:
     preflight: Callable[[Any], None] | None = None
     check: Callable[[Mapping[str, tuple]], None] | None = None
     cmssw: bool = False
+    #: output layouts the script can write (``timecal_core.layout.LAYOUTS``: "full",
+    #: "compact"), its default first; empty: one layout, ``--layout`` does not apply
+    layouts: tuple[str, ...] = ()
+    #: ``verify(output) -> None | str``: is this finished output a readable file of its kind?
+    #: None when it is, else why not in a few words ("truncated: 100 bytes of the 527,422 its
+    #: header announces"). A task counts as done only when it passes, when it finishes and on
+    #: every rerun (the planner calls it for every result on disk: keep it to a header read,
+    #: e.g. :func:`timecal_core.cms.root_check.root_file_problem`, never a full read). It gets the
+    #: output's path as a str.
+    verify: Callable[[str], str | None] | None = None
 
 
 # --------------------------------------------------------------------------- backends
@@ -170,15 +183,25 @@ class BackendRequest:
     settings: Mapping[str, str]  # its own timerc section ([local], [slurm], ...), may be empty
     output_dir: Path  # the production directory (worker logs go under output_dir/"logs")
     verbose: bool = False
+    #: ``notes(text, limit)``: the production's notes (its ledger's history) that contain
+    #: ``text``, the ``limit`` most recent, oldest first: what earlier drivers of this
+    #: production recorded, e.g. the batch jobs they submitted. Empty outside a production.
+    notes: Callable[[str, int], Sequence[str]] = lambda text, limit: ()
 
 
 @dataclass(frozen=True)
 class ExecutionBackend:
-    """An execution backend. ``start`` returns a :class:`timecal_core.contract.running_cluster.RunningCluster`."""
+    """An execution backend. ``start`` returns a :class:`timecal_core.contract.running_cluster.RunningCluster`.
+
+    ``check(settings, output_dir)`` validates the backend's timerc section (and whatever else
+    it can tell without starting anything, e.g. its batch commands) when the production is
+    planned, before anything is written: a typo there must not leave a production half set
+    up. It raises :class:`timecal_core.contract.errors.UserError`; ``start`` may check again."""
 
     name: str
     start: Callable[[BackendRequest], Any]
     description: str = ""
+    check: Callable[[Mapping[str, str], Path], None] | None = None
 
 
 # --------------------------------------------------------------------------- aggregators
@@ -202,7 +225,9 @@ class FinishedTask:
 class AggregationRequest:
     production_dir: Path
     script: str
-    tasks: tuple[FinishedTask, ...]
+    #: every finished task, in task-id order; a Sequence read lazily from disk (iterate it
+    #: rather than keeping its items: a production may hold 100,000 of them)
+    tasks: Sequence[FinishedTask]
     timerc: Any  # timecal_core.config.timerc.Timerc
     verbose: bool = False
 

@@ -289,10 +289,10 @@ class Control:
     def _client(self) -> dict:
         from ..run.cluster_security import describe
 
-        client = self.engine.client
+        client, running = self.engine.client, self.engine.running
+        security = running.describe_security() or describe(getattr(running, "security", None))
         return {"text": f"{client!r}\nscheduler {client.scheduler.address}"
-                        f"\ndashboard {self.engine.running.dashboard_link or '-'}"
-                        f"\nsecurity {describe(getattr(self.engine.running, 'security', None))}"}
+                        f"\ndashboard {running.dashboard_link or '-'}\nsecurity {security}"}
 
     def _cluster(self) -> dict:
         running = self.engine.running
@@ -401,6 +401,7 @@ class LocalChannel:
 def describe_end(summary: dict) -> str:
     """The line a monitor shows once nothing is left to run but some tasks did not succeed."""
     c = summary["counts"]
+    why = "'errors' and 'log TASK' show why, " if c[ERROR] else ""
     return (f"nothing left to run: {c[ERROR]} failed for good, {c[CANCELLED]} cancelled. "
-            "'errors' and 'log TASK' show why, 'retry' tries again, 'exit' leaves.")
+            f"{why}'retry' runs them again, 'exit' leaves.")
 

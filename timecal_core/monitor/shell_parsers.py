@@ -11,6 +11,7 @@ from pathlib import Path
 import cmd2
 from cmd2 import Choices, Cmd2ArgumentParser, CompletionItem, Completions
 
+from ..contract.trust import private_dir
 from ..control.requests import ControlError
 from ..ledger.records import STATES, STATE_HELP
 from ..views.selection import is_term
@@ -26,13 +27,17 @@ def history_path() -> Path:
     """Shared by every production of the user, like a shell's history."""
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     path = Path(base).expanduser() / "timecal" / "history"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)  # what was typed may name productions and values: 0700
     return path
 
 
 def _state_choices(_app=None) -> Choices:
     return Choices.from_values(STATES)
 
+
+# NAME then operator characters, whatever follows: a term, even a mistyped one
+# (threshold>>5 is a filter to refuse with its reason, not 'threshold' appended to a file 5)
+_TERM_TOKEN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*[<>=!][^|;]*$")
 
 SELECTION_HELP = ("task ids (a unique prefix is enough) and/or filter terms NAME OP VALUE "
                   "(OP: = != < <= > >=; VALUE,VALUE: any of; terms all hold), e.g. "

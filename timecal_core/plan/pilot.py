@@ -27,6 +27,7 @@ from ..contract.hookspecs import Parameter
 from ..textformat import format_bytes, format_duration, render_table
 from .completion import PARAMS_NAME, RESULTS
 
+
 DEFAULT_PILOT_TASKS = 5
 MEMORY_MARGIN = 1.5  # peak RSS varies between tasks of one region and between nodes
 WALLTIME_MARGIN = 2.0  # slower nodes, busy file systems, queue-time start-up
@@ -35,6 +36,9 @@ GIB = 1024 * MIB
 
 LARGEST, SMALLEST, CENTRE, CORNER, SPREAD = ("largest work", "smallest work", "centre",
                                              "corner", "spread")
+# the same roles when no parameter that changes the work varies: the corners of the grid,
+# which say nothing of the work
+UNDECLARED = {LARGEST: "largest values", SMALLEST: "smallest values"}
 
 
 # --------------------------------------------------------------------------- the parameters
@@ -150,7 +154,9 @@ def choose_pilot(tasks: Sequence, parameters: Sequence[Parameter], n: int) -> Pi
     largest = ""
     if chosen:
         largest = max(chosen, key=ranks).task_id if work_axes else chosen[0].task_id
-        roles[largest] = LARGEST
+        roles[largest] = LARGEST if work_axes else "the only task"
+    if not declared:
+        roles = {tid: UNDECLARED.get(role, role) for tid, role in roles.items()}
     positions = {a: _positions(values[a]) for a in work_axes}
     grid_mean = {a: sum(positions[a].values()) / len(positions[a]) for a in work_axes}
     return PilotChoice(chosen, roles, work_axes, bool(declared), largest, varying, positions, grid_mean)
@@ -212,6 +218,7 @@ class Measured:
     peak_rss: int | None = None  # bytes, the largest step's peak
     output: int | None = None  # bytes, the output file
     disk: int | None = None  # bytes, the whole result directory
+    layout: str | None = None  # the output layout it was written in (params.json)
     extra: dict = field(default_factory=dict)
 
 
@@ -252,6 +259,8 @@ def measure(production_dir: Path, task_id: str, dirname: str) -> Measured:
         m.cpu = _number(record.get("cpu"))
     if m.peak_rss is None and _number(record.get("maxrss_kib")) is not None:
         m.peak_rss = int(_number(record.get("maxrss_kib")) * 1024)
+    if isinstance(record.get("layout"), str):
+        m.layout = record["layout"]
     if _number(record.get("output_bytes")) is not None:
         m.output = int(_number(record.get("output_bytes")))
     output = record.get("output")
@@ -298,7 +307,10 @@ def backend_size(backend: str, settings: Mapping[str, str]) -> BackendSize:
             workers = os.cpu_count() or 1
             return BackendSize(workers, f"{workers} local workers x 1 thread (one per core: "
                                         f"{section} workers is not set)")
-        return BackendSize(workers, f"{workers} workers x 1 thread ({section} workers)")
+        # A worker of `cores` cores runs that many tasks at once (a gateway's worker_cores).
+        threads = _positive(settings, "cores") or 1
+        return BackendSize(workers * threads, f"{workers} workers x {threads} thread{'s' if threads > 1 else ''} "
+                                              f"({section} workers" + (", cores)" if threads > 1 else ")"))
     batch_keys = ("jobs", "adapt_max", "adapt_min", "cores", "processes", "memory")
     if any(k in settings for k in batch_keys) or backend in ("slurm", "htcondor"):
         try:
@@ -408,8 +420,12 @@ def extrapolate(choice: PilotChoice, measured: Sequence[Measured], total_tasks: 
 
 
 def render_report(choice: PilotChoice, measured: Sequence[Measured], total_tasks: int,
-                  remaining: int, size: BackendSize) -> str:
-    """Per pilot task what it took, then the whole grid's cost and the requests to make."""
+                  remaining: int, size: BackendSize, layout: str | None = None,
+                  free: int | None = None, where: Path | None = None, layouts: Sequence[str] = ()) -> str:
+    """Per pilot task what it took, then the whole grid's cost and the requests to make.
+    The disk is that of the pilot's outputs, in the production's ``layout``; with ``free``
+    (bytes free on the file system of ``where``, the production) a grid that will not fit
+    gets a warning."""
     by_id = {m.task_id: m for m in measured}
     rows = []
     for t in choice.tasks:
@@ -429,7 +445,8 @@ def render_report(choice: PilotChoice, measured: Sequence[Measured], total_tasks
         m = by_id.get(largest.task_id)
         took = f": {duration(m.runtime)}, peak RSS {format_bytes(m.peak_rss)}" \
             if m and m.runtime is not None else ""
-        lines.append(f"BXRun: the largest work: {largest.task_id} "
+        lines.append(f"BXRun: the {'largest work' if choice.declared else 'largest values'}: "
+                     f"{largest.task_id} "
                      f"({_varying_text(largest.params, choice.work_axes) or 'the only task'}){took}")
     ex = extrapolate(choice, measured, total_tasks, remaining, size)
     if ex is None:
@@ -444,10 +461,37 @@ def render_report(choice: PilotChoice, measured: Sequence[Measured], total_tasks
         f"  wall time    {format_duration(ex.wall_time)} for the {remaining} remaining tasks on "
         f"{ex.size.slots} slot{'s' if ex.size.slots != 1 else ''}: {ex.size.text}",
         f"  disk         {format_bytes(ex.disk_mean * total_tasks)} for all outputs "
-        f"(at most {format_bytes(ex.disk_max * total_tasks)})",
+        f"(at most {format_bytes(ex.disk_max * total_tasks)})"
+        + (f", layout {layout}" if layout else ""),
         f"  memory       request {format_bytes(memory_request(ex.peak))} per task "
         f"(peak RSS {format_bytes(ex.peak)} x {MEMORY_MARGIN:g}, rounded up)",
         f"  walltime     request {walltime_request(ex.longest)} per task "
         f"(longest {duration(ex.longest)} x {WALLTIME_MARGIN:g}, rounded up to minutes)",
     ]
+    lines += disk_warnings(measured, ex, layout, free, where, layouts)
     return "\n".join(lines)
+
+
+def disk_warnings(measured: Sequence[Measured], ex: Extrapolation, layout: str | None,
+                  free: int | None, where: Path | None, layouts: Sequence[str] = ()) -> list[str]:
+    """A pilot measured in another layout than the production's, and a grid whose remaining
+    outputs need more than the free space of the production's file system (naming the
+    script's other ``layouts``, its default first)."""
+    lines = []
+    default = layouts[0] if layouts else None
+    other = sorted({m.layout or default for m in measured if m.disk is not None} - {layout, None}) \
+        if layout else []
+    if other:
+        lines.append(f"BXRun: note: the pilot's outputs were written in layout {', '.join(other)}, the "
+                     f"production's is {layout}: the disk above is theirs (remove the pilot's results "
+                     "and rerun it to measure this layout)")
+    need = ex.disk_mean * ex.remaining
+    if free is not None and need > free:
+        others = [name for name in layouts if name != layout]
+        hint = (f"; the script also writes --layout {' or '.join(others)} (the compact layout keeps "
+                "the 2D maps and drops the 1D histograms they repeat: about a tenth of an emulator "
+                "output)" if others else "")
+        lines.append(f"BXRun: warning: the {ex.remaining} remaining tasks will write about "
+                     f"{format_bytes(need)} but the file system of {where or 'the production'} has "
+                     f"{format_bytes(free)} free{hint}")
+    return lines

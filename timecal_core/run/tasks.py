@@ -19,6 +19,7 @@ carries the same to the driver, with its cause (:mod:`timecal_core.ledger.failur
 
 from __future__ import annotations
 
+import errno
 import glob
 import json
 import os
@@ -31,7 +32,7 @@ import sys
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,9 @@ from typing import Any
 from ..contract.errors import UserError
 from ..contract.hookspecs import TASK_PARAMETERS_ENV, FinishedTask, Step, TaskRequest
 from ..ledger import failure_causes as causes
+from ..plan.completion import completed, move_aside, real_directory
 from ..plan.grid import RESULTS, TMP, TaskSpec
+from . import memory_cgroup as memcg
 from . import provenance
 from .step_server import ServerLost, StepProcess, warm_enabled
 from .step_server import server as warm_server
@@ -202,6 +205,7 @@ def run_step(step: Step, workdir: Path, log_path: Path, cmssw_init: str, task_id
     request.update(cwd=str(workdir), log=str(log_path), memory_limit=memory_limit)
     if extra_env:
         request["env"] = {**request["env"], **extra_env}
+    oom_kills = memcg.oom_kills()
     try:
         outcome = warm_server().run(request, should_stop)
     except ServerLost as exc:
@@ -226,6 +230,15 @@ def run_step(step: Step, workdir: Path, log_path: Path, cmssw_init: str, task_id
                       f"{outcome.oom['limit'] / 2**20:.0f} MiB, after {_describe_usage(outcome)}\n"
                       f"out of memory: {outcome.oom['rss'] / 2**20:.0f} MiB > limit "
                       f"{outcome.oom['limit'] / 2**20:.0f} MiB\n")
+        raise TaskFailed(task_id, step.name, None, _tail(log_path), causes.OOM)
+    if outcome.signal == signal.SIGKILL and oom_kills is not None and (memcg.oom_kills() or 0) > oom_kills:
+        # The kernel's OOM killer in the job's memory cgroup (the batch system's limit).
+        record["oom"] = True
+        limit = memcg.limit()
+        where = f"the job's memory cgroup (limit {limit / 2**20:.0f} MiB)" if limit else "its memory cgroup"
+        with open(log_path, "a") as log:
+            log.write(f"--- step {step.name} killed by the kernel's out-of-memory killer: {where} was full, "
+                      f"after {_describe_usage(outcome)}\nout of memory: killed by the kernel in {where}\n")
         raise TaskFailed(task_id, step.name, None, _tail(log_path), causes.OOM)
     if outcome.signal is not None:
         try:
@@ -299,32 +312,33 @@ def _cfg_files(steps) -> list[Path]:
 
 
 def execute_task(spec: TaskSpec, production_dir: str, cmssw_init: str = "",
-                 cmssw_dir: str | None = None) -> TaskResult:
+                 cmssw_dir: str | None = None, layout: str | None = None) -> TaskResult:
     """Run ``spec`` to completion (or raise :class:`TaskFailed`). Idempotent: a task whose
-    result is already on disk is not run again."""
+    result is already on disk is not run again. ``layout``: the output layout chosen for
+    the production (the script's ``layouts``), given to its plan and steps and recorded."""
     from ..contract.plugins import get_registry
 
     results = _results(production_dir)
     final = results / spec.dirname
     start = time.time()
-    if (final / PARAMS_NAME).is_file():
-        record = json.loads((final / PARAMS_NAME).read_text())
+    script = get_registry().script(spec.script).item
+    record = completed(results, spec.dirname, spec.task_id, script.verify)
+    if record is not None:
         return TaskResult(spec.task_id, str(final / record["output"]), start, time.time(),
                           _worker_label(), reused=True)
-    workdir = results / TMP / f"{spec.dirname}.{uuid.uuid4().hex[:8]}"
-    workdir.mkdir(parents=True)
+    workdir = real_directory(results / TMP) / f"{spec.dirname}.{uuid.uuid4().hex[:8]}"
+    workdir.mkdir()
     log_path = workdir / LOG_NAME
     steps: list[dict] = []
     cfg_files: list[Path] = []
     try:
-        script = get_registry().script(spec.script).item
         plan = script.plan(TaskRequest(dict(spec.params), workdir,
-                                       Path(cmssw_dir) if cmssw_dir else None))
+                                       Path(cmssw_dir) if cmssw_dir else None, layout))
         should_stop = stop_check()
         memory_limit = worker_memory_limit()
         cfg_files = _cfg_files(plan.steps)
         embedded = {"params": dict(spec.params), "metadata": dict(plan.metadata), "script": spec.script,
-                    "task_id": spec.task_id}
+                    "task_id": spec.task_id, **({"layout": layout} if layout else {})}
         extra_env = {TASK_PARAMETERS_ENV: json.dumps(embedded, sort_keys=True)}
         for step in plan.steps:
             run_step(step, workdir, log_path, cmssw_init, spec.task_id, should_stop, extra_env,
@@ -345,22 +359,23 @@ def execute_task(spec: TaskSpec, production_dir: str, cmssw_init: str = "",
         output_format = get_registry().output_formats.get(output.suffix)
         if output_format is not None:  # e.g. .root (timecal_core.cms.plugin)
             output_format.item.store(output, embedded)
+        problem = script.verify(str(output)) if script.verify is not None else None
+        if problem is not None:
+            with open(log_path, "a") as log:
+                log.write(f"output {output.name} is not readable: {problem}\n")
+            raise TaskFailed(spec.task_id, "output", None, _tail(log_path), causes.TASK)
         end = time.time()
         resources = _resources(start, end, steps, workdir, cfg_files, output)
         record = {"task_id": spec.task_id, "script": spec.script, "params": dict(spec.params),
                   "metadata": dict(plan.metadata), "output": output.name, "steps": steps,
-                  **resources}
+                  **({"layout": layout} if layout else {}), **resources}
         tmp_params = workdir / (PARAMS_NAME + ".part")
         tmp_params.write_text(json.dumps(record, indent=1, sort_keys=True))
         os.replace(tmp_params, workdir / PARAMS_NAME)  # params.json last
-        try:
-            os.rename(workdir, final)
-        except OSError:
-            if (final / PARAMS_NAME).is_file():  # a concurrent attempt finished first: keep it
-                shutil.rmtree(workdir, ignore_errors=True)
-                return TaskResult(spec.task_id, str(final / output.name), start, end,
-                                  _worker_label(), reused=True)
-            raise
+        if not _rename_into_place(workdir, results, spec, script.verify):
+            shutil.rmtree(workdir, ignore_errors=True)  # a concurrent attempt finished first
+            return TaskResult(spec.task_id, str(final / output.name), start, end,
+                              _worker_label(), reused=True)
         _remove_other_attempts(results, spec.dirname)
         return TaskResult(spec.task_id, str(final / output.name), start, end, _worker_label(),
                           resources=resources)
@@ -385,6 +400,27 @@ def execute_task(spec: TaskSpec, production_dir: str, cmssw_init: str = "",
         raise
 
 
+def _rename_into_place(workdir: Path, results: Path, spec: TaskSpec, verify) -> bool:
+    """Rename a finished work directory to ``results/<dirname>``; False when another attempt
+    of the task got there first (its result is kept). Whatever else stands there (a symbolic
+    link, a file, an incomplete directory: the planner moves these aside, but the user may
+    make one while the task runs) is moved to ``results/.stale/`` first, never followed and
+    never deleted: the new output is never lost."""
+    final = results / spec.dirname
+    for _ in range(3):
+        try:
+            os.rename(workdir, final)
+            return True
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):
+                raise
+        if completed(results, spec.dirname, spec.task_id, verify) is not None:
+            return False
+        move_aside(results, [spec.dirname])
+    os.rename(workdir, final)  # a fourth obstacle in a row: its error says what stands there
+    return True
+
+
 def _remove_other_attempts(results: Path, dirname: str) -> None:
     """Once a task is done, work directories of its earlier attempts (a worker that died,
     whose server killed the steps but could not clean up) are stale: remove them, so that
@@ -396,8 +432,7 @@ def _remove_other_attempts(results: Path, dirname: str) -> None:
 
 
 def _keep_failed_log(results: Path, dirname: str, log_path: Path) -> None:
-    dest = results / FAILED_LOGS
-    dest.mkdir(exist_ok=True)
+    dest = real_directory(results / FAILED_LOGS)
     if log_path.is_file():
         shutil.copyfile(log_path, dest / f"{dirname}.log")
 
@@ -419,7 +454,7 @@ def clear_stale_workdirs(production_dir: str | Path) -> int:
     """Remove work directories left by attempts of a previous (killed) run; call with the
     production lock held, before submitting."""
     tmp = _results(production_dir) / TMP
-    if not tmp.is_dir():
+    if not tmp.is_dir() or tmp.is_symlink():  # a link is not ours to empty (real_directory)
         return 0
     n = 0
     for entry in tmp.iterdir():
@@ -428,14 +463,118 @@ def clear_stale_workdirs(production_dir: str | Path) -> int:
     return n
 
 
+class Packer:
+    """Many tasks' parameters as tuples of shared values: the names once per distinct set,
+    each distinct value once (~200 bytes a task; a decoded dict per task costs ~3 kB, 300 MB
+    at 100,000 tasks). ``Packer.Params(packed)`` reads one back as a mapping."""
+
+    def __init__(self):
+        self._names: dict[tuple, tuple] = {}
+        self._values: dict = {}
+
+    def pack(self, params: Mapping[str, Any]) -> tuple[tuple, tuple]:
+        names = tuple(params)
+        return self._names.setdefault(names, names), tuple(self._intern(v) for v in params.values())
+
+    def _intern(self, value: Any) -> Any:
+        try:
+            return self._values.setdefault((type(value), value), value)
+        except TypeError:  # a list: kept as it is
+            return value
+
+    class Params(Mapping):
+        """A packed parameter set read as a mapping."""
+
+        def __init__(self, packed: tuple[tuple, tuple]):
+            self._names, self._values = packed
+
+        def __getitem__(self, name):
+            try:
+                return self._values[self._names.index(name)]
+            except ValueError:
+                raise KeyError(name) from None
+
+        def __iter__(self):
+            return iter(self._names)
+
+        def __len__(self) -> int:
+            return len(self._names)
+
+
+class FinishedTasks(Sequence):
+    """Every complete result on disk (the rule of
+    :func:`timecal_core.plan.completion.scan_without_plan`), in task-id order, each read from its
+    ``params.json`` when asked for: a listing holds ids and paths only, so aggregating or
+    plotting 100,000 tasks never holds 100,000 decoded records at once (each pass over it
+    reads them again, about 30 µs a task). ``amend(task) -> task`` may complete each one
+    (the ledger's runtime and attempts)."""
+
+    def __init__(self, production_dir: str | Path,
+                 amend: Callable[[FinishedTask], FinishedTask] | None = None, lean: bool = False):
+        """``lean``: each task's output and parameters (packed) are kept from the one pass
+        that checks them, and the tasks come without provenance, runtime or attempts: what
+        plotScan and runCalibration need, without reading 30,000 records twice."""
+        from ..plan.completion import scan_without_plan
+
+        packer = Packer() if lean else None
+        keep = (lambda rec: (rec["output"], packer.pack(rec["params"]))) if lean else None
+        done = scan_without_plan(_results(production_dir), script_verify(production_dir),
+                                 keep_records=False, keep=keep).done
+        self._entries = sorted((tid, path, kept) for tid, (path, kept) in done.items())
+        self._amend = amend
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self._load(*entry) for entry in self._entries[index]]
+        return self._load(*self._entries[index])
+
+    def __iter__(self):
+        for entry in self._entries:
+            yield self._load(*entry)
+
+    def _load(self, task_id: str, path: str, kept=None) -> FinishedTask:
+        from ..plan.completion import _record
+        from .provenance import flat
+
+        if kept is not None:
+            output, packed = kept
+            return FinishedTask(task_id, Packer.Params(packed), Path(path), Path(path) / output, None, None)
+        rec = _record(path)
+        if rec is None:  # removed since it was listed
+            raise UserError(f"{path}: {PARAMS_NAME} vanished or became unreadable while reading "
+                            f"the results; rerun")
+        directory = Path(path)
+        runtime = rec["end"] - rec["start"] if "end" in rec and "start" in rec else None
+        task = FinishedTask(task_id, rec["params"], directory, directory / rec["output"], runtime,
+                            None, flat(rec))
+        return self._amend(task) if self._amend is not None else task
+
+
+def script_verify(production_dir: str | Path):
+    """The ``verify`` of the script that made a production (infiles/production.json), or
+    None when the production does not say or the script is not installed here."""
+    from ..contract.plugins import get_registry
+
+    try:
+        record = json.loads((Path(production_dir) / "infiles" / "production.json").read_text())
+        return get_registry().script(record["script"]).item.verify
+    except (OSError, ValueError, KeyError, TypeError, UserError):
+        return None
+
+
 def finished_tasks(production_dir: str | Path) -> list[FinishedTask]:
     """Every complete result on disk, as aggregators see it: the rule of
-    :func:`timecal_core.plan.completion.scan_without_plan` (one per task, output present)."""
+    :func:`timecal_core.plan.completion.scan_without_plan` (one per task, output present and
+    readable by its script's ``verify``)."""
     from .provenance import flat
     from ..plan.completion import scan_without_plan
 
     out = []
-    for tid, (path, rec) in scan_without_plan(_results(production_dir)).done.items():
+    scan = scan_without_plan(_results(production_dir), script_verify(production_dir))
+    for tid, (path, rec) in scan.done.items():
         directory = Path(path)
         runtime = rec["end"] - rec["start"] if "end" in rec and "start" in rec else None
         out.append(FinishedTask(tid, rec["params"], directory, directory / rec["output"], runtime,

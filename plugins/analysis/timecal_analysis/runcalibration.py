@@ -38,16 +38,20 @@ from typing import Any
 
 import numpy as np
 
-from timecal_core.config.timerc import load_timerc
+from timecal_core.config.timerc import check_output_dir, load_timerc
 from timecal_core.contract.errors import UserError
+from timecal_core.cli import vocabulary
 from timecal_core.cli.command_errors import run_cli
 from timecal_core.config.yamlfiles import load_yaml, parse_custom
+from timecal_core.contract.trust import check_output, make_output
+from . import intervals
 from .calibration import DelayScan, Summary, scan_delay, summarise
 from .calibration_report import write_report
-from .evaluators import DelayWindow, HistogramStack, build_evaluator, read_stack
+from .evaluators import DelayWindow, HistogramStack, build_evaluator, evaluator_dir, read_stack
 from timecal_core.cms.harvested_layout import MODES
 
 PROG = "runCalibration"
+DISTRIBUTION = "timecal-analysis"
 EMULATE_PREFIX = "BXHistEmulateDelay_"
 SCENARIO_KEYS = {"labels", "test", "evaluators"}
 SOURCE_KEYS = {"file", "production", "task", "params", "mode", "delays"}
@@ -98,6 +102,10 @@ class EvaluatorResult:
     spec: EvaluatorSpec
     evaluator: Any
     scan: DelayScan
+    levels: Any = None  # intervals.LevelsByTest: what each test's ±1σ is
+
+    def interval(self, i: int) -> str:
+        return self.levels.describe(i) if self.levels is not None else intervals.RISE_OF_ONE
 
 
 @dataclass
@@ -148,13 +156,64 @@ def _delays(value: Any, where: str):
                         f"got {value!r}") from None
 
 
+class ProductionTasks:
+    """The finished tasks of one production, read once per run (lean: no provenance) and
+    indexed: by task id and directory name, and per parameter by value (built when a
+    selection first names the parameter). A selection is then a few set intersections,
+    not a pass over 30,000 tasks per scenario, test and template."""
+
+    def __init__(self, directory: Path):
+        from .plotscan import lean_tasks
+
+        self.directory = directory
+        self.tasks = lean_tasks(directory)
+        self.by_name = {}
+        for i, t in enumerate(self.tasks):
+            self.by_name.setdefault(t.task_id, i)
+            self.by_name.setdefault(t.directory.name, i)
+        self._by_value: dict[str, dict] = {}
+
+    def named(self, wanted: str) -> list:
+        i = self.by_name.get(wanted)
+        return [] if i is None else [self.tasks[i]]
+
+    def matching(self, wanted: Mapping[str, Any]) -> list:
+        from .observables import comparable
+
+        chosen: set[int] | None = None
+        for name, value in wanted.items():
+            index = self._by_value.get(name)
+            if index is None:
+                index = self._by_value[name] = {}
+                for i, t in enumerate(self.tasks):
+                    if name in t.params:
+                        index.setdefault(comparable(t.params[name]), set()).add(i)
+            found = index.get(comparable(value), set())
+            chosen = set(found) if chosen is None else chosen & found
+        return [self.tasks[i] for i in sorted(chosen or ())]
+
+
+_PRODUCTIONS: dict[tuple, ProductionTasks] = {}
+
+
+def production_tasks(directory: Path) -> ProductionTasks:
+    """One :class:`ProductionTasks` per production and state of its ``results/`` (its
+    mtime changes when a result is added or removed)."""
+    try:
+        stamp = (directory / "results").stat().st_mtime_ns
+    except OSError:
+        stamp = None
+    key = (str(directory), stamp)
+    if key not in _PRODUCTIONS:
+        _PRODUCTIONS.clear()  # one production at a time is the common case; keep memory flat
+        _PRODUCTIONS[key] = ProductionTasks(directory)
+    return _PRODUCTIONS[key]
+
+
 def _task_files(spec: dict, where: str, production_root, many: bool) -> list[tuple[Path, str]]:
     """(output file, results directory name) of the finished tasks a selection matches:
     ``task`` names one; ``params`` every task whose parameters match (``many``) or exactly
     one (a template)."""
-    from timecal_core.run.tasks import finished_tasks
-    from .observables import same_value
-
     directory = Path(str(spec["production"])).expanduser()
     if not directory.is_absolute():
         root = production_root()
@@ -164,21 +223,20 @@ def _task_files(spec: dict, where: str, production_root, many: bool) -> list[tup
         directory = root / directory
     if not directory.is_dir():
         raise UserError(f"{where}: production '{directory}' does not exist")
-    tasks = finished_tasks(directory)
+    tasks = production_tasks(directory)
     if "task" in spec:
         wanted = str(spec["task"])
-        chosen = [t for t in tasks if wanted in (t.task_id, t.directory.name)]
+        chosen = tasks.named(wanted)
         what = f"task '{wanted}'"
     elif "params" in spec and isinstance(spec["params"], Mapping):
         wanted_params = spec["params"]
-        chosen = [t for t in tasks if all(k in t.params and same_value(t.params[k], v)
-                                          for k, v in wanted_params.items())]
+        chosen = tasks.matching(wanted_params)
         what = "params " + ", ".join(f"{k}={v}" for k, v in wanted_params.items())
     else:
         raise UserError(f"{where}: with 'production', give 'task: <task id>' or 'params: {{k: v}}'")
     if not chosen:
         raise UserError(f"{where}: no finished task of {directory} matches {what} "
-                        f"({len(tasks)} finished; see the results/ directory names)")
+                        f"({len(tasks.tasks)} finished; see the results/ directory names)")
     if len(chosen) > 1 and not many:
         raise UserError(f"{where}: {len(chosen)} finished tasks of {directory} match {what}; "
                         f"a template must be one task: add parameters or give 'task'")
@@ -280,8 +338,13 @@ def parse_scenarios(data: Any, yaml_path: Path, production_root) -> list[Scenari
 
 
 # --------------------------------------------------------------------------- running
+#: --sigma: Feldman-Cousins levels (the default), or the plain rise of 1 of physics.md §8.
+#: (Not --interval: in timecal's vocabulary that is the seconds between status updates.)
+INTERVALS = ("feldman-cousins", "rise-of-one")
+
+
 def run_scenarios(scenarios: list[Scenario], calibration_root: Path, registry,
-                  log=print) -> list[ScenarioResult]:
+                  log=print, interval: str = INTERVALS[0]) -> list[ScenarioResult]:
     """Read every input first (so bad input fails before any work), then scan."""
     methods = {}
     for sc in scenarios:
@@ -320,37 +383,64 @@ def run_scenarios(scenarios: list[Scenario], calibration_root: Path, registry,
     for result in prepared:
         for spec in result.scenario.evaluators:
             evaluator, cached = evaluators[(spec.method, spec.name, spec.template)]
-            scan = scan_delay(evaluator, result.tests)
-            result.evaluations.append(EvaluatorResult(spec, evaluator, scan))
-            for line in report_lines(result, spec, scan, cached):
+            levels = None
+            if interval == INTERVALS[0]:
+                levels = intervals.test_levels(evaluator, result.tests,
+                                               _levels_cache(calibration_root, spec.method, spec.name))
+            scan = scan_delay(evaluator, result.tests, levels=levels)
+            if levels is not None:
+                intervals.save(levels)
+            evaluation = EvaluatorResult(spec, evaluator, scan, levels)
+            result.evaluations.append(evaluation)
+            for line in report_lines(result, evaluation, cached):
                 log(line)
     return prepared
 
 
+def _levels_cache(calibration_root: Path, method: str, name: str) -> Path | None:
+    """Beside the evaluator's cache, under its key: stale levels are never read."""
+    import json
+
+    directory = evaluator_dir(calibration_root, method, name)
+    try:
+        digest = json.loads((directory / "source.json").read_text())["digest"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return directory / "levels" / f"{intervals.LEVELS_FORMAT}_{digest[:16]}"
+
+
 def _concatenate(stacks: list[HistogramStack]) -> HistogramStack:
     hits = None if any(s.hits is None for s in stacks) else np.concatenate([s.hits for s in stacks])
+    attribution = (None if any(s.attribution is None for s in stacks)
+                   else np.concatenate([s.attribution for s in stacks]))
     return HistogramStack(np.concatenate([s.delays for s in stacks]),
                           np.concatenate([s.counts for s in stacks]),
-                          np.concatenate([s.errors for s in stacks]), hits)
+                          np.concatenate([s.errors for s in stacks]), hits, attribution)
 
 
 def scan_summary(result: ScenarioResult, scan: DelayScan) -> Summary:
     return summarise(result.true_delays, scan)
 
 
-def report_lines(result: ScenarioResult, spec: EvaluatorSpec, scan: DelayScan, cached: bool) -> list[str]:
+def report_lines(result: ScenarioResult, evaluation: EvaluatorResult, cached: bool) -> list[str]:
     """A ``delay = ...`` line per test (when there are few), naming scenario, test and
-    evaluator, then the scenario's summary when it has more than one test."""
+    evaluator, then the scenario's summary when it has more than one test; both say what
+    the ±1σ is when it is not the calibrated 68.3 % interval."""
+    spec, scan = evaluation.spec, evaluation.scan
     origin = f"{spec.method}, evaluator {spec.name}{' (cached)' if cached else ''}"
     name = result.scenario.name
     lines = []
     n = len(result.tests)
+    kinds = sorted({evaluation.interval(i) for i in range(n)})
     if n <= MAX_PRINTED_TESTS:
-        lines += [f"{delay_line(scan, i, result.true_delays[i])}  "
-                  f"[scenario {name}, test {result.test_label(i)}, {origin}]" for i in range(n)]
+        for i in range(n):
+            kind = evaluation.interval(i)
+            note = "" if kind.startswith("Feldman") else f", ±1σ: {kind}"
+            lines.append(f"{delay_line(scan, i, result.true_delays[i])}  "
+                         f"[scenario {name}, test {result.test_label(i)}, {origin}{note}]")
     if n > 1:
         more = "" if n <= MAX_PRINTED_TESTS else " (each test in results.parquet)"
-        lines.append(f"{name} / {origin}: {scan_summary(result, scan).text()}{more}")
+        lines.append(f"{name} / {origin}: {scan_summary(result, scan).text()}; ±1σ: {' / '.join(kinds)}{more}")
     return lines
 
 
@@ -358,6 +448,9 @@ def delay_line(scan: DelayScan, i: int, truth: float = float("nan")) -> str:
     text = f"delay = {scan.estimate[i]:.2f} +{scan.plus[i]:.2f} -{scan.minus[i]:.2f} ns"
     if scan.at_edge[i]:
         text += " (interval reaches the scan edge)"
+    elif scan.degenerate[i]:
+        text += (f" (the histogram is the same from {scan.flat_lower[i]:.2f} to {scan.flat_upper[i]:.2f} ns: "
+                 f"any delay there is as likely)")
     elif scan.plateau[i]:
         text += " (on a plateau: the histogram barely changes over the interval)"
     if not np.isnan(truth):
@@ -366,23 +459,37 @@ def delay_line(scan: DelayScan, i: int, truth: float = float("nan")) -> str:
 
 
 # --------------------------------------------------------------------------- command line
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description="Reconstruct the sampling delay from BX "
                                 "histograms with template evaluators (physics.md §8).")
-    p.add_argument("yaml", nargs="?", help="YAML of calibration scenarios")
-    p.add_argument("--test", nargs="+", help="without a YAML: the file(s) whose histograms are "
-                   "calibrated (e.g. emulate-mode BXHistEmulateDelay_... files; a quoted glob works too)")
-    p.add_argument("--template", help="without a YAML: the template scan file")
-    p.add_argument("--method", action="append", help="without a YAML: evaluator(s) to use "
-                   "(default: every installed one)")
-    p.add_argument("--mode", default="Sampled", choices=MODES, help="without a YAML: histograms used")
-    p.add_argument("-o", "--output", help="output directory; relative paths go under timerc "
-                   "[paths] calibration (default: the YAML or test file name)")
-    p.add_argument("--custom", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="fill {KEY} placeholders of the YAML")
+    p.add_argument("scenarios", nargs="?", metavar="YAML", help="the scenarios YAML (as --yaml)")
+    vocabulary.add(p, "--yaml", "the calibration scenarios (also the first argument)", metavar="FILE")
+    vocabulary.add_list(p, "--test", metavar="FILE", help="without a YAML: the file(s) whose histograms "
+                        "are calibrated (e.g. emulate-mode BXHistEmulateDelay_... files; a quoted glob "
+                        "works too)")
+    p.add_argument("--template", metavar="FILE", help="without a YAML: the template scan file")
+    vocabulary.add_list(p, "--method", metavar="NAME", help="without a YAML: evaluator(s) to use "
+                        "(default: every installed one)")
+    vocabulary.add(p, "--mode", "without a YAML, the histograms used (default: Sampled)",
+                   default="Sampled", choices=MODES)
+    vocabulary.add(p, "-o", "results, plots and index.html (relative: under timerc [paths] "
+                            "calibration; default: the YAML or test file name)", metavar="DIR")
+    vocabulary.add(p, "--custom", default=[], metavar="KEY=VALUE")
     p.add_argument("--no-plots", action="store_true", help="write the Parquet tables only")
-    p.add_argument("-v", "--verbose", action="store_true", help="tracebacks on errors")
+    p.add_argument("--sigma", choices=INTERVALS, default=INTERVALS[0],
+                   help="the ±1σ: Feldman-Cousins 68.3%% intervals from pseudo-histograms of the templates "
+                        "(default; computed once per evaluator and hit count, then cached), or where the score "
+                        "rises by 1 (physics.md §8; over- or under-covers, see the README)")
+    vocabulary.add_standard(p, DISTRIBUTION)
     return p
+
+
+def settle(args: argparse.Namespace) -> argparse.Namespace:
+    """The scenarios YAML given either way (``runCalibration FILE`` or ``--yaml FILE``)."""
+    if args.scenarios and args.yaml and args.scenarios != args.yaml:
+        raise UserError(f"two scenarios files: {args.scenarios} and --yaml {args.yaml}; give one")
+    args.yaml = args.yaml or args.scenarios
+    return args
 
 
 def _quick_scenario(args, registry) -> list[Scenario]:
@@ -433,8 +540,10 @@ def run(args: argparse.Namespace) -> int:
         scenarios = parse_scenarios(data, yaml_path, lambda: timerc.optional_path("production"))
     else:
         scenarios = _quick_scenario(args, registry)
-    results = run_scenarios(scenarios, calibration_root, registry)
-    out = _output_dir(args, calibration_root, scenarios)
+    out = check_output_dir(_output_dir(args, calibration_root, scenarios))  # before the work
+    check_output(out, what=f"-o {args.output or out.name}")  # another user's, or a symlink: refused now
+    results = run_scenarios(scenarios, calibration_root, registry, interval=args.sigma)
+    make_output(out, what=f"-o {args.output or out.name}")
     written = write_report(out, results, plots=not args.no_plots)
     print(f"{PROG}: wrote {len(written)} files to {out}" +
           ("" if args.no_plots else f" (open {out / 'index.html'})"))
@@ -442,8 +551,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
-    return run_cli(PROG, lambda: run(args), verbose=args.verbose)
+    args = build_parser().parse_args(argv)
+    return run_cli(PROG, lambda: run(settle(args)), verbose=args.verbose)
 
 
 if __name__ == "__main__":

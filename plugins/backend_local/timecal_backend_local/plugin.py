@@ -6,7 +6,9 @@ free ports: two users on one login node must never collide on a fixed port. Loop
 shared by every user of the node, so every Dask connection is TLS with mutual
 authentication (:mod:`timecal_core.run.cluster_security`): only this production's processes hold the
 key. The dashboard (read-only, no authentication) can be turned off; it then serves only
-the health check.
+the health check. The scheduler, nannies and workers keep their scratch space in the
+production's private ``.dask`` directory, not in a ``/tmp/dask-scratch-space`` that another
+user may have made first.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from timecal_core.contract.running_cluster import RunningCluster
 from timecal_core.config.timerc import positive_int_setting
 from timecal_core.contract.errors import UserError
 from timecal_core.contract.hookspecs import BackendRequest, ExecutionBackend, hookimpl
-from timecal_core.run.cluster_security import HEALTH_ONLY, cluster_security
+from timecal_core.run.cluster_security import HEALTH_ONLY, cluster_security, scratch_config
 
 SETTINGS = ("workers", "memory_limit", "dashboard")
 HOST = "127.0.0.1"
@@ -31,26 +33,42 @@ def _dashboard(settings: dict) -> bool:
     return value in ("yes", "true", "on", "1", "")
 
 
+def check(settings, _output_dir=None) -> tuple[bool, int]:
+    """``[local]`` validated (before anything is written): (dashboard, workers)."""
+    settings = dict(settings)
+    unknown = sorted(set(settings) - set(SETTINGS))
+    if unknown:
+        raise UserError(f"timerc [local]: unknown setting(s) {', '.join(unknown)}; allowed: "
+                        + ", ".join(SETTINGS))
+    memory = settings.get("memory_limit", "").strip()
+    if memory and memory != "auto":
+        from dask.utils import parse_bytes
+
+        try:
+            parse_bytes(memory)
+        except (ValueError, TypeError):
+            raise UserError(f"timerc [local] memory_limit = {memory!r}: expected a size such as "
+                            "2GB or 500MiB, or auto") from None
+    return _dashboard(settings), positive_int_setting("local", settings, "workers") or os.cpu_count() or 1
+
+
 def start(request: BackendRequest) -> RunningCluster:
     import dask
     from distributed import LocalCluster
 
     settings = dict(request.settings)
-    unknown = sorted(set(settings) - set(SETTINGS))
-    if unknown:
-        raise UserError(f"timerc [local]: unknown setting(s) {', '.join(unknown)}; allowed: "
-                        + ", ".join(SETTINGS))
-    dashboard = _dashboard(settings)
-    n_workers = positive_int_setting("local", settings, "workers") or os.cpu_count() or 1
+    dashboard, n_workers = check(settings)
     security = cluster_security()
     # The scheduler reads its HTTP routes when it starts, inside LocalCluster().
     routes = {} if dashboard else HEALTH_ONLY  # no page showing tasks, workers or logs
-    with dask.config.set(routes):
+    scratch = scratch_config(request.output_dir)
+    with dask.config.set({**routes, **scratch}):
         cluster = LocalCluster(
             n_workers=n_workers,
             threads_per_worker=1,
             processes=True,
             memory_limit=settings.get("memory_limit", "auto"),
+            local_directory=scratch["temporary-directory"],
             host=HOST,
             protocol="tls://",
             security=security,
@@ -64,6 +82,6 @@ def start(request: BackendRequest) -> RunningCluster:
 
 @hookimpl
 def timecal_backends():
-    yield ExecutionBackend(name="local", start=start,
+    yield ExecutionBackend(name="local", start=start, check=check,
                            description="Dask LocalCluster on this machine ([local] workers, memory_limit, "
                                        "dashboard); TLS with mutual authentication")
