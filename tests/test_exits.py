@@ -95,3 +95,22 @@ def test_a_user_error_keeps_its_own_exit_code(capsys):
 
     assert run_cli("plotScan", refuse) == EXIT_USER
     assert capsys.readouterr().err == "plotScan: error: threshold: -5 is not allowed (>= 0)\n"
+
+
+def test_a_ledger_filling_its_disk_is_the_one_line_naming_the_device(tmpfs_mount, capsys):
+    """SQLite says "database or disk is full" and names no file: the ledger puts its path on
+    the error, and the command's one line names the file system and the ledger, as for any
+    other file the disk refused (a real tmpfs filled by real ledger writes)."""
+    from timecal_core.ledger.sqlite_ledger import Ledger
+
+    disk = tmpfs_mount("256k")
+    ledger = Ledger.create(disk)
+
+    def fill():
+        for i in range(100_000):
+            ledger.note("x" * 4000 + str(i))
+
+    assert run_cli("BXRun", fill) == EXIT_USER
+    err = capsys.readouterr().err
+    assert f"no space left on tmpfs ({disk}) writing {disk / 'ledger.sqlite'}" in err, err
+    assert "nothing done is lost" in err and len(err.strip().splitlines()) == 1, err

@@ -52,6 +52,17 @@ def _device_of(path: Path) -> str:
         return "the device"
 
 
+def _ledger_full(exc: sqlite3.OperationalError) -> str | None:
+    """SQLite's "database or disk is full" as the one line of :func:`disk_message`: the
+    ledger's device and file (the ledger puts its path on the exception), or None when the
+    error is another one."""
+    if "full" not in str(exc):
+        return None
+    path = getattr(exc, "ledger_path", None)
+    where = f"{_device_of(path)} writing {path}" if path else "the device of the production's ledger"
+    return f"no space left on {where}; free space and rerun: nothing done is lost"
+
+
 def disk_message(exc: OSError, given: str | None = None, default: Path | None = None) -> str | None:
     """The one line for an error the file system raised, or None when it is not one.
 
@@ -133,9 +144,7 @@ def run_cli(prog: str, body: Callable[[], int | None], verbose: bool = False,
         _quiet_stdout()
         return EXIT_PIPE
     except (OSError, sqlite3.OperationalError) as exc:
-        message = disk_message(exc) if isinstance(exc, OSError) else (
-            "no space left on the device of the production's ledger; free space and rerun: "
-            "nothing done is lost" if "full" in str(exc) else None)
+        message = disk_message(exc) if isinstance(exc, OSError) else _ledger_full(exc)
         if message is None:
             return _bug(prog, exc, verbose, say)
         if verbose:

@@ -173,8 +173,7 @@ class Ledger:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write; damage found only now is the one line of :func:`damaged` (a full
-        disk stays an OperationalError: the commands say it in their own line)."""
+        """One write; damage found only now is the one line of :func:`damaged`."""
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -187,7 +186,8 @@ class Ledger:
                         pass
                     raise
                 self._db.execute("COMMIT")
-            except sqlite3.OperationalError:
+            except sqlite3.OperationalError as exc:  # a full disk: the commands say it in one line
+                exc.ledger_path = self.path  # naming its device (sqlite's words name no file)
                 raise
             except sqlite3.DatabaseError as exc:
                 raise damaged(self.path, exc) from None

@@ -36,7 +36,9 @@ GATE = FastPath(
     "quote a filter with < or >: tasks 'threshold>=8000'",
 )
 
-_TERM_TOKEN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*(<=|>=|!=|==|=|<|>)[^|>;<]*$")
+# NAME then operator characters, whatever follows: a term, even a mistyped one
+# (threshold>>5 is a filter to refuse with its reason, not 'threshold' appended to a file 5)
+_TERM_TOKEN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*[<>=!][^|;]*$")
 #: A line the installed parser must read as command ``tasks`` with the filter as its argument.
 _SAMPLE = ("tasks threshold>=8000", "tasks", "threshold>=8000")
 
