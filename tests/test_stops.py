@@ -6,6 +6,7 @@ without costing it an attempt. Real BXRun processes, real signals,
 the monitor in a real pseudo-terminal."""
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -58,7 +59,8 @@ def test_a_stop_signal_stops_the_driver_cleanly_and_the_rerun_resumes(tmp_path, 
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     assert proc.returncode == 128 + sig, out + err
-    assert f"signal {sig.name}; rerun the same command to resume" in out
+    # what the rerun will run is named (issue 22: "1 task left to run (1 pending)")
+    assert re.search(rf"signal {sig.name}; \d+ tasks? left to run \([^)]*\): rerun the same command to resume", out), out
     assert "Traceback" not in out + err
     states, notes, _ = rows(prod)
     assert sorted(states.values()) == ["done", "pending"]
