@@ -543,6 +543,10 @@ def _dispatch(args) -> int:
         return cmd_attach(_resolve_output(args, timerc))
     if args.status or args.rebuild_ledger:
         return cmd_status(args, timerc, rebuild=args.rebuild_ledger)
+    if args.run or args.yaml or args.output:  # a production: the whole timerc first
+        from .timerc_sections import check_timerc
+
+        check_timerc(timerc, _registry())
     if args.run:
         if not args.script:
             raise UserError("--run needs --script (e.g. --script cbcsim); see BXRun --plugins")

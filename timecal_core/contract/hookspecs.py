@@ -17,6 +17,9 @@ from typing import Any
 
 import pluggy
 
+# A backend declares its timerc section with these (re-exported: plugins import the contract from here).
+from .timerc_keys import Setting as Setting, SettingsSection as SettingsSection
+
 PROJECT = "timecal"
 ENTRY_POINT_GROUP = "timecal"
 
@@ -174,11 +177,18 @@ class BackendRequest:
 
 @dataclass(frozen=True)
 class ExecutionBackend:
-    """An execution backend. ``start`` returns a :class:`timecal_core.contract.running_cluster.RunningCluster`."""
+    """An execution backend. ``start`` returns a :class:`timecal_core.contract.running_cluster.RunningCluster`.
+
+    ``settings`` declares the backend's timerc section (its name is usually the backend's):
+    the core checks the section against it before anything is written or submitted (an
+    unknown key or a bad value is one line), and the timerc reference documents it. A
+    backend without a declaration gets its section unchecked.
+    """
 
     name: str
     start: Callable[[BackendRequest], Any]
     description: str = ""
+    settings: SettingsSection | None = None
 
 
 # --------------------------------------------------------------------------- aggregators

@@ -16,13 +16,13 @@ from timecal_core.run.cluster_security import without_dashboard
 
 from .cluster import HTCondorRunningCluster
 from .schedd import ScheddClient, htcondor, require_commands
-from .settings import SECTION, parse_settings
+from .settings import SECTION, SETTINGS, parse_settings
 
 
 @hookimpl
 def timecal_backends():
     yield ExecutionBackend(
-        name="htcondor", start=start,
+        name="htcondor", start=start, settings=SETTINGS,
         description="Dask workers in HTCondor jobs ([htcondor] cores, memory, disk, submit_directives...)")
 
 

@@ -15,31 +15,29 @@ import os
 
 from timecal_core.contract.running_cluster import RunningCluster
 from timecal_core.config.timerc import positive_int_setting
-from timecal_core.contract.errors import UserError
-from timecal_core.contract.hookspecs import BackendRequest, ExecutionBackend, hookimpl
+from timecal_core.contract.timerc_keys import YES
+from timecal_core.contract.hookspecs import BackendRequest, ExecutionBackend, Setting, SettingsSection, hookimpl
 from timecal_core.run.cluster_security import HEALTH_ONLY, cluster_security
 
-SETTINGS = ("workers", "memory_limit", "dashboard")
 HOST = "127.0.0.1"
+SETTINGS = SettingsSection("local", (
+    Setting("workers", "integer", "all cores", "Dask worker processes (one task each at a time)", minimum=1),
+    Setting("memory_limit", "size", "auto", "memory per worker (a step using more is killed: cause oom)",
+            choices=("auto",)),
+    Setting("dashboard", "yes/no", "yes", f"Dask's dashboard, on {HOST} only (read-only, no "
+            "authentication: other users of this machine can read it)"),
+), help="A Dask LocalCluster on this machine (``--dask local``, the default).")
 
 
 def _dashboard(settings: dict) -> bool:
-    value = settings.get("dashboard", "yes").strip().lower()
-    if value not in ("yes", "true", "on", "1", "", "no", "false", "off", "0"):
-        raise UserError(f"timerc [local] dashboard = {settings['dashboard']!r}: expected yes or no "
-                        f"(the local dashboard always listens on {HOST})")
-    return value in ("yes", "true", "on", "1", "")
+    return (settings.get("dashboard") or SETTINGS.default("dashboard")).lower() in YES
 
 
 def start(request: BackendRequest) -> RunningCluster:
     import dask
     from distributed import LocalCluster
 
-    settings = dict(request.settings)
-    unknown = sorted(set(settings) - set(SETTINGS))
-    if unknown:
-        raise UserError(f"timerc [local]: unknown setting(s) {', '.join(unknown)}; allowed: "
-                        + ", ".join(SETTINGS))
+    settings = SETTINGS.check(request.settings)
     dashboard = _dashboard(settings)
     n_workers = positive_int_setting("local", settings, "workers") or os.cpu_count() or 1
     security = cluster_security()
@@ -50,7 +48,7 @@ def start(request: BackendRequest) -> RunningCluster:
             n_workers=n_workers,
             threads_per_worker=1,
             processes=True,
-            memory_limit=settings.get("memory_limit", "auto"),
+            memory_limit=settings.get("memory_limit") or SETTINGS.default("memory_limit"),
             host=HOST,
             protocol="tls://",
             security=security,
@@ -64,6 +62,6 @@ def start(request: BackendRequest) -> RunningCluster:
 
 @hookimpl
 def timecal_backends():
-    yield ExecutionBackend(name="local", start=start,
+    yield ExecutionBackend(name="local", start=start, settings=SETTINGS,
                            description="Dask LocalCluster on this machine ([local] workers, memory_limit, "
                                        "dashboard); TLS with mutual authentication")
