@@ -1,4 +1,4 @@
-# make demo | make test | make bench -- each builds .venv from scratch when it is absent.
+# make demo | make test | make bench | make docs -- each builds .venv from scratch when it is absent.
 # make test-lowest -- the pyprojects' floors, tried in .venv-lowest (below).
 PYTHON ?= python3
 VENV   := .venv
@@ -7,9 +7,10 @@ PLUGINS := plugins/analysis plugins/backend_local plugins/backend_slurm plugins/
            plugins/script_pucalibration plugins/script_cbcsim
 STAMP  := $(VENV)/.timecal-installed
 TEST_STAMP := $(VENV)/.timecal-test-installed
+DOCS_STAMP := $(VENV)/.timecal-docs-installed
 PYTEST_ARGS ?=
 
-.PHONY: install test demo bench slurm-up slurm-down condor-up condor-down browser clean test-lowest
+.PHONY: install test docs demo bench slurm-up slurm-down condor-up condor-down browser clean test-lowest
 
 install: $(STAMP)
 
@@ -22,6 +23,16 @@ $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
 $(TEST_STAMP): $(STAMP) tests/plugins/timecal_testplugin/pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[test]" -e tests/plugins/timecal_testplugin
 	touch $@
+
+$(DOCS_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install -q -e ".[docs]"
+	touch $@
+
+# The manual, built strictly: every warning is an error (-W, all of them listed: --keep-going),
+# every cross-reference and internal link must resolve (-n), from a fresh environment (-E:
+# generated pages are re-read when the code they describe changed). Open docs/_build/html/index.html.
+docs: $(DOCS_STAMP)
+	$(BIN)/sphinx-build -E -W --keep-going -n -q -b html docs docs/_build/html
 
 # The SLURM tests need a real single-node cluster: Debian's slurm-wlm + munge, installed and
 # started by tests/slurm/start_slurm.sh (root only; elsewhere those tests say why they skip).
@@ -83,4 +94,4 @@ bench: $(TEST_STAMP)
 	@for b in benchmarks/bench_*.py; do echo "=== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(LOWEST) demo-output .bench
+	rm -rf $(VENV) $(LOWEST) demo-output .bench docs/_build

@@ -6,7 +6,9 @@ drift from what the code accepts:
   label ``timerc-NAME`` for links;
 - ``failure-causes``: the causes of a failed attempt and their ``[retry]`` keys
   (``timecal_core.ledger.failure_causes``);
-- ``exit-codes``: what each exit code means (``timecal_core.cli.command_errors.EXIT_CODES``).
+- ``exit-codes``: what each exit code means (``timecal_core.cli.command_errors.EXIT_CODES``);
+- ``benchmark-goals``: each script of ``benchmarks/``, its command and what it measures
+  against what (the first paragraph of its docstring).
 
 Each directive writes reStructuredText and parses it in place (the help texts are rST).
 """
@@ -104,8 +106,23 @@ class ExitCodes(_Generated):
         return [self.parse(_table(("exit code", "meaning"), rows, "15 85"), nodes.container())]
 
 
+class BenchmarkGoals(_Generated):
+    def run(self):
+        import ast
+        from pathlib import Path
+
+        root = Path(self.env.srcdir).parent / "benchmarks"
+        lines = []
+        for path in sorted(root.glob("bench_*.py")):
+            doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+            first = doc.split("\n\n")[0]
+            lines += [f"``{path.name}``", "   " + " ".join(first.split()), ""]
+        return [self.parse(lines, nodes.container())]
+
+
 def setup(app):
     app.add_directive("timerc-reference", TimercReference)
     app.add_directive("failure-causes", FailureCauses)
     app.add_directive("exit-codes", ExitCodes)
+    app.add_directive("benchmark-goals", BenchmarkGoals)
     return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "1"}

@@ -38,7 +38,8 @@ class Setting:
     """One key of a timerc section.
 
     ``default`` says, as text, what applies when the key is absent (``""``: nothing is set);
-    readers take a fixed default from here (:meth:`SettingsSection.default`) rather than
+    readers take a fixed default from here
+    (:meth:`~timecal_core.contract.timerc_keys.SettingsSection.default`) rather than
     repeating it. ``choices`` lists the allowed values of a ``choice``, or the words a
     ``size`` also accepts (``auto``). ``minimum`` bounds an ``integer`` (inclusive).
     """
