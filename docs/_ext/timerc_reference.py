@@ -60,6 +60,11 @@ class _Generated(SphinxDirective):
     has_content = False
 
     def parse(self, lines: list[str], into: nodes.Element) -> nodes.Element:
+        """Parse the generated reStructuredText into ``into``; on a MyST page (whose nested
+        parse reads Markdown) through MyST's own ``eval-rst`` directive."""
+        if type(self.state).__module__.startswith("myst_parser"):
+            fence = "`" * 4
+            lines = [fence + "{eval-rst}", *lines, fence]
         self.state.nested_parse(StringList(lines, source=f"<{self.name}>"), self.content_offset, into)
         return into
 

@@ -100,15 +100,18 @@ class SettingsSection:
 
     @property
     def keys(self) -> tuple[str, ...]:
+        """The keys, in the order they are declared (and listed in errors and the reference)."""
         return tuple(s.key for s in self.settings)
 
     def setting(self, key: str) -> Setting:
+        """The declaration of ``key``; KeyError for a key the code asks for but never declared."""
         for s in self.settings:
             if s.key == key:
                 return s
         raise KeyError(f"timerc [{self.name}] declares no key {key!r}")
 
     def default(self, key: str) -> str:
+        """What applies when ``key`` is absent: readers take a fixed default from here."""
         return self.setting(key).default
 
     def check(self, values: Mapping[str, str | None], where: str = "timerc") -> dict[str, str]:
