@@ -45,7 +45,7 @@ from test_cli_vocabulary import console_scripts
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-PAGES = [REPO / "README.md", *sorted(p for p in (REPO / "docs").rglob("*.md") if "_build" not in p.parts)]
+PAGES = [REPO / "README.md", REPO / "CONTRIBUTING.md", *sorted(p for p in (REPO / "docs").rglob("*.md") if "_build" not in p.parts)]
 COMMANDS = ("console", "shell", "bash", "sh")
 #: Programs a command block may name besides timecal's commands and make (not run unless
 #: the block is runnable; nothing about them is checked).
