@@ -329,7 +329,13 @@ def _id(path: Path) -> str:
     return str(path.relative_to(REPO))
 
 
-@pytest.mark.parametrize("page", PAGES, ids=_id)
+def _pages():
+    """Every page; those with runnable blocks (the tutorial: minutes of real productions) slow."""
+    return [pytest.param(p, marks=pytest.mark.slow) if "<!-- example: run -->" in p.read_text() else p
+            for p in PAGES]
+
+
+@pytest.mark.parametrize("page", _pages(), ids=_id)
 def test_every_block_of_the_page_is_read_or_marked(page, tmp_path):
     """Every block's rule, in the page's order; the page's runnable blocks run (docs/tutorial.md:
     from an empty HOME to a calibrated delay). All failures are reported, each with its line."""

@@ -121,7 +121,7 @@ def test_init_writes_a_timerc_the_declarations_accept(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("[local]\nwrokers = 2\n", "[local]: unknown setting wrokers (did you mean workers?); allowed: "
+    ("wrokers = 2\n", "[local]: unknown setting wrokers (did you mean workers?); allowed: "
                                "workers, memory_limit, dashboard"),
     ("[slurn]\npartition = x\n", "unknown section [slurn] (did you mean [slurm]?)"),
     ("[notify]\nmail = a@b.org\nsmtp_port = twentyfive\n", "[notify] smtp_port = 'twentyfive': "
@@ -129,7 +129,7 @@ def test_init_writes_a_timerc_the_declarations_accept(tmp_path):
 ])
 def test_bxrun_refuses_a_bad_timerc_before_anything_is_written(tmp_path, env, text, message):
     """As a user meets it: one line, exit 2, no production directory, on a --dask local grid
-    whatever section the mistake is in."""
+    whatever section the mistake is in (the test's timerc ends in its [local] section)."""
     rc = Path(env["TIMECAL_CONFIG"])
     rc.write_text(rc.read_text() + text)
     (tmp_path / "scan.yml").write_text("threshold: [5000, 6000]\n")
