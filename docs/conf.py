@@ -51,6 +51,10 @@ autodoc_typehints = "signature"
 nitpick_ignore_regex += [(r"py:mod", r"timecal_core\..*"), (r"py:class", r"distributed\..*")]
 suppress_warnings = ["ref.python"]
 
+# Command lines are literal: no "--" turned into a dash, in prose or in generated help.
+smartquotes = False
+highlight_language = "text"  # the usage blocks sphinx-argparse writes
+
 html_theme = "furo"
 html_title = f"timecal {version}"
 html_static_path = ["_static"]

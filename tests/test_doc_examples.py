@@ -256,7 +256,8 @@ def check_command(words: list[str]) -> str | None:
                     parser.parse_args(args)
             except SystemExit as exc:
                 if exc.code:
-                    return f"{shlex.join(words)!r}: {program} refuses it: {err.getvalue().strip()}"
+                    said = (err.getvalue().strip().splitlines() or ["(nothing)"])[-1]  # after the usage
+                    return f"{shlex.join(words)!r}: {program} refuses it: {said}"
         return None
     if program == "make":
         targets = set(re.findall(r"^([\w-]+):", (REPO / "Makefile").read_text(), re.M))
