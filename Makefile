@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-PLUGINS := plugins/analysis plugins/backend_local plugins/backend_slurm plugins/backend_htcondor \
+PLUGINS := plugins/analysis plugins/backend_local plugins/backend_slurm plugins/backend_htcondor plugins/backend_gateway \
            plugins/script_pucalibration plugins/script_cbcsim
 STAMP  := $(VENV)/.timecal-installed
 TEST_STAMP := $(VENV)/.timecal-test-installed
@@ -77,8 +77,8 @@ LOWEST_TESTS := tests/test_shell.py tests/test_plugins.py tests/test_config.py t
                 tests/test_observables.py tests/test_observables_fastmaps.py tests/test_plotscan.py \
                 tests/test_plotscan_data.py tests/test_calibration.py tests/test_packaging.py \
                 tests/test_self_contained.py tests/test_architecture.py tests/test_exits.py \
-                tests/test_causes.py tests/test_failure_causes.py tests/test_timerc_keys.py \
-                tests/test_doc_examples.py
+                tests/test_causes.py tests/test_failure_causes.py tests/test_gateway.py \
+                tests/test_timerc_keys.py tests/test_doc_examples.py
 
 test-lowest: $(STAMP)
 	$(BIN)/python -m pip install -q uv

@@ -4,6 +4,11 @@ same test histograms in the same run. Goal (issue 7): at least 20x faster. The l
 what each evaluator computes (issue 15), so "same results: True" means the speed-up
 compares one computation done two ways.
 
+Then what the calibrated ±1σ (issue 27: Feldman-Cousins levels from pseudo-histograms,
+timecal_analysis.intervals) costs on top: computing the levels the tests need (once per
+evaluator, templates and hit count; runCalibration caches them), for one test and for all,
+and the scan with them.
+
     .venv/bin/python benchmarks/bench_calibration.py [--quick] [--tests N]
 """
 
@@ -23,6 +28,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from calibration_support import make_hits, stack  # noqa: E402
 from timecal_analysis.calibration import scan_delay  # noqa: E402
+from timecal_analysis.intervals import Levels, LevelsByTest, PatternModel  # noqa: E402
 from timecal_analysis.evaluators import (BinomialEvaluator, HistogramStack,  # noqa: E402
                                          LinearInterpolationEvaluator, MeanEvaluator)
 from timecal_core.cms.harvested_layout import scan_delays  # noqa: E402
@@ -130,6 +136,24 @@ def main() -> None:
             np.allclose(reference[:, 1:], np.c_[scan.lower, scan.upper], atol=1e-6)
         print(f"  {name:<20} vectorised {vectorised * 1e3:9.1f} ms   loop over delays {loop * 1e3:9.1f} ms"
               f"   speed-up {loop / vectorised:6.1f}x (goal >= 20x)   same results: {agree}")
+    model = PatternModel.from_templates(templates)
+    print("calibrated ±1σ (Feldman-Cousins levels, computed once, then cached):")
+    for name, evaluator_class in (("LinearInterpolation", LinearInterpolationEvaluator), ("Mean", MeanEvaluator),
+                                  ("Binomial", BinomialEvaluator)):
+        evaluator = evaluator_class(templates)
+        start = time.perf_counter()
+        single = Levels(evaluator, model, 10_000)
+        scan_delay(evaluator, tests.select([0]), levels=LevelsByTest([single]))
+        one = time.perf_counter() - start
+        levels = Levels(evaluator, model, 10_000)
+        start = time.perf_counter()
+        scan_delay(evaluator, tests, levels=LevelsByTest([levels] * n_tests))
+        every = time.perf_counter() - start
+        start = time.perf_counter()
+        scan_delay(evaluator, tests, levels=LevelsByTest([levels] * n_tests))
+        cached = time.perf_counter() - start
+        print(f"  {name:<20} levels for 1 test {one:6.2f} s ({len(single.known)} delays)   for {n_tests} tests "
+              f"{every:6.2f} s ({len(levels.known)} delays)   scan with cached levels {cached * 1e3:8.1f} ms")
 
 
 if __name__ == "__main__":

@@ -48,7 +48,11 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
 # What a docstring points at without being documented here (a module's internals) passes;
 # two documented attributes of one name (``type``) make an ambiguous bare reference.
-nitpick_ignore_regex += [(r"py:mod", r"timecal_core\..*"), (r"py:class", r"distributed\..*")]
+nitpick_ignore_regex += [
+    (r"py:mod", r"timecal_core\..*"),
+    (r"py:(func|class|meth|data)", r"timecal_core\.(run|batch|driver|cli|views|ledger|plan|control|monitor)\..*"),
+    (r"py:class", r"distributed\..*"),
+]
 suppress_warnings = ["ref.python"]
 
 # Command lines are literal: no "--" turned into a dash, in prose or in generated help.

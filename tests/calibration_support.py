@@ -37,9 +37,11 @@ def histograms(charge, toa, delays, threshold: float = THRESHOLD) -> BXHistogram
 
 def stack(charge, toa, delays, threshold: float = THRESHOLD, mode: str = "Sampled") -> HistogramStack:
     """What :func:`timecal_analysis.evaluators.read_stack` would read from the file."""
-    counts = getattr(histograms(charge, toa, delays, threshold), mode.lower())[:, 1:-1].astype(np.float64)
+    hists = histograms(charge, toa, delays, threshold)
+    counts = getattr(hists, mode.lower())[:, 1:-1].astype(np.float64)
+    attribution = getattr(hists, f"attribution_{mode.lower()}")[:, 1:].astype(np.float64)
     return HistogramStack(np.asarray(delays, dtype=np.float64), counts, np.sqrt(counts),
-                          np.full(len(counts), float(len(charge))))
+                          np.full(len(counts), float(len(charge))), attribution)
 
 
 def write_file(path: Path, charge, toa, delays, params: dict | None = None) -> Path:

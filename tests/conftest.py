@@ -25,6 +25,33 @@ def run_bxrun(*args, input: str | None = None, timeout: float = 120, cwd=None, e
                           timeout=timeout, cwd=cwd, env=env)
 
 
+def results_of(out: Path) -> list[Path]:
+    """The result directories of a production."""
+    return sorted(p for p in (out / "results").iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def running_sleeper_pid(out: Path) -> int | None:
+    """The pid of a sleeper task running in ``out`` (its task.log's first line), if any."""
+    for log in (out / "results" / ".tmp").glob("*/task.log"):
+        for line in log.read_text().splitlines():
+            if line.startswith("sleeper pid="):
+                return int(line.split()[1].split("=")[1])
+    return None
+
+
+def wait_until(condition, timeout: float, what: str):
+    """``condition()``'s first true value, polled for at most ``timeout`` seconds."""
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
 def ledger_states(prod: Path) -> dict:
     """task id -> (parameters, state, attempts), read-only from a production's ledger."""
     import json

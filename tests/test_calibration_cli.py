@@ -318,3 +318,28 @@ def test_quick_use_output_directory_has_a_short_name(files, timerc, capsys):
     assert (timerc / "calibration" / "emulate_23p45" / "results.parquet").is_file()
     (line,) = [l for l in capsys.readouterr().out.splitlines() if LINE.match(l)]
     assert "scenario emulate_23p45, test BXHistEmulateDelay_23p45_subdet_ALL_harvested, Binomial" in line
+
+
+def test_the_interval_is_calibrated_by_default_and_named_in_every_output(files, timerc, capsys):
+    """Default: Feldman-Cousins levels (computed on first use, cached beside the evaluator,
+    read back the next time); --sigma rise-of-one gives physics.md §8's rise of 1 and says
+    that it is not a calibrated 68.3 % interval, per line and in results.parquet."""
+    args = ["--test", str(files["emulate"]), "--template", str(files["template"]), "--method", "Binomial",
+            "--no-plots"]
+    assert runcalibration.main([*args, "-o", "fc"]) == 0
+    first = capsys.readouterr().out
+    levels = list((timerc / "calibration/evaluators/Binomial/templates_Sampled/levels").glob("*/levels_*.json"))
+    assert len(levels) == 1 and json.loads(levels[0].read_text())  # the nodes computed, kept
+    table = pd.read_parquet(timerc / "calibration/fc/results.parquet")
+    assert table["interval"].str.startswith("Feldman-Cousins 68.3%").all()
+    assert "±1σ:" not in [l for l in first.splitlines() if l.startswith("delay =")][0]  # the default, unsaid
+    assert runcalibration.main([*args, "-o", "fc_again"]) == 0
+    again = pd.read_parquet(timerc / "calibration/fc_again/results.parquet")
+    assert np.array_equal(again[["delay", "lower", "upper"]].to_numpy(), table[["delay", "lower", "upper"]].to_numpy())
+    capsys.readouterr()
+    assert runcalibration.main([*args, "-o", "plain", "--sigma", "rise-of-one"]) == 0
+    line = [l for l in capsys.readouterr().out.splitlines() if l.startswith("delay =")][0]
+    assert "±1σ: rise of 1 (--sigma rise-of-one, physics.md §8: not a calibrated 68.3% interval)" in line
+    plain = pd.read_parquet(timerc / "calibration/plain/results.parquet")
+    assert plain["interval"].str.startswith("rise of 1").all()
+    assert plain["delay"].iloc[0] == table["delay"].iloc[0]  # the estimate does not depend on it

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.cmssw_standin import run_cfg  # tests/ is on sys.path (rootdir, no __init__.py)
+from helpers.cmssw_standin import CmsRunError, check_consumed_from_mixing, run_cfg  # tests/ is on sys.path
 from timecal_core.cms.harvested_layout import raw_name
 
 PACKAGE = Path(__file__).resolve().parents[1] / "cmssw" / "SiPhase2TimingCalibration"
@@ -106,7 +106,7 @@ def test_pucalibration_emulate_draws_and_records_the_delay(file_lists, tmp_path)
 
 @pytest.mark.parametrize("args, message", [
     (["mode=fast"], "mode"), (["subdet=XYZ"], "subdet"), (["thresh=5"], "unknown option"),
-    (["N=many"], "expects int"), (["mode=emulate", "offset=-3"], "offset"),
+    (["N=many"], "expects int"), (["mode=emulate", "offset=-3"], "offset"), (["verbose=4"], "verbose=4"),
 ])
 def test_pucalibration_rejects_bad_options(args, message, file_lists, tmp_path):
     with pytest.raises(RuntimeError, match=message):
@@ -247,3 +247,66 @@ def test_smearing_options(cfg, file_lists, tmp_path):
                       (f"smearingseed={2**32}", "smearingseed=")]:
         with pytest.raises(RuntimeError, match=word):
             run_cfg(CFG_DIR / cfg, [bad, *args], cwd=tmp_path)
+
+
+# --------------------------------------------------------------------------- start-up checks
+# cmsRun processes every EDAlias of the process while it builds the schedule
+# (FWCore/Framework/src/processEDAliases.cc); the stand-in does the same in run_cfg.
+MIXING_CFGS = ["PUCalibration_cfg.py", "SimHitDump_cfg.py"]
+ALIAS_DELETION = "for a in process.aliases: delattr(process, a)"
+
+
+@pytest.mark.parametrize("cfg", MIXING_CFGS)
+def test_cfg_empties_the_digitizers_and_deletes_their_aliases(cfg, file_lists, tmp_path):
+    process = run_cfg(CFG_DIR / cfg, file_lists, cwd=tmp_path)["process"]
+    assert process.mix.digitizers.parameterNames_() == []
+    assert process.aliases == {}
+
+
+@pytest.mark.parametrize("cfg", MIXING_CFGS)
+def test_cfg_without_the_alias_deletion_does_not_start(cfg, file_lists, tmp_path):
+    """The fault of issue 27: digitizers emptied, aliases kept -> cmsRun stops at start-up."""
+    text = (CFG_DIR / cfg).read_text()
+    assert text.count(ALIAS_DELETION) == 1
+    mutated = tmp_path / cfg
+    mutated.write_text(text.replace(ALIAS_DELETION, "pass"))
+    with pytest.raises(CmsRunError, match=r"EDAlias parameter set mismatch\nThere are no products of type '\w+'\n"
+                                          r"with module label 'mix'"):
+        run_cfg(mutated, file_lists, cwd=tmp_path)
+
+
+def test_alias_check_accepts_what_the_framework_accepts(file_lists, tmp_path):
+    """The check is the framework's, not a blanket rule: aliases to a mixing module that
+    keeps its digitizers, or to a mixing module that is on no path (the gun cfg loads
+    mixNoPU_cfi but never schedules mix), are fine."""
+    text = (CFG_DIR / "PUCalibration_cfg.py").read_text()
+    kept = tmp_path / "kept_cfg.py"
+    kept.write_text(text.replace("process.mix.digitizers = cms.PSet()", "pass").replace(ALIAS_DELETION, "pass"))
+    process = run_cfg(kept, file_lists, cwd=tmp_path)["process"]
+    assert "simSiPixelDigis" in process.aliases and process.mix.digitizers.parameterNames_()
+    gun = run_cfg(CFG_DIR / "PythiaGunCalibration_cfg.py", [], cwd=tmp_path)["process"]
+    assert "simEcalUnsuppressedDigis" in gun.aliases and gun.mix.digitizers.parameterNames_() != []
+
+
+@pytest.mark.parametrize("cfg, module", [("PUCalibration_cfg.py", "timeCalib"), ("SimHitDump_cfg.py", "simHitDumper")])
+def test_the_crossing_frames_read_are_the_ones_mixed(cfg, module, file_lists, tmp_path):
+    """A wrong crossing-frame list gives ProductNotFound at the first event (Event::get)."""
+    process = run_cfg(CFG_DIR / cfg, file_lists, cwd=tmp_path)["process"]
+    check_consumed_from_mixing(process, module, "MixPSimHitSource")
+    mutated = tmp_path / cfg
+    mutated.write_text((CFG_DIR / cfg).read_text().replace("'TrackerHitsTIDHighTof', ", ""))
+    process = run_cfg(mutated, file_lists, cwd=tmp_path)["process"]
+    with pytest.raises(CmsRunError, match="mix:g4SimHitsTrackerHitsTIDHighTof"):
+        check_consumed_from_mixing(process, module, "MixPSimHitSource")
+
+
+@pytest.mark.parametrize("cfg", ["PUCalibration_cfg.py", "PythiaGunCalibration_cfg.py"])
+def test_verbose_output_is_let_through_the_message_logger(cfg, file_lists, tmp_path):
+    """The analyzer's verbose lines are LogVerbatim (INFO), hidden by the default
+    MessageLogger (cerr INFO limit 0): the cfg gives their category a limit when asked."""
+    args = input_args(cfg, file_lists)
+    quiet = run_cfg(CFG_DIR / cfg, args, cwd=tmp_path)["process"]
+    assert "Phase2TrackerBXHistogram" not in vars(quiet.MessageLogger.cerr)
+    verbose = run_cfg(CFG_DIR / cfg, ["verbose=2", *args], cwd=tmp_path)["process"]
+    assert verbose.timeCalib.VerbosityLevel.value() == 2
+    assert verbose.MessageLogger.cerr.Phase2TrackerBXHistogram.limit.value() == -1

@@ -84,3 +84,37 @@ def test_simhit_dumper_writes_the_schema_cbcsim_reads():
                 re.findall(r'Branch\("(\w+)", &\w+, "(\w+)/(\w)"\)', source) if leaf == name}
     assert tree == TREE
     assert branches == SimHits.DTYPES
+
+
+INCLUDER = """{extra}#include "SimTracker/SiPhase2TimingCalibration/plugins/OuterTrackerSimHits.h"
+static const double ns = 2.0, cm = 3.0;  // names every CLHEP unit header also defines
+int main() {{ return ns + cm > 0 ? 0 : 1; }}
+"""
+
+
+@pytest.mark.parametrize("extra, compiles", [("", True), ('#include "CLHEP/Units/GlobalSystemOfUnits.h"\n', False)])
+def test_the_shared_header_leaks_no_using_directive(extra, compiles, include_root, tmp_path):
+    """CLHEP/Units/Global*.h put `using namespace CLHEP;` into every file that includes them
+    (the stand-in's copies do as CLHEP's do), after which a file's own `ns` or `cm` is
+    ambiguous. OuterTrackerSimHits.h uses the namespaced headers: an includer with its own
+    names compiles; the same file with a Global header does not (the check can fail)."""
+    source = tmp_path / "includer.cc"
+    source.write_text(INCLUDER.format(extra=extra))
+    cmd = [shutil.which("g++"), *STRICT, "-I", str(STUBS), "-I", str(include_root), str(source)]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    assert (result.returncode == 0) == compiles, result.stderr
+    if not compiles:
+        assert "ambiguous" in result.stderr
+
+
+def test_factorials_come_from_an_exact_table():
+    """No libm tgamma in the pulse: its last bits differ between implementations, while the
+    table holds the exact integers (each exactly representable up to 20!)."""
+    header = (PACKAGE / "interface" / "CBCTimingModel.h").read_text()
+    assert "tgamma" not in header.split("static double factorial")[1].split("}")[0]
+    import math
+    import re
+
+    table = [float(v) for v in re.search(r"kFactorials\[\] = \{([^}]*)\}", header).group(1).split(",")]
+    assert table == [float(math.factorial(n)) for n in range(21)]
+    assert all(float(math.factorial(n)) == math.factorial(n) for n in range(21))

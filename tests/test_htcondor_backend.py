@@ -156,3 +156,32 @@ def test_holds_and_removals_for_memory_or_run_time_are_failure_causes(case):
         assert fate[1] == f"HTCondor held the job: {attributes['HoldReason'].split(': ', 1)[-1]} (code {code})", fate
     else:
         assert fate[1] == f"HTCondor removed the job: {attributes['RemoveReason']}", fate
+
+
+def test_the_lxplus_settings_of_dask_lxplus_reach_the_submit_description(tmp_path):
+    """What CERN's dask-lxplus (cernops/dask-lxplus, cluster.py) adds to every worker job, as
+    timecal's own settings say it (README, [htcondor] on lxplus): the credential, container,
+    flavour and marker lines through submit_directives, the workers' port range through the
+    user's jobqueue.yaml (timecal leaves worker_extra_args to it). Parsed by htcondor2.Submit
+    from the arguments timecal really gives HTCondorCluster (TLS included)."""
+    import dask
+    from dask_jobqueue import HTCondorCluster
+
+    from timecal_core.batch.supervision import job_cluster_kwargs
+
+    image = "/cvmfs/unpacked.cern.ch/gitlab-registry.cern.ch/batch-team/dask-lxplus/lxdask-al9:latest"
+    raw = {"memory": "3GB", "disk": "20GB", "dashboard": "no",
+           "submit_directives": f'MY.SendCredential = True\nMY.SingularityImage = "{image}"\n'
+                                'MY.JobFlavour = "longlunch"\nMY.IsDaskWorker = true\n'
+                                'JobBatchName = "timecal"\nMY.SpoolOnEvict = False'}
+    ports = ["--worker-port", "10000:10100", "--nanny-port", "10000:10100"]
+    with dask.config.set({"jobqueue.htcondor.worker-extra-args": ports}):
+        settings = parse_settings({k: v for k, v in raw.items() if k != "dashboard"}, tmp_path / "prod")
+        with HTCondorCluster(**job_cluster_kwargs(settings, raw, tmp_path / "prod")) as cluster:
+            sub = submit_description(cluster)
+    keys = {k.lower(): v for k, v in dict(sub).items()}
+    assert keys["my.sendcredential"] == "True" and keys["my.singularityimage"] == f'"{image}"'
+    assert keys["my.jobflavour"] == '"longlunch"' and keys["my.isdaskworker"] == "true"
+    assert keys["jobbatchname"] == '"timecal"' and keys["my.spoolonevict"] == "False"
+    assert "--worker-port 10000:10100 --nanny-port 10000:10100" in keys["arguments"]
+    assert "--tls-ca-file" in keys["arguments"]  # and the workers still speak TLS only

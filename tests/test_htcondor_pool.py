@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import bxrun_path, write_timerc
+from conftest import bxrun_path, results_of, running_sleeper_pid, wait_until, write_timerc
 from htcondor.fixture import (as_submit_user, condor, condor_site_ca, condor_workdir,  # noqa: F401
                               htcondor_pool, queued_ids)
 from timecal_backend_htcondor.plugin import start
@@ -78,20 +78,6 @@ def start_in_process(workdir: Path, settings: dict):
                                 output_dir=workdir / "prod"))
 
 
-def wait_until(condition, timeout: float, what: str):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def results_of(out: Path) -> list[Path]:
-    return sorted(p for p in (out / "results").iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
 def notes_of(out: Path) -> list[str]:
     ledger = Ledger.open_readonly(out)
     try:
@@ -142,14 +128,6 @@ def test_emulator_grid_runs_in_htcondor_jobs(condor_workdir):
     wait_until(lambda: not set(jobs) & queued_ids(), 30, "the jobs removed by BXRun at its end")
 
 
-def _running_sleeper_pid(out: Path) -> int | None:
-    for log in (out / "results" / ".tmp").glob("*/task.log"):
-        for line in log.read_text().splitlines():
-            if line.startswith("sleeper pid="):
-                return int(line.split()[1].split("=")[1])
-    return None
-
-
 def test_condor_rm_of_a_worker_job_mid_task(condor_workdir):
     """condor_rm of the job whose worker runs a task: the task reruns on the other worker,
     the grid completes with each result once, BXRun says which job ended and how, and the
@@ -160,7 +138,7 @@ def test_condor_rm_of_a_worker_job_mid_task(condor_workdir):
     proc = bxrun(condor_workdir, "jobs = 2\n", "--script", "sleeper", "--yaml", grid, "--dask", "htcondor",
                  "-o", out, "--interval", "1", wait=False)
     try:
-        pid = wait_until(lambda: _running_sleeper_pid(out) if (out / "results" / ".tmp").is_dir() else None,
+        pid = wait_until(lambda: running_sleeper_pid(out) if (out / "results" / ".tmp").is_dir() else None,
                          90, "a task to start")
         victim = condor_job_of(pid)
         condor("condor_rm", victim)

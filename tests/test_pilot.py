@@ -159,6 +159,8 @@ def test_backend_size_from_the_timerc_section():
     assert slurm.slots == 32 and "4 jobs x 2 workers x 4 threads" in slurm.text
     assert backend_size("htcondor", {"adapt_min": "1", "adapt_max": "10", "cores": "1"}).slots == 10
     assert backend_size("mystery", {"nodes": "9"}).slots == 1
+    gateway = backend_size("gateway", {"workers": "10", "cores": "4"})  # worker_cores tasks per worker
+    assert gateway.slots == 40 and gateway.text == "10 workers x 4 threads (timerc [gateway] workers, cores)"
 
 
 def test_measure_reads_what_params_json_has_and_survives_what_it_lacks(tmp_path):

@@ -17,7 +17,7 @@ import dask
 import pytest
 from distributed import Client
 
-from conftest import write_timerc
+from conftest import wait_until, write_timerc
 from slurm.fixture import slurm_cluster, squeue_ids  # noqa: F401  (fixture)
 from timecal_backend_slurm.plugin import start
 from timecal_core.config.timerc import load_timerc
@@ -56,16 +56,6 @@ def reported(running, capsys, seen: list[str]) -> list[str]:
                 if line.startswith("BXRun: "))
     seen.extend(problems(running.supervise()))
     return seen
-
-
-def wait_until(condition, timeout: float, what: str):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def test_dask_computation_runs_in_slurm_jobs(slurm_cluster, tmp_path, monkeypatch):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import bxrun_path, run_bxrun, write_timerc
+from conftest import bxrun_path, results_of, run_bxrun, running_sleeper_pid, write_timerc
 from slurm.fixture import slurm_cluster, squeue_ids  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.slurm
@@ -25,10 +25,6 @@ def slurm_timerc(tmp_path, monkeypatch) -> Path:
     path = write_timerc(tmp_path / "config", SLURM_SECTION)
     monkeypatch.setenv("TIMECAL_CONFIG", str(path))
     return path
-
-
-def results_of(out: Path) -> list[Path]:
-    return sorted(p for p in (out / "results").iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 def slurm_job_of(pid: int) -> str:
@@ -62,14 +58,6 @@ def test_grid_of_the_emulator_runs_through_slurm_jobs(slurm_cluster, slurm_timer
     assert not jobs & squeue_ids()
 
 
-def _running_sleeper_pid(out: Path) -> int | None:
-    for log in (out / "results" / ".tmp").glob("*/task.log"):
-        for line in log.read_text().splitlines():
-            if line.startswith("sleeper pid="):
-                return int(line.split()[1].split("=")[1])
-    return None
-
-
 def test_scancel_of_a_worker_job_mid_task(slurm_cluster, slurm_timerc, tmp_path):
     """A worker's SLURM job is cancelled while it runs a task: the task is rerun on the other
     worker, the grid completes, the monitor says which job ended and how, and a
@@ -83,7 +71,7 @@ def test_scancel_of_a_worker_job_mid_task(slurm_cluster, slurm_timerc, tmp_path)
                             text=True, start_new_session=True)
     try:
         deadline = time.time() + 90
-        while (pid := _running_sleeper_pid(out)) is None and time.time() < deadline:
+        while (pid := running_sleeper_pid(out)) is None and time.time() < deadline:
             time.sleep(0.2)
         assert pid, "no task started"
         victim = slurm_job_of(pid)

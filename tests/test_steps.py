@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import wait_until
 from timecal_core.run import step_server as warm
 from timecal_core.run.engine import describe_failure
 from timecal_core.plan.grid import plan_grid
@@ -51,16 +52,6 @@ def step_pids(directory: Path) -> list[int]:
     return pids
 
 
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}")
-
-
 def wait_gone(pids, timeout: float = 10.0) -> list[int]:
     deadline = time.time() + timeout
     while time.time() < deadline and any(alive(p) for p in pids):
@@ -92,7 +83,7 @@ def test_a_warm_step_runs_in_its_own_session_with_the_callers_environment(tmp_pa
     box = {}
     thread = threading.Thread(target=lambda: box.setdefault("r", execute_task(spec, str(tmp_path))))
     thread.start()
-    pid, child = wait_for(lambda: (p := step_pids(tmp_path / "results")) and len(p) == 2 and p, 20,
+    pid, child = wait_until(lambda: (p := step_pids(tmp_path / "results")) and len(p) == 2 and p, 20,
                           "the step and its child")
     assert os.getsid(pid) == pid and os.getpgid(pid) == pid  # session and group leader
     assert os.getpgid(child) == pid
@@ -115,7 +106,7 @@ def test_a_sigkilled_step_fails_as_killed_by_signal_9_and_the_server_goes_on(tmp
             box["error"] = exc
     thread = threading.Thread(target=run)
     thread.start()
-    (pid,) = wait_for(lambda: step_pids(tmp_path / "results"), 20, "the step to start")
+    (pid,) = wait_until(lambda: step_pids(tmp_path / "results"), 20, "the step to start")
     server_pid = warm.server().proc.pid
     os.kill(pid, signal.SIGKILL)
     thread.join(20)
@@ -140,7 +131,7 @@ def test_when_the_step_server_dies_its_steps_die_and_it_is_recreated(tmp_path):
             box["error"] = exc
     thread = threading.Thread(target=run)
     thread.start()
-    pids = wait_for(lambda: (p := step_pids(tmp_path / "results")) and len(p) == 2 and p, 20,
+    pids = wait_until(lambda: (p := step_pids(tmp_path / "results")) and len(p) == 2 and p, 20,
                     "the step and its child")
     old = warm.server().proc.pid
     os.kill(old, signal.SIGKILL)
@@ -165,11 +156,11 @@ def client():
 def test_cancelling_the_future_kills_the_step_group_and_removes_its_workdir(tmp_path, client, warm_step):
     spec = sleeper_spec(tmp_path, index=7, warm=warm_step, seconds=120, children=1)
     future = client.submit(execute_task, spec, str(tmp_path), pure=False)
-    pids = wait_for(lambda: (p := step_pids(tmp_path / "results")) and len(p) == 2 and p, 30,
+    pids = wait_until(lambda: (p := step_pids(tmp_path / "results")) and len(p) == 2 and p, 30,
                     "the step and its child")
     client.cancel([future])
     assert wait_gone(pids) == []
-    wait_for(lambda: not list((tmp_path / "results" / ".tmp").iterdir()), 10, "the work directory to go")
+    wait_until(lambda: not list((tmp_path / "results" / ".tmp").iterdir()), 10, "the work directory to go")
     # The worker is free again at once (its thread did not wait 120 s).
     quick = client.submit(execute_task, sleeper_spec(tmp_path, index=8, warm=warm_step), str(tmp_path),
                           pure=False)
@@ -180,7 +171,7 @@ def test_worker_death_kills_the_step_group(tmp_path, client):
     spec = sleeper_spec(tmp_path, index=9, warm=True, seconds=120, children=1)
     future = client.submit(execute_task, spec, str(tmp_path), pure=False)
     try:
-        pids = wait_for(lambda: (p := step_pids(tmp_path / "results")) and len(p) == 2 and p, 30,
+        pids = wait_until(lambda: (p := step_pids(tmp_path / "results")) and len(p) == 2 and p, 30,
                         "the step and its child")
     except BaseException:
         print(future, [(p, p.read_text()) for p in tmp_path.rglob("*.log")])
@@ -202,7 +193,7 @@ def test_sigkill_of_the_driver_leaves_no_step_running(tmp_path):
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     results = tmp_path / "prod" / "scan" / "results"
     try:
-        pids = wait_for(lambda: (p := step_pids(results)) if results.is_dir() and len(step_pids(results)) >= 4
+        pids = wait_until(lambda: (p := step_pids(results)) if results.is_dir() and len(step_pids(results)) >= 4
                         else None, 90, "two steps and their children")
         os.kill(driver.pid, signal.SIGKILL)  # the driver only: it cannot clean up
         driver.wait()

@@ -1,16 +1,26 @@
 """Closure study of the delay calibration: does runCalibration give back the delays the
-emulator used, with ±1σ intervals that cover the truth about 68 % of the time?
+emulator used, and do its ±1σ intervals cover the truth 68.3 % of the time?
 
-    .venv/bin/python examples/closure/closure.py [--workdir DIR] [--quick] [--threshold E]
+    .venv/bin/python examples/closure/closure.py [--workdir DIR] [--tests N] [--reduced]
 
-1. templates: one emulator scan (501 delays) of 10^6 hits drawn with seed 1;
-2. tests: 81 histograms at 5, 5.5, ... 45 ns, each from its own 10^4 hits (seeds 2, 3, ...:
-   independent of the templates and of each other, like 81 emulate-mode jobs), stored as
-   the rows of one file;
-3. ``runCalibration closure.yml`` with the three built-in evaluators;
-4. bias, resolution and coverage per 5 ns of true delay, printed and plotted
-   (``closure_summary_thr<E>.png/pdf`` in the work directory), and per evaluator the
-   closure line: bias, mean |residual|, coverage ± its binomial error, tests on a plateau.
+For each threshold (15000 e, where the sampled BX histogram moves with the delay everywhere,
+and 5800 e, the usual one, with plateaus):
+
+1. templates: one emulator scan (501 delays, 0.1 ns apart) of 10^6 hits;
+2. tests: ``--tests`` histograms (default 2000) at true delays drawn uniformly in [6, 44] ns,
+   off the template grid, each from its own 10^4 hits, one emulate-mode file each (the delay
+   axis of such a file has one bin, centred on its delay);
+3. ``runCalibration closure.yml`` with the three built-in evaluators, once with the default
+   Feldman-Cousins intervals and once with ``--sigma rise-of-one`` (physics.md §8);
+4. the table: per threshold, evaluator and interval, tests, coverage ± its binomial error
+   √(f(1 − f)/n), bias ± std/√n, resolution (std) ± std/√(2(n − 1)), share of tests on a
+   plateau or with a histogram that is the same over a range of delays; printed, and written
+   as ``closure_table.csv``/``.md`` with a plot per threshold (``closure_thr<E>.png/pdf``).
+
+The hits come from a model of their own, not the one the project's tests use: charges from a
+Moyal (Landau-like) law of most probable value 20000 e and scale 2800 e (drawn as
+MPV − scale · ln Y, Y a χ²₁ variable), arrival times N(0.3, 1.5) ns. ``--reduced`` (the
+test suite's version) uses 400 tests of 2000 hits and templates of 3·10^5 hits.
 """
 
 from __future__ import annotations
@@ -18,66 +28,102 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from timecal_analysis import runcalibration
-from timecal_analysis.calibration import PLATEAU_WIDTH
 from timecal_core.cms.fast_root import write_histograms
-from timecal_core.cms.harvested_layout import BXHistograms, scan_delays
+from timecal_core.cms.harvested_layout import scan_delays
 from timecal_script_cbcsim.detection import emulate
 
 HERE = Path(__file__).resolve().parent
-THRESHOLD = 15000.0  # the sampled histogram moves with the delay everywhere in [5, 45] ns
+THRESHOLDS = (15000, 5800)
+TRUE_DELAYS = (6.0, 44.0)
+MPV, SCALE = 20000.0, 2800.0
+ARRIVAL_MEAN, ARRIVAL_SIGMA = 0.3, 1.5
 
 
-def make_hits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Moyal (Landau-like) charges around 22k electrons, 1.2 ns Gaussian arrival times."""
-    rng = np.random.default_rng(seed)
-    charge = 22000.0 + 2500.0 * -np.log(rng.standard_normal(n) ** 2)
-    return charge.astype(np.float32), rng.normal(0.0, 1.2, n).astype(np.float32)
+@dataclass(frozen=True)
+class Setup:
+    tests: int = 2000
+    test_hits: int = 10_000
+    template_hits: int = 1_000_000
+    seed: int = 2027
+
+    @classmethod
+    def reduced(cls) -> "Setup":
+        return cls(tests=400, test_hits=2000, template_hits=300_000)
 
 
-def write_scan(path: Path, n_hits: int, seed: int, threshold: float) -> None:
-    if path.exists():
-        print(f"keeping {path}")
-        return
-    delays = scan_delays()
-    hists = emulate(*make_hits(n_hits, seed), threshold, delays)
-    params = {"threshold": threshold, "N": n_hits, "seed": seed, "mode": "scan"}
-    write_histograms(path, hists, params, with_1d=False)
-    print(f"wrote {path} ({n_hits} hits, seed {seed})")
+def make_hits(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(charge, arrival time) float32: Moyal charges, Gaussian arrival times."""
+    charge = MPV - SCALE * np.log(rng.gamma(0.5, 2.0, n))  # -ln of a chi2(1) variable is Moyal
+    return charge.astype(np.float32), rng.normal(ARRIVAL_MEAN, ARRIVAL_SIGMA, n).astype(np.float32)
 
 
-def write_tests(path: Path, n_hits: int, first_seed: int, threshold: float) -> None:
-    """One emulate job per delay, harvested into one file (a 0.5 ns OffsetScan axis)."""
-    if path.exists():
-        print(f"keeping {path}")
-        return
-    delays = np.arange(5.0, 45.0 + 1e-9, 0.5)
-    jobs = [emulate(*make_hits(n_hits, first_seed + i), threshold, [d]) for i, d in enumerate(delays)]
-    rows = {key: np.concatenate([getattr(job, key) for job in jobs])
-            for key in ("sampled", "latched", "attribution_sampled", "attribution_latched")}
-    hists = BXHistograms(delays, n_hits=n_hits, offset_step=0.5, **rows)
-    params = {"threshold": threshold, "N": n_hits, "seeds": f"{first_seed}..{first_seed + len(delays) - 1}"}
-    write_histograms(path, hists, params, with_1d=False)
-    print(f"wrote {path} ({len(delays)} delays, {n_hits} independent hits each)")
+def write_inputs(workdir: Path, threshold: int, setup: Setup) -> None:
+    """templates_thr<E>.root and tests_thr<E>/test_<i>.root (kept when present)."""
+    rng = np.random.default_rng([setup.seed, threshold])
+    templates = workdir / f"templates_thr{threshold}.root"
+    if not templates.exists():
+        delays = scan_delays()
+        hists = emulate(*make_hits(setup.template_hits, rng), float(threshold), delays)
+        write_histograms(templates, hists, {"threshold": threshold, "hits": setup.template_hits},
+                                with_1d=False)
+    tests = workdir / f"tests_thr{threshold}"
+    tests.mkdir(exist_ok=True)
+    truth = np.random.default_rng([setup.seed, threshold, 1]).uniform(*TRUE_DELAYS, setup.tests)
+    for i, delay in enumerate(truth):
+        path = tests / f"test_{i:05d}.root"
+        if path.exists():
+            continue
+        test_rng = np.random.default_rng([setup.seed, threshold, 2, i])
+        hists = emulate(*make_hits(setup.test_hits, test_rng), float(threshold), [delay])
+        write_histograms(path, hists, {"threshold": threshold, "delay": float(delay)}, with_1d=False)
 
 
-def summarise(table: pd.DataFrame, width: float = 5.0) -> pd.DataFrame:
-    table = table.assign(residual=table["delay"] - table["true_delay"],
-                         covered=(table["true_delay"] >= table["lower"]) & (table["true_delay"] <= table["upper"]),
-                         # the last bin is closed: 45 ns joins [40, 45]
-                         delay_bin=np.floor(np.minimum(table["true_delay"], 44.999) / width) * width)
-    return (table.groupby(["method", "delay_bin"])
-            .agg(points=("residual", "size"), bias=("residual", "mean"),
-                 resolution=("residual", "std"), coverage=("covered", "mean"))
-            .reset_index())
+def calibrate(workdir: Path, threshold: int, interval: str) -> pd.DataFrame:
+    out = workdir / f"results_thr{threshold}_{interval}"
+    code = runcalibration.main([str(HERE / "closure.yml"), "--custom", f"workdir={workdir}",
+                                f"threshold={threshold}", "-o", str(out), "--sigma", interval, "--no-plots"])
+    if code:
+        raise SystemExit(code)
+    return pd.read_parquet(out / "results.parquet")
 
 
-def plot(summary: pd.DataFrame, out: Path, threshold: float, width: float = 5.0) -> None:
+def table(results: pd.DataFrame) -> pd.DataFrame:
+    """One row per threshold, interval and evaluator, each figure with its uncertainty."""
+    rows = []
+    for (threshold, interval, method), group in results.groupby(["threshold", "interval", "method"], sort=False):
+        n = len(group)
+        residual = group["delay"] - group["true_delay"]
+        covered = ((group["true_delay"] >= group["lower"]) & (group["true_delay"] <= group["upper"])).mean()
+        spread = residual.std(ddof=1)
+        rows.append({"threshold": threshold, "interval": interval, "evaluator": method, "tests": n,
+                     "coverage": covered, "coverage_error": np.sqrt(covered * (1 - covered) / n),
+                     "bias": residual.mean(), "bias_error": spread / np.sqrt(n),
+                     "resolution": spread, "resolution_error": spread / np.sqrt(2 * (n - 1)),
+                     "plateau": group["plateau"].mean(), "degenerate": group["degenerate"].mean(),
+                     "median_width": (group["upper"] - group["lower"]).median()})
+    return pd.DataFrame(rows)
+
+
+def markdown(summary: pd.DataFrame) -> str:
+    lines = ["| threshold | ±1σ interval | evaluator | tests | coverage | bias [ns] | resolution [ns] | "
+             "on a plateau | degenerate |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in summary.itertuples():
+        lines.append(f"| {r.threshold} e | {r.interval} | {r.evaluator} | {r.tests} | "
+                     f"{100 * r.coverage:.1f} ± {100 * r.coverage_error:.1f} % | {r.bias:+.3f} ± {r.bias_error:.3f} | "
+                     f"{r.resolution:.3f} ± {r.resolution_error:.3f} | {100 * r.plateau:.0f} % | "
+                     f"{100 * r.degenerate:.0f} % |")
+    return "\n".join(lines)
+
+
+def plot(results: pd.DataFrame, out: Path, threshold: int) -> None:
+    """Coverage and resolution per 4 ns of true delay, per evaluator, both intervals."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -85,67 +131,73 @@ def plot(summary: pd.DataFrame, out: Path, threshold: float, width: float = 5.0)
     import mplhep as hep
 
     plt.style.use(hep.style.CMS)
-    fig, axes = plt.subplots(3, 1, figsize=(10, 12), sharex=True)
-    hep.cms.label(data=False, ax=axes[0], rlabel=f"threshold {threshold:.0f} e", fontsize=14)
-    for method, group in summary.groupby("method"):
-        x = group["delay_bin"] + width / 2
-        axes[0].plot(x, group["bias"], "o-", label=method)
-        axes[1].plot(x, group["resolution"], "o-", label=method)
-        axes[2].plot(x, 100 * group["coverage"], "o-", label=method)
-    axes[0].axhline(0, color="k", lw=0.8)
-    axes[2].axhspan(55, 80, color="grey", alpha=0.2, label="55-80 %")
-    axes[2].axhline(68.3, color="k", lw=0.8, ls="--")
-    axes[0].set_ylabel("Bias [ns]")
+    data = results[results["threshold"] == threshold].assign(
+        covered=lambda t: (t["true_delay"] >= t["lower"]) & (t["true_delay"] <= t["upper"]),
+        residual=lambda t: t["delay"] - t["true_delay"],
+        slice=lambda t: np.floor((t["true_delay"] - TRUE_DELAYS[0]) / 4) * 4 + TRUE_DELAYS[0] + 2)
+    fig, axes = plt.subplots(2, 1, figsize=(10, 11), sharex=True)
+    hep.cms.label(data=False, ax=axes[0], rlabel=f"threshold {threshold} e", fontsize=14)
+    for (interval, method), group in data.groupby(["interval", "method"]):
+        per = group.groupby("slice").agg(coverage=("covered", "mean"), resolution=("residual", "std"),
+                                         n=("covered", "size"))
+        style = "o-" if interval == "feldman-cousins" else "s--"
+        label = f"{method}, {'Feldman-Cousins' if interval == 'feldman-cousins' else 'rise of 1'}"
+        axes[0].errorbar(per.index, 100 * per["coverage"],
+                         yerr=100 * np.sqrt(per["coverage"] * (1 - per["coverage"]) / per["n"]), fmt=style,
+                         label=label, ms=4)
+        axes[1].plot(per.index, per["resolution"], style, ms=4)
+    axes[0].axhline(68.3, color="k", lw=0.8)
+    axes[0].axhspan(65.3, 71.3, color="grey", alpha=0.2)
+    axes[0].set_ylabel(r"$\pm1\sigma$ coverage [%]")
     axes[1].set_ylabel("Resolution [ns]")
-    axes[2].set_ylabel(r"$\pm1\sigma$ coverage [%]")
-    axes[2].set_xlabel("True delay [ns]")
-    axes[0].legend()
-    axes[2].legend()
-    fig.tight_layout()
+    axes[1].set_yscale("log")
+    axes[1].set_xlabel("True delay [ns]")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize="x-small")
+    fig.tight_layout(rect=(0, 0.09, 1, 1))
     for suffix in (".png", ".pdf"):
         fig.savefig(out.with_suffix(suffix))
     plt.close(fig)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", default="closure-output", help="where inputs and results go")
-    parser.add_argument("--quick", action="store_true", help="10x fewer template hits")
-    parser.add_argument("--threshold", type=float, default=THRESHOLD,
-                        help="electrons (default 15000; ~5800 has plateaus where no method can "
-                             "tell delays apart)")
-    args = parser.parse_args()
-    thr = int(args.threshold)
-    workdir = Path(args.workdir).resolve()
+def run(workdir: Path, setup: Setup, thresholds=THRESHOLDS, plots: bool = True) -> pd.DataFrame:
     workdir.mkdir(parents=True, exist_ok=True)
     if "TIMECAL_CONFIG" not in os.environ:  # keep the evaluator cache inside the work directory
         rc = workdir / "timerc"
         rc.write_text(f"[paths]\ncalibration = {workdir / 'calibration'}\n")
         os.environ["TIMECAL_CONFIG"] = str(rc)
+    frames = []
+    for threshold in thresholds:
+        write_inputs(workdir, threshold, setup)
+        for interval in runcalibration.INTERVALS:
+            frames.append(calibrate(workdir, threshold, interval).assign(threshold=threshold, interval=interval))
+    results = pd.concat(frames, ignore_index=True)
+    summary = table(results)
+    summary.to_csv(workdir / "closure_table.csv", index=False)
+    (workdir / "closure_table.md").write_text(
+        f"{setup.tests} tests per threshold, {setup.test_hits} hits each, templates of {setup.template_hits} "
+        f"hits (Moyal {MPV:g}/{SCALE:g} e, arrival N({ARRIVAL_MEAN}, {ARRIVAL_SIGMA}) ns, true delays uniform "
+        f"in [{TRUE_DELAYS[0]:g}, {TRUE_DELAYS[1]:g}] ns)\n\n" + markdown(summary) + "\n")
+    if plots:
+        for threshold in thresholds:
+            plot(results, workdir / f"closure_thr{threshold}", threshold)
+    return summary
 
-    write_scan(workdir / f"templates_thr{thr}_seed1.root", 100_000 if args.quick else 1_000_000, seed=1,
-               threshold=float(thr))
-    write_tests(workdir / f"tests_thr{thr}_seed2.root", 10_000, first_seed=2, threshold=float(thr))
-    results = workdir / f"results_thr{thr}"
-    code = runcalibration.main([str(HERE / "closure.yml"), "--custom", f"workdir={workdir}",
-                                f"threshold={thr}", "-o", str(results)])
-    if code:
-        return code
-    table = pd.read_parquet(results / "results.parquet")
-    summary = summarise(table)
-    with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 120):
-        print(summary.to_string(index=False))
-    print(f"threshold {thr} e, {100_000 if args.quick else 1_000_000} template hits, 10000 hits per test:")
-    for method, group in table.groupby("method"):
-        residual = group["delay"] - group["true_delay"]
-        covered = ((group["true_delay"] >= group["lower"]) & (group["true_delay"] <= group["upper"])).mean()
-        error = np.sqrt(covered * (1 - covered) / len(group))
-        print(f"{method:<20} {len(group)} points: bias {residual.mean():+.3f} ns, mean |residual| "
-              f"{residual.abs().mean():.3f} ns, resolution {residual.std():.3f} ns, coverage "
-              f"{100 * covered:.0f} ± {100 * error:.0f}%, on a plateau (interval > {PLATEAU_WIDTH:g} ns) "
-              f"{100 * group['plateau'].mean():.0f}%")
-    plot(summary, workdir / f"closure_summary_thr{thr}", float(thr))
-    print(f"plots: {workdir / f'closure_summary_thr{thr}.png'} and {results / 'index.html'}")
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", default="closure-output", help="where inputs and results go")
+    parser.add_argument("--tests", type=int, help="tests per threshold (default 2000; 400 with --reduced)")
+    parser.add_argument("--reduced", action="store_true", help="the test suite's version: 400 tests of 2000 hits")
+    parser.add_argument("--threshold", type=int, action="append", help="only this threshold (repeatable)")
+    parser.add_argument("--no-plots", action="store_true")
+    args = parser.parse_args()
+    setup = Setup.reduced() if args.reduced else Setup()
+    if args.tests:
+        setup = Setup(args.tests, setup.test_hits, setup.template_hits, setup.seed)
+    workdir = Path(args.workdir).resolve()
+    summary = run(workdir, setup, tuple(args.threshold or THRESHOLDS), plots=not args.no_plots)
+    print(markdown(summary))
+    print(f"table: {workdir / 'closure_table.md'}")
     return 0
 
 

@@ -3,8 +3,9 @@
 - ``cxx_cbc``: compiles and drives the CMSSW-free CBC header (``run_cxx``), the reference
   the Python emulator is compared with and the baseline of ``benchmarks/bench_cbcsim.py``.
 - ``cmssw_standin``: a stand-in of CMSSW's Python configuration layer (``cms``,
-  ``VarParsing``), because CMSSW cannot be installed here; it executes our cfg files.
+  ``VarParsing``), because CMSSW cannot be installed here; it executes our cfg files and
+  makes cmsRun's start-up check of the EDAliases.
 - ``cmssw_stubs/``: a stand-in of the CMSSW C++ API the plugins use, for the same reason:
-  enough to compile them and to run the analyzer with several stream copies
-  (``cmssw_stubs/drivers``).
+  enough to compile them and to run them as cmsRun would, the analyzer from several threads
+  at once (``cmssw_stubs/drivers``).
 """

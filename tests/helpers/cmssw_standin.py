@@ -8,7 +8,12 @@ parameters against their C++ descriptions, and objects defined by CMSSW fragment
 ``RandomNumberGeneratorService``...) are opaque containers that accept any attribute.
 What it does enforce, as CMSSW does: only fragments it knows may be loaded and only the
 objects those fragments define may be used; VarParsing rejects unknown or re-registered
-options and converts values to the registered type.
+options and converts values to the registered type; and, as cmsRun does while building the
+schedule, every EDAlias of the process must point at products the aliased module's
+configuration still makes (``check_aliases``, after FWCore/Framework/src/processEDAliases.cc):
+the mixing fragments bring the EDAliases of SimGeneral/MixingModule/python/aliases_cfi.py and a
+``mix`` whose digitizers are real, so emptying them without deleting the aliases fails here
+as it fails in cmsRun.
 
 ``run_cfg(path, args, release=...) -> dict`` executes a cfg file with ``cmsRun``-like argv and
 returns its globals (``process``, ``options``...). Our own package's modules and fragments
@@ -130,6 +135,7 @@ def _parameter_namespace(tracked: bool) -> types.SimpleNamespace:
         InputTag=lambda *a: InputTag(*a),
         VInputTag=lambda *tags: _VParameter("VInputTag", tags, tracked),
         PSet=lambda **kw: PSet(**kw),
+        VPSet=lambda *psets: _VParameter("VPSet", psets, tracked),
     )
 
 
@@ -208,6 +214,169 @@ class _External:
         object.__setattr__(self, "_extended", vars(self).get("_extended", []) + list(values))
 
 
+# --------------------------------------------------------------------------- the mixing module
+class EDAlias:
+    """cms.EDAlias: for each module label, a VPSet of {type, fromProductInstance = '*',
+    toProductInstance = '*'} (FWCore/ParameterSet/python/Modules.py); a label set to None
+    (as era modifiers do, ``toModify(alias, mix = None)``) aliases nothing."""
+
+    def __init__(self, **modules):
+        for label, vpset in modules.items():
+            setattr(self, label, vpset)
+
+    def modules_(self) -> dict:
+        return {label: vpset for label, vpset in vars(self).items() if vpset is not None}
+
+
+def _alias(*entries, **modifiers) -> EDAlias:
+    vpset = _VParameter("VPSet", [PSet(**{k: _Parameter("string", v) for k, v in e.items()}) for e in entries])
+    return EDAlias(mix=None if modifiers.get("dropped") else vpset)
+
+
+def _phase2_aliases() -> dict[str, EDAlias]:
+    """SimGeneral/MixingModule/python/aliases_cfi.py (loaded by digitizers_cfi.py, hence by
+    every mix_*_cfi.py), as the Phase-2 eras of the cfgs leave it: run3_common drops
+    simCastorDigis.mix, phase2_tracker drops simSiStripDigis.mix and simAPVsaturation.mix,
+    ~phase2_hfnose drops simHFNoseUnsuppressedDigis.mix; phase2_hgcal keeps the HGCal one."""
+    hgcal = [{"type": "DetIdHGCSampleHGCDataFramesSorted", "fromProductInstance": f"HGCDigis{part}",
+              "toProductInstance": part} for part in ("EE", "HEfront", "HEback")]
+    return {
+        "simCastorDigis": _alias({"type": "CastorDataFramesSorted"}, dropped=True),
+        "simEcalUnsuppressedDigis": _alias({"type": "EBDigiCollection"}, {"type": "EEDigiCollection"},
+                                           {"type": "ESDigiCollection"}),
+        "simHcalUnsuppressedDigis": _alias(*({"type": t} for t in (
+            "HBHEDataFramesSorted", "HFDataFramesSorted", "HODataFramesSorted", "ZDCDataFramesSorted",
+            "QIE10DataFrameHcalDataFrameContainer", "QIE11DataFrameHcalDataFrameContainer"))),
+        "simSiPixelDigis": _alias({"type": "PixelDigiedmDetSetVector"}, {"type": "PixelDigiSimLinkedmDetSetVector"}),
+        "simSiStripDigis": _alias({"type": "SiStripDigiedmDetSetVector"}, dropped=True),
+        "simHGCalUnsuppressedDigis": _alias(*hgcal),
+        "simHFNoseUnsuppressedDigis": _alias({"type": "DetIdHGCSampleHGCDataFramesSorted",
+                                              "fromProductInstance": "HFNoseDigis"}, dropped=True),
+        "simAPVsaturation": _alias({"type": "bool"}, dropped=True),
+    }
+
+
+# What each digi accumulator makes in the MixingModule (friendly class name, instance):
+# the produces<>() calls of SimTracker/SiPhase2Digitizer/plugins/Phase2TrackerDigitizer.cc,
+# SimCalorimetry/EcalSimProducers/src/EcalDigiProducer.cc, SimCalorimetry/HcalSimProducers/
+# src/HcalDigiProducer.cc, SimCalorimetry/HGCalSimProducers/plugins/HGCDigiProducer.cc,
+# SimGeneral/TrackingAnalysis/plugins/TrackingTruthAccumulator.cc and
+# SimGeneral/MixingModule/plugins/PileupVertexAccumulator.cc.
+ACCUMULATOR_PRODUCTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "Phase2TrackerDigitizer": (("PixelDigiedmDetSetVector", "Pixel"), ("PixelDigiSimLinkedmDetSetVector", "Pixel"),
+                               ("Phase2TrackerDigiedmDetSetVector", "Tracker"),
+                               ("PixelDigiSimLinkedmDetSetVector", "Tracker")),
+    "EcalDigiProducer": (("EBDigiCollection", ""), ("EEDigiCollection", ""), ("ESDigiCollection", "")),
+    "HcalDigiProducer": tuple((t, "") for t in (
+        "HBHEDataFramesSorted", "HFDataFramesSorted", "HODataFramesSorted", "ZDCDataFramesSorted",
+        "QIE10DataFrameHcalDataFrameContainer", "QIE11DataFrameHcalDataFrameContainer")),
+    "HGCDigiProducer": tuple(("DetIdHGCSampleHGCDataFramesSorted", f"HGCDigis{part}")
+                             for part in ("EE", "HEfront", "HEback")),
+    "TrackingTruthAccumulator": (("TrackingParticles", "MergedTrackTruth"), ("TrackingVertexs", "MergedTrackTruth")),
+    "PileupVertexAccumulator": (("PileupVertexContent", ""),),
+}
+
+
+def _phase2_digitizers() -> PSet:
+    """theDigitizers of SimGeneral/MixingModule/python/digitizers_cfi.py under the Phase-2
+    eras (phase2_tracker: the pixel digitizer is the Phase2TrackerDigitizer and there is no
+    strip one; run3_common: no castor; phase2_hgcal: the three HGCal digitizers)."""
+    def digitizer(kind):
+        return PSet(accumulatorType=_Parameter("string", kind))
+
+    return PSet(pixel=digitizer("Phase2TrackerDigitizer"), ecal=digitizer("EcalDigiProducer"),
+                hcal=digitizer("HcalDigiProducer"), puVtx=digitizer("PileupVertexAccumulator"),
+                mergedtruth=digitizer("TrackingTruthAccumulator"), hgceeDigitizer=digitizer("HGCDigiProducer"),
+                hgchebackDigitizer=digitizer("HGCDigiProducer"), hgchefrontDigitizer=digitizer("HGCDigiProducer"))
+
+
+class _MixingModule(_External):
+    """``mix`` of the mix_*_cfi.py fragments: its ``digitizers`` are real (a PSet of digi
+    accumulators, as the cfgs replace them), everything else is opaque."""
+
+    def __init__(self):
+        super().__init__("mix")
+        object.__setattr__(self, "digitizers", _phase2_digitizers())
+
+    def products(self) -> set[tuple[str, str]]:
+        """What the MixingModule of this configuration registers (MixingModule.cc: its own
+        PileupMixingContent and CrossingFramePlaybackInfoNew, the crossing frames asked for,
+        and every digi accumulator's products, createDigiAccumulators)."""
+        made = {("PileupMixingContent", ""), ("CrossingFramePlaybackInfoNew", "")}
+        for name in self.digitizers.parameterNames_():
+            made.update(ACCUMULATOR_PRODUCTS.get(getattr(self.digitizers, name).accumulatorType.value(), ()))
+        def child(node, *names):
+            for name in names:
+                node = vars(node).get(name) if node is not None else None
+            return node
+
+        frames = child(self, "mixObjects", "mixSH", "crossingFrames")
+        for collection in vars(frames).get("_extended", []) if frames is not None else []:
+            made.add(("CrossingFramePSimHit", "g4SimHits" + collection))
+        if child(self, "mixObjects", "mixTracks", "makeCrossingFrame") is not None:
+            made.add(("CrossingFrameSimTrack", "g4SimHits"))
+        return made
+
+
+class CmsRunError(RuntimeError):
+    """What cmsRun would stop with while constructing the schedule (category, message)."""
+
+    def __init__(self, category: str, message: str):
+        super().__init__(f"[{category}] {message}")
+        self.category = category
+
+
+def _scheduled(process) -> list:
+    """The modules cmsRun creates: those on the scheduled paths and end paths (a module on no
+    path is dropped, FWCore/Framework/src/Schedule.cc reduceParameterSet)."""
+    schedule = vars(process).get("schedule")
+    paths = schedule.paths if isinstance(schedule, Schedule) else [*process.paths.values(), *process.endpaths.values()]
+    found, stack = [], list(paths)
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Sequence):
+            stack.extend(item.items)
+        elif all(item is not other for other in found):
+            found.append(item)
+    return found
+
+
+def check_aliases(process) -> None:
+    """FWCore/Framework/src/processEDAliases.cc, as Schedule.cc runs it on every alias of the
+    process (``@all_aliases``, FWCore/ParameterSet/python/Config.py) at start-up: an alias
+    entry for a module label that was created, but whose configuration makes no product of
+    the aliased type (and instance), throws a Configuration exception. A label no created
+    module has is ignored. Only the mixing module declares its products here."""
+    products = {module._name: module.products() for module in _scheduled(process) if isinstance(module, _MixingModule)}
+    for alias, definition in process.aliases.items():
+        for label, vpset in definition.modules_().items():
+            made = products.get(label)
+            if not made:
+                continue  # no module with this label was created in this process
+            for entry in vpset:
+                kind = entry.type.value()
+                instance = entry.fromProductInstance.value() if "fromProductInstance" in vars(entry) else "*"
+                if instance == "*" and not any(t == kind for t, _ in made):
+                    raise CmsRunError("Configuration", f"EDAlias parameter set mismatch\nThere are no products of type "
+                                                       f"'{kind}'\nwith module label '{label}'. (alias {alias})")
+                if instance != "*" and (kind, instance) not in made:
+                    raise CmsRunError("Configuration", f"EDAlias does not match data\nThere are no products of type "
+                                                       f"'{kind}'\nwith module label '{label}' and instance name "
+                                                       f"'{instance}'. (alias {alias})")
+
+
+def check_consumed_from_mixing(process, module_label: str, parameter: str) -> None:
+    """The crossing frames ``module_label`` reads through the VInputTag ``parameter`` are
+    made by the mixing module of this configuration (otherwise Event::get throws
+    ProductNotFound at the first event, FWCore/Framework/interface/Event.h)."""
+    mix = vars(process).get("mix")
+    made = mix.products() if isinstance(mix, _MixingModule) else set()
+    for tag in getattr(getattr(process, module_label), parameter):
+        if tag.moduleLabel == "mix" and not any(i == tag.productInstanceLabel for _, i in made):
+            raise CmsRunError("ProductNotFound", f"{module_label}.{parameter}: mix:{tag.productInstanceLabel} is not "
+                                                 f"made by this configuration's mixing module")
+
+
 # Objects each CMSSW fragment defines (only those our cfg files use).
 KNOWN_FRAGMENTS: dict[str, tuple[str, ...]] = {
     "Configuration.StandardSequences.Services_cff": ("RandomNumberGeneratorService", "DQMStore"),
@@ -226,6 +395,9 @@ KNOWN_FRAGMENTS: dict[str, tuple[str, ...]] = {
     "DQMServices.Core.DQMStoreNonLegacy_cff": ("DQMStore",),
     "Configuration.StandardSequences.DQMSaverAtRunEnd_cff": ("dqmSaver", "DQMSaver"),
 }
+
+
+MIXING_FRAGMENTS = ("SimGeneral.MixingModule.mix_POISSON_average_cfi", "SimGeneral.MixingModule.mixNoPU_cfi")
 
 
 def _upgrade(geometry: str, era: str, globaltag: str) -> dict:
@@ -271,6 +443,7 @@ class Process:
         object.__setattr__(self, "_loaded", [])
         object.__setattr__(self, "_paths", {})
         object.__setattr__(self, "_endpaths", {})
+        object.__setattr__(self, "_aliases", {})
         self.maxEvents = PSet(input=_Parameter("int32", -1, tracked=False))
         self.options = PSet()
 
@@ -282,7 +455,22 @@ class Process:
             self._endpaths[name] = value
         elif isinstance(value, Path):
             self._paths[name] = value
+        elif isinstance(value, EDAlias):
+            self._aliases[name] = value
         object.__setattr__(self, name, value)
+
+    def __delattr__(self, name):
+        """As Config.py's Process.__delattr__: the name leaves every registry too."""
+        if name not in vars(self):
+            raise KeyError(f"process does not know about {name}")
+        for registry in (self._paths, self._endpaths, self._aliases):
+            registry.pop(name, None)
+        object.__delattr__(self, name)
+
+    @property
+    def aliases(self) -> dict:
+        """A copy, as Config.py's ``aliases`` (so ``delattr`` while iterating it is fine)."""
+        return dict(self._aliases)
 
     @property
     def paths(self) -> dict:
@@ -309,7 +497,11 @@ class Process:
             raise ImportError(f"stand-in: unknown CMSSW fragment '{fragment}' (add it to KNOWN_FRAGMENTS)")
         for name in known[fragment]:
             if name not in vars(self):
-                object.__setattr__(self, name, _External(name))
+                object.__setattr__(self, name, _MixingModule() if name == "mix" else _External(name))
+        if fragment in MIXING_FRAGMENTS:  # they import digitizers_cfi, which imports aliases_cfi
+            for name, alias in _phase2_aliases().items():
+                if name not in vars(self):
+                    setattr(self, name, alias)
 
 
 def _untracked_namespace():
@@ -332,8 +524,8 @@ def _config_module() -> types.ModuleType:
     for kind in ("EDAnalyzer", "EDProducer", "EDFilter", "OutputModule", "Source", "Service",
                  "ESSource", "ESProducer"):
         setattr(cms, kind, _module_factory(kind))
-    cms.Process, cms.Sequence, cms.Path, cms.EndPath, cms.Schedule, cms.Modifier = (
-        Process, Sequence, Path, EndPath, Schedule, Modifier)
+    cms.Process, cms.Sequence, cms.Path, cms.EndPath, cms.Schedule, cms.Modifier, cms.EDAlias = (
+        Process, Sequence, Path, EndPath, Schedule, Modifier, EDAlias)
     return cms
 
 
@@ -521,16 +713,20 @@ def installed(release: str = DEFAULT_RELEASE):
 
 
 def run_cfg(path: Path, args: list[str] = (), cwd: Path | None = None,
-            release: str = DEFAULT_RELEASE) -> dict[str, Any]:
-    """Execute a cfg file as ``cmsRun <path> <args...>`` would parse it in `release`; return
-    its globals."""
+            release: str = DEFAULT_RELEASE, start: bool = True) -> dict[str, Any]:
+    """Execute a cfg file as ``cmsRun <path> <args...>`` would parse it in `release`, then
+    (``start``) run the start-up checks cmsRun makes while building the schedule
+    (:func:`check_aliases`, raising :class:`CmsRunError`); return the cfg's globals."""
     old_argv, old_cwd = sys.argv, os.getcwd()
     sys.argv = ["cmsRun", str(path), *args]
     try:
         if cwd is not None:
             os.chdir(cwd)
         with installed(release):
-            return runpy.run_path(str(path), run_name="__main__")
+            namespace = runpy.run_path(str(path), run_name="__main__")
+        if start and isinstance(namespace.get("process"), Process):
+            check_aliases(namespace["process"])  # what cmsRun checks before the first event
+        return namespace
     finally:
         sys.argv = old_argv
         os.chdir(old_cwd)

@@ -12,7 +12,7 @@ import dask
 import psutil
 from dask.utils import parse_bytes
 
-from ..config.timerc import positive_int_setting, setting_lines
+from ..config.timerc import positive_int_setting, setting_lines, size_setting_or_range
 from ..contract.errors import UserError
 from ..contract.timerc_keys import Setting, SettingsSection
 
@@ -141,17 +141,7 @@ def parse_batch_settings(declared: SettingsSection, raw: Mapping[str, str | None
     log_directory = log_directory or output_dir / "logs"
     kwargs["log_directory"] = str(log_directory)
 
-    jobs = positive("jobs")
-    adapt_min, adapt_max = positive("adapt_min"), positive("adapt_max")
-    adapt = None
-    if adapt_min is not None or adapt_max is not None:
-        if jobs is not None:
-            raise UserError(f"timerc [{section}]: give either jobs or adapt_min/adapt_max, not both")
-        adapt = (adapt_min or 1, adapt_max or adapt_min or 1)
-        if adapt[0] > adapt[1]:
-            raise UserError(f"timerc [{section}] adapt_min = {adapt[0]} exceeds adapt_max = {adapt[1]}")
-    elif jobs is None:
-        jobs = 1
+    jobs, adapt = size_setting_or_range(section, settings, "jobs")
     replacements = settings.get("max_replacements", "").strip()
     if replacements and not replacements.isdigit():
         raise UserError(f"timerc [{section}] max_replacements = {replacements!r}: expected an integer >= 0")

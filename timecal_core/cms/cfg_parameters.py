@@ -38,8 +38,8 @@ CMS_PARAMETERS: tuple[Parameter, ...] = (
               choices=SUBDETS),
     Parameter("offset", "float", -1.0,
               "Delay in emulate mode (ns); -1 draws it uniformly in [0, 50) to 0.01 ns", unit="ns"),
-    Parameter("verbose", "int", 0, "0 (nothing) | 1 (job) | 2 (hits) | 3 (BX firing) | 4 (everything)",
-              minimum=0),
+    Parameter("verbose", "int", 0, "0 (end-of-job summary) | 1 (+ configuration, a line per event) | "
+              "2 (+ a line per hit) | 3 (+ the BXs each hit fired at each delay)", choices=(0, 1, 2, 3)),
     Parameter("HSfile", "path", None, "Text file listing the hard-scattering GEN-SIM files",
               required=True),
     Parameter("PUfile", "path", None, "Text file listing the pile-up (minimum-bias) GEN-SIM files",

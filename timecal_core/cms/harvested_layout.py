@@ -9,6 +9,7 @@ read by the other exactly as a CMSSW-harvested file would be. Writing lives in
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,53 @@ def scan_delays(offset_min: float = 0.0, offset_max: float = 50.0, step: float =
         current += step
         values.append(current)
     return np.asarray(values, dtype=np.float64)
+
+
+def _find_fix_bin(values: np.ndarray, nbins: int, low: float, high: float) -> np.ndarray:
+    """TAxis::FindFixBin: 0 underflow, 1..nbins, nbins + 1 overflow."""
+    inside = np.floor(nbins * (values - low) / (high - low)).astype(np.int64) + 1
+    return np.where(values < low, 0, np.where(values >= high, nbins + 1, inside))
+
+
+@functools.lru_cache(maxsize=256)  # every file of a production has the same axis
+def _deployed_axis_delays(nbins: int, low: float, high: float) -> tuple[float, ...] | None:
+    """The delays behind a delay axis written by the deployed analyzer, when they are not its
+    bin centres: [OffsetMin - step/2, OffsetMax + step/2] with one bin per accumulated delay
+    spans one step too little when the list overshoots OffsetMax by a whole step (0/50/0.5:
+    102 delays on [-0.25, 50.25]). None when the axis cannot be such a one."""
+    if nbins < 2:
+        return None
+    step = (high - low) / (nbins - 1)
+    delays = scan_delays(low + step / 2, high - step / 2, step)
+    return tuple(delays) if len(delays) == nbins else None
+
+
+def delay_rows(nbins: int, low: float, high: float,
+               names: Callable[[], Any] | None = None) -> tuple[np.ndarray, np.ndarray | slice]:
+    """The delays of a 2D map's delay axis (``nbins`` bins on [low, high]) and the row of
+    each, as an index into the axis *with* its flows: ``slice(1, nbins + 1)`` (a view) when
+    the rows are the bins in order, else the array of rows (1..nbins, or nbins + 1).
+
+    Writers (the Python writer always, the CMSSW analyzer since issue 27) give one bin per
+    delay on [first - step/2, last + step/2]: the delays are the bin centres, rows 1..nbins.
+    The deployed analyzer used [OffsetMin - step/2, OffsetMax + step/2], the same axis except
+    when its accumulated list overshoots OffsetMax by a whole step; its fills then went to the
+    bin FindFixBin gives (a neighbour's index from the middle of the scan on, the last delay
+    into the overflow), each delay still in a bin of its own. Such an axis is recognised
+    (:func:`_deployed_axis_delays`), and the file's 1D histogram names (``names()``:
+    ``BXHistogram<mode>Offset<d>``, which every analyzer file has) say which writer it was.
+    Without names the axis is taken as the current writers'.
+    """
+    centres = low + (np.arange(nbins) + 0.5) * (high - low) / nbins
+    rows = slice(1, nbins + 1)
+    deployed = _deployed_axis_delays(nbins, float(low), float(high))
+    if deployed is None or names is None:
+        return centres, rows
+    labels = {name.rsplit("Offset", 1)[-1] for name in names() or () if "Offset" in name}
+    if labels and {offset_label(float(d)) for d in deployed} == labels:
+        delays = np.asarray(deployed, dtype=np.float64)
+        return delays, _find_fix_bin(delays, nbins, low, high)
+    return centres, rows
 
 
 @functools.lru_cache(maxsize=1 << 16)  # 1,002 names per harvested file, the same every task

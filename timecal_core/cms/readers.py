@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .harvested_layout import HARVESTED_PREFIX, MODES
+from .harvested_layout import HARVESTED_PREFIX, MODES, delay_rows
 
 
 @dataclass
@@ -39,15 +39,28 @@ def read_maps(path: Path, prefix: str = HARVESTED_PREFIX) -> ScanMaps:
             except (KeyError, uproot.KeyInFileError) as exc:
                 raise KeyError(f"{path}: no object '{key}'") from exc
 
+        def names():
+            key = f"{prefix}/Hist1D"
+            return hist1d_names(f[key]) if key in f else []
+
         offset, true, attr, err = {}, {}, {}, {}
-        delays = None
+        delays = rows = None
         for mode in MODES:
             h = get(f"OffsetScan{mode}")
-            # uproot gives [ix, iy] with flows; drop the (empty) y flows, put delay first.
-            offset[mode] = h.values(flow=True)[:, 1:-1].T.copy()
-            err[mode] = h.errors(flow=True)[:, 1:-1].T.copy()
             if delays is None:
-                delays = h.axis(1).centers()
-            true[mode] = get(f"HitsTrueNumberScan{mode}").values(flow=True)[:, 1:-1].T.copy()
-            attr[mode] = get(f"AttributionScan{mode}").values(flow=True)[:, 1:-1].T.copy()
+                edges = h.axis(1).edges()
+                delays, rows = delay_rows(len(edges) - 1, float(edges[0]), float(edges[-1]), names)
+            # uproot gives [ix, iy] with flows; take each delay's row, put delay first.
+            offset[mode] = h.values(flow=True)[:, rows].T.copy()
+            err[mode] = h.errors(flow=True)[:, rows].T.copy()
+            true[mode] = get(f"HitsTrueNumberScan{mode}").values(flow=True)[:, rows].T.copy()
+            attr[mode] = get(f"AttributionScan{mode}").values(flow=True)[:, rows].T.copy()
     return ScanMaps(path, delays, offset, true, attr, err)
+
+
+def hist1d_names(directory) -> list[str]:
+    """The 1D histogram names of an uproot directory (``.../Hist1D``), [] when it has none."""
+    try:
+        return [key.split(";")[0] for key in directory.keys(recursive=False)]
+    except Exception:  # not a directory, or unreadable: the axis decides alone
+        return []

@@ -82,6 +82,22 @@ def positive_int_setting(section: str, settings: dict[str, str], key: str) -> in
     return number
 
 
+def size_setting_or_range(section: str, settings: dict[str, str], key: str) -> tuple[int | None, tuple[int, int] | None]:
+    """How big a cluster a backend section asks for: a fixed ``key`` (jobs, workers; default
+    1) or an adaptive range ``adapt_min``/``adapt_max``, not both. Returns (fixed, range),
+    one of them None."""
+    fixed = positive_int_setting(section, settings, key)
+    low, high = positive_int_setting(section, settings, "adapt_min"), positive_int_setting(section, settings, "adapt_max")
+    if low is None and high is None:
+        return (1 if fixed is None else fixed), None
+    if fixed is not None:
+        raise UserError(f"timerc [{section}]: give either {key} or adapt_min/adapt_max, not both")
+    span = (low or 1, high or low or 1)
+    if span[0] > span[1]:
+        raise UserError(f"timerc [{section}] adapt_min = {span[0]} exceeds adapt_max = {span[1]}")
+    return None, span
+
+
 def setting_lines(value: str) -> list[str]:
     """A multi-line setting (INI continuation lines) as its non-empty lines."""
     return [line.strip() for line in value.splitlines() if line.strip()]

@@ -33,6 +33,9 @@ class RunningCluster:
 
     #: Extra monitor commands a backend offers: name -> (callable(arg: str) -> str, help).
     commands: dict[str, tuple[Callable[[str], str], str]] = {}
+    #: Set (one line, why) when the cluster is gone for good, e.g. a gateway stopped it: the
+    #: driver then stops the production, which a rerun resumes.
+    gone: str = ""
 
     def __init__(self, cluster, backend: str, security=None):
         self.cluster = cluster
@@ -58,6 +61,17 @@ class RunningCluster:
         parts = urlsplit(link)
         netloc = f"[{host}]" if ":" in host else host
         return urlunsplit(parts._replace(netloc=f"{netloc}:{parts.port}"))
+
+    def requested(self) -> int | None:
+        """How many workers the cluster was asked for (None when unknown)."""
+        plan = getattr(self.cluster, "plan", None)
+        return len(plan) if plan is not None else None
+
+    def describe_security(self) -> str:
+        """One line for the monitor's ``client`` command when ``security`` is not the kind
+        timecal makes (:func:`timecal_core.run.cluster_security.describe` says those); ""
+        by default."""
+        return ""
 
     def scale(self, n: int) -> None:
         self.cluster.scale(n)

@@ -289,10 +289,10 @@ class Control:
     def _client(self) -> dict:
         from ..run.cluster_security import describe
 
-        client = self.engine.client
+        client, running = self.engine.client, self.engine.running
+        security = running.describe_security() or describe(getattr(running, "security", None))
         return {"text": f"{client!r}\nscheduler {client.scheduler.address}"
-                        f"\ndashboard {self.engine.running.dashboard_link or '-'}"
-                        f"\nsecurity {describe(getattr(self.engine.running, 'security', None))}"}
+                        f"\ndashboard {running.dashboard_link or '-'}\nsecurity {security}"}
 
     def _cluster(self) -> dict:
         running = self.engine.running

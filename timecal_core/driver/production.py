@@ -98,6 +98,9 @@ class ProductionLoop:
             notices = self.engine.tick()
             for notice in notices:
                 self.bulletin.publish(notice, kind="notice")
+            if self.engine.running.gone:  # the cluster is no more: nothing can run on it
+                self.stop(self.engine.running.gone)
+                break
             line, full = self.engine.status_texts()
             self.bulletin.publish(line, kind="status", full=full)
             self.on_tick()

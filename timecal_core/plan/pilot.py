@@ -298,7 +298,10 @@ def backend_size(backend: str, settings: Mapping[str, str]) -> BackendSize:
             workers = os.cpu_count() or 1
             return BackendSize(workers, f"{workers} local workers x 1 thread (one per core: "
                                         f"{section} workers is not set)")
-        return BackendSize(workers, f"{workers} workers x 1 thread ({section} workers)")
+        # A worker of `cores` cores runs that many tasks at once (a gateway's worker_cores).
+        threads = _positive(settings, "cores") or 1
+        return BackendSize(workers * threads, f"{workers} workers x {threads} thread{'s' if threads > 1 else ''} "
+                                              f"({section} workers" + (", cores)" if threads > 1 else ")"))
     batch_keys = ("jobs", "adapt_max", "adapt_min", "cores", "processes", "memory")
     if any(k in settings for k in batch_keys) or backend in ("slurm", "htcondor"):
         try:

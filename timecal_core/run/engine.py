@@ -74,6 +74,16 @@ def _executing_on_scheduler(dask_scheduler=None) -> dict[str, list[str]]:
     return {ws.address: [ts.key for ts in ws.executing] for ws in dask_scheduler.workers.values()}
 
 
+def _count_every_failure(dask_scheduler=None) -> int:
+    """Runs on the scheduler: a worker lost with a task fails that task at once, so that
+    every attempt and its cause are counted here (the policy of ``[retry]``), not retried
+    silently by Dask. The driver's configuration says so to schedulers it runs itself; this
+    says it to one running elsewhere (a gateway's). Returns the previous allowance."""
+    previous = dask_scheduler.allowed_failures
+    dask_scheduler.allowed_failures = 0
+    return previous
+
+
 def _last_line(text: str) -> str:
     return next((line.strip() for line in reversed(text.splitlines()) if line.strip()), "")
 
@@ -179,6 +189,7 @@ class Engine:
 
     # ------------------------------------------------------------------ submission
     def start(self) -> None:
+        self.client.run_on_scheduler(_count_every_failure)
         pending = set(self.ledger.ids_in_state(PENDING))
         self._queue.extend(t.task_id for t in self.plan.tasks if t.task_id in pending)
         self._refill()
@@ -485,9 +496,7 @@ class Engine:
         except Exception:
             return None
         workers = info.get("workers", {}).values()
-        cluster = self.running.cluster
-        requested = len(cluster.plan) if hasattr(cluster, "plan") else None
-        return ClusterInfo(workers=len(workers), requested=requested,
+        return ClusterInfo(workers=len(workers), requested=self.running.requested(),
                            threads=sum(w.get("nthreads", 0) for w in workers),
                            memory=sum(w.get("memory_limit", 0) or 0 for w in workers),
                            dashboard=self.running.dashboard_link)

@@ -79,6 +79,10 @@ namespace cbc_timing {
   public:
     explicit PulseShape(double delay, const PulseShapeParameters& p = PulseShapeParameters())
         : delay_(delay), tau_(p.tau), amplitude_(p.amplitude) {
+      // term i needs (i + 2)!: nTerms - 1 + 2 <= kMaxFactorial
+      if (p.nTerms < 1 || p.nTerms > kMaxFactorial - 1)
+        throw std::invalid_argument("the number of terms n of the pulse must be 1.." +
+                                    std::to_string(kMaxFactorial - 1) + ", got " + std::to_string(p.nTerms));
       for (int i = 0; i < p.nTerms; i++) {
         Term term;
         double angularTerm = 0;
@@ -113,7 +117,38 @@ namespace cbc_timing {
       std::vector<double> tauPow;  // tau^j
     };
 
-    static double factorial(int n) { return std::tgamma(n + 1); }
+    // n! from an exact table: the values are integers, and a libm's tgamma need not return
+    // them exactly (its last bits differ between implementations), which would break the
+    // bit-equality of the pulse with the deployed values.  20! is the largest that a double
+    // holds exactly enough for the coefficients here (n <= nTerms + 1).
+    static double factorial(int n) {
+      static constexpr double kFactorials[] = {1.,
+                                               1.,
+                                               2.,
+                                               6.,
+                                               24.,
+                                               120.,
+                                               720.,
+                                               5040.,
+                                               40320.,
+                                               362880.,
+                                               3628800.,
+                                               39916800.,
+                                               479001600.,
+                                               6227020800.,
+                                               87178291200.,
+                                               1307674368000.,
+                                               20922789888000.,
+                                               355687428096000.,
+                                               6402373705728000.,
+                                               121645100408832000.,
+                                               2432902008176640000.};
+      if (n < 0 || n > kMaxFactorial)
+        throw std::invalid_argument("factorial of " + std::to_string(n) + " is outside the table (0.." +
+                                    std::to_string(kMaxFactorial) + ")");
+      return kFactorials[n];
+    }
+    static constexpr int kMaxFactorial = 20;
 
     // a(N,k) = (-1)^k N! (N+2)! / ((N-k)! (N+2-k)! k!)
     static double aScalingConstant(int N, int k) {

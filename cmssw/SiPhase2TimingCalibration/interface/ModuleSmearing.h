@@ -3,11 +3,12 @@
 
 // Per-module threshold and time-of-flight smearing that does not depend on threads.
 //
-// Why not a random engine: Phase2TrackerBXHistogram is a DQMEDAnalyzer, a stream module
-// (one copy per stream, each with its own engine from the RandomNumberGeneratorService).
-// Drawing a module's offset from the engine at the module's first hit gives a module
+// Why not a random engine: the deployed analyzer drew a module's offset from its stream's
+// engine (RandomNumberGeneratorService) at the module's first hit, which gives a module
 // different offsets in different streams, and values that depend on which events a stream
 // happened to see first: the histograms then depend on the number of threads.
+// Phase2TrackerBXHistogram is now a global module analysing events concurrently, where any
+// "first hit" is a race.
 //
 // Here the offset of a module is a pure function of (seed, module key, quantity): a
 // counter-based generator (SplitMix64 finaliser, the mixing function of Steele, Lea and

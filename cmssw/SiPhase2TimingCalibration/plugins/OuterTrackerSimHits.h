@@ -4,6 +4,17 @@
 // Reading the Outer Tracker sim hits, shared by Phase2TrackerBXHistogram and SimHitDumper so
 // that a sim-hit dump holds exactly the per-hit quantities the analyzer computes (physics.md
 // section 1, in the deployed float precision).
+//
+// Two framework behaviours shape it:
+// - a configured collection that is not in the event is an error, not an empty collection:
+//   Event::get throws ProductNotFound (FWCore/Framework/interface/Event.h), so a wrong
+//   crossing-frame or hit label stops the job at its first event instead of giving an empty
+//   scan;
+// - TrackerGeometry::idToDet throws cms::Exception("WrongTrackerSubDet") for a DetId the
+//   geometry does not have (Geometry/TrackerGeometryBuilder/src/TrackerGeometry.cc); it
+//   never returns nullptr.  A hit on such a DetId (GEN-SIM made with another geometry) is
+//   caught here, counted and skipped, and the plugins report the count at the end of the
+//   job (and fail when no hit could be placed).  Any other exception propagates.
 
 #include "SimTracker/SiPhase2TimingCalibration/interface/CBCTimingModel.h"
 
@@ -14,6 +25,7 @@
 #include "FWCore/Framework/interface/Event.h"
 #include "FWCore/ParameterSet/interface/ParameterSet.h"
 #include "FWCore/ParameterSet/interface/ParameterSetDescription.h"
+#include "FWCore/Utilities/interface/Exception.h"
 #include "FWCore/Utilities/interface/InputTag.h"
 #include "Geometry/CommonDetUnit/interface/GeomDet.h"
 #include "Geometry/TrackerGeometryBuilder/interface/TrackerGeometry.h"
@@ -22,9 +34,12 @@
 #include "SimDataFormats/Track/interface/SimTrackContainer.h"
 #include "SimDataFormats/TrackingHit/interface/PSimHitContainer.h"
 
-#include "CLHEP/Units/GlobalPhysicalConstants.h"
-#include "CLHEP/Units/GlobalSystemOfUnits.h"
+// The namespaced headers: CLHEP's Global*.h add `using namespace CLHEP;` to every file that
+// includes this one.
+#include "CLHEP/Units/PhysicalConstants.h"
+#include "CLHEP/Units/SystemOfUnits.h"
 
+#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <map>
@@ -50,11 +65,13 @@ namespace ot_simhits {
     float charge;  // electrons: energy loss / 3.61e-9 GeV
   };
 
-  // What forEachHit() saw: Outer Tracker hits, and those dropped because the job's tracker
-  // geometry has no module for their DetId (the geometry does not match the GEN-SIM input).
+  // What forEachHit() saw: Outer Tracker hits, and those whose DetId the job's tracker
+  // geometry does not have (idToDet threw WrongTrackerSubDet), with the first such DetId.
   struct HitCounts {
     unsigned long long outerTracker = 0;
     unsigned long long noGeometry = 0;
+    uint32_t firstUnknownDetId = 0;
+    std::string firstUnknownMessage;  // the geometry's own message for it
   };
 
   // The hit and track collections: signal only (g4SimHits) or mixed with pile-up (mix).
@@ -79,28 +96,43 @@ namespace ot_simhits {
     Sources(const edm::ParameterSet& config, edm::ConsumesCollector iC)
         : useMixing_(config.getParameter<bool>("UseMixing")) {
       const edm::InputTag simTrackTag = config.getParameter<edm::InputTag>("SimTrackSource");
+      const auto signalTags = config.getParameter<std::vector<edm::InputTag>>("PSimHitSource");
+      const auto mixedTags = config.getParameter<std::vector<edm::InputTag>>("MixPSimHitSource");
+      const std::vector<edm::InputTag>& hitTags = useMixing_ ? mixedTags : signalTags;
+      for (const auto& tag : hitTags)
+        hitCollections_ += (hitCollections_.empty() ? "" : ", ") + tag.encode();
       if (useMixing_) {
         // Pile-up tracks only exist in the mixing module's crossing frame
         // (mix.mixObjects.mixTracks.makeCrossingFrame = True in the cfg).
-        mixSimTrackToken_ = iC.consumes<CrossingFrame<SimTrack>>(edm::InputTag("mix", simTrackTag.label()));
-        for (const auto& tag : config.getParameter<std::vector<edm::InputTag>>("MixPSimHitSource"))
+        const edm::InputTag frameTag("mix", simTrackTag.label());
+        mixSimTrackToken_ = iC.consumes<CrossingFrame<SimTrack>>(frameTag);
+        for (const auto& tag : hitTags)
           mixSimHitTokens_.push_back(iC.consumes<CrossingFrame<PSimHit>>(tag));
+        trackCollection_ = frameTag.encode();
       } else {
         simTrackToken_ = iC.consumes<edm::SimTrackContainer>(simTrackTag);
-        for (const auto& tag : config.getParameter<std::vector<edm::InputTag>>("PSimHitSource"))
+        for (const auto& tag : hitTags)
           simHitTokens_.push_back(iC.consumes<edm::PSimHitContainer>(tag));
+        trackCollection_ = simTrackTag.encode();
       }
     }
 
-    // Calls f(const HitInfo&) for every Outer Tracker hit of the event that has a geometry;
-    // returns how many Outer Tracker hits there were and how many had no geometry.
+    // "label:instance, ..." of the hit collections read, and of the track collection: what a
+    // report about missing hits names.
+    const std::string& hitCollections() const { return hitCollections_; }
+    const std::string& trackCollection() const { return trackCollection_; }
+    bool useMixing() const { return useMixing_; }
+
+    // Calls f(const HitInfo&) for every Outer Tracker hit of the event that the geometry
+    // can place; returns how many Outer Tracker hits there were and how many it could not.
+    // A collection missing from the event throws (ProductNotFound), as Event::get does.
     template <class F>
     HitCounts forEachHit(const edm::Event& iEvent, const TrackerGeometry& geometry, F&& f) const {
       const std::map<TrackKey, float> pts = trackPts(iEvent);
       HitCounts counts;
       auto visit = [&](const PSimHit& hit) {
         HitInfo info;
-        switch (describe(hit, geometry, pts, info)) {
+        switch (describe(hit, geometry, pts, info, counts)) {
           case Described::Hit:
             counts.outerTracker++;
             f(info);
@@ -115,21 +147,14 @@ namespace ot_simhits {
       };
       if (useMixing_) {
         for (const auto& token : mixSimHitTokens_) {
-          edm::Handle<CrossingFrame<PSimHit>> frame;
-          if (!iEvent.getByToken(token, frame) || !frame.isValid())
-            continue;
-          MixCollection<PSimHit> hits(frame.product());
+          MixCollection<PSimHit> hits(&iEvent.get(token));
           for (auto it = hits.begin(); it != hits.end(); ++it)
             visit(*it);
         }
       } else {
-        for (const auto& token : simHitTokens_) {
-          edm::Handle<edm::PSimHitContainer> hits;
-          if (!iEvent.getByToken(token, hits) || !hits.isValid())
-            continue;
-          for (const PSimHit& hit : *hits)
+        for (const auto& token : simHitTokens_)
+          for (const PSimHit& hit : iEvent.get(token))
             visit(hit);
-        }
       }
       return counts;
     }
@@ -145,32 +170,42 @@ namespace ot_simhits {
         pts.emplace(TrackKey(track.eventId().rawId(), track.trackId()), track.momentum().Pt());
       };
       if (useMixing_) {
-        edm::Handle<CrossingFrame<SimTrack>> frame;
-        if (iEvent.getByToken(mixSimTrackToken_, frame) && frame.isValid()) {
-          MixCollection<SimTrack> tracks(frame.product());
-          for (auto it = tracks.begin(); it != tracks.end(); ++it)
-            add(*it);
-        }
+        MixCollection<SimTrack> tracks(&iEvent.get(mixSimTrackToken_));
+        for (auto it = tracks.begin(); it != tracks.end(); ++it)
+          add(*it);
       } else {
-        edm::Handle<edm::SimTrackContainer> tracks;
-        if (iEvent.getByToken(simTrackToken_, tracks) && tracks.isValid())
-          for (const SimTrack& track : *tracks)
-            add(track);
+        for (const SimTrack& track : iEvent.get(simTrackToken_))
+          add(track);
       }
       return pts;
     }
 
-    static Described describe(const PSimHit& hit, const TrackerGeometry& geometry, const std::map<TrackKey, float>& pts,
-                         HitInfo& info) {
+    static Described describe(const PSimHit& hit,
+                              const TrackerGeometry& geometry,
+                              const std::map<TrackKey, float>& pts,
+                              HitInfo& info,
+                              HitCounts& counts) {
+      // CLHEP::c_light is in mm/ns: 29.98 cm/ns.
       constexpr double kLightSpeedCmPerNs = CLHEP::c_light * CLHEP::ns / CLHEP::cm;
       const DetId detId(hit.detUnitId());
       // Outer Tracker modules: barrel (TOB) and endcap disks (TID) in the Phase-2 numbering.
       if (detId.det() != DetId::Tracker ||
           (detId.subdetId() != StripSubdetector::TOB && detId.subdetId() != StripSubdetector::TID))
         return Described::NotOuterTracker;
-      const GeomDet* geomDet = geometry.idToDet(detId);
-      if (geomDet == nullptr)
+      const GeomDet* geomDet = nullptr;
+      try {
+        geomDet = geometry.idToDet(detId);
+      } catch (const cms::Exception& e) {
+        if (e.category() != "WrongTrackerSubDet")
+          throw;
+        if (counts.firstUnknownMessage.empty()) {
+          counts.firstUnknownDetId = detId.rawId();
+          counts.firstUnknownMessage = e.message();
+          while (!counts.firstUnknownMessage.empty() && std::isspace(counts.firstUnknownMessage.back()))
+            counts.firstUnknownMessage.pop_back();
+        }
         return Described::NoGeometry;
+      }
       const GlobalPoint position = geomDet->surface().toGlobal(hit.localPosition());
       const auto pt = pts.find(TrackKey(hit.eventId().rawId(), hit.trackId()));
 
@@ -191,11 +226,53 @@ namespace ot_simhits {
     }
 
     const bool useMixing_;
+    std::string hitCollections_;
+    std::string trackCollection_;
     edm::EDGetTokenT<edm::SimTrackContainer> simTrackToken_;
     edm::EDGetTokenT<CrossingFrame<SimTrack>> mixSimTrackToken_;
     std::vector<edm::EDGetTokenT<edm::PSimHitContainer>> simHitTokens_;
     std::vector<edm::EDGetTokenT<CrossingFrame<PSimHit>>> mixSimHitTokens_;
   };
+
+  // The job-level tally of the plugins, and the end-of-job report both give: how many hits
+  // were read, how many could not be placed (and the first such DetId), and the failure of
+  // a job that saw no Outer Tracker hit or could place none.
+  struct JobTally {
+    unsigned long long events = 0;
+    unsigned long long outerTracker = 0;
+    unsigned long long noGeometry = 0;
+    uint32_t firstUnknownDetId = 0;
+    std::string firstUnknownMessage;
+  };
+
+  // The "N of M hits ... dropped" warning text, empty when none was.
+  inline std::string droppedHitsWarning(const std::string& who, const JobTally& tally) {
+    if (tally.noGeometry == 0)
+      return "";
+    return who + ": " + std::to_string(tally.noGeometry) + " of " + std::to_string(tally.outerTracker) +
+           " Outer Tracker sim hits were dropped: TrackerGeometry::idToDet does not know their DetId (first: " +
+           tally.firstUnknownMessage +
+           "); the tracker geometry of this job is not the one of the GEN-SIM input (cfg option geometry=)";
+  }
+
+  // Throws when the job read events but no Outer Tracker hit, or could place none of them.
+  inline void failIfNothingUsable(const std::string& who, const JobTally& tally, const Sources& sources) {
+    if (tally.events == 0)
+      return;
+    if (tally.outerTracker == 0)
+      throw cms::Exception("ProductNotFound")
+          << who << ": no Outer Tracker sim hit in " << tally.events << " event(s); the hit collections read were "
+          << sources.hitCollections() << " (tracks: " << sources.trackCollection() << ")"
+          << (sources.useMixing() ? "; with UseMixing the crossing frames must be listed in "
+                                    "mix.mixObjects.mixSH.crossingFrames"
+                                  : "")
+          << ". Check the labels and that the input holds Outer Tracker sim hits.";
+    if (tally.noGeometry == tally.outerTracker)
+      throw cms::Exception("Configuration")
+          << who << ": all " << tally.outerTracker
+          << " Outer Tracker sim hits have a DetId the tracker geometry of this job does not have (first: "
+          << tally.firstUnknownMessage << "); run with the geometry of the GEN-SIM input (cfg option geometry=)";
+  }
 
 }  // namespace ot_simhits
 

@@ -16,9 +16,12 @@
 //   dz (float, z_entry - z_exit, cm)              subdet (int, DetId::subdetId(): 5 = TOB,
 //                                                 the OT barrel; 4 = TID, the OT endcap disks)
 //
-// Hits whose DetId has no module in the job's geometry cannot be placed (r, z) and are not
-// written; their number is reported at the end of the job (LogWarning), and the job fails
-// when that was every hit (a geometry that does not match the GEN-SIM input).
+// Hits whose DetId the job's geometry does not have (TrackerGeometry::idToDet throws
+// WrongTrackerSubDet) cannot be placed (r, z) and are not written; their number is reported at
+// the end of the job (LogWarning), and the job fails when that was every hit (a geometry that
+// does not match the GEN-SIM input) or when it read no Outer Tracker hit at all (the message
+// names the collections read).  The end-of-job summary is LogPrint, which the default
+// MessageLogger shows.
 
 #include "OuterTrackerSimHits.h"
 
@@ -51,7 +54,7 @@ public:
   void endJob() override;
 
 private:
-  ot_simhits::HitCounts counts_;  // a one-module: no other copy to share them with
+  ot_simhits::JobTally tally_;  // a one-module: one instance, one event at a time
   const ot_simhits::Sources sources_;
   const edm::ESGetToken<TrackerGeometry, TrackerDigiGeometryRecord> geomToken_;
 
@@ -102,21 +105,23 @@ void SimHitDumper::analyze(const edm::Event& iEvent, const edm::EventSetup& iSet
     tree_->Fill();
   };
   const ot_simhits::HitCounts counts = sources_.forEachHit(iEvent, iSetup.getData(geomToken_), fill);
-  counts_.outerTracker += counts.outerTracker;
-  counts_.noGeometry += counts.noGeometry;
+  tally_.events++;
+  tally_.outerTracker += counts.outerTracker;
+  tally_.noGeometry += counts.noGeometry;
+  if (tally_.firstUnknownMessage.empty() && counts.noGeometry > 0) {
+    tally_.firstUnknownDetId = counts.firstUnknownDetId;
+    tally_.firstUnknownMessage = counts.firstUnknownMessage;
+  }
 }
 
 void SimHitDumper::endJob() {
-  if (counts_.noGeometry == 0)
-    return;
-  edm::LogWarning("SimHitDumper") << counts_.noGeometry << " of " << counts_.outerTracker
-                                  << " Outer Tracker sim hits were not written: the tracker geometry of this job "
-                                     "has no module for their DetId (cfg option geometry=)";
-  if (counts_.noGeometry == counts_.outerTracker)
-    throw cms::Exception("Configuration")
-        << "all " << counts_.outerTracker
-        << " Outer Tracker sim hits have no module in the tracker geometry of this job, the dump is empty; run with "
-           "the geometry of the GEN-SIM input (cfg option geometry=)";
+  edm::LogPrint("SimHitDumper") << "SimHitDumper summary: " << tally_.events << " events, " << tally_.outerTracker
+                                << " Outer Tracker sim hits, " << tally_.outerTracker - tally_.noGeometry
+                                << " written, " << tally_.noGeometry << " not in the geometry";
+  const std::string dropped = ot_simhits::droppedHitsWarning("SimHitDumper", tally_);
+  if (!dropped.empty())
+    edm::LogWarning("SimHitDumper") << dropped;
+  ot_simhits::failIfNothingUsable("SimHitDumper", tally_, sources_);
 }
 
 DEFINE_FWK_MODULE(SimHitDumper);

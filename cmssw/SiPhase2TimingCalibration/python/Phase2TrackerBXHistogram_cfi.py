@@ -2,7 +2,7 @@
 
 The running configurations (test/PUCalibration_cfg.py, test/PythiaGunCalibration_cfg.py)
 overwrite the parameters users scan; the rest are the physics.md defaults. The names and
-defaults are those of the plugin's fillDescriptions() (tests/test_cmssw_streams.py checks it).
+defaults are those of the plugin's fillDescriptions() (tests/test_cmssw_jobs.py checks it).
 """
 import FWCore.ParameterSet.Config as cms
 from DQMServices.Core.DQMEDAnalyzer import DQMEDAnalyzer
@@ -30,8 +30,9 @@ timeCalib = DQMEDAnalyzer('Phase2TrackerBXHistogram',
     ThresholdSmearing_Barrel = cms.double(0.),
     ThresholdSmearing_Endcap = cms.double(0.),
     TOFSmearing = cms.double(0.),
-    # The per-module offsets are a function of (seed, module): the same in every stream, so
-    # the histograms do not depend on the number of threads; recorded in Info/SmearingSeed.
+    # The per-module offsets are a function of (seed, module): the same whatever thread sees
+    # the module's hits, so the histograms do not depend on the number of threads; recorded
+    # in Info/SmearingSeed.
     SmearingSeed = cms.uint32(1),
     # 'module': one offset per module (TrackerTopology::stack, both sensors share it);
     # 'sensor': one per sensor DetId, as the deployed analyzer drew them.
@@ -40,9 +41,12 @@ timeCalib = DQMEDAnalyzer('Phase2TrackerBXHistogram',
     Only2SModules = cms.bool(False),
     OffsetMin = cms.double(0.),
     OffsetMax = cms.double(50.),
-    OffsetStep = cms.double(0.1),
+    OffsetStep = cms.double(0.1),  # also the width of the delay bins of the 2D maps
     OffsetEmulate = cms.double(0.),
     # (delay placeholder, tau, r, theta, n, A) of the CBC3 pulse, physics.md section 2.
     PulseShapeParameters = cms.vdouble(0., 16.043703, 99.999857, 40.571650, 2., 1.2459094),
+    # 0: end-of-job summary; 1: + configuration and a line per event; 2: + a line per hit;
+    # 3: + the BXs each hit fired at each delay (LogVerbatim: enable the category
+    # Phase2TrackerBXHistogram in the MessageLogger to see 1-3).
     VerbosityLevel = cms.int32(0),
 )

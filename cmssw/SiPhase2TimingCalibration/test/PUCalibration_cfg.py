@@ -30,7 +30,8 @@ options.register('subdet', 'ALL', VarParsing.multiplicity.singleton, VarParsing.
 options.register('offset', -1., VarParsing.multiplicity.singleton, VarParsing.varType.float,
                  "Delay in emulate mode (ns); -1 draws it uniformly in [0, 50) to 0.01 ns")
 options.register('verbose', 0, VarParsing.multiplicity.singleton, VarParsing.varType.int,
-                 "0 (nothing) | 1 (job) | 2 (hits) | 3 (BX firing) | 4 (everything)")
+                 "0 (end-of-job summary) | 1 (+ configuration, a line per event) | 2 (+ a line per hit) | "
+                 "3 (+ the BXs each hit fired at each delay)")
 options.register('smearingseed', 0, VarParsing.multiplicity.singleton, VarParsing.varType.int,
                  "Seed of the per-module smearing, 1..2^32-1 (0: drawn at random; recorded in the output)")
 options.register('smearingkey', 'module', VarParsing.multiplicity.singleton, VarParsing.varType.string,
@@ -58,6 +59,8 @@ geometry, era, era_name, globaltag, geometry_fragments = choose(options.geometry
 print("Geometry %s, era %s, global tag %s" % (geometry, era_name, globaltag))
 
 SUBDETS = ('ALL', 'BLL', 'BLH', 'BHL', 'BHH', 'ELL', 'ELH', 'EHL', 'EHH')
+if not 0 <= options.verbose <= 3:
+    raise RuntimeError("verbose=%s not understood (allowed: 0, 1, 2, 3)" % options.verbose)
 if options.mode not in ('scan', 'emulate'):
     raise RuntimeError("mode=%s not understood (allowed: scan, emulate)" % options.mode)
 if options.subdet not in SUBDETS:
@@ -145,8 +148,13 @@ process.mix.mixObjects.mixSH.crossingFrames.extend([
 ])
 # The pT of pile-up tracks: the analyzer reads the SimTracks of the crossing frame.
 process.mix.mixObjects.mixTracks.makeCrossingFrame = cms.untracked.bool(True)
-# Only the crossing frames are used: no digitization.
+# Only the crossing frames are used: no digitization. The EDAliases that digitizers_cfi.py
+# loads (simSiPixelDigis, simEcalUnsuppressedDigis, ...) point at digitizer products of mix:
+# with no digitizer they would stop cmsRun at start-up ("EDAlias parameter set mismatch",
+# FWCore/Framework/src/processEDAliases.cc), so they go too, as every cmsDriver configuration
+# that empties the digitizers does (Configuration/Applications/python/ConfigBuilder.py).
 process.mix.digitizers = cms.PSet()
+for a in process.aliases: delattr(process, a)
 
 process.load('SimTracker.SiPhase2TimingCalibration.Phase2TrackerBXHistogram_cfi')
 process.timeCalib.UseMixing = cms.bool(True)
@@ -159,6 +167,10 @@ process.timeCalib.TOFSmearing = cms.double(options.tofsmearing)
 process.timeCalib.Mode = cms.string(options.mode)
 process.timeCalib.Subdetector = cms.string(options.subdet)
 process.timeCalib.VerbosityLevel = cms.int32(options.verbose)
+if options.verbose > 0:
+    # The verbose output is LogVerbatim (INFO), which the default MessageLogger hides (cerr:
+    # INFO limit 0); a limit for the category shows it. The end-of-job summary is always shown.
+    process.MessageLogger.cerr.Phase2TrackerBXHistogram = cms.untracked.PSet(limit=cms.untracked.int32(-1))
 process.timeCalib.SmearingSeed = cms.uint32(smearing_seed)
 process.timeCalib.SmearingKey = cms.string(options.smearingkey)
 process.timeCalib.Only2SModules = cms.bool(options.only2s)

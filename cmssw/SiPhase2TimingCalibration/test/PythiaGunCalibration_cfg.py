@@ -44,7 +44,8 @@ options.register('era', '', VarParsing.multiplicity.singleton, VarParsing.varTyp
 options.register('globaltag', '', VarParsing.multiplicity.singleton, VarParsing.varType.string,
                  "Global tag (default: the one the release's upgrade workflows use with the geometry)")
 options.register('verbose', 0, VarParsing.multiplicity.singleton, VarParsing.varType.int,
-                 "0 (nothing) | 1 (job) | 2 (hits) | 3 (BX firing) | 4 (everything)")
+                 "0 (end-of-job summary) | 1 (+ configuration, a line per event) | 2 (+ a line per hit) | "
+                 "3 (+ the BXs each hit fired at each delay)")
 options.parseArguments()
 
 import math
@@ -57,6 +58,8 @@ geometry, era, era_name, globaltag, geometry_fragments = choose(options.geometry
                                                                 reco_only=False)
 print("Geometry %s, era %s, global tag %s" % (geometry, era_name, globaltag))
 
+if not 0 <= options.verbose <= 3:
+    raise RuntimeError("verbose=%s not understood (allowed: 0, 1, 2, 3)" % options.verbose)
 if options.mode not in ('scan', 'emulate'):
     raise RuntimeError("mode=%s not understood (allowed: scan, emulate)" % options.mode)
 if options.smearingkey not in ('module', 'sensor'):
@@ -132,6 +135,10 @@ process.timeCalib.TOFSmearing = cms.double(options.tofsmearing)
 process.timeCalib.Mode = cms.string(options.mode)
 process.timeCalib.Subdetector = cms.string(options.subdet)
 process.timeCalib.VerbosityLevel = cms.int32(options.verbose)
+if options.verbose > 0:
+    # The verbose output is LogVerbatim (INFO), which the default MessageLogger hides (cerr:
+    # INFO limit 0); a limit for the category shows it. The end-of-job summary is always shown.
+    process.MessageLogger.cerr.Phase2TrackerBXHistogram = cms.untracked.PSet(limit=cms.untracked.int32(-1))
 process.timeCalib.SmearingSeed = cms.uint32(smearing_seed)
 process.timeCalib.SmearingKey = cms.string(options.smearingkey)
 process.timeCalib.Only2SModules = cms.bool(options.only2s)

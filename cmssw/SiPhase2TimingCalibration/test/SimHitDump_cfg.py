@@ -92,8 +92,13 @@ process.mix.mixObjects.mixSH.crossingFrames.extend([
 ])
 # The pT of pile-up tracks: the dumper reads the SimTracks of the crossing frame.
 process.mix.mixObjects.mixTracks.makeCrossingFrame = cms.untracked.bool(True)
-# Only the crossing frames are used: no digitization.
+# Only the crossing frames are used: no digitization. The EDAliases that digitizers_cfi.py
+# loads (simSiPixelDigis, simEcalUnsuppressedDigis, ...) point at digitizer products of mix:
+# with no digitizer they would stop cmsRun at start-up ("EDAlias parameter set mismatch",
+# FWCore/Framework/src/processEDAliases.cc), so they go too, as every cmsDriver configuration
+# that empties the digitizers does (Configuration/Applications/python/ConfigBuilder.py).
 process.mix.digitizers = cms.PSet()
+for a in process.aliases: delattr(process, a)
 process.RandomNumberGeneratorService.mix.initialSeed = cms.untracked.uint32(random.randrange(1, 10**8))
 
 _otHitCollections = ['TrackerHitsTOBLowTof', 'TrackerHitsTOBHighTof',

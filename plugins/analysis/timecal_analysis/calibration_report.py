@@ -74,6 +74,8 @@ def results_table(results) -> pd.DataFrame:
                        "delay": scan.estimate[i], "minus": scan.minus[i], "plus": scan.plus[i],
                        "lower": scan.lower[i], "upper": scan.upper[i],
                        "at_edge": bool(scan.at_edge[i]), "plateau": bool(plateau[i]),
+                       "degenerate": bool(scan.degenerate[i]), "flat_lower": scan.flat_lower[i],
+                       "flat_upper": scan.flat_upper[i], "interval": ev.interval(i),
                        "abs_residual": abs(res.true_delays[i] - scan.estimate[i]),
                        "entries": res.tests.counts[i].sum()}
                 row.update({f"label_{k}": str(v) for k, v in sc.labels.items()})

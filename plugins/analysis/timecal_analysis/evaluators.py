@@ -31,7 +31,7 @@ DEVIANCE_EPSILON = 1e-9
 #: Two delays closer than this are the same histogram (file delays are accumulated doubles).
 DELAY_TOLERANCE = 1e-3
 #: Bump when the pickled evaluators change shape, so that old caches are rebuilt.
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3  # 3: HistogramStack.attribution
 
 
 @dataclass(frozen=True)
@@ -50,20 +50,23 @@ class HistogramStack:
     ``delays`` are the delays the rows were filled at (NaN when unknown, e.g. a measured
     histogram); ``errors`` are sqrt(sumw2) as stored in the file; ``hits`` the number of
     selected hits behind each row (HitsTrueNumberScan, which fills every hit at every bx),
-    None for a histogram that does not record it (measured data).
+    None for a histogram that does not record it (measured data); ``attribution`` how many
+    of them fired in 0, 1, 2, 3, 4 and 5 or more BXs (AttributionScan), None when unknown.
     """
 
     delays: np.ndarray  # [n]
     counts: np.ndarray  # [n, 11]
     errors: np.ndarray  # [n, 11]
     hits: np.ndarray | None = None  # [n]
+    attribution: np.ndarray | None = None  # [n, 6]
 
     def __len__(self) -> int:
         return len(self.delays)
 
     def select(self, index) -> "HistogramStack":
         return HistogramStack(self.delays[index], self.counts[index], self.errors[index],
-                              None if self.hits is None else self.hits[index])
+                              None if self.hits is None else self.hits[index],
+                              None if self.attribution is None else self.attribution[index])
 
 
 def read_stack(path: Path, mode: str, delays=None, source: str = "") -> HistogramStack:
@@ -110,8 +113,10 @@ def read_stack(path: Path, mode: str, delays=None, source: str = "") -> Histogra
     # Every hit is filled once at every bx (bx = -5 in the underflow, the last bin empty),
     # so any in-range bin holds the hit count; the largest is robust to the empty one.
     hits = maps.hits_true[mode][:, 1:-1].max(axis=1).astype(np.float64)
+    # AttributionScan: bins 0..4 BXs fired, then the overflow (5 or more); no underflow.
+    attribution = maps.attribution[mode][:, 1:].astype(np.float64)
     return HistogramStack(file_delays[rows], counts[rows].astype(np.float64),
-                          errors[rows].astype(np.float64), hits[rows])
+                          errors[rows].astype(np.float64), hits[rows], attribution[rows])
 
 
 @runtime_checkable

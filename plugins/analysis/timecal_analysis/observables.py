@@ -26,8 +26,8 @@ from timecal_core.contract.errors import UserError
 from timecal_core.contract.hookspecs import AggregationRequest, Aggregator, FinishedTask
 from .fastmaps import read_map
 from timecal_core.cms.harvested_layout import (ATTR_LOW, BX_HIGH, BX_LOW, BX_NBINS,
-                                               HARVESTED_PREFIX, MODES, hist1d_name)
-from timecal_core.cms.readers import ScanMaps
+                                               HARVESTED_PREFIX, MODES, delay_rows, hist1d_name)
+from timecal_core.cms.readers import ScanMaps, hist1d_names
 
 TABLE_NAME = "observables.parquet"
 CACHE_FORMAT = 1
@@ -196,7 +196,7 @@ def _read_maps(path: Path, sources: Sources) -> ScanMaps:
     wanted = {"offset": (sources.efficiency_folder, sources.fired), "hits": (sources.efficiency_folder, sources.hits),
               "attribution": (sources.firerate_folder, sources.attribution)}
     arrays: dict[str, dict[str, np.ndarray]] = {"offset": {}, "hits": {}, "attribution": {}, "errors": {}}
-    delays = None
+    delays = rows = None
     try:
         # Memory-mapped: a file's dozen small reads then cost no open() each (fsspec's do).
         with uproot.open(path, handler=uproot.source.file.MemmapSource) as f:
@@ -211,11 +211,13 @@ def _read_maps(path: Path, sources: Sources) -> ScanMaps:
                         m = read_map(folders[folder], name)
                     except Exception:  # uproot raises KeyInFileError, or others for a half-matching path
                         raise UserError(f"{path}: no object '{folder}/{name}'") from None
-                    # [ix, iy] with flows -> [delay, x] without the (empty) delay flows
-                    arrays[role][mode] = m.values[:, 1:-1].T
+                    if delays is None:  # the delays and their rows (see harvested_layout.delay_rows)
+                        names = f"{folder.rsplit('/', 1)[0]}/Hist1D"
+                        delays, rows = delay_rows(*m.y_bins, lambda: hist1d_names(f[names]) if names in f else [])
+                    # [ix, iy] with flows -> [delay, x]
+                    arrays[role][mode] = m.values[:, rows].T
                     if role == "offset":
-                        arrays["errors"][mode] = m.errors()[:, 1:-1].T
-                        delays = m.y_centres() if delays is None else delays
+                        arrays["errors"][mode] = m.errors()[:, rows].T
     except (OSError, ValueError) as exc:
         raise UserError(f"{path}: cannot be read as a ROOT file ({exc})") from None
     return ScanMaps(path, delays, arrays["offset"], arrays["hits"], arrays["attribution"], arrays["errors"])

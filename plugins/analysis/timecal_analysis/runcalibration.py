@@ -43,9 +43,10 @@ from timecal_core.contract.errors import UserError
 from timecal_core.cli import vocabulary
 from timecal_core.cli.command_errors import run_cli
 from timecal_core.config.yamlfiles import load_yaml, parse_custom
+from . import intervals
 from .calibration import DelayScan, Summary, scan_delay, summarise
 from .calibration_report import write_report
-from .evaluators import DelayWindow, HistogramStack, build_evaluator, read_stack
+from .evaluators import DelayWindow, HistogramStack, build_evaluator, evaluator_dir, read_stack
 from timecal_core.cms.harvested_layout import MODES
 
 PROG = "runCalibration"
@@ -100,6 +101,10 @@ class EvaluatorResult:
     spec: EvaluatorSpec
     evaluator: Any
     scan: DelayScan
+    levels: Any = None  # intervals.LevelsByTest: what each test's ±1σ is
+
+    def interval(self, i: int) -> str:
+        return self.levels.describe(i) if self.levels is not None else intervals.RISE_OF_ONE
 
 
 @dataclass
@@ -282,8 +287,13 @@ def parse_scenarios(data: Any, yaml_path: Path, production_root) -> list[Scenari
 
 
 # --------------------------------------------------------------------------- running
+#: --sigma: Feldman-Cousins levels (the default), or the plain rise of 1 of physics.md §8.
+#: (Not --interval: in timecal's vocabulary that is the seconds between status updates.)
+INTERVALS = ("feldman-cousins", "rise-of-one")
+
+
 def run_scenarios(scenarios: list[Scenario], calibration_root: Path, registry,
-                  log=print) -> list[ScenarioResult]:
+                  log=print, interval: str = INTERVALS[0]) -> list[ScenarioResult]:
     """Read every input first (so bad input fails before any work), then scan."""
     methods = {}
     for sc in scenarios:
@@ -322,37 +332,64 @@ def run_scenarios(scenarios: list[Scenario], calibration_root: Path, registry,
     for result in prepared:
         for spec in result.scenario.evaluators:
             evaluator, cached = evaluators[(spec.method, spec.name, spec.template)]
-            scan = scan_delay(evaluator, result.tests)
-            result.evaluations.append(EvaluatorResult(spec, evaluator, scan))
-            for line in report_lines(result, spec, scan, cached):
+            levels = None
+            if interval == INTERVALS[0]:
+                levels = intervals.test_levels(evaluator, result.tests,
+                                               _levels_cache(calibration_root, spec.method, spec.name))
+            scan = scan_delay(evaluator, result.tests, levels=levels)
+            if levels is not None:
+                intervals.save(levels)
+            evaluation = EvaluatorResult(spec, evaluator, scan, levels)
+            result.evaluations.append(evaluation)
+            for line in report_lines(result, evaluation, cached):
                 log(line)
     return prepared
 
 
+def _levels_cache(calibration_root: Path, method: str, name: str) -> Path | None:
+    """Beside the evaluator's cache, under its key: stale levels are never read."""
+    import json
+
+    directory = evaluator_dir(calibration_root, method, name)
+    try:
+        digest = json.loads((directory / "source.json").read_text())["digest"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return directory / "levels" / f"{intervals.LEVELS_FORMAT}_{digest[:16]}"
+
+
 def _concatenate(stacks: list[HistogramStack]) -> HistogramStack:
     hits = None if any(s.hits is None for s in stacks) else np.concatenate([s.hits for s in stacks])
+    attribution = (None if any(s.attribution is None for s in stacks)
+                   else np.concatenate([s.attribution for s in stacks]))
     return HistogramStack(np.concatenate([s.delays for s in stacks]),
                           np.concatenate([s.counts for s in stacks]),
-                          np.concatenate([s.errors for s in stacks]), hits)
+                          np.concatenate([s.errors for s in stacks]), hits, attribution)
 
 
 def scan_summary(result: ScenarioResult, scan: DelayScan) -> Summary:
     return summarise(result.true_delays, scan)
 
 
-def report_lines(result: ScenarioResult, spec: EvaluatorSpec, scan: DelayScan, cached: bool) -> list[str]:
+def report_lines(result: ScenarioResult, evaluation: EvaluatorResult, cached: bool) -> list[str]:
     """A ``delay = ...`` line per test (when there are few), naming scenario, test and
-    evaluator, then the scenario's summary when it has more than one test."""
+    evaluator, then the scenario's summary when it has more than one test; both say what
+    the ±1σ is when it is not the calibrated 68.3 % interval."""
+    spec, scan = evaluation.spec, evaluation.scan
     origin = f"{spec.method}, evaluator {spec.name}{' (cached)' if cached else ''}"
     name = result.scenario.name
     lines = []
     n = len(result.tests)
+    kinds = sorted({evaluation.interval(i) for i in range(n)})
     if n <= MAX_PRINTED_TESTS:
-        lines += [f"{delay_line(scan, i, result.true_delays[i])}  "
-                  f"[scenario {name}, test {result.test_label(i)}, {origin}]" for i in range(n)]
+        for i in range(n):
+            kind = evaluation.interval(i)
+            note = "" if kind.startswith("Feldman") else f", ±1σ: {kind}"
+            lines.append(f"{delay_line(scan, i, result.true_delays[i])}  "
+                         f"[scenario {name}, test {result.test_label(i)}, {origin}{note}]")
     if n > 1:
         more = "" if n <= MAX_PRINTED_TESTS else " (each test in results.parquet)"
-        lines.append(f"{name} / {origin}: {scan_summary(result, scan).text()}{more}")
+        lines.append(f"{name} / {origin}: {scan_summary(result, scan).text()}; ±1σ: {' / '.join(kinds)}{more}")
     return lines
 
 
@@ -360,6 +397,9 @@ def delay_line(scan: DelayScan, i: int, truth: float = float("nan")) -> str:
     text = f"delay = {scan.estimate[i]:.2f} +{scan.plus[i]:.2f} -{scan.minus[i]:.2f} ns"
     if scan.at_edge[i]:
         text += " (interval reaches the scan edge)"
+    elif scan.degenerate[i]:
+        text += (f" (the histogram is the same from {scan.flat_lower[i]:.2f} to {scan.flat_upper[i]:.2f} ns: "
+                 f"any delay there is as likely)")
     elif scan.plateau[i]:
         text += " (on a plateau: the histogram barely changes over the interval)"
     if not np.isnan(truth):
@@ -385,6 +425,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "calibration; default: the YAML or test file name)", metavar="DIR")
     vocabulary.add(p, "--custom", default=[], metavar="KEY=VALUE")
     p.add_argument("--no-plots", action="store_true", help="write the Parquet tables only")
+    p.add_argument("--sigma", choices=INTERVALS, default=INTERVALS[0],
+                   help="the ±1σ: Feldman-Cousins 68.3%% intervals from pseudo-histograms of the templates "
+                        "(default; computed once per evaluator and hit count, then cached), or where the score "
+                        "rises by 1 (physics.md §8; over- or under-covers, see the README)")
     vocabulary.add_standard(p, DISTRIBUTION)
     return p
 
@@ -445,7 +489,7 @@ def run(args: argparse.Namespace) -> int:
         scenarios = parse_scenarios(data, yaml_path, lambda: timerc.optional_path("production"))
     else:
         scenarios = _quick_scenario(args, registry)
-    results = run_scenarios(scenarios, calibration_root, registry)
+    results = run_scenarios(scenarios, calibration_root, registry, interval=args.sigma)
     out = _output_dir(args, calibration_root, scenarios)
     written = write_report(out, results, plots=not args.no_plots)
     print(f"{PROG}: wrote {len(written)} files to {out}" +

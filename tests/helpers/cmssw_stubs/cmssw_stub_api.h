@@ -6,9 +6,27 @@
 // map, an Event holds products by "label:instance", the EventSetup holds one object per
 // type, the tracker geometry is a map DetId -> (position, module type), TrackerTopology::stack
 // follows the Phase-2 DetId bit layout (the two sensors of a module are stack + 1, stack + 2),
-// the DQM booker keeps one monitor element per path and returns the same one when a second
-// stream copy books it (as the DQMStore shares the global ME between stream copies), and
-// MessageLogger streams are written to stderr as "%MSG-<severity> <category>: <text>".
+// the DQM booker keeps one monitor element per path, and MessageLogger streams are written to
+// stderr as "%MSG-<severity> <category>: <text>".
+//
+// Where CMSSW's behaviour decides what the plugins must do, the stand-in behaves as CMSSW does,
+// and says which upstream file it follows:
+// - TrackerGeometry::idToDet throws cms::Exception("WrongTrackerSubDet") for an unknown DetId
+//   (Geometry/TrackerGeometryBuilder/src/TrackerGeometry.cc); it never returns nullptr;
+// - Event::get throws ProductNotFound for a product the event does not have
+//   (FWCore/Framework/interface/Event.h: `return *result;` on a failed Handle);
+// - MonitorElement::Fill takes the element's lock (DQMServices/Core/interface/
+//   MonitorElement.h, accessMut), and a weighted Fill follows ROOT's TH1::Fill(x, w): the
+//   first weight != 1 switches the histogram to Sumw2 unless TH1::kIsNotW is set
+//   (hist/hist/src/TH1.cxx);
+// - the default MessageLogger hides INFO messages (LogInfo, LogVerbatim) unless their
+//   category is enabled, and shows warnings, LogPrint among them (FWCore/ParameterSet/python/
+//   MessageLogger.py: cerr INFO limit 0; FWCore/MessageLogger/interface/MessageLogger.h:
+//   LogPrint = Log<level::Warning, true>);
+// - CLHEP/Units/Global*.h pull `using namespace CLHEP;` into the includer, as CLHEP's do;
+// - DQMGlobalEDAnalyzer<H>: one instance, const dqmAnalyze with the run's histograms
+//   (DQMServices/Core/interface/DQMGlobalEDAnalyzer.h); the drivers call it from several
+//   threads at once.
 // Anything beyond that (services, the framework's scheduling, ROOT I/O) is not here; only
 // `scram b` in a release proves the real API.
 #pragma once
@@ -19,6 +37,8 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <typeindex>
@@ -74,13 +94,15 @@ public:
 private:
   Surface surface_;
 };
+class TrackerGeometry;
+namespace cms {
+  class Exception;
+}
 class TrackerGeometry {
 public:
   enum class ModuleType { UNKNOWN, Ph2PXB, Ph2PXF, Ph2PSP, Ph2PSS, Ph2SS };
-  const GeomDet* idToDet(DetId id) const {
-    const auto found = dets_.find(id.rawId());
-    return found == dets_.end() ? nullptr : &found->second.first;
-  }
+  // As Geometry/TrackerGeometryBuilder/src/TrackerGeometry.cc: an unknown DetId throws.
+  const GeomDet* idToDet(DetId id) const;
   ModuleType getDetectorType(DetId id) const {
     const auto found = dets_.find(id.rawId());
     return found == dets_.end() ? ModuleType::UNKNOWN : found->second.second;
@@ -192,12 +214,21 @@ namespace cms {
       return full_.c_str();
     }
     const std::string& category() const { return category_; }
+    std::string message() const { return message_; }
 
   private:
     std::string category_, message_;
     mutable std::string full_;
   };
 }  // namespace cms
+
+inline const GeomDet* TrackerGeometry::idToDet(DetId s) const {
+  const auto found = dets_.find(s.rawId());
+  if (found == dets_.end())
+    throw cms::Exception("WrongTrackerSubDet")
+        << "Invalid DetID: no GeomDetUnit associated with raw ID " << s.rawId() << " of subdet ID " << s.subdetId();
+  return &found->second.first;
+}
 
 // ---- framework
 namespace edm {
@@ -363,10 +394,29 @@ namespace edm {
       return EDGetTokenT<T>(tag.encode());
     }
   };
+  class EventID {
+  public:
+    explicit EventID(unsigned long long event = 0) : event_(event) {}
+    unsigned long long event() const { return event_; }
+
+  private:
+    unsigned long long event_;
+  };
   class Event {
   public:
-    explicit Event(StreamID stream = StreamID()) : stream_(stream) {}
+    explicit Event(StreamID stream = StreamID(), unsigned long long number = 0) : stream_(stream), id_(number) {}
     StreamID streamID() const { return stream_; }
+    EventID id() const { return id_; }
+    // As FWCore/Framework/interface/Event.h: a product the event does not have throws
+    // ProductNotFound (the framework's message names type, label and instance).
+    template <class T>
+    const T& get(const EDGetTokenT<T>& token) const {
+      Handle<T> handle;
+      if (!getByToken(token, handle))
+        throw cms::Exception("ProductNotFound") << "Principal::getByToken: Found zero products matching all criteria\n"
+                                                << "Looking for module label:productInstanceName " << token.key();
+      return *handle;
+    }
     template <class T>
     bool getByToken(const EDGetTokenT<T>& token, Handle<T>& handle) const {
       const auto found = products_.find(token.key());
@@ -382,6 +432,7 @@ namespace edm {
 
   private:
     StreamID stream_;
+    EventID id_;
     std::map<std::string, std::any> products_;
   };
   class EventSetup {
@@ -399,31 +450,57 @@ namespace edm {
     std::map<std::type_index, const void*> data_;
   };
 
-  // MessageLogger: one message per statement, written when the statement ends.
+  // MessageLogger: one message per statement, written when the statement ends, as the
+  // default configuration would (FWCore/ParameterSet/python/MessageLogger.py: cerr has
+  // INFO.limit = 0, so INFO messages are dropped unless their category has its own limit,
+  // e.g. process.MessageLogger.cerr.<category> = cms.untracked.PSet(limit = -1)).
+  namespace stub {
+    inline std::set<std::string>& enabledInfoCategories() {  // stand-in only: the cfg's category PSets
+      static std::set<std::string> categories;
+      return categories;
+    }
+    inline std::mutex& logMutex() {
+      static std::mutex mutex;
+      return mutex;
+    }
+  }  // namespace stub
   class LogStream {
   public:
-    LogStream(const char* severity, const std::string& category) : severity_(severity), category_(category) {}
+    LogStream(const char* severity, bool info, const std::string& category)
+        : severity_(severity), category_(category), shown_(!info || stub::enabledInfoCategories().count(category)) {}
     LogStream(const LogStream&) = delete;
-    ~LogStream() { std::cerr << "%MSG-" << severity_ << " " << category_ << ": " << out_.str() << "\n"; }
+    ~LogStream() {
+      if (!shown_)
+        return;
+      std::lock_guard<std::mutex> lock(stub::logMutex());
+      std::cerr << "%MSG-" << severity_ << " " << category_ << ": " << out_.str() << "\n";
+    }
     template <class T>
     LogStream& operator<<(const T& value) {
-      out_ << value;
+      if (shown_)
+        out_ << value;
       return *this;
     }
 
   private:
     const char* severity_;
     std::string category_;
+    bool shown_;
     std::ostringstream out_;
   };
+  // FWCore/MessageLogger/interface/MessageLogger.h: LogInfo, LogVerbatim = Info; LogWarning,
+  // LogPrint = Warning (LogPrint and LogVerbatim without the message header).
   struct LogInfo : LogStream {
-    explicit LogInfo(const std::string& category) : LogStream("i", category) {}
+    explicit LogInfo(const std::string& category) : LogStream("i", true, category) {}
   };
   struct LogVerbatim : LogStream {
-    explicit LogVerbatim(const std::string& category) : LogStream("v", category) {}
+    explicit LogVerbatim(const std::string& category) : LogStream("v", true, category) {}
   };
   struct LogWarning : LogStream {
-    explicit LogWarning(const std::string& category) : LogStream("w", category) {}
+    explicit LogWarning(const std::string& category) : LogStream("w", false, category) {}
+  };
+  struct LogPrint : LogStream {
+    explicit LogPrint(const std::string& category) : LogStream("p", false, category) {}
   };
 
   class ModuleBase {
@@ -452,8 +529,22 @@ namespace edm {
 }  // namespace edm
 
 // ---- DQM
+// The ROOT side of a histogram that the plugins touch: its bits (TH1::kIsNotW, see Fill).
+class TH1 {
+public:
+  enum { kIsNotW = 1 << 11 };  // ROOT's EStatusBits: "not weighted even if filled with w != 1"
+  void SetBit(unsigned bit) { bits_ |= bit; }
+  bool TestBit(unsigned bit) const { return bits_ & bit; }
+
+private:
+  unsigned bits_ = 0;
+};
+
 // One monitor element: ROOT-like fixed binning with under/overflow, bin contents in double
-// (the stand-in does not emulate float bins), or an int / string value.
+// (the stand-in does not emulate float bins), or an int / string value.  Every access takes
+// the element's lock (MonitorElement.h, accessMut).  Fill(x, w) is ROOT's TH1::Fill: the
+// entry count grows by one per call, and the first weight != 1 creates the sum of squared
+// weights (errors sqrt(sum w^2) from then on) unless kIsNotW is set.
 class MonitorElementStub {
 public:
   MonitorElementStub(std::string kind, int nx, double xlow, double xhigh, int ny = 0, double ylow = 0, double yhigh = 0)
@@ -465,18 +556,37 @@ public:
         ylow_(ylow),
         yhigh_(yhigh),
         contents_(static_cast<std::size_t>((nx + 2) * (ny > 0 ? ny + 2 : 1)), 0.) {}
-  void Fill(double x) { contents_[static_cast<std::size_t>(bin(x, nx_, xlow_, xhigh_))] += 1; }
-  void Fill(double x, double y) {
-    const int bx = bin(x, nx_, xlow_, xhigh_), by = bin(y, ny_, ylow_, yhigh_);
-    contents_[static_cast<std::size_t>(by * (nx_ + 2) + bx)] += 1;
+  void Fill(double x) { Fill(x, 1.); }
+  void Fill(double x, double w) {
+    if (ny_ > 0) {  // a 2D element: Fill(x, y) with unit weight
+      add(cell(x, w), 1.);
+      return;
+    }
+    add(static_cast<std::size_t>(bin(x, nx_, xlow_, xhigh_)), w);
   }
-  void Fill(long long value) { intValue_ = value; }
-  void Fill(std::string const& value) { stringValue_ = value; }
+  void Fill(double x, double y, double w) { add(cell(x, y), w); }
+  void Fill(long long value) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    intValue_ = value;
+  }
+  void Fill(std::string const& value) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stringValue_ = value;
+  }
+  TH1* getTH1() { return &th1_; }
   // stand-in only
   const std::string& kind() const { return kind_; }
   const std::vector<double>& contents() const { return contents_; }
+  const std::vector<double>& sumw2() const { return sumw2_; }  // empty: errors are sqrt(contents)
+  double entries() const { return entries_; }
   long long intValue() const { return intValue_; }
   const std::string& stringValue() const { return stringValue_; }
+  int nx() const { return nx_; }
+  int ny() const { return ny_; }
+  double xlow() const { return xlow_; }
+  double xhigh() const { return xhigh_; }
+  double ylow() const { return ylow_; }
+  double yhigh() const { return yhigh_; }
 
 private:
   static int bin(double v, int n, double low, double high) {  // TAxis::FindFixBin
@@ -486,13 +596,31 @@ private:
       return n + 1;
     return 1 + static_cast<int>(n * (v - low) / (high - low));
   }
+  std::size_t cell(double x, double y) const {
+    return static_cast<std::size_t>(bin(y, ny_, ylow_, yhigh_) * (nx_ + 2) + bin(x, nx_, xlow_, xhigh_));
+  }
+  void add(std::size_t i, double w) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    entries_ += 1;
+    if (sumw2_.empty() && w != 1. && !th1_.TestBit(TH1::kIsNotW))
+      sumw2_ = contents_;  // TH1::Sumw2(): the unit fills so far
+    if (!sumw2_.empty())
+      sumw2_[i] += w * w;
+    contents_[i] += w;
+  }
   std::string kind_;
   int nx_, ny_;
   double xlow_, xhigh_, ylow_, yhigh_;
-  std::vector<double> contents_;
+  std::vector<double> contents_, sumw2_;
+  double entries_ = 0;
+  TH1 th1_;
+  std::mutex mutex_;
   long long intValue_ = 0;
   std::string stringValue_;
 };
+namespace dqm::reco {
+  using MonitorElement = MonitorElementStub;
+}
 class DQMStoreStub {
 public:
   using Store = std::map<std::string, std::unique_ptr<MonitorElementStub>>;
@@ -534,14 +662,21 @@ public:
     std::string folder_;
   };
 };
-class DQMEDAnalyzer : public edm::ModuleBase {
+// DQMServices/Core/interface/DQMGlobalEDAnalyzer.h: one module instance for every stream; the
+// histograms of a run live in the RunCache H, booked by bookHistograms and passed to the const
+// dqmAnalyze of every event.  endJob is edm::global::EDProducerBase's.
+template <typename H, typename... Args>
+class DQMGlobalEDAnalyzer : public edm::ModuleBase {
 public:
   typedef DQMStoreStub DQMStore;
   typedef MonitorElementStub MonitorElement;
-  virtual ~DQMEDAnalyzer() = default;
-  virtual void bookHistograms(DQMStore::IBooker&, edm::Run const&, edm::EventSetup const&) = 0;
-  virtual void analyze(edm::Event const&, edm::EventSetup const&) {}
-  virtual void endStream() {}
+  virtual ~DQMGlobalEDAnalyzer() = default;
+  virtual void dqmBeginRun(edm::Run const&, edm::EventSetup const&, H&) const {}
+  virtual void bookHistograms(DQMStore::IBooker&, edm::Run const&, edm::EventSetup const&, H&) const = 0;
+  virtual void dqmAnalyze(edm::Event const&, edm::EventSetup const&, H const&) const = 0;
+  virtual void dqmEndRun(edm::Run const&, edm::EventSetup const&, H const&) const {}
+  virtual void beginJob() {}
+  virtual void endJob() {}
 };
 
 // ---- ROOT / TFileService

@@ -1,4 +1,4 @@
-// Prints SimHitDumper's fillDescriptions() (see describe.h), for tests/test_cmssw_streams.py.
+// Prints SimHitDumper's fillDescriptions() (see describe.h), for tests/test_cmssw_jobs.py.
 #include "SimTracker/SiPhase2TimingCalibration/plugins/SimHitDumper.cc"
 #include "describe.h"
 

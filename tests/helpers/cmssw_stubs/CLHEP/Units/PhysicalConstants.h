@@ -1,0 +1,2 @@
+// CLHEP/Units/PhysicalConstants.h: the units and constants in namespace CLHEP only.
+#include "cmssw_stub_api.h"

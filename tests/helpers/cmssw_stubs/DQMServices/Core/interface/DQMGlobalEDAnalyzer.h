@@ -1,0 +1,1 @@
+#include "cmssw_stub_api.h"
