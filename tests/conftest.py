@@ -115,3 +115,45 @@ def env(tmp_path) -> dict[str, str]:
                       f"[local]\nworkers = 2\n")
     return {**os.environ, "TIMECAL_CONFIG": str(timerc), "XDG_STATE_HOME": str(tmp_path / "state"),
             "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm"}
+
+
+@pytest.fixture
+def tmpfs_mount(tmp_path):
+    """``mount(size)``: a real tmpfs of ``size`` (``2m``) mounted for this test, unmounted
+    after it; the test is skipped with the reason where one cannot be mounted (not root)."""
+    import shutil
+
+    mounted: list[Path] = []
+
+    def mount(size: str) -> Path:
+        if os.geteuid() != 0 or shutil.which("mount") is None:
+            pytest.skip("mounting a tmpfs needs root and mount(8)")
+        mnt = tmp_path / f"mnt{len(mounted)}"
+        mnt.mkdir()
+        res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)],
+                             capture_output=True, text=True)
+        if res.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
+        mounted.append(mnt)
+        return mnt
+
+    yield mount
+    for mnt in mounted:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def wait_for(predicate, timeout: float = 120, what: str = "condition") -> None:
+    """Poll ``predicate`` until it holds (a ledger or file read mid-write may fail: retried),
+    or fail the test naming ``what``."""
+    import sqlite3
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if predicate():
+                return
+        except (sqlite3.Error, OSError, ValueError):
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what}")

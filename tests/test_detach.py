@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 import pexpect
-import pytest
+
+from conftest import wait_for
 
 BIN = Path(sys.executable).parent
 PROMPT = r"timecal \d+/\d+>"
@@ -33,18 +34,6 @@ def detach(tmp_path, env, grid, name="det", *extra):
 def states(prod):
     db = sqlite3.connect(f"file:{prod / 'ledger.sqlite'}?mode=ro", uri=True)
     return {tid: (json.loads(p), s) for tid, p, s in db.execute("SELECT task_id, params, state FROM tasks")}
-
-
-def wait_for(predicate, timeout=90, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if predicate():
-                return
-        except (sqlite3.Error, OSError, ValueError):
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def pid_alive(pid):

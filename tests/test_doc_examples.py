@@ -9,7 +9,12 @@ comments); the rules are ours, one per language (CONTRIBUTING.md, "Examples"):
   ``build_parser()`` (every option it names must exist and take what it is given); ``make``
   targets must exist in the Makefile; other programs must be ones we know.
 - ``yaml``: loaded with timecal's own loader (``!include`` and all); ``ini``: a timerc,
-  parsed and checked against the declaration of every section (an unknown section fails).
+  parsed and checked against the declaration of every section (an unknown section fails),
+  then read by the code that reads it (the backend's settings parser, the retry policy, the
+  notifier): an inline ``# comment`` must be a comment, not part of a value.
+- a command whose input is a file of the page (``<!-- example: file scan.yml -->``) is
+  checked with it: ``BXRun --script S --yaml F`` plans F's grid for S (nothing is written),
+  ``plotScan --yaml F`` resolves F's plot configuration into the files it would read.
 - ``python`` compiles, ``toml`` loads; ``text`` (output, trees) is not read.
 - a block without a language, or of a language no rule reads, fails.
 
@@ -171,8 +176,36 @@ def check_timerc(block: Block, namespace: dict) -> str | None:
             if name not in declared:
                 return f"[{name}] is no declared timerc section; sections: " + ", ".join(declared)
             declared[name].check(values, where="timerc")
+            problem = read_section(name, values, path)
+            if problem:
+                return problem
     except UserError as exc:
         return str(exc)
+    return None
+
+
+def read_section(name: str, values: dict, path: Path) -> str | None:
+    """The section read by what reads it in a production (the declaration alone does not
+    see an inline comment swallowed into a free-text value)."""
+    from timecal_core.contract.plugins import get_registry
+    from timecal_core.driver.notify import Notifier
+    from timecal_core.ledger.failure_causes import retry_policy
+    from timecal_core.run.cluster_security import without_dashboard
+
+    for key, value in values.items():
+        if re.search(r"\s#", value) and name != "cmssw":  # [cmssw] init is shell: # is its own
+            return f"[{name}] {key} = {value!r}: the inline comment was read as part of the value"
+    if name == "retry":
+        retry_policy(values, 3, where=str(path))
+    elif name == "notify":
+        Notifier(values, path.parent, note=lambda _: None)
+    elif name == "local":
+        get_registry().backend("local").item.check(values, path.parent)
+    elif name in ("slurm", "htcondor"):  # the parser, not check(): that also wants sbatch/condor_q here
+        module = importlib.import_module(f"timecal_backend_{name}.settings")
+        module.parse_settings(without_dashboard(values), path.parent)
+    elif name == "gateway":
+        importlib.import_module("timecal_backend_gateway.settings").parse_settings(values)
     return None
 
 
@@ -243,7 +276,7 @@ def _parser_of(program: str):
     yield parser
 
 
-def check_command(words: list[str]) -> str | None:
+def check_command(words: list[str], namespace: dict | None = None) -> str | None:
     program, args = words[0], words[1:]
     scripts = console_scripts()
     if program in scripts:
@@ -253,27 +286,66 @@ def check_command(words: list[str]) -> str | None:
             err, out = io.StringIO(), io.StringIO()
             try:
                 with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
-                    parser.parse_args(args)
+                    parsed = parser.parse_args(args)
             except SystemExit as exc:
                 if exc.code:
                     said = (err.getvalue().strip().splitlines() or ["(nothing)"])[-1]  # after the usage
                     return f"{shlex.join(words)!r}: {program} refuses it: {said}"
-        return None
+                return None
+        return check_with_page_files(program, parsed, namespace or {}, shlex.join(words))
     if program == "make":
         targets = set(re.findall(r"^([\w-]+):", (REPO / "Makefile").read_text(), re.M))
         unknown = [a for a in args if not a.startswith("-") and "=" not in a and a not in targets]
         return f"make: no target {', '.join(unknown)} in the Makefile" if unknown else None
+    if program == "conda" and args[:2] == ["env", "create"] and "--file" in args:
+        name = args[args.index("--file") + 1]
+        return None if (REPO / name).is_file() else f"conda: no {name} in the repository"
+    if program == "ssh" and "-L" in args:  # a tunnel to a dashboard: it listens on loopback only
+        forward = args[args.index("-L") + 1]
+        return None if "127.0.0.1" in forward else f"ssh -L {forward}: the dashboard listens on 127.0.0.1"
     if program in OTHER_PROGRAMS or program.startswith(("./", "/", "~")):
         return None
     return (f"{program!r} is neither a timecal command ({', '.join(sorted(scripts))}) nor a program "
             f"this test knows: add it to OTHER_PROGRAMS or mark the block illustrative")
 
 
+def check_with_page_files(program: str, args: argparse.Namespace, namespace: dict, line: str) -> str | None:
+    """A BXRun grid or a plotScan configuration that is a file of the page, used as the
+    command uses it (nothing is run or written)."""
+    from timecal_core.contract.errors import UserError
+
+    name = getattr(args, "yaml", None)
+    if not name or name not in namespace.get("files", {}):
+        return None
+    path = namespace["work"] / name
+    from timecal_core.config.yamlfiles import parse_custom
+
+    custom = parse_custom(getattr(args, "custom", None) or [])
+    try:
+        if program == "BXRun" and args.script:
+            from timecal_core.config.yamlfiles import load_yaml
+            from timecal_core.contract.plugins import get_registry
+            from timecal_core.plan.grid import plan_grid
+
+            plan_grid(get_registry().script(args.script).item, load_yaml(path, custom),
+                      namespace["work"] / ".planned", source=name, base=namespace["work"])
+        elif program == "plotScan":
+            from timecal_analysis.plotscan import _load_config, sources_from_config
+            from timecal_core.cms.harvested_layout import MODES
+
+            sources = sources_from_config(_load_config(str(path), custom), MODES, name)
+            if not sources.bx_hists:
+                return f"{line!r}: {name} names no BX histogram"
+    except UserError as exc:
+        return f"{line!r}: {exc}"
+    return None
+
+
 def check_commands(block: Block, namespace: dict, run: bool) -> str | None:
     problems = []
     for line, shown in command_lines(block):
         for words in simple_commands(line):
-            problem = check_command(words)
+            problem = check_command(words, namespace)
             if problem:
                 problems.append(problem)
         if run and not problems:
@@ -284,7 +356,13 @@ def check_commands(block: Block, namespace: dict, run: bool) -> str | None:
 
 
 def run_command(line: str, shown: list[str], namespace: dict) -> str | None:
-    res = subprocess.run(["bash", "-c", line], cwd=namespace["work"], env=namespace["env"],
+    cwd = namespace.get("cwd", namespace["work"])
+    words = simple_commands(line)
+    if len(words) == 1 and words[0][0] == "cd":  # as in a terminal: the next commands run there
+        target = words[0][1]
+        namespace["cwd"] = namespace["home"] / target[2:] if target.startswith("~/") else cwd / target
+        return None if namespace["cwd"].is_dir() else f"$ {line}\nno such directory"
+    res = subprocess.run(["bash", "-c", line], cwd=cwd, env=namespace["env"],
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                          text=True, timeout=900)
     output = res.stdout.replace(str(namespace["home"]), "~")
@@ -444,3 +522,53 @@ def test_simple_commands_split_like_a_shell():
 def test_every_command_parser_is_found():
     assert {"BXRun", "timecal", "plotScan", "runCalibration"} <= set(console_scripts())
     assert isinstance(importlib.import_module("timecal_core.cli.bxrun").build_parser(), argparse.ArgumentParser)
+
+
+def _blocks(page: str, language: str) -> list[str]:
+    return [e.parsed.source for e in parse_page(REPO / page)
+            if isinstance(e.parsed, Block) and e.parsed.language == language]
+
+
+def test_what_some_blocks_say_is_what_the_code_does():
+    """Beyond their rule: the lxplus jobqueue block opens the nanny ports the page says, the
+    plugin guide's entry point is timecal's group."""
+    import yaml
+
+    (jobqueue,) = [b for b in _blocks("docs/howto/htcondor.md", "yaml") if b.startswith("jobqueue:")]
+    worker_args = yaml.safe_load(jobqueue)["jobqueue"]["htcondor"]["worker-extra-args"]
+    assert worker_args[worker_args.index("--nanny-port") + 1] == "10000:10100"
+    (entry_points,) = _blocks("docs/howto/plugins.md", "toml")
+    assert "timecal" in tomllib.loads(entry_points)["project"]["entry-points"]
+
+
+def test_a_command_is_checked_with_the_page_files_it_reads(tmp_path):
+    """A grid that does not plan, a plot configuration that resolves to nothing, a timerc
+    value its backend refuses: each fails at its block."""
+    page = tmp_path / "page.md"
+    page.write_text(
+        "<!-- example: file scan.yml -->\n```yaml\nthreshold: [5000, 6000]\nnhits: 300\n```\n\n"
+        "<!-- example: file bad.yml -->\n```yaml\nthreshhold: [5000, 6000]\n```\n\n"
+        "<!-- example: file plot.yml -->\n```yaml\nhists: {}\n```\n\n"
+        "```console\n$ BXRun --script cbcsim --yaml scan.yml -o scan1\n```\n\n"
+        "```console\n$ BXRun --script cbcsim --yaml bad.yml -o scan1\n```\n\n"
+        "```console\n$ plotScan -i scan1 --yaml plot.yml\n```\n\n"
+        "```ini\n[slurm]\nmemory = lots\n```\n"
+    )
+    document = parse_page(page)
+    document.namespace.update(page_environment(tmp_path))
+    for example in document:
+        if isinstance(example.parsed, Block) and example.parsed.marker.startswith("file "):
+            path = _scratch(document.namespace, example.parsed)
+            path.write_text(example.parsed.source)
+            document.namespace.setdefault("files", {})[path.name] = example.parsed.source
+    results = []
+    for example in document:
+        try:
+            example.evaluate()
+            results.append(None)
+        except AssertionError as exc:
+            results.append(str(exc))
+    assert results[:4] == [None] * 4, results
+    assert "threshhold" in results[4]
+    assert "plot.yml" in results[5]
+    assert "memory" in results[6]

@@ -79,7 +79,10 @@ def test_done_tasks_are_read_from_disk(pucal, hsfiles, tmp_path):
     plan = plan_grid(pucal, {"threshold": [1, 2, 3], **hsfiles}, tmp_path)
     done = plan.tasks[1]
     (tmp_path / "results" / done.dirname).mkdir(parents=True)
-    (tmp_path / "results" / done.dirname / "out.root").write_bytes(b"root")
+    import uproot
+
+    with uproot.recreate(tmp_path / "results" / done.dirname / "out.root") as f:  # what verify reads
+        f["DQMData/info"] = "a harvested file"
     (tmp_path / "results" / done.dirname / "params.json").write_text(json.dumps(
         {"task_id": done.task_id, "params": dict(done.params), "output": "out.root"}))
     (tmp_path / "results" / ".tmp" / (plan.tasks[0].dirname + ".abc")).mkdir(parents=True)  # in flight

@@ -25,7 +25,7 @@ def test_the_home_shell_over_every_production(tmp_path, env):
     try:
         shell.expect("timecal>")
         shell.sendline("productions")
-        shell.expect(r"finished\s+sleeper\s+2\s+2/0/0\s+-")
+        shell.expect(r"finished\s+sleeper\s+2\s+2/0/0/0\s+-")
         shell.expect("timecal>")
         shell.sendline("params sleeper")
         shell.expect(r"seconds\s+float\s+0\.0\s+.*how long the task sleeps")

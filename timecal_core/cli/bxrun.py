@@ -21,6 +21,7 @@ from ..config.timerc import load_timerc, timerc_location, write_default_timerc
 from ..config.yamlfiles import load_yaml, parse_custom
 from ..contract.errors import UserError
 from ..ledger.failure_causes import retry_policy
+from ..ledger.sqlite_ledger import check_whole
 from ..plan.completion import move_aside
 from ..plan.grid import Plan, plan_grid, production_dir
 from ..plan.pilot import DEFAULT_PILOT_TASKS
@@ -319,6 +320,8 @@ def cmd_grid(args, timerc) -> int:
     overrides = _file_overrides(args, script)
     grid = {**grid, **overrides}
     backend = registry.backend(args.dask).item  # unknown backend: error before anything is written
+    if backend.check is not None and not args.debug:  # its timerc section too
+        backend.check(timerc.section(args.dask), out)
     # a wrong timerc [retry] is refused before anything is written (the driver reads it again)
     retry_policy(timerc.section("retry"), args.max_retries, where=str(timerc.path))
     # --debug is asked too: the plan it holds is what takes the memory
@@ -329,6 +332,7 @@ def cmd_grid(args, timerc) -> int:
             script.preflight(timerc)
         if script.cmssw:
             check_cmsrun(timerc)
+        check_whole(out)  # a damaged ledger: the line --status gives, before anything runs
     _print_plan(plan, source)
     _report_found(plan)
     if args.debug:
@@ -425,7 +429,10 @@ def cmd_pilot(args, timerc, plan: Plan, backend, overrides: dict) -> int:
     out = plan.production_dir
     choice = choose_pilot(plan.tasks, plan.script.parameters, args.pilot)
     chosen = {t.task_id for t in choice.tasks}
-    pilot_plan = Plan(out, plan.script, list(choice.tasks), done=plan.done & chosen, found=plan.found)
+    # the whole grid goes into the ledger (the rest planned: every count is over the grid);
+    # this run submits the pilot's tasks only
+    pilot_plan = Plan(out, plan.script, plan.tasks, done=plan.done, found=plan.found, run=chosen,
+                      order=plan.order)
     left = len(chosen - plan.done)
     print(f"BXRun: pilot: {len(chosen)} of {len(plan.tasks)} tasks"
           + (f" ({len(chosen) - left} already done)" if left < len(chosen) else "")
@@ -568,7 +575,8 @@ def main(argv: list[str] | None = None) -> int:
         warnings.formatwarning = lambda msg, cat, *a, **k: f"BXRun: warning: {msg}\n"
         # the detached driver outlives BXRun on purpose (start_detached): not a leak
         warnings.filterwarnings("ignore", r"subprocess \d+ is still running", ResourceWarning)
-    return run_cli("BXRun", lambda: _dispatch(args), verbose=args.verbose)
+    return run_cli("BXRun", lambda: _dispatch(args), verbose=args.verbose,
+                   interrupted="interrupted; rerun the same command to resume (what finished is kept)")
 
 
 if __name__ == "__main__":  # pragma: no cover

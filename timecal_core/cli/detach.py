@@ -65,6 +65,9 @@ def cmd_attach(out: Path) -> int:
 
     record = read_record(out)
     if not driver_alive(record):
+        if not (out / "infiles" / "config.yml").is_file():  # nothing to resume: how to start
+            raise UserError(f"{out}: no production here (no infiles/config.yml); start one with: "
+                            f"BXRun --script SCRIPT --yaml GRID.yml -o {out}")
         raise UserError(f"{out}: {describe_driver(record)}; resume it with: "
                         f"BXRun -o {out} --detach")
     channel = SocketChannel(record["socket"])

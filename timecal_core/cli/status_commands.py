@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..control.unix_socket import describe_driver, read_record
+from ..control.unix_socket import describe_driver, driver_alive, read_record
 from ..ledger.sqlite_ledger import Ledger, rebuild
 from ..run.lock import ProductionLock
 from ..views.ledger_report import render_ledger_report
@@ -13,13 +13,13 @@ from ..views.ledger_report import render_ledger_report
 
 def print_status(production_dir: Path) -> int:
     """``BXRun --status -o X``: the ledger's view, no cluster."""
+    record = read_record(Path(production_dir))
     ledger = Ledger.open_readonly(Path(production_dir))
     try:
-        print(render_ledger_report(ledger, production_dir))
+        print(render_ledger_report(ledger, production_dir, running=driver_alive(record)))
     finally:
         ledger.close()
     print(ProductionLock(production_dir).holder_status())
-    record = read_record(Path(production_dir))
     if record is not None:
         print(describe_driver(record))
     return 0

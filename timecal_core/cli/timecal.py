@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from ..config.timerc import load_timerc
@@ -57,11 +58,37 @@ def _stop(out) -> int:
         raise UserError(f"{out}: {describe_driver(record)}")
     channel = SocketChannel(record["socket"])
     try:
+        seen = channel.request("updates", after=0)["last"]
         channel.request("stop", reason="stopped by the user (timecal stop)")
+        print(f"timecal: asked the driver (PID {record['pid']}) to stop; tasks resume on the next run",
+              flush=True)
+        _show_end(channel, seen)
     finally:
         channel.close()
-    print(f"timecal: asked the driver (PID {record['pid']}) to stop; tasks resume on the next run")
+    deadline = time.monotonic() + 30  # it lets go of the production: --status then says so
+    while driver_alive(read_record(out)) and time.monotonic() < deadline:
+        time.sleep(0.1)
     return 0
+
+
+def _show_end(channel, seen: int, patience: float = 120.0) -> None:
+    """The stopping driver's last lines (what is left to run, how to resume), as an attached
+    monitor shows them; quietly nothing if it is gone before it could say them."""
+    from ..control.requests import ControlError
+
+    deadline = time.monotonic() + patience
+    while time.monotonic() < deadline:
+        try:
+            answer = channel.request("updates", after=seen)
+        except ControlError:
+            return
+        seen = answer["last"]
+        for item in answer["items"]:
+            if item["kind"] == "ended":
+                return
+            if item["kind"] == "final":
+                print(item["text"], flush=True)
+        time.sleep(0.2)
 
 
 def _dispatch(args) -> int:

@@ -19,6 +19,13 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
+def shown(value: Any, limit: int = 80) -> str:
+    """A value as an error quotes it: its repr, cut (an included file read as one string must
+    not fill the terminal)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..." + f" ({len(text)} characters)"
+
+
 def _describe(param: Parameter) -> str:
     if param.choices:
         return "one of " + ", ".join(str(c) for c in param.choices)
@@ -30,7 +37,7 @@ def coerce(param: Parameter, value: Any, source: str, base: Path | None = None) 
     """Canonical form of ``value`` for ``param``; ``UserError`` naming source/param otherwise.
     A relative ``path`` is relative to ``base`` (default: the current directory)."""
     def bad() -> UserError:  # built only when needed: planning coerces every value of a grid
-        return UserError(f"{source}: parameter '{param.name}' expects {_describe(param)}, got {value!r}")
+        return UserError(f"{source}: parameter '{param.name}' expects {_describe(param)}, got {shown(value)}")
 
     if isinstance(value, (list, tuple, dict)):
         raise bad()
@@ -76,17 +83,17 @@ def coerce(param: Parameter, value: Any, source: str, base: Path | None = None) 
         else:
             out = str(value)
             if MATCH_MARK in out:
-                raise UserError(f"{source}: parameter '{param.name}' got {value!r}; allowed: text "
+                raise UserError(f"{source}: parameter '{param.name}' got {shown(value)}; allowed: text "
                                 f"without '{MATCH_MARK}' (it is how a script names a file its own "
                                 f"steps produce, and is never filled in a parameter value)")
     except (TypeError, ValueError):
         raise bad() from None
     if param.choices and out not in param.choices:
-        raise UserError(f"{source}: parameter '{param.name}' got {value!r}; allowed: "
+        raise UserError(f"{source}: parameter '{param.name}' got {shown(value)}; allowed: "
                         + ", ".join(str(c) for c in param.choices))
     if param.minimum is not None and kind in ("int", "float") and out < param.minimum:
         unit = f" {param.unit}" if param.unit else ""
-        raise UserError(f"{source}: parameter '{param.name}' got {value!r}; allowed: "
+        raise UserError(f"{source}: parameter '{param.name}' got {shown(value)}; allowed: "
                         f">= {param.minimum:g}{unit}")
     return out
 

@@ -68,6 +68,25 @@ class Timerc:
         return Path(os.path.expandvars(value)).expanduser() if value else None
 
 
+def check_output_dir(path: Path, option: str = "-o") -> Path:
+    """An output directory a command will write, checked before it does any work: a file
+    there, or a parent that is not a directory or not writable, is a one-line error naming
+    it (not a crash after an hour of computing). Returns ``path``."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{option} {path}: is a file, not a directory; give a directory (new or "
+                        "existing)")
+    parent = path
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(f"{option} {path}: {parent} is a file, not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{option} {path}: cannot write in {parent} (permission denied); give an "
+                        f"{option} you can write to")
+    return path
+
+
 def positive_int_setting(section: str, settings: dict[str, str], key: str) -> int | None:
     """A backend setting that must be a positive integer; None when absent or empty."""
     value = settings.get(key, "").strip()
@@ -103,8 +122,39 @@ def setting_lines(value: str) -> list[str]:
     return [line.strip() for line in value.splitlines() if line.strip()]
 
 
+#: Settings that are shell code: bash reads its own ``#`` comments there, and ``;`` separates
+#: commands, so they are left whole ([cmssw] init) or lose ``#`` comments only (prologue:
+#: its lines are joined with ';' for HTCondor, where a comment would swallow the rest).
+SHELL_SETTINGS = {"init": "", "prologue": "#"}
+COMMENT_PREFIXES = "#;"
+
+
+def without_comment(line: str, prefixes: str = COMMENT_PREFIXES) -> str:
+    """``line`` without an inline comment: a ``#`` or ``;`` at its start or after a space,
+    outside quotes (``workers = 4   # default: all cores`` is ``4``; ``mail = a@b.org`` and
+    ``+JobFlavour = "a #1"`` keep theirs)."""
+    quote = None
+    for i, ch in enumerate(line):
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in prefixes and (i == 0 or line[i - 1].isspace()):
+            return line[:i].rstrip()
+    return line
+
+
+def _uncommented(key: str, value: str) -> str:
+    prefixes = SHELL_SETTINGS.get(key, COMMENT_PREFIXES)
+    if not prefixes:
+        return value
+    return "\n".join(without_comment(line, prefixes) for line in value.split("\n")).strip("\n")
+
+
 def load_timerc(path: Path | None = None) -> Timerc:
-    """Read timerc; a missing or malformed file is a UserError saying how to fix it."""
+    """Read timerc; a missing or malformed file is a UserError saying how to fix it. Comments
+    may follow a value on its line (``workers = 4   # default: all cores``), as the README's
+    and ``BXRun --init``'s examples write them."""
     path = path or timerc_location()
     if not path.is_file():
         raise UserError(
@@ -116,11 +166,12 @@ def load_timerc(path: Path | None = None) -> Timerc:
     except configparser.Error as exc:
         msg = str(exc).replace("\n", " ")
         raise UserError(f"{path}: not a valid timerc: {msg}") from None
-    return Timerc(path, {s: dict(parser.items(s)) for s in parser.sections()})
+    return Timerc(path, {s: {k: _uncommented(k, v) for k, v in parser.items(s)} for s in parser.sections()})
 
 
 TEMPLATE = """\
-# timecal global configuration (the seed's ~/.config/timerc), written by BXRun --init.
+# timecal global configuration (~/.config/timerc, as the timeCal scripts read it), written by
+# BXRun --init. A comment may follow a value on its line: workers = 4   # all cores if absent
 # TIMECAL_CONFIG=/some/file overrides where this file is looked up.
 
 [paths]

@@ -2,7 +2,8 @@
 
 Safe loading only, plus two things the old scripts did by hand: ``!include other.yml``
 (relative to the including file; cycles are an error) and ``{key}`` placeholders in strings,
-filled from ``--custom key=value``. Every error names the file and line.
+filled from ``--custom key=value`` (quoted or not: ``threshold: {thr}`` is the placeholder,
+not the mapping YAML would read). Every error names the file and line.
 """
 
 from __future__ import annotations
@@ -55,12 +56,37 @@ def _construct_include(loader: _Loader, node: yaml.Node) -> Any:
         raise UserError(f"{_where(loader, node)}: !include cycle: {chain}")
     if not target.is_file():
         raise UserError(f"{_where(loader, node)}: !include {target}: no such file")
-    return _load(target, loader.custom, loader.stack)
+    data = _load(target, loader.custom, loader.stack)
+    if isinstance(data, str) and sum(1 for line in target.read_text(errors="replace").splitlines()
+                                     if line.strip() and not line.lstrip().startswith("#")) > 1:
+        # lines of text read as one long string (any text parses as YAML): not a config
+        raise UserError(f"{_where(loader, node)}: !include {target}: holds text, not YAML data "
+                        "(a mapping, a list or a value); include a YAML file")
+    return data
 
 
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> dict:
+def _placeholder_name(node: yaml.MappingNode) -> str | None:
+    """``{thr}`` written without quotes is, to YAML, a mapping ``{thr: null}``; the seed's
+    users write placeholders so. The name when ``node`` is one."""
+    if node.flow_style and len(node.value) == 1:
+        key, value = node.value[0]
+        if (isinstance(key, yaml.ScalarNode) and key.style is None and _PLACEHOLDER.fullmatch(f"{{{key.value}}}")
+                and isinstance(value, yaml.ScalarNode) and value.tag == "tag:yaml.org,2002:null"
+                and value.value == ""):
+            return key.value
+    return None
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> Any:
     """A mapping, refusing a key given twice (YAML's last-wins would silently drop a line of
-    the user's grid)."""
+    the user's grid); an unquoted ``{key}`` is the placeholder it looks like."""
+    name = _placeholder_name(node)
+    if name is not None:
+        if name not in loader.custom:
+            given = ", ".join(sorted(loader.custom)) or "none"
+            raise UserError(f"{_where(loader, node)}: placeholder {{{name}}} has no value; "
+                            f"pass --custom {name}=VALUE (given: {given})")
+        return str(loader.custom[name])
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
         if key_node.tag == "tag:yaml.org,2002:merge":

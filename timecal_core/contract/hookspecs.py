@@ -163,6 +163,13 @@ class ProductionScript:
     preflight: Callable[[Any], None] | None = None
     check: Callable[[Mapping[str, tuple]], None] | None = None
     cmssw: bool = False
+    #: ``verify(output) -> None | str``: is this finished output a readable file of its kind?
+    #: None when it is, else why not in a few words ("truncated: 100 bytes of the 527,422 its
+    #: header announces"). A task counts as done only when it passes, when it finishes and on
+    #: every rerun (the planner calls it for every result on disk: keep it to a header read,
+    #: e.g. :func:`timecal_core.cms.root_check.root_file_problem`, never a full read). It gets the
+    #: output's path as a str.
+    verify: Callable[[str], str | None] | None = None
 
 
 # --------------------------------------------------------------------------- backends
@@ -183,12 +190,17 @@ class ExecutionBackend:
     the core checks the section against it before anything is written or submitted (an
     unknown key or a bad value is one line), and the timerc reference documents it. A
     backend without a declaration gets its section unchecked.
-    """
+
+    ``check(settings, output_dir)`` validates the backend's timerc section (and whatever else
+    it can tell without starting anything, e.g. its batch commands) when the production is
+    planned, before anything is written: a typo there must not leave a production half set
+    up. It raises :class:`timecal_core.contract.errors.UserError`; ``start`` may check again."""
 
     name: str
     start: Callable[[BackendRequest], Any]
     description: str = ""
     settings: SettingsSection | None = None
+    check: Callable[[Mapping[str, str], Path], None] | None = None
 
 
 # --------------------------------------------------------------------------- aggregators

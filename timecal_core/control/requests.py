@@ -401,6 +401,7 @@ class LocalChannel:
 def describe_end(summary: dict) -> str:
     """The line a monitor shows once nothing is left to run but some tasks did not succeed."""
     c = summary["counts"]
+    why = "'errors' and 'log TASK' show why, " if c[ERROR] else ""
     return (f"nothing left to run: {c[ERROR]} failed for good, {c[CANCELLED]} cancelled. "
-            "'errors' and 'log TASK' show why, 'retry' tries again, 'exit' leaves.")
+            f"{why}'retry' runs them again, 'exit' leaves.")
 

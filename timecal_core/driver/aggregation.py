@@ -36,7 +36,9 @@ def run_aggregators(production_dir: Path, script_name: str, ledger: Ledger | Non
             written = reg.item.run(request)
         except Exception as exc:
             ok = False
-            out(f"aggregator {name} ({reg.distribution}) failed: {type(exc).__name__}: {exc}")
+            text = " ".join(str(exc).split())  # one line, whatever the exception holds
+            out(f"aggregator {name} ({reg.distribution}) failed: {type(exc).__name__}: "
+                + (text[:300] + " ..." if len(text) > 300 else text))
             if verbose:
                 out(traceback.format_exc())
             continue

@@ -5,6 +5,7 @@ whether the driver lives."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -14,6 +15,8 @@ from pathlib import Path
 from ..control.requests import Control
 from ..control.unix_socket import ControlServer, write_record
 from ..run.lock import _process_start
+
+log = logging.getLogger("timecal.driver")
 
 
 class ControlEndpoint:
@@ -35,7 +38,10 @@ class ControlEndpoint:
         self.server.close(linger=3.0)  # let attached monitors read the end
         self.record["stopped"] = "production complete" if self.loop.complete else \
             (self.loop.stopped or "ended")
-        self.beat()
+        try:
+            self.beat()
+        except OSError:  # a full disk: the lock and the dead PID still tell the truth
+            log.warning("driver record not written")
 
 
 def open_control_endpoint(control: Control, loop, production_dir: Path,

@@ -24,14 +24,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..control.requests import Bulletin, Control, describe_end
-from ..ledger.records import CANCELLED, DONE, ERROR, PENDING
+from ..ledger.records import CANCELLED, DONE, ERROR, PENDING, PLANNED
 from ..ledger.sqlite_ledger import Ledger
 from ..run.engine import Engine, MIN_TICK_GAP, ProductionOptions
-from ..textformat import render_table
-from ..views.status_text import render_errors
+from ..views.status_text import describe_left
 from .aggregation import run_aggregators
 from .control_endpoint import open_control_endpoint
-from .driver_log import DaskLogToFile, driver_log_path, quiet_workers
+from .driver_log import DaskLogToFile, driver_log_path, quiet_workers, workers_ignore_interrupts
 from .notify import SECTION as NOTIFY
 from .notify import Notifier
 from .status_page_writer import StatusPageWriter
@@ -88,6 +87,8 @@ class ProductionLoop:
             if self._wake.is_set():
                 self._wake.clear()
                 next_tick = min(next_tick, time.monotonic() + self.interval)
+            if self.engine.broken is not None:  # ledger or disk: nothing can be recorded any more
+                raise self.engine.broken
             if self.stopped is not None:
                 break
             now = time.monotonic()
@@ -140,20 +141,30 @@ def _stop_on_signals(loop: ProductionLoop):
 
 
 def _print_failures(ledger: Ledger, production_dir: Path, say: Callable[[str], None],
-                    limit: int = 20) -> None:
+                    shown: int = 5) -> None:
+    """What did not succeed, once per cause and message: the count, the message (once), a
+    few of its tasks and the log of one (``BXRun --status`` and ``errors`` have the rest)."""
     from ..run.tasks import log_path
 
-    rows = [t for t in ledger.tasks(ERROR)] + [t for t in ledger.tasks(CANCELLED)]
-    say(f"BXRun: {len(rows)} task(s) did not succeed:")
-    table = []
-    for t in rows[:limit]:
-        path = log_path(production_dir, t.dirname)
-        table.append((t.task_id, t.state, t.attempts, t.reason or "", path or "-"))
-    say(render_table(("task", "state", "attempts", "error", "log"), table))
-    if len(rows) > limit:
-        say(f"... and {len(rows) - limit} more (BXRun --status -o {production_dir})")
-    say("by error:\n" + render_errors(ledger.error_groups()))
-    say("BXRun: rerun the same command to retry them.")
+    groups: dict[tuple[str, str], list] = {}
+    for t in ledger.tasks(ERROR):
+        groups.setdefault((t.cause or "?", t.reason or "?"), []).append(t)
+    cancelled = ledger.tasks(CANCELLED)
+    n = sum(len(g) for g in groups.values()) + len(cancelled)
+    say(f"BXRun: {n} task(s) did not succeed ({n - len(cancelled)} failed for good in "
+        f"{len(groups)} way(s), {len(cancelled)} cancelled):")
+    for (cause, reason), rows in sorted(groups.items(), key=lambda item: -len(item[1])):
+        ids = sorted(t.task_id for t in rows)
+        listed = ", ".join(ids[:shown]) + (f" and {len(ids) - shown} more" if len(ids) > shown else "")
+        say(f"  {len(rows)} x {cause}: {reason}")
+        say(f"      tasks {listed}; log of {ids[0]}: "
+            f"{log_path(production_dir, next(t for t in rows if t.task_id == ids[0]).dirname) or '-'}")
+    if cancelled:
+        ids = sorted(t.task_id for t in cancelled)
+        say(f"  {len(ids)} cancelled: " + ", ".join(ids[:shown])
+            + (f" and {len(ids) - shown} more" if len(ids) > shown else ""))
+    say(f"BXRun: rerun the same command to retry them (BXRun --status -o {production_dir} "
+        "shows where they fail).")
 
 
 def run_production(plan, backend, request, options: ProductionOptions, timerc,
@@ -171,7 +182,8 @@ def run_production(plan, backend, request, options: ProductionOptions, timerc,
     production_dir = Path(plan.production_dir)
     ledger = Ledger.create(production_dir)
     try:
-        report = ledger.reconcile(plan.tasks, plan.done, note=f"driver started (PID {os.getpid()})")
+        report = ledger.reconcile(plan.tasks, plan.done, note=f"driver started (PID {os.getpid()})",
+                                  run=getattr(plan, "run", None))
         if report.describe():
             print(f"BXRun: ledger: {report.describe()}")
         if not ledger.ids_in_state(PENDING):
@@ -182,7 +194,8 @@ def run_production(plan, backend, request, options: ProductionOptions, timerc,
                             production_dir, note=ledger.note)
         with DaskLogToFile(production_dir), quiet_workers(), \
                 dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-            running = backend.start(request)
+            with workers_ignore_interrupts():  # Ctrl-C is the driver's: it stops them itself
+                running = backend.start(request)
             try:
                 with Client(running.cluster, security=running.security, set_as_default=False) as client:
                     if running.dashboard_link:
@@ -223,9 +236,8 @@ def run_production(plan, backend, request, options: ProductionOptions, timerc,
 
         try:
             if not finished:
-                left = len(ledger.ids_in_state(PENDING))
                 why = loop.stopped or "stopped"
-                say(f"BXRun: {why}; rerun the same command to resume ({left} tasks left)")
+                say(f"BXRun: {why}; {describe_left(ledger.counts())}: rerun the same command to resume")
                 code = 128 + signal.Signals[why.split()[1]].value if why.startswith("signal ") else 1
             else:
                 code = _finish(plan, ledger, timerc, options, engine, say=say, pilot=pilot)
@@ -264,12 +276,13 @@ def _finish(plan, ledger: Ledger, timerc, options: ProductionOptions, engine: En
     production_dir = Path(plan.production_dir)
     counts = ledger.counts()
     total = sum(counts.values())
-    if counts[DONE] != total:
+    if counts[DONE] + counts[PLANNED] != total:
         _print_failures(ledger, production_dir, say)
         return 1
     if pilot:
-        ledger.note(f"pilot complete: {total} tasks done")
-        say(f"BXRun: pilot complete: {total} tasks done")
+        ledger.note(f"pilot complete: {counts[DONE]} of the grid's {total} tasks done")
+        say(f"BXRun: pilot complete: {counts[DONE]} of the grid's {total} tasks done, "
+            f"{counts[PLANNED]} planned")
         return 0
     ledger.note("production complete")
     ok = run_aggregators(production_dir, plan.script.name, ledger, timerc, options.verbose,

@@ -26,12 +26,12 @@ class StatusPageWriter:
         snap = self.engine.last_snapshot
         if final or snap is None:  # the cluster is gone at the end: the ledger's view only
             snap = self.engine.snapshot(with_cluster=False)
-        summary = {"counts": snap.counts, "rate": snap.rate, "eta": snap.eta,
+        summary = {"counts": snap.counts, "rate": snap.rate, "eta": snap.eta, "running": not final,
                    "elapsed": snap.elapsed, "cluster": render_cluster(snap.cluster),
                    "batch": snap.batch_jobs,
                    "driver": describe_driver(read_record(self.production_dir))}
         try:
             write(self.production_dir, render(self.engine.ledger, self.production_dir, summary,
-                                              self.loop.interval))
+                                              self.loop.interval, order=getattr(self.engine.plan, "order", ())))
         except OSError as exc:  # a full disk must not stop the production
             log.warning("status page not written: %s", exc)

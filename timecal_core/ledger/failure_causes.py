@@ -26,6 +26,7 @@ message ``same_exit`` times in a row (deterministic) fails the task for good. A 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -54,6 +55,32 @@ RETRY = SettingsSection("retry", tuple(
          "``retry`` or a rerun of the same command gives tasks failed for good a fresh set.")
 OOM_FRACTION = 0.9  # a SIGKILL at this fraction of the memory limit is taken for an OOM kill
 DEFAULT_SAME_EXIT = int(RETRY.default("same_exit"))
+MESSAGE_LIMIT = 300  # characters of a failure's message; the whole text stays in task.log
+CUT = " [...: the task's log has it all]"
+# Where a step's error begins: "prog: error: ...", "ValueError: ...", "Error in <TFile>",
+# CMSSW's "Exception Message:" (whose sentence is on the next lines), "FATAL ...".
+_ERROR_START = re.compile(r"\berror\b|^[\w.]*(Error|Exception)\b|^Exception Message:|\bfatal\b",
+                          re.IGNORECASE)
+_RULE = re.compile(r"^[-=*#]{3,}")  # a ruler line of a framework's report, not a sentence
+
+
+def error_sentence(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """The error a step's log ends with, as one line of at most ``limit`` characters: from
+    the last line where an error begins to the end (a message that spans lines is whole, a
+    traceback gives its exception's line), its whitespace collapsed; the last line when
+    nothing looks like an error. A longer one is cut and says so: a ROOT file that lists
+    its 80,000 characters of keys must not become the message of every failure."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    while lines and _RULE.match(lines[-1]):  # "----- End Fatal Exception -----"
+        lines.pop()
+    if not lines:
+        return ""
+    start = next((i for i in range(len(lines) - 1, -1, -1)
+                  if _ERROR_START.search(lines[i]) and not _RULE.match(lines[i])), len(lines) - 1)
+    sentence = " ".join(" ".join(lines[start:]).split())
+    if len(sentence) <= limit:
+        return sentence
+    return sentence[:limit - len(CUT)].rstrip() + CUT
 
 
 def kind(cause: str | None) -> str:

@@ -12,12 +12,15 @@ from pathlib import Path
 from ..contract.errors import UserError
 
 
-PENDING, RUNNING, DONE, FAILED, ERROR, CANCELLED = (
-    "pending", "running", "done", "failed", "error", "cancelled")
+PLANNED, PENDING, RUNNING, DONE, FAILED, ERROR, CANCELLED = (
+    "planned", "pending", "running", "done", "failed", "error", "cancelled")
 #: Every state, in the order status displays them. ``failed`` is retryable (it is resubmitted
-#: at the next interval), ``error`` is failed for good (attempts exhausted).
-STATES = (PENDING, RUNNING, DONE, FAILED, ERROR, CANCELLED)
+#: at the next interval), ``error`` is failed for good (attempts exhausted). ``planned``: in
+#: the grid but not submitted by any run yet (the rest of a ``--pilot``, until launched):
+#: the ledger always holds the whole planned grid, so that every count is over it.
+STATES = (PLANNED, PENDING, RUNNING, DONE, FAILED, ERROR, CANCELLED)
 STATE_HELP = {
+    PLANNED: "in the grid, not submitted yet (the rest of a pilot: BXRun -o OUT launches it)",
     PENDING: "waiting for a worker",
     RUNNING: "executing on a worker",
     DONE: "complete on disk",

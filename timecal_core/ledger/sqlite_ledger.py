@@ -22,13 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from .failure_causes import RetryPolicy, USER, kind, step_cause
-from .records import (CANCELLED, DONE, ERROR, FAILED, PENDING, RUNNING, STATES, Completion, Event,
-                      Failure, LedgerUnavailable, ReconcileReport, TaskRow, rebuild_hint)
+from .integrity import LEDGER_NAME, check_whole, damaged
+from .records import (CANCELLED, DONE, ERROR, FAILED, PENDING, PLANNED, RUNNING, STATES, Completion,
+                      Event, Failure, LedgerUnavailable, ReconcileReport, TaskRow, rebuild_hint)
 
-LEDGER_NAME = "ledger.sqlite"
 SCHEMA_VERSION = "2"
 READABLE_VERSIONS = ("1", "2")  # --status reads a schema 1 ledger (a driver upgrades it)
-
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -123,6 +122,7 @@ class Ledger:
         """Open the ledger for writing, creating it if absent (the driver's side)."""
         path = Path(production_dir) / LEDGER_NAME
         path.parent.mkdir(parents=True, exist_ok=True)
+        check_whole(production_dir)  # damage found now, not while recording completions
         try:
             db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
@@ -140,8 +140,7 @@ class Ledger:
             raise LedgerUnavailable(f"{path}: cannot open the ledger ({exc}); check the "
                                     "directory's permissions and free space") from None
         except sqlite3.DatabaseError as exc:
-            raise LedgerUnavailable(f"{path}: the ledger is corrupt ({exc}); move it away and "
-                                    f"{rebuild_hint(Path(production_dir))}") from None
+            raise damaged(path, exc) from None
         return cls(path, db)
 
     @classmethod
@@ -152,17 +151,14 @@ class Ledger:
         if not path.is_file():
             raise LedgerUnavailable(f"{path}: no ledger in this production; "
                                     f"{rebuild_hint(Path(production_dir))}")
+        check_whole(production_dir)
         try:
             db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30,
                                  isolation_level=None, check_same_thread=False)
-            check = db.execute("PRAGMA quick_check").fetchone()[0]
-            if check != "ok":
-                raise sqlite3.DatabaseError(check)
             version = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
             db.execute("SELECT task_id, state FROM tasks LIMIT 1").fetchall()
         except sqlite3.DatabaseError as exc:
-            raise LedgerUnavailable(f"{path}: the ledger is corrupt or unreadable ({exc}); "
-                                    f"{rebuild_hint(Path(production_dir))}") from None
+            raise damaged(path, exc) from None
         if version is None or version[0] not in READABLE_VERSIONS:
             raise LedgerUnavailable(f"{path}: not a ledger of this timecal version; "
                                     f"{rebuild_hint(Path(production_dir))}")
@@ -176,41 +172,60 @@ class Ledger:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write; damage found only now is the one line of :func:`damaged` (a full
+        disk stays an OperationalError: the commands say it in their own line)."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    try:
+                        self._db.execute("ROLLBACK")
+                    except sqlite3.Error:  # damaged, or no transaction left to roll back
+                        pass
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.OperationalError:
                 raise
-            self._db.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                raise damaged(self.path, exc) from None
 
     # ------------------------------------------------------------------ writing
     def reconcile(self, tasks: Iterable[Any], done_on_disk: set[str],
-                  note: str = "") -> ReconcileReport:
+                  note: str = "", run: set[str] | None = None) -> ReconcileReport:
         """Make the ledger agree with the plan and with disk before submitting anything.
 
-        ``tasks`` are TaskSpec-like objects (task_id, dirname, params). A task is done iff
-        its result is on disk; every other task of the plan becomes pending. Tasks failed for
-        good or cancelled get a fresh attempt budget (a new run is the user's decision to try
-        again); interrupted ones keep their count. History stays in the events table. Rows
-        of tasks no longer in the grid are dropped unless done.
+        ``tasks`` are TaskSpec-like objects (task_id, dirname, params): the whole grid. A
+        task is done iff its result is on disk; every other task this run runs (``run``,
+        default all) becomes pending, the others (a pilot's run covers a few) planned. Tasks
+        failed for good, cancelled or planned get a fresh attempt budget (a new run is the
+        user's decision to try again); interrupted ones keep their count. History stays in
+        the events table. Rows of tasks no longer in the grid are dropped unless done.
         """
         now = time.time()
-        new = found_done = lost = requeued = 0
+        new = found_done = lost = requeued = launched = 0
         with self.transaction() as db:
             known = dict(db.execute("SELECT task_id, state FROM tasks"))
             planned: set[str] = set()
-            inserts, to_done, to_pending, to_fresh, events = [], [], [], [], []
+            inserts, to_done, to_pending, to_fresh, to_planned, events = [], [], [], [], [], []
             for spec in tasks:
                 tid = spec.task_id
                 planned.add(tid)
                 state = known.get(tid)
                 on_disk = tid in done_on_disk
+                waits = PENDING if run is None or tid in run else PLANNED
                 if state is None:
                     inserts.append((tid, spec.dirname, json.dumps(dict(spec.params), sort_keys=True),
-                                    DONE if on_disk else PENDING, now))
+                                    DONE if on_disk else waits, now))
                     new += 1
+                elif not on_disk and waits == PLANNED:  # not this run's: whatever it was, it waits
+                    if state != PLANNED:
+                        to_planned.append((now, tid))
+                        events.append((now, tid, PLANNED, f"left for the production's launch (was {state})"))
+                elif not on_disk and state == PLANNED:  # launched after its pilot
+                    to_fresh.append((now, tid))
+                    launched += 1
                 elif on_disk and state != DONE:
                     to_done.append((now, tid))
                     events.append((now, tid, DONE, "found complete on disk"))
@@ -230,11 +245,15 @@ class Ledger:
                            "updated=? WHERE task_id=?", to_pending)
             db.executemany("UPDATE tasks SET state='pending', base=attempts, worker=NULL, "
                            "start=NULL, end=NULL, updated=? WHERE task_id=?", to_fresh)
+            db.executemany("UPDATE tasks SET state='planned', worker=NULL, start=NULL, end=NULL, "
+                           "updated=? WHERE task_id=?", to_planned)
             stale = [(tid,) for tid, state in known.items() if tid not in planned and state != DONE]
             db.executemany("DELETE FROM tasks WHERE task_id=?", stale)
             events.extend((now, tid, None, "no longer in the grid: dropped") for (tid,) in stale)
             if new:
                 events.append((now, None, PENDING, f"{new} tasks added to the ledger"))
+            if launched:
+                events.append((now, None, PENDING, f"{launched} planned tasks submitted"))
             if note:
                 events.append((now, None, None, note))
             db.executemany("INSERT INTO events (time, task_id, state, detail) VALUES (?, ?, ?, ?)",
@@ -423,8 +442,7 @@ class Ledger:
         except sqlite3.OperationalError:
             raise
         except sqlite3.DatabaseError as exc:
-            raise LedgerUnavailable(f"{self.path}: the ledger is corrupt or unreadable ({exc}); "
-                                    f"{rebuild_hint(self.path.parent)}") from None
+            raise damaged(self.path, exc) from None
 
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys(STATES, 0)
@@ -532,11 +550,11 @@ class Ledger:
                     "SELECT task_id, start, end, attempts FROM tasks")}
 
     def not_run(self) -> list[str]:
-        """Tasks with no attempt run to its end yet (pending, running or cancelled, never
-        failed): a task not run yet can neither fail nor succeed, so failures are not
+        """Tasks with no attempt run to its end yet (planned, pending, running or cancelled,
+        never failed): a task not run yet can neither fail nor succeed, so failures are not
         compared with it (read in SQL: the few, not every row)."""
         return [r[0] for r in self._query("SELECT task_id FROM tasks WHERE state IN "
-                                          "('pending', 'running', 'cancelled') AND reason IS NULL")]
+                                          "('planned', 'pending', 'running', 'cancelled') AND reason IS NULL")]
 
     def columns(self, names: Iterable[str], failures_only: bool = False) -> list[tuple]:
         """Some columns of every task, undecoded and unsorted (the monitor's maps and failure

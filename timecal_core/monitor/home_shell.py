@@ -20,7 +20,8 @@ from ..config.parameter_table import parameter_table
 from ..config.timerc import load_timerc
 from ..contract.plugins import describe, get_registry
 from ..control.unix_socket import driver_alive, read_record
-from ..ledger.records import DONE, ERROR, FAILED, LedgerUnavailable, RUNNING
+from ..ledger.records import (CANCELLED, DONE, ERROR, FAILED, PENDING, PLANNED, RUNNING,
+                              LedgerUnavailable)
 from ..ledger.sqlite_ledger import LEDGER_NAME, Ledger
 from ..textformat import render_table
 from .shell_parsers import HIDDEN_BUILTINS, history_path
@@ -71,7 +72,9 @@ def production_row(name: str, path: Path) -> tuple:
         driver = "dead"
     else:
         driver = "-"
-    return (name, script, total, f"{counts[DONE]}/{counts[FAILED] + counts[ERROR]}/{counts[RUNNING]}",
+    not_run = counts[PLANNED] + counts[PENDING] + counts[CANCELLED]
+    return (name, script, total,
+            f"{counts[DONE]}/{counts[FAILED] + counts[ERROR]}/{counts[RUNNING]}/{not_run}",
             driver, time.strftime("%Y-%m-%d %H:%M", time.localtime(when)) if when else "")
 
 
@@ -134,14 +137,15 @@ class HomeShell(cmd2.Cmd):
         """A timecal command on this terminal, as if typed."""
         return subprocess.run(list(argv), env=os.environ.copy()).returncode
 
-    @with_argparser(lambda: Cmd2ArgumentParser(description="Every production: script, tasks, "
-                    "done/failed/running, whether its driver is alive, last activity."))
+    @with_argparser(lambda: Cmd2ArgumentParser(description="Every production: script, tasks of "
+                    "its grid, how many are done/failed/running/not run yet (planned, pending "
+                    "or cancelled), whether its driver is alive, last activity."))
     def do_productions(self, _args) -> None:
         rows = [production_row(n, p) for n, p in sorted(self.productions().items())]
         if not rows:
             self.poutput("no production yet under " + ", ".join(map(str, self.roots)))
             return
-        self.poutput(render_table(("production", "script", "tasks", "done/failed/running",
+        self.poutput(render_table(("production", "script", "tasks", "done/failed/running/not run",
                                    "driver", "last activity"), rows))
 
     def do_run(self, statement) -> None:

@@ -15,6 +15,8 @@ are cmd2 settables (``set interval 10``) as well as the seed's commands.
 
 from __future__ import annotations
 
+import errno
+import os
 import shutil
 import threading
 import time
@@ -27,6 +29,7 @@ from cmd2 import rich_utils
 from ..control.requests import ControlError
 from ..ledger.records import ERROR, FAILED, STATES
 from ..textformat import format_bytes, format_duration, render_table
+from ..views.status_text import describe_left
 from ..views.failure_groups import render_failure_groups
 from .shell_parsers import (HIDDEN_BUILTINS, SelectionStatementParser, _adapt_parser, _cancel_completer,
                             _console_exit, _errors_parser, _grid_parser, _interval_parser, _log_parser,
@@ -34,6 +37,8 @@ from .shell_parsers import (HIDDEN_BUILTINS, SelectionStatementParser, _adapt_pa
                             _verbose_parser, history_path)
 
 POLL = 0.25  # seconds between two looks at what the driver published
+CTRL_C_HINT = ("^C (the production goes on: its driver runs on its own; 'exit' stops it, to resume "
+               "later; 'detach' or Ctrl-D leaves it running)")
 
 
 def backend_command_set(backend: str, commands: list[list[str]], taken: set[str],
@@ -88,6 +93,20 @@ class MonitorShell(cmd2.Cmd):
         self._closing = threading.Event()
         self._seen = self.ask("updates", after=0)["last"]  # what came before the intro
         self._register_backend_commands()
+        self._explain_ctrl_c()
+
+    def _explain_ctrl_c(self) -> None:
+        """Ctrl-C at the prompt drops the line being typed, as in a shell, and says what it
+        did not do: the production goes on (its driver runs on its own), 'exit' stops it."""
+        bindings = getattr(self.main_session, "key_bindings", None)
+        if bindings is None or not hasattr(bindings, "add"):
+            return
+        from prompt_toolkit.application import run_in_terminal
+
+        @bindings.add("c-c")
+        def _(event) -> None:
+            event.app.current_buffer.reset()
+            run_in_terminal(lambda: print(CTRL_C_HINT, flush=True))
 
     def ask(self, op: str, **args) -> dict:
         return self.channel.request(op, **args)
@@ -188,6 +207,12 @@ class MonitorShell(cmd2.Cmd):
                                  "or cancelled tasks it selects."))
     def do_retry(self, args) -> None:
         answer = self.ask("retry", tasks=None, select=args.tasks or None)
+        if not answer["changed"]:
+            self.poutput("nothing to retry: " + (
+                f"the {answer['asked']} task(s) selected are done, pending or running (retry "
+                "applies to failed and cancelled tasks)" if answer["asked"] else
+                "no task failed or was cancelled"))
+            return
         self.poutput(f"resubmitted {answer['changed']} task(s)" +
                      ("" if answer["changed"] == answer["asked"] or not answer["asked"]
                       else f" of {answer['asked']} selected (the others are not failed or cancelled)"))
@@ -280,8 +305,13 @@ class MonitorShell(cmd2.Cmd):
                              "out changes nothing); 'timecal attach OUT' comes back."))
     def do_detach(self, _args) -> bool:
         summary = self.ask("summary")
-        self.poutput(f"detached: the driver goes on; 'timecal attach {summary['production']}' "
-                     "comes back")
+        if summary["finished"]:  # it only waited for a monitor: leaving ends it
+            self.poutput(f"detached: nothing is left to run, so the driver ends; "
+                         f"{describe_left(summary['counts'])}: rerun the same command to retry them")
+            self.ask("finish")
+        else:
+            self.poutput(f"detached: the driver goes on; 'timecal attach {summary['production']}' "
+                         "comes back")
         self.detached = True
         return True
 
@@ -397,6 +427,10 @@ class MonitorShell(cmd2.Cmd):
         for line in self.ask("aggregate")["lines"]:
             self.poutput(line)
 
+    @with_argparser(_no_args("Clear the screen (the production goes on; 'status' shows it again)."))
+    def do_clear(self, _args) -> None:
+        self.poutput("\x1b[H\x1b[2J\x1b[3J", end="")
+
     @with_argparser(_no_args("The batch system's jobs of this cluster (none for local)."))
     def do_jobs(self, _args) -> None:
         answer = self.ask("jobs")
@@ -413,6 +447,21 @@ class MonitorShell(cmd2.Cmd):
             self.register_command_set(command_set)
 
 
+#: what writing to a terminal that is gone raises (a hung-up pty, a closed pipe)
+TERMINAL_GONE = (errno.EIO, errno.EPIPE, errno.ENXIO, errno.EBADF)
+
+
+def _silence() -> None:
+    """Point the standard streams at /dev/null: whatever is still flushed at exit goes
+    nowhere instead of raising on a terminal that is gone."""
+    try:
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+    except OSError:
+        pass
+
+
 class ShellMonitor:
     """The monitor on a terminal, attached to a driver (in a process of its own) through a
     channel; returns the exit code the command should end with."""
@@ -425,9 +474,19 @@ class ShellMonitor:
 
     def __call__(self, channel) -> int:
         shell = MonitorShell(channel, self.history_file)
-        shell.cmdloop(intro=channel.request("status")["text"] +
-                      "\nmonitor: 'help' lists the commands, 'exit' stops, 'detach' leaves "
-                      "the driver running")
+        try:
+            shell.cmdloop(intro=channel.request("status")["text"] +
+                          "\nmonitor: 'help' lists the commands, 'exit' stops, 'detach' leaves "
+                          "the driver running")
+        except OSError as exc:
+            if exc.errno not in TERMINAL_GONE:
+                raise
+            # the terminal went away (window closed, SSH dropped): the driver goes on, and
+            # there is no one left to tell anything to
+            shell._closing.set()
+            _silence()
+            self.detached = True
+            return 0
         self.detached = shell.detached
         if shell.detached:
             return 0

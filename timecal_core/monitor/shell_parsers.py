@@ -35,7 +35,9 @@ def _state_choices(_app=None) -> Choices:
     return Choices.from_values(STATES)
 
 
-_TERM_TOKEN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*(<=|>=|!=|==|=|<|>)[^|>;<]*$")
+# NAME then operator characters, whatever follows: a term, even a mistyped one
+# (threshold>>5 is a filter to refuse with its reason, not 'threshold' appended to a file 5)
+_TERM_TOKEN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*[<>=!][^|;]*$")
 
 SELECTION_HELP = ("task ids (a unique prefix is enough) and/or filter terms NAME OP VALUE "
                   "(OP: = != < <= > >=; VALUE,VALUE: any of; terms all hold), e.g. "

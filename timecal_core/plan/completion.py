@@ -10,6 +10,13 @@ like a task is never counted; the planner reports each kind in one line and move
 incomplete ones and the second copies aside into ``results/.stale/`` (never deleting: what
 the user made by hand is theirs), so that they are rerun.
 
+Nothing here follows a symbolic link: a link where a result directory goes (to a folder
+outside the production, say) is neither a result nor a place to write one. It is moved
+aside like an incomplete result, so that the task's new output is renamed into a real
+directory of the production (:func:`completed` is the worker's side of the same rule).
+The script may also say what a readable output is (``ProductionScript.verify``: a ROOT
+file's header and top-level keys, not a full read): a truncated file is not done.
+
 Planning 30,000 points must stay well under a second with half of them done, so this reads
 what it must in one pass: one directory listing, then for each directory of a planned task
 its ``params.json`` and one ``stat`` of its output; directories of other tasks are not
@@ -22,7 +29,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +42,9 @@ ID_LENGTH = 10
 SHOWN = 3  # names quoted per kind in the planner's report
 READ_SIZE = 1 << 16
 _loads = json.JSONDecoder().decode
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+#: ``ProductionScript.verify``: None when an output (its path, a str) is readable, else why not
+Verify = Callable[[str], "str | None"]
 
 
 def task_id_of(params: Mapping[str, Any]) -> str:
@@ -54,51 +64,56 @@ class ResultScan:
     copies: list[str] = field(default_factory=list)  # another directory claiming a planned task
     foreign: list[str] = field(default_factory=list)  # a directory of no task of this grid
     files: list[str] = field(default_factory=list)  # a plain file named like a task
+    #: a planned task's directory whose output the script's verify refuses: name -> why
+    damaged: dict[str, str] = field(default_factory=dict)
+    #: a symbolic link or plain file where a planned task's result directory goes: name -> what
+    in_the_way: dict[str, str] = field(default_factory=dict)
 
     @property
     def to_move(self) -> list[str]:
         """Entries the planner moves aside before rerunning their tasks."""
-        return self.incomplete + self.copies
+        return self.incomplete + sorted(self.damaged) + sorted(self.in_the_way) + self.copies
 
     def only(self, task_id: str) -> ResultScan:
         """What concerns one task (``BXRun --run`` shares ``-o`` with other runs)."""
-        def mine(names: list[str]) -> list[str]:
-            return [n for n in names if n.rpartition(SEPARATOR)[2] == task_id]
+        def mine(names):
+            kept = [n for n in names if n.rpartition(SEPARATOR)[2] == task_id]
+            return {n: names[n] for n in kept} if isinstance(names, dict) else kept
 
         return ResultScan({k: v for k, v in self.done.items() if k == task_id}, mine(self.incomplete),
-                          mine(self.copies), mine(self.foreign), mine(self.files))
+                          mine(self.copies), mine(self.foreign), mine(self.files), mine(self.damaged),
+                          mine(self.in_the_way))
 
     def report(self) -> list[str]:
-        """One line per kind found, with counts and a few names."""
-        def names(items: list[str]) -> str:
-            shown = ", ".join(items[:SHOWN])
-            return shown + (f" and {len(items) - SHOWN} more" if len(items) > SHOWN else "")
+        """One line per kind found, with counts and a few names (and why, where known)."""
+        def names(items: list[str] | dict[str, str]) -> str:
+            keys = sorted(items) if isinstance(items, dict) else items
+            shown = ", ".join(f"{k} ({items[k]})" if isinstance(items, dict) else k for k in keys[:SHOWN])
+            return shown + (f" and {len(keys) - SHOWN} more" if len(keys) > SHOWN else "")
 
-        def n(count: int, one: str, many: str) -> str:
-            return f"{count} {one if count == 1 else many}"
-
-        lines = []
-        if self.incomplete:
-            lines.append(f"{n(len(self.incomplete), 'result directory is', 'result directories are')} "
-                         f"incomplete and will be rerun (moved to {RESULTS}/{STALE}/): "
-                         f"{names(self.incomplete)}")
-        if self.copies:
-            lines.append(f"{n(len(self.copies), 'directory is a second copy', 'directories are second copies')}"
-                         f" of a task and not counted (moved to {RESULTS}/{STALE}/): {names(self.copies)}")
-        if self.foreign:
-            lines.append(f"{n(len(self.foreign), 'directory does', 'directories do')} not belong to this "
-                         f"grid (left in place, not counted): {names(self.foreign)}")
-        if self.files:
-            lines.append(f"{n(len(self.files), 'plain file is', 'plain files are')} named like a result "
-                         f"(left in place, not counted): {names(self.files)}")
-        return lines
+        stale = f"{RESULTS}/{STALE}/"
+        kinds = (  # what, (one, many), what becomes of it
+            (self.damaged, ("result holds", "results hold"),
+             f"an unreadable output and will be rerun (moved to {stale})"),
+            (self.in_the_way, ("entry stands", "entries stand"),
+             f"where a result directory goes and will be moved to {stale} (never followed, its task reruns)"),
+            (self.incomplete, ("result directory is", "result directories are"),
+             f"incomplete and will be rerun (moved to {stale})"),
+            (self.copies, ("directory is a second copy", "directories are second copies"),
+             f"of a task and not counted (moved to {stale})"),
+            (self.foreign, ("directory does", "directories do"),
+             "not belong to this grid (left in place, not counted)"),
+            (self.files, ("plain file is", "plain files are"),
+             "named like a result (left in place, not counted)"))
+        return [f"{len(items)} {forms[len(items) != 1]} {fate}: {names(items)}"
+                for items, forms, fate in kinds if items]
 
 
 def _record(directory: str, dir_fd: int | None = None) -> dict | None:
     """The params.json of ``directory`` (relative to ``dir_fd`` if given), or None when it is
-    missing or unreadable."""
+    missing, a symbolic link or unreadable."""
     try:  # os.open/os.read: a third of the cost of open() for 15,000 small files
-        fd = os.open(directory + "/" + PARAMS_NAME, os.O_RDONLY, dir_fd=dir_fd)
+        fd = os.open(directory + "/" + PARAMS_NAME, os.O_RDONLY | NOFOLLOW, dir_fd=dir_fd)
         try:
             data = os.read(fd, READ_SIZE)
             while len(data) % READ_SIZE == 0 and data:  # a record larger than READ_SIZE
@@ -114,15 +129,55 @@ def _record(directory: str, dir_fd: int | None = None) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
-def _output_ok(directory: str, record: dict, dir_fd: int | None = None) -> bool:
+ABSENT = "absent"  # _output_problem: no non-empty output file at all (an incomplete result)
+
+
+def _output_problem(directory: str, record: dict, dir_fd: int | None = None,
+                    verify: Verify | None = None, base: str = "") -> str | None:
+    """None when the output ``record`` names is a non-empty regular file (not a link) that
+    ``verify`` accepts; :data:`ABSENT` when there is none; otherwise what is wrong with it."""
     output = record.get("output")
     if not isinstance(output, str) or not output or "/" in output or output.startswith("."):
-        return False
+        return ABSENT
     try:
-        st = os.stat(directory + "/" + output, dir_fd=dir_fd)
+        st = os.stat(directory + "/" + output, dir_fd=dir_fd, follow_symlinks=False)
     except OSError:
-        return False
-    return st.st_size > 0 and (st.st_mode & 0o170000) == 0o100000  # a non-empty regular file
+        return ABSENT
+    if st.st_size == 0 or (st.st_mode & 0o170000) != 0o100000:  # a non-empty regular file
+        return ABSENT
+    if verify is None:
+        return None
+    try:  # a str: a Path object per result costs more than the check itself
+        return verify(os.path.join(base, directory, output))
+    except Exception as exc:  # a plugin's check must not take the planner down
+        return f"its check failed: {type(exc).__name__}: {exc}"[:200]
+
+
+def completed(results: Path, dirname: str, task_id: str, verify: Verify | None = None) -> dict | None:
+    """The record of ``results/<dirname>`` when it is a done result of ``task_id``: a real
+    directory (a link is not followed), a readable params.json naming the task, an output
+    the script's ``verify`` accepts. The worker asks before running a task and when its
+    rename into place fails."""
+    try:
+        fd = os.open(os.path.join(results, dirname), os.O_RDONLY | os.O_DIRECTORY | NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        record = _record(".", fd)
+        if record is None or record.get("task_id") != task_id or \
+                _output_problem(".", record, fd, verify, os.path.join(results, dirname)) is not None:
+            return None
+        return record
+    finally:
+        os.close(fd)
+
+
+def describe_entry(path: Path) -> str:
+    """What stands at ``path`` when it is not a directory: a link and its target, or a file."""
+    try:
+        return f"a symbolic link to {os.readlink(path)}"
+    except OSError:
+        return "a plain file" if os.path.lexists(path) else "nothing"
 
 
 def _entries(results: Path) -> list[os.DirEntry]:
@@ -133,9 +188,10 @@ def _entries(results: Path) -> list[os.DirEntry]:
         return []
 
 
-def scan_results(results: Path, planned: Mapping[str, tuple[str, Mapping[str, Any]]]) -> ResultScan:
+def scan_results(results: Path, planned: Mapping[str, tuple[str, Mapping[str, Any]]],
+                 verify: Verify | None = None) -> ResultScan:
     """Sort ``results/`` against a plan: ``planned`` maps task id -> (directory name,
-    canonical parameters)."""
+    canonical parameters); ``verify`` is the script's check of an output."""
     scan = ResultScan()
     try:  # names resolved from results/ itself, not from / for each of 15,000 files
         dir_fd = os.open(results, os.O_RDONLY | os.O_DIRECTORY)
@@ -148,10 +204,13 @@ def scan_results(results: Path, planned: Mapping[str, tuple[str, Mapping[str, An
         for entry in entries:
             name = entry.name
             tid = name.rpartition(SEPARATOR)[2]
-            if not entry.is_dir(follow_symlinks=False):
-                scan.files.append(name)
-                continue
             expected = get(tid)
+            if not entry.is_dir(follow_symlinks=False):
+                if expected is not None and expected[0] == name:  # it blocks the task's rename
+                    scan.in_the_way[name] = describe_entry(Path(results, name))
+                else:
+                    scan.files.append(name)
+                continue
             if expected is None:
                 scan.foreign.append(name)
                 continue
@@ -160,11 +219,16 @@ def scan_results(results: Path, planned: Mapping[str, tuple[str, Mapping[str, An
                 scan.copies.append(name)
                 continue
             record = _record(name, dir_fd)
-            if (record is None or record.get("task_id") != tid or record.get("params") != params
-                    or not _output_ok(name, record, dir_fd)):
+            if record is None or record.get("task_id") != tid or record.get("params") != params:
                 scan.incomplete.append(name)
                 continue
-            done[tid] = (os.path.join(results, name), record)
+            problem = _output_problem(name, record, dir_fd, verify, str(results))
+            if problem == ABSENT:
+                scan.incomplete.append(name)
+            elif problem is not None:
+                scan.damaged[name] = problem
+            else:
+                done[tid] = (os.path.join(results, name), record)
     finally:
         os.close(dir_fd)
     for kind in (scan.incomplete, scan.copies, scan.foreign, scan.files):
@@ -172,13 +236,13 @@ def scan_results(results: Path, planned: Mapping[str, tuple[str, Mapping[str, An
     return scan
 
 
-def scan_without_plan(results: Path) -> ResultScan:
+def scan_without_plan(results: Path, verify: Verify | None = None) -> ResultScan:
     """Sort ``results/`` when the plan is not at hand (aggregators, plotScan): a result is
     done when its params.json is readable, holds parameters and the id its directory name
-    ends with, and its output is there and not empty; of two such directories for one task,
-    the first by name counts and the other is a copy. Whether the parameters are the planned
-    ones needs the plan: the planner checks that, and has moved mismatches aside before a
-    production's aggregators run."""
+    ends with, and its output is there, not empty and accepted by ``verify``; of two such
+    directories for one task, the first by name counts and the other is a copy. Whether the
+    parameters are the planned ones needs the plan: the planner checks that, and has moved
+    mismatches aside before a production's aggregators run."""
     scan = ResultScan()
     for entry in sorted(_entries(results), key=lambda e: e.name):
         tid = entry.name.rpartition(SEPARATOR)[2]
@@ -187,9 +251,15 @@ def scan_without_plan(results: Path) -> ResultScan:
             continue
         record = _record(entry.path)
         params = record.get("params") if record else None
-        if (record is None or record.get("task_id") != tid or not isinstance(params, dict)
-                or not _output_ok(entry.path, record)):
+        if record is None or record.get("task_id") != tid or not isinstance(params, dict):
             scan.incomplete.append(entry.name)
+            continue
+        problem = _output_problem(entry.path, record, verify=verify)
+        if problem == ABSENT:
+            scan.incomplete.append(entry.name)
+            continue
+        if problem is not None:
+            scan.damaged[entry.name] = problem
             continue
         if tid in scan.done:
             scan.copies.append(entry.name)
@@ -203,14 +273,32 @@ def move_aside(results: Path, names: list[str]) -> Path | None:
     anything already there. Call with the production lock held, before submitting."""
     if not names:
         return None
-    stale = Path(results) / STALE
-    stale.mkdir(exist_ok=True)
+    stale = real_directory(Path(results) / STALE)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for name in names:
         target = stale / name
         k = 0
-        while target.exists():
+        while os.path.lexists(target):  # a dangling link there is something too
             k += 1
             target = stale / f"{name}.{stamp}.{k}"
         os.rename(Path(results) / name, target)
     return stale
+
+
+def real_directory(path: Path) -> Path:
+    """``path`` as a directory of its own, created if absent: a symbolic link there (to a
+    folder outside the production, or another user's) is replaced by a real directory, the
+    link kept beside it as ``NAME.link-<time>`` (nothing is deleted, nothing written through
+    it). For timecal's own folders under ``results/`` (.tmp, .stale, .logs)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.mkdir(path)
+        return path
+    except FileExistsError:
+        pass
+    if not os.path.islink(path) and os.path.isdir(path):
+        return path
+    os.rename(path, path.with_name(f"{path.name}.link-{time.strftime('%Y%m%d-%H%M%S')}"))
+    os.mkdir(path)
+    return path

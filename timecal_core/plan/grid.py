@@ -51,10 +51,16 @@ class Plan:
     done: set[str] = field(default_factory=set)
     #: what else ``results/`` holds (incomplete results, copies, foreign directories...)
     found: ResultScan = field(default_factory=ResultScan)
+    #: the tasks this run submits (a pilot's few); None: every task not done. The others of
+    #: the grid are in the ledger too, ``planned``: every count is over the whole grid.
+    run: set[str] | None = None
+    #: parameter names in the order the grid gives them (the YAML's), for maps and tables
+    order: tuple[str, ...] = ()
 
     @property
     def pending(self) -> list[TaskSpec]:
-        return [t for t in self.tasks if t.task_id not in self.done]
+        return [t for t in self.tasks if t.task_id not in self.done
+                and (self.run is None or t.task_id in self.run)]
 
     @property
     def results_dir(self) -> Path:
@@ -107,7 +113,12 @@ def _axes(script: ProductionScript, grid: Mapping[str, Any], source: str,
             canonical[c] = None
         axes.append(list(canonical))
     if script.check is not None:
-        script.check({p.name: tuple(axis) for p, axis in zip(script.parameters, axes)})
+        try:
+            script.check({p.name: tuple(axis) for p, axis in zip(script.parameters, axes)})
+        except UserError as exc:  # the script's own rule: named with the file it applies to
+            if str(exc).startswith(source):
+                raise
+            raise UserError(f"{source}: {exc}") from None
     return axes
 
 
@@ -154,8 +165,10 @@ def plan_grid(script: ProductionScript, grid: Mapping[str, Any], production_dir:
             params = dict(zip(names, values))
             tasks.append(TaskSpec(tid, dirname, params, name))
             planned[tid] = (dirname, params)
-        plan = Plan(Path(production_dir), script, tasks)
-        plan.found = scan_results(plan.results_dir, planned)  # one params.json dict per result
+        declared = [p.name for p in script.parameters]
+        order = tuple([n for n in grid if n in declared] + [n for n in declared if n not in grid])
+        plan = Plan(Path(production_dir), script, tasks, order=order)
+        plan.found = scan_results(plan.results_dir, planned, script.verify)  # one params.json per result
     finally:
         if collecting:
             gc.enable()

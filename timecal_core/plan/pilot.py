@@ -35,6 +35,9 @@ GIB = 1024 * MIB
 
 LARGEST, SMALLEST, CENTRE, CORNER, SPREAD = ("largest work", "smallest work", "centre",
                                              "corner", "spread")
+# the same roles when no parameter that changes the work varies: the corners of the grid,
+# which say nothing of the work
+UNDECLARED = {LARGEST: "largest values", SMALLEST: "smallest values"}
 
 
 # --------------------------------------------------------------------------- the parameters
@@ -150,7 +153,9 @@ def choose_pilot(tasks: Sequence, parameters: Sequence[Parameter], n: int) -> Pi
     largest = ""
     if chosen:
         largest = max(chosen, key=ranks).task_id if work_axes else chosen[0].task_id
-        roles[largest] = LARGEST
+        roles[largest] = LARGEST if work_axes else "the only task"
+    if not declared:
+        roles = {tid: UNDECLARED.get(role, role) for tid, role in roles.items()}
     positions = {a: _positions(values[a]) for a in work_axes}
     grid_mean = {a: sum(positions[a].values()) / len(positions[a]) for a in work_axes}
     return PilotChoice(chosen, roles, work_axes, bool(declared), largest, varying, positions, grid_mean)
@@ -432,7 +437,8 @@ def render_report(choice: PilotChoice, measured: Sequence[Measured], total_tasks
         m = by_id.get(largest.task_id)
         took = f": {duration(m.runtime)}, peak RSS {format_bytes(m.peak_rss)}" \
             if m and m.runtime is not None else ""
-        lines.append(f"BXRun: the largest work: {largest.task_id} "
+        lines.append(f"BXRun: the {'largest work' if choice.declared else 'largest values'}: "
+                     f"{largest.task_id} "
                      f"({_varying_text(largest.params, choice.work_axes) or 'the only task'}){took}")
     ex = extrapolate(choice, measured, total_tasks, remaining, size)
     if ex is None:

@@ -26,24 +26,23 @@ import gc
 import glob
 import itertools
 import logging
-import re
 import resource
-import signal
+import sqlite3
 import threading
 import time
-import traceback
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..contract.errors import UserError
 from ..ledger import failure_causes as causes
-from ..ledger.records import CANCELLED, Completion, DONE, ERROR, FAILED, Failure, PENDING, RUNNING
+from ..ledger.records import (CANCELLED, Completion, DONE, ERROR, FAILED, Failure, LedgerUnavailable,
+                              PENDING, PLANNED, RUNNING)
 from ..ledger.sqlite_ledger import Ledger
 from ..views.status_text import (ClusterInfo, StatusSnapshot, count_batch_states, render_line,
                                  render_status)
+from .failures import ForGoodReports, describe_failure, disk_full  # noqa: F401 (describe_failure: re-exported)
 
 KEY_PREFIX = "bxtask"
 MIN_TICK_GAP = 1.0  # seconds between two monitor ticks, however eager
@@ -82,64 +81,6 @@ def _count_every_failure(dask_scheduler=None) -> int:
     previous = dask_scheduler.allowed_failures
     dask_scheduler.allowed_failures = 0
     return previous
-
-
-def _last_line(text: str) -> str:
-    return next((line.strip() for line in reversed(text.splitlines()) if line.strip()), "")
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
-
-
-def describe_failure(task_id: str, exc: BaseException) -> Failure:
-    """Turn what a future raised into a ledger failure with its cause
-    (:mod:`timecal_core.ledger.failure_causes`); ``reason`` is the one line that groups similar failures
-    in ``errors``. A user error raised inside a task (a value the plan could not check)
-    would fail the same way again: it is final, not retried."""
-    from distributed.comm import get_address_host
-    from distributed.scheduler import KilledWorker
-
-    if isinstance(exc, KilledWorker):
-        worker = getattr(getattr(exc, "last_worker", None), "address", None)
-        return Failure(task_id, worker, "worker", None,
-                       "the worker running the task died (killed, out of memory or lost)", str(exc),
-                       cause=causes.NODE,
-                       resources={"worker": worker,
-                                  "host": get_address_host(worker) if worker else None})
-    if isinstance(exc, UserError):
-        return Failure(task_id, None, "user", None, f"user error: {exc}"[:200], str(exc), final=True,
-                       cause=causes.USER)
-    if hasattr(exc, "step") and hasattr(exc, "log_tail"):
-        tail = exc.log_tail or ""
-        code = getattr(exc, "exit_code", None)
-        resources = dict(getattr(exc, "resources", None) or {})
-        cause = getattr(exc, "cause", None) or causes.step_cause(code, None)
-        last = _last_line(tail)
-        if cause == causes.USER:
-            return Failure(task_id, resources.get("worker"), exc.step, None,
-                           f"{last}"[:200] or "user error", tail, final=True, cause=cause,
-                           resources=resources)
-        if cause == causes.OOM:
-            limit = re.search(r"> limit (\d+ MiB)", tail)
-            reason = (f"step {exc.step} out of memory" +
-                      (f" (the worker's limit is {limit.group(1)})" if limit else ""))
-        elif causes.kind(cause) == "signal":
-            number = int(cause.split()[1])
-            resources["signal"] = number
-            reason = f"step {exc.step} killed by signal {number} ({_signal_name(number)})"
-        else:
-            reason = f"step {exc.step} " + (f"exited with code {code}" if code is not None else "failed")
-            if last:
-                reason += f": {last[:160]}"
-        return Failure(task_id, resources.get("worker"), exc.step, code, reason, tail, cause=cause,
-                       resources=resources)
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    return Failure(task_id, None, None, None, f"{type(exc).__name__}: {exc}"[:200], text[-4000:],
-                   cause=causes.TASK)
 
 
 class Engine:
@@ -186,6 +127,10 @@ class Engine:
         #: system may tell later that the job ran out of memory or time
         self._lost: list[tuple[str, int, str, float]] = []
         self.last_snapshot: StatusSnapshot | None = None
+        #: a damaged ledger or a full disk found while the production runs (the error to end
+        #: with, one line): the loop stops
+        self.broken: Exception | None = None
+        self.for_good = ForGoodReports(lambda text: self.on_exhausted(text))
 
     # ------------------------------------------------------------------ submission
     def start(self) -> None:
@@ -241,7 +186,15 @@ class Engine:
                 if finished:
                     self._record(finished)
                     self._refill()
-            except Exception:  # keep collecting: one bad batch must not stall a production
+            except LedgerUnavailable as exc:  # damaged under the driver: nothing more can be recorded
+                log.error("%s", exc)
+                self.broken = exc
+                return
+            except Exception as exc:  # keep collecting: one bad batch must not stall a production
+                full = disk_full(exc, self.ledger.path)
+                if full is not None:
+                    self.broken = full  # the disk is full: the driver stops, in one line
+                    return
                 log.exception("recording completions failed")
                 self.notify("internal error while recording completions; see "
                             f"{self.driver_log or 'the driver log'}")
@@ -306,9 +259,7 @@ class Engine:
                 self.notify(f"done {c.task_id} on {c.worker} in {c.end - c.start:.1f} s")
             for f in failures:
                 self.notify(f"failed {f.task_id}: {f.reason}")
-        reasons = {f.task_id: f.reason for f in failures}
-        for tid in exhausted:
-            self.on_exhausted(f"task {tid} failed for good: {reasons.get(tid, '?')}")
+        self.for_good.announce(exhausted, {f.task_id: f for f in failures})
 
     def _gather(self, futures: list) -> list:
         """Results of finished futures in one round trip; one by one if that fails."""
@@ -352,6 +303,7 @@ class Engine:
             self.ledger.note(f"{self.running.backend}: {notice}")
         self.refresh_running()
         self._refine_lost()
+        notices.extend(self.for_good.counts())
         retried = self.retry(self.ledger.ids_in_state(FAILED), automatic=True)
         if retried:
             notices.append(f"resubmitted {len(retried)} failed task(s)")
@@ -534,8 +486,10 @@ class Engine:
         return self.idle and not self.ledger.ids_in_state(FAILED, PENDING, RUNNING)
 
     def all_done(self) -> bool:
+        """Everything this run was to run is done (a pilot leaves the rest of the grid
+        planned)."""
         counts = self.ledger.counts()
-        return counts[DONE] == sum(counts.values())
+        return counts[DONE] + counts[PLANNED] == sum(counts.values())
 
     def futures_summary(self) -> dict[str, int]:
         with self._lock:
@@ -572,9 +526,12 @@ class Engine:
                 self.client.cancel(futures)
             except Exception:
                 pass
-        interrupted = self.ledger.ids_in_state(RUNNING)
-        self.ledger.set_state(interrupted, PENDING, f"{reason}: resumes on the next run")
-        self.ledger.note(f"driver stopped: {reason}")
+        try:
+            interrupted = self.ledger.ids_in_state(RUNNING)
+            self.ledger.set_state(interrupted, PENDING, f"{reason}: resumes on the next run")
+            self.ledger.note(f"driver stopped: {reason}")
+        except (LedgerUnavailable, sqlite3.OperationalError):  # damaged or full: the next run
+            pass  # reconciles with disk (or says why it cannot)
         self.close()
 
     def close(self) -> None:

@@ -33,6 +33,7 @@ warm steps are disabled with ``TIMECAL_WARM_STEPS=0``.
 
 from __future__ import annotations
 
+import errno
 import gc
 import importlib
 import json
@@ -277,8 +278,20 @@ def serve() -> int:
                 request = json.loads(line)
                 try:
                     start(request)
+                except OSError as exc:
+                    if exc.errno == errno.EPIPE:  # the worker is gone: the EOF above ends us
+                        continue
+                    _refuse(send, request, exc)
                 except Exception as exc:  # e.g. fork failing for lack of memory or PIDs
-                    send({"id": request.get("id"), "event": "failed", "message": f"{type(exc).__name__}: {exc}"})
+                    _refuse(send, request, exc)
+
+
+def _refuse(send, request: dict, exc: BaseException) -> None:
+    """Tell the worker a step could not start; quietly nothing if the worker is gone."""
+    try:
+        send({"id": request.get("id"), "event": "failed", "message": f"{type(exc).__name__}: {exc}"})
+    except OSError:
+        pass
 
 
 def _children(pid: int) -> list[int] | None:

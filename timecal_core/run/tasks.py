@@ -19,6 +19,7 @@ carries the same to the driver, with its cause (:mod:`timecal_core.ledger.failur
 
 from __future__ import annotations
 
+import errno
 import glob
 import json
 import os
@@ -39,6 +40,7 @@ from typing import Any
 from ..contract.errors import UserError
 from ..contract.hookspecs import TASK_PARAMETERS_ENV, FinishedTask, Step, TaskRequest
 from ..ledger import failure_causes as causes
+from ..plan.completion import completed, move_aside, real_directory
 from ..plan.grid import RESULTS, TMP, TaskSpec
 from . import provenance
 from .step_server import ServerLost, StepProcess, warm_enabled
@@ -307,17 +309,17 @@ def execute_task(spec: TaskSpec, production_dir: str, cmssw_init: str = "",
     results = _results(production_dir)
     final = results / spec.dirname
     start = time.time()
-    if (final / PARAMS_NAME).is_file():
-        record = json.loads((final / PARAMS_NAME).read_text())
+    script = get_registry().script(spec.script).item
+    record = completed(results, spec.dirname, spec.task_id, script.verify)
+    if record is not None:
         return TaskResult(spec.task_id, str(final / record["output"]), start, time.time(),
                           _worker_label(), reused=True)
-    workdir = results / TMP / f"{spec.dirname}.{uuid.uuid4().hex[:8]}"
-    workdir.mkdir(parents=True)
+    workdir = real_directory(results / TMP) / f"{spec.dirname}.{uuid.uuid4().hex[:8]}"
+    workdir.mkdir()
     log_path = workdir / LOG_NAME
     steps: list[dict] = []
     cfg_files: list[Path] = []
     try:
-        script = get_registry().script(spec.script).item
         plan = script.plan(TaskRequest(dict(spec.params), workdir,
                                        Path(cmssw_dir) if cmssw_dir else None))
         should_stop = stop_check()
@@ -345,6 +347,11 @@ def execute_task(spec: TaskSpec, production_dir: str, cmssw_init: str = "",
         output_format = get_registry().output_formats.get(output.suffix)
         if output_format is not None:  # e.g. .root (timecal_core.cms.plugin)
             output_format.item.store(output, embedded)
+        problem = script.verify(str(output)) if script.verify is not None else None
+        if problem is not None:
+            with open(log_path, "a") as log:
+                log.write(f"output {output.name} is not readable: {problem}\n")
+            raise TaskFailed(spec.task_id, "output", None, _tail(log_path), causes.TASK)
         end = time.time()
         resources = _resources(start, end, steps, workdir, cfg_files, output)
         record = {"task_id": spec.task_id, "script": spec.script, "params": dict(spec.params),
@@ -353,14 +360,10 @@ def execute_task(spec: TaskSpec, production_dir: str, cmssw_init: str = "",
         tmp_params = workdir / (PARAMS_NAME + ".part")
         tmp_params.write_text(json.dumps(record, indent=1, sort_keys=True))
         os.replace(tmp_params, workdir / PARAMS_NAME)  # params.json last
-        try:
-            os.rename(workdir, final)
-        except OSError:
-            if (final / PARAMS_NAME).is_file():  # a concurrent attempt finished first: keep it
-                shutil.rmtree(workdir, ignore_errors=True)
-                return TaskResult(spec.task_id, str(final / output.name), start, end,
-                                  _worker_label(), reused=True)
-            raise
+        if not _rename_into_place(workdir, results, spec, script.verify):
+            shutil.rmtree(workdir, ignore_errors=True)  # a concurrent attempt finished first
+            return TaskResult(spec.task_id, str(final / output.name), start, end,
+                              _worker_label(), reused=True)
         _remove_other_attempts(results, spec.dirname)
         return TaskResult(spec.task_id, str(final / output.name), start, end, _worker_label(),
                           resources=resources)
@@ -385,6 +388,27 @@ def execute_task(spec: TaskSpec, production_dir: str, cmssw_init: str = "",
         raise
 
 
+def _rename_into_place(workdir: Path, results: Path, spec: TaskSpec, verify) -> bool:
+    """Rename a finished work directory to ``results/<dirname>``; False when another attempt
+    of the task got there first (its result is kept). Whatever else stands there (a symbolic
+    link, a file, an incomplete directory: the planner moves these aside, but the user may
+    make one while the task runs) is moved to ``results/.stale/`` first, never followed and
+    never deleted: the new output is never lost."""
+    final = results / spec.dirname
+    for _ in range(3):
+        try:
+            os.rename(workdir, final)
+            return True
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):
+                raise
+        if completed(results, spec.dirname, spec.task_id, verify) is not None:
+            return False
+        move_aside(results, [spec.dirname])
+    os.rename(workdir, final)  # a fourth obstacle in a row: its error says what stands there
+    return True
+
+
 def _remove_other_attempts(results: Path, dirname: str) -> None:
     """Once a task is done, work directories of its earlier attempts (a worker that died,
     whose server killed the steps but could not clean up) are stale: remove them, so that
@@ -396,8 +420,7 @@ def _remove_other_attempts(results: Path, dirname: str) -> None:
 
 
 def _keep_failed_log(results: Path, dirname: str, log_path: Path) -> None:
-    dest = results / FAILED_LOGS
-    dest.mkdir(exist_ok=True)
+    dest = real_directory(results / FAILED_LOGS)
     if log_path.is_file():
         shutil.copyfile(log_path, dest / f"{dirname}.log")
 
@@ -419,7 +442,7 @@ def clear_stale_workdirs(production_dir: str | Path) -> int:
     """Remove work directories left by attempts of a previous (killed) run; call with the
     production lock held, before submitting."""
     tmp = _results(production_dir) / TMP
-    if not tmp.is_dir():
+    if not tmp.is_dir() or tmp.is_symlink():  # a link is not ours to empty (real_directory)
         return 0
     n = 0
     for entry in tmp.iterdir():
@@ -428,14 +451,28 @@ def clear_stale_workdirs(production_dir: str | Path) -> int:
     return n
 
 
+def script_verify(production_dir: str | Path):
+    """The ``verify`` of the script that made a production (infiles/production.json), or
+    None when the production does not say or the script is not installed here."""
+    from ..contract.plugins import get_registry
+
+    try:
+        record = json.loads((Path(production_dir) / "infiles" / "production.json").read_text())
+        return get_registry().script(record["script"]).item.verify
+    except (OSError, ValueError, KeyError, TypeError, UserError):
+        return None
+
+
 def finished_tasks(production_dir: str | Path) -> list[FinishedTask]:
     """Every complete result on disk, as aggregators see it: the rule of
-    :func:`timecal_core.plan.completion.scan_without_plan` (one per task, output present)."""
+    :func:`timecal_core.plan.completion.scan_without_plan` (one per task, output present and
+    readable by its script's ``verify``)."""
     from .provenance import flat
     from ..plan.completion import scan_without_plan
 
     out = []
-    for tid, (path, rec) in scan_without_plan(_results(production_dir)).done.items():
+    scan = scan_without_plan(_results(production_dir), script_verify(production_dir))
+    for tid, (path, rec) in scan.done.items():
         directory = Path(path)
         runtime = rec["end"] - rec["start"] if "end" in rec and "start" in rec else None
         out.append(FinishedTask(tid, rec["params"], directory, directory / rec["output"], runtime,

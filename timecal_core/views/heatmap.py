@@ -288,7 +288,9 @@ def _wrap(entries: Sequence[str], width: int) -> list[str]:
     return lines
 
 
-def default_axes(space: ParameterSpace) -> tuple[str, str] | None:
-    """The first two varying parameters (the status page's map), or None."""
-    varying = space.varying
+def default_axes(space: ParameterSpace, order: Sequence[str] = ()) -> tuple[str, str] | None:
+    """The first two varying parameters (the status page's map), in ``order`` (the grid's,
+    as the user wrote it) where given, or None."""
+    rank = {name: i for i, name in enumerate(order)}
+    varying = sorted(space.varying, key=lambda n: (rank.get(n, len(rank)), n))
     return (varying[0], varying[1]) if len(varying) >= 2 else None

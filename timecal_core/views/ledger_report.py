@@ -7,14 +7,15 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from ..ledger.records import DONE, ERROR
+from ..ledger.records import DONE, ERROR, PLANNED
 from ..ledger.sqlite_ledger import Ledger
 from ..textformat import format_duration
 from .failure_groups import (FACTS_FOR, failure_groups, headline, population_counts,
                              rank_parameters, render_failure_groups, task_facts)
 from .heatmap import render_grid
 from .selection import ParameterSpace, SelectionError
-from .status_text import format_rate, percent, progress_bar, render_counts, render_event
+from .status_text import (describe_left, format_rate, percent, progress_bar, render_counts,
+                          render_event)
 
 
 def ledger_space(ledger: Ledger, only: Sequence[str] | None = None) -> ParameterSpace:
@@ -74,25 +75,28 @@ def render_ledger_grid(ledger: Ledger, x: str, y: str, metric: str | None = None
                        metric=metric, colour=colour, width=width)
 
 
-def render_ledger_report(ledger: Ledger, production_dir, events: int = 10) -> str:
-    """``BXRun --status``: the ledger's view without any cluster."""
+def render_ledger_report(ledger: Ledger, production_dir, events: int = 10, running: bool = True) -> str:
+    """``BXRun --status``: the ledger's view without any cluster; ``running``: whether a
+    driver works on it now (without one there is no rate to extrapolate, hence no ETA)."""
     counts = ledger.counts()
     total = sum(counts.values())
     done = counts.get(DONE, 0)
-    # The rate is measured over the last hour, or since the latest driver started if that
-    # is more recent (45 s into a run, an hour-long window would report a tenth of the rate).
-    now = time.time()
-    started = ledger.last_start()
-    window = min(3600.0, now - started) if started is not None else 3600.0
-    recent = ledger.done_since(now - window) if window > 0 else 0
-    rate = recent / window if recent else None
-    label = "last hour" if window >= 3600.0 else f"since the driver started {format_duration(window)} ago"
-    remaining = total - done - counts.get(ERROR, 0)
-    eta = 0.0 if not remaining else (remaining / rate if rate else None)
-    lines = [f"production {production_dir}",
-             f"tasks: {total}  " + render_counts(counts),
-             f"{progress_bar(done, total)} {done}/{total} {percent(done, total)}  "
-             f"{format_rate(rate)} ({label})  ETA {format_duration(eta)}"]
+    bar = f"{progress_bar(done, total)} {done}/{total} {percent(done, total)}  "
+    if running:
+        # The rate is measured over the last hour, or since the latest driver started if
+        # that is more recent (45 s into a run, an hour-long window would report a tenth).
+        now = time.time()
+        started = ledger.last_start()
+        window = min(3600.0, now - started) if started is not None else 3600.0
+        recent = ledger.done_since(now - window) if window > 0 else 0
+        rate = recent / window if recent else None
+        label = "last hour" if window >= 3600.0 else f"since the driver started {format_duration(window)} ago"
+        remaining = total - done - counts.get(ERROR, 0) - counts.get(PLANNED, 0)
+        eta = 0.0 if not remaining else (remaining / rate if rate else None)
+        bar += f"{format_rate(rate)} ({label})  ETA {format_duration(eta)}"
+    elif done < total:
+        bar += f"not running: {describe_left(counts)}; BXRun -o {production_dir} goes on"
+    lines = [f"production {production_dir}", f"tasks: {total}  " + render_counts(counts), bar]
     failing = task_facts(ledger, failures_only=True, use="failures")
     space = ledger_space(ledger) if failing else None
     groups = failure_groups(failing, space) if failing else []

@@ -48,10 +48,16 @@ def is_term(word: str) -> bool:
     return any(c in _OPERATOR_CHARS for c in word)
 
 
+EMPTY = '""'  # an empty text value, as typed in a selection (hits="") and shown
+
+
 def format_value(value: Any) -> str:
-    """How a value is typed in a selection and shown on screen (``0.5``, ``400``, ``true``)."""
+    """How a value is typed in a selection and shown on screen (``0.5``, ``400``, ``true``,
+    ``""`` for empty text)."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if value == "":
+        return EMPTY
     if isinstance(value, float):
         return f"{value:g}" if value.is_integer() or abs(value) >= 1e-4 else repr(value)
     return str(value)
@@ -215,6 +221,8 @@ class ParameterSpace:
                                  f"parameters: {', '.join(self.varying or self.names) or 'none'}")
         axis = self.axes[name]
         text = text.strip()
+        if not text and "" in axis.values and op in ("=", "!="):
+            text = EMPTY  # hits= : the tasks whose text is empty
         if not text:
             raise SelectionError(f"{word!r}: no value after {op}; {name} takes "
                                  f"{axis.describe_values()}")
@@ -244,6 +252,8 @@ class ParameterSpace:
 
     @staticmethod
     def _convert(word: str, axis: Axis, text: str) -> Any:
+        if text == EMPTY and axis.type not in ("int", "float", "bool"):
+            return ""
         try:
             if axis.type == "int":
                 value = float(text)

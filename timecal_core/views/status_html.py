@@ -17,10 +17,10 @@ from pathlib import Path
 from ..ledger.records import DONE, STATES
 from ..ledger.sqlite_ledger import Ledger
 from ..textformat import format_duration
-from .status_text import format_rate, percent
+from .status_text import describe_left, format_rate, percent
 
 PAGE = "status.html"
-COLOURS = {"pending": "#bbbbbb", "running": "#3b7dd8", "done": "#2e9e44", "failed": "#e8a33d",
+COLOURS = {"planned": "#e4e4e4", "pending": "#bbbbbb", "running": "#3b7dd8", "done": "#2e9e44", "failed": "#e8a33d",
            "error": "#d63a3a", "cancelled": "#7a7a7a"}
 
 
@@ -82,15 +82,16 @@ _GLYPH_COLOURS = {"X": COLOURS["error"], "!": COLOURS["failed"], ">": COLOURS["r
                   "#": COLOURS["done"], "+": "#8fd19e", ".": COLOURS["pending"], "c": COLOURS["cancelled"]}
 
 
-def _grid_map(ledger: Ledger) -> str:
-    """The task states over the first two parameters that vary (``grid X Y`` of the monitor),
-    its cells coloured; nothing for a scan of fewer than two varying parameters."""
+def _grid_map(ledger: Ledger, order: Sequence[str] = ()) -> str:
+    """The task states over the first two parameters that vary, in the grid's order (``grid
+    X Y`` of the monitor), its cells coloured; nothing for a scan of fewer than two varying
+    parameters."""
     from .failure_groups import task_facts
     from .heatmap import default_axes, render_grid
     from .ledger_report import ledger_space
 
     space = ledger_space(ledger)
-    axes = default_axes(space)
+    axes = default_axes(space, order)
     if axes is None:
         return "<p class='dim'>fewer than two parameters vary: no map</p>"
     text = render_grid(space, task_facts(ledger, use="states"), *axes, width=100)
@@ -106,9 +107,12 @@ def _grid_map(ledger: Ledger) -> str:
     return "<pre id='gridmap'>" + "\n".join(lines) + "</pre>"
 
 
-def render(ledger: Ledger, production: Path, summary: dict, interval: float) -> str:
-    """The page. ``summary``: counts, rate (tasks/s or None), eta (s or None), elapsed,
-    cluster (one line), batch (state -> count), driver (one line)."""
+def render(ledger: Ledger, production: Path, summary: dict, interval: float,
+           order: Sequence[str] = ()) -> str:
+    """The page. ``summary``: counts, rate (tasks/s or None), eta (s or None), running
+    (False once the driver ended: no rate, no ETA), elapsed, cluster (one line), batch
+    (state -> count), driver (one line). ``order``: the grid's parameters as the user gave
+    them (the map's axes are the first two that vary)."""
     counts = summary["counts"]
     total = sum(counts.values()) or 1
     done = counts.get(DONE, 0)
@@ -126,6 +130,11 @@ def render(ledger: Ledger, production: Path, summary: dict, interval: float) -> 
         + f" &mdash; e.g. <code>{_e(example)}</code></summary><pre>{_e(ledger.task(example).error or '')[-3000:]}</pre>"
         "</details>" for cause, reason, n, example, waiting in groups) or "<p>no failures</p>"
     batch = ", ".join(f"{_e(s)} {n}" for s, n in sorted(summary.get("batch", {}).items())) or "none"
+    if summary.get("running", True):
+        pace = (f"rate {_e(format_rate(summary.get('rate')))} &middot; ETA "
+                f"{_e(format_duration(summary.get('eta')))}")
+    else:  # the driver ended: nothing to extrapolate
+        pace = f"not running: {_e(describe_left(counts))}"
     updated = time.strftime("%Y-%m-%d %H:%M:%S")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -141,14 +150,13 @@ margin-right: .4em; border-radius: 50%; }} td {{ padding: .1em .8em .1em 0; }}
 </style></head><body>
 <h1>timecal production <code>{_e(production)}</code></h1>
 <p id="headline"><b>{done}/{total}</b> tasks done ({percent(done, total)}) &middot;
-rate {_e(format_rate(summary.get('rate')))} &middot; ETA {_e(format_duration(summary.get('eta')))}
-&middot; elapsed {_e(format_duration(summary.get('elapsed')))}</p>
+{pace} &middot; elapsed {_e(format_duration(summary.get('elapsed')))}</p>
 <div class="bar">{bar}</div>
 <table id="counts">{count_rows}</table>
 <p id="driver">{_e(summary.get('driver', ''))}</p>
 <h2>Progress</h2>{_svg_progress(timeline, total)}
 <h2>Failures by cause</h2><div id="failures">{failures}</div>
-<h2>The grid</h2>{_grid_map(ledger)}
+<h2>The grid</h2>{_grid_map(ledger, order)}
 <h2>Runtime of done tasks</h2>{_svg_histogram(runtimes, 'runtimes')}
 <h2>Cluster</h2><p id="cluster">{_e(summary.get('cluster', ''))}</p><p>batch jobs: {batch}</p>
 <p class="dim">updated {updated}; this page refreshes itself every {max(5, int(interval))} s.

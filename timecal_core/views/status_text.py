@@ -67,6 +67,17 @@ def render_counts(counts: dict[str, int]) -> str:
                      for state in STATES if counts.get(state, 0) or state in (PENDING, RUNNING, DONE))
 
 
+def describe_left(counts: dict[str, int]) -> str:
+    """What the next run of the same command runs: every task not done, by state (failed
+    for good and cancelled ones too: a new run gives them a fresh set of attempts)."""
+    left = {s: counts.get(s, 0) for s in STATES if s != DONE and counts.get(s, 0)}
+    n = sum(left.values())
+    if not n:
+        return "nothing left to run"
+    parts = ", ".join(f"{k} {s}" for s, k in sorted(left.items(), key=lambda item: -item[1]))
+    return f"{n} task{'s' if n != 1 else ''} left to run ({parts})"
+
+
 def render_cluster(info: ClusterInfo | None) -> str:
     if info is None:
         return "cluster: not connected"

@@ -411,15 +411,37 @@ def parameter_columns(table: pd.DataFrame) -> list[str]:
 
 
 # --------------------------------------------------------------------------- aggregator
+def scan_output(production: Path, timerc) -> Path:
+    """Where a production's scan outputs go by default, one folder per production: its path
+    under ``[paths] production`` repeated under ``[paths] scans`` (``-o a/same`` and ``-o
+    b/same`` are ``scans/a/same`` and ``scans/b/same``: a name alone would let the second
+    replace the first's table); a production elsewhere gets its name and a short hash of its
+    absolute path (``same-3fa2b1c4``)."""
+    import hashlib
+
+    scans = Path(timerc.data_path("scans"))
+    production = Path(os.path.abspath(production))
+    root = timerc.optional_path("production")
+    if root is not None:
+        try:
+            inside = production.relative_to(os.path.abspath(root))
+        except ValueError:
+            inside = None
+        if inside is not None and inside.parts:
+            return scans / inside
+    digest = hashlib.sha1(str(production).encode()).hexdigest()[:8]
+    return scans / f"{production.name}-{digest}"
+
+
 def _aggregate(request: AggregationRequest) -> list[Path]:
-    """At the end of a production: the table under ``[paths] scans/<production name>``, which
-    ``plotScan -i <production>`` then finds as its cache. Productions of scripts that do not
-    write harvested BX-histogram files (physics.md section 6) are not its business."""
+    """At the end of a production: the table under :func:`scan_output`, which ``plotScan -i
+    <production>`` then finds as its cache. Productions of scripts that do not write
+    harvested BX-histogram files (physics.md section 6) are not its business."""
     tasks = [t for t in request.tasks
              if t.output.name.startswith("BXHist") and t.output.name.endswith("_harvested.root")]
     if not tasks:
         return []
-    target = Path(request.timerc.data_path("scans")) / Path(request.production_dir).name / TABLE_NAME
+    target = scan_output(Path(request.production_dir), request.timerc) / TABLE_NAME
     load_or_build(tasks, target)
     return [target]
 
@@ -428,11 +450,13 @@ def observables_aggregator() -> Aggregator:
     return Aggregator(
         name="observables",
         run=_aggregate,
-        description="scan observables per file, mode and delay -> [paths] scans/<production>/" + TABLE_NAME,
+        description="scan observables per file, mode and delay -> [paths] scans/<production>/" + TABLE_NAME
+                    + " (its path under [paths] production)",
     )
 
 
 __all__ = [
     "OBSERVABLES", "ObservableDef", "BXHistRef", "Sources", "observable", "file_observables",
     "build_table", "load_or_build", "observables_aggregator", "param_column", "parameter_columns", "TABLE_NAME",
+    "scan_output",
 ]

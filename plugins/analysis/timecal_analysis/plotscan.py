@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from timecal_core.config.timerc import load_timerc
+from timecal_core.config.timerc import check_output_dir, load_timerc
 from timecal_core.contract.errors import UserError
 from timecal_core.cli import vocabulary
 from timecal_core.cli.command_errors import run_cli
@@ -26,7 +26,7 @@ from timecal_core.run.tasks import finished_tasks
 from timecal_core.config.yamlfiles import load_yaml, parse_custom
 from timecal_core.cms.harvested_layout import MODES
 from .observables import (OBSERVABLES, TABLE_NAME, BXHistRef, Sources, load_or_build, observable,
-                          param_column, same_value)
+                          param_column, same_value, scan_output)
 
 PROG = "plotScan"
 DISTRIBUTION = "timecal-analysis"
@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     vocabulary.add(p, "-i", "(relative: under timerc [paths] production)", required=True,
                    metavar="PRODUCTION")
     vocabulary.add(p, "-o", "the table, plots and index.html (relative: under timerc [paths] scans; "
-                            "default: the production's name)", metavar="DIR")
+                            "default: the production's path under [paths] production, e.g. a/scan1, "
+                            "or NAME-HASH for one elsewhere)", metavar="DIR")
     vocabulary.add_list(p, "--observables", metavar="NAME",
                         help="subset to plot: " + ", ".join(o.key for o in OBSERVABLES))
     vocabulary.add(p, "--mode", "plot that mode only, as --custom mode=... (default: both)",
@@ -63,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="local processes drawing figures (default: one per core)")
     p.add_argument("--cache", action="store_true", help="rebuild the observables table even if it is up to date")
     p.add_argument("--allow-missing", action="store_true",
-                   help="plot the grid points that exist instead of stopping on missing ones")
+                   help="grid points of the production's planned grid with no finished task stop "
+                        "plotScan (it names them); with this it plots the others and lists the "
+                        "missing ones in index.html")
     vocabulary.add_standard(p, DISTRIBUTION)
     return p
 
@@ -114,7 +117,8 @@ def run(args: argparse.Namespace) -> Path:
     production = _resolve(args.input, timerc, "production", "-i")
     if not (production / "results").is_dir():
         raise UserError(f"-i {args.input}: {production} is not a production directory (no results/ in it)")
-    output = _resolve(args.output or production.name, timerc, "scans", "-o")
+    output = _resolve(args.output, timerc, "scans", "-o") if args.output else scan_output(production, timerc)
+    check_output_dir(output)  # a file there is one line now, not a crash after the work
     custom = parse_custom(args.custom)
     modes = _modes(custom)
     config = _load_config(args.yaml, custom) if args.yaml else {}
@@ -130,16 +134,17 @@ def run(args: argparse.Namespace) -> Path:
     tasks = finished_tasks(production)
     if not tasks:
         raise UserError(f"{production}: no finished task in results/; wait for the production or check BXRun")
-    grid = resolve_grid(config.get("parameters"), tasks, source)
+    planned = planned_points(production)
+    grid = resolve_grid(config.get("parameters"), tasks, source, planned)
     selected, missing = match_grid(grid, tasks)
     notes = []
     if missing:
-        listing = "; ".join(", ".join(f"{k}={v}" for k, v in point.items()) for point in missing)
-        message = f"{len(missing)} grid point(s) of {source} have no finished task in {production}: {listing}"
+        message = describe_missing(missing, grid, production)
         if not args.allow_missing:
-            raise UserError(message + " (use --allow-missing to plot what exists)")
+            raise UserError(message + " (--allow-missing plots the others and lists these in index.html)")
         print(f"plotScan: warning: {message}", file=sys.stderr)
-        notes.append(message)
+        notes.append(f"{len(missing)} of the {_points(grid)} grid points have no finished task: "
+                     + "; ".join(_point_text(point) for point in missing))
     _check_fixed(grid, selected, source)
 
     mode = args.dask or WORKER_MODE  # where the files are read
@@ -315,14 +320,60 @@ def _bx_hists(hists: Any, modes: Sequence[str], source: str) -> tuple[BXHistRef,
     return tuple(refs)
 
 
-def resolve_grid(parameters: Any, tasks: Sequence[FinishedTask], source: str) -> dict[str, list[Any]]:
+SHOWN_MISSING = 5  # grid points named in the one-line message; index.html lists them all
+
+
+def planned_points(production: Path) -> list[dict[str, Any]] | None:
+    """The parameters of every task of the production's planned grid, finished or not (its
+    ledger holds the whole grid, a pilot's untouched rest included), or None when there is
+    no readable ledger (the grid is then what finished)."""
+    import json
+
+    from timecal_core.ledger.sqlite_ledger import LEDGER_NAME, Ledger
+
+    if not (production / LEDGER_NAME).is_file():
+        return None
+    try:
+        ledger = Ledger.open_readonly(production)
+    except UserError as exc:
+        print(f"plotScan: warning: {exc}; the grid plotted is what finished", file=sys.stderr)
+        return None
+    try:
+        return [json.loads(text) for (text,) in ledger.columns(["params"])]
+    finally:
+        ledger.close()
+
+
+def _points(grid: Mapping[str, Sequence[Any]]) -> int:
+    count = 1
+    for values in grid.values():
+        count *= len(values)
+    return count
+
+
+def _point_text(point: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in point.items())
+
+
+def describe_missing(missing: Sequence[Mapping[str, Any]], grid: Mapping[str, Sequence[Any]],
+                     production: Path) -> str:
+    """One line: how many grid points have no finished task, the first few named."""
+    named = "; ".join(_point_text(p) for p in missing[:SHOWN_MISSING])
+    more = f" and {len(missing) - SHOWN_MISSING} more" if len(missing) > SHOWN_MISSING else ""
+    return (f"{len(missing)} of the {_points(grid)} grid points have no finished task in {production}: "
+            f"{named}{more}")
+
+
+def resolve_grid(parameters: Any, tasks: Sequence[FinishedTask], source: str,
+                 planned: Sequence[Mapping[str, Any]] | None = None) -> dict[str, list[Any]]:
     """The YAML ``parameters`` checked against the production; without it, every parameter
-    that takes more than one value in the production."""
-    known: dict[str, list[Any]] = {}
-    for task in tasks:
-        for name, value in task.params.items():
-            if value not in known.setdefault(name, []):
-                known[name].append(value)
+    that takes more than one value in the production's planned grid (``planned``: every
+    task's parameters, finished or not; default: the finished tasks')."""
+    seen: dict[str, dict[Any, None]] = {}  # ordered sets: 30,000 tasks cost lookups, not scans
+    for params in planned if planned is not None else (t.params for t in tasks):
+        for name, value in params.items():
+            seen.setdefault(name, {})[value] = None
+    known = {name: list(values) for name, values in seen.items()}
     if not parameters:
         varying = {k: sorted(v, key=_sort_key) for k, v in known.items() if len(v) > 1}
         return varying or {k: v for k, v in list(known.items())[:1]}

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from timecal_core.config.timerc import load_timerc
+from timecal_core.config.timerc import check_output_dir, load_timerc
 from timecal_core.contract.errors import UserError
 from timecal_core.cli import vocabulary
 from timecal_core.cli.command_errors import run_cli
@@ -489,8 +489,8 @@ def run(args: argparse.Namespace) -> int:
         scenarios = parse_scenarios(data, yaml_path, lambda: timerc.optional_path("production"))
     else:
         scenarios = _quick_scenario(args, registry)
+    out = check_output_dir(_output_dir(args, calibration_root, scenarios))  # before the work
     results = run_scenarios(scenarios, calibration_root, registry, interval=args.sigma)
-    out = _output_dir(args, calibration_root, scenarios)
     written = write_report(out, results, plots=not args.no_plots)
     print(f"{PROG}: wrote {len(written)} files to {out}" +
           ("" if args.no_plots else f" (open {out / 'index.html'})"))

@@ -22,7 +22,7 @@ from .settings import SECTION, SETTINGS, parse_settings
 @hookimpl
 def timecal_backends():
     yield ExecutionBackend(
-        name="htcondor", start=start, settings=SETTINGS,
+        name="htcondor", start=start, settings=SETTINGS, check=check,
         description="Dask workers in HTCondor jobs ([htcondor] cores, memory, disk, submit_directives...)")
 
 
@@ -33,6 +33,15 @@ def submit_description(cluster):
     except (ValueError, RuntimeError) as exc:
         raise UserError(f"timerc [{SECTION}]: HTCondor cannot parse the worker's submit description "
                         f"({exc}); check submit_directives") from None
+
+
+def check(settings, output_dir) -> None:
+    """timerc [htcondor] and the batch commands, checked when the production is planned."""
+    from timecal_core.run.cluster_security import dashboard_address
+
+    parse_settings(without_dashboard(settings), output_dir)
+    dashboard_address(SECTION, settings)
+    require_commands()
 
 
 def start(request: BackendRequest) -> HTCondorRunningCluster:

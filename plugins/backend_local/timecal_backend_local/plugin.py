@@ -33,13 +33,18 @@ def _dashboard(settings: dict) -> bool:
     return (settings.get("dashboard") or SETTINGS.default("dashboard")).lower() in YES
 
 
+def check(settings, _output_dir=None) -> tuple[bool, int]:
+    """``[local]`` validated by its declaration (before anything is written): (dashboard, workers)."""
+    settings = SETTINGS.check(settings)
+    return _dashboard(settings), positive_int_setting("local", settings, "workers") or os.cpu_count() or 1
+
+
 def start(request: BackendRequest) -> RunningCluster:
     import dask
     from distributed import LocalCluster
 
     settings = SETTINGS.check(request.settings)
-    dashboard = _dashboard(settings)
-    n_workers = positive_int_setting("local", settings, "workers") or os.cpu_count() or 1
+    dashboard, n_workers = check(settings)
     security = cluster_security()
     # The scheduler reads its HTTP routes when it starts, inside LocalCluster().
     routes = {} if dashboard else HEALTH_ONLY  # no page showing tasks, workers or logs
@@ -62,6 +67,6 @@ def start(request: BackendRequest) -> RunningCluster:
 
 @hookimpl
 def timecal_backends():
-    yield ExecutionBackend(name="local", start=start, settings=SETTINGS,
+    yield ExecutionBackend(name="local", start=start, settings=SETTINGS, check=check,
                            description="Dask LocalCluster on this machine ([local] workers, memory_limit, "
                                        "dashboard); TLS with mutual authentication")

@@ -22,8 +22,17 @@ from .settings import SECTION, SETTINGS, parse_settings
 @hookimpl
 def timecal_backends():
     yield ExecutionBackend(
-        name="slurm", start=start, settings=SETTINGS,
+        name="slurm", start=start, settings=SETTINGS, check=check,
         description="Dask workers in SLURM jobs ([slurm] partition, cores, memory, walltime, jobs...)")
+
+
+def check(settings, output_dir) -> None:
+    """timerc [slurm] and the batch commands, checked when the production is planned."""
+    from timecal_core.run.cluster_security import dashboard_address
+
+    parse_settings(without_dashboard(settings), output_dir)
+    dashboard_address(SECTION, settings)
+    slurmcli.require_commands()
 
 
 def start(request: BackendRequest) -> SlurmRunningCluster:

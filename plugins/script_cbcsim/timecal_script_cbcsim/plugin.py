@@ -11,6 +11,7 @@ name is known when planning; the step gets it explicitly and it is recorded in t
 from __future__ import annotations
 
 from timecal_core.cms.harvested_layout import harvested_name
+from timecal_core.cms.root_check import root_file_problem
 from timecal_core.contract.hookspecs import ProductionScript, Step, TaskPlan, TaskRequest, hookimpl
 from timecal_core.config.parameters import as_argv
 
@@ -37,7 +38,18 @@ def plan(request: TaskRequest) -> TaskPlan:
     )
 
 
+#: What a harvested file of the emulator holds at its top (run.py writes them).
+TOP_OBJECTS = ("DQMData", "cbcsim_info")
+
+
+def verify(output) -> str | None:
+    """A finished output is a complete ROOT file with the emulator's top-level objects: its
+    header and key list are read (a few hundred bytes), not its histograms."""
+    return root_file_problem(output, TOP_OBJECTS)
+
+
 @hookimpl
 def timecal_scripts():
     yield ProductionScript(name="cbcsim", parameters=PARAMETERS, plan=plan, check=check_values,
+                           verify=verify,
                            description="CBC emulator (no CMSSW): synthetic hits or a sim-hit dump")

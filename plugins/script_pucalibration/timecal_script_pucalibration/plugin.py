@@ -85,8 +85,17 @@ def check(values) -> None:
     check_offset(values["offset"])
 
 
+def verify(output: Path) -> str | None:
+    """A harvested file is a complete ROOT file holding the DQM folder (header and key list
+    read, not the histograms)."""
+    from timecal_core.cms.root_check import root_file_problem
+
+    return root_file_problem(output, ("DQMData",))
+
+
 @hookimpl
 def timecal_scripts():
     yield ProductionScript(name="pucalibration", parameters=PARAMETERS, plan=plan,
                            aliases=(PRODUCTION_CFG,), preflight=preflight, check=check, cmssw=True,
+                           verify=verify,
                            description="CMSSW PUCalibration_cfg.py + Harvester_cfg.py")

@@ -24,7 +24,15 @@ PARAMETERS = (
     Parameter("fail_level_min", "int", 0, "see fail_index_min", in_dirname=False),
     Parameter("allocate", "int", 0, "MiB the step fills in memory, held while it sleeps",
               in_dirname=False),
+    Parameter("garbled", "bool", False, "write an output that verify() refuses", in_dirname=False),
 )
+
+
+def verify(output):
+    """A sleeper's output is the repr of its parameters: a dict."""
+    with open(output, "rb") as fh:
+        head = fh.read(1)
+    return None if head == b"{" else f"does not start with '{{' (starts with {head!r})"
 
 
 def plan(request):
@@ -40,5 +48,5 @@ def plan(request):
 
 @hookimpl
 def timecal_scripts():
-    yield ProductionScript(name="sleeper", parameters=PARAMETERS, plan=plan,
+    yield ProductionScript(name="sleeper", parameters=PARAMETERS, plan=plan, verify=verify,
                            aliases=("Sleeper_cfg.py",), description="sleeps, fails or flakes on demand")

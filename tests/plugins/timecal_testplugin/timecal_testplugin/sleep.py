@@ -34,7 +34,7 @@ def main(argv):
         print(f"failing on purpose with exit code {code}: {params.get('message', '')}", flush=True)
         return code
     with open("out.txt", "w") as fh:
-        fh.write(repr(params) + "\n")
+        fh.write(("garbled " if params.get("garbled") == "1" else "") + repr(params) + "\n")
     return 0
 
 
