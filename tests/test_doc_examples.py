@@ -197,8 +197,12 @@ def read_section(name: str, values: dict, path: Path) -> str | None:
             return f"[{name}] {key} = {value!r}: the inline comment was read as part of the value"
     if name == "retry":
         retry_policy(values, 3, where=str(path))
-    elif name == "notify":
-        Notifier(values, path.parent, note=lambda _: None)
+    elif name == "notify":  # the files it names are the reader's machine's: stand-ins, 0600
+        files = {k: path.parent / f".{k}" for k in ("smtp_password_file", "smtp_cafile") if k in values}
+        for file in files.values():
+            file.write_text("x")
+            file.chmod(0o600)
+        Notifier({**values, **{k: str(f) for k, f in files.items()}}, path.parent, note=lambda _: None)
     elif name == "local":
         get_registry().backend("local").item.check(values, path.parent)
     elif name in ("slurm", "htcondor"):  # the parser, not check(): that also wants sbatch/condor_q here

@@ -223,11 +223,13 @@ def test_without_site_ca_each_cluster_gets_its_own_certificate():
     assert sec.describe(None).startswith("none")
 
 
-def test_private_directory_tightens_an_existing_one(tmp_path):
+def test_private_directory_tightens_an_existing_one_of_the_user(tmp_path):
+    from timecal_core.contract.trust import private_dir
+
     loose = tmp_path / "loose"
     loose.mkdir(mode=0o755)
-    assert mode(sec.private_directory(loose)) == 0o700
-    assert mode(sec.private_directory(tmp_path / "a" / "b")) == 0o700
+    assert mode(private_dir(loose)) == 0o700
+    assert mode(private_dir(tmp_path / "a" / "b")) == 0o700
 
 
 # ----------------------------------------------------------------------------- files

@@ -10,6 +10,7 @@ from conftest import write_timerc
 from timecal_backend_slurm import slurmcli
 from timecal_backend_slurm.plugin import start
 from timecal_backend_slurm.settings import parse_settings
+from timecal_core.batch.settings import scratch_lines
 from timecal_core.config.timerc import load_timerc
 from timecal_core.contract.errors import UserError
 from timecal_core.contract.hookspecs import BackendRequest
@@ -33,8 +34,9 @@ def test_timerc_section_becomes_cluster_arguments(tmp_path):
     assert (kw["queue"], kw["account"], kw["cores"], kw["processes"], kw["memory"], kw["walltime"]) == \
         ("cp3", "cms", 4, 2, "8GB", "02:00:00")
     assert kw["job_extra_directives"] == ["--qos=normal", "--exclusive"]
-    assert kw["job_script_prologue"] == ["source /cvmfs/cms.cern.ch/cmsset_default.sh",
-                                         "cd /cmssw && eval `scramv1 runtime -sh`"]
+    assert kw["job_script_prologue"][:2] == ["source /cvmfs/cms.cern.ch/cmsset_default.sh",
+                                             "cd /cmssw && eval `scramv1 runtime -sh`"]
+    assert kw["job_script_prologue"][2:] == scratch_lines("slurm", "")  # then the worker's scratch
     assert kw["log_directory"] == str(tmp_path / "prod" / "logs")
     assert s.adapt == (2, 50) and s.jobs is None
 

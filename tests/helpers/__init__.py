@@ -8,4 +8,7 @@
 - ``cmssw_stubs/``: a stand-in of the CMSSW C++ API the plugins use, for the same reason:
   enough to compile them and to run them as cmsRun would, the analyzer from several threads
   at once (``cmssw_stubs/drivers``).
+- ``site_ca``: a CA and a certificate it signs (a site's Dask credentials, a mail server's).
+- ``other_user``: another user of the machine (``nobody``) who prepares traps for the
+  owner's commands (tests/test_security_*.py); ``fake_driver``: the driver they would fake.
 """

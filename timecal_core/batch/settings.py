@@ -4,6 +4,7 @@ out are left to dask-jobqueue, which then reads the user's ``~/.config/dask/jobq
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -42,7 +43,8 @@ COMMON_KEYS = (
     Setting("max_replacements", "integer", "10", "jobs replaced after dying or being held before their "
             "worker connected, or hanging, before giving up", minimum=0),
     Setting("python", "path", "the Python running BXRun", "Python of the workers"),
-    Setting("local_directory", "path", help="worker scratch directory, e.g. $TMPDIR"),
+    Setting("local_directory", "path", "$TMPDIR, else /tmp", "where each worker makes its private scratch "
+            "directory (mktemp -d, 0700) on the node"),
     Setting("dashboard", "text", "yes", "Dask's dashboard: yes (127.0.0.1, a free port), no, or "
             "HOST:PORT to listen there (read-only, no authentication)"),
 )
@@ -53,6 +55,15 @@ def batch_section(name: str, own: tuple[Setting, ...], connect_timeout: int, hel
     keys every batch system shares (with the backend's connect_timeout)."""
     common = tuple(replace(s, default=s.default.format(connect_timeout=connect_timeout)) for s in COMMON_KEYS)
     return SettingsSection(name, own + common, help)
+
+
+#: The worker's scratch directory: made by the job itself on its node, fresh, 0700, of an
+#: unpredictable name (never a shared ``/tmp/dask-scratch-space`` another user may have made
+#: first), removed when the job's shell ends.
+SCRATCH_VARIABLE = "TIMECAL_SCRATCH"
+DEFAULT_SCRATCH_BASE = "${TMPDIR:-/tmp}"
+#: A scratch base goes into the job's shell: a path, $VARIABLES and ${VARIABLE:-default} only.
+_SCRATCH_BASE = re.compile(r"[A-Za-z0-9_./{}:+$-]+")
 
 
 # --------------------------------------------------------------------------- settings
@@ -106,9 +117,8 @@ def parse_batch_settings(declared: SettingsSection, raw: Mapping[str, str | None
         return positive_int_setting(section, settings, key)
 
     kwargs: dict = {}
-    for key in ("python", "local_directory"):
-        if settings.get(key, "").strip():
-            kwargs[key] = settings[key].strip()
+    if settings.get("python", "").strip():
+        kwargs["python"] = settings["python"].strip()
     cores = positive("cores") or dask.config.get(f"jobqueue.{section}.cores", None) or 1
     kwargs["cores"] = cores
     kwargs["processes"] = positive("processes") or dask.config.get(f"jobqueue.{section}.processes", None) or cores
@@ -116,8 +126,9 @@ def parse_batch_settings(declared: SettingsSection, raw: Mapping[str, str | None
         raise UserError(f"timerc [{section}] processes = {kwargs['processes']} exceeds cores = {cores}: "
                         f"each worker process needs at least one core")
     kwargs["memory"] = size_setting(section, settings, "memory", "2GB")
-    if settings.get("prologue", "").strip():
-        kwargs["job_script_prologue"] = setting_lines(settings["prologue"])
+    prologue = setting_lines(settings.get("prologue", ""))
+    kwargs["job_script_prologue"] = prologue + scratch_lines(section, settings.get("local_directory", ""))
+    kwargs["local_directory"] = f"${SCRATCH_VARIABLE}"
     if settings.get("death_timeout", "").strip():
         kwargs["death_timeout"] = positive("death_timeout")
 
@@ -152,3 +163,17 @@ def parse_batch_settings(declared: SettingsSection, raw: Mapping[str, str | None
                            log_directory=log_directory)
     own = {k: v for k, v in settings.items() if k in {s.key for s in own_keys}}
     return shared, own
+
+
+def scratch_lines(section: str, base: str) -> list[str]:
+    """The job's shell lines that make the worker's private scratch directory under ``base``
+    (timerc ``local_directory``, else jobqueue.yaml's ``local-directory``, else ``$TMPDIR``
+    or ``/tmp`` of the node) and remove it when the job ends. Backquotes, not ``$(...)``:
+    HTCondor's submit language would take ``$(...)`` for one of its macros."""
+    base = (base or "").strip() or dask.config.get(f"jobqueue.{section}.local-directory", None) \
+        or DEFAULT_SCRATCH_BASE
+    if not _SCRATCH_BASE.fullmatch(base):
+        raise UserError(f"timerc [{section}] local_directory = {base!r}: expected a directory path "
+                        f"(letters, digits, / . _ - and $VARIABLES), e.g. $TMPDIR or /scratch/$USER")
+    return [f'{SCRATCH_VARIABLE}=`mktemp -d "{base}/timecal-dask-XXXXXXXX"` || exit 1',
+            f"trap 'rm -rf \"${SCRATCH_VARIABLE}\"' EXIT"]

@@ -73,10 +73,21 @@ def job_cluster_kwargs(settings: BatchSettings, raw: Mapping[str, str], producti
 
 def start_job_cluster(cluster_class, settings: BatchSettings, raw: Mapping[str, str],
                       production_dir: Path):
-    """The one place a dask-jobqueue cluster is instantiated (SLURMCluster, HTCondorCluster)."""
-    settings.log_directory.mkdir(parents=True, exist_ok=True)
+    """The one place a dask-jobqueue cluster is instantiated (SLURMCluster, HTCondorCluster).
+    Its scheduler, here, keeps its scratch space in the production (``scratch_config``); its
+    job scripts are written where nobody else can touch them (:mod:`.job_files`)."""
+    import dask
+
+    from ..contract.trust import owned_dir
+    from ..run.cluster_security import scratch_config
+    from .job_files import exclusive_job_files
+
+    owned_dir(settings.log_directory)
+    kwargs = job_cluster_kwargs(settings, raw, production_dir)
+    kwargs["job_cls"] = exclusive_job_files(cluster_class.job_cls)
     try:
-        return cluster_class(**job_cluster_kwargs(settings, raw, production_dir))
+        with dask.config.set(scratch_config(production_dir)):
+            return cluster_class(**kwargs)
     except (ValueError, TypeError) as exc:  # dask-jobqueue's own checks of the merged settings
         raise UserError(f"timerc [{settings.section}] / jobqueue.yaml: {exc}".replace("\n", " ")) from None
 
@@ -349,6 +360,8 @@ class BatchRunningCluster(RunningCluster):
                     records.append(f"{label}: worker {worker} connected from {conn.address}{pid}")
             if row is not None and row.phase == HELD:
                 self._holds[job_id] = row  # why it was held, for fate_of_worker once it is removed
+            if row is not None and row.phase == ENDED and not self.settled(row):
+                continue  # e.g. SLURM's COMPLETING: say the final state (CANCELLED, TIMEOUT...)
             state = row.state if row else "gone from the queue"
             reason = f", {row.reason}" if row and row.reason else ""
             if row is None or row.phase == ENDED:

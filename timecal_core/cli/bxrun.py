@@ -8,7 +8,6 @@ import argparse
 import json
 import os
 import shlex
-import shutil
 import sys
 import time
 import warnings
@@ -27,11 +26,12 @@ from ..plan.grid import Plan, plan_grid, production_dir
 from ..plan.pilot import DEFAULT_PILOT_TASKS
 from ..run.cmsrun_probe import check_cmsrun
 from ..textformat import format_bytes
+from ..contract.trust import owned_dir, write_atomically
 from . import vocabulary
 from .command_errors import run_cli, writing
 from .detach import cmd_attach, start_detached
+from .production_dir import INFILES, check_production, make_production
 
-INFILES = "infiles"
 GRID_COPY = "config.yml"
 PRODUCTION_RECORD = "production.json"
 DEFAULT_DATA_DIR = "~/.local/share/timecal"
@@ -157,25 +157,17 @@ def _require_output(args) -> None:
                         "(absolute, or relative to timerc [paths] production)")
 
 
-def _resolve_output(args, timerc) -> Path:
+def _resolve_output(args, timerc, writing: bool = True) -> Path:
+    """The production directory of ``-o``; when this command will write in it, checked
+    first (:func:`.production_dir.check_production`)."""
     _require_output(args)
     out = production_dir(args.output, timerc.optional_path("production"))
+    if writing:
+        check_production(out, f"-o {args.output}")
     if out.exists() and not out.is_dir():
         raise UserError(f"-o {args.output}: {out} is a file, not a production directory; "
                         f"give a directory (new or existing)")
     return out
-
-
-def _write_atomically(path: Path, write) -> None:
-    """``write(tmp)`` then rename: a full disk never leaves a half-written grid copy that a
-    rerun would take for the production's grid."""
-    part = path.with_name(path.name + ".part")
-    try:
-        write(part)
-        os.replace(part, path)
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
 
 
 def _confirm_size(args, n: int, first: dict) -> None:
@@ -285,6 +277,7 @@ def cmd_run(args, timerc) -> int:
     cmssw = timerc.optional_path("cmssw")
     with ExitStack() as stack:
         with writing(f"-o {args.output}", out):
+            make_production(out)
             stack.enter_context(ProductionLock(out))
             move_aside(plan.results_dir, plan.found.to_move)
         print(f"BXRun: running {script.name} {spec.task_id} in the foreground "
@@ -322,8 +315,15 @@ def cmd_grid(args, timerc) -> int:
     backend = registry.backend(args.dask).item  # unknown backend: error before anything is written
     if backend.check is not None and not args.debug:  # its timerc section too
         backend.check(timerc.section(args.dask), out)
-    # a wrong timerc [retry] is refused before anything is written (the driver reads it again)
+    from ..control.unix_socket import check_socket_place
+    from ..driver.notify import SECTION as NOTIFY
+    from ..driver.notify import Notifier
+
+    # a wrong timerc [retry] or [notify] is refused before anything is written (the driver
+    # reads them again), as a runtime directory the driver's socket could not trust
     retry_policy(timerc.section("retry"), args.max_retries, where=str(timerc.path))
+    Notifier(timerc.section(NOTIFY), out, note=lambda _line: None)
+    check_socket_place(out)
     # --debug is asked too: the plan it holds is what takes the memory
     plan = plan_grid(script, grid, out, source=source, base=base,
                      confirm=lambda n, first: _confirm_size(args, n, first))
@@ -362,6 +362,8 @@ def _run_here(args, timerc, plan: Plan, backend, overrides: dict, pilot: bool = 
     from ..contract.hookspecs import BackendRequest
     from ..run.lock import ProductionLock
     from ..driver.production import run_production
+    from ..plan.completion import RESULTS
+    from ..plan.grid import TMP
     from ..run.tasks import clear_stale_workdirs
 
     out = plan.production_dir
@@ -371,18 +373,20 @@ def _run_here(args, timerc, plan: Plan, backend, overrides: dict, pilot: bool = 
     overrides = {name: plan.tasks[0].params[name] for name in overrides}
     with ExitStack() as stack:
         with writing(f"-o {args.output}", out):
+            make_production(out)
             stack.enter_context(ProductionLock(out))
-            infiles = out / INFILES
-            infiles.mkdir(parents=True, exist_ok=True)
+            infiles = owned_dir(out / INFILES)
+            # written whole, then renamed: a full disk never leaves a half-written grid copy
+            # that a rerun would take for the production's grid
             if not (infiles / GRID_COPY).is_file():
-                _write_atomically(infiles / GRID_COPY, lambda p: shutil.copyfile(args.yaml, p))
+                write_atomically(infiles / GRID_COPY, Path(args.yaml).read_bytes())
             if not (infiles / PRODUCTION_RECORD).is_file():
                 record = {"script": script.name, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
                           "timecal": __version__, "overrides": overrides, "cwd": os.getcwd()}
-                _write_atomically(infiles / PRODUCTION_RECORD,
-                                  lambda p: p.write_text(json.dumps(record, indent=1)))
+                write_atomically(infiles / PRODUCTION_RECORD, json.dumps(record, indent=1))
             move_aside(plan.results_dir, plan.found.to_move)
             clear_stale_workdirs(out)
+            owned_dir(owned_dir(out / RESULTS) / TMP)  # made and checked here, not by a worker
         if not plan.pending:
             print("BXRun: every task is already done.")
         request = BackendRequest(settings=timerc.section(args.dask), output_dir=out, verbose=args.verbose)
@@ -493,7 +497,7 @@ def cmd_pilot(args, timerc, plan: Plan, backend, overrides: dict) -> int:
 def cmd_status(args, timerc, rebuild: bool) -> int:
     from . import status_commands
 
-    out = _resolve_output(args, timerc)
+    out = _resolve_output(args, timerc, writing=rebuild)
     if not out.is_dir():
         raise UserError(f"-o {args.output}: no production at {out}")
     if not rebuild:
@@ -547,7 +551,7 @@ def _dispatch(args) -> int:
                             "production), not with --run, --status, --rebuild-ledger or --attach")
     timerc = load_timerc()
     if args.attach:
-        return cmd_attach(_resolve_output(args, timerc))
+        return cmd_attach(_resolve_output(args, timerc, writing=False))
     if args.status or args.rebuild_ledger:
         return cmd_status(args, timerc, rebuild=args.rebuild_ledger)
     if args.run or args.yaml or args.output:  # a production: the whole timerc first

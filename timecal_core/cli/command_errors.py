@@ -104,12 +104,14 @@ def writing(given: str, default: Path):
 
 def _save_traceback(prog: str, text: str) -> Path | None:
     try:
-        folder = crash_dir()
-        folder.mkdir(parents=True, exist_ok=True)
+        from ..contract.trust import open_new, private_dir
+
+        folder = private_dir(crash_dir())  # a traceback may show paths and values: 0700
         path = folder / f"{prog}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
-        path.write_text(f"{prog} {' '.join(sys.argv[1:])}\n\n{text}")
+        with os.fdopen(open_new(path, 0o600), "w") as fh:
+            fh.write(f"{prog} {' '.join(sys.argv[1:])}\n\n{text}")
         return path
-    except OSError:
+    except (OSError, UserError):  # no crash file then; the traceback is still printed
         return None
 
 

@@ -4,6 +4,7 @@ control channel; ``BXRun --attach`` / ``timecal attach`` open a monitor on a run
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,15 +21,18 @@ def start_detached(out: Path, argv: list[str], quiet: bool = False) -> int | Non
     if it ended at once (nothing left to do)."""
     import subprocess
 
+    from ..contract.trust import open_append, owned_dir
     from ..control.unix_socket import driver_alive, read_record
     from ..driver.driver_log import driver_log_path
+    from .production_dir import make_production
 
     log = driver_log_path(out)
-    log.parent.mkdir(parents=True, exist_ok=True)
+    make_production(out)
+    owned_dir(log.parent)
     before = (read_record(out) or {}).get("started")
     offset = log.stat().st_size if log.exists() else 0
     child_argv = [a for a in argv if a != "--detach"]
-    with open(log, "ab") as sink:
+    with os.fdopen(open_append(log), "ab") as sink:
         child = subprocess.Popen([sys.executable, "-m", "timecal_core.cli.bxrun", *child_argv],
                                  stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
                                  start_new_session=True, close_fds=True)

@@ -1,11 +1,14 @@
 """The control channel across processes: a driver serves :class:`~timecal_core.control.requests.Control`
 on a Unix socket, a monitor in any terminal attaches to it.
 
-Who may connect: only the production's owner. The socket lives in a directory of mode 0700
-(``OUT/.control/``, or under ``$XDG_RUNTIME_DIR`` when that path is too long for a socket
-name), the socket itself is 0600, and every connection's peer credentials (SO_PEERCRED) are
-checked against the driver's uid. There is no TCP port: nobody else on a shared login node
-can reach it.
+Who may connect: only the production's owner, and a monitor talks only to a driver of its
+own user. The socket lives in a directory of mode 0700 (``OUT/.control/``, or, when that
+path is too long for a socket name, a fresh directory of an unpredictable name made for this
+driver alone under ``$XDG_RUNTIME_DIR`` or ``/tmp``: :func:`timecal_core.trust.runtime_dir`),
+the socket itself is 0600, and both ends check the other's credentials (SO_PEERCRED): the
+driver serves only its own uid, a monitor (``timecal attach``, ``timecal stop``) refuses a
+socket served by any other uid before sending a word. There is no TCP port: nobody else on a
+shared login node can reach it, and nobody else can stand in for the driver.
 
 The protocol is one JSON object per line each way: ``{"op": ..., "args": {...}}`` answered
 by ``{"ok": answer}`` or ``{"error": "one line"}``. A dead driver is a closed connection:
@@ -13,12 +16,12 @@ the monitor says so; a dead monitor is a closed connection: the driver forgets i
 
 ``OUT/.control/driver.json`` records the driver (host, PID, its start time, the socket, the
 last sign of life, refreshed at every heartbeat) so that anything looking at a production
-can tell a live driver from a dead one.
+can tell a live driver from a dead one, and so that a monitor finds the socket wherever it
+is (it is never guessed from the production's path).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import socket
@@ -29,12 +32,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..contract.trust import (MAX_SOCKET_PATH, checked_dir, private_dir, runtime_dir, user_name,
+                              write_atomically)
 from .requests import ControlError
 
 CONTROL_DIR = ".control"
 RECORD = "driver.json"
 SOCKET = "driver.sock"
-MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux
 TIMEOUT = 30.0
 
 
@@ -42,36 +46,45 @@ def control_dir(production_dir: Path) -> Path:
     return Path(production_dir) / CONTROL_DIR
 
 
-def _private_dir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path, 0o700)
-    return path
+def check_socket_place(production_dir: Path) -> None:
+    """Before anything is written: when the driver's socket will not fit inside the
+    production, the runtime directory it will go to must be trustworthy (a
+    ``$XDG_RUNTIME_DIR`` of another user, or open to others, is refused now, in one line)."""
+    inside = Path(production_dir).resolve() / CONTROL_DIR / SOCKET
+    if len(str(inside)) > MAX_SOCKET_PATH and os.environ.get("XDG_RUNTIME_DIR"):
+        checked_dir(os.environ["XDG_RUNTIME_DIR"], private=True, tighten=False)
 
 
 def socket_path(production_dir: Path) -> Path:
-    """Inside the production when the path fits in a socket address, else in a private
-    runtime directory under a name derived from the production's path."""
-    inside = control_dir(production_dir).resolve() / SOCKET
+    """Inside the production's private ``.control`` when the path fits in a socket address,
+    else in a new private runtime directory of this driver (the record names it)."""
+    inside = private_dir(control_dir(production_dir)).resolve() / SOCKET
     if len(str(inside)) <= MAX_SOCKET_PATH:
         return inside
-    runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/timecal-{os.getuid()}"
-    digest = hashlib.sha1(str(Path(production_dir).resolve()).encode()).hexdigest()[:16]
-    return Path(runtime) / "timecal" / f"{digest}.sock"
+    return runtime_dir("driver") / SOCKET
 
 
 # --------------------------------------------------------------------------- the record
 def read_record(production_dir: Path) -> dict | None:
+    """The driver's record; None if there is none (or ``.control``/``driver.json`` is a
+    symlink, which timecal never makes)."""
     try:
-        return json.loads((control_dir(production_dir) / RECORD).read_text())
+        folder = os.open(control_dir(production_dir), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        fd = os.open(RECORD, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=folder)
+        with os.fdopen(fd, "rb") as fh:
+            return json.loads(fh.read())
     except (OSError, ValueError):
         return None
+    finally:
+        os.close(folder)
 
 
 def write_record(production_dir: Path, record: dict) -> None:
-    folder = _private_dir(control_dir(production_dir))
-    tmp = folder / f".{RECORD}.{os.getpid()}"
-    tmp.write_text(json.dumps(record, indent=1))
-    os.replace(tmp, folder / RECORD)
+    folder = private_dir(control_dir(production_dir))
+    write_atomically(folder / RECORD, json.dumps(record, indent=1), mode=0o600)
 
 
 def driver_alive(record: dict | None) -> bool:
@@ -100,12 +113,17 @@ def describe_driver(record: dict | None) -> str:
 
 
 # --------------------------------------------------------------------------- server
+def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
+    """(pid, uid, gid) of the process at the other end of a Unix socket, as the kernel
+    recorded them when it connected (or bound, for the listening end)."""
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return struct.unpack("3i", creds)
+
+
 class _Handler(socketserver.StreamRequestHandler):
     def handle(self) -> None:
         server: ControlServer = self.server.owner  # type: ignore[attr-defined]
-        creds = self.request.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
-                                        struct.calcsize("3i"))
-        _pid, uid, _gid = struct.unpack("3i", creds)
+        _pid, uid, _gid = peer_credentials(self.request)
         if uid != os.getuid():
             return  # not the owner: closed without a word
         server.handlers.add(self)  # set operations are atomic: no lock needed
@@ -139,8 +157,8 @@ class ControlServer:
 
     def __init__(self, control, production_dir: Path):
         self.control = control
-        self.path = socket_path(production_dir)
-        _private_dir(self.path.parent)
+        self.path = socket_path(production_dir)  # in a checked 0700 directory of ours
+        self._runtime = self.path.parent != control_dir(production_dir).resolve()
         if self.path.exists() or self.path.is_symlink():
             self.path.unlink()  # left by a killed driver; we hold the production lock
         old = os.umask(0o177)
@@ -169,6 +187,8 @@ class ControlServer:
         self._server.server_close()
         try:
             self.path.unlink()
+            if self._runtime:
+                self.path.parent.rmdir()  # made for this driver alone
         except OSError:
             pass
 
@@ -183,6 +203,9 @@ class SocketChannel:
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
         self._file = None
+        #: The uid and PID of the process serving the socket, checked at every connection.
+        self.peer_uid: int | None = None
+        self.peer_pid: int | None = None
         self._connect()
 
     def _connect(self) -> None:
@@ -190,9 +213,16 @@ class SocketChannel:
         sock.settimeout(self.timeout)
         try:
             sock.connect(self.path)
+            pid, uid, _gid = peer_credentials(sock)
         except OSError as exc:
             sock.close()
             raise ControlError(f"cannot reach the driver at {self.path}: {exc.strerror or exc}") from None
+        if uid != os.getuid():  # not our driver: another user bound this socket
+            sock.close()
+            raise ControlError(f"{self.path}: the process serving this socket (PID {pid}) runs as "
+                               f"{user_name(uid)}, not as you: it is not your driver; nothing was "
+                               f"sent to it")
+        self.peer_uid, self.peer_pid = uid, pid
         self._sock, self._file = sock, sock.makefile("rwb")
 
     def request(self, op: str, **args: Any) -> dict:

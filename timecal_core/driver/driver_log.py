@@ -28,7 +28,7 @@ def driver_log_path(production_dir: Path) -> Path:
     return Path(production_dir) / LOG_DIR / DRIVER_LOG
 
 
-class _QuietFileHandler(logging.FileHandler):
+class _QuietStreamHandler(logging.StreamHandler):
     """A log line that cannot be written (a full disk) is lost without a word: the driver
     says what matters about the disk itself, once, and a traceback per line helps nobody."""
 
@@ -45,8 +45,11 @@ class DaskLogToFile:
         self._saved: list = []
 
     def __enter__(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.handler = _QuietFileHandler(self.path)
+        from ..contract.trust import open_append, owned_dir
+
+        owned_dir(self.path.parent)
+        # opened here, never through a symlink, rather than by logging.FileHandler's name
+        self.handler = _QuietStreamHandler(os.fdopen(open_append(self.path), "a", encoding="utf-8"))
         self.handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
         for name in ("distributed", "timecal"):
             logger = logging.getLogger(name)
@@ -61,6 +64,7 @@ class DaskLogToFile:
             logger.propagate = propagate
         try:
             self.handler.close()
+            self.handler.stream.close()
         except OSError:  # its last lines did not fit on a full disk: the error says why
             pass
 

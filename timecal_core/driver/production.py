@@ -192,69 +192,70 @@ def run_production(plan, backend, request, options: ProductionOptions, timerc,
         bulletin.echo = _print_item
         notifier = Notifier(timerc.section(NOTIFY) if timerc is not None else {},
                             production_dir, note=ledger.note)
-        with DaskLogToFile(production_dir), quiet_workers(), \
-                dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-            with workers_ignore_interrupts():  # Ctrl-C is the driver's: it stops them itself
-                running = backend.start(request)
+        # driver.log stays open to the end: the last notices (a mail refused) go there too
+        with DaskLogToFile(production_dir):
+            with quiet_workers(), dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+                with workers_ignore_interrupts():  # Ctrl-C is the driver's: it stops them itself
+                    running = backend.start(request)
+                try:
+                    with Client(running.cluster, security=running.security, set_as_default=False) as client:
+                        if running.dashboard_link:
+                            bulletin.publish(f"dashboard {running.dashboard_link}")
+                        engine = Engine(plan, ledger, client, running, options, timerc,
+                                        notify=lambda text: bulletin.publish(text, kind="task"),
+                                        driver_log=driver_log_path(production_dir),
+                                        on_exhausted=lambda text, tasks: (
+                                            text and bulletin.publish(text, kind="failed"),
+                                            notifier.failed_for_good(text, tasks)))
+                        loop = ProductionLoop(engine, bulletin, options.interval)
+                        control = Control(engine, loop, bulletin, aggregate=lambda out: run_aggregators(
+                            production_dir, plan.script.name, ledger, timerc, engine.verbose, out=out))
+                        # The channel outlives the cluster: attached monitors see the last lines.
+                        page = StatusPageWriter(engine, loop, production_dir)
+                        server = open_control_endpoint(control, loop, production_dir,
+                                                       every_tick=lambda: (notifier.flush(), page.write()))
+                        loop.linger = lambda: server.connections > 0
+                        engine.start()
+                        try:
+                            with _stop_on_signals(loop):
+                                finished = loop.run()
+                            if not finished:
+                                engine.stop(loop.stopped or "stopped")
+                        except BaseException:
+                            engine.stop("interrupted")
+                            server.close()
+                            raise
+                        finally:
+                            engine.close()
+                finally:
+                    running.close()
+            final: list[str] = []
+
+            def say(line: str) -> None:
+                final.append(line)
+                bulletin.publish(line, kind="final")
+
             try:
-                with Client(running.cluster, security=running.security, set_as_default=False) as client:
-                    if running.dashboard_link:
-                        bulletin.publish(f"dashboard {running.dashboard_link}")
-                    engine = Engine(plan, ledger, client, running, options, timerc,
-                                    notify=lambda text: bulletin.publish(text, kind="task"),
-                                    driver_log=driver_log_path(production_dir),
-                                    on_exhausted=lambda text: (
-                                        bulletin.publish(text, kind="failed"),
-                                        notifier.failed_for_good(text)))
-                    loop = ProductionLoop(engine, bulletin, options.interval)
-                    control = Control(engine, loop, bulletin, aggregate=lambda out: run_aggregators(
-                        production_dir, plan.script.name, ledger, timerc, engine.verbose, out=out))
-                    # The channel outlives the cluster: attached monitors see the last lines.
-                    page = StatusPageWriter(engine, loop, production_dir)
-                    server = open_control_endpoint(control, loop, production_dir,
-                                                   every_tick=lambda: (notifier.flush(), page.write()))
-                    loop.linger = lambda: server.connections > 0
-                    engine.start()
-                    try:
-                        with _stop_on_signals(loop):
-                            finished = loop.run()
-                        if not finished:
-                            engine.stop(loop.stopped or "stopped")
-                    except BaseException:
-                        engine.stop("interrupted")
-                        server.close()
-                        raise
-                    finally:
-                        engine.close()
+                if not finished:
+                    why = loop.stopped or "stopped"
+                    say(f"BXRun: {why}; {describe_left(ledger.counts())}: rerun the same command to resume")
+                    code = 128 + signal.Signals[why.split()[1]].value if why.startswith("signal ") else 1
+                else:
+                    code = _finish(plan, ledger, timerc, options, engine, say=say, pilot=pilot)
+                notifier.flush()
+                if loop.complete and pilot:
+                    pass  # the pilot's report follows on the terminal; the production is to come
+                elif loop.complete:
+                    notifier.send("complete", f"production complete: {sum(ledger.counts().values())} "
+                                  "tasks done", "\n".join(final))
+                else:
+                    notifier.send("stopped", f"driver ended ({loop.stopped or 'some tasks failed'}), "
+                                  f"exit code {code}", "\n".join(final))
+                bulletin.publish(f"driver ended (exit code {code})", kind="ended", code=code)
+                return code
             finally:
-                running.close()
-        final: list[str] = []
-
-        def say(line: str) -> None:
-            final.append(line)
-            bulletin.publish(line, kind="final")
-
-        try:
-            if not finished:
-                why = loop.stopped or "stopped"
-                say(f"BXRun: {why}; {describe_left(ledger.counts())}: rerun the same command to resume")
-                code = 128 + signal.Signals[why.split()[1]].value if why.startswith("signal ") else 1
-            else:
-                code = _finish(plan, ledger, timerc, options, engine, say=say, pilot=pilot)
-            notifier.flush()
-            if loop.complete and pilot:
-                pass  # the pilot's report follows on the terminal; the production is to come
-            elif loop.complete:
-                notifier.send("complete", f"production complete: {sum(ledger.counts().values())} "
-                              "tasks done", "\n".join(final))
-            else:
-                notifier.send("stopped", f"driver ended ({loop.stopped or 'some tasks failed'}), "
-                              f"exit code {code}", "\n".join(final))
-            bulletin.publish(f"driver ended (exit code {code})", kind="ended", code=code)
-            return code
-        finally:
-            server.close()
-            page.write(final=True)
+                server.close()
+                page.write(final=True)
     finally:
         ledger.close()
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from ..contract.errors import UserError
+from ..contract.trust import check_file
 from .records import LedgerUnavailable, rebuild_hint
 
 LEDGER_NAME = "ledger.sqlite"
@@ -42,3 +44,18 @@ def check_whole(production_dir: Path) -> None:
         raise damaged(path, exc) from None
     if [r[0] for r in check] != ["ok"]:
         raise damaged(path, "\n".join(str(r[0]) for r in check))
+
+
+def check_files(production_dir: Path, opened: sqlite3.Connection | None = None) -> None:
+    """SQLite opens the ledger and its side files by name: none of them may be a symlink or
+    another user's (:func:`~timecal_core.contract.trust.check_file`). Checked before the
+    ledger is opened and again after (``opened``, closed when refused): what SQLite created
+    just now is the user's too."""
+    path = Path(production_dir) / LEDGER_NAME
+    try:
+        for side in (path, *(path.with_name(LEDGER_NAME + s) for s in ("-wal", "-shm", "-journal"))):
+            check_file(side)
+    except UserError:
+        if opened is not None:
+            opened.close()
+        raise

@@ -7,8 +7,7 @@ production lock guarantees a single driver); readers such as ``BXRun --status`` 
 read-only while the driver runs, which WAL mode allows without blocking either side.
 
 Writes are grouped in transactions (one per batch of completions) so that a 30,000-task
-production does not pay one fsync per task.
-"""
+production does not pay one fsync per task."""
 
 from __future__ import annotations
 
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .failure_causes import RetryPolicy, USER, kind, step_cause
-from .integrity import LEDGER_NAME, check_whole, damaged
+from .integrity import LEDGER_NAME, check_files, check_whole, damaged
 from .records import (CANCELLED, DONE, ERROR, FAILED, PENDING, PLANNED, RUNNING, STATES, Completion,
                       Event, Failure, LedgerUnavailable, ReconcileReport, TaskRow, rebuild_hint)
 
@@ -122,6 +121,7 @@ class Ledger:
         """Open the ledger for writing, creating it if absent (the driver's side)."""
         path = Path(production_dir) / LEDGER_NAME
         path.parent.mkdir(parents=True, exist_ok=True)
+        check_files(production_dir)  # no symlink, nothing of another user's
         check_whole(production_dir)  # damage found now, not while recording completions
         try:
             db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
@@ -141,6 +141,7 @@ class Ledger:
                                     "directory's permissions and free space") from None
         except sqlite3.DatabaseError as exc:
             raise damaged(path, exc) from None
+        check_files(production_dir, opened=db)
         return cls(path, db)
 
     @classmethod

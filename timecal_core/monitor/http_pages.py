@@ -3,13 +3,18 @@ tunnel (``ssh -L 8765:127.0.0.1:8765 login-node``).
 
 A login node is shared: the pages are served only with a secret token that the server
 prints for its owner (in the URL the first time, then as a cookie), never on an address
-other than the loopback, and only the status pages (no other file of the productions)."""
+other than the loopback, and only the status pages: a regular file ``status.html`` directly
+in a production directory it lists, opened without following a symlink (a ``status.html``
+that is a symlink, or a production under ``[paths] production`` that is one, would
+otherwise hand out any file the owner can read)."""
 
 from __future__ import annotations
 
 import html
 import http.server
+import os
 import secrets
+import stat
 import urllib.parse
 from pathlib import Path
 
@@ -21,14 +26,34 @@ COOKIE = "timecal_token"
 
 
 def productions(roots: list[Path] | None) -> dict[str, Path]:
-    """Name -> production directory that has a status page."""
+    """Name -> production directory that has a status page (directories found under
+    ``[paths] production`` only if they are directories there, not symlinks)."""
     if roots is None:
         base = load_timerc().optional_path("production")
         if base is None or not base.is_dir():
             raise UserError("timecal serve: give production directories, or set timerc "
                             "[paths] production")
-        roots = sorted(p for p in base.iterdir() if p.is_dir())
-    return {p.name: p for p in roots if (p / PAGE).is_file()}
+        roots = sorted(Path(e.path) for e in os.scandir(base) if e.is_dir(follow_symlinks=False))
+    return {p.name: p for p in roots if read_page(p) is not None}
+
+
+def read_page(production: Path) -> bytes | None:
+    """The production's status page if it is a regular file there, read without following
+    a symlink (neither the page nor the production directory's own entry); else None."""
+    try:
+        folder = os.open(production, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fd = os.open(PAGE, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=folder)
+    except OSError:  # absent, or a symlink (ELOOP)
+        return None
+    finally:
+        os.close(folder)
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):  # a FIFO or device would block or leak
+            return None
+        return fh.read()
 
 
 def make_handler(roots: list[Path] | None, token: str):
@@ -55,8 +80,8 @@ def make_handler(roots: list[Path] | None, token: str):
                 body = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>timecal "
                         f"productions</title></head><body><h1>timecal productions</h1><ul>{rows}"
                         "</ul></body></html>").encode()
-            elif len(parts) == 1 and parts[0] in found:
-                body = (found[parts[0]] / PAGE).read_bytes()
+            elif len(parts) == 1 and parts[0] in found and (page := read_page(found[parts[0]])) is not None:
+                body = page
             else:
                 self.send_error(404, "no such production")
                 return

@@ -265,6 +265,11 @@ class MonitorShell(cmd2.Cmd):
 
         answer = self.ask("dask")
         address, tls = answer["scheduler"], answer.get("tls")
+        served_by = getattr(self.channel, "peer_uid", None)  # None: the driver is this process
+        if served_by is not None and served_by != os.getuid():  # a scheduler of someone else's choice
+            self.perror(f"debug: the driver's channel is served by uid {served_by}, not by you: "
+                        "its scheduler address and credentials are not used")
+            return
         try:
             security = None
             if tls:  # the production's client credentials, over the owner-only channel

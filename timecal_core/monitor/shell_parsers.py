@@ -12,6 +12,7 @@ import cmd2
 from cmd2 import Choices, Cmd2ArgumentParser, CompletionItem, Completions
 from cmd2.parsing import StatementParser
 
+from ..contract.trust import private_dir
 from ..control.requests import ControlError
 from ..ledger.records import STATES, STATE_HELP
 from ..views.selection import is_term
@@ -27,7 +28,7 @@ def history_path() -> Path:
     """Shared by every production of the user, like a shell's history."""
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     path = Path(base).expanduser() / "timecal" / "history"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)  # what was typed may name productions and values: 0700
     return path
 
 

@@ -20,19 +20,29 @@ Where the credentials come from:
   their contents. The files are removed when the cluster object goes away.
 
 Either way ``require_encryption`` is on, so nothing falls back to plain TCP.
+
+Dask's processes also keep files: each scheduler, nanny and worker makes a work directory
+under ``dask-scratch-space`` in ``$TMPDIR`` unless told otherwise, and follows whatever
+another user put there first (``global.lock``, ``purge.lock`` as symlinks). The scheduler
+and local workers therefore use ``<production>/.dask`` (0700, checked:
+:func:`scratch_directory`); batch workers make a fresh private directory on their node
+(:func:`timecal_core.batch.scratch_lines`).
 """
 
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Mapping
 from pathlib import Path
 
 from ..contract.errors import UserError
+from ..contract.trust import check_secret_file, private_dir
 
 #: Directory of a production (or plotScan output) where batch workers find their credentials.
 CREDENTIALS_DIR = ".credentials"
+#: Directory of a production (or plotScan output) where its scheduler and local workers keep
+#: their scratch space.
+SCRATCH_DIR = ".dask"
 #: Where the dashboard of a batch backend listens unless timerc says otherwise: loopback, a
 #: free port (reach it through an SSH tunnel, README "Security").
 DEFAULT_DASHBOARD = "127.0.0.1:0"
@@ -82,20 +92,19 @@ def _check_file(key: str, path: str) -> str:
 
 def _check_private(key: str, path: str) -> str:
     """A private key others can read authenticates them as the user: refuse it, as ssh does."""
-    full = _check_file(key, path)
-    mode = stat.S_IMODE(os.stat(full).st_mode)
-    if mode & 0o077:
-        raise UserError(f"dask config {_TLS_CONFIG}.{key} = {path!r} is readable by others "
-                        f"(mode {mode:04o}); run 'chmod 600 {full}'")
-    return full
+    return str(check_secret_file(_check_file(key, path), f"dask config {_TLS_CONFIG}.{key}"))
 
 
-def private_directory(path: Path) -> Path:
-    """``path`` as a directory only its owner can enter (0700), created if absent."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if stat.S_IMODE(path.stat().st_mode) != 0o700:
-        path.chmod(0o700)
-    return path
+def scratch_directory(output_dir: Path) -> Path:
+    """``<output>/.dask``: the scratch space of the production's scheduler and local
+    workers, a 0700 directory of the user's (checked, created if absent)."""
+    return private_dir(Path(output_dir) / SCRATCH_DIR)
+
+
+def scratch_config(output_dir: Path) -> dict:
+    """Dask configuration for processes started now (a scheduler, local workers): their
+    ``dask-scratch-space`` in :func:`scratch_directory`, never in a shared ``$TMPDIR``."""
+    return {"temporary-directory": str(scratch_directory(output_dir))}
 
 
 def dashboard_address(section: str, settings: Mapping[str, str]) -> str | None:
@@ -143,7 +152,7 @@ def jobqueue_kwargs(section: str, settings: Mapping[str, str], cluster_kwargs: M
     if address is None:
         kwargs["scheduler_cls"] = health_only_scheduler()
     if in_memory(security):
-        kwargs["shared_temp_directory"] = str(private_directory(Path(production_dir) / CREDENTIALS_DIR))
+        kwargs["shared_temp_directory"] = str(private_dir(Path(production_dir) / CREDENTIALS_DIR))
     return kwargs
 
 

@@ -93,7 +93,7 @@ class Engine:
 
     def __init__(self, plan, ledger: Ledger, client, running, options: ProductionOptions,
                  timerc, notify: Callable[[str], None] = print, driver_log: Path | None = None,
-                 on_exhausted: Callable[[str], None] | None = None):
+                 on_exhausted: Callable[[str | None, int], None] | None = None):
         self.plan = plan
         self.ledger = ledger
         self.client = client
@@ -120,7 +120,8 @@ class Engine:
         self.completed_this_run = 0
         self.verbose = options.verbose
         self.driver_log = driver_log
-        self.on_exhausted = on_exhausted or notify  # a task failed for good
+        # tasks failed for good: (what to say, or None when counted only; how many tasks)
+        self.on_exhausted = on_exhausted or (lambda text, _tasks: text and notify(text))
         self._retiring: set[str] = set()  # workers scale() removes: their tasks cost nothing
         self.policy = options.retry_policy or causes.RetryPolicy(default=options.max_retries)
         #: (task id, attempt, worker, when) of attempts lost with their worker: the batch
@@ -130,7 +131,7 @@ class Engine:
         #: a damaged ledger or a full disk found while the production runs (the error to end
         #: with, one line): the loop stops
         self.broken: Exception | None = None
-        self.for_good = ForGoodReports(lambda text: self.on_exhausted(text))
+        self.for_good = ForGoodReports(lambda text, tasks: self.on_exhausted(text, tasks))
 
     # ------------------------------------------------------------------ submission
     def start(self) -> None:

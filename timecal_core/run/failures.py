@@ -93,7 +93,7 @@ class ForGoodReports:
     """Says that tasks failed for good through ``say``: the first of each cause and message
     with the message, the others counted (:meth:`counts`, at each tick)."""
 
-    def __init__(self, say: Callable[[str], None]):
+    def __init__(self, say: Callable[[str | None, int], None]):
         self.say = say
         self._lock = threading.Lock()
         self._seen: dict[tuple[str, str], int] = {}  # (cause, message) -> tasks so far
@@ -114,11 +114,13 @@ class ForGoodReports:
                 self._seen[key] = self._seen.get(key, 0) + len(ids)
                 if known:
                     self._unsaid[key] = self._unsaid.get(key, 0) + len(ids)
-                    continue
+            if known:
+                self.say(None, len(ids))  # counted (mail counts tasks), said at the next tick
+                continue
             cause, reason = key
             more = f" (and {len(ids) - 1} more task(s) with the same error)" if len(ids) > 1 else ""
             self.say(f"task {ids[0]} failed for good{more}: {cause}: {_short(reason)}; the same "
-                     "failure of other tasks is counted, not listed ('errors' shows it whole)")
+                     "failure of other tasks is counted, not listed ('errors' shows it whole)", len(ids))
 
     def counts(self) -> list[str]:
         """The tick's line per error that failed more tasks for good since it was said."""

@@ -80,7 +80,7 @@ class ProductionLock:
                   "started": _process_start(os.getpid()), "since": time.time(),
                   "argv": sys.argv}
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
         except FileExistsError:
             return False
         with os.fdopen(fd, "w") as fh:

@@ -9,7 +9,6 @@ ledger gives the history (done and failed over time, runtimes, failures with the
 from __future__ import annotations
 
 import html
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -167,9 +166,7 @@ margin-right: .4em; border-radius: 50%; }} td {{ padding: .1em .8em .1em 0; }}
 
 def write(production: Path, text: str) -> Path:
     """Atomically: a browser never reads half a page."""
-    path = Path(production) / PAGE
-    tmp = path.with_name(f".{PAGE}.{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
+    from ..contract.trust import write_atomically
+
+    return write_atomically(Path(production) / PAGE, text)
 

@@ -22,6 +22,7 @@ from timecal_core.contract.errors import UserError
 from timecal_core.cli import vocabulary
 from timecal_core.cli.command_errors import run_cli
 from timecal_core.contract.hookspecs import BackendRequest, FinishedTask
+from timecal_core.contract.trust import check_output, make_output
 from timecal_core.run.tasks import finished_tasks
 from timecal_core.config.yamlfiles import load_yaml, parse_custom
 from timecal_core.cms.harvested_layout import MODES
@@ -119,6 +120,7 @@ def run(args: argparse.Namespace) -> Path:
         raise UserError(f"-i {args.input}: {production} is not a production directory (no results/ in it)")
     output = _resolve(args.output, timerc, "scans", "-o") if args.output else scan_output(production, timerc)
     check_output_dir(output)  # a file there is one line now, not a crash after the work
+    check_output(output, what=f"-o {args.output or output.name}")  # another user's, or a symlink: before anything is written
     custom = parse_custom(args.custom)
     modes = _modes(custom)
     config = _load_config(args.yaml, custom) if args.yaml else {}
@@ -148,7 +150,7 @@ def run(args: argparse.Namespace) -> Path:
     _check_fixed(grid, selected, source)
 
     mode = args.dask or WORKER_MODE  # where the files are read
-    output.mkdir(parents=True, exist_ok=True)
+    make_output(output, what=f"-o {args.output or output.name}")
     cluster = SharedCluster(args.dask, timerc, output, args.verbose) if args.dask else None
     try:
         if cluster is not None and mode == args.dask:

@@ -43,6 +43,7 @@ from timecal_core.contract.errors import UserError
 from timecal_core.cli import vocabulary
 from timecal_core.cli.command_errors import run_cli
 from timecal_core.config.yamlfiles import load_yaml, parse_custom
+from timecal_core.contract.trust import check_output, make_output
 from . import intervals
 from .calibration import DelayScan, Summary, scan_delay, summarise
 from .calibration_report import write_report
@@ -490,7 +491,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         scenarios = _quick_scenario(args, registry)
     out = check_output_dir(_output_dir(args, calibration_root, scenarios))  # before the work
+    check_output(out, what=f"-o {args.output or out.name}")  # another user's, or a symlink: refused now
     results = run_scenarios(scenarios, calibration_root, registry, interval=args.sigma)
+    make_output(out, what=f"-o {args.output or out.name}")
     written = write_report(out, results, plots=not args.no_plots)
     print(f"{PROG}: wrote {len(written)} files to {out}" +
           ("" if args.no_plots else f" (open {out / 'index.html'})"))

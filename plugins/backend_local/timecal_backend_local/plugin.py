@@ -6,7 +6,9 @@ free ports: two users on one login node must never collide on a fixed port. Loop
 shared by every user of the node, so every Dask connection is TLS with mutual
 authentication (:mod:`timecal_core.run.cluster_security`): only this production's processes hold the
 key. The dashboard (read-only, no authentication) can be turned off; it then serves only
-the health check.
+the health check. The scheduler, nannies and workers keep their scratch space in the
+production's private ``.dask`` directory, not in a ``/tmp/dask-scratch-space`` that another
+user may have made first.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from timecal_core.contract.running_cluster import RunningCluster
 from timecal_core.config.timerc import positive_int_setting
 from timecal_core.contract.timerc_keys import YES
 from timecal_core.contract.hookspecs import BackendRequest, ExecutionBackend, Setting, SettingsSection, hookimpl
-from timecal_core.run.cluster_security import HEALTH_ONLY, cluster_security
+from timecal_core.run.cluster_security import HEALTH_ONLY, cluster_security, scratch_config
 
 HOST = "127.0.0.1"
 SETTINGS = SettingsSection("local", (
@@ -48,12 +50,14 @@ def start(request: BackendRequest) -> RunningCluster:
     security = cluster_security()
     # The scheduler reads its HTTP routes when it starts, inside LocalCluster().
     routes = {} if dashboard else HEALTH_ONLY  # no page showing tasks, workers or logs
-    with dask.config.set(routes):
+    scratch = scratch_config(request.output_dir)
+    with dask.config.set({**routes, **scratch}):
         cluster = LocalCluster(
             n_workers=n_workers,
             threads_per_worker=1,
             processes=True,
             memory_limit=settings.get("memory_limit") or SETTINGS.default("memory_limit"),
+            local_directory=scratch["temporary-directory"],
             host=HOST,
             protocol="tls://",
             security=security,
