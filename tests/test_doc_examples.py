@@ -576,3 +576,25 @@ def test_a_command_is_checked_with_the_page_files_it_reads(tmp_path):
     assert "threshhold" in results[4]
     assert "plot.yml" in results[5]
     assert "memory" in results[6]
+
+
+def test_the_readme_quick_start_is_what_the_tutorial_runs():
+    """The README's three commands and its grid are the tutorial's, word for word, so the
+    tutorial's run (production, plots) is the quick start's run: a change to either that is
+    not made to both fails here."""
+    readme = [e.parsed for e in parse_page(REPO / "README.md") if isinstance(e.parsed, Block)]
+    tutorial = [e.parsed for e in parse_page(REPO / "docs" / "tutorial.md") if isinstance(e.parsed, Block)]
+    (grid,) = [b.source for b in readme if b.marker == "file scan.yml"]
+    assert grid in [b.source for b in tutorial if b.marker == "file scan.yml"]
+    (quick,) = [b for b in readme if b.language == "console" and "scan.yml" in b.source]
+    ran = [line for b in tutorial if b.marker == "run" for line, _ in command_lines(b)]
+    commands = [line for line, _ in command_lines(quick)]
+    assert len(commands) == 3 and all(c in ran for c in commands), (commands, ran)
+
+
+def test_every_link_of_the_readme_and_contributing_leads_somewhere():
+    """The site's build checks its own links; these two pages are outside it."""
+    for page in (REPO / "README.md", REPO / "CONTRIBUTING.md"):
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+            if "://" not in target:
+                assert (page.parent / target).exists(), f"{page.name}: link to {target}: no such file"
