@@ -62,4 +62,5 @@ highlight_language = "text"  # the usage blocks sphinx-argparse writes
 html_theme = "furo"
 html_title = f"timecal {version}"
 html_static_path = ["_static"]
+html_css_files = ["tables.css"]
 html_show_sourcelink = False
