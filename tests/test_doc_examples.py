@@ -1,4 +1,5 @@
-"""Examples that cannot rot: every fenced block of README.md and docs/ is read by a rule here
+"""Examples that cannot rot: every fenced block of README.md, CONTRIBUTING.md, the plugins'
+READMEs and docs/ is read by a rule here
 or marked illustrative, and a block that breaks its rule fails the test with its file and line.
 
 The blocks are found by sybil (its Markdown lexers: fenced blocks, and directives in HTML
@@ -50,7 +51,8 @@ from test_cli_vocabulary import console_scripts
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-PAGES = [REPO / "README.md", REPO / "CONTRIBUTING.md", *sorted(p for p in (REPO / "docs").rglob("*.md") if "_build" not in p.parts)]
+PAGES = [REPO / "README.md", REPO / "CONTRIBUTING.md", *sorted(REPO.glob("plugins/*/README.md")),
+         *sorted(p for p in (REPO / "docs").rglob("*.md") if "_build" not in p.parts)]
 COMMANDS = ("console", "shell", "bash", "sh")
 #: Programs a command block may name besides timecal's commands and make (not run unless
 #: the block is runnable; nothing about them is checked).
@@ -593,8 +595,8 @@ def test_the_readme_quick_start_is_what_the_tutorial_runs():
 
 
 def test_every_link_of_the_readme_and_contributing_leads_somewhere():
-    """The site's build checks its own links; these two pages are outside it."""
-    for page in (REPO / "README.md", REPO / "CONTRIBUTING.md"):
+    """The site's build checks its own links; these pages are outside it."""
+    for page in (REPO / "README.md", REPO / "CONTRIBUTING.md", *REPO.glob("plugins/*/README.md")):
         for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
             if "://" not in target:
                 assert (page.parent / target).exists(), f"{page.name}: link to {target}: no such file"

@@ -153,7 +153,7 @@ def _uncommented(key: str, value: str) -> str:
 
 def load_timerc(path: Path | None = None) -> Timerc:
     """Read timerc; a missing or malformed file is a UserError saying how to fix it. Comments
-    may follow a value on its line (``workers = 4   # default: all cores``), as the README's
+    may follow a value on its line (``workers = 4   # default: all cores``), as the manual's
     and ``BXRun --init``'s examples write them."""
     path = path or timerc_location()
     if not path.is_file():
@@ -194,7 +194,7 @@ init =
 # workers = 4
 # memory_limit = 2GB
 
-# [slurm] and [htcondor]: see the README of each backend plugin.
+# [slurm], [htcondor], [gateway]: every key in docs/reference/timerc.md.
 
 [retry]
 # Attempts per task by failure cause (default: BXRun --max-retries, 3); user errors are

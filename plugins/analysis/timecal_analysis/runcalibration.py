@@ -429,7 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sigma", choices=INTERVALS, default=INTERVALS[0],
                    help="the ±1σ: Feldman-Cousins 68.3%% intervals from pseudo-histograms of the templates "
                         "(default; computed once per evaluator and hit count, then cached), or where the score "
-                        "rises by 1 (physics.md §8; over- or under-covers, see the README)")
+                        "rises by 1 (physics.md §8; over- or under-covers: docs/explanation/calibration-accuracy.md)")
     vocabulary.add_standard(p, DISTRIBUTION)
     return p
 
