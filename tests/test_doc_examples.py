@@ -420,17 +420,24 @@ def _pages():
             for p in PAGES]
 
 
-@pytest.mark.parametrize("page", _pages(), ids=_id)
-def test_every_block_of_the_page_is_read_or_marked(page, tmp_path):
-    """Every block's rule, in the page's order; the page's runnable blocks run (docs/tutorial.md:
-    from an empty HOME to a calibrated delay). All failures are reported, each with its line."""
+def prepared_page(page: Path, tmp_path: Path) -> Document:
+    """The page's blocks, in a fresh environment holding the page's files (written first: a
+    block may !include or use a file shown later)."""
     document = parse_page(page)
     document.namespace.update(page_environment(tmp_path))
-    for example in document:  # the page's files first: a block may !include a later one
+    for example in document:
         if isinstance(example.parsed, Block) and example.parsed.marker.startswith("file "):
             path = _scratch(document.namespace, example.parsed)
             path.write_text(example.parsed.source)
             document.namespace.setdefault("files", {})[path.name] = example.parsed.source
+    return document
+
+
+@pytest.mark.parametrize("page", _pages(), ids=_id)
+def test_every_block_of_the_page_is_read_or_marked(page, tmp_path):
+    """Every block's rule, in the page's order; the page's runnable blocks run (docs/tutorial.md:
+    from an empty HOME to a calibrated delay). All failures are reported, each with its line."""
+    document = prepared_page(page, tmp_path)
     failures = []
     for example in document:
         try:
@@ -484,8 +491,7 @@ def test_the_rules_catch_a_block_that_rotted(tmp_path):
 
 def evaluate_all(page: Path, tmp_path: Path) -> list[str | None]:
     """What each example of a page says, in order (None: it passed)."""
-    document = parse_page(page)
-    document.namespace.update(page_environment(tmp_path))
+    document = prepared_page(page, tmp_path)
     results = []
     for example in document:
         try:
@@ -560,20 +566,7 @@ def test_a_command_is_checked_with_the_page_files_it_reads(tmp_path):
         "```console\n$ plotScan -i scan1 --yaml plot.yml\n```\n\n"
         "```ini\n[slurm]\nmemory = lots\n```\n"
     )
-    document = parse_page(page)
-    document.namespace.update(page_environment(tmp_path))
-    for example in document:
-        if isinstance(example.parsed, Block) and example.parsed.marker.startswith("file "):
-            path = _scratch(document.namespace, example.parsed)
-            path.write_text(example.parsed.source)
-            document.namespace.setdefault("files", {})[path.name] = example.parsed.source
-    results = []
-    for example in document:
-        try:
-            example.evaluate()
-            results.append(None)
-        except AssertionError as exc:
-            results.append(str(exc))
+    results = evaluate_all(page, tmp_path)
     assert results[:4] == [None] * 4, results
     assert "threshhold" in results[4]
     assert "plot.yml" in results[5]
