@@ -125,8 +125,15 @@ def timed(action, repeat: int) -> tuple[float, float, float]:
     return first, statistics.median(times), statistics.median(cpu)
 
 
+STATUS_GOAL = 0.250  # seconds: BXRun --status as a process (issue 28)
+
+
 def verdict(seconds: float) -> str:
-    return "OK" if seconds < GOAL else "MISSED"
+    return verdict_of(seconds, GOAL)
+
+
+def verdict_of(seconds: float, goal: float) -> str:
+    return "OK" if seconds < goal else "MISSED"
 
 
 def report(label: str, first: float, median: float, cpu: float) -> float:
@@ -200,7 +207,10 @@ def main() -> int:
             lambda: status_in_process(("--grid", "threshold", "delay")), args.repeat)))
 
         bxrun = str(Path(sys.executable).with_name("BXRun"))
-        env = dict(os.environ)
+        # As installed: modules compiled once (a first run writes their bytecode), not
+        # compiled at every start as PYTHONDONTWRITEBYTECODE would have it (~120 ms more).
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        subprocess.run([bxrun, "--status", "-o", str(out)], capture_output=True, env=env)
 
         def real(argv):
             """(wall, CPU) of a command run as a process of its own."""
@@ -222,8 +232,9 @@ def main() -> int:
         print(f"BXRun --status (a process): {command * 1000:.0f} ms wall (CPU {command_cpu * 1000:.0f} ms), "
               f"of which start-up (interpreter + import timecal_core.cli.bxrun) {startup * 1000:.0f} ms "
               f"(CPU {startup_cpu * 1000:.0f} ms): {(command - startup) * 1000:.0f} ms of work "
-              f"(CPU {(command_cpu - startup_cpu) * 1000:.0f} ms), goal {GOAL * 1000:.0f} ms: "
-              f"{verdict(command - startup)}")
+              f"(CPU {(command_cpu - startup_cpu) * 1000:.0f} ms); goal for the whole process "
+              f"{STATUS_GOAL * 1000:.0f} ms: wall {verdict_of(command, STATUS_GOAL)}, CPU "
+              f"{verdict_of(command_cpu, STATUS_GOAL)}")
         missed = sum(r >= GOAL for r in results)
         print(f"monitor on {args.tasks} tasks: {len(results) - missed}/{len(results)} in-process "
               f"figures under {GOAL * 1000:.0f} ms")

@@ -10,9 +10,11 @@ cbcsim writes to ``task.log`` (time in hits + emulation and in writing). Rates r
 first task's start to the last task's end; cluster start-up and the aggregators are shown
 apart, and included in the extrapolated wall time of a 29,106-task grid.
 
-Goals: ratio >= 10x, 29,106 tasks in under one hour on 2 cores.
+Goals: ratio >= 10x, 29,106 tasks in under one hour on 2 cores. First (issue 28) the same
+fast grid in the full and in the compact output layout: tasks/s and bytes per task.
 
     .venv/bin/python benchmarks/bench_production.py [--quick] [--tasks N] [--slow-tasks N] [--workers W]
+                                                     [--layouts-only]
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ def grid_yaml(n: int, dump: Path | None) -> str:
     return json.dumps({"threshold": thresholds, **other}) + "\n"  # JSON is YAML
 
 
-def run_production(name: str, n: int, dump: Path | None, base: Path, workers: int, slow: bool) -> dict:
+def run_production(name: str, n: int, dump: Path | None, base: Path, workers: int, slow: bool,
+                   layout: str | None = None) -> dict:
     out = base / name
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
@@ -59,7 +62,8 @@ def run_production(name: str, n: int, dump: Path | None, base: Path, workers: in
         env.update(TIMECAL_WARM_STEPS="0", TIMECAL_CBCSIM_WRITER="uproot")
     t0 = time.time()
     proc = subprocess.run([BXRUN, "--script", "cbcsim", "--yaml", str(out / "grid.yml"), "-o", str(out / "prod"),
-                           "--dask", "local", "--interval", "5"], env=env, stdin=subprocess.DEVNULL,
+                           "--dask", "local", "--interval", "5", *(["--layout", layout] if layout else [])],
+                          env=env, stdin=subprocess.DEVNULL,
                           capture_output=True, text=True)
     wall = time.time() - t0
     if proc.returncode != 0:
@@ -69,13 +73,15 @@ def run_production(name: str, n: int, dump: Path | None, base: Path, workers: in
 
 
 def summarise(results: Path, t0: float, wall: float, workers: int) -> dict:
-    starts, ends, step_wall, step_cpu, emulate, write = [], [], [], [], [], []
+    starts, ends, step_wall, step_cpu, emulate, write, outputs, dirs = [], [], [], [], [], [], [], []
     for entry in results.iterdir():
         params = entry / "params.json"
         if entry.name.startswith(".") or not params.is_file():
             continue
         record = json.loads(params.read_text())
         (step,) = record["steps"]
+        outputs.append(record["output_bytes"])
+        dirs.append(sum(f.stat().st_size for f in entry.iterdir() if f.is_file()))
         starts.append(record["start"])
         ends.append(record["end"])
         step_wall.append(step["wall"])
@@ -90,7 +96,8 @@ def summarise(results: Path, t0: float, wall: float, workers: int) -> dict:
     emul, wr, sw = mean(emulate), mean(write), mean(step_wall)
     return {"n": n, "rate": n / span, "span": span, "wall": wall, "startup": min(starts) - t0,
             "after": t0 + wall - max(ends), "emulate": emul, "write": wr, "start": sw - emul - wr,
-            "bookkeeping": share - sw, "share": share, "cpu": mean(step_cpu), "workers": workers}
+            "bookkeeping": share - sw, "share": share, "cpu": mean(step_cpu), "workers": workers,
+            "output_bytes": mean(outputs), "dir_bytes": mean(dirs), "write_cpu": wr}
 
 
 def hms(seconds: float) -> str:
@@ -122,6 +129,19 @@ def report(label: str, fast: dict, slow: dict) -> float:
     return ratio
 
 
+def report_layouts(full: dict, compact: dict) -> None:
+    """Issue 28: the same grid written in the full DQM layout and in the compact one."""
+    print("[output layouts: the same synthetic grid, --layout full vs --layout compact]")
+    for name, r in (("full (DQM, 1,002 1D hists)", full), ("compact (2D maps only)", compact)):
+        print(f"  {name:27s}: {r['n']:5d} tasks in {r['span']:7.1f} s = {r['rate']:6.2f} tasks/s; "
+              f"step CPU {r['cpu']:.3f} s/task (write {r['write']:.3f} s); output "
+              f"{r['output_bytes'] / 1024:6.1f} kB/task, result directory {r['dir_bytes'] / 1024:6.1f} kB/task "
+              f"-> {FULL_GRID} tasks: {FULL_GRID * r['dir_bytes'] / 2**30:.1f} GiB")
+    print(f"  compact / full: {compact['rate'] / full['rate']:.2f} x the tasks/s, "
+          f"{full['cpu'] / compact['cpu']:.2f} x less step CPU, {full['output_bytes'] / compact['output_bytes']:.1f} x "
+          f"smaller outputs (goal <= 60 kB per task: {compact['output_bytes'] / 1000:.1f} kB)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="300 fast / 20 slow tasks per grid")
@@ -131,6 +151,8 @@ def main() -> int:
     parser.add_argument("--dump-hits", type=int, default=20_000,
                         help="hits in the sim-hit dump (default: as many as the synthetic tasks "
                              "generate, so both grids do the same emulation work per task)")
+    parser.add_argument("--layouts-only", action="store_true",
+                        help="only the full vs compact comparison (issue 28), not the slow path's")
     args = parser.parse_args()
     n_fast = args.tasks or (300 if args.quick else 1000)
     n_slow = args.slow_tasks or (20 if args.quick else 40)
@@ -148,6 +170,11 @@ def main() -> int:
     load = os.getloadavg()[0]
     print(f"load average before the runs: {load:.1f} on {os.cpu_count()} cores"
           + ("  (a busy machine: rates are lower than on an idle one)" if load > (os.cpu_count() or 1) else ""))
+    full = run_production("layout-full", n_fast, None, base, args.workers, False, "full")
+    compact = run_production("layout-compact", n_fast, None, base, args.workers, False, "compact")
+    report_layouts(full, compact)
+    if args.layouts_only:
+        return 0
     ratios = []
     for label, source in (("synthetic hits", None), ("one sim-hit dump", dump)):
         fast = run_production(f"fast-{'dump' if source else 'synthetic'}", n_fast, source, base, args.workers, False)

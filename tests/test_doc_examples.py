@@ -212,6 +212,10 @@ def read_section(name: str, values: dict, path: Path) -> str | None:
         module.parse_settings(without_dashboard(values), path.parent)
     elif name == "gateway":
         importlib.import_module("timecal_backend_gateway.settings").parse_settings(values)
+    elif name == "production":  # a layout the emulator writes
+        layouts = get_registry().script("cbcsim").item.layouts
+        if values.get("layout") and values["layout"] not in layouts:
+            return f"[production] layout = {values['layout']}: cbcsim writes {', '.join(layouts)}"
     return None
 
 

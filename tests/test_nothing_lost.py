@@ -192,7 +192,9 @@ def test_productions_of_the_same_name_keep_their_own_scan_outputs(tmp_path):
         assert res.returncode == 0, res.stdout + res.stderr
         tables[sub] = scans / sub / "same" / "observables.parquet"
         assert f"aggregator observables: 1 tasks -> {tables[sub]}" in res.stdout
-    assert {float(pd.read_parquet(tables[s])["threshold"].iloc[0]) for s in "ab"} == {4000.0, 8000.0}
+    # the task table holds the parameters (issue 28), beside the values
+    assert {float(pd.read_parquet(tables[s].with_name("tasks.parquet"))["threshold"].iloc[0])
+            for s in "ab"} == {4000.0, 8000.0}
     # an absolute -o outside [paths] production gets its name and a short hash of its path
     outside = tmp_path / "elsewhere" / "same"
     grid = tmp_path / "c.yml"
@@ -201,12 +203,13 @@ def test_productions_of_the_same_name_keep_their_own_scan_outputs(tmp_path):
                     timeout=240)
     assert res.returncode == 0, res.stdout + res.stderr
     (third,) = [p for p in scans.iterdir() if p.name.startswith("same-")]
-    assert float(pd.read_parquet(third / "observables.parquet")["threshold"].iloc[0]) == 6000.0
+    assert (third / "observables.parquet").is_file()
+    assert float(pd.read_parquet(third / "tasks.parquet")["threshold"].iloc[0]) == 6000.0
     plot = __import__("subprocess").run(
         [str(Path(os.sys.executable).with_name("plotScan")), "-i", "a/same", "--only", "efficiency",
          "--formats", "png"], env=env, capture_output=True, text=True, timeout=300)
     assert plot.returncode == 0, plot.stderr
-    assert f"reused from {tables['a']}" in plot.stderr
+    assert "reused (1 file(s) unchanged)" in plot.stderr and f"in {tables['a'].parent}" in plot.stderr
 
 
 # --------------------------------------------------------------------------- 4. a damaged ledger

@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import uproot
 
@@ -181,18 +182,20 @@ def test_cache_reused_then_rebuilt_when_an_input_changes(tmp_path, production):
     tasks = finished_tasks(prod)
     target = tmp_path / "scans" / "observables.parquet"
     first, rebuilt = obs.load_or_build(tasks, target)
-    assert rebuilt and target.is_file()
+    assert rebuilt and target.is_file() and (target.parent / "tasks.parquet").is_file()
+    assert rebuilt.read == len(tasks)
     again, rebuilt = obs.load_or_build(tasks, target)
-    assert not rebuilt and again.equals(first)
+    assert not rebuilt and again.table().equals(first.table())
     # Touch one input: its mtime changes, the table is rebuilt.
     st = os.stat(tasks[0].output)
     os.utime(tasks[0].output, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
-    _, rebuilt = obs.load_or_build(tasks, target)
-    assert rebuilt
+    touched, rebuilt = obs.load_or_build(tasks, target)
+    assert rebuilt and (rebuilt.read, rebuilt.reused) == (1, len(tasks) - 1)  # only that file is read
+    pd.testing.assert_frame_equal(wide(touched), wide(first))
     _, rebuilt = obs.load_or_build(tasks, target)
     assert not rebuilt
     _, rebuilt = obs.load_or_build(tasks, target, rebuild=True)  # --cache
-    assert rebuilt
+    assert rebuilt and rebuilt.read == len(tasks)
     _, rebuilt = obs.load_or_build(tasks, target, obs.Sources(modes=("Sampled",)))
     assert rebuilt  # other objects read: another table
     _, rebuilt = obs.load_or_build(tasks[:2], target)
@@ -208,9 +211,18 @@ def test_aggregator_is_registered_and_writes_the_table(tmp_path, production):
     tasks = tuple(finished_tasks(production))
     written = aggregator.run(AggregationRequest(production, "cbcsim", tasks, timerc))
     (folder,) = [p for p in scans.iterdir()]  # a production outside [paths] production: NAME-HASH
-    assert folder.name.startswith(production.name + "-") and written == [folder / obs.TABLE_NAME]
-    import pandas as pd
-
-    table = pd.read_parquet(written[0])
+    assert folder.name.startswith(production.name + "-")
+    assert written == [folder / obs.TABLE_NAME, folder / "tasks.parquet"]
+    values, task_table = pd.read_parquet(written[0]), pd.read_parquet(written[1])
+    assert len(task_table) == len(tasks) and task_table.index.name == "task"  # parameters once per task
+    assert len(values) == len(tasks) * len(MODES) * 51
+    table = values.join(task_table, on="task")  # the wide table, as the README shows it
     assert set(table["file"]) == {str(t.output) for t in tasks}
     assert set(table["mode"]) == set(MODES)
+    for task in tasks:
+        rows = table[table["task_id"] == task.task_id]
+        assert len(rows) == len(MODES) * 51 and (rows["threshold"] == task.params["threshold"]).all()
+
+
+def wide(store) -> pd.DataFrame:
+    return store.table().sort_values(["file", "mode", "delay"], ignore_index=True)

@@ -29,7 +29,7 @@ def scan_dir(tmp_path_factory):
 
 
 def raw_rows(scan_dir, mode, **fixed) -> pd.DataFrame:
-    table = pd.read_parquet(scan_dir / TABLE_NAME)
+    table = pd.read_parquet(scan_dir / TABLE_NAME).join(pd.read_parquet(scan_dir / "tasks.parquet"), on="task")
     mask = table["mode"] == mode
     for name, value in fixed.items():
         mask &= table[name] == value

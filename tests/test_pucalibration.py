@@ -9,7 +9,7 @@ import pytest
 import uproot
 
 from conftest import run_bxrun, write_timerc
-from timecal_core.cms.harvested_layout import (HARVESTED_PREFIX, harvested_name, raw_name,
+from timecal_core.cms.harvested_layout import (HARVESTED_PREFIX, MODES, harvested_name, raw_name,
                                                scan_delays)
 from timecal_core.cms.readers import read_maps
 from timecal_core.cms.root_records import read_parameters
@@ -87,3 +87,29 @@ def test_missing_cmssw_configuration_is_reported_before_running(cmssw_setup, mon
                     "-o", tmp_path / "prod")
     assert res.returncode == 2 and "has no PUCalibration_cfg.py" in res.stderr
     assert not (tmp_path / "prod").exists()
+
+
+def test_compact_layout_drops_the_1d_histograms_and_keeps_info_and_maps(cmssw_setup):
+    """--layout compact: the harvested DQM file is rewritten without Hist1D; the 2D maps are
+    the full layout's bin for bin and Info keeps its elements (named <Name>i=7</Name>)."""
+    tmp_path, hs, pu = cmssw_setup
+    files = {}
+    for name in ("full", "compact"):
+        res = run_bxrun("--script", "PUCalibration_cfg.py", "--run", "threshold=5000", "--HSFile", hs,
+                        "--PUFile", pu, "-o", tmp_path / name, "--layout", name, cwd=tmp_path)
+        assert res.returncode == 0, res.stderr + res.stdout
+        (record,) = (tmp_path / name / "results").glob("*/params.json")
+        assert json.loads(record.read_text())["layout"] == name
+        files[name] = record.parent / json.loads(record.read_text())["output"]
+    full, compact = files["full"], files["compact"]
+    with uproot.open(full) as f, uproot.open(compact) as c:
+        assert any("Hist1D" in k for k in f.keys()) and not any("Hist1D" in k for k in c.keys())
+        info = f"{HARVESTED_PREFIX}/Info"
+        assert c[info].keys() == f[info].keys() == ["<SmearingSeed>i=7</SmearingSeed>;1",
+                                                    "<SmearingKey>s=module</SmearingKey>;1"]
+    a, b = read_maps(full), read_maps(compact)
+    for mode in MODES:
+        for kind in ("offset_scan", "hits_true", "attribution", "errors"):
+            assert (getattr(a, kind)[mode] == getattr(b, kind)[mode]).all()
+    assert read_parameters(compact)["layout"] == "compact"
+    assert compact.stat().st_size < full.stat().st_size

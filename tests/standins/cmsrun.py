@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from timecal_core.cms.fast_root import write_histograms
-from timecal_core.cms.harvested_layout import BXHistograms, RAW_PREFIX, raw_name, scan_delays
+from timecal_core.cms.fast_root import put_named, write_histograms
+from timecal_core.cms.harvested_layout import HARVESTED_PREFIX, BXHistograms, RAW_PREFIX, raw_name, scan_delays
 from timecal_core.cms.readers import read_maps
 
 STEP = 0.5  # a short toy scan: 0, 0.5, ... (with the delay-loop quirk of physics.md section 4)
@@ -70,7 +70,12 @@ def harvester(cfg_args):
                                 maps.attribution["Sampled"].astype(np.int64),
                                 maps.attribution["Latched"].astype(np.int64), n_hits,
                                 offset_step=STEP)
-    write_histograms(Path("DQM_V0001_R000000001__Global__CMSSW_X_Y_Z__RECO.root"), hists)
+    def info(f):  # the analyzer's Info folder, as the DQM harvest stores scalar elements
+        folder = f.mkdir(f"{HARVESTED_PREFIX}/Info")
+        for element in ("<SmearingSeed>i=7</SmearingSeed>", "<SmearingKey>s=module</SmearingKey>"):
+            put_named(folder, element, element)
+
+    write_histograms(Path("DQM_V0001_R000000001__Global__CMSSW_X_Y_Z__RECO.root"), hists, also=info)
     return 0
 
 

@@ -8,6 +8,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import sys
 import time
 import warnings
@@ -30,6 +31,7 @@ from ..contract.trust import owned_dir, write_atomically
 from . import vocabulary
 from .command_errors import run_cli, writing
 from .detach import cmd_attach, start_detached
+from .output_layout import choose_layout, record_layout
 from .production_dir import INFILES, check_production, make_production
 
 GRID_COPY = "config.yml"
@@ -133,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "largest) on --dask, print what each took and extrapolate CPU-hours, wall "
                         "time, disk, memory and walltime requests; then ask whether to launch the "
                         "rest (their results count as done)")
+    p.add_argument("--layout", metavar="full|compact",
+                   help="output files: 'full', the DQM harvest (the 2D maps and 1,002 1D histograms, "
+                        "~570 kB per emulator task; what scripts reading the DQM files need), or "
+                        "'compact' (the 2D maps, Info and the parameters, ~50 kB: all plotScan, "
+                        "runCalibration and the aggregators read); default: the production's, "
+                        "else timerc [production] layout, else full. Recorded in params.json")
     p.add_argument("--yes", action="store_true",
                    help=f"plan a grid of more than {CONFIRM_TASKS:,} tasks without asking; after "
                         "--pilot, launch the rest without asking")
@@ -259,6 +267,7 @@ def cmd_run(args, timerc) -> int:
     given = parse_assignments(args.run, source="--run")
     given.update(_file_overrides(args, script))
     out = _resolve_output(args, timerc)
+    layout = choose_layout(args.layout, None, timerc, script)
     plan = plan_grid(script, given, out, source="--run")
     spec = plan.tasks[0]
     if args.debug:
@@ -283,7 +292,8 @@ def cmd_run(args, timerc) -> int:
         print(f"BXRun: running {script.name} {spec.task_id} in the foreground "
               f"(log: {plan.results_dir / spec.dirname / 'task.log'} once it succeeds)")
         try:
-            result = execute_task(spec, str(out), timerc.cmssw_init, str(cmssw) if cmssw else None)
+            result = execute_task(spec, str(out), timerc.cmssw_init, str(cmssw) if cmssw else None,
+                                  layout)
         except TaskFailed as exc:
             print(f"BXRun: {exc}", file=sys.stderr)
             print("--- last log lines ---\n" + exc.log_tail.rstrip(), file=sys.stderr)
@@ -312,6 +322,7 @@ def cmd_grid(args, timerc) -> int:
         raise UserError(f"{source}: expected a mapping 'parameter: value or [values]'")
     overrides = _file_overrides(args, script)
     grid = {**grid, **overrides}
+    choose_layout(args.layout, _read_record(out).get("layout"), timerc, script)  # a wrong one: refused now
     backend = registry.backend(args.dask).item  # unknown backend: error before anything is written
     if backend.check is not None and not args.debug:  # its timerc section too
         backend.check(timerc.section(args.dask), out)
@@ -380,10 +391,10 @@ def _run_here(args, timerc, plan: Plan, backend, overrides: dict, pilot: bool = 
             # that a rerun would take for the production's grid
             if not (infiles / GRID_COPY).is_file():
                 write_atomically(infiles / GRID_COPY, Path(args.yaml).read_bytes())
-            if not (infiles / PRODUCTION_RECORD).is_file():
-                record = {"script": script.name, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-                          "timecal": __version__, "overrides": overrides, "cwd": os.getcwd()}
-                write_atomically(infiles / PRODUCTION_RECORD, json.dumps(record, indent=1))
+            record = _read_record(out) if (infiles / PRODUCTION_RECORD).is_file() else None
+            layout = record_layout(infiles / PRODUCTION_RECORD, record, args.layout, timerc, script,
+                                   {"script": script.name, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                    "timecal": __version__, "overrides": overrides, "cwd": os.getcwd()})
             move_aside(plan.results_dir, plan.found.to_move)
             clear_stale_workdirs(out)
             owned_dir(owned_dir(out / RESULTS) / TMP)  # made and checked here, not by a worker
@@ -391,7 +402,7 @@ def _run_here(args, timerc, plan: Plan, backend, overrides: dict, pilot: bool = 
             print("BXRun: every task is already done.")
         request = BackendRequest(settings=timerc.section(args.dask), output_dir=out, verbose=args.verbose)
         options = ProductionOptions(interval=args.interval, max_retries=args.max_retries,
-                                    verbose=args.verbose, retry_policy=policy)
+                                    verbose=args.verbose, retry_policy=policy, layout=layout)
         if pilot:
             return run_production(plan, backend, request, options, timerc, pilot=True)
         return run_production(plan, backend, request, options, timerc)
@@ -472,7 +483,10 @@ def cmd_pilot(args, timerc, plan: Plan, backend, overrides: dict) -> int:
     measured = [measure(out, t.task_id, t.dirname) for t in choice.tasks]
     remaining = len(plan.tasks) - len(plan.done | chosen)
     size = backend_size(args.dask, timerc.section(args.dask))
-    print(render_report(choice, measured, len(plan.tasks), remaining, size), flush=True)
+    layout = choose_layout(args.layout, _read_record(out).get("layout"), timerc, plan.script)
+    print(render_report(choice, measured, len(plan.tasks), remaining, size, layout=layout,
+                        free=shutil.disk_usage(out).free, where=out, layouts=plan.script.layouts),
+          flush=True)
     if not remaining:
         print("BXRun: the pilot covered the whole grid: nothing left to launch.")
         return 0
@@ -554,9 +568,8 @@ def _dispatch(args) -> int:
         return cmd_attach(_resolve_output(args, timerc, writing=False))
     if args.status or args.rebuild_ledger:
         return cmd_status(args, timerc, rebuild=args.rebuild_ledger)
-    if args.run or args.yaml or args.output:  # a production: the whole timerc first
-        from .timerc_sections import check_timerc
-
+    if args.run or args.yaml or args.output:  # a production: the whole timerc first (imported
+        from .timerc_sections import check_timerc  # only here: --status need not pay for it)
         check_timerc(timerc, _registry())
     if args.run:
         if not args.script:

@@ -1,6 +1,6 @@
 """Every timerc section timecal knows, in one list: the core's own (``[paths]``, ``[cmssw]``,
-``[retry]``, ``[notify]``, each declared beside the code that reads it) and the section each
-installed backend declares where it registers. BXRun checks the whole file against it
+``[production]``, ``[retry]``, ``[notify]``, each declared beside the code that reads it) and
+the section each installed backend declares where it registers. BXRun checks the whole file against it
 before a production is planned, and the documentation's timerc reference is generated from
 it: what the page lists is what the code accepts.
 """
@@ -12,8 +12,9 @@ from ..contract.plugins import Registry, get_registry
 from ..contract.timerc_keys import SettingsSection, check_sections
 from ..driver.notify import NOTIFY
 from ..ledger.failure_causes import RETRY
+from .output_layout import PRODUCTION
 
-CORE_SECTIONS = (PATHS, CMSSW, RETRY, NOTIFY)
+CORE_SECTIONS = (PATHS, CMSSW, PRODUCTION, RETRY, NOTIFY)
 
 
 def declared_sections(registry: Registry | None = None) -> list[tuple[SettingsSection, str]]:

@@ -333,3 +333,20 @@ def _write_1d_fast(f, directory: str, items: list[tuple[str, np.ndarray]]) -> No
 
 
 # --------------------------------------------------------------------------- reading
+
+
+def put_named(directory, name: str, value) -> None:
+    """Write ``value`` into an uproot ``directory`` under ``name`` taken whole, slashes
+    included (the DQM harvest names scalar elements ``<Name>i=7</Name>``; uproot's ``d[name]
+    = value`` would make folders of it). Uses uproot's writer internals
+    (``uproot.writing.identify.add_to_directory`` and the file's streamer list), like the
+    fast writer above: another uproot raises ValueError here, which the caller reports,
+    rather than writing a file that misnames them."""
+    from uproot.writing import identify
+
+    try:
+        streamers: list = []
+        identify.add_to_directory(value, name, directory, streamers)
+        directory._file._cascading.streamers.update_streamers(directory._file.sink, streamers)
+    except AttributeError as exc:
+        raise ValueError(f"this uproot cannot write a key named {name!r} ({exc})") from None

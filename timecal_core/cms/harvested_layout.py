@@ -25,6 +25,18 @@ PARAMS_KEY = "timecal_params"  # TObjString (JSON) at the top of the file
 # TASK_PARAMETERS_ENV (the contract's): a step that writes its ROOT file itself may store it,
 # and the core then finds it in place instead of rewriting the file (root_records).
 MODES = ("Sampled", "Latched")
+#: Output layouts of a harvested file (BXRun --layout, timerc [production] layout, recorded
+#: in params.json). Both hold the six 2D maps, the Info folder and the parameters, which is
+#: all plotScan, runCalibration and the aggregators read (physics.md §6-§8: every delay's
+#: BX histogram is a row of OffsetScan); "full" also holds the 1,002 one-dimensional
+#: histograms the DQM harvest writes, each a copy of one map row, which scripts written
+#: for the DQM files read. The compact writer of CMSSW files is :mod:`.compact`.
+FULL, COMPACT = "full", "compact"
+LAYOUTS = {FULL: "the DQM harvest as the analyzer writes it: the 2D maps and a 1D histogram per "
+                 "delay and mode (~570 kB per emulator task)",
+           COMPACT: "the 2D maps, Info and the parameters, without the 1D histograms the maps "
+                    "repeat (~50 kB per emulator task)"}
+HIST1D = "Hist1D"
 BX_VALUES = np.arange(-5, 6)  # relative bunch crossings
 FILL_SHIFT = -1.5  # quirk: bx is filled at bx - 1.5
 BX_NBINS, BX_LOW, BX_HIGH = 11, -5.5, 5.5

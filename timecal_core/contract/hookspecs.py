@@ -10,7 +10,7 @@ never each other.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,6 +135,9 @@ class TaskRequest:
     params: Mapping[str, Any]  # complete and canonical (defaults filled, types coerced)
     workdir: Path  # where the steps run (a temporary directory, renamed on success)
     cmssw_dir: Path | None  # timerc [paths] cmssw, where the cfg files live (may be None)
+    #: the output layout the production chose among the script's ``layouts`` (None: the
+    #: script declares none); steps also find it as "layout" in TIMECAL_TASK_PARAMETERS
+    layout: str | None = None
 
 
 @dataclass(frozen=True)
@@ -163,6 +166,9 @@ class ProductionScript:
     preflight: Callable[[Any], None] | None = None
     check: Callable[[Mapping[str, tuple]], None] | None = None
     cmssw: bool = False
+    #: output layouts the script can write (``timecal_core.layout.LAYOUTS``: "full",
+    #: "compact"), its default first; empty: one layout, ``--layout`` does not apply
+    layouts: tuple[str, ...] = ()
     #: ``verify(output) -> None | str``: is this finished output a readable file of its kind?
     #: None when it is, else why not in a few words ("truncated: 100 bytes of the 527,422 its
     #: header announces"). A task counts as done only when it passes, when it finishes and on
@@ -224,7 +230,9 @@ class FinishedTask:
 class AggregationRequest:
     production_dir: Path
     script: str
-    tasks: tuple[FinishedTask, ...]
+    #: every finished task, in task-id order; a Sequence read lazily from disk (iterate it
+    #: rather than keeping its items: a production may hold 100,000 of them)
+    tasks: Sequence[FinishedTask]
     timerc: Any  # timecal_core.config.timerc.Timerc
     verbose: bool = False
 

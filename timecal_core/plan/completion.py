@@ -236,13 +236,16 @@ def scan_results(results: Path, planned: Mapping[str, tuple[str, Mapping[str, An
     return scan
 
 
-def scan_without_plan(results: Path, verify: Verify | None = None) -> ResultScan:
+def scan_without_plan(results: Path, verify: Verify | None = None, keep_records: bool = True,
+                      keep: Callable[[dict], Any] | None = None) -> ResultScan:
     """Sort ``results/`` when the plan is not at hand (aggregators, plotScan): a result is
     done when its params.json is readable, holds parameters and the id its directory name
     ends with, and its output is there, not empty and accepted by ``verify``; of two such
     directories for one task, the first by name counts and the other is a copy. Whether the
     parameters are the planned ones needs the plan: the planner checks that, and has moved
-    mismatches aside before a production's aggregators run."""
+    mismatches aside before a production's aggregators run. Without ``keep_records`` the
+    records are not kept (``done`` maps to (path, None)): a 100,000-task listing then holds
+    paths, not 100,000 decoded params.json; ``keep(record)`` keeps what it returns instead."""
     scan = ResultScan()
     for entry in sorted(_entries(results), key=lambda e: e.name):
         tid = entry.name.rpartition(SEPARATOR)[2]
@@ -264,7 +267,8 @@ def scan_without_plan(results: Path, verify: Verify | None = None) -> ResultScan
         if tid in scan.done:
             scan.copies.append(entry.name)
             continue
-        scan.done[tid] = (entry.path, record)
+        scan.done[tid] = (entry.path, keep(record) if keep is not None else
+                          record if keep_records else None)
     return scan
 
 

@@ -27,6 +27,7 @@ from ..contract.hookspecs import Parameter
 from ..textformat import format_bytes, format_duration, render_table
 from .completion import PARAMS_NAME, RESULTS
 
+
 DEFAULT_PILOT_TASKS = 5
 MEMORY_MARGIN = 1.5  # peak RSS varies between tasks of one region and between nodes
 WALLTIME_MARGIN = 2.0  # slower nodes, busy file systems, queue-time start-up
@@ -217,6 +218,7 @@ class Measured:
     peak_rss: int | None = None  # bytes, the largest step's peak
     output: int | None = None  # bytes, the output file
     disk: int | None = None  # bytes, the whole result directory
+    layout: str | None = None  # the output layout it was written in (params.json)
     extra: dict = field(default_factory=dict)
 
 
@@ -257,6 +259,8 @@ def measure(production_dir: Path, task_id: str, dirname: str) -> Measured:
         m.cpu = _number(record.get("cpu"))
     if m.peak_rss is None and _number(record.get("maxrss_kib")) is not None:
         m.peak_rss = int(_number(record.get("maxrss_kib")) * 1024)
+    if isinstance(record.get("layout"), str):
+        m.layout = record["layout"]
     if _number(record.get("output_bytes")) is not None:
         m.output = int(_number(record.get("output_bytes")))
     output = record.get("output")
@@ -416,8 +420,12 @@ def extrapolate(choice: PilotChoice, measured: Sequence[Measured], total_tasks: 
 
 
 def render_report(choice: PilotChoice, measured: Sequence[Measured], total_tasks: int,
-                  remaining: int, size: BackendSize) -> str:
-    """Per pilot task what it took, then the whole grid's cost and the requests to make."""
+                  remaining: int, size: BackendSize, layout: str | None = None,
+                  free: int | None = None, where: Path | None = None, layouts: Sequence[str] = ()) -> str:
+    """Per pilot task what it took, then the whole grid's cost and the requests to make.
+    The disk is that of the pilot's outputs, in the production's ``layout``; with ``free``
+    (bytes free on the file system of ``where``, the production) a grid that will not fit
+    gets a warning."""
     by_id = {m.task_id: m for m in measured}
     rows = []
     for t in choice.tasks:
@@ -453,10 +461,37 @@ def render_report(choice: PilotChoice, measured: Sequence[Measured], total_tasks
         f"  wall time    {format_duration(ex.wall_time)} for the {remaining} remaining tasks on "
         f"{ex.size.slots} slot{'s' if ex.size.slots != 1 else ''}: {ex.size.text}",
         f"  disk         {format_bytes(ex.disk_mean * total_tasks)} for all outputs "
-        f"(at most {format_bytes(ex.disk_max * total_tasks)})",
+        f"(at most {format_bytes(ex.disk_max * total_tasks)})"
+        + (f", layout {layout}" if layout else ""),
         f"  memory       request {format_bytes(memory_request(ex.peak))} per task "
         f"(peak RSS {format_bytes(ex.peak)} x {MEMORY_MARGIN:g}, rounded up)",
         f"  walltime     request {walltime_request(ex.longest)} per task "
         f"(longest {duration(ex.longest)} x {WALLTIME_MARGIN:g}, rounded up to minutes)",
     ]
+    lines += disk_warnings(measured, ex, layout, free, where, layouts)
     return "\n".join(lines)
+
+
+def disk_warnings(measured: Sequence[Measured], ex: Extrapolation, layout: str | None,
+                  free: int | None, where: Path | None, layouts: Sequence[str] = ()) -> list[str]:
+    """A pilot measured in another layout than the production's, and a grid whose remaining
+    outputs need more than the free space of the production's file system (naming the
+    script's other ``layouts``, its default first)."""
+    lines = []
+    default = layouts[0] if layouts else None
+    other = sorted({m.layout or default for m in measured if m.disk is not None} - {layout, None}) \
+        if layout else []
+    if other:
+        lines.append(f"BXRun: note: the pilot's outputs were written in layout {', '.join(other)}, the "
+                     f"production's is {layout}: the disk above is theirs (remove the pilot's results "
+                     "and rerun it to measure this layout)")
+    need = ex.disk_mean * ex.remaining
+    if free is not None and need > free:
+        others = [name for name in layouts if name != layout]
+        hint = (f"; the script also writes --layout {' or '.join(others)} (the compact layout keeps "
+                "the 2D maps and drops the 1D histograms they repeat: about a tenth of an emulator "
+                "output)" if others else "")
+        lines.append(f"BXRun: warning: the {ex.remaining} remaining tasks will write about "
+                     f"{format_bytes(need)} but the file system of {where or 'the production'} has "
+                     f"{format_bytes(free)} free{hint}")
+    return lines

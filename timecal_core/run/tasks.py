@@ -32,7 +32,7 @@ import sys
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -301,9 +301,10 @@ def _cfg_files(steps) -> list[Path]:
 
 
 def execute_task(spec: TaskSpec, production_dir: str, cmssw_init: str = "",
-                 cmssw_dir: str | None = None) -> TaskResult:
+                 cmssw_dir: str | None = None, layout: str | None = None) -> TaskResult:
     """Run ``spec`` to completion (or raise :class:`TaskFailed`). Idempotent: a task whose
-    result is already on disk is not run again."""
+    result is already on disk is not run again. ``layout``: the output layout chosen for
+    the production (the script's ``layouts``), given to its plan and steps and recorded."""
     from ..contract.plugins import get_registry
 
     results = _results(production_dir)
@@ -321,12 +322,12 @@ def execute_task(spec: TaskSpec, production_dir: str, cmssw_init: str = "",
     cfg_files: list[Path] = []
     try:
         plan = script.plan(TaskRequest(dict(spec.params), workdir,
-                                       Path(cmssw_dir) if cmssw_dir else None))
+                                       Path(cmssw_dir) if cmssw_dir else None, layout))
         should_stop = stop_check()
         memory_limit = worker_memory_limit()
         cfg_files = _cfg_files(plan.steps)
         embedded = {"params": dict(spec.params), "metadata": dict(plan.metadata), "script": spec.script,
-                    "task_id": spec.task_id}
+                    "task_id": spec.task_id, **({"layout": layout} if layout else {})}
         extra_env = {TASK_PARAMETERS_ENV: json.dumps(embedded, sort_keys=True)}
         for step in plan.steps:
             run_step(step, workdir, log_path, cmssw_init, spec.task_id, should_stop, extra_env,
@@ -356,7 +357,7 @@ def execute_task(spec: TaskSpec, production_dir: str, cmssw_init: str = "",
         resources = _resources(start, end, steps, workdir, cfg_files, output)
         record = {"task_id": spec.task_id, "script": spec.script, "params": dict(spec.params),
                   "metadata": dict(plan.metadata), "output": output.name, "steps": steps,
-                  **resources}
+                  **({"layout": layout} if layout else {}), **resources}
         tmp_params = workdir / (PARAMS_NAME + ".part")
         tmp_params.write_text(json.dumps(record, indent=1, sort_keys=True))
         os.replace(tmp_params, workdir / PARAMS_NAME)  # params.json last
@@ -449,6 +450,96 @@ def clear_stale_workdirs(production_dir: str | Path) -> int:
         shutil.rmtree(entry, ignore_errors=True)
         n += 1
     return n
+
+
+class Packer:
+    """Many tasks' parameters as tuples of shared values: the names once per distinct set,
+    each distinct value once (~200 bytes a task; a decoded dict per task costs ~3 kB, 300 MB
+    at 100,000 tasks). ``Packer.Params(packed)`` reads one back as a mapping."""
+
+    def __init__(self):
+        self._names: dict[tuple, tuple] = {}
+        self._values: dict = {}
+
+    def pack(self, params: Mapping[str, Any]) -> tuple[tuple, tuple]:
+        names = tuple(params)
+        return self._names.setdefault(names, names), tuple(self._intern(v) for v in params.values())
+
+    def _intern(self, value: Any) -> Any:
+        try:
+            return self._values.setdefault((type(value), value), value)
+        except TypeError:  # a list: kept as it is
+            return value
+
+    class Params(Mapping):
+        """A packed parameter set read as a mapping."""
+
+        def __init__(self, packed: tuple[tuple, tuple]):
+            self._names, self._values = packed
+
+        def __getitem__(self, name):
+            try:
+                return self._values[self._names.index(name)]
+            except ValueError:
+                raise KeyError(name) from None
+
+        def __iter__(self):
+            return iter(self._names)
+
+        def __len__(self) -> int:
+            return len(self._names)
+
+
+class FinishedTasks(Sequence):
+    """Every complete result on disk (the rule of
+    :func:`timecal_core.plan.completion.scan_without_plan`), in task-id order, each read from its
+    ``params.json`` when asked for: a listing holds ids and paths only, so aggregating or
+    plotting 100,000 tasks never holds 100,000 decoded records at once (each pass over it
+    reads them again, about 30 µs a task). ``amend(task) -> task`` may complete each one
+    (the ledger's runtime and attempts)."""
+
+    def __init__(self, production_dir: str | Path,
+                 amend: Callable[[FinishedTask], FinishedTask] | None = None, lean: bool = False):
+        """``lean``: each task's output and parameters (packed) are kept from the one pass
+        that checks them, and the tasks come without provenance, runtime or attempts: what
+        plotScan and runCalibration need, without reading 30,000 records twice."""
+        from ..plan.completion import scan_without_plan
+
+        packer = Packer() if lean else None
+        keep = (lambda rec: (rec["output"], packer.pack(rec["params"]))) if lean else None
+        done = scan_without_plan(_results(production_dir), script_verify(production_dir),
+                                 keep_records=False, keep=keep).done
+        self._entries = sorted((tid, path, kept) for tid, (path, kept) in done.items())
+        self._amend = amend
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self._load(*entry) for entry in self._entries[index]]
+        return self._load(*self._entries[index])
+
+    def __iter__(self):
+        for entry in self._entries:
+            yield self._load(*entry)
+
+    def _load(self, task_id: str, path: str, kept=None) -> FinishedTask:
+        from ..plan.completion import _record
+        from .provenance import flat
+
+        if kept is not None:
+            output, packed = kept
+            return FinishedTask(task_id, Packer.Params(packed), Path(path), Path(path) / output, None, None)
+        rec = _record(path)
+        if rec is None:  # removed since it was listed
+            raise UserError(f"{path}: {PARAMS_NAME} vanished or became unreadable while reading "
+                            f"the results; rerun")
+        directory = Path(path)
+        runtime = rec["end"] - rec["start"] if "end" in rec and "start" in rec else None
+        task = FinishedTask(task_id, rec["params"], directory, directory / rec["output"], runtime,
+                            None, flat(rec))
+        return self._amend(task) if self._amend is not None else task
 
 
 def script_verify(production_dir: str | Path):

@@ -117,3 +117,4 @@ def render_ledger_report(ledger: Ledger, production_dir, events: int = 10, runni
     if last:
         lines += ["", "last events:"] + ["  " + render_event(e) for e in last]
     return "\n".join(lines)
+

@@ -25,6 +25,7 @@ import pandas as pd
 from timecal_core.contract.errors import UserError
 from .observables import TABLE_NAME, ObservableDef, observable, parameter_columns, same_value
 from .plotting import DEFAULT_LABELS, OnAxes, curve_matrix, draw_curves, draw_map
+from .store import Store
 
 
 def _normalise(name: str) -> str:
@@ -33,7 +34,7 @@ def _normalise(name: str) -> str:
 
 
 class ScanData:
-    """One scan's observables table (every file, mode and delay)."""
+    """One scan's observables (every file, mode and delay)."""
 
     def __init__(self, table: pd.DataFrame, labels: Mapping[str, str] | None = None):
         self.table = table
@@ -41,9 +42,14 @@ class ScanData:
 
     @classmethod
     def load(cls, path: str | Path, labels: Mapping[str, str] | None = None) -> ScanData:
+        """From plotScan's output directory (or its ``observables.parquet``): the task table
+        and the per-delay values joined into one wide table (tables of timecal before the
+        task table, which held the parameters on every row, are read as they are)."""
         path = Path(path).expanduser()
-        if path.is_dir():
-            path = path / TABLE_NAME
+        directory = path if path.is_dir() else path.parent
+        if Store.exists(directory):
+            return cls(Store(directory).table(), labels)
+        path = directory / TABLE_NAME
         if not path.is_file():
             raise UserError(f"{path}: no observables table; run plotScan (or the production's aggregator) first")
         return cls(pd.read_parquet(path), labels)

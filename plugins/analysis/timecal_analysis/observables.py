@@ -12,26 +12,29 @@ and where the objects were read from, and it is rebuilt as soon as any of these 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from timecal_core.contract.errors import UserError
 from timecal_core.contract.hookspecs import AggregationRequest, Aggregator, FinishedTask
+from timecal_core.run.tasks import Packer
+from . import store
 from .fastmaps import read_map
 from timecal_core.cms.harvested_layout import (ATTR_LOW, BX_HIGH, BX_LOW, BX_NBINS,
                                                HARVESTED_PREFIX, MODES, delay_rows, hist1d_name)
 from timecal_core.cms.readers import ScanMaps, hist1d_names
 
-TABLE_NAME = "observables.parquet"
-CACHE_FORMAT = 1
-METADATA_KEY = b"timecal"
+if TYPE_CHECKING:  # pandas only where a wide table is built: the aggregators run in the driver
+    import pandas as pd
+
+TABLE_NAME = "observables.parquet"  # the per-delay values of the store (store.VALUES_NAME)
 DEFAULT_MAP_FOLDER = f"{HARVESTED_PREFIX}/Hist2D"
 DEFAULT_FIRED = "OffsetScan{mode}"
 BX_CENTRES = BX_LOW + (np.arange(BX_NBINS) + 0.5) * (BX_HIGH - BX_LOW) / BX_NBINS
@@ -157,6 +160,8 @@ def table_of(parts: Sequence[FileColumns]) -> pd.DataFrame:
     Text columns (file, mode, string parameters) are categorical: a few distinct values
     repeated on every row, which pandas would otherwise convert string by string.
     """
+    import pandas as pd
+
     parts = sorted(parts, key=lambda p: p.file)
     sizes = np.array([len(p) for p in parts])
     names = list(dict.fromkeys(name for p in parts for name in p.params))
@@ -175,6 +180,8 @@ def table_of(parts: Sequence[FileColumns]) -> pd.DataFrame:
 
 
 def _repeat_categorical(per_file: np.ndarray, sizes: np.ndarray) -> pd.Categorical:
+    import pandas as pd
+
     categorical = pd.Categorical(per_file)
     return pd.Categorical.from_codes(np.repeat(categorical.codes, sizes), categories=categorical.categories)
 
@@ -329,6 +336,7 @@ def _read_bx_hists(path: Path, refs: Sequence[BXHistRef]) -> Iterator[tuple[np.n
 
 # --------------------------------------------------------------------------- table + cache
 Runner = Callable[[Callable[..., FileColumns], list[tuple]], Iterable[FileColumns]]
+VALUE_KEYS = [k for o in OBSERVABLES for k in (o.key, o.error_key) if k]
 
 
 def serial_runner(func: Callable[..., FileColumns], calls: list[tuple]) -> Iterator[FileColumns]:
@@ -336,64 +344,121 @@ def serial_runner(func: Callable[..., FileColumns], calls: list[tuple]) -> Itera
         yield func(*args)
 
 
-def input_signature(tasks: Sequence[FinishedTask]) -> list[dict[str, Any]]:
-    """What the cache depends on: each input file's path, mtime and size."""
-    out = []
+def cache_key(sources: Sources) -> dict[str, Any]:
+    """What the whole store depends on (each file's own signature is in the task table)."""
+    return {"format": store.FORMAT, "sources": sources.fingerprint()}
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What :func:`load_or_build` did: files read, files whose rows were kept; true when the
+    store was written."""
+
+    read: int
+    reused: int
+    written: bool
+
+    def __bool__(self) -> bool:
+        return self.written
+
+    def describe(self) -> str:
+        if not self.written:
+            return f"reused ({self.reused} file(s) unchanged)"
+        return f"computed ({self.read} file(s) read" + (f", {self.reused} unchanged kept)" if self.reused else ")")
+
+
+def store_directory(target: Path) -> Path:
+    """The store's directory, given it or the path of its ``observables.parquet``."""
+    target = Path(target)
+    return target.parent if target.suffix == ".parquet" else target
+
+
+def load_or_build(tasks: Iterable[FinishedTask], target: Path, sources: Sources = Sources(),
+                  rebuild: bool = False, runner: Runner = serial_runner) -> tuple[store.Store, BuildReport]:
+    """The store of these tasks' observables in ``target`` (see :func:`build`), opened."""
+    report = build(tasks, target, sources, rebuild, runner)
+    return store.Store(store_directory(target)), report
+
+
+def build(tasks: Iterable[FinishedTask], target: Path, sources: Sources = Sources(),
+          rebuild: bool = False, runner: Runner = serial_runner) -> BuildReport:
+    """Bring the store of these tasks' observables in ``target`` (a directory, or its
+    ``observables.parquet``) up to date: reused when every file is unchanged, otherwise
+    rewritten a batch of files at a time, keeping the rows of unchanged files (unless
+    ``rebuild``) and reading the others through ``runner``. ``tasks`` is iterated once; of
+    each, its id, file and parameters are kept, the parameters packed (see Packer)."""
+    directory = store_directory(target)
+    key = cache_key(sources)
+    packer = Packer()
+    wanted: dict[str, tuple] = {}  # file -> (task id, packed parameters, signature)
     for task in tasks:
-        try:
-            st = os.stat(task.output)
-        except OSError:
-            raise UserError(f"{task.output}: output of task {task.task_id} is missing "
-                            f"(in {task.directory}); rerun the production") from None
-        out.append({"file": str(task.output), "mtime_ns": st.st_mtime_ns, "size": st.st_size})
-    return sorted(out, key=lambda item: item["file"])
-
-
-def cache_key(tasks: Sequence[FinishedTask], sources: Sources) -> dict[str, Any]:
-    return {"format": CACHE_FORMAT, "sources": sources.fingerprint(), "inputs": input_signature(tasks)}
-
-
-def read_cache_key(target: Path) -> dict[str, Any] | None:
-    import pyarrow.parquet as pq
-
+        sig = store.Signature.of(task.output, task.task_id, task.directory)
+        wanted[sig.file] = (task.task_id, packer.pack(task.params), sig)
+    if not wanted:
+        raise UserError("no finished task to read: the production has no complete result yet")
+    old, known = None, {}
+    stored = store.read_key(directory)
+    if not rebuild and stored is not None and {k: stored.get(k) for k in key} == key:
+        old = store.StoreFiles(directory)
+        known = old.signatures()
+        if len(known) == len(wanted) and all(known.get(sig, (None, None))[1] == task_id
+                                             for task_id, _, sig in wanted.values()):
+            return BuildReport(0, len(wanted), False)
+    writer = store.StoreWriter(directory, key, VALUE_KEYS)
     try:
-        meta = pq.read_schema(target).metadata or {}
-        return json.loads(meta[METADATA_KEY])
-    except (OSError, KeyError, ValueError):
-        return None
+        keep: dict[int, tuple] = {}
+        for file, (task_id, packed, sig) in list(wanted.items()):
+            index, known_id = known.get(sig, (None, None))
+            if index is not None and known_id == task_id:
+                keep[index] = (task_id, sig, Packer.Params(packed))
+                del wanted[file]
+        known = None
+        if old is not None:
+            writer.copy_tasks(old, keep)
+        calls = _Calls(sorted(wanted.items()), sources)
+        for batch in store.batches(runner(file_columns, calls)):
+            found = [wanted[part.file] for part in batch]
+            writer.add_files(batch, [sig for _, _, sig in found], [task_id for task_id, _, _ in found])
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    return BuildReport(len(calls), len(keep), True)
+
+
+class _Calls:
+    """The runner's calls, one per file to read, each made when the runner takes it."""
+
+    def __init__(self, items: Sequence[tuple[str, tuple]], sources: Sources):
+        self._items, self._sources = items, sources
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self):
+        for file, (_, packed, _) in self._items:
+            yield file, dict(zip(*packed)), self._sources
 
 
 def build_table(tasks: Sequence[FinishedTask], sources: Sources = Sources(),
                 runner: Runner = serial_runner) -> pd.DataFrame:
+    """The wide table of a few files in memory (one row per file, mode and delay with the
+    file's parameters): tests and benchmarks; productions use :func:`load_or_build`."""
     if not tasks:
         raise UserError("no finished task to read: the production has no complete result yet")
     calls = [(str(t.output), dict(t.params), sources) for t in tasks]
     return table_of(list(runner(file_columns, calls)))
 
 
-def write_table(table: pd.DataFrame, target: Path, key: Mapping[str, Any]) -> Path:
-    """Write atomically: an interrupted rebuild never leaves a half table as the cache."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    arrow = pa.Table.from_pandas(table, preserve_index=False)
-    arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}), METADATA_KEY: json.dumps(key)})
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    pq.write_table(arrow, tmp)
-    os.replace(tmp, target)
-    return target
-
-
-def load_or_build(tasks: Sequence[FinishedTask], target: Path, sources: Sources = Sources(),
-                  rebuild: bool = False, runner: Runner = serial_runner) -> tuple[pd.DataFrame, bool]:
-    """The table for these tasks, from ``target`` when still valid; returns (table, rebuilt)."""
-    key = cache_key(tasks, sources)
-    if not rebuild and target.is_file() and read_cache_key(target) == key:
-        return pd.read_parquet(target), False
-    table = build_table(tasks, sources, runner)
-    write_table(table, target, key)
-    return table, True
+def comparable(value: Any) -> Any:
+    """A key under which values that :func:`same_value` calls equal fall together (5000,
+    5000.0 and "5000"), for indexes."""
+    if isinstance(value, bool) or value is None:
+        return ("exact", value)
+    try:
+        return ("number", float(value))
+    except (TypeError, ValueError):
+        return ("text", str(value))
 
 
 def same_value(a: Any, b: Any) -> bool:
@@ -407,7 +472,7 @@ def same_value(a: Any, b: Any) -> bool:
 
 
 def parameter_columns(table: pd.DataFrame) -> list[str]:
-    return [c for c in table.columns if c not in RESERVED]
+    return [c for c in table.columns if c not in RESERVED and c not in ("task", "task_id")]
 
 
 # --------------------------------------------------------------------------- aggregator
@@ -433,26 +498,24 @@ def scan_output(production: Path, timerc) -> Path:
     return scans / f"{production.name}-{digest}"
 
 
-def _aggregate(request: AggregationRequest) -> list[Path]:
-    """At the end of a production: the table under :func:`scan_output`, which ``plotScan -i
+def aggregate(request: AggregationRequest) -> list[Path]:
+    """At the end of a production: the store under :func:`scan_output`, which ``plotScan -i
     <production>`` then finds as its cache. Productions of scripts that do not write
     harvested BX-histogram files (physics.md section 6) are not its business."""
-    tasks = [t for t in request.tasks
-             if t.output.name.startswith("BXHist") and t.output.name.endswith("_harvested.root")]
-    if not tasks:
+    tasks = (t for t in request.tasks
+             if t.output.name.startswith("BXHist") and t.output.name.endswith("_harvested.root"))
+    first = next(tasks, None)
+    if first is None:
         return []
-    target = scan_output(Path(request.production_dir), request.timerc) / TABLE_NAME
-    load_or_build(tasks, target)
-    return [target]
+    directory = scan_output(Path(request.production_dir), request.timerc)
+    build(itertools.chain([first], tasks), directory)
+    return [directory / store.VALUES_NAME, directory / store.TASKS_NAME]
 
 
 def observables_aggregator() -> Aggregator:
-    return Aggregator(
-        name="observables",
-        run=_aggregate,
-        description="scan observables per file, mode and delay -> [paths] scans/<production>/" + TABLE_NAME
-                    + " (its path under [paths] production)",
-    )
+    from .aggregators import OBSERVABLES
+
+    return OBSERVABLES
 
 
 __all__ = [

@@ -23,11 +23,12 @@ from timecal_core.cli import vocabulary
 from timecal_core.cli.command_errors import run_cli
 from timecal_core.contract.hookspecs import BackendRequest, FinishedTask
 from timecal_core.contract.trust import check_output, make_output
-from timecal_core.run.tasks import finished_tasks
+from timecal_core.run.tasks import FinishedTasks
 from timecal_core.config.yamlfiles import load_yaml, parse_custom
 from timecal_core.cms.harvested_layout import MODES
-from .observables import (OBSERVABLES, TABLE_NAME, BXHistRef, Sources, load_or_build, observable,
-                          param_column, same_value, scan_output)
+from .observables import (OBSERVABLES, TABLE_NAME, BXHistRef, Sources, comparable, load_or_build,
+                          observable, param_column, same_value, scan_output)
+from .store import TASKS_NAME
 
 PROG = "plotScan"
 DISTRIBUTION = "timecal-analysis"
@@ -36,11 +37,21 @@ YAML_KEYS = ("parameters", "labels", "efficiency", "firerate", "hists")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .figureset import ALL_SLICES_UP_TO
+
     p = argparse.ArgumentParser(
-        prog="plotScan",
+        prog="plotScan", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Scan observables (efficiency, BX contaminations, fire rate, out-of-time "
-                    "fraction, mean) vs delay for a production: Parquet table, PNG/PDF plots, "
-                    "ROOT data and index.html.")
+                    "fraction, mean) vs delay for a production: Parquet tables, PNG/PDF plots, "
+                    "ROOT data and index.html.",
+        epilog=f"""Which figures: for each observable, mode and scanned parameter, curves vs delay
+(one per value) and the delay x parameter map, the other parameters fixed at a slice:
+  - every combination of the other parameters, while they make at most {ALL_SLICES_UP_TO};
+  - beyond that, the others at their middle value (the lower of two middles), then each
+    other parameter in turn at its smallest and at its largest value: at most 1 + 2 (k - 1)
+    slices for k scanned parameters, however many values each has.
+--select narrows the grid first (a term NAME=VALUE fixes a parameter); --all-slices draws
+every combination; the YAML's 'parameters' chooses the values of each parameter.""")
     vocabulary.add(p, "--yaml", "the plot configuration (parameters, labels, efficiency, firerate, "
                                 "hists)", metavar="FILE")
     vocabulary.add(p, "--custom", "(e.g. mode=Sampled: plot that mode only)", default=[],
@@ -68,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="grid points of the production's planned grid with no finished task stop "
                         "plotScan (it names them); with this it plots the others and lists the "
                         "missing ones in index.html")
+    vocabulary.add_list(p, "--select", metavar="TERM",
+                        help="plot only the tasks these filter terms select, in the monitor's language: "
+                             "NAME OP VALUE with OP one of = != < <= > >= (NAME=A,B: any of A, B), all "
+                             "terms holding (e.g. --select \"threshold>=6000 subdet=BLL\")")
+    p.add_argument("--all-slices", action="store_true",
+                   help="draw every combination of the other parameters (see 'Which figures' below)")
     vocabulary.add_standard(p, DISTRIBUTION)
     return p
 
@@ -133,12 +150,18 @@ def run(args: argparse.Namespace) -> Path:
     if args.workers is not None and args.workers < 1:
         raise UserError(f"--workers {args.workers}: give a positive number of processes")
 
-    tasks = finished_tasks(production)
+    tasks = lean_tasks(production)
     if not tasks:
         raise UserError(f"{production}: no finished task in results/; wait for the production or check BXRun")
+    # The grid of the whole production (its planned grid when the ledger holds it), then the
+    # values the selection keeps: a parameter it fixes stays on the grid with one value, so
+    # the figures say where they were cut.
     planned = planned_points(production)
+    on_grid = select_tasks(tasks, args.select) if args.select else tasks
     grid = resolve_grid(config.get("parameters"), tasks, source, planned)
-    selected, missing = match_grid(grid, tasks)
+    if args.select:
+        grid = restrict_grid(grid, on_grid)
+    selected, missing = match_grid(grid, on_grid)
     notes = []
     if missing:
         message = describe_missing(missing, grid, production)
@@ -157,10 +180,14 @@ def run(args: argparse.Namespace) -> Path:
             runner = cluster.runner("files")
         else:
             runner = _runner(mode, timerc, output, args.verbose)
-        table, rebuilt = load_or_build(tasks, output / TABLE_NAME, sources, rebuild=args.cache, runner=runner)
-        print(f"plotScan: observables of {len(tasks)} file(s) {'computed' if rebuilt else 'reused from'} "
-              f"{output / TABLE_NAME}", file=sys.stderr)
-        records = _plot(args, table, grid, observables, modes, output, labels, kinds, formats, cluster)
+        scan, built = load_or_build(tasks, output, sources, rebuild=args.cache, runner=runner)
+        print(f"plotScan: observables of {len(tasks)} file(s) {built.describe()} in "
+              f"{output / TABLE_NAME} (+ {TASKS_NAME})", file=sys.stderr)
+        position = dict(zip(scan.tasks["task_id"].tolist(), scan.tasks.index.tolist()))
+        on_grid = [position[t.task_id] for t in selected]
+        del tasks, selected, position  # the figures need the store's indices only (and workers fork)
+        records = _plot(args, scan, grid, on_grid, observables, modes, output, labels, kinds, formats,
+                        cluster)
     finally:
         if cluster is not None:
             cluster.close()
@@ -169,17 +196,23 @@ def run(args: argparse.Namespace) -> Path:
     return index
 
 
-def _plot(args, table, grid, observables, modes, output, labels, kinds, formats, cluster):
+def _plot(args, scan, grid, on_grid, observables, modes, output, labels, kinds, formats, cluster):
+    import pandas as pd
+
+    from .figureset import describe_choice
     from .plotting import PlotRequest, local_processes, plot_scan
 
     # Parameters named like a table column (cbcsim's 'mode') are 'param_<name>' in the table.
     labels.update({param_column(n): labels[n] for n in grid if n in labels})
+    table_grid = {}
+    for name, values in grid.items():
+        known = pd.unique(scan.tasks[param_column(name)]).tolist()
+        table_grid[param_column(name)] = [_table_value(known, v) for v in values]
     request = PlotRequest(
-        table=table,
-        grid={param_column(name): [_table_value(table[param_column(name)], v) for v in values]
-              for name, values in grid.items()},
-        observables=observables, modes=modes, output_dir=output, labels=labels,
-        kinds=kinds, formats=formats)
+        store=scan, grid=table_grid, observables=observables, modes=modes, output_dir=output,
+        labels=labels, kinds=kinds, formats=formats, tasks=on_grid, every_slice=args.all_slices)
+    scanned = [p for p, v in table_grid.items() if len(v) > 1] or list(table_grid)[:1]
+    print(f"plotScan: {describe_choice(table_grid, scanned, args.all_slices)}", file=sys.stderr)
     if cluster is not None:
         runner = cluster.runner("figures", progress=False)
     else:
@@ -371,11 +404,11 @@ def resolve_grid(parameters: Any, tasks: Sequence[FinishedTask], source: str,
     """The YAML ``parameters`` checked against the production; without it, every parameter
     that takes more than one value in the production's planned grid (``planned``: every
     task's parameters, finished or not; default: the finished tasks')."""
-    seen: dict[str, dict[Any, None]] = {}  # ordered sets: 30,000 tasks cost lookups, not scans
+    distinct: dict[str, dict] = {}  # name -> {value: None}, ordered (a list search was quadratic)
     for params in planned if planned is not None else (t.params for t in tasks):
         for name, value in params.items():
-            seen.setdefault(name, {})[value] = None
-    known = {name: list(values) for name, values in seen.items()}
+            distinct.setdefault(name, {})[_hashable(value)] = None
+    known = {name: list(values) for name, values in distinct.items()}
     if not parameters:
         varying = {k: sorted(v, key=_sort_key) for k, v in known.items() if len(v) > 1}
         return varying or {k: v for k, v in list(known.items())[:1]}
@@ -396,16 +429,69 @@ def _sort_key(value: Any):
 
 def match_grid(grid: Mapping[str, Sequence[Any]], tasks: Sequence[FinishedTask]
                ) -> tuple[list[FinishedTask], list[dict[str, Any]]]:
-    """Tasks on the grid, and the grid points no task covers."""
+    """Tasks on the grid, and the grid points no task covers: the tasks are indexed once by
+    their values of the grid's parameters (``same_value`` spellings: 5000 is 5000.0), each
+    grid point is then one look-up."""
     names = list(grid)
+    by_point: dict[tuple, list[FinishedTask]] = {}
+    for task in tasks:
+        by_point.setdefault(tuple(comparable(task.params.get(n)) for n in names), []).append(task)
     selected, missing = [], []
     for point in itertools.product(*(grid[n] for n in names)):
-        hits = [t for t in tasks if all(same_value(t.params.get(n), v) for n, v in zip(names, point))]
+        hits = by_point.get(tuple(comparable(v) for v in point))
         if hits:
             selected.extend(hits)
         else:
             missing.append(dict(zip(names, point)))
     return selected, missing
+
+
+def _hashable(value: Any) -> Any:
+    try:
+        hash(value)
+        return value
+    except TypeError:
+        return str(value)
+
+
+def lean_tasks(production: Path) -> list[FinishedTask]:
+    """What plotScan keeps of each finished task: id, directory, output and its parameters
+    packed (~0.5 kB a task; no provenance), from the one pass that checks the results."""
+    return list(FinishedTasks(production, lean=True))
+
+
+def select_tasks(tasks: Sequence[FinishedTask], words: Sequence[str]) -> list[FinishedTask]:
+    """``--select``: the tasks the filter terms select (the monitor's selection language,
+    checked against the values the tasks have)."""
+    from timecal_core.views.selection import ParameterSpace, SelectionError, is_term
+
+    terms = [w for text in words for w in str(text).split()]
+    for word in terms:
+        if not is_term(word):
+            raise SelectionError(f"--select {word!r}: not a filter term; write NAME OP VALUE, e.g. "
+                                 f"threshold>=6000 subdet=BLL")
+    names = list(dict.fromkeys(n for t in tasks for n in t.params))
+    rows = [(t.task_id, *(_hashable(t.params.get(n)) for n in names)) for t in tasks]
+    space = ParameterSpace.from_columns(names, rows)
+    try:
+        matching = space.parse(terms).matching(space)
+    except SelectionError as exc:
+        raise SelectionError(f"--select: {exc}") from None
+    chosen = [t for t in tasks if t.task_id in matching]
+    if not chosen:
+        raise UserError(f"--select {' '.join(terms)}: selects no finished task")
+    return chosen
+
+
+def restrict_grid(grid: Mapping[str, Sequence[Any]], tasks: Sequence[FinishedTask]) -> dict[str, list]:
+    """The grid's values that some of ``tasks`` (the selected ones) have: a term that drops
+    values drops them from the grid (a grid of the YAML's ``parameters`` included)."""
+    have = {n: {comparable(t.params.get(n)) for t in tasks} for n in grid}
+    out = {n: [v for v in values if comparable(v) in have[n]] for n, values in grid.items()}
+    empty = [n for n, values in out.items() if not values]
+    if empty:
+        raise UserError(f"--select: no selected task has a value of {', '.join(empty)} on the grid")
+    return out
 
 
 def _check_fixed(grid: Mapping[str, Any], tasks: Sequence[FinishedTask], source: str) -> None:
@@ -419,9 +505,10 @@ def _check_fixed(grid: Mapping[str, Any], tasks: Sequence[FinishedTask], source:
                             f"add it to 'parameters' with the value(s) to plot")
 
 
-def _table_value(column, value: Any) -> Any:
-    """The table's own spelling of a grid value (5000 -> 5000.0 when the column is float)."""
-    for candidate in column.unique():
+def _table_value(known: Sequence[Any], value: Any) -> Any:
+    """The table's own spelling of a grid value (5000 -> 5000.0 when the column is float),
+    among the column's distinct values ``known``."""
+    for candidate in known:
         if same_value(candidate, value):
             return candidate
     return value
@@ -429,24 +516,43 @@ def _table_value(column, value: Any) -> Any:
 
 # --------------------------------------------------------------------------- execution
 class Progress:
-    """``files 12/100  12%  elapsed 0:03  ETA 0:21`` on stderr; redrawn in place on a
-    terminal, one line every few seconds otherwise (batch logs stay short)."""
+    """``figures 12/100  12%  elapsed 0:03  ETA 0:21`` on stderr; redrawn in place on a
+    terminal, one line every few seconds otherwise (batch logs stay short).
+
+    The ETA is measured from the first completions on, not from the start: starting the
+    workers, reading the first values and drawing the first frames would otherwise make the
+    first lines promise days. Until a few items have completed it says ``ETA ?``."""
+
+    #: completions after the first one, and seconds, before an ETA is given
+    MIN_ITEMS, MIN_SECONDS = 2, 1.0
 
     def __init__(self, what: str, stream=None, every: float = 5.0):
         self.what, self.stream, self.every = what, stream or sys.stderr, every
         self.start = time.monotonic()
         self.last = 0.0
+        self.first: tuple[float, int] | None = None  # (time, done) at the first completion
+
+    def eta(self, done: int, total: int, now: float) -> float | None:
+        if done >= total:
+            return 0.0
+        if self.first is None:
+            return None
+        since, base = now - self.first[0], done - self.first[1]
+        if base < self.MIN_ITEMS or since < self.MIN_SECONDS:
+            return None
+        return (total - done) * since / base
 
     def __call__(self, done: int, total: int) -> None:
         now = time.monotonic()
+        if done and self.first is None:
+            self.first = (now, done)
         tty = self.stream.isatty()
-        if done < total and not tty and now - self.last < self.every:
+        if done < total and not tty and now - self.last < self.every and done:
             return
         self.last = now
-        elapsed = now - self.start
-        eta = elapsed / done * (total - done) if done else 0.0
+        eta = self.eta(done, total, now)
         line = (f"{self.what} {done}/{total} {100 * done // max(total, 1):3d}%  "
-                f"elapsed {_clock(elapsed)}  ETA {_clock(eta)}")
+                f"elapsed {_clock(now - self.start)}  ETA {'?' if eta is None else _clock(eta)}")
         self.stream.write(("\r" + line + ("\n" if done >= total else "")) if tty else line + "\n")
         self.stream.flush()
 
@@ -502,23 +608,42 @@ def serial_with_progress(func, calls) -> Iterator:
         progress(i + 1, len(calls))
 
 
+#: Tasks handed to the Dask cluster at once; more are submitted as these complete.
+DASK_IN_FLIGHT = 2000
+
+
 def dask_runner(running, func, calls, what: str | None = "files") -> Iterator:
     """Map ``func`` over ``calls`` on a started cluster, results in completion order.
-    ``calls`` are argument tuples (files) or single jobs (figures)."""
+    ``calls`` (any iterable) are argument tuples (files) or single jobs (figures), handed to
+    the cluster ``DASK_IN_FLIGHT`` at a time."""
     from distributed import Client, as_completed
 
-    if not calls:
+    known = len(calls) if hasattr(calls, "__len__") else None
+    calls = iter(calls)
+    head = list(itertools.islice(calls, DASK_IN_FLIGHT))
+    if not head:
         return
+    total = known if known is not None else len(head)
     if not running.cluster.workers:  # batch backends start empty
-        running.adapt(1, min(len(calls), 50))
+        running.adapt(1, min(len(head), 50))
     progress = Progress(what) if what else None
     with Client(running.cluster, security=running.security) as client:
-        futures = [client.submit(func, *(args if isinstance(args, tuple) else (args,)), pure=False)
-                   for args in calls]
-        for i, future in enumerate(as_completed(futures)):
-            yield future.result()
+        def submit(args):
+            return client.submit(func, *(args if isinstance(args, tuple) else (args,)), pure=False)
+
+        pending = as_completed([submit(args) for args in head])
+        done = 0
+        for future in pending:
+            result = future.result()
+            future.release()
+            nxt = next(calls, None)
+            if nxt is not None:
+                pending.add(submit(nxt))
+                total += known is None
+            done += 1
+            yield result
             if progress:
-                progress(i + 1, len(calls))
+                progress(done, total)
 
 
 if __name__ == "__main__":  # pragma: no cover

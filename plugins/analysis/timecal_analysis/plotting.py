@@ -25,6 +25,7 @@ of a Dask cluster), and each costs far less than a plain matplotlib + mplhep fig
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 import re
@@ -95,14 +96,29 @@ class FigureRecord:
 
 @dataclass
 class PlotRequest:
-    table: pd.DataFrame
-    grid: Mapping[str, Sequence[Any]]  # parameter -> values to plot (as in the table)
+    store: Any  # timecal_analysis.store.Store
+    grid: Mapping[str, Sequence[Any]]  # parameter -> values to plot (as in the task table)
     observables: Sequence[ObservableDef]
     modes: Sequence[str]
     output_dir: Path
     labels: Mapping[str, str] = field(default_factory=dict)
     kinds: Sequence[str] = KINDS
     formats: Sequence[str] = FORMATS
+    #: store indices of the tasks on the grid (None: every task of the store)
+    tasks: Sequence[int] | None = None
+    every_slice: bool = False  # every combination of the other parameters (figureset)
+
+    def index(self):
+        from .figureset import GridIndex
+
+        table = self.store.tasks if self.tasks is None else self.store.tasks.loc[list(self.tasks)]
+        names = list(self.grid)
+        return GridIndex(names, [table[n].tolist() for n in names], table.index.tolist())
+
+    def panels(self) -> list:
+        """(observable, figureset.Panel) of every figure, in the index's order."""
+        panels = self.index().panels(self.grid, self.modes, self.every_slice)
+        return [(obs, panel) for obs in self.observables for panel in panels]
 
 
 @dataclass(frozen=True)
@@ -186,44 +202,65 @@ def edges_from_centres(centres: np.ndarray) -> np.ndarray:
     return np.concatenate([[c[0] - (mid[0] - c[0])], mid, [c[-1] + (c[-1] - mid[-1])]])
 
 
-def figure_jobs(request: PlotRequest) -> list[FigureJob]:
-    """One job per observable x scanned parameter x combination of the others x mode."""
-    grid = dict(request.grid)
-    scanned = [p for p, values in grid.items() if len(values) > 1] or list(grid)[:1]
-    jobs = []
-    for obs in request.observables:
-        for parameter in scanned:
-            others = [p for p in grid if p != parameter]
-            for combo in itertools.product(*(grid[p] for p in others)):
-                fixed = dict(zip(others, combo))
-                for mode in request.modes:
-                    rows = _select(request.table, fixed, mode)
-                    rows = rows[rows[parameter].isin(grid[parameter])]
-                    if rows.empty:
-                        continue
-                    values, delays, matrix, errors = curve_matrix(rows, obs, parameter)
-                    jobs.append(FigureJob(
-                        obs, parameter, mode, fixed, values, delays, matrix, errors,
-                        dict(request.labels), request.output_dir / "plots" / obs.key / token(parameter),
-                        "_".join([mode] + [f"{token(k)}_{token(v)}" for k, v in fixed.items()]),
-                        tuple(request.kinds), tuple(request.formats)))
-    return jobs
+def figure_jobs(request: PlotRequest, panels: Sequence | None = None):
+    """The FigureJob of each panel, in order (lazily: one observable's values are read from
+    the store at a time, for the tasks its figures show)."""
+    from .figureset import needed_tasks
+
+    panels = request.panels() if panels is None else panels
+    for obs, group in itertools.groupby(panels, key=lambda item: item[0]):
+        group = [panel for _, panel in group]
+        keys = [obs.key] + ([obs.error_key] if obs.error_key else [])
+        cube = request.store.read(keys, needed_tasks(group))
+        row = {int(t): i for i, t in enumerate(cube.tasks)}
+        for panel in group:
+            if panel.mode not in cube.modes:
+                continue
+            rows = [row[t] for t in panel.tasks]
+            m = cube.modes.index(panel.mode)
+            present = cube.present[rows, m, :]
+            keep = present.any(axis=0)
+            if not keep.any():
+                continue
+            present = present[:, keep]
+            matrix = cube.values[obs.key][rows, m][:, keep]
+            errors = np.zeros_like(matrix)
+            if obs.error_key:  # as curve_matrix: 0 where a curve lacks a delay
+                errors[present] = cube.values[obs.error_key][rows, m][:, keep][present]
+            yield FigureJob(
+                obs, panel.parameter, panel.mode, dict(panel.fixed), list(panel.values), cube.delays[keep],
+                matrix, errors, dict(request.labels),
+                request.output_dir / "plots" / obs.key / token(panel.parameter),
+                "_".join([panel.mode] + [f"{token(k)}_{token(v)}" for k, v in panel.fixed.items()]),
+                tuple(request.kinds), tuple(request.formats))
 
 
 def plot_scan(request: PlotRequest, progress=None, runner=None) -> list[FigureRecord]:
     """Every figure of the request; ``runner(render_job, jobs)`` yields the rendered jobs
     (default: local processes); ``progress(done, total)`` is called after each job."""
-    jobs = figure_jobs(request)
+    panels = request.panels()
+    order: list[tuple] = []
+
+    def jobs():
+        for job in figure_jobs(request, panels):
+            order.append(job.key)
+            yield job
+
     done: dict[tuple, list[FigureRecord]] = {}
-    for i, rendered in enumerate((runner or local_processes)(render_job, jobs)):
+    if progress:
+        progress(0, len(panels))
+    for i, rendered in enumerate((runner or local_processes)(render_job, jobs())):
         done[rendered.key] = rendered.records
         if progress:
-            progress(i + 1, len(jobs))
-    return [record for job in jobs for record in done.get(job.key, [])]  # in the request's order
+            progress(i + 1, len(panels))
+    return [record for key in order for record in done.get(key, [])]  # in the request's order
 
 
-#: Runs of consecutive jobs per local worker process.
-CHUNKS_PER_WORKER = 3
+#: Consecutive jobs per submission to a local worker process (they share figure frames);
+#: small, so that progress and the ETA follow the figures as they are drawn.
+CHUNK_JOBS = 4
+#: Submissions in flight per worker: the jobs (their numbers) are built as they are needed.
+IN_FLIGHT_PER_WORKER = 3
 
 
 def workers_for(n_jobs: int) -> int:
@@ -232,40 +269,48 @@ def workers_for(n_jobs: int) -> int:
 
 
 def local_processes(func, jobs, workers: int | None = None):
-    """``func`` over ``jobs`` in a pool of local processes (forked where the platform
-    allows and no thread runs: the workers start with matplotlib already imported), in
-    completion order."""
+    """``func`` over ``jobs`` (any iterable, consumed as workers free up) in a pool of local
+    processes (forked where the platform allows and no thread runs: the workers start with
+    matplotlib already imported), in completion order."""
     import multiprocessing
-    import threading
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    workers = workers or workers_for(len(jobs))
-    if workers == 1 or len(jobs) <= 1:
-        yield from (func(job) for job in jobs)
+    jobs = iter(jobs)
+    head = list(itertools.islice(jobs, 2))
+    workers = workers or workers_for(os.cpu_count() or 1)
+    if workers == 1 or len(head) <= 1:
+        yield from (func(job) for job in itertools.chain(head, jobs))
         return
+    jobs = itertools.chain(head, jobs)
     methods = multiprocessing.get_all_start_methods()
     # Forking a process that runs threads (a Dask client left behind) can deadlock a child.
     fork = "fork" in methods and threading.active_count() == 1
     context = multiprocessing.get_context("fork" if fork else ("forkserver" if "forkserver" in methods else None))
-    # Consecutive jobs share observable and parameter, hence figure frames: each worker gets
-    # runs of them (a few per worker, so that the load still evens out).
-    size = max(1, -(-len(jobs) // (workers * CHUNKS_PER_WORKER)))
-    chunks = [jobs[i:i + size] for i in range(0, len(jobs), size)]
+    if fork:
+        # What the forked workers inherit is never collected by them: without this their
+        # collector walks every inherited object, and each page it touches is copied
+        # (100,000 tasks' records were copied into each worker).
+        gc.collect()
+        gc.freeze()
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [pool.submit(_apply_all, func, chunk) for chunk in chunks]
-        for future in as_completed(futures):
-            yield from future.result()
+        running: set = set()
+        while True:
+            while len(running) < workers * IN_FLIGHT_PER_WORKER:
+                chunk = list(itertools.islice(jobs, CHUNK_JOBS))
+                if not chunk:
+                    break
+                running.add(pool.submit(_apply_all, func, chunk))
+            if not running:
+                return
+            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                yield from future.result()
+    if fork:
+        gc.unfreeze()
 
 
 def _apply_all(func, jobs) -> list:
     return [func(job) for job in jobs]
-
-
-def _select(table: pd.DataFrame, fixed: Mapping[str, Any], mode: str) -> pd.DataFrame:
-    mask = table["mode"] == mode
-    for name, value in fixed.items():
-        mask &= table[name] == value
-    return table[mask]
 
 
 _STYLE: dict | None = None
@@ -816,17 +861,18 @@ def _render_one(job: FigureJob, kind: str) -> FigureRecord:
 
 def curve_matrix(rows: pd.DataFrame, obs: ObservableDef, parameter: str):
     """(values of ``parameter``, delays, observable[value, delay], error[value, delay]) of
-    rows holding one curve per value; NaN where a curve lacks a delay."""
-    values = sorted(rows[parameter].unique())
-    delays = np.sort(rows["delay"].unique())
+    rows holding one curve per value; NaN where a curve lacks a delay. One pass over the
+    rows (each placed by its value's and its delay's position), not a mask per value."""
+    values = sorted(pd.unique(rows[parameter]))
+    delays = np.sort(pd.unique(rows["delay"]))
+    position = {v: i for i, v in enumerate(values)}
+    rows_at = np.fromiter((position[v] for v in rows[parameter]), dtype=np.int64, count=len(rows))
+    cols = np.searchsorted(delays, rows["delay"].to_numpy())
     matrix = np.full((len(values), len(delays)), np.nan)
     errors = np.zeros_like(matrix)
-    for i, value in enumerate(values):
-        curve = rows[rows[parameter] == value]
-        cols = np.searchsorted(delays, curve["delay"].to_numpy())
-        matrix[i, cols] = curve[obs.key].to_numpy()
-        if obs.error_key:
-            errors[i, cols] = curve[obs.error_key].to_numpy()
+    matrix[rows_at, cols] = rows[obs.key].to_numpy()
+    if obs.error_key:
+        errors[rows_at, cols] = rows[obs.error_key].to_numpy()
     return values, delays, matrix, errors
 
 

@@ -15,11 +15,10 @@ from timecal_core.contract.hookspecs import ShellCommands, hookimpl
 
 @hookimpl
 def timecal_aggregators():
-    from .observables import observables_aggregator
-    from .summary import summary_aggregator
+    from .aggregators import OBSERVABLES, SUMMARY
 
-    yield summary_aggregator()
-    yield observables_aggregator()
+    yield SUMMARY
+    yield OBSERVABLES
 
 
 @hookimpl

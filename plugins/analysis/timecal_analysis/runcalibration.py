@@ -156,13 +156,64 @@ def _delays(value: Any, where: str):
                         f"got {value!r}") from None
 
 
+class ProductionTasks:
+    """The finished tasks of one production, read once per run (lean: no provenance) and
+    indexed: by task id and directory name, and per parameter by value (built when a
+    selection first names the parameter). A selection is then a few set intersections,
+    not a pass over 30,000 tasks per scenario, test and template."""
+
+    def __init__(self, directory: Path):
+        from .plotscan import lean_tasks
+
+        self.directory = directory
+        self.tasks = lean_tasks(directory)
+        self.by_name = {}
+        for i, t in enumerate(self.tasks):
+            self.by_name.setdefault(t.task_id, i)
+            self.by_name.setdefault(t.directory.name, i)
+        self._by_value: dict[str, dict] = {}
+
+    def named(self, wanted: str) -> list:
+        i = self.by_name.get(wanted)
+        return [] if i is None else [self.tasks[i]]
+
+    def matching(self, wanted: Mapping[str, Any]) -> list:
+        from .observables import comparable
+
+        chosen: set[int] | None = None
+        for name, value in wanted.items():
+            index = self._by_value.get(name)
+            if index is None:
+                index = self._by_value[name] = {}
+                for i, t in enumerate(self.tasks):
+                    if name in t.params:
+                        index.setdefault(comparable(t.params[name]), set()).add(i)
+            found = index.get(comparable(value), set())
+            chosen = set(found) if chosen is None else chosen & found
+        return [self.tasks[i] for i in sorted(chosen or ())]
+
+
+_PRODUCTIONS: dict[tuple, ProductionTasks] = {}
+
+
+def production_tasks(directory: Path) -> ProductionTasks:
+    """One :class:`ProductionTasks` per production and state of its ``results/`` (its
+    mtime changes when a result is added or removed)."""
+    try:
+        stamp = (directory / "results").stat().st_mtime_ns
+    except OSError:
+        stamp = None
+    key = (str(directory), stamp)
+    if key not in _PRODUCTIONS:
+        _PRODUCTIONS.clear()  # one production at a time is the common case; keep memory flat
+        _PRODUCTIONS[key] = ProductionTasks(directory)
+    return _PRODUCTIONS[key]
+
+
 def _task_files(spec: dict, where: str, production_root, many: bool) -> list[tuple[Path, str]]:
     """(output file, results directory name) of the finished tasks a selection matches:
     ``task`` names one; ``params`` every task whose parameters match (``many``) or exactly
     one (a template)."""
-    from timecal_core.run.tasks import finished_tasks
-    from .observables import same_value
-
     directory = Path(str(spec["production"])).expanduser()
     if not directory.is_absolute():
         root = production_root()
@@ -172,21 +223,20 @@ def _task_files(spec: dict, where: str, production_root, many: bool) -> list[tup
         directory = root / directory
     if not directory.is_dir():
         raise UserError(f"{where}: production '{directory}' does not exist")
-    tasks = finished_tasks(directory)
+    tasks = production_tasks(directory)
     if "task" in spec:
         wanted = str(spec["task"])
-        chosen = [t for t in tasks if wanted in (t.task_id, t.directory.name)]
+        chosen = tasks.named(wanted)
         what = f"task '{wanted}'"
     elif "params" in spec and isinstance(spec["params"], Mapping):
         wanted_params = spec["params"]
-        chosen = [t for t in tasks if all(k in t.params and same_value(t.params[k], v)
-                                          for k, v in wanted_params.items())]
+        chosen = tasks.matching(wanted_params)
         what = "params " + ", ".join(f"{k}={v}" for k, v in wanted_params.items())
     else:
         raise UserError(f"{where}: with 'production', give 'task: <task id>' or 'params: {{k: v}}'")
     if not chosen:
         raise UserError(f"{where}: no finished task of {directory} matches {what} "
-                        f"({len(tasks)} finished; see the results/ directory names)")
+                        f"({len(tasks.tasks)} finished; see the results/ directory names)")
     if len(chosen) > 1 and not many:
         raise UserError(f"{where}: {len(chosen)} finished tasks of {directory} match {what}; "
                         f"a template must be one task: add parameters or give 'task'")

@@ -10,7 +10,7 @@ name is known when planning; the step gets it explicitly and it is recorded in t
 
 from __future__ import annotations
 
-from timecal_core.cms.harvested_layout import harvested_name
+from timecal_core.cms.harvested_layout import COMPACT, FULL, harvested_name
 from timecal_core.cms.root_check import root_file_problem
 from timecal_core.contract.hookspecs import ProductionScript, Step, TaskPlan, TaskRequest, hookimpl
 from timecal_core.config.parameters import as_argv
@@ -52,4 +52,5 @@ def verify(output) -> str | None:
 def timecal_scripts():
     yield ProductionScript(name="cbcsim", parameters=PARAMETERS, plan=plan, check=check_values,
                            verify=verify,
-                           description="CBC emulator (no CMSSW): synthetic hits or a sim-hit dump")
+                           description="CBC emulator (no CMSSW): synthetic hits or a sim-hit dump",
+                           layouts=(FULL, COMPACT))

@@ -4,7 +4,10 @@ directory, the harvested file of physics.md §6 that the CMSSW chain would have 
 
 Besides the histograms it stores the job's parameters (``timecal_params``, replaced by the
 core with the complete record when run as a task), ``cbcsim_info`` (JSON: hit source, hits
-selected, smearing summary, delay) and the per-module smearing table (tree ``smearing``).
+selected, smearing summary, delay, layout) and, in the full layout, the per-module smearing
+table (tree ``smearing``). The compact layout (the task's record says "layout": "compact")
+leaves out the 1D histograms and the smearing table: the 2D maps hold every number the
+readers use.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from timecal_core.cms.fast_root import write_histograms
-from timecal_core.cms.harvested_layout import harvested_name, scan_delays
+from timecal_core.cms.harvested_layout import COMPACT, FULL, harvested_name, scan_delays
 from timecal_core.contract.hookspecs import TASK_PARAMETERS_ENV
 from timecal_core.contract.errors import UserError
 from timecal_core.config.parameters import complete, parse_assignments
@@ -99,18 +102,26 @@ def run(params) -> Path:
         info["synthetic_model"] = SyntheticModel(N=params["N"], pileup=params["pileup"],
                                                  nhits=params["nhits"]).as_dict()
 
+    given = os.environ.get(TASK_PARAMETERS_ENV)  # the core's record, when run as a task
+    stored = json.loads(given) if given else {"params": dict(params), "metadata": {"delay": delay}}
+    # The compact layout (issue 28): the 2D maps and the records, without the 1D histograms
+    # the maps repeat nor the per-module smearing table (a function of the seed and the hit
+    # source, written in the full layout; its summary is in cbcsim_info).
+    compact = stored.get("layout") == COMPACT
+    info["layout"] = COMPACT if compact else FULL
+
     def add_info(f) -> None:
         f["cbcsim_info"] = json.dumps(info, sort_keys=True)
+        if compact:
+            return
         table = {"module": smearing.modules, "threshold_offset": smearing.threshold_offset,
                  "toa_offset": smearing.toa_offset}
         tree = f.mktree("smearing", {k: v.dtype for k, v in table.items()}, title="per-module smearing")
         tree.extend(table)
 
     computed, computed_cpu = time.perf_counter(), time.process_time()
-    given = os.environ.get(TASK_PARAMETERS_ENV)  # the core's record, when run as a task
-    stored = json.loads(given) if given else {"params": dict(params), "metadata": {"delay": delay}}
-    write_histograms(out, total, params=stored,
-                            fast=os.environ.get(WRITER_ENV, "fast") != "uproot", also=add_info)
+    write_histograms(out, total, params=stored, with_1d=not compact,
+                     fast=os.environ.get(WRITER_ENV, "fast") != "uproot", also=add_info)
     # One line in task.log for every task: where its time went (benchmarks/bench_production.py).
     print(f"cbcsim: wrote {out.name} ({n_selected} hits x {delays.size} delays): hits and emulation "
           f"{computed - began:.4f} s, write {time.perf_counter() - computed:.4f} s (CPU "

@@ -42,15 +42,23 @@ def raw_pattern(params) -> str:
     return "BXHistEmulateDelay_*_raw.root"
 
 
-def finalize(workdir: Path) -> None:
-    """DQM output -> ``<raw name with raw -> harvested>``; the raw file is removed."""
+def finalize(workdir: Path, layout: str | None = None) -> None:
+    """DQM output -> ``<raw name with raw -> harvested>``; the raw file is removed. In the
+    compact layout the harvested file is rewritten without its 1D histograms (the deployed
+    analyzer always books them; the 2D maps hold the same numbers)."""
+    from timecal_core.cms.compact import compact_file
+    from timecal_core.cms.harvested_layout import COMPACT
+
     raws = sorted(workdir.glob("BXHist*_raw.root"))
     dqm = workdir / DQM_OUTPUT
     if len(raws) != 1 or not dqm.is_file():
         raise RuntimeError(f"expected one BXHist*_raw.root and {DQM_OUTPUT}, found "
                            f"{sorted(p.name for p in workdir.iterdir())}")
-    dqm.rename(workdir / raws[0].name.replace("raw", "harvested"))
+    harvested = workdir / raws[0].name.replace("raw", "harvested")
+    dqm.rename(harvested)
     raws[0].unlink()
+    if layout == COMPACT:
+        compact_file(harvested)
 
 
 def plan(request: TaskRequest) -> TaskPlan:
@@ -62,7 +70,7 @@ def plan(request: TaskRequest) -> TaskPlan:
             Step("Harvester", ("cmsRun", _cfg(request, HARVESTER_CFG), f"input={{match:{raw}}}"), cmssw=True),
         ),
         output=raw.replace("raw", "harvested"),
-        finalize=finalize,
+        finalize=lambda workdir: finalize(workdir, request.layout),
     )
 
 
@@ -98,4 +106,5 @@ def timecal_scripts():
     yield ProductionScript(name="pucalibration", parameters=PARAMETERS, plan=plan,
                            aliases=(PRODUCTION_CFG,), preflight=preflight, check=check, cmssw=True,
                            verify=verify,
-                           description="CMSSW PUCalibration_cfg.py + Harvester_cfg.py")
+                           description="CMSSW PUCalibration_cfg.py + Harvester_cfg.py",
+                           layouts=("full", "compact"))

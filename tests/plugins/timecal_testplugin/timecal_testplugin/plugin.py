@@ -50,3 +50,31 @@ def plan(request):
 def timecal_scripts():
     yield ProductionScript(name="sleeper", parameters=PARAMETERS, plan=plan, verify=verify,
                            aliases=("Sleeper_cfg.py",), description="sleeps, fails or flakes on demand")
+
+
+#: In a production of ``sleeper`` tasks, this file under results/ makes the aggregator below
+#: kill its own process: how a test meets an aggregation that dies (out of memory, a crash).
+DIE_MARKER = ".die-in-aggregation"
+
+
+def _where_aggregated(request):
+    """Records which process ran the aggregators (they run in one of their own)."""
+    import json
+    import os
+    import signal
+
+    if request.script != "sleeper":
+        return []
+    results = request.production_dir / "results"
+    if (results / DIE_MARKER).exists():
+        os.kill(os.getpid(), signal.SIGKILL)
+    out = results / "aggregated.json"
+    out.write_text(json.dumps({"pid": os.getpid(), "tasks": sum(1 for _ in request.tasks)}))
+    return [out]
+
+
+@hookimpl
+def timecal_aggregators():
+    from timecal_core.contract.hookspecs import Aggregator
+
+    yield Aggregator("where", _where_aggregated, description="which process aggregated (tests)")
