@@ -10,7 +10,7 @@ TEST_STAMP := $(VENV)/.timecal-test-installed
 DOCS_STAMP := $(VENV)/.timecal-docs-installed
 PYTEST_ARGS ?=
 
-.PHONY: install test docs demo bench slurm-up slurm-down condor-up condor-down browser clean test-lowest
+.PHONY: install test docs demo bench slurm-up slurm-down slurmnet-down condor-up condor-down browser clean test-lowest
 
 install: $(STAMP)
 
@@ -43,6 +43,13 @@ slurm-up:
 slurm-down:
 	@if [ "$$(id -u)" = 0 ]; then bash tests/slurm/stop_slurm.sh; fi
 
+# The multi-node SLURM tests (tests/test_slurm_nodes.py) start a cluster of their own for each
+# test, in network namespaces (tests/slurmnet/), and remove it after the test, passed or failed.
+# slurmnet-down removes whatever a run that could not clean up left (pytest killed, say):
+# processes, namespaces, veth pairs, the bridge, the cgroups.
+slurmnet-down:
+	@if [ "$$(id -u)" = 0 ]; then bash tests/slurmnet/stop_cluster.sh; fi
+
 # The status-page tests load the page in a real browser: Debian's chromium (root only;
 # elsewhere those tests say why they skip).
 browser:
@@ -63,7 +70,7 @@ condor-down:
 	@if [ "$$(id -u)" = 0 ]; then TIMECAL_HTCONDOR_CHROOT=$(HTCONDOR_CHROOT) bash tests/htcondor/stop_htcondor.sh; fi
 
 test: $(TEST_STAMP) slurm-up condor-up browser
-	TIMECAL_HTCONDOR_CHROOT=$(HTCONDOR_CHROOT) $(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; $(MAKE) --no-print-directory slurm-down condor-down; exit $$status
+	TIMECAL_HTCONDOR_CHROOT=$(HTCONDOR_CHROOT) $(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; $(MAKE) --no-print-directory slurm-down condor-down slurmnet-down; exit $$status
 
 # The floors of every pyproject, tried: the lowest versions they allow of each direct
 # dependency (uv's lowest-direct resolution) in a venv of their own, and the part of the suite

@@ -4,10 +4,12 @@ stand-in on PATH, and third-party plugin packages installed the way users instal
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,6 +25,19 @@ def run_bxrun(*args, input: str | None = None, timeout: float = 120, cwd=None, e
     """Run the installed BXRun console script; returns CompletedProcess (text)."""
     return subprocess.run([bxrun_path(), *map(str, args)], input=input, capture_output=True, text=True,
                           timeout=timeout, cwd=cwd, env=env)
+
+
+def listening_elsewhere() -> tuple[str, str]:
+    """(an interface of this host other than loopback, a contact address on loopback with a
+    free port): the scheduler then listens on that interface only, and the workers, told the
+    loopback address, are refused: a contact address that does not lead to the scheduler."""
+    name = next((n for n, addrs in psutil.net_if_addrs().items()
+                 if n != "lo" and any(a.family == socket.AF_INET for a in addrs)), None)
+    if name is None:
+        pytest.skip("this host has no network interface besides loopback")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return name, f"tls://127.0.0.1:{s.getsockname()[1]}"
 
 
 def results_of(out: Path) -> list[Path]:

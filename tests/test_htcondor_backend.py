@@ -32,6 +32,20 @@ def test_registered_through_entry_point():
     assert reg.distribution == "timecal-backend-htcondor" and reg.item.start is start
 
 
+def test_loading_the_plugins_does_not_import_the_htcondor_bindings():
+    """Every process that loads the plugins imports them, each Dask worker with its first task
+    included; importing the bindings resolves the host's name, which on a compute node whose
+    name does not resolve retries for about two minutes (seen on the multi-node test cluster,
+    tests/slurmnet: every SLURM task waited for HTCondor). They come with the backend's start."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from timecal_core.contract.plugins import get_registry; get_registry(); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('htcondor', 'htcondor2', 'classad2')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
+
+
 def test_submit_description_parsed_by_htcondor(tmp_path):
     from dask_jobqueue import HTCondorCluster
 

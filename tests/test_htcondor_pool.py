@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import bxrun_path, results_of, running_sleeper_pid, wait_until, write_timerc
+from conftest import bxrun_path, listening_elsewhere, results_of, running_sleeper_pid, wait_until, write_timerc
 from htcondor.fixture import (as_submit_user, condor, condor_site_ca, condor_workdir,  # noqa: F401
                               htcondor_pool, queued_ids)
 from timecal_backend_htcondor.plugin import start
@@ -307,16 +307,17 @@ def test_unknown_schedd_fails_at_once(condor_workdir):
 
 
 def test_unreachable_scheduler_times_out_naming_the_address(condor_workdir):
-    """The scheduler advertises an address nothing listens on (a wrong interface on a
+    """The scheduler advertises an address where it does not listen (a wrong interface on a
     multi-homed login node): the job runs, its worker never connects, and start() gives up
     after connect_timeout saying which address was advertised; the job is removed."""
     before = queued_ids()
     t0 = time.monotonic()
+    interface, contact = listening_elsewhere()
     with pytest.raises(UserError) as err:
-        start_in_process(condor_workdir, {"jobs": "1", "contact_address": "tls://127.0.0.1:9",
+        start_in_process(condor_workdir, {"jobs": "1", "contact_address": contact, "scheduler_interface": interface,
                                           "connect_timeout": "3"})
     message = str(err.value)
-    assert "but its Dask worker never reached the scheduler at tls://127.0.0.1:9 (advertised from " \
+    assert f"but its Dask worker never reached the scheduler at {contact} (advertised from " \
            "[htcondor] contact_address); set [htcondor] scheduler_interface (or contact_address)" in message
     assert str(condor_workdir / "prod" / "logs" / "worker-") in message
     assert time.monotonic() - t0 < 60

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ import dask
 import pytest
 from distributed import Client
 
-from conftest import wait_until, write_timerc
+from conftest import listening_elsewhere, wait_until, write_timerc
 from slurm.fixture import slurm_cluster, squeue_ids  # noqa: F401  (fixture)
 from timecal_backend_slurm.plugin import start
 from timecal_core.config.timerc import load_timerc
@@ -89,19 +90,35 @@ def test_nonexistent_partition_shows_slurms_message(slurm_cluster, tmp_path, mon
 
 
 def test_unreachable_scheduler_times_out_naming_the_address(slurm_cluster, tmp_path, monkeypatch):
-    """The scheduler advertises an address nothing listens on (as a wrong interface on a
-    multi-homed login node would): the job runs, its worker never connects, and start()
+    """The scheduler advertises an address where it does not listen (as a wrong interface on
+    a multi-homed login node would): the job runs, its worker never connects, and start()
     gives up after connect_timeout saying which address was advertised."""
     t0 = time.monotonic()
+    interface, contact = listening_elsewhere()
     with pytest.raises(UserError) as err:
-        start_from_timerc(tmp_path, monkeypatch,
-                          "jobs = 1\ncontact_address = tls://127.0.0.1:9\nconnect_timeout = 3\n")
+        start_from_timerc(tmp_path, monkeypatch, f"jobs = 1\ncontact_address = {contact}\n"
+                          f"scheduler_interface = {interface}\nconnect_timeout = 3\n")
     message = str(err.value)
-    assert "never reached the scheduler at tls://127.0.0.1:9 (advertised from [slurm] contact_address)" in message
+    assert f"never reached the scheduler at {contact} (advertised from [slurm] contact_address)" in message
     assert "scheduler_interface" in message and str(tmp_path / "prod" / "logs") in message
     assert time.monotonic() - t0 < 60
     job = message.split("slurm job ")[1].split()[0]
     wait_until(lambda: job not in squeue_ids(), 30, "the job of the failed start to be cancelled")
+
+
+def test_contact_address_on_a_busy_port_is_a_one_line_error(slurm_cluster, tmp_path, monkeypatch):
+    """The scheduler listens on the contact address's port: taken by another program, the
+    start stops at once saying so, before any job is queued."""
+    before = squeue_ids()
+    with socket.socket() as busy:
+        busy.bind(("", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(UserError) as err:
+            start_from_timerc(tmp_path, monkeypatch, f"jobs = 1\ncontact_address = tls://login1.example.org:{port}\n")
+    assert str(err.value) == (f"timerc [slurm] contact_address: the scheduler cannot listen on port {port} of "
+                              "this host (in use by another program?); choose a free port")
+    assert squeue_ids() == before
 
 
 def test_jobs_failing_at_start_stop_the_start_with_their_last_words(slurm_cluster, tmp_path, monkeypatch, capsys):

@@ -33,7 +33,7 @@ def test_timerc_section_becomes_cluster_arguments(tmp_path):
     kw = s.cluster_kwargs
     assert (kw["queue"], kw["account"], kw["cores"], kw["processes"], kw["memory"], kw["walltime"]) == \
         ("cp3", "cms", 4, 2, "8GB", "02:00:00")
-    assert kw["job_extra_directives"] == ["--qos=normal", "--exclusive"]
+    assert kw["job_extra_directives"] == ["--qos=normal", "--exclusive", "--no-requeue"]
     assert kw["job_script_prologue"][:2] == ["source /cvmfs/cms.cern.ch/cmsset_default.sh",
                                              "cd /cmssw && eval `scramv1 runtime -sh`"]
     assert kw["job_script_prologue"][2:] == scratch_lines("slurm", "")  # then the worker's scratch
@@ -54,6 +54,19 @@ def test_job_script_carries_the_settings(tmp_path):
     assert "#SBATCH --qos=short" in script
     assert f"#SBATCH -o {tmp_path / 'prod' / 'logs'}/timecal-%J.out" in script
     assert script.index("echo set-up-done") < script.index("distributed.cli.dask_worker")
+
+
+def test_worker_jobs_are_not_requeued_unless_asked(tmp_path):
+    """A job lost with its node is replaced by timecal and its tasks rerun by Dask: SLURM's
+    own requeue (JobRequeue=1, a site default) would bring it back under the same id, so the
+    jobs say --no-requeue, after the user's directives from timerc or else jobqueue.yaml; a
+    user who writes --requeue keeps it."""
+    assert parse_settings({}, tmp_path).cluster_kwargs["job_extra_directives"] == ["--no-requeue"]
+    s = parse_settings({"job_extra_directives": "--requeue\n--qos=long"}, tmp_path)
+    assert s.cluster_kwargs["job_extra_directives"] == ["--requeue", "--qos=long"]
+    with dask.config.set({"jobqueue.slurm.job-extra-directives": ["--qos=fromyaml"]}):
+        s = parse_settings({}, tmp_path)
+    assert s.cluster_kwargs["job_extra_directives"] == ["--qos=fromyaml", "--no-requeue"]
 
 
 def test_jobqueue_yaml_fills_what_timerc_leaves_out(tmp_path):
@@ -86,6 +99,26 @@ def test_bad_settings_are_one_line_errors(tmp_path, section, message):
         parse_settings(section, tmp_path)
     assert message in str(err.value) and "[slurm]" in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_workers_interface_need_not_exist_on_the_login_node(tmp_path):
+    """A multi-homed login node: the nodes' interface (here nosuchif0) is the workers' only;
+    the scheduler listens on scheduler_interface, or on the contact address's port on every
+    interface. Only an interface the scheduler itself would listen on must exist here."""
+    s = parse_settings({"interface": "nosuchif0", "scheduler_interface": "lo"}, tmp_path)
+    assert s.cluster_kwargs["interface"] == "nosuchif0"
+    assert s.cluster_kwargs["scheduler_options"]["interface"] == "lo"
+    s = parse_settings({"interface": "nosuchif0", "contact_address": "tls://login1.example.org:8786"}, tmp_path)
+    options = s.cluster_kwargs["scheduler_options"]
+    assert (options["contact_address"], options["port"], options["host"]) == \
+        ("tls://login1.example.org:8786", 8786, "0.0.0.0")
+    with pytest.raises(UserError, match=r"interface = 'nosuchif0': no such network interface on this host "
+                                        r"\(the scheduler listens on it too unless scheduler_interface"):
+        parse_settings({"interface": "nosuchif0"}, tmp_path)
+    with pytest.raises(UserError, match=r"scheduler_interface = 'nosuchif0': no such network interface"):
+        parse_settings({"interface": "lo", "scheduler_interface": "nosuchif0"}, tmp_path)
+    with pytest.raises(UserError, match=r"contact_address = 'tls://login1:http': expected tls://HOST:PORT"):
+        parse_settings({"contact_address": "tls://login1:http"}, tmp_path)
 
 
 def test_missing_sbatch_says_what_is_needed(tmp_path, monkeypatch):

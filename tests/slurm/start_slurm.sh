@@ -47,7 +47,10 @@ if [ ! -s /etc/munge/munge.key ]; then
 fi
 if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then   # not running (or someone else's: reuse it)
   install -d -o munge -g munge -m 0755 /run/munge
-  runuser -u munge -- /usr/sbin/munged
+  # munged keeps the descriptors it inherits: closed first, or it would hold the machine's
+  # cluster lock (flock hands its descriptor on) until someone stops it.
+  ( for fd in /proc/$BASHPID/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done 2>/dev/null
+    exec runuser -u munge -- /usr/sbin/munged )
   cp /run/munge/munged.pid "$RUN/munged.pid"                  # marks "started by us" for stop_slurm.sh
   wait_for 10 munged sh -c 'munge -n | unmunge'
 fi

@@ -35,7 +35,7 @@ COMMON_KEYS = (
     Setting("scheduler_interface", "text", help="interface the scheduler listens on (multi-homed "
             "login nodes)"),
     Setting("contact_address", "text", help="address advertised to workers, "
-            "tls://HOST:PORT (NAT, tunnels)"),
+            "tls://HOST:PORT (NAT, tunnels); the scheduler listens on its port"),
     Setting("death_timeout", "integer", help="seconds a worker waits for the scheduler before "
             "exiting", minimum=1),
     Setting("connect_timeout", "integer", "{connect_timeout}", "seconds a running job may take to "
@@ -94,11 +94,11 @@ def size_setting(section: str, settings: Mapping[str, str], key: str, default: s
     return value
 
 
-def _check_interface(section: str, key: str, name: str | None) -> None:
+def _check_interface(section: str, key: str, name: str | None, why: str = "") -> None:
     if name and name not in psutil.net_if_addrs():
         have = ", ".join(sorted(psutil.net_if_addrs()))
         raise UserError(f"timerc [{section}] {key} = {name!r}: no such network interface on this "
-                        f"host; it has: {have}")
+                        f"host{why}; it has: {have}")
 
 
 def parse_batch_settings(declared: SettingsSection, raw: Mapping[str, str | None], output_dir: Path,
@@ -134,19 +134,30 @@ def parse_batch_settings(declared: SettingsSection, raw: Mapping[str, str | None
 
     interface = settings.get("interface", "").strip() or None
     scheduler_interface = settings.get("scheduler_interface", "").strip() or None
-    _check_interface(section, "interface", interface)
-    _check_interface(section, "scheduler_interface", scheduler_interface)
-    if interface:
-        kwargs["interface"] = interface
+    contact = settings.get("contact_address", "").strip()
     # A fixed dashboard port collides between users of one login node: let the OS choose.
     scheduler_options: dict = {"dashboard_address": ":0"}
-    if scheduler_interface:
-        scheduler_options["interface"] = scheduler_interface
-    contact = settings.get("contact_address", "").strip()
     if contact:
-        if "://" not in contact or ":" not in contact.split("://", 1)[1]:
+        host, sep, port = contact.split("://", 1)[-1].rpartition(":")
+        if "://" not in contact or not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise UserError(f"timerc [{section}] contact_address = {contact!r}: expected tls://HOST:PORT (the scheduler only speaks TLS)")
         scheduler_options["contact_address"] = contact
+        # The workers are told HOST:PORT: the scheduler must listen on that port (a tunnel or
+        # NAT forwards it), on every interface unless scheduler_interface says which.
+        scheduler_options["port"] = int(port)
+        if not scheduler_interface:
+            scheduler_options["host"] = "0.0.0.0"
+    _check_interface(section, "scheduler_interface", scheduler_interface)
+    if scheduler_interface:
+        scheduler_options["interface"] = scheduler_interface
+    elif interface and not contact:
+        # The workers' interface is the scheduler's too, then: it must exist here. Otherwise
+        # it need not: the nodes' ib0 is often not on the login node.
+        _check_interface(section, "interface", interface,
+                         " (the scheduler listens on it too unless scheduler_interface or contact_address "
+                         "is given)")
+    if interface:
+        kwargs["interface"] = interface
     kwargs["scheduler_options"] = scheduler_options
 
     log_directory = log_directory or output_dir / "logs"

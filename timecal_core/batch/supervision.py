@@ -32,7 +32,7 @@ import inspect
 import shutil
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +40,7 @@ from distributed.diagnostics.plugin import SchedulerPlugin
 
 from ..contract.errors import UserError
 from ..contract.running_cluster import BatchJob, RunningCluster
+from .job_records import earlier_jobs, job_record
 from .settings import BatchSettings
 
 # What supervision does with a job, whatever the batch system calls its state.
@@ -89,20 +90,27 @@ def start_job_cluster(cluster_class, settings: BatchSettings, raw: Mapping[str, 
         with dask.config.set(scratch_config(production_dir)):
             return cluster_class(**kwargs)
     except (ValueError, TypeError) as exc:  # dask-jobqueue's own checks of the merged settings
+        port = settings.cluster_kwargs["scheduler_options"].get("port")
+        if port and "non-running Server" in str(exc):  # distributed's words when it cannot listen
+            raise UserError(f"timerc [{settings.section}] contact_address: the scheduler cannot listen on port "
+                            f"{port} of this host (in use by another program?); choose a free port") from None
         raise UserError(f"timerc [{settings.section}] / jobqueue.yaml: {exc}".replace("\n", " ")) from None
 
 
 def start_supervised(running_class, cluster_class, settings: BatchSettings, raw: Mapping[str, str],
                      production_dir: Path, check: Callable[[object], None] | None = None,
-                     **running_kwargs):
+                     notes: Callable[[str, int], Sequence[str]] | None = None, **running_kwargs):
     """Start the cluster, ``check`` its job script with the batch system (before anything
-    is queued), submit the jobs and wait for the first worker. The cluster is closed (its
-    jobs removed) if any of that fails."""
+    is queued), remove the jobs earlier drivers left (``notes``: the request's), submit the
+    jobs and wait for the first worker. The cluster is closed (its jobs removed) if any of
+    that fails."""
     cluster = start_job_cluster(cluster_class, settings, raw, production_dir)
     try:
         if check is not None:
             check(cluster)
         running = running_class(cluster, settings, **running_kwargs)
+        if notes is not None:
+            running.remove_earlier_jobs(notes)
         if settings.adapt:
             running.adapt_jobs(*settings.adapt)
         else:
@@ -335,6 +343,24 @@ class BatchRunningCluster(RunningCluster):
                 f"(or contact_address) to an address the {self.nodes} can reach; worker log: "
                 f"{self.log_path(job_id)}")
 
+    def remove_earlier_jobs(self, notes: Callable[[str, int], Sequence[str]]) -> None:
+        """Remove the jobs an earlier driver of this production left queued, running or held
+        (it was killed, or its host rebooted): their workers were given the address and
+        credentials of a scheduler that died with that driver and can never serve this one;
+        left alone they would hold slots (a queued one would even start later and wait
+        ``death_timeout`` for nobody). Said in one line each, at the first interval."""
+        earlier = earlier_jobs(notes, self.backend)
+        rows = self.query_jobs(sorted(earlier)) if earlier else {}
+        alive = sorted(j for j, row in rows.items() if row.phase != ENDED)
+        if not alive:
+            return
+        self.remove_jobs(alive, "timecal: a job of an earlier driver of this production")
+        for job_id in alive:
+            where, worker = earlier[job_id]
+            self._unreported.append(
+                f"{self.job_label(job_id)} ({worker}), submitted by an earlier driver of this production, was "
+                f"still {rows[job_id].state}: removed (its worker served that driver's scheduler, gone with it)")
+
     # ----------------------------------------------------------------- supervision
     def _examine(self) -> tuple[list[str], list[str]]:
         """One look at every job: (records for the ledger, problems and what was done)."""
@@ -350,7 +376,7 @@ class BatchRunningCluster(RunningCluster):
             if row is not None and job_id not in self._announced:
                 self._announced.add(job_id)
                 where = f" on {row.location}" if row.location else ""
-                records.append(f"{self.job_label(job_id)}{where} runs worker {name}")
+                records.append(job_record(self.job_label(job_id), row.location, name))
             connections = self.connected.of_job(name, row.started if row else None)
             for worker, conn in connections:
                 self._job_of_address[conn.address] = job_id
@@ -407,6 +433,10 @@ class BatchRunningCluster(RunningCluster):
         call_on_loop(cluster, lambda: cluster.scale(jobs=len(cluster.worker_spec)))
         return [f"{self.backend}: submitting {len(lost)} job(s) to replace lost worker(s) "
                 f"{', '.join(sorted(map(str, lost)))}"]
+
+    def job_of_worker(self, address: str) -> str | None:
+        """The batch job a worker (scheduler address) ran in, as supervision matched them."""
+        return self._job_of_address.get(address)
 
     def fate_of_worker(self, address: str) -> tuple[str, str] | None:
         """What became of the job of the worker at ``address`` (a scheduler address), as

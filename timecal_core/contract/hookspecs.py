@@ -186,6 +186,10 @@ class BackendRequest:
     settings: Mapping[str, str]  # its own timerc section ([local], [slurm], ...), may be empty
     output_dir: Path  # the production directory (worker logs go under output_dir/"logs")
     verbose: bool = False
+    #: ``notes(text, limit)``: the production's notes (its ledger's history) that contain
+    #: ``text``, the ``limit`` most recent, oldest first: what earlier drivers of this
+    #: production recorded, e.g. the batch jobs they submitted. Empty outside a production.
+    notes: Callable[[str, int], Sequence[str]] = lambda text, limit: ()
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ run resumes.
 
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 import os
 import signal
@@ -196,7 +198,9 @@ def run_production(plan, backend, request, options: ProductionOptions, timerc,
         with DaskLogToFile(production_dir):
             with quiet_workers(), dask.config.set({"distributed.scheduler.allowed-failures": 0}):
                 with workers_ignore_interrupts():  # Ctrl-C is the driver's: it stops them itself
-                    running = backend.start(request)
+                    # Its ledger's history: e.g. the batch jobs an earlier (killed) driver left behind.
+                    running = backend.start(dataclasses.replace(request, notes=lambda text, limit: [
+                        e.detail for e in ledger.production_events(limit, containing=text)]))
                 try:
                     with Client(running.cluster, security=running.security, set_as_default=False) as client:
                         if running.dashboard_link:

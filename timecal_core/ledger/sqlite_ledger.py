@@ -510,10 +510,10 @@ class Ledger:
                            "LIMIT ?", (n,))
         return [Event(*r) for r in reversed(rows)]
 
-    def production_events(self, n: int = 10) -> list[Event]:
-        """The last production-level notes (starts, exits, batch-system events)."""
+    def production_events(self, n: int = 10, containing: str = "") -> list[Event]:
+        """The last production-level notes (starts, exits, batch-system events), with ``containing``."""
         rows = self._query("SELECT time, task_id, state, detail FROM events WHERE task_id IS NULL "
-                           "ORDER BY id DESC LIMIT ?", (n,))
+                           "AND instr(detail, ?) > 0 ORDER BY id DESC LIMIT ?", (containing, n))
         return [Event(*r) for r in reversed(rows)]
 
     def last_start(self) -> float | None:

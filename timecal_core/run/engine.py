@@ -258,6 +258,10 @@ class Engine:
                 failures.append(Failure(tid, None, "scheduler", None, "result lost by the scheduler",
                                         "", cause=causes.NODE))
             # "cancelled": whoever cancelled it already updated the ledger.
+        if hasattr(self.running, "job_of_worker"):  # a lost worker's batch job, for its attempt
+            for f in failures:
+                if f.step == "worker" and f.worker and not f.resources.get("job_id"):
+                    f.resources["job_id"] = self.running.job_of_worker(f.worker)
         exhausted = self.ledger.record_outcomes(completions, failures, self.policy)
         lost = [(f.task_id, f.worker) for f in failures if f.step == "worker" and f.worker]
         if lost and hasattr(self.running, "fate_of_worker"):

@@ -59,8 +59,12 @@ def describe_failure(task_id: str, exc: BaseException) -> Failure:
                            resources=resources)
         if cause == causes.OOM:
             limit = re.search(r"> limit (\d+ MiB)", tail)
-            reason = (f"step {exc.step} out of memory" +
-                      (f" (the worker's limit is {limit.group(1)})" if limit else ""))
+            cgroup = re.search(r"killed by the kernel in the job's memory cgroup \(limit (\d+ MiB)\)", tail)
+            if cgroup:
+                reason = f"step {exc.step} out of memory (killed by the kernel at the job's limit of {cgroup[1]})"
+            else:
+                reason = (f"step {exc.step} out of memory" +
+                          (f" (the worker's limit is {limit.group(1)})" if limit else ""))
         elif causes.kind(cause) == "signal":
             number = int(cause.split()[1])
             resources["signal"] = number

@@ -42,6 +42,7 @@ from ..contract.hookspecs import TASK_PARAMETERS_ENV, FinishedTask, Step, TaskRe
 from ..ledger import failure_causes as causes
 from ..plan.completion import completed, move_aside, real_directory
 from ..plan.grid import RESULTS, TMP, TaskSpec
+from . import memory_cgroup as memcg
 from . import provenance
 from .step_server import ServerLost, StepProcess, warm_enabled
 from .step_server import server as warm_server
@@ -204,6 +205,7 @@ def run_step(step: Step, workdir: Path, log_path: Path, cmssw_init: str, task_id
     request.update(cwd=str(workdir), log=str(log_path), memory_limit=memory_limit)
     if extra_env:
         request["env"] = {**request["env"], **extra_env}
+    oom_kills = memcg.oom_kills()
     try:
         outcome = warm_server().run(request, should_stop)
     except ServerLost as exc:
@@ -228,6 +230,15 @@ def run_step(step: Step, workdir: Path, log_path: Path, cmssw_init: str, task_id
                       f"{outcome.oom['limit'] / 2**20:.0f} MiB, after {_describe_usage(outcome)}\n"
                       f"out of memory: {outcome.oom['rss'] / 2**20:.0f} MiB > limit "
                       f"{outcome.oom['limit'] / 2**20:.0f} MiB\n")
+        raise TaskFailed(task_id, step.name, None, _tail(log_path), causes.OOM)
+    if outcome.signal == signal.SIGKILL and oom_kills is not None and (memcg.oom_kills() or 0) > oom_kills:
+        # The kernel's OOM killer in the job's memory cgroup (the batch system's limit).
+        record["oom"] = True
+        limit = memcg.limit()
+        where = f"the job's memory cgroup (limit {limit / 2**20:.0f} MiB)" if limit else "its memory cgroup"
+        with open(log_path, "a") as log:
+            log.write(f"--- step {step.name} killed by the kernel's out-of-memory killer: {where} was full, "
+                      f"after {_describe_usage(outcome)}\nout of memory: killed by the kernel in {where}\n")
         raise TaskFailed(task_id, step.name, None, _tail(log_path), causes.OOM)
     if outcome.signal is not None:
         try:

@@ -50,4 +50,4 @@ def start(request: BackendRequest) -> SlurmRunningCluster:
             slurmcli.validate_job_script(script.name, where)
 
     return start_supervised(SlurmRunningCluster, SLURMCluster, settings, request.settings,
-                            request.output_dir, check=test_only)
+                            request.output_dir, notes=request.notes, check=test_only)

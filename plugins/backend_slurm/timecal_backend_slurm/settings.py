@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dask
+
 from timecal_core.batch.settings import BatchSettings, batch_section, parse_batch_settings
 from timecal_core.config.timerc import setting_lines
 from timecal_core.contract.errors import UserError
@@ -42,9 +44,15 @@ def parse_settings(raw: dict[str, str], output_dir: Path) -> BatchSettings:
     for key in ("account", "walltime"):
         if own.get(key, "").strip():
             kwargs[key] = own[key].strip()
-    directives = setting_lines(own.get("job_extra_directives", ""))
-    if directives:
-        kwargs["job_extra_directives"] = directives
+    directives = (setting_lines(own.get("job_extra_directives", ""))
+                  or list(dask.config.get("jobqueue.slurm.job-extra-directives", None) or []))
+    if not any(d.split("=")[0] in ("--requeue", "--no-requeue") for d in directives):
+        # A job lost with its node is not to be run again by SLURM (JobRequeue=1, the default):
+        # Dask has rerun its tasks already and supervision replaces it; requeued, it would come
+        # back pending under the same id, its end never reported, only to be cancelled by
+        # dask-jobqueue a few seconds later (seen on the multi-node test cluster).
+        directives.append("--no-requeue")
+    kwargs["job_extra_directives"] = directives
     kwargs["job_name"] = own.get("job_name", "").strip() or SETTINGS.default("job_name")
     settings.own["partition"] = partition
     return settings
