@@ -1,5 +1,6 @@
 # make demo | make test | make bench | make docs -- each builds .venv from scratch when it is absent.
-# make test-lowest -- the pyprojects' floors, tried in .venv-lowest (below).
+# make test-lowest -- the pyprojects' floors, tried in .venv-lowest; make test-latest -- the
+# newest releases, tried in .venv-latest; make lint -- ruff and mypy (all below).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -10,7 +11,8 @@ TEST_STAMP := $(VENV)/.timecal-test-installed
 DOCS_STAMP := $(VENV)/.timecal-docs-installed
 PYTEST_ARGS ?=
 
-.PHONY: install test docs demo bench slurm-up slurm-down slurmnet-down condor-up condor-down browser clean test-lowest
+.PHONY: install test docs demo bench slurm-up slurm-down slurmnet-down condor-up condor-down browser clean \
+        test-lowest test-latest test-fast lint
 
 install: $(STAMP)
 
@@ -84,7 +86,8 @@ LOWEST_TESTS := tests/test_shell.py tests/test_plugins.py tests/test_config.py t
                 tests/test_observables.py tests/test_observables_fastmaps.py tests/test_plotscan.py \
                 tests/test_plotscan_data.py tests/test_calibration.py tests/test_packaging.py \
                 tests/test_self_contained.py tests/test_architecture.py tests/test_exits.py \
-                tests/test_causes.py tests/test_failure_causes.py tests/test_gateway.py \
+                tests/test_causes.py tests/test_failure_causes.py tests/test_gateway.py tests/test_pdf_layers.py \
+                tests/test_cbcsim_fastpath.py tests/test_selection_parser.py tests/test_untested_versions.py \
                 tests/test_timerc_keys.py tests/test_doc_examples.py
 
 test-lowest: $(STAMP)
@@ -95,6 +98,45 @@ test-lowest: $(STAMP)
 	    -e ".[test]" $(addprefix -e ,$(PLUGINS)) -e tests/plugins/timecal_testplugin
 	TIMECAL_LOWEST_VERSIONS=1 $(LOWEST)/bin/python -m pytest -m "not slurm and not htcondor and not slow" $(PYTEST_ARGS) $(LOWEST_TESTS)
 
+# The newest release of every dependency (uv's highest resolution; a pre-release only where a
+# requirement asks for one, as root>=0.1a8 does), in a venv of its own, and the same part of the
+# suite as test-lowest: a release that breaks a fast path on private API must find its gate
+# shut (tests/test_pdf_layers.py...), one that breaks the public path a failing test. uv reads
+# neither pip's configuration nor its constraints file (this machine's /etc/xdg/pip caps only
+# torch, which timecal does not use): --no-config keeps a uv.toml out too. What a bound of
+# another package holds back from its newest release is listed (uv pip list --outdated).
+LATEST := .venv-latest
+
+test-latest: $(STAMP)
+	$(BIN)/python -m pip install -q uv
+	rm -rf $(LATEST)
+	UV_PYTHON_DOWNLOADS=never $(BIN)/uv venv -q --no-config --seed -p $(PYTHON) $(LATEST)
+	$(BIN)/uv pip install -q --no-config -p $(LATEST)/bin/python --resolution highest --upgrade \
+	    -e ".[test]" $(addprefix -e ,$(PLUGINS)) -e tests/plugins/timecal_testplugin
+	@echo "make test-latest: installed:"; $(BIN)/uv pip list --no-config -p $(LATEST)/bin/python --format freeze \
+	    | grep -iE '^(matplotlib|uproot|awkward|numpy|dask|distributed|dask-jobqueue|cmd2|pandas|pyarrow|mplhep|hist|pluggy|cryptography)=' | tr '\n' ' '; echo
+	@echo "make test-latest: held back from their newest release by another package's bound:"; \
+	    $(BIN)/uv pip list --no-config -p $(LATEST)/bin/python --outdated 2>/dev/null | tail -n +3 | grep -v '^timecal' || echo "  none"
+	$(LATEST)/bin/python -m pytest -m "not slurm and not htcondor and not slow" $(PYTEST_ARGS) $(LOWEST_TESTS)
+
+# ruff (lint and format check) and mypy (strict) over the tree, as pyproject.toml configures
+# them, at the versions of its `lint` dependency group. Findings listed in the lint baseline
+# (pyproject.toml, written by tools/lint-fix) pass; any other fails.
+LINT_STAMP := $(VENV)/.timecal-lint-installed
+
+$(LINT_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q --group lint
+	touch $@
+
+lint: $(LINT_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# The suite without the tests that need the SLURM cluster or the HTCondor pool (no lock needed).
+test-fast: $(TEST_STAMP)
+	$(BIN)/python -m pytest -m "not slurm and not htcondor" $(PYTEST_ARGS)
+
 demo: install
 	bash examples/demo/run_demo.sh
 
@@ -102,4 +144,4 @@ bench: $(TEST_STAMP)
 	@for b in benchmarks/bench_*.py; do echo "=== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(LOWEST) demo-output .bench docs/_build
+	rm -rf $(VENV) $(LOWEST) $(LATEST) demo-output .bench docs/_build

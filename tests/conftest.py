@@ -133,6 +133,39 @@ def env(tmp_path) -> dict[str, str]:
 
 
 @pytest.fixture
+def catch_gate(monkeypatch):
+    """``catch_gate(gate)``: a fast path's gate (timecal_core.fastpath.FastPath) made undecided,
+    what it says caught in the StringIO returned; undecided again after the test."""
+    import io
+
+    caught = []
+
+    def catch(gate):
+        said = io.StringIO()
+        monkeypatch.setattr(gate, "stream", said)
+        gate.reset()
+        caught.append(gate)
+        return said
+
+    yield catch
+    for gate in caught:
+        gate.reset()
+
+
+def fast_path_tested(gate) -> None:
+    """Skip a test of a fast path on private API (timecal_core.fastpath.FastPath) when the
+    installed release is outside the range it was tested with: there its gate keeps it off
+    for users too (what ``make test-latest`` is for: the skip says which range to try and
+    widen). The fallback itself is tested whatever the release."""
+    if not gate.tested():
+        import importlib
+
+        version = getattr(importlib.import_module(gate.library), "__version__", "unknown")
+        pytest.skip(f"{gate.library} {version} is outside the range {gate.what} was tested with "
+                    f"({gate.oldest} to {gate.newest}): its gate keeps it off; test it and widen the range")
+
+
+@pytest.fixture
 def tmpfs_mount(tmp_path):
     """``mount(size)``: a real tmpfs of ``size`` (``2m``) mounted for this test, unmounted
     after it; the test is skipped with the reason where one cannot be mounted (not root)."""

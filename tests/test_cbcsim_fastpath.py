@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 import uproot
 
+from conftest import fast_path_tested
+from timecal_core.cms import fast_root
 from timecal_core.cms.fast_root import _build_file, write_histograms
 from timecal_core.cms.harvested_layout import (BXHistograms, HARVESTED_PREFIX, MODES, hist1d_name,
                                                scan_delays)
@@ -76,6 +78,7 @@ def assert_same_objects(slow: Path, fast: Path) -> int:
 def test_fast_and_uproot_writers_give_identical_objects(tmp_path, harvested):
     hists = random_histograms()
     params = {"params": {"threshold": 5800.0}, "metadata": {"delay": None}}
+    fast_path_tested(fast_root.GATE)
     slow, fast = tmp_path / "slow.root", tmp_path / "fast.root"
     write_histograms(slow, hists, params, harvested=harvested, fast=False)
     # The fast path itself (it raises instead of falling back to the plain writer).
@@ -234,3 +237,87 @@ def _selected(hits, params):
     toa, thr = ModuleSmearing.draw(np.unique(hits.module), 0.0, 0.0, params["seed"]).apply(
         sel.module, sel.toa, params["threshold"])
     return sel.charge, toa, thr
+
+
+# --------------------------------------------------------------------------- the gate
+@pytest.fixture
+def gate(catch_gate):
+    """What the fast writer's gate says, from undecided (on a tested uproot)."""
+    fast_path_tested(fast_root.GATE)
+    return catch_gate(fast_root.GATE)
+
+
+def _plain_reference(tmp_path, hists, params, also=None) -> Path:
+    reference = tmp_path / "plain.root"
+    fast_root.write_histograms(reference, hists, params, fast=False, also=also)
+    return reference
+
+
+def test_an_untested_uproot_gets_its_own_writer_said_once(tmp_path, gate, monkeypatch):
+    """uproot reporting 99.0.0: the fast writer does not run at all (it is not even asked to
+    build the file); every file is written by uproot's own writer, with the objects the fast
+    path gives; one line for the three files."""
+    hists, params = random_histograms(seed=4), {"params": {"threshold": 5800.0}}
+    fast = tmp_path / "fast.root"
+    fast_root.write_histograms(fast, hists, params)  # the fast path, on this uproot
+    assert gate.getvalue() == ""
+    monkeypatch.setattr(uproot, "__version__", "99.0.0")
+    fast_root.GATE.reset()
+    monkeypatch.setattr(fast_root, "_write_1d_fast", lambda *a: pytest.fail("the fast writer ran"))
+    for i in range(3):
+        fast_root.write_histograms(tmp_path / f"gated{i}.root", hists, params)
+        assert assert_same_objects(fast, tmp_path / f"gated{i}.root") == 1002 + 6
+    lines = gate.getvalue().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("timecal: uproot 99.0.0 not tested with the fast harvested-file writer (tested: ")
+    assert "using uproot's own writer" in lines[0] and "per file" in lines[0]
+
+
+def _boom(*args, **kwargs):
+    raise RuntimeError("injected")
+
+
+@pytest.mark.parametrize("where", ["payloads", "key list", "template", "directory"])
+def test_an_exception_inside_the_fast_writer_gets_uproots_writer_said_once(tmp_path, gate, monkeypatch, where):
+    """Raised at the start (the TH1F payloads), while the key list is built, while a TH1F
+    template is serialised, and in uproot's own directory code under the fast writer (any
+    exception, not only AttributeError or TypeError): the file is uproot's own, with the
+    same objects, the extra objects of ``also`` included; said once for two files."""
+    hists, params = random_histograms(seed=5), {"params": {"threshold": 8000.0}}
+
+    def also(f):
+        f["cbcsim_info"] = json.dumps({"x": 1})
+
+    reference = _plain_reference(tmp_path, hists, params, also)
+    if where == "payloads":
+        monkeypatch.setattr(fast_root, "_th1f_payloads", _boom)
+    elif where == "key list":
+        monkeypatch.setattr(fast_root._SerialisedKey, "__init__", _boom)
+    elif where == "template":
+        import uproot.writing.identify as identify
+
+        to_th1x = identify.to_TH1x
+
+        def sentinel_fails(*args, **kwargs):  # the template's TH1F, not the plain writer's
+            name = args[0] if args else kwargs.get("fName", "")
+            return _boom() if name.startswith("\x01") else to_th1x(*args, **kwargs)
+
+        monkeypatch.setattr(fast_root, "_TEMPLATES", {})
+        monkeypatch.setattr(identify, "to_TH1x", sentinel_fails)
+    else:
+        import uproot.writing._cascade as cascade
+
+        add_key = cascade.DirectoryData.add_key
+
+        def add_our_key(self, key, *args, **kwargs):  # uproot's own keys still go in
+            return _boom() if isinstance(key, fast_root._SerialisedKey) else add_key(self, key, *args, **kwargs)
+
+        monkeypatch.setattr(cascade.DirectoryData, "add_key", add_our_key)
+    for name in ("a.root", "b.root"):
+        fast_root.write_histograms(tmp_path / name, hists, params, also=also)
+        assert assert_same_objects(reference, tmp_path / name) == 1002 + 6
+    lines = gate.getvalue().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"timecal: the fast harvested-file writer failed with uproot {uproot.__version__} "
+                               "(RuntimeError: injected)")
+    assert "uproot's own writer" in lines[0]

@@ -39,29 +39,71 @@ import re
 import shlex
 import subprocess
 import sys
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import tomllib
 from sybil import Document, Region
 from sybil.parsers.markdown.lexers import DirectiveInHTMLCommentLexer, RawFencedCodeBlockLexer
-
 from test_cli_vocabulary import console_scripts
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-PAGES = [REPO / "README.md", REPO / "CONTRIBUTING.md", *sorted(REPO.glob("plugins/*/README.md")),
-         *sorted(p for p in (REPO / "docs").rglob("*.md") if "_build" not in p.parts)]
+PAGES = [
+    REPO / "README.md",
+    REPO / "CONTRIBUTING.md",
+    *sorted(REPO.glob("plugins/*/README.md")),
+    *sorted(p for p in (REPO / "docs").rglob("*.md") if "_build" not in p.parts),
+]
 COMMANDS = ("console", "shell", "bash", "sh")
 #: Programs a command block may name besides timecal's commands and make (not run unless
 #: the block is runnable; nothing about them is checked).
-OTHER_PROGRAMS = {"cd", "ls", "cat", "cp", "mkdir", "export", "source", "module", "ssh", "conda",
-                  "pip", "python", "python3", "git", "tmux", "screen", "nohup", "chmod", "open",
-                  "xdg-open", "squeue", "sbatch", "scancel", "scontrol", "condor_q", "condor_rm",
-                  "condor_release", "condor_submit", "cmsRun", "scram", "scramv1", "cmsenv",
-                  "kill", "head", "tail", "less", "watch", "find", "sqlite3", "du", "df", "echo",
-                  "duplicates"}
+OTHER_PROGRAMS = {
+    "cd",
+    "ls",
+    "cat",
+    "cp",
+    "mkdir",
+    "export",
+    "source",
+    "module",
+    "ssh",
+    "conda",
+    "pip",
+    "python",
+    "python3",
+    "git",
+    "tmux",
+    "screen",
+    "nohup",
+    "chmod",
+    "open",
+    "xdg-open",
+    "squeue",
+    "sbatch",
+    "scancel",
+    "scontrol",
+    "condor_q",
+    "condor_rm",
+    "condor_release",
+    "condor_submit",
+    "cmsRun",
+    "scram",
+    "scramv1",
+    "cmsenv",
+    "kill",
+    "head",
+    "tail",
+    "less",
+    "watch",
+    "find",
+    "sqlite3",
+    "du",
+    "df",
+    "echo",
+    "duplicates",
+}
 MARKERS = ("illustrative", "file", "run")
 
 
@@ -91,7 +133,7 @@ def parse_page(path: Path) -> Document:
         info = fence.lexemes["info"].strip()
         if info.startswith("{"):  # a MyST directive (toctree, argparse...): not an example
             continue
-        before = document.text[:fence.start].rstrip(" \t")  # the fence's line starts here
+        before = document.text[: fence.start].rstrip(" \t")  # the fence's line starts here
         mark = marks.get(len(before) - 1) if before.endswith("\n") else None
         if mark is not None:
             used.add(len(before) - 1)
@@ -100,8 +142,14 @@ def parse_page(path: Path) -> Document:
         document.add(Region(fence.start, fence.end, block, evaluate))
     for end, mark in marks.items():
         if end not in used:
-            document.add(Region(mark.start, mark.end, mark.lexemes["arguments"],
-                                lambda ex: f"marker 'example: {ex.parsed}' is not right before a fenced block"))
+            document.add(
+                Region(
+                    mark.start,
+                    mark.end,
+                    mark.lexemes["arguments"],
+                    lambda ex: f"marker 'example: {ex.parsed}' is not right before a fenced block",
+                )
+            )
     return document
 
 
@@ -132,8 +180,10 @@ def evaluate(example) -> str | None:
     if language == "text":
         return None
     if not language:
-        return ("a block without a language: give it one (console, shell, yaml, ini, python, toml, "
-                "text) or mark it <!-- example: illustrative (why) -->")
+        return (
+            "a block without a language: give it one (console, shell, yaml, ini, python, toml, "
+            "text) or mark it <!-- example: illustrative (why) -->"
+        )
     return f"no rule reads a {language!r} block: use one of the languages above or mark it illustrative"
 
 
@@ -315,8 +365,10 @@ def check_command(words: list[str], namespace: dict | None = None) -> str | None
         return None if "127.0.0.1" in forward else f"ssh -L {forward}: the dashboard listens on 127.0.0.1"
     if program in OTHER_PROGRAMS or program.startswith(("./", "/", "~")):
         return None
-    return (f"{program!r} is neither a timecal command ({', '.join(sorted(scripts))}) nor a program "
-            f"this test knows: add it to OTHER_PROGRAMS or mark the block illustrative")
+    return (
+        f"{program!r} is neither a timecal command ({', '.join(sorted(scripts))}) nor a program "
+        f"this test knows: add it to OTHER_PROGRAMS or mark the block illustrative"
+    )
 
 
 def check_with_page_files(program: str, args: argparse.Namespace, namespace: dict, line: str) -> str | None:
@@ -337,8 +389,13 @@ def check_with_page_files(program: str, args: argparse.Namespace, namespace: dic
             from timecal_core.contract.plugins import get_registry
             from timecal_core.plan.grid import plan_grid
 
-            plan_grid(get_registry().script(args.script).item, load_yaml(path, custom),
-                      namespace["work"] / ".planned", source=name, base=namespace["work"])
+            plan_grid(
+                get_registry().script(args.script).item,
+                load_yaml(path, custom),
+                namespace["work"] / ".planned",
+                source=name,
+                base=namespace["work"],
+            )
         elif program == "plotScan":
             from timecal_analysis.plotscan import _load_config, sources_from_config
             from timecal_core.cms.harvested_layout import MODES
@@ -372,9 +429,16 @@ def run_command(line: str, shown: list[str], namespace: dict) -> str | None:
         target = words[0][1]
         namespace["cwd"] = namespace["home"] / target[2:] if target.startswith("~/") else cwd / target
         return None if namespace["cwd"].is_dir() else f"$ {line}\nno such directory"
-    res = subprocess.run(["bash", "-c", line], cwd=cwd, env=namespace["env"],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         text=True, timeout=900)
+    res = subprocess.run(
+        ["bash", "-c", line],
+        cwd=cwd,
+        env=namespace["env"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=900,
+    )
     output = res.stdout.replace(str(namespace["home"]), "~")
     if res.returncode != 0:
         return f"$ {line}\nexited {res.returncode}:\n{output[-3000:]}"
@@ -407,10 +471,14 @@ def page_environment(tmp_path: Path) -> dict:
     home = tmp_path / "home"
     work = home / "work"
     work.mkdir(parents=True)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("TIMECAL_", "XDG_")) and k not in ("DASK_CONFIG",)}
-    env.update(HOME=str(home), PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", MPLBACKEND="Agg",
-               XDG_STATE_HOME=str(home / ".local" / "state"), PYTHONUNBUFFERED="1")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TIMECAL_", "XDG_")) and k not in ("DASK_CONFIG",)}
+    env.update(
+        HOME=str(home),
+        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+        MPLBACKEND="Agg",
+        XDG_STATE_HOME=str(home / ".local" / "state"),
+        PYTHONUNBUFFERED="1",
+    )
     return {"home": home, "work": work, "env": env}
 
 
@@ -420,8 +488,7 @@ def _id(path: Path) -> str:
 
 def _pages():
     """Every page; those with runnable blocks (the tutorial: minutes of real productions) slow."""
-    return [pytest.param(p, marks=pytest.mark.slow) if "<!-- example: run -->" in p.read_text() else p
-            for p in PAGES]
+    return [pytest.param(p, marks=pytest.mark.slow) if "<!-- example: run -->" in p.read_text() else p for p in PAGES]
 
 
 def prepared_page(page: Path, tmp_path: Path) -> Document:
@@ -461,8 +528,7 @@ def test_the_tutorial_runs_from_zero_to_a_calibrated_delay():
     tutorial = parse_page(REPO / "docs" / "tutorial.md")
     runs = [e.parsed.source for e in tutorial if isinstance(e.parsed, Block) and e.parsed.marker == "run"]
     text = "\n".join(runs)
-    order = [text.find(word) for word in ("BXRun --init", "BXRun --script cbcsim --yaml", "plotScan",
-                                          "runCalibration")]
+    order = [text.find(word) for word in ("BXRun --init", "BXRun --script cbcsim --yaml", "plotScan", "runCalibration")]
     assert -1 not in order and order == sorted(order), order
 
 
@@ -489,8 +555,10 @@ def test_the_rules_catch_a_block_that_rotted(tmp_path):
     assert "without a language" in results[5]
     assert "no target nosuchtarget" in results[7] and "'rm' is neither" in results[7]
     assert "is not right before a fenced block" in results[8] and results[9] is None
-    assert [f"page.md, line {n}," in (r or f"page.md, line {n},") for n, r in
-            zip((1, 5, 9, 13, 18, 23, 28, 32, 37), results)] == [True] * 9
+    assert [
+        f"page.md, line {n}," in (r or f"page.md, line {n},")
+        for n, r in zip((1, 5, 9, 13, 18, 23, 28, 32, 37), results)
+    ] == [True] * 9
 
 
 def evaluate_all(page: Path, tmp_path: Path) -> list[str | None]:
@@ -510,9 +578,11 @@ def evaluate_all(page: Path, tmp_path: Path) -> list[str | None]:
 
 def test_a_runnable_block_that_fails_or_prints_otherwise_fails(tmp_path):
     page = tmp_path / "page.md"
-    page.write_text("<!-- example: run -->\n```console\n$ BXRun --version\nBXRun: timecal-core ...\n```\n\n"
-                    "<!-- example: run -->\n```console\n$ BXRun --version\nBXRun: timecal-kore ...\n```\n\n"
-                    "<!-- example: run -->\n```console\n$ BXRun --status -o nowhere\n```\n")
+    page.write_text(
+        "<!-- example: run -->\n```console\n$ BXRun --version\nBXRun: timecal-core ...\n```\n\n"
+        "<!-- example: run -->\n```console\n$ BXRun --version\nBXRun: timecal-kore ...\n```\n\n"
+        "<!-- example: run -->\n```console\n$ BXRun --status -o nowhere\n```\n"
+    )
     outcome = evaluate_all(page, tmp_path)
     assert outcome[0] is None
     assert "the page shows 'BXRun: timecal-kore ...'" in outcome[1]
@@ -520,19 +590,34 @@ def test_a_runnable_block_that_fails_or_prints_otherwise_fails(tmp_path):
 
 
 def test_shown_output_matches_loosely():
-    assert output_mismatch(["done in 2.7 s", "delay = 23.40 +0.08 -0.08 ns ..."],
-                           "x\nBXRun: done in 12.25 s\ndelay = 23.48 +0.11 -0.09 ns (true 23.45 ns)\n", "c") \
-        is not None  # the first line is not the whole line
-    assert output_mismatch(["...done in 2.7 s", "delay = 23.40 +0.08 -0.08 ns ..."],
-                           "x\nBXRun: done in 12.25 s\ndelay = 23.48 +0.11 -0.09 ns (true 23.45 ns)\n", "c") is None
+    assert (
+        output_mismatch(
+            ["done in 2.7 s", "delay = 23.40 +0.08 -0.08 ns ..."],
+            "x\nBXRun: done in 12.25 s\ndelay = 23.48 +0.11 -0.09 ns (true 23.45 ns)\n",
+            "c",
+        )
+        is not None
+    )  # the first line is not the whole line
+    assert (
+        output_mismatch(
+            ["...done in 2.7 s", "delay = 23.40 +0.08 -0.08 ns ..."],
+            "x\nBXRun: done in 12.25 s\ndelay = 23.48 +0.11 -0.09 ns (true 23.45 ns)\n",
+            "c",
+        )
+        is None
+    )
     assert output_mismatch(["b", "a"], "a\nb\n", "c") is not None  # order counts
 
 
 def test_simple_commands_split_like_a_shell():
-    assert simple_commands("FOO=1 BXRun --status -o x | head -3 && plotScan -i x < /dev/null  # note") == \
-        [["BXRun", "--status", "-o", "x"], ["head", "-3"], ["plotScan", "-i", "x"]]
-    assert simple_commands("runCalibration --test 'a b/*.root' 2> err.txt") == \
-        [["runCalibration", "--test", "a b/*.root"]]
+    assert simple_commands("FOO=1 BXRun --status -o x | head -3 && plotScan -i x < /dev/null  # note") == [
+        ["BXRun", "--status", "-o", "x"],
+        ["head", "-3"],
+        ["plotScan", "-i", "x"],
+    ]
+    assert simple_commands("runCalibration --test 'a b/*.root' 2> err.txt") == [
+        ["runCalibration", "--test", "a b/*.root"]
+    ]
 
 
 def test_every_command_parser_is_found():
@@ -541,8 +626,11 @@ def test_every_command_parser_is_found():
 
 
 def _blocks(page: str, language: str) -> list[str]:
-    return [e.parsed.source for e in parse_page(REPO / page)
-            if isinstance(e.parsed, Block) and e.parsed.language == language]
+    return [
+        e.parsed.source
+        for e in parse_page(REPO / page)
+        if isinstance(e.parsed, Block) and e.parsed.language == language
+    ]
 
 
 def test_what_some_blocks_say_is_what_the_code_does():

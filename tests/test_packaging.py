@@ -163,6 +163,19 @@ def test_a_package_has_one_floor_across_the_pyprojects():
         for name, floors in sorted(split.items()))
 
 
+def test_the_test_dependency_group_is_the_test_extra():
+    """``pip install -e ".[test]"`` (the Makefile's, the guide's) and ``--group dev`` (uv's,
+    pip's, nox's) install the same test tools at the same floors, and every group's
+    requirement has a floor."""
+    with open(REPO / "pyproject.toml", "rb") as f:
+        data = tomllib.load(f)
+    groups = data["dependency-groups"]
+    assert sorted(groups["test"]) == sorted(data["project"]["optional-dependencies"]["test"])
+    assert {"include-group": "test"} in groups["dev"] and {"include-group": "lint"} in groups["dev"]
+    strings = [Requirement(r) for group in groups.values() for r in group if isinstance(r, str)]
+    assert [str(r) for r in strings if floor(r) is None] == []
+
+
 @pytest.mark.parametrize("path", pyproject_files(), ids=lambda p: str(p.relative_to(REPO)))
 def test_every_requirement_has_a_lower_bound(path):
     """A floor is what `make test-lowest` installs and tests; without one, the resolver may

@@ -327,14 +327,17 @@ def test_pdf_in_layers_is_what_a_full_draw_gives(tmp_path, monkeypatch):
     import matplotlib
     from PIL import Image
 
-    from timecal_analysis import plotting
+    from timecal_analysis import pdf_layers, plotting
     from timecal_analysis.observables import observable
+    from conftest import fast_path_tested
+
+    fast_path_tested(pdf_layers.GATE)
 
     recorded, replayed = [], []
-    record, replay = plotting.PdfFrame.record.__func__, plotting.PdfFrame.replay_resources
-    monkeypatch.setattr(plotting.PdfFrame, "record",
+    record, replay = pdf_layers.PdfFrame.record.__func__, pdf_layers.PdfFrame.replay_resources
+    monkeypatch.setattr(pdf_layers.PdfFrame, "record",
                         classmethod(lambda cls, *a: recorded.append(1) or record(cls, *a)))
-    monkeypatch.setattr(plotting.PdfFrame, "replay_resources",
+    monkeypatch.setattr(pdf_layers.PdfFrame, "replay_resources",
                         lambda self, file: replayed.append(replay(self, file)) or replayed[-1])
 
     def pixels(pdf: Path) -> np.ndarray:

@@ -26,7 +26,7 @@ from distributed.security import Security
 
 from conftest import run_bxrun
 from timecal_core.run import cluster_security as sec
-from timecal_core.contract.running_cluster import RunningCluster
+from timecal_core.contract.running_cluster import WORKER_FILE_PREFIX, RunningCluster
 from timecal_core.contract.errors import UserError
 from timecal_core.contract.hookspecs import BackendRequest
 from timecal_core.contract.plugins import get_registry
@@ -67,6 +67,11 @@ def test_batch_worker_credentials_are_files_only_the_owner_reads(tmp_path):
         for path in named.values():
             assert path.parent == credentials and mode(path) == 0o600
         assert "PRIVATE KEY" in named["--tls-key"].read_text()
+        # timecal wrote them (dask-jobqueue got file names and wrote nothing of its own)
+        assert sorted(p.name for p in credentials.iterdir()) == sorted(p.name for p in named.values())
+        assert all(p.name.startswith(WORKER_FILE_PREFIX) for p in named.values())
+        assert sec.describe(cluster.security) == ("TLS, mutual authentication, self-signed certificate of this "
+                                                  f"production (the batch workers' copy in {credentials})")
         assert RunningCluster(cluster, "slurm").dashboard_link.startswith("http://127.0.0.1:")
 
         worker = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -261,3 +266,24 @@ def test_bxrun_prints_no_key(tmp_path, timerc):
     for path in out.rglob("*"):
         if path.is_file():
             assert b"PRIVATE KEY" not in path.read_bytes(), path
+
+
+def test_closing_a_cluster_never_deletes_a_sites_certificates(tmp_path):
+    """With a site CA (files the user keeps), the cluster's close removes nothing: only the
+    files timecal wrote for batch jobs go."""
+    from timecal_core.contract.running_cluster import forget_worker_credentials
+
+    pem = Security.temporary().get_tls_config_for_role("worker")
+    files = {}
+    for kind in ("ca_file", "cert", "key"):
+        files[kind] = tmp_path / f"site-{kind}.pem"
+        files[kind].write_text(pem[kind])
+    site = Security(require_encryption=True, tls_ca_file=str(files["ca_file"]), tls_worker_cert=str(files["cert"]),
+                    tls_worker_key=str(files["key"]))
+
+    class Closed:
+        security = site
+
+    forget_worker_credentials(Closed())
+    assert all(path.is_file() for path in files.values())
+    assert sec.describe(site) == f"TLS, mutual authentication, site CA {files['ca_file']}"

@@ -18,25 +18,38 @@ from timecal_core.contract.timerc_keys import TYPES, Setting, SettingsSection, c
 
 REPO = Path(__file__).resolve().parents[1]
 
-SECTION = SettingsSection("demo", (
-    Setting("workers", "integer", minimum=1), Setting("memory", "size", choices=("auto",)),
-    Setting("dashboard", "yes/no"), Setting("tls", "choice", choices=("no", "ssl")),
-    Setting("note", "text"),
-))
+SECTION = SettingsSection(
+    "demo",
+    (
+        Setting("workers", "integer", minimum=1),
+        Setting("memory", "size", choices=("auto",)),
+        Setting("dashboard", "yes/no"),
+        Setting("tls", "choice", choices=("no", "ssl")),
+        Setting("note", "text"),
+    ),
+)
 
 
-@pytest.mark.parametrize("values, message", [
-    ({"wrokers": "2"}, "timerc [demo]: unknown setting wrokers (did you mean workers?); allowed: "
-                       "workers, memory, dashboard, tls, note"),
-    ({"colour": "red"}, "timerc [demo]: unknown setting colour; allowed: workers"),
-    ({"wrokers": "2", "memroy": "1GB"}, "unknown settings wrokers (did you mean workers?), memroy "
-                                        "(did you mean memory?); allowed"),
-    ({"workers": "0"}, "timerc [demo] workers = '0': expected a positive integer"),
-    ({"workers": "two"}, "timerc [demo] workers = 'two': expected a positive integer"),
-    ({"memory": "lots"}, "timerc [demo] memory = 'lots': expected a size such as 2GB or 1500MB, or auto"),
-    ({"dashboard": "maybe"}, "timerc [demo] dashboard = 'maybe': expected yes or no"),
-    ({"tls": "starttls"}, "timerc [demo] tls = 'starttls': expected one of no, ssl"),
-])
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        (
+            {"wrokers": "2"},
+            "timerc [demo]: unknown setting wrokers (did you mean workers?); allowed: "
+            "workers, memory, dashboard, tls, note",
+        ),
+        ({"colour": "red"}, "timerc [demo]: unknown setting colour; allowed: workers"),
+        (
+            {"wrokers": "2", "memroy": "1GB"},
+            "unknown settings wrokers (did you mean workers?), memroy (did you mean memory?); allowed",
+        ),
+        ({"workers": "0"}, "timerc [demo] workers = '0': expected a positive integer"),
+        ({"workers": "two"}, "timerc [demo] workers = 'two': expected a positive integer"),
+        ({"memory": "lots"}, "timerc [demo] memory = 'lots': expected a size such as 2GB or 1500MB, or auto"),
+        ({"dashboard": "maybe"}, "timerc [demo] dashboard = 'maybe': expected yes or no"),
+        ({"tls": "starttls"}, "timerc [demo] tls = 'starttls': expected one of no, ssl"),
+    ],
+)
 def test_a_bad_key_or_value_is_one_line_naming_it(values, message):
     with pytest.raises(UserError) as err:
         SECTION.check(values)
@@ -44,9 +57,13 @@ def test_a_bad_key_or_value_is_one_line_naming_it(values, message):
 
 
 def test_good_values_pass_stripped():
-    assert SECTION.check({"workers": " 4 ", "memory": "auto", "dashboard": "No", "tls": "ssl",
-                          "note": None}) == {"workers": "4", "memory": "auto", "dashboard": "No",
-                                             "tls": "ssl", "note": ""}
+    assert SECTION.check({"workers": " 4 ", "memory": "auto", "dashboard": "No", "tls": "ssl", "note": None}) == {
+        "workers": "4",
+        "memory": "auto",
+        "dashboard": "No",
+        "tls": "ssl",
+        "note": "",
+    }
 
 
 def test_declarations_refuse_their_own_mistakes():
@@ -69,7 +86,7 @@ def test_every_section_is_declared_once_and_documented():
     names = [s.name for s, _ in sections]
     assert len(names) == len(set(names))
     assert {"paths", "cmssw", "retry", "notify", "local", "slurm", "htcondor"} <= set(names)
-    assert [s for s, _ in sections[:len(CORE_SECTIONS)]] == list(CORE_SECTIONS)
+    assert [s for s, _ in sections[: len(CORE_SECTIONS)]] == list(CORE_SECTIONS)
     for section, distribution in sections:
         assert section.help and distribution
         for setting in section.settings:
@@ -89,9 +106,12 @@ def test_the_backends_read_their_sections_through_the_declaration(tmp_path):
     from timecal_core.driver.notify import Notifier
     from timecal_core.ledger.failure_causes import retry_policy
 
-    for read, section in ((lambda v: slurm(v, tmp_path), "slurm"), (lambda v: htcondor(v, tmp_path), "htcondor"),
-                          (lambda v: Notifier(v, tmp_path, note=print), "notify"),
-                          (lambda v: retry_policy(v), "retry")):
+    for read, section in (
+        (lambda v: slurm(v, tmp_path), "slurm"),
+        (lambda v: htcondor(v, tmp_path), "htcondor"),
+        (lambda v: Notifier(v, tmp_path, note=print), "notify"),
+        (lambda v: retry_policy(v), "retry"),
+    ):
         with pytest.raises(UserError, match=rf"\[{section}\]: unknown setting bogus"):
             read({"bogus": "1"})
     rc = tmp_path / "timerc"
@@ -99,7 +119,7 @@ def test_the_backends_read_their_sections_through_the_declaration(tmp_path):
     with pytest.raises(UserError, match=r"\[paths\]: unknown setting producton \(did you mean production\?\)"):
         load_timerc(rc).optional_path("production")
     with pytest.raises(UserError, match=r"\[cmssw\]: unknown setting inti \(did you mean init\?\)"):
-        load_timerc(rc).cmssw_init
+        _ = load_timerc(rc).cmssw_init  # the property reads the section
 
 
 def test_defaults_the_code_uses_come_from_the_declaration(tmp_path):
@@ -120,21 +140,27 @@ def test_init_writes_a_timerc_the_declarations_accept(tmp_path):
     check_timerc(load_timerc(rc))
 
 
-@pytest.mark.parametrize("text, message", [
-    ("wrokers = 2\n", "[local]: unknown setting wrokers (did you mean workers?); allowed: "
-                               "workers, memory_limit, dashboard"),
-    ("[slurn]\npartition = x\n", "unknown section [slurn] (did you mean [slurm]?)"),
-    ("[notify]\nmail = a@b.org\nsmtp_port = twentyfive\n", "[notify] smtp_port = 'twentyfive': "
-                                                           "expected a positive integer"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            "wrokers = 2\n",
+            "[local]: unknown setting wrokers (did you mean workers?); allowed: workers, memory_limit, dashboard",
+        ),
+        ("[slurn]\npartition = x\n", "unknown section [slurn] (did you mean [slurm]?)"),
+        (
+            "[notify]\nmail = a@b.org\nsmtp_port = twentyfive\n",
+            "[notify] smtp_port = 'twentyfive': expected a positive integer",
+        ),
+    ],
+)
 def test_bxrun_refuses_a_bad_timerc_before_anything_is_written(tmp_path, env, text, message):
     """As a user meets it: one line, exit 2, no production directory, on a --dask local grid
     whatever section the mistake is in (the test's timerc ends in its [local] section)."""
     rc = Path(env["TIMECAL_CONFIG"])
     rc.write_text(rc.read_text() + text)
     (tmp_path / "scan.yml").write_text("threshold: [5000, 6000]\n")
-    res = run_bxrun("--script", "cbcsim", "--yaml", str(tmp_path / "scan.yml"), "-o", "scan1",
-                    env=env, cwd=tmp_path)
+    res = run_bxrun("--script", "cbcsim", "--yaml", str(tmp_path / "scan.yml"), "-o", "scan1", env=env, cwd=tmp_path)
     assert res.returncode == 2, res.stdout + res.stderr
     (line,) = res.stderr.strip().splitlines()
     assert line.startswith(f"BXRun: error: {rc}") and message in line
@@ -158,7 +184,6 @@ def test_the_reference_page_extension_lists_every_declared_key():
 
 def test_declared_sections_without_plugins_loaded_is_cheap():
     """BXRun --status and attach do not pay for the check: only a production imports it."""
-    code = ("import sys, timecal_core.cli.bxrun; "
-            "print('timecal_core.cli.timerc_sections' in sys.modules)")
+    code = "import sys, timecal_core.cli.bxrun; print('timecal_core.cli.timerc_sections' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

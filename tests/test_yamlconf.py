@@ -42,11 +42,21 @@ def test_syntax_error_reports_file_and_line(tmp_path):
         load_yaml(tmp_path / "bad.yml")
 
 
-def test_unsafe_tags_are_refused(tmp_path):
-    (tmp_path / "evil.yml").write_text("x: !!python/object/apply:os.system ['touch pwned']\n")
-    with pytest.raises(UserError):
+def test_unsafe_tags_are_refused(tmp_path, monkeypatch):
+    """The command of the tag would create ``pwned`` (the control: an unsafe loader runs it,
+    so the check looks where the file would be); timecal's loader refuses the tag and runs
+    nothing, wherever it runs from."""
+    import yaml
+
+    pwned = tmp_path / "pwned"
+    text = f"x: !!python/object/apply:os.system ['touch {pwned}']\n"
+    (tmp_path / "evil.yml").write_text(text)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match="evil.yml"):
         load_yaml(tmp_path / "evil.yml")
-    assert not (tmp_path / "pwned").exists()
+    assert not pwned.exists()
+    yaml.unsafe_load(text)  # the control
+    assert pwned.exists(), "the check looks where the command does not write"
 
 
 def test_custom_needs_key_value():

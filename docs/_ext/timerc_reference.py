@@ -78,8 +78,7 @@ class TimercReference(_Generated):
 
         out = []
         types = [(f"``{t}``" if t != "yes/no" else "``yes/no``", what) for t, what in TYPES.items()]
-        out.append(self.parse(["Types:", ""] + _table(("type", "what it takes"), types, "20 80"),
-                              nodes.container()))
+        out.append(self.parse(["Types:", ""] + _table(("type", "what it takes"), types, "20 80"), nodes.container()))
         for section, distribution in declared_sections():
             label = f"timerc-{section.name}"
             node = nodes.section(ids=[label], names=[label])
@@ -99,8 +98,7 @@ class FailureCauses(_Generated):
             shown = f"``{kind} N``" if kind in ("exit", "signal") else f"``{kind}``"
             retry = "never" if kind == USER else f"``[retry] {kind}``, default {RETRY.default(kind)}"
             rows.append((shown, what, retry))
-        return [self.parse(_table(("cause", "what happened", "attempts"), rows, "15 55 30"),
-                           nodes.container())]
+        return [self.parse(_table(("cause", "what happened", "attempts"), rows, "15 55 30"), nodes.container())]
 
 
 class ExitCodes(_Generated):

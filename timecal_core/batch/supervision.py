@@ -375,7 +375,6 @@ class BatchRunningCluster(RunningCluster):
             label = f"{self.job_label(job_id)} ({name})"
             if row is not None and job_id not in self._announced:
                 self._announced.add(job_id)
-                where = f" on {row.location}" if row.location else ""
                 records.append(job_record(self.job_label(job_id), row.location, name))
             connections = self.connected.of_job(name, row.started if row else None)
             for worker, conn in connections:

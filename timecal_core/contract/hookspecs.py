@@ -18,7 +18,8 @@ from typing import Any
 import pluggy
 
 # A backend declares its timerc section with these (re-exported: plugins import the contract from here).
-from .timerc_keys import Setting as Setting, SettingsSection as SettingsSection
+from .timerc_keys import Setting as Setting
+from .timerc_keys import SettingsSection as SettingsSection
 
 PROJECT = "timecal"
 ENTRY_POINT_GROUP = "timecal"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 
@@ -104,11 +105,24 @@ class RunningCluster:
             forget_worker_credentials(self.cluster)
 
 
-def forget_worker_credentials(cluster) -> None:
-    """Delete the worker certificate and key dask-jobqueue wrote for batch jobs now, not
-    whenever the cluster object is garbage-collected (dask-jobqueue 0.9 holds them as
-    temporary files in ``_job_<key>`` attributes, removed when closed)."""
-    for key in ("key", "cert", "ca_file"):
-        handle = getattr(cluster, f"_job_{key}", None)
-        if handle is not None and hasattr(handle, "close"):
-            handle.close()
+#: The names of the worker credential files timecal writes for batch jobs (see
+#: timecal_core.run.cluster_security.with_worker_files): the only files the cluster's close removes.
+WORKER_FILE_PREFIX = ".timecal-worker-"
+
+
+def forget_worker_credentials(cluster: Any) -> None:
+    """Delete the worker certificate, key and CA copy timecal wrote for the cluster's batch
+    jobs, as soon as it is closed. Found through dask's public API (the cluster's
+    ``security``, ``get_tls_config_for_role``): only files named by timecal are removed,
+    never a site's certificates."""
+    import os
+
+    security = getattr(cluster, "security", None)
+    if security is None:
+        return
+    for value in security.get_tls_config_for_role("worker").values():
+        if isinstance(value, str) and "\n" not in value and os.path.basename(value).startswith(WORKER_FILE_PREFIX):
+            try:
+                os.unlink(value)
+            except FileNotFoundError:
+                pass

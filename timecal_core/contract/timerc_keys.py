@@ -121,8 +121,10 @@ class SettingsSection:
         unknown = [k for k in values if k not in self.keys]
         if unknown:
             named = ", ".join(k + _suggestion(k, self.keys) for k in unknown)
-            raise UserError(f"{where} [{self.name}]: unknown setting{'s' if len(unknown) > 1 else ''} "
-                            f"{named}; allowed: {', '.join(self.keys)}")
+            raise UserError(
+                f"{where} [{self.name}]: unknown setting{'s' if len(unknown) > 1 else ''} "
+                f"{named}; allowed: {', '.join(self.keys)}"
+            )
         checked = {}
         for key, raw in values.items():
             value = (raw or "").strip()
@@ -138,8 +140,9 @@ def _suggestion(word: str, allowed: tuple[str, ...]) -> str:
     return f" (did you mean {close[0]}?)" if close else ""
 
 
-def check_sections(sections: Mapping[str, Mapping[str, str | None]],
-                   declared: list[SettingsSection], where: str = "timerc") -> None:
+def check_sections(
+    sections: Mapping[str, Mapping[str, str | None]], declared: list[SettingsSection], where: str = "timerc"
+) -> None:
     """Every declared section present in ``sections`` checked; a section that is not
     declared but looks like a misspelling of one that is (``[slurn]``) is an error too.
     Other sections are left alone: they may belong to a plugin installed elsewhere."""
@@ -150,5 +153,7 @@ def check_sections(sections: Mapping[str, Mapping[str, str | None]],
             continue
         close = difflib.get_close_matches(name, list(by_name), n=1, cutoff=0.75)
         if close:
-            raise UserError(f"{where}: unknown section [{name}] (did you mean [{close[0]}]?); "
-                            f"sections: {', '.join(f'[{n}]' for n in by_name)}")
+            raise UserError(
+                f"{where}: unknown section [{name}] (did you mean [{close[0]}]?); "
+                f"sections: {', '.join(f'[{n}]' for n in by_name)}"
+            )

@@ -378,9 +378,9 @@ class Control:
         names): only the owner can ask, through the owner-only channel."""
         security = getattr(self.engine.running, "security", None)
         tls = None
-        if security is not None and getattr(security, "tls_client_cert", None):
-            tls = {"ca": security.tls_ca_file, "cert": security.tls_client_cert,
-                   "key": security.tls_client_key}
+        client = security.get_tls_config_for_role("client") if security is not None else {}
+        if client.get("cert"):
+            tls = {"ca": client["ca_file"], "cert": client["cert"], "key": client["key"]}
         return {"scheduler": self.engine.client.scheduler.address, "tls": tls}
 
     def _stop(self, reason: str = "stopped by the user") -> dict:

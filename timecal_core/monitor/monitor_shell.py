@@ -31,7 +31,8 @@ from ..ledger.records import ERROR, FAILED, STATES
 from ..textformat import format_bytes, format_duration, render_table
 from ..views.status_text import describe_left
 from ..views.failure_groups import render_failure_groups
-from .shell_parsers import (HIDDEN_BUILTINS, SelectionStatementParser, _adapt_parser, _cancel_completer,
+from . import selection_parser
+from .shell_parsers import (HIDDEN_BUILTINS, _adapt_parser, _cancel_completer,
                             _console_exit, _errors_parser, _grid_parser, _interval_parser, _log_parser,
                             _no_args, _positive, _scale_parser, _task_parser, _tasks_parser,
                             _verbose_parser, history_path)
@@ -84,8 +85,8 @@ class MonitorShell(cmd2.Cmd):
                                         "or fails", self, onchange_cb=self._changed))
         self.prompt = self._prompt_text(summary)
         self.hidden_commands.extend(HIDDEN_BUILTINS)
-        # 'tasks threshold>=8000' is a filter, not a redirection (see SelectionStatementParser)
-        self.statement_parser.__class__ = SelectionStatementParser
+        # 'tasks threshold>=8000' is a filter, not a redirection (where cmd2 allows: see there)
+        selection_parser.install(self)
         self.stopped = False  # the user stopped the driver, or let it end: wait for its end
         self.detached = False  # left with the driver going on
         self.ended: int | None = None  # the driver's exit code, once it ended

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import cmd2
 from cmd2 import Choices, Cmd2ArgumentParser, CompletionItem, Completions
-from cmd2.parsing import StatementParser
 
 from ..contract.trust import private_dir
 from ..control.requests import ControlError
@@ -43,21 +42,6 @@ _TERM_TOKEN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*[<>=!][^|;]*$")
 SELECTION_HELP = ("task ids (a unique prefix is enough) and/or filter terms NAME OP VALUE "
                   "(OP: = != < <= > >=; VALUE,VALUE: any of; terms all hold), e.g. "
                   "'threshold>=8000 subdet=EHH'")
-
-
-class SelectionStatementParser(StatementParser):
-    """cmd2's parser, except that a word like ``threshold>=8000`` stays one word: cmd2 would
-    read its ``>`` as an output redirection. A redirection or pipe written as a word of its
-    own (``tasks > file``, ``errors | less``) still works."""
-
-    def split_on_punctuation(self, tokens: list[str]) -> list[str]:
-        out: list[str] = []
-        for token in tokens:
-            if _TERM_TOKEN.match(token):
-                out.append(token)
-            else:
-                out.extend(super().split_on_punctuation([token]))
-        return out
 
 
 def _complete_selection(app: cmd2.Cmd, text: str, line: str, endidx: int,

@@ -14,10 +14,13 @@ Where the credentials come from:
   for sites that issue certificates;
 - otherwise **a fresh self-signed certificate per cluster** (``Security.temporary()``),
   kept in memory. Workers of a local cluster receive it through the pipe that starts them;
-  workers in batch jobs cannot, so dask-jobqueue writes the worker's copy to
-  ``<production>/.credentials`` (files 0600 in a 0700 directory, on the shared filesystem
+  workers in batch jobs cannot, so timecal writes the worker's copy (certificate, key, CA)
+  to ``<production>/.credentials`` (files 0600 in a 0700 directory, on the shared filesystem
   the jobs already write their results to) and the job script names those files, never
-  their contents. The files are removed when the cluster object goes away.
+  their contents. The files are removed when the cluster is closed.
+
+Only distributed's public API is used: the ``Security`` constructor and
+``get_tls_config_for_role``; dask-jobqueue gets file names, so it writes nothing itself.
 
 Either way ``require_encryption`` is on, so nothing falls back to plain TCP.
 
@@ -34,9 +37,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..contract.errors import UserError
+from ..contract.running_cluster import WORKER_FILE_PREFIX
 from ..contract.trust import check_secret_file, private_dir
+
+if TYPE_CHECKING:
+    from distributed.security import Security
 
 #: Directory of a production (or plotScan output) where batch workers find their credentials.
 CREDENTIALS_DIR = ".credentials"
@@ -135,8 +143,9 @@ def jobqueue_kwargs(section: str, settings: Mapping[str, str], cluster_kwargs: M
 
     ``cluster_kwargs`` are the backend's own (its ``scheduler_options`` are kept, only the
     dashboard entries are replaced). dask-jobqueue passes ``security`` to its scheduler and
-    puts the worker's certificate options on the job's command line; in-memory credentials
-    are first written to ``shared_temp_directory``, here a 0700 directory of the production.
+    puts the worker's certificate options on the job's command line; self-signed credentials
+    (in memory) are first written to files of a 0700 directory of the production
+    (:func:`with_worker_files`).
     """
     security = cluster_security()
     address = dashboard_address(section, settings)
@@ -148,12 +157,34 @@ def jobqueue_kwargs(section: str, settings: Mapping[str, str], cluster_kwargs: M
                         f"(docs/explanation/security.md); write tls://{contact.split('://', 1)[-1]}")
     scheduler_options.update(dashboard=address is not None,
                              dashboard_address=address or DEFAULT_DASHBOARD)
+    if in_memory(security):
+        security = with_worker_files(security, private_dir(Path(production_dir) / CREDENTIALS_DIR))
     kwargs.update(security=security, protocol="tls://", scheduler_options=scheduler_options)
     if address is None:
         kwargs["scheduler_cls"] = health_only_scheduler()
-    if in_memory(security):
-        kwargs["shared_temp_directory"] = str(private_dir(Path(production_dir) / CREDENTIALS_DIR))
     return kwargs
+
+
+def with_worker_files(security: Security, directory: Path) -> Security:
+    """``security`` (self-signed, in memory) with the CA and the worker's certificate and key
+    in new files of ``directory``, readable by the owner only (batch jobs get their names on
+    the command line); the scheduler's and the client's stay in memory. The cluster's close
+    removes the files (:func:`~timecal_core.contract.running_cluster.forget_worker_credentials`)."""
+    import tempfile
+
+    from distributed.security import Security
+
+    def write(kind: str, text: str) -> str:
+        fd, path = tempfile.mkstemp(prefix=f"{WORKER_FILE_PREFIX}{kind}.", suffix=".pem", dir=directory)  # 0600
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        return path
+
+    worker, scheduler, client = (security.get_tls_config_for_role(role) for role in ("worker", "scheduler", "client"))
+    return Security(require_encryption=True, tls_ca_file=write("ca", worker["ca_file"]),
+                    tls_worker_cert=write("cert", worker["cert"]), tls_worker_key=write("key", worker["key"]),
+                    tls_scheduler_cert=scheduler["cert"], tls_scheduler_key=scheduler["key"],
+                    tls_client_cert=client["cert"], tls_client_key=client["key"])
 
 
 def health_only_scheduler():
@@ -171,16 +202,25 @@ def health_only_scheduler():
     return HealthOnlyScheduler
 
 
-def in_memory(security) -> bool:
-    """Whether the credentials exist only in this process (``Security.temporary()``)."""
-    return any("\n" in (getattr(security, slot, None) or "") for slot in
-               ("tls_ca_file", "tls_worker_cert", "tls_worker_key"))
+def in_memory(security: Security) -> bool:
+    """Whether the credentials exist only in this process (``Security.temporary()``): PEM
+    text rather than file names."""
+    return any("\n" in (value or "") for value in _worker_tls(security))
 
 
-def describe(security) -> str:
+def _worker_tls(security: Security) -> tuple[str, ...]:
+    config = security.get_tls_config_for_role("worker")
+    return tuple(v for v in (config.get("ca_file"), config.get("cert"), config.get("key")) if isinstance(v, str))
+
+
+def describe(security: Security | None) -> str:
     """One line for the monitor's ``client`` command."""
     if security is None or not getattr(security, "require_encryption", False):
         return "none: plain TCP, anyone who reaches the scheduler can run code as you"
     if in_memory(security):
         return "TLS, mutual authentication, self-signed certificate of this production (in memory)"
-    return f"TLS, mutual authentication, site CA {security.tls_ca_file}"
+    ca_file = security.get_tls_config_for_role("client")["ca_file"]
+    if os.path.basename(ca_file).startswith(WORKER_FILE_PREFIX):
+        return (f"TLS, mutual authentication, self-signed certificate of this production (the batch "
+                f"workers' copy in {os.path.dirname(ca_file)})")
+    return f"TLS, mutual authentication, site CA {ca_file}"

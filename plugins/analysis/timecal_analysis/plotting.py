@@ -20,7 +20,8 @@ of a Dask cluster), and each costs far less than a plain matplotlib + mplhep fig
   in the draw order (the page is the one ``savefig`` draws); font subsets are embedded from
   a cache; a map is an image embedded at its own size rather than resampled at the
   figure's dpi. A PDF costs about a third of ``savefig``, the frame recordings (one per
-  distinct frame) included (PdfFrame, _pdf_file).
+  distinct frame) included (pdf_layers, which steps aside for ``savefig`` on a matplotlib
+  it was not tested with).
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from __future__ import annotations
 import gc
 import itertools
 import os
-import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -46,6 +46,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from . import pdf_layers  # noqa: E402
 from .observables import ObservableDef  # noqa: E402
 
 COLOUR_MAP = "viridis"
@@ -239,6 +240,8 @@ def plot_scan(request: PlotRequest, progress=None, runner=None) -> list[FigureRe
     """Every figure of the request; ``runner(render_job, jobs)`` yields the rendered jobs
     (default: local processes); ``progress(done, total)`` is called after each job."""
     panels = request.panels()
+    if "pdf" in request.formats:
+        pdf_layers.GATE.usable()  # decided (and said) here, once, not in each forked worker
     order: list[tuple] = []
 
     def jobs():
@@ -376,271 +379,6 @@ def cms_label(ax, rlabel: str):
                     fontsize=size)
 
 
-_PDF_RENDERERS: dict = {}
-
-
-def _pdf_renderer(fig, file, dpi):
-    """The renderer ``print_pdf`` draws with (vector, rasterising the artists that ask),
-    one per figure and dpi, pointed at each new file: matplotlib caches text measurements
-    per renderer, and measuring a text (shaping it) costs about a millisecond."""
-    from matplotlib.backends.backend_mixed import MixedModeRenderer
-
-    width, height = fig.get_size_inches()
-    key = (id(fig), dpi, width, height)
-    renderer = _PDF_RENDERERS.get(key)
-    if renderer is None or renderer.figure is not fig:
-        renderer = _PDF_RENDERERS[key] = MixedModeRenderer(fig, width, height, dpi,
-                                                           _renderer_pdf_class()(file, dpi, height, width))
-    vector = renderer._vector_renderer
-    vector.file = file
-    vector.gc = vector.new_gc()  # the page's initial graphics state
-    return renderer
-
-
-class _Shaping(threading.local):
-    size = None  # the font size of the text our PDF renderer is drawing, else None
-
-
-_SHAPING = _Shaping()
-_SHAPED: dict = {}
-_RendererPdfCached = None
-
-
-def _renderer_pdf_class():
-    """matplotlib's PDF renderer whose texts are shaped once per process: shaping a string
-    (libraqm, in ``_text_helpers.layout``) costs about a millisecond and the figures of a
-    scan draw the same few strings (tick labels, the mode, the fixed parameters) again and
-    again. Only texts this renderer draws use the cache (keyed by font file, size, string
-    and options); any other caller of ``layout`` goes straight through."""
-    global _RendererPdfCached
-    if _RendererPdfCached is None:
-        from matplotlib import _text_helpers
-        from matplotlib.backends.backend_pdf import RendererPdf
-
-        shape = _text_helpers.layout
-
-        def layout(string, font, **options):
-            size = _SHAPING.size
-            if size is None:
-                return shape(string, font, **options)
-            key = (font.fname, getattr(font, "face_index", 0), size, string, tuple(sorted(options.items())))
-            items = _SHAPED.get(key)
-            if items is None:
-                if len(_SHAPED) >= 4096:
-                    _SHAPED.clear()
-                items = _SHAPED[key] = list(shape(string, font, **options))
-            return iter(items)
-
-        _text_helpers.layout = layout
-
-        class _RendererPdfCached(RendererPdf):  # noqa: N801 (defined on first use)
-            def draw_text(self, gc, x, y, s, prop, angle, ismath=False, mtext=None):
-                _SHAPING.size = prop.get_size_in_points()
-                try:
-                    return super().draw_text(gc, x, y, s, prop, angle, ismath=ismath, mtext=mtext)
-                finally:
-                    _SHAPING.size = None
-    return _RendererPdfCached
-
-
-#: The PdfFile methods that hand out resource names (fonts, transparency states, images,
-#: markers...) and the character tracker's: what a recorded frame must replay in a new file.
-_PDF_RESOURCE_METHODS = ("fontName", "dviFontName", "alphaState", "_soft_mask_state", "hatchPattern",
-                         "addGouraudTriangles", "imageObject", "markerObject", "pathCollectionObject")
-_PDF_TRACKER_METHODS = ("track", "track_glyph")
-
-
-@dataclass
-class PdfFrame:
-    """The frame of a figure (axes, ticks, labels, legend, colour bar, CMS label) as PDF
-    content-stream bytes, cut where the figure's own artists (patches, data, texts) go,
-    plus the resource calls that drawing made, in order.
-
-    A PDF file names its resources in the order they are first asked for (F1, F2... for
-    fonts, A1... for transparency, I1... for images; character codes of a Type 3 font in
-    the order characters are first used). Replaying the calls first, in a new file, gives
-    them the same names and codes as in the recording, so the recorded bytes can be copied
-    as they are; what the figure draws in the gaps reuses or adds names. Every segment
-    and every gap starts from the page's initial graphics state (saved and restored
-    around it), so the draw order, hence the page, is that of a full ``savefig`` (the
-    error bands under the ticks, the curves over them, the frame's spines over the curves).
-    Each file still embeds its fonts and images itself: each PDF stands alone."""
-
-    segments: list  # bytes, one more than gaps
-    gaps: list  # index into the figure's dynamic artists drawn between two segments
-    calls: list  # (owner "file"/"tracker", method, args, kwargs, result)
-
-    @classmethod
-    def record(cls, fig, dynamic: list, dpi: float) -> "PdfFrame":
-        import io
-
-        from matplotlib.backends.backend_pdf import Op, PdfFile
-
-        file = PdfFile(io.BytesIO())
-        width, height = fig.get_size_inches()
-        file.newPage(width, height)
-        calls: list = []
-        seen: set = set()
-
-        def recorder(owner, target, name):
-            method = getattr(target, name)
-
-            def call(*args, **kwargs):
-                result = method(*args, **kwargs)
-                try:  # a call repeated with the same arguments changes nothing: replayed once
-                    key = (owner, name, args, tuple(kwargs.items()), result)
-                    if key in seen:
-                        return result
-                    seen.add(key)
-                except TypeError:  # unhashable arguments (paths, transforms): always replayed
-                    pass
-                calls.append((owner, name, args, kwargs, result))
-                return result
-            return call
-
-        for name in _PDF_RESOURCE_METHODS:
-            if hasattr(file, name):
-                setattr(file, name, recorder("file", file, name))
-        tracker = file._character_tracker
-        for name in _PDF_TRACKER_METHODS:
-            if hasattr(tracker, name):
-                setattr(tracker, name, recorder("tracker", tracker, name))
-        chunks: list[bytes] = []
-        file.write = chunks.append  # the page's content stream, uncompressed
-        renderer = _pdf_renderer(fig, file, dpi)
-        vector = renderer._vector_renderer
-        segments, gaps = [], []
-
-        def gap(index):
-            def draw(_renderer):
-                file.output(*vector.gc.finalize())
-                file.output(Op.grestore)
-                segments.append(b"".join(chunks))
-                chunks.clear()
-                gaps.append(index)
-                file.output(Op.gsave)
-                vector.gc = vector.new_gc()  # the page's initial state again
-            return draw
-
-        for i, artist in enumerate(dynamic):
-            artist.draw = gap(i)
-        try:
-            file.output(Op.gsave)
-            fig.draw(renderer)
-            file.output(*vector.gc.finalize())
-            file.output(Op.grestore)
-        finally:
-            for artist in dynamic:
-                del artist.draw
-        segments.append(b"".join(chunks))
-        return cls(segments, gaps, calls)
-
-    def replay_resources(self, file) -> bool:
-        """Ask ``file`` (a new page, nothing drawn yet) for the recorded resources; False
-        if any name or code came out different (the recorded bytes would not fit)."""
-        tracker = file._character_tracker
-        for owner, name, args, kwargs, result in self.calls:
-            if getattr(file if owner == "file" else tracker, name)(*args, **kwargs) != result:
-                return False
-        return True
-
-
-def _pdf_file(path):
-    """A PdfFile that embeds each font subset from a per-process cache: turning glyph
-    outlines into Type 3 procedures (and serialising them) is most of the cost of a small
-    PDF once the frame is replayed, and the figures of a scan use the same few subsets."""
-    from matplotlib.backends.backend_pdf import PdfFile
-
-    global _PdfFileCached
-    if _PdfFileCached is None:
-        class _PdfFileCached(PdfFile):  # noqa: N801 (defined on first use: matplotlib is heavy)
-            def embedTTF(self, filename, *subset):  # (subset_index, charmap); (characters) before 3.10
-                key = (filename, matplotlib.rcParams["pdf.fonttype"], matplotlib.rcParams["pdf.compression"],
-                       _frozen(subset))
-                tracker = self._character_tracker
-                if len(subset) == 2 and isinstance(subset[1], dict) and hasattr(tracker, "subset_to_unicode"):
-                    key += tuple(tracker.subset_to_unicode(filename, subset[0], code) for code in sorted(subset[1]))
-                objects = _EMBEDDED_FONTS.get(key)
-                if objects is None:
-                    if len(_EMBEDDED_FONTS) >= 256:
-                        _EMBEDDED_FONTS.clear()
-                    objects = _EMBEDDED_FONTS[key] = PdfObjects.record(
-                        self, lambda: super(_PdfFileCached, self).embedTTF(filename, *subset))
-                    return objects.result
-                return objects.write(self)
-    return _PdfFileCached(path)
-
-
-_PdfFileCached = None
-_EMBEDDED_FONTS: dict = {}
-
-
-def _frozen(value):
-    """A hashable copy of nested dicts, sets and sequences."""
-    if isinstance(value, dict):
-        return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
-    if isinstance(value, (set, frozenset)):
-        return tuple(sorted(value))
-    if isinstance(value, (list, tuple)):
-        return tuple(_frozen(v) for v in value)
-    return value
-
-
-@dataclass
-class PdfObjects:
-    """PDF objects as written, to be written again in another file under new numbers:
-    each object's bytes after its ``N 0 obj`` line, references ``N 0 R`` renumbered in
-    dictionaries and arrays (a stream's data, which may hold any bytes, is copied as is)."""
-
-    ids: list  # the recorded numbers, in reservation order
-    bodies: list  # (id, dictionary or whole body, stream data and end or b"")
-    result: Any  # what the writer returned (a Reference)
-
-    @classmethod
-    def record(cls, file, make) -> "PdfObjects":
-        """Run ``make()``, which reserves and writes whole objects of ``file``; keep them."""
-        import io
-
-        fh, base = file.fh, file.tell_base
-        start = fh.tell()
-        first = len(file.xrefTable)
-        buffer = io.BytesIO()
-        file.fh, file.tell_base = buffer, base - start  # offsets stay those of the real file
-        try:
-            result = make()
-        finally:
-            file.fh, file.tell_base = fh, base
-        blob = buffer.getvalue()
-        fh.write(blob)
-        ids = list(range(first, len(file.xrefTable)))
-        starts = sorted((file.xrefTable[i][0] - (start - base), i) for i in ids)
-        bodies = []
-        for (offset, i), (end, _) in zip(starts, starts[1:] + [(len(blob), None)]):
-            body = blob[offset:end]
-            head = b"%d 0 obj\n" % i
-            assert body.startswith(head), (i, body[:20])
-            body = body[len(head):]
-            cut = body.find(b"\nstream\n")
-            bodies.append((i, body, b"") if cut < 0 else (i, body[:cut], body[cut:]))
-        return cls(ids, bodies, result)
-
-    def write(self, file):
-        from matplotlib.backends.backend_pdf import Reference
-
-        new = {i: file.reserveObject("copied").id for i in self.ids}
-
-        def renumber(match):
-            return b"%d 0 R" % new.get(int(match.group(1)), int(match.group(1)))
-
-        for i, text, data in self.bodies:
-            file.recordXref(new[i])
-            file.fh.write(b"%d 0 obj\n" % new[i] + _REFERENCE.sub(renumber, text) + data)
-        return Reference(new[self.result.id]) if isinstance(self.result, Reference) else self.result
-
-
-_REFERENCE = re.compile(rb"(?<![\w.])(\d+) 0 R\b")
-
-
 class FigureTemplate:
     """A figure laid out once per style and process, reused by every figure of that style:
     frame, CMS label, tick objects and colour-bar axes are built once; each figure only
@@ -664,7 +402,7 @@ class FigureTemplate:
         self.ax.yaxis.set_label_coords(-0.15, 1.0)
         self.context = self.fig.text(SIDE_X, 0.36, "", ha="left", va="top", fontsize="x-small")
         self.frames: dict[tuple, np.ndarray] = {}
-        self.pdf_frames: dict[tuple, PdfFrame] = {}
+        self.pdf_frames: dict[tuple, pdf_layers.PdfFrame] = {}
 
     # ----------------------------------------------------------------- PNG by layers
     def dynamic_artists(self) -> list:
@@ -726,43 +464,11 @@ class FigureTemplate:
     def write_pdf(self, path: Path) -> None:
         """The figure as a PDF, in layers as the PNG: the frame's drawing operators (and
         the fonts, images and transparency states they use) are recorded once per distinct
-        frame and copied into each file (see PdfFrame); per figure only the patches, the
-        data and the two texts are drawn, in their places in the draw order."""
-        from matplotlib.backends.backend_pdf import Op
-
+        frame and copied into each file; per figure only the patches, the data and the two
+        texts are drawn, in their places in the draw order (see pdf_layers: savefig where
+        the layers may not run)."""
         dynamic = [self.fig.patch, self.ax.patch] + self.dynamic_artists()
-        key = self.frame_key() + tuple((type(a).__name__, a.get_zorder()) for a in dynamic)
-        dpi = self.fig.dpi
-        self.fig.dpi = 72  # PDF units are points, as print_pdf draws
-        try:
-            frame = self.pdf_frames.get(key)
-            if frame is None:
-                if len(self.pdf_frames) >= MAX_FRAMES:
-                    self.pdf_frames.clear()
-                frame = self.pdf_frames[key] = PdfFrame.record(self.fig, dynamic, dpi)
-            file = _pdf_file(path)
-            try:
-                width, height = self.fig.get_size_inches()
-                file.newPage(width, height)
-                renderer = _pdf_renderer(self.fig, file, dpi)
-                if frame.replay_resources(file):
-                    vector = renderer._vector_renderer
-                    file.write(frame.segments[0])
-                    for index, segment in zip(frame.gaps, frame.segments[1:]):
-                        file.output(Op.gsave)
-                        vector.gc = vector.new_gc()
-                        dynamic[index].draw(renderer)
-                        file.output(*vector.gc.finalize())
-                        file.output(Op.grestore)
-                        file.write(segment)
-                else:  # never expected: the file's resource names differ from the recording's
-                    self.fig.draw(renderer)
-                    renderer.finalize()
-                file.finalize()
-            finally:
-                file.close()
-        finally:
-            self.fig.dpi = dpi
+        pdf_layers.write(self.fig, path, dynamic, self.frame_key(), self.pdf_frames, MAX_FRAMES)
 
     def reset(self) -> None:
         """Remove the previous figure's data artists and locators."""
@@ -895,10 +601,9 @@ def draw_curves(t: FigureTemplate, obs, parameter, values, delays, matrix, error
         if t.side_column:
             legend = ax.legend(title=title, loc="upper left", bbox_to_anchor=(SIDE_X, AXES_RECT[1] + AXES_RECT[3]),
                                bbox_transform=fig.transFigure, borderaxespad=0, frameon=False,
-                               fontsize="small", title_fontsize="small")
+                               fontsize="small", title_fontsize="small", alignment="left")
         else:
-            legend = ax.legend(title=title, fontsize="small", title_fontsize="small")
-        legend._legend_box.align = "left"
+            legend = ax.legend(title=title, fontsize="small", title_fontsize="small", alignment="left")
         side = AXES_RECT[1] + AXES_RECT[3] - 0.075 * (len(values) + 1) - 0.03
     else:
         cmap = plt.get_cmap(COLOUR_MAP)

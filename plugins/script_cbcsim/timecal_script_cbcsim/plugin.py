@@ -10,6 +10,7 @@ name is known when planning; the step gets it explicitly and it is recorded in t
 
 from __future__ import annotations
 
+from timecal_core.cms.fast_root import GATE as FAST_WRITER
 from timecal_core.cms.harvested_layout import COMPACT, FULL, harvested_name
 from timecal_core.cms.root_check import root_file_problem
 from timecal_core.contract.hookspecs import ProductionScript, Step, TaskPlan, TaskRequest, hookimpl
@@ -18,6 +19,12 @@ from timecal_core.config.parameters import as_argv
 from .params import PARAMETERS, check, check_values, draw_delay
 
 STEP_FUNCTION = "timecal_script_cbcsim.run:main"
+
+
+def preflight(timerc) -> None:
+    """Before anything is submitted: whether the harvested files are written by the fast
+    writer, decided and (when not) said once, here in the driver, for the whole production."""
+    FAST_WRITER.usable()
 
 
 def plan(request: TaskRequest) -> TaskPlan:
@@ -51,6 +58,6 @@ def verify(output) -> str | None:
 @hookimpl
 def timecal_scripts():
     yield ProductionScript(name="cbcsim", parameters=PARAMETERS, plan=plan, check=check_values,
-                           verify=verify,
+                           preflight=preflight, verify=verify,
                            description="CBC emulator (no CMSSW): synthetic hits or a sim-hit dump",
                            layouts=(FULL, COMPACT))
