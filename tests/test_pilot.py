@@ -338,3 +338,17 @@ def test_the_grid_average_is_fitted_over_the_work_axes_not_the_pilots_mean(tmp_p
     # a single pilot task: its value, nothing fitted
     one = choose_pilot(plan.tasks, plan.script.parameters, 1)
     assert grid_average(one, {one.largest: 7.0}) == (7.0, False)
+
+
+def test_the_disk_warning_names_a_smaller_layout_only_when_there_is_one(tmp_path):
+    """A grid whose outputs will not fit: a full-layout production is told about --layout
+    compact; a compact one is not sent to the larger full layout, it is told to find space."""
+    from timecal_core.plan.pilot import Extrapolation, disk_warnings
+
+    ex = Extrapolation(total_tasks=100, remaining=90, cpu_mean=1, cpu_max=1, wall_mean=1, wall_max=1,
+                       disk_mean=1e6, disk_max=1e6, peak=0, longest=1, size=None)
+    (full,) = disk_warnings([], ex, "full", free=10**6, where=tmp_path, layouts=("full", "compact"))
+    assert "90 remaining tasks" in full and "--layout compact keeps the 2D maps" in full
+    (compact,) = disk_warnings([], ex, "compact", free=10**6, where=tmp_path, layouts=("full", "compact"))
+    assert "--layout" not in compact and "free space there" in compact
+    assert disk_warnings([], ex, "full", free=10**9, where=tmp_path, layouts=("full", "compact")) == []

@@ -487,10 +487,10 @@ def disk_warnings(measured: Sequence[Measured], ex: Extrapolation, layout: str |
                      "and rerun it to measure this layout)")
     need = ex.disk_mean * ex.remaining
     if free is not None and need > free:
-        others = [name for name in layouts if name != layout]
-        hint = (f"; the script also writes --layout {' or '.join(others)} (the compact layout keeps "
-                "the 2D maps and drops the 1D histograms they repeat: about a tenth of an emulator "
-                "output)" if others else "")
+        # only a smaller layout is worth naming (a compact production is told to free space)
+        hint = ("; --layout compact keeps the 2D maps and drops the 1D histograms they repeat "
+                "(about a tenth of an emulator output)" if "compact" in layouts and layout != "compact"
+                else "; free space there or give an -o on a larger file system")
         lines.append(f"BXRun: warning: the {ex.remaining} remaining tasks will write about "
                      f"{format_bytes(need)} but the file system of {where or 'the production'} has "
                      f"{format_bytes(free)} free{hint}")
