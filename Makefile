@@ -1,4 +1,4 @@
-# make demo | make test | make bench -- each builds .venv from scratch when it is absent.
+# make demo | make test | make bench | make docs -- each builds .venv from scratch when it is absent.
 # make test-lowest -- the pyprojects' floors, tried in .venv-lowest; make test-latest -- the
 # newest releases, tried in .venv-latest; make lint -- ruff and mypy (all below).
 PYTHON ?= python3
@@ -8,9 +8,10 @@ PLUGINS := plugins/analysis plugins/backend_local plugins/backend_slurm plugins/
            plugins/script_pucalibration plugins/script_cbcsim
 STAMP  := $(VENV)/.timecal-installed
 TEST_STAMP := $(VENV)/.timecal-test-installed
+DOCS_STAMP := $(VENV)/.timecal-docs-installed
 PYTEST_ARGS ?=
 
-.PHONY: install test demo bench slurm-up slurm-down slurmnet-down condor-up condor-down browser clean \
+.PHONY: install test docs demo bench slurm-up slurm-down slurmnet-down condor-up condor-down browser clean \
         test-lowest test-latest test-fast lint
 
 install: $(STAMP)
@@ -24,6 +25,16 @@ $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
 $(TEST_STAMP): $(STAMP) tests/plugins/timecal_testplugin/pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[test]" -e tests/plugins/timecal_testplugin
 	touch $@
+
+$(DOCS_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install -q -e ".[docs]"
+	touch $@
+
+# The manual, built strictly: every warning is an error (-W, all of them listed: --keep-going),
+# every cross-reference and internal link must resolve (-n), from a fresh environment (-E:
+# generated pages are re-read when the code they describe changed). Open docs/_build/html/index.html.
+docs: $(DOCS_STAMP)
+	$(BIN)/sphinx-build -E -W --keep-going -n -q -b html docs docs/_build/html
 
 # The SLURM tests need a real single-node cluster: Debian's slurm-wlm + munge, installed and
 # started by tests/slurm/start_slurm.sh (root only; elsewhere those tests say why they skip).
@@ -76,7 +87,8 @@ LOWEST_TESTS := tests/test_shell.py tests/test_plugins.py tests/test_config.py t
                 tests/test_plotscan_data.py tests/test_calibration.py tests/test_packaging.py \
                 tests/test_self_contained.py tests/test_architecture.py tests/test_exits.py \
                 tests/test_causes.py tests/test_failure_causes.py tests/test_gateway.py tests/test_pdf_layers.py \
-                tests/test_cbcsim_fastpath.py tests/test_selection_parser.py tests/test_untested_versions.py
+                tests/test_cbcsim_fastpath.py tests/test_selection_parser.py tests/test_untested_versions.py \
+                tests/test_timerc_keys.py tests/test_doc_examples.py
 
 test-lowest: $(STAMP)
 	$(BIN)/python -m pip install -q uv
@@ -132,4 +144,4 @@ bench: $(TEST_STAMP)
 	@for b in benchmarks/bench_*.py; do echo "=== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(LOWEST) $(LATEST) demo-output .bench
+	rm -rf $(VENV) $(LOWEST) $(LATEST) demo-output .bench docs/_build

@@ -11,6 +11,7 @@ Makefile is the one place that says how timecal is installed and tested (.ci/run
     nox -s tests        make test-fast: the suite without the SLURM/HTCondor clusters
     nox -s lowest       make test-lowest: every dependency at its floor
     nox -s latest       make test-latest: every dependency at its newest release
+    nox -s docs         make docs: the manual, built strictly
 """
 
 from __future__ import annotations
@@ -47,6 +48,12 @@ def lowest(session: nox.Session) -> None:
 def latest(session: nox.Session) -> None:
     """The newest release of every dependency, tried."""
     _make(session, "test-latest")
+
+
+@nox.session(venv_backend="none", default=False)
+def docs(session: nox.Session) -> None:
+    """The manual (Sphinx, every warning an error) into docs/_build/html."""
+    _make(session, "docs")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ The hit distributions are chosen for calibration studies: a Landau-like (Moyal) 
 around 22k electrons and a 1.2 ns arrival-time spread, with a 15000-electron threshold so
 that the sampled BX histogram changes with the delay everywhere in [5, 45] ns. (At the
 usual ~5800 electrons most hits fire in two BXs over a ~10 ns plateau where no method can
-tell delays apart; see the README (section "Delay calibration").)
+tell delays apart; see docs/howto/calibration.md.)
 """
 
 from __future__ import annotations

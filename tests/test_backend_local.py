@@ -91,7 +91,8 @@ def test_dashboard_off_serves_only_the_health_check(tmp_path):
 
 @pytest.mark.parametrize("settings, message", [
     ({"workers": "many"}, "[local] workers = 'many': expected a positive integer"),
-    ({"wrokers": "2"}, "unknown setting(s) wrokers; allowed: workers, memory_limit, dashboard"),
+    ({"wrokers": "2"},
+     "[local]: unknown setting wrokers (did you mean workers?); allowed: workers, memory_limit, dashboard"),
     ({"dashboard": "0.0.0.0:8787"}, "[local] dashboard = '0.0.0.0:8787': expected yes or no"),
 ])
 def test_bad_settings(tmp_path, settings, message):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from dataclasses import dataclass
 
@@ -51,11 +52,12 @@ def test_policy_from_timerc_and_its_errors():
     policy = retry_policy({"oom": "2", "node": "5", "same_exit": "0"}, default=3)
     assert (policy.limit("oom"), policy.limit("node"), policy.limit("exit 3"),
             policy.limit("user"), policy.same_exit) == (2, 5, 3, 1, 0)
-    for section, words in (({"memory": "2"}, "[retry] memory: unknown key; allowed: oom"),
-                           ({"oom": "zero"}, "[retry] oom = 'zero': expected a number"),
+    for section, words in (({"memory": "2"}, "[retry]: unknown setting memory; allowed: oom"),
+                           ({"noed": "2"}, "unknown setting noed (did you mean node?)"),
+                           ({"oom": "zero"}, "[retry] oom = 'zero': expected a positive integer"),
                            ({"user": "3"}, "never retried"),
                            ({"same_exit": "1"}, "same_exit = '1'")):
-        with pytest.raises(UserError, match=words.replace("[", r"\[").replace("]", r"\]")):
+        with pytest.raises(UserError, match=re.escape(words)):
             retry_policy(section, where="/home/u/.config/timerc")
 
 

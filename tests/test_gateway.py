@@ -380,7 +380,7 @@ def parse(text: str):
 @pytest.mark.parametrize("text, words", [
     ("password = hunter2", "secrets do not belong in timerc; put it alone in a file only you can read"),
     ("api_token = abc", "give token_file = PATH"),
-    ("workerz = 2", "unknown setting(s) workerz; allowed: address"),
+    ("workerz = 2", "unknown setting workerz (did you mean workers?); allowed: address"),
     ("auth = ldap", "auth = 'ldap': expected one of basic, kerberos, jupyterhub"),
     ("workers = 2\nadapt_max = 4", "give either workers or adapt_min/adapt_max, not both"),
     ("adapt_min = 5\nadapt_max = 2", "adapt_min = 5 exceeds adapt_max = 2"),

@@ -174,7 +174,7 @@ def test_holds_and_removals_for_memory_or_run_time_are_failure_causes(case):
 
 def test_the_lxplus_settings_of_dask_lxplus_reach_the_submit_description(tmp_path):
     """What CERN's dask-lxplus (cernops/dask-lxplus, cluster.py) adds to every worker job, as
-    timecal's own settings say it (README, [htcondor] on lxplus): the credential, container,
+    timecal's own settings say it (docs/howto/htcondor.md, on lxplus): the credential, container,
     flavour and marker lines through submit_directives, the workers' port range through the
     user's jobqueue.yaml (timecal leaves worker_extra_args to it). Parsed by htcondor2.Submit
     from the arguments timecal really gives HTCondorCluster (TLS included)."""

@@ -139,7 +139,7 @@ def test_plain_tcp_contact_address_is_refused(tmp_path):
     with pytest.raises(UserError) as err:
         sec.jobqueue_kwargs("slurm", {}, {"scheduler_options": {"contact_address": "tcp://login1:8786"}}, tmp_path)
     assert str(err.value) == ("timerc [slurm] contact_address = 'tcp://login1:8786': the scheduler only speaks "
-                              "TLS (README, Security); write tls://login1:8786")
+                              "TLS (docs/explanation/security.md); write tls://login1:8786")
 
 
 @pytest.mark.parametrize("value, expected", [

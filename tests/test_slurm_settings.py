@@ -85,7 +85,7 @@ def test_jobqueue_yaml_fills_what_timerc_leaves_out(tmp_path):
 
 
 @pytest.mark.parametrize("section, message", [
-    ({"partiton": "x"}, "unknown setting(s) partiton"),
+    ({"partiton": "x"}, "unknown setting partiton (did you mean partition?); allowed: partition, queue"),
     ({"cores": "two"}, "cores = 'two': expected a positive integer"),
     ({"memory": "lots"}, "memory = 'lots'"),
     ({"jobs": "3", "adapt_max": "5"}, "either jobs or adapt_min/adapt_max"),

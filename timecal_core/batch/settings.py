@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import dask
@@ -15,29 +15,48 @@ from dask.utils import parse_bytes
 
 from ..config.timerc import positive_int_setting, setting_lines, size_setting_or_range
 from ..contract.errors import UserError
+from ..contract.timerc_keys import Setting, SettingsSection
 
 
-#: timerc keys both batch backends understand: key -> help, in the order the READMEs list them.
-COMMON_KEYS = {
-    "cores": "cores per job (default 1)",
-    "processes": "Dask worker processes per job (default: one per core, tasks are subprocesses)",
-    "memory": "memory per job, e.g. 4GB (default 2GB)",
-    "prologue": "shell lines run in the job before the worker starts (e.g. the CMSSW set-up)",
-    "jobs": "number of jobs to start (default 1); or use adapt_min/adapt_max",
-    "adapt_min": "adaptive scaling: minimum number of jobs",
-    "adapt_max": "adaptive scaling: maximum number of jobs",
-    "interface": "network interface of the workers (and of the scheduler unless scheduler_interface)",
-    "scheduler_interface": "interface the scheduler listens on (multi-homed login nodes)",
-    "contact_address": "address advertised to workers, e.g. tls://login1.example:8786 (NAT, tunnels); "
-                       "the scheduler listens on its port",
-    "death_timeout": "seconds a worker waits for the scheduler before exiting",
-    "connect_timeout": "seconds a running job may take to connect its worker (default {connect_timeout})",
-    "max_replacements": "jobs replaced after dying or being held before their worker connected, or "
-                        "hanging, before giving up (default 10)",
-    "python": "Python of the workers (default: the one running BXRun)",
-    "local_directory": "where each worker makes its private scratch directory (mktemp -d, 0700) on "
-                       "the node; default $TMPDIR, else /tmp",
-}
+#: timerc keys both batch backends understand, in the order the reference lists them
+#: (``{connect_timeout}``: the backend's default, see :func:`batch_section`).
+COMMON_KEYS = (
+    Setting("cores", "integer", "1 (or jobqueue.yaml's)", "cores per job", minimum=1),
+    Setting("processes", "integer", "one per core", "Dask worker processes per job (tasks are "
+            "subprocesses)", minimum=1),
+    Setting("memory", "size", "2GB (or jobqueue.yaml's)", "memory per job"),
+    Setting("prologue", "lines", help="shell lines run in the job before the worker starts (e.g. the "
+            "CMSSW set-up)"),
+    Setting("jobs", "integer", "1", "number of jobs to start; or use adapt_min/adapt_max", minimum=1),
+    Setting("adapt_min", "integer", help="adaptive scaling: minimum number of jobs", minimum=1),
+    Setting("adapt_max", "integer", help="adaptive scaling: maximum number of jobs", minimum=1),
+    Setting("interface", "text", help="network interface of the workers (and of the scheduler unless "
+            "scheduler_interface), e.g. ib0"),
+    Setting("scheduler_interface", "text", help="interface the scheduler listens on (multi-homed "
+            "login nodes)"),
+    Setting("contact_address", "text", help="address advertised to workers, "
+            "tls://HOST:PORT (NAT, tunnels); the scheduler listens on its port"),
+    Setting("death_timeout", "integer", help="seconds a worker waits for the scheduler before "
+            "exiting", minimum=1),
+    Setting("connect_timeout", "integer", "{connect_timeout}", "seconds a running job may take to "
+            "connect its worker", minimum=1),
+    Setting("max_replacements", "integer", "10", "jobs replaced after dying or being held before their "
+            "worker connected, or hanging, before giving up", minimum=0),
+    Setting("python", "path", "the Python running BXRun", "Python of the workers"),
+    Setting("local_directory", "path", "$TMPDIR, else /tmp", "where each worker makes its private scratch "
+            "directory (mktemp -d, 0700) on the node"),
+    Setting("dashboard", "text", "yes", "Dask's dashboard: yes (127.0.0.1, a free port), no, or "
+            "HOST:PORT to listen there (read-only, no authentication)"),
+)
+
+
+def batch_section(name: str, own: tuple[Setting, ...], connect_timeout: int, help: str) -> SettingsSection:
+    """The declaration of a batch backend's timerc section: its own keys first, then the
+    keys every batch system shares (with the backend's connect_timeout)."""
+    common = tuple(replace(s, default=s.default.format(connect_timeout=connect_timeout)) for s in COMMON_KEYS)
+    return SettingsSection(name, own + common, help)
+
+
 #: The worker's scratch directory: made by the job itself on its node, fresh, 0700, of an
 #: unpredictable name (never a shared ``/tmp/dask-scratch-space`` another user may have made
 #: first), removed when the job's shell ends.
@@ -65,12 +84,6 @@ class BatchSettings:
     own: dict = field(default_factory=dict)
 
 
-def keys_help(own_keys: Mapping[str, str], connect_timeout: int) -> dict[str, str]:
-    """The keys a backend accepts (its own first), with their help texts."""
-    common = {k: v.format(connect_timeout=connect_timeout) for k, v in COMMON_KEYS.items()}
-    return {**own_keys, **common}
-
-
 def size_setting(section: str, settings: Mapping[str, str], key: str, default: str) -> str:
     """A size such as 2GB: timerc, else the user's jobqueue.yaml, else ``default``."""
     value = settings.get(key, "").strip() or dask.config.get(f"jobqueue.{section}.{key}", None) or default
@@ -88,19 +101,17 @@ def _check_interface(section: str, key: str, name: str | None, why: str = "") ->
                         f"host{why}; it has: {have}")
 
 
-def parse_batch_settings(section: str, raw: Mapping[str, str | None], output_dir: Path,
-                         own_keys: Mapping[str, str], *, connect_timeout: int,
+def parse_batch_settings(declared: SettingsSection, raw: Mapping[str, str | None], output_dir: Path,
+                         own_keys: tuple[Setting, ...], *,
                          log_directory: Path | None = None) -> tuple[BatchSettings, dict[str, str]]:
-    """Validate the keys both batch systems share; return them and the backend's own raw
-    values. Keys the user leaves out are left to dask-jobqueue, which then reads the user's
-    ``~/.config/dask/jobqueue.yaml``; only cores and memory, which it refuses to guess, get
-    defaults. A wrong key or value is a one-line UserError naming it."""
-    settings = {k: v for k, v in raw.items() if v is not None}
-    allowed = keys_help(own_keys, connect_timeout)
-    unknown = sorted(set(settings) - set(allowed))
-    if unknown:
-        raise UserError(f"timerc [{section}]: unknown setting(s) {', '.join(unknown)}; allowed: "
-                        + ", ".join(allowed))
+    """Validate the section against its declaration and parse the keys both batch systems
+    share; return them and the backend's own values (``own_keys``). Keys the user leaves out
+    are left to dask-jobqueue, which then reads the user's ``~/.config/dask/jobqueue.yaml``;
+    only cores and memory, which it refuses to guess, get defaults. A wrong key or value is
+    a one-line UserError naming it."""
+    section = declared.name
+    connect_timeout = int(declared.default("connect_timeout"))
+    settings = {k: v for k, v in declared.check(raw).items() if v and k != "dashboard"}
 
     def positive(key: str) -> int | None:
         return positive_int_setting(section, settings, key)
@@ -158,10 +169,10 @@ def parse_batch_settings(section: str, raw: Mapping[str, str | None], output_dir
         raise UserError(f"timerc [{section}] max_replacements = {replacements!r}: expected an integer >= 0")
     shared = BatchSettings(section=section, cluster_kwargs=kwargs, jobs=jobs, adapt=adapt,
                            connect_timeout=float(positive("connect_timeout") or connect_timeout),
-                           max_replacements=int(replacements or 10),
+                           max_replacements=int(replacements or declared.default("max_replacements")),
                            scheduler_interface=scheduler_interface or interface,
                            log_directory=log_directory)
-    own = {k: v for k, v in settings.items() if k in own_keys}
+    own = {k: v for k, v in settings.items() if k in {s.key for s in own_keys}}
     return shared, own
 
 

@@ -568,6 +568,9 @@ def _dispatch(args) -> int:
         return cmd_attach(_resolve_output(args, timerc, writing=False))
     if args.status or args.rebuild_ledger:
         return cmd_status(args, timerc, rebuild=args.rebuild_ledger)
+    if args.run or args.yaml or args.output:  # a production: the whole timerc first (imported
+        from .timerc_sections import check_timerc  # only here: --status need not pay for it)
+        check_timerc(timerc, _registry())
     if args.run:
         if not args.script:
             raise UserError("--run needs --script (e.g. --script cbcsim); see BXRun --plugins")

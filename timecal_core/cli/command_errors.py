@@ -29,6 +29,21 @@ EXIT_USER = 2
 EXIT_BUG = 1
 EXIT_INTERRUPTED = 130
 EXIT_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader left
+#: Every exit code of a timecal command and what it means (the documentation's reference
+#: lists this table; a test checks that it names every EXIT_ constant).
+EXIT_CODES = {
+    "0": "done: everything asked for was done (BXRun: every task of the production succeeded)",
+    str(EXIT_BUG): "BXRun: tasks failed for good, or a pilot task failed (the failures are listed "
+                   "with their logs); any command: a bug, one line naming the file its traceback "
+                   "was saved in (``~/.local/state/timecal/crashes/``)",
+    str(EXIT_USER): "a mistake in what you typed or configured (a file, key or value), or a disk "
+                    "that is full, read-only or forbidden: one line ``PROG: error: ...`` says which; "
+                    "found before any work, nothing already produced is lost",
+    str(EXIT_INTERRUPTED): "interrupted (Ctrl-C); rerun the same command to resume",
+    str(EXIT_PIPE): "the reader of the output left (``BXRun --status -o X | head``): ends quietly",
+    "128 + N": "BXRun's driver stopped by signal N (SIGTERM 143, SIGHUP 129): running tasks go back "
+               "to pending, the ledger says so; rerun the same command to resume",
+}
 
 
 def crash_dir() -> Path:

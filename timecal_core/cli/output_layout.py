@@ -8,9 +8,17 @@ import json
 from pathlib import Path
 
 from ..contract.errors import UserError
+from ..contract.timerc_keys import Setting, SettingsSection
 from ..contract.trust import write_atomically
 
 RECORD = "infiles/production.json"
+#: timerc ``[production]``: the default output layout (a script's own layouts are checked
+#: when a production is planned: a script writing one layout ignores it).
+PRODUCTION = SettingsSection("production", (
+    Setting("layout", "choice", "the script's first (full)", "the output layout of a new production when "
+            "BXRun has no --layout: full (the DQM harvest) or compact (the 2D maps only)",
+            choices=("full", "compact")),
+), help="Defaults of new productions (``BXRun --layout`` and a production's recorded layout come first).")
 
 
 def choose_layout(given: str | None, recorded: str | None, timerc, script) -> str | None:

@@ -14,6 +14,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..contract.errors import UserError
+from ..contract.timerc_keys import Setting, SettingsSection
+
+PATHS = SettingsSection("paths", (
+    Setting("cmssw", "path", help="the directory holding the CMSSW cfg files "
+            "(``src/SimTracker/SiPhase2TimingCalibration/test`` of your CMSSW area)"),
+    Setting("production", "path", help="where productions go: a relative ``BXRun -o`` lands here "
+            "(BX histogram files can be heavy)"),
+    Setting("scans", "path", help="where plotScan writes observables and plots (relative ``-o``)"),
+    Setting("calibration", "path", help="where runCalibration writes evaluators and results "
+            "(relative ``-o``)"),
+), help="Where the data go. Each command that needs a path and finds it unset says which key to add.")
+CMSSW = SettingsSection("cmssw", (
+    Setting("init", "shell", help="run in bash before every ``cmsRun``, the command appended with "
+            "every argument quoted; e.g. ``module load cms/cmssw && eval `scramv1 runtime -sh```"),
+), help="How a CMSSW production gets its ``cmsRun``. Parameter values never reach this shell.")
 
 
 def timerc_location() -> Path:
@@ -30,14 +45,18 @@ class Timerc:
 
     @property
     def cmssw_init(self) -> str:
-        return self.sections.get("cmssw", {}).get("init", "").strip()
+        return CMSSW.check(self.sections.get("cmssw", {}), str(self.path)).get("init", "")
+
+    def _path_text(self, key: str) -> str:
+        PATHS.setting(key)  # a key the code asks for is declared
+        return PATHS.check(self.sections.get("paths", {}), str(self.path)).get(key, "")
 
     def section(self, name: str) -> dict[str, str]:
         return dict(self.sections.get(name, {}))
 
     def data_path(self, key: str) -> Path:
         """A ``[paths]`` entry, created if absent on disk; UserError if not configured."""
-        value = self.sections.get("paths", {}).get(key, "").strip()
+        value = self._path_text(key)
         if not value:
             raise UserError(f"{self.path}: [paths] {key} is not set; add e.g. "
                             f"'{key} = /data/timecal/{key}' under [paths]")
@@ -45,7 +64,7 @@ class Timerc:
         return p
 
     def optional_path(self, key: str) -> Path | None:
-        value = self.sections.get("paths", {}).get(key, "").strip()
+        value = self._path_text(key)
         return Path(os.path.expandvars(value)).expanduser() if value else None
 
 
@@ -134,7 +153,7 @@ def _uncommented(key: str, value: str) -> str:
 
 def load_timerc(path: Path | None = None) -> Timerc:
     """Read timerc; a missing or malformed file is a UserError saying how to fix it. Comments
-    may follow a value on its line (``workers = 4   # default: all cores``), as the README's
+    may follow a value on its line (``workers = 4   # default: all cores``), as the manual's
     and ``BXRun --init``'s examples write them."""
     path = path or timerc_location()
     if not path.is_file():
@@ -175,7 +194,7 @@ init =
 # workers = 4
 # memory_limit = 2GB
 
-# [slurm] and [htcondor]: see the README of each backend plugin.
+# [slurm], [htcondor], [gateway]: every key in docs/reference/timerc.md.
 
 [retry]
 # Attempts per task by failure cause (default: BXRun --max-retries, 3); user errors are

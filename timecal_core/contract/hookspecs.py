@@ -17,6 +17,10 @@ from typing import Any
 
 import pluggy
 
+# A backend declares its timerc section with these (re-exported: plugins import the contract from here).
+from .timerc_keys import Setting as Setting
+from .timerc_keys import SettingsSection as SettingsSection
+
 PROJECT = "timecal"
 ENTRY_POINT_GROUP = "timecal"
 
@@ -193,6 +197,11 @@ class BackendRequest:
 class ExecutionBackend:
     """An execution backend. ``start`` returns a :class:`timecal_core.contract.running_cluster.RunningCluster`.
 
+    ``settings`` declares the backend's timerc section (its name is usually the backend's):
+    the core checks the section against it before anything is written or submitted (an
+    unknown key or a bad value is one line), and the timerc reference documents it. A
+    backend without a declaration gets its section unchecked.
+
     ``check(settings, output_dir)`` validates the backend's timerc section (and whatever else
     it can tell without starting anything, e.g. its batch commands) when the production is
     planned, before anything is written: a typo there must not leave a production half set
@@ -201,6 +210,7 @@ class ExecutionBackend:
     name: str
     start: Callable[[BackendRequest], Any]
     description: str = ""
+    settings: SettingsSection | None = None
     check: Callable[[Mapping[str, str], Path], None] | None = None
 
 

@@ -47,7 +47,7 @@ def user_name(uid: int) -> str:
 
 def _refuse(path: Path | str, why: str) -> UserError:
     return UserError(f"{path}: {why}; timecal does not use what another user may have prepared "
-                     f"(README, Security)")
+                     f"(docs/explanation/security.md)")
 
 
 def _describe_entry(path: Path | str) -> str:

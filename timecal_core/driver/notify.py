@@ -43,11 +43,27 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from ..contract.errors import UserError
+from ..contract.timerc_keys import Setting, SettingsSection
 from ..contract.trust import check_secret_file
 
 log = logging.getLogger("timecal.notify")
 SECTION = "notify"
 TLS_MODES = ("no", "starttls", "ssl")
+NOTIFY = SettingsSection(SECTION, (
+    Setting("mail", "text", help="addresses to mail, separated by commas"),
+    Setting("command", "text", help="a program (with its arguments, split as a shell would, never run "
+            "by one) that gets each event as JSON on its standard input"),
+    Setting("smtp_host", "text", "localhost", "the SMTP server"),
+    Setting("smtp_port", "integer", "25; 587 with starttls, 465 with ssl", "its port", minimum=1),
+    Setting("smtp_tls", "choice", "no", "how the connection is encrypted", choices=TLS_MODES),
+    Setting("smtp_user", "text", help="log in as this user"),
+    Setting("smtp_password_file", "path", help="a file holding the password (readable by you only: "
+            "one others can read is refused)"),
+    Setting("smtp_cafile", "path", help="the certificate authority (PEM) the server's certificate is "
+            "verified with, when the system's do not know it (starttls, ssl)"),
+    Setting("sender", "text", "USER@host", "the From address"),
+), help="A message when the production completes, when tasks fail for good (at most one per "
+        "interval) and when the driver stops. Nothing is sent without this section.")
 COMMAND_TIMEOUT = 60
 
 
@@ -57,19 +73,13 @@ class Notifier:
     def __init__(self, settings: dict[str, str], production: Path, note: Callable[[str], None]):
         self.production = Path(production)
         self.note = note
+        settings = NOTIFY.check(settings)
         self.mail = [a.strip() for a in settings.get("mail", "").split(",") if a.strip()]
         self.command = shlex.split(settings.get("command", ""))
-        self.host = settings.get("smtp_host", "localhost")
-        self.tls = settings.get("smtp_tls", "no").lower()
-        if self.tls not in TLS_MODES:
-            raise UserError(f"timerc [notify] smtp_tls = {self.tls}: expected one of "
-                            + ", ".join(TLS_MODES))
+        self.host = settings.get("smtp_host") or NOTIFY.default("smtp_host")
+        self.tls = settings.get("smtp_tls") or NOTIFY.default("smtp_tls")
         default_port = {"no": 25, "starttls": 587, "ssl": 465}[self.tls]
-        try:
-            self.port = int(settings.get("smtp_port", default_port))
-        except ValueError:
-            raise UserError(f"timerc [notify] smtp_port = {settings['smtp_port']}: expected a "
-                            "port number") from None
+        self.port = int(settings.get("smtp_port") or default_port)
         self.user = settings.get("smtp_user", "")
         self.password_file = settings.get("smtp_password_file", "")
         self.cafile = settings.get("smtp_cafile", "")

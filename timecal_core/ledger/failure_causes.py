@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..contract.errors import UserError
+from ..contract.timerc_keys import Setting, SettingsSection
 
 OOM, WALLTIME, NODE, TASK, USER = "oom", "walltime", "node", "task", "user"
 #: Cause kinds, the key of each in timerc [retry] and what it means (``signal N`` and
@@ -44,8 +45,16 @@ KINDS = {
     TASK: "no output file, finalize or set-up error",
     USER: "a user error raised inside the task (never retried)",
 }
+#: timerc ``[retry]``: the attempts of each cause kind (but user errors), and same_exit.
+RETRY = SettingsSection("retry", tuple(
+    Setting(k, "integer", "BXRun --max-retries (3)", f"attempts when the cause is {k}: {what}", minimum=1)
+    for k, what in KINDS.items() if k != USER) + (
+    Setting("same_exit", "integer", str(2), "identical ``exit N`` failures (same code, same message) "
+            "in a row that stop a task's retries; 0: never stop early", minimum=0),),
+    help="How often a task is tried, by why it failed (user errors are never retried). A monitor's "
+         "``retry`` or a rerun of the same command gives tasks failed for good a fresh set.")
 OOM_FRACTION = 0.9  # a SIGKILL at this fraction of the memory limit is taken for an OOM kill
-DEFAULT_SAME_EXIT = 2
+DEFAULT_SAME_EXIT = int(RETRY.default("same_exit"))
 MESSAGE_LIMIT = 300  # characters of a failure's message; the whole text stays in task.log
 CUT = " [...: the task's log has it all]"
 # Where a step's error begins: "prog: error: ...", "ValueError: ...", "Error in <TFile>",
@@ -122,23 +131,17 @@ def retry_policy(section: Mapping[str, str], default: int = 3,
     is a one-line error naming it and what is allowed."""
     attempts: dict[str, int] = {}
     same_exit = DEFAULT_SAME_EXIT
-    allowed = [k for k in KINDS if k != USER] + ["same_exit"]
-    for key, raw in section.items():
-        value = (raw or "").strip()
-        if key not in allowed:
-            raise UserError(f"{where} [retry] {key}: unknown key; allowed: {', '.join(allowed)}"
-                            + (" (user errors are never retried)" if key == USER else ""))
-        try:
-            number = int(value)
-        except ValueError:
-            number = -1
+    if USER in section:
+        raise UserError(f"{where} [retry] {USER}: user errors are never retried; allowed: "
+                        + ", ".join(RETRY.keys))
+    for key, value in RETRY.check(section, where).items():
+        if not value:
+            continue
         if key == "same_exit":
-            if number < 0 or number == 1:
+            if int(value) == 1:
                 raise UserError(f"{where} [retry] same_exit = {value!r}: expected 0 (off) or a "
                                 "number of identical failures in a row >= 2")
-            same_exit = number
+            same_exit = int(value)
             continue
-        if number < 1:
-            raise UserError(f"{where} [retry] {key} = {value!r}: expected a number of attempts >= 1")
-        attempts[key] = number
+        attempts[key] = int(value)
     return RetryPolicy(attempts, default, same_exit)

@@ -52,7 +52,7 @@ CREDENTIALS_DIR = ".credentials"
 #: their scratch space.
 SCRATCH_DIR = ".dask"
 #: Where the dashboard of a batch backend listens unless timerc says otherwise: loopback, a
-#: free port (reach it through an SSH tunnel, README "Security").
+#: free port (reach it through an SSH tunnel, docs/explanation/security.md).
 DEFAULT_DASHBOARD = "127.0.0.1:0"
 _OFF = ("no", "false", "off", "0", "none")
 _ON = ("yes", "true", "on", "1", "")
@@ -154,7 +154,7 @@ def jobqueue_kwargs(section: str, settings: Mapping[str, str], cluster_kwargs: M
     contact = scheduler_options.get("contact_address") or ""
     if contact and not contact.startswith("tls://"):
         raise UserError(f"timerc [{section}] contact_address = {contact!r}: the scheduler only speaks TLS "
-                        f"(README, Security); write tls://{contact.split('://', 1)[-1]}")
+                        f"(docs/explanation/security.md); write tls://{contact.split('://', 1)[-1]}")
     scheduler_options.update(dashboard=address is not None,
                              dashboard_address=address or DEFAULT_DASHBOARD)
     if in_memory(security):

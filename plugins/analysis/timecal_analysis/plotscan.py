@@ -4,7 +4,7 @@ The seed's flags (``--yaml --custom -i -o --observables -v --cache``) keep their
 the words every timecal command shares (:mod:`timecal_core.cli.vocabulary`): ``--mode`` is the
 CBC mode there, and the seed's ``--mode BACKEND`` still works with a warning (now ``--dask``).
 The YAML is optional (without it every varying parameter is plotted and the
-analyzer's standard objects are read). See the README, section "Scan plots", for the YAML format.
+analyzer's standard objects are read). The YAML format: docs/howto/plotscan.md.
 """
 
 from __future__ import annotations

@@ -465,7 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("scenarios", nargs="?", metavar="YAML", help="the scenarios YAML (as --yaml)")
     vocabulary.add(p, "--yaml", "the calibration scenarios (also the first argument)", metavar="FILE")
     vocabulary.add_list(p, "--test", metavar="FILE", help="without a YAML: the file(s) whose histograms "
-                        "are calibrated (e.g. emulate-mode BXHistEmulateDelay_... files; a quoted glob "
+                        "are calibrated (e.g. emulate-mode BXHistEmulateDelay_*.root files; a quoted glob "
                         "works too)")
     p.add_argument("--template", metavar="FILE", help="without a YAML: the template scan file")
     vocabulary.add_list(p, "--method", metavar="NAME", help="without a YAML: evaluator(s) to use "
@@ -479,7 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sigma", choices=INTERVALS, default=INTERVALS[0],
                    help="the ±1σ: Feldman-Cousins 68.3%% intervals from pseudo-histograms of the templates "
                         "(default; computed once per evaluator and hit count, then cached), or where the score "
-                        "rises by 1 (physics.md §8; over- or under-covers, see the README)")
+                        "rises by 1 (physics.md §8; over- or under-covers: docs/explanation/calibration-accuracy.md)")
     vocabulary.add_standard(p, DISTRIBUTION)
     return p
 

@@ -17,13 +17,13 @@ from timecal_core.contract.hookspecs import BackendRequest, ExecutionBackend, ho
 
 from .cluster import ACTIVE, CLOSED_CLIENTS, GatewayRunningCluster, forget_record, read_record, write_record
 from .connect import cluster_options, configured_address, gateway_errors, open_gateway
-from .settings import SECTION, GatewaySettings, parse_settings
+from .settings import SECTION, SETTINGS, GatewaySettings, parse_settings
 
 
 @hookimpl
 def timecal_backends():
     yield ExecutionBackend(
-        name="gateway", start=start,
+        name="gateway", start=start, settings=SETTINGS,
         description="a Dask cluster from a dask-gateway server, e.g. at an analysis facility "
                     "([gateway] address, auth, workers, cores, memory, image...)")
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from timecal_core.config.timerc import positive_int_setting, setting_lines, size_setting_or_range
 from timecal_core.contract.errors import UserError
+from timecal_core.contract.hookspecs import Setting, SettingsSection
 
 SECTION = "gateway"
 CONNECT_TIMEOUT = 300
@@ -30,29 +31,34 @@ _NO = ("no", "false", "off", "0")
 OPTION_KEYS = {"cores": "worker_cores", "memory": "worker_memory", "image": "image",
                "environment": "environment"}
 
-KEYS = {
-    "address": "the gateway's URL, e.g. https://dask-gateway.example.org (default: Dask config gateway.address)",
-    "proxy_address": "the gateway's scheduler proxy, HOST:PORT or a port (default: Dask config "
-                     "gateway.proxy-address, else the address's host and port)",
-    "public_address": "the gateway as a browser reaches it, for the dashboard link (default: address)",
-    "auth": "basic, kerberos or jupyterhub (default: Dask config gateway.auth.type, basic)",
-    "username": "basic: the user name (default: Dask config, else your login name)",
-    "password_file": "basic: a file holding the password, readable by you only (chmod 600)",
-    "token_file": "jupyterhub: a file holding the API token, readable by you only "
-                  "(default: $JUPYTERHUB_API_TOKEN)",
-    "cluster": "name of a running cluster of yours to use instead of starting one "
-               "(left running at the end unless keep = no)",
-    "keep": "yes: leave the cluster running at the end (default: no for a cluster BXRun starts)",
-    "workers": "number of workers (default 1); or adapt_min/adapt_max",
-    "adapt_min": "adaptive scaling by the gateway: minimum number of workers",
-    "adapt_max": "adaptive scaling by the gateway: maximum number of workers",
-    "cores": "cluster option worker_cores: cores (and task slots) per worker",
-    "memory": "cluster option worker_memory, e.g. 4GB (sent in GiB when the gateway's option is a number)",
-    "image": "cluster option image: the workers' software environment (container image)",
-    "environment": "cluster option environment: NAME=VALUE lines set for the scheduler and workers",
-    "options": "any other cluster option of the gateway, NAME = VALUE lines (e.g. scheduler_memory = 4)",
-    "connect_timeout": f"seconds the first worker may take to connect (default {CONNECT_TIMEOUT})",
-}
+SETTINGS = SettingsSection(SECTION, (
+    Setting("address", "text", "Dask config gateway.address", "the gateway's URL, e.g. https://dask-gateway.example.org"),
+    Setting("proxy_address", "text", "Dask config gateway.proxy-address, else the address's host and port",
+            "the gateway's scheduler proxy, HOST:PORT or a port"),
+    Setting("public_address", "text", "address", "the gateway as a browser reaches it, for the dashboard link"),
+    Setting("auth", "text", "Dask config gateway.auth.type, basic", "basic, kerberos or jupyterhub"),
+    Setting("username", "text", "Dask config, else your login name", "basic: the user name"),
+    Setting("password_file", "path", help="basic: a file holding the password, readable by you only (chmod 600)"),
+    Setting("token_file", "path", "$JUPYTERHUB_API_TOKEN", "jupyterhub: a file holding the API token, "
+            "readable by you only"),
+    Setting("cluster", "text", help="name of a running cluster of yours to use instead of starting one "
+            "(left running at the end unless keep = no)"),
+    Setting("keep", "yes/no", "no for a cluster BXRun starts", "yes: leave the cluster running at the end"),
+    Setting("workers", "integer", "1", "number of workers; or adapt_min/adapt_max", minimum=1),
+    Setting("adapt_min", "integer", help="adaptive scaling by the gateway: minimum number of workers", minimum=1),
+    Setting("adapt_max", "integer", help="adaptive scaling by the gateway: maximum number of workers", minimum=1),
+    Setting("cores", "text", help="cluster option worker_cores: cores (and task slots) per worker"),
+    Setting("memory", "text", help="cluster option worker_memory, e.g. 4GB (sent in GiB when the gateway's "
+            "option is a number)"),
+    Setting("image", "text", help="cluster option image: the workers' software environment (container image)"),
+    Setting("environment", "lines", help="cluster option environment: NAME=VALUE lines set for the "
+            "scheduler and workers"),
+    Setting("options", "lines", help="any other cluster option of the gateway, NAME = VALUE lines "
+            "(e.g. scheduler_memory = 4)"),
+    Setting("connect_timeout", "integer", str(CONNECT_TIMEOUT), "seconds the first worker may take to connect",
+            minimum=1),
+), help="A Dask cluster from a dask-gateway server, e.g. at an analysis facility (``--dask gateway``). "
+        "Every key may be left out where the facility configures dask-gateway for its users.")
 #: Keys refused with a word on where the secret belongs instead.
 SECRETS = {"password": "password_file", "token": "token_file", "api_token": "token_file"}
 
@@ -154,9 +160,7 @@ def parse_settings(raw: dict[str, str]) -> GatewaySettings:
         if key in raw:
             raise UserError(f"timerc [{SECTION}] {key}: secrets do not belong in timerc; put it alone in a "
                             f"file only you can read (chmod 600) and give {instead} = PATH")
-    unknown = sorted(set(raw) - set(KEYS))
-    if unknown:
-        raise UserError(f"timerc [{SECTION}]: unknown setting(s) {', '.join(unknown)}; allowed: " + ", ".join(KEYS))
+    raw = {k: v for k, v in SETTINGS.check(raw).items() if v}
     auth = raw.get("auth", "").strip().lower() or None
     if auth is not None and auth not in AUTH_TYPES:
         raise UserError(f"timerc [{SECTION}] auth = {raw['auth'].strip()!r}: expected one of {', '.join(AUTH_TYPES)}")

@@ -14,7 +14,7 @@ from timecal_core.contract.errors import UserError
 from timecal_core.contract.hookspecs import BackendRequest, ExecutionBackend, hookimpl
 from timecal_core.run.cluster_security import without_dashboard
 
-from .settings import SECTION, parse_settings
+from .settings import SECTION, SETTINGS, parse_settings
 
 # The HTCondor bindings (.schedd, .cluster) are imported when the backend starts, not when
 # the plugin registers: every process that loads the plugins would import them, the Dask
@@ -25,7 +25,7 @@ from .settings import SECTION, parse_settings
 @hookimpl
 def timecal_backends():
     yield ExecutionBackend(
-        name="htcondor", start=start, check=check,
+        name="htcondor", start=start, settings=SETTINGS, check=check,
         description="Dask workers in HTCondor jobs ([htcondor] cores, memory, disk, submit_directives...)")
 
 

@@ -8,22 +8,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from timecal_core.batch.settings import BatchSettings, keys_help, parse_batch_settings, size_setting
+from timecal_core.batch.settings import BatchSettings, batch_section, parse_batch_settings, size_setting
 from timecal_core.config.timerc import setting_lines
 from timecal_core.contract.errors import UserError
+from timecal_core.contract.hookspecs import Setting
 
 SECTION = "htcondor"
 CONNECT_TIMEOUT = 300
 
-OWN_KEYS = {
-    "disk": "request_disk per job, e.g. 5GB (default 2GB)",
-    "submit_directives": 'extra submit lines "key = value", one per line, e.g. +JobFlavour = "workday"',
-    "log_directory": "where worker .out/.err/.log files go (default <output>/logs)",
-    "schedd": "schedd to submit to (condor_submit -name), e.g. one of lxplus's bigbird schedds; "
-              "default: the one condor_submit picks",
-}
-#: key -> help, as the README lists them.
-KEYS = keys_help(OWN_KEYS, CONNECT_TIMEOUT)
+OWN_KEYS = (
+    Setting("disk", "size", "2GB", "request_disk per job"),
+    Setting("submit_directives", "lines", help='extra submit lines "key = value", one per line, e.g. '
+            '+JobFlavour = "workday"'),
+    Setting("log_directory", "path", "<output>/logs", "where worker .out/.err/.log files go"),
+    Setting("schedd", "text", "the one condor_submit picks", "schedd to submit to (condor_submit "
+            "-name), e.g. one of lxplus's bigbird schedds"),
+)
+SETTINGS = batch_section(SECTION, OWN_KEYS, CONNECT_TIMEOUT, help=(
+    "Dask workers in HTCondor jobs (``--dask htcondor``: lxplus, DESY, Tier-2s). Keys left out "
+    "come from your own ``~/.config/dask/jobqueue.yaml`` (``jobqueue.htcondor.*``) where "
+    "dask-jobqueue reads one."))
 
 
 def submit_directives(text: str) -> dict[str, str]:
@@ -43,10 +47,10 @@ def parse_settings(raw: dict[str, str], output_dir: Path) -> BatchSettings:
     """Validate ``[htcondor]``; a wrong key or value is a one-line UserError naming it."""
     log_directory = (raw.get("log_directory") or "").strip()
     settings, own = parse_batch_settings(
-        SECTION, raw, output_dir, OWN_KEYS, connect_timeout=CONNECT_TIMEOUT,
+        SETTINGS, raw, output_dir, OWN_KEYS,
         log_directory=Path(log_directory).expanduser() if log_directory else None)
     kwargs = settings.cluster_kwargs
-    kwargs["disk"] = size_setting(SECTION, own, "disk", "2GB")
+    kwargs["disk"] = size_setting(SECTION, own, "disk", SETTINGS.default("disk"))
     directives = submit_directives(own.get("submit_directives", ""))
     if directives:
         kwargs["job_extra_directives"] = directives

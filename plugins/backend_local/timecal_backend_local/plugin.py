@@ -17,38 +17,27 @@ import os
 
 from timecal_core.contract.running_cluster import RunningCluster
 from timecal_core.config.timerc import positive_int_setting
-from timecal_core.contract.errors import UserError
-from timecal_core.contract.hookspecs import BackendRequest, ExecutionBackend, hookimpl
+from timecal_core.contract.timerc_keys import YES
+from timecal_core.contract.hookspecs import BackendRequest, ExecutionBackend, Setting, SettingsSection, hookimpl
 from timecal_core.run.cluster_security import HEALTH_ONLY, cluster_security, scratch_config
 
-SETTINGS = ("workers", "memory_limit", "dashboard")
 HOST = "127.0.0.1"
+SETTINGS = SettingsSection("local", (
+    Setting("workers", "integer", "all cores", "Dask worker processes (one task each at a time)", minimum=1),
+    Setting("memory_limit", "size", "auto", "memory per worker (a step using more is killed: cause oom)",
+            choices=("auto",)),
+    Setting("dashboard", "yes/no", "yes", f"Dask's dashboard, on {HOST} only (read-only, no "
+            "authentication: other users of this machine can read it)"),
+), help="A Dask LocalCluster on this machine (``--dask local``, the default).")
 
 
 def _dashboard(settings: dict) -> bool:
-    value = settings.get("dashboard", "yes").strip().lower()
-    if value not in ("yes", "true", "on", "1", "", "no", "false", "off", "0"):
-        raise UserError(f"timerc [local] dashboard = {settings['dashboard']!r}: expected yes or no "
-                        f"(the local dashboard always listens on {HOST})")
-    return value in ("yes", "true", "on", "1", "")
+    return (settings.get("dashboard") or SETTINGS.default("dashboard")).lower() in YES
 
 
 def check(settings, _output_dir=None) -> tuple[bool, int]:
-    """``[local]`` validated (before anything is written): (dashboard, workers)."""
-    settings = dict(settings)
-    unknown = sorted(set(settings) - set(SETTINGS))
-    if unknown:
-        raise UserError(f"timerc [local]: unknown setting(s) {', '.join(unknown)}; allowed: "
-                        + ", ".join(SETTINGS))
-    memory = settings.get("memory_limit", "").strip()
-    if memory and memory != "auto":
-        from dask.utils import parse_bytes
-
-        try:
-            parse_bytes(memory)
-        except (ValueError, TypeError):
-            raise UserError(f"timerc [local] memory_limit = {memory!r}: expected a size such as "
-                            "2GB or 500MiB, or auto") from None
+    """``[local]`` validated by its declaration (before anything is written): (dashboard, workers)."""
+    settings = SETTINGS.check(settings)
     return _dashboard(settings), positive_int_setting("local", settings, "workers") or os.cpu_count() or 1
 
 
@@ -56,7 +45,7 @@ def start(request: BackendRequest) -> RunningCluster:
     import dask
     from distributed import LocalCluster
 
-    settings = dict(request.settings)
+    settings = SETTINGS.check(request.settings)
     dashboard, n_workers = check(settings)
     security = cluster_security()
     # The scheduler reads its HTTP routes when it starts, inside LocalCluster().
@@ -67,7 +56,7 @@ def start(request: BackendRequest) -> RunningCluster:
             n_workers=n_workers,
             threads_per_worker=1,
             processes=True,
-            memory_limit=settings.get("memory_limit", "auto"),
+            memory_limit=settings.get("memory_limit") or SETTINGS.default("memory_limit"),
             local_directory=scratch["temporary-directory"],
             host=HOST,
             protocol="tls://",
@@ -82,6 +71,6 @@ def start(request: BackendRequest) -> RunningCluster:
 
 @hookimpl
 def timecal_backends():
-    yield ExecutionBackend(name="local", start=start, check=check,
+    yield ExecutionBackend(name="local", start=start, settings=SETTINGS, check=check,
                            description="Dask LocalCluster on this machine ([local] workers, memory_limit, "
                                        "dashboard); TLS with mutual authentication")

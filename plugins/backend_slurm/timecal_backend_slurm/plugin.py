@@ -16,13 +16,13 @@ from timecal_core.run.cluster_security import without_dashboard
 
 from . import slurmcli
 from .cluster import SlurmRunningCluster
-from .settings import SECTION, parse_settings
+from .settings import SECTION, SETTINGS, parse_settings
 
 
 @hookimpl
 def timecal_backends():
     yield ExecutionBackend(
-        name="slurm", start=start, check=check,
+        name="slurm", start=start, settings=SETTINGS, check=check,
         description="Dask workers in SLURM jobs ([slurm] partition, cores, memory, walltime, jobs...)")
 
 

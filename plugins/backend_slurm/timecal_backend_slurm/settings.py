@@ -10,28 +10,31 @@ from pathlib import Path
 
 import dask
 
-from timecal_core.batch.settings import BatchSettings, keys_help, parse_batch_settings
+from timecal_core.batch.settings import BatchSettings, batch_section, parse_batch_settings
 from timecal_core.config.timerc import setting_lines
 from timecal_core.contract.errors import UserError
+from timecal_core.contract.hookspecs import Setting
 
 SECTION = "slurm"
 CONNECT_TIMEOUT = 120
 
-OWN_KEYS = {
-    "partition": "SLURM partition (-p); 'queue' is accepted as a synonym",
-    "queue": "synonym of partition",
-    "account": "account to charge (-A)",
-    "walltime": "job time limit, HH:MM:SS",
-    "job_extra_directives": "extra sbatch options, one per line, without #SBATCH (timerc drops # lines), e.g. --qos=normal",
-    "job_name": "job name shown by squeue (default timecal)",
-}
-#: key -> help, as the README lists them.
-KEYS = keys_help(OWN_KEYS, CONNECT_TIMEOUT)
+OWN_KEYS = (
+    Setting("partition", "text", help="SLURM partition (-p); 'queue' is accepted as a synonym"),
+    Setting("queue", "text", help="synonym of partition"),
+    Setting("account", "text", help="account to charge (-A)"),
+    Setting("walltime", "text", help="job time limit, HH:MM:SS"),
+    Setting("job_extra_directives", "lines", help="extra sbatch options, one per line, without #SBATCH "
+            "(timerc drops # lines), e.g. --qos=normal"),
+    Setting("job_name", "text", "timecal", "job name shown by squeue"),
+)
+SETTINGS = batch_section(SECTION, OWN_KEYS, CONNECT_TIMEOUT, help=(
+    "Dask workers in SLURM jobs (``--dask slurm``). Keys left out come from your own "
+    "``~/.config/dask/jobqueue.yaml`` (``jobqueue.slurm.*``) where dask-jobqueue reads one."))
 
 
 def parse_settings(raw: dict[str, str], output_dir: Path) -> BatchSettings:
     """Validate ``[slurm]``; a wrong key or value is a one-line UserError naming it."""
-    settings, own = parse_batch_settings(SECTION, raw, output_dir, OWN_KEYS, connect_timeout=CONNECT_TIMEOUT)
+    settings, own = parse_batch_settings(SETTINGS, raw, output_dir, OWN_KEYS)
     if own.get("partition") and own.get("queue"):
         raise UserError(f"timerc [{SECTION}]: give partition or queue (synonyms), not both")
     kwargs = settings.cluster_kwargs
@@ -50,6 +53,6 @@ def parse_settings(raw: dict[str, str], output_dir: Path) -> BatchSettings:
         # dask-jobqueue a few seconds later (seen on the multi-node test cluster).
         directives.append("--no-requeue")
     kwargs["job_extra_directives"] = directives
-    kwargs["job_name"] = own.get("job_name", "").strip() or "timecal"
+    kwargs["job_name"] = own.get("job_name", "").strip() or SETTINGS.default("job_name")
     settings.own["partition"] = partition
     return settings
