@@ -22,8 +22,9 @@ $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
 	$(BIN)/python -m pip install -q -e . $(addprefix -e ,$(PLUGINS))
 	touch $@
 
+# the docs extra too: the tests build the timerc reference page and check every floor
 $(TEST_STAMP): $(STAMP) tests/plugins/timecal_testplugin/pyproject.toml
-	$(BIN)/python -m pip install -q -e ".[test]" -e tests/plugins/timecal_testplugin
+	$(BIN)/python -m pip install -q -e ".[test,docs]" -e tests/plugins/timecal_testplugin
 	touch $@
 
 $(DOCS_STAMP): $(STAMP) pyproject.toml
