@@ -287,7 +287,8 @@ def test_installed_versions_are_allowed_and_at_the_floors_in_the_lowest_run():
         docs = {normalize(Requirement(line).name) for line in
                 load(path).get("optional-dependencies", {}).get("docs", [])} if at_floor else set()
         for req in requirements(path):
-            if normalize(req.name) in own | docs or (req.marker is not None and not req.marker.evaluate({"extra": "test"})):
+            if normalize(req.name) in own | docs or (
+                    req.marker is not None and not req.marker.evaluate({"extra": "test"})):
                 continue
             try:
                 installed = Version(metadata.version(req.name))

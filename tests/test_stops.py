@@ -60,7 +60,8 @@ def test_a_stop_signal_stops_the_driver_cleanly_and_the_rerun_resumes(tmp_path, 
             proc.wait()
     assert proc.returncode == 128 + sig, out + err
     # what the rerun will run is named (issue 22: "1 task left to run (1 pending)")
-    assert re.search(rf"signal {sig.name}; \d+ tasks? left to run \([^)]*\): rerun the same command to resume", out), out
+    assert re.search(rf"signal {sig.name}; \d+ tasks? left to run \([^)]*\): rerun the same command to resume",
+                     out), out
     assert "Traceback" not in out + err
     states, notes, _ = rows(prod)
     assert sorted(states.values()) == ["done", "pending"]

@@ -187,7 +187,7 @@ class Ledger:
                     raise
                 self._db.execute("COMMIT")
             except sqlite3.OperationalError as exc:  # a full disk: the commands say it in one line
-                exc.ledger_path = self.path  # naming its device (sqlite's words name no file)
+                exc.ledger_path = self.path  # type: ignore[attr-defined]  # sqlite names no file
                 raise
             except sqlite3.DatabaseError as exc:
                 raise damaged(self.path, exc) from None
