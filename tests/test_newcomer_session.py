@@ -73,7 +73,10 @@ def test_a_newcomer_from_pilot_to_plots_of_an_unfinished_grid(tmp_path, env):
         # 5. resume; cancel the last threshold's tasks still to run; leave
         at = term.type("BXRun --script cbcsim -o first --interval 2")
         screen = term.wait(PROMPT, after=at)
-        assert f"{left} new, {40 - left} already done" in screen
+        # a task that was renaming its result into place as the driver stopped is done on disk
+        # though the stop line counted it: the resume's count (disk, the truth) may be lower
+        resumed = re.search(r"(\d+) new, (\d+) already done", screen.replace("\n", ""))  # wrapped, as in 3.
+        assert resumed and int(resumed[1]) + int(resumed[2]) == 40 and 0 < int(resumed[1]) <= left, screen
         at = term.type("cancel threshold=10000")
         term.wait(r"cancelled \d+ task\(s\)", after=at)
         term.wait(r"nothing left to run: 0 failed for good, \d+ cancelled", after=at)
